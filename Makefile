@@ -1,0 +1,75 @@
+# ltorch: a Lua 5.4-scriptable model I/O runtime with a C core.
+# `make help` lists the targets.
+
+CC ?= gcc
+LUA ?= lua5.4
+PYTHON ?= /usr/bin/python3
+BUSTED ?= busted --lua=$(LUA)
+LUA_INC ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+PKGS := libzip zlib libcjson
+DEP_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+DEP_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lzip -lz -lcjson) -lopenblas
+WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla -Werror
+OPT ?= -O2 -g
+CFLAGS ?= $(OPT)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -I/usr/include/x86_64-linux-gnu/openblas-pthread $(WARN) $(LUA_INC) $(DEP_CFLAGS) $(CFLAGS)
+BUILD ?= build
+SRCS := $(wildcard src/*.c)
+OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
+HDRS := $(wildcard src/*.h)
+
+DEB_PKGS = gcc make pkg-config lua5.4 liblua5.4-dev libzip-dev zlib1g-dev libcjson-dev \
+  lua-busted libopenblas-dev python3-torch python3-torchvision python3-numpy tmux
+
+.PHONY: all deps test demo bench asan fuzz install clean help check-deps
+
+## all: build build/ltorch/core.so (the default)
+all: $(BUILD)/ltorch/core.so
+
+$(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj $(BUILD)/ltorch:
+	mkdir -p $@
+
+$(BUILD)/ltorch/core.so: $(OBJS) | $(BUILD)/ltorch
+	$(CC) -shared $(ALL_CFLAGS) -o $@ $(OBJS) $(DEP_LIBS) $(LDFLAGS) -lm
+
+## deps: install the Debian packages ltorch needs (apt-get, only what is missing)
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+## test: install what is missing, build, run every spec
+test: deps all
+	$(BUSTED) spec
+
+## demo: install what is missing, build, run the walkthrough
+demo: deps all
+	bin/ltorch examples/walkthrough.lua
+
+## bench: time ltorch against PyTorch on the same files
+bench: deps all
+	$(LUA) bench/bench.lua
+
+## asan: build with AddressSanitizer and UBSan and run the whole suite
+asan: deps
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined" all
+	LTORCH_BUILD=build-asan LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0 $(BUSTED) spec
+
+## install: install the module with luarocks
+install: all
+	luarocks --lua-version 5.4 make rockspec/ltorch-scm-1.rockspec
+
+## clean: remove build outputs
+clean:
+	rm -rf build build-asan
+
+## help: list targets
+help:
+	@sed -n 's/^## //p' Makefile

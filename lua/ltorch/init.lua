@@ -1,0 +1,44 @@
+-- ltorch: the module users require. local torch = require("ltorch")
+-- Tensors and their math come from the C core (ltorch.core); this file adds
+-- the Lua-level pieces: printing, save/load dispatch, and lazy submodules.
+
+local core = require("ltorch.core")
+local format = require("ltorch.format")
+
+local torch = {}
+for k, v in pairs(core) do
+  if k:sub(1, 1) ~= "_" then torch[k] = v end
+end
+
+local methods, meta = core._methods, core._meta
+meta.__tostring = format.tensor_tostring
+torch._methods, torch._meta = methods, meta
+
+-- torch.null stands for Python's None in saved files and loaded values
+torch.null = setmetatable({}, {
+  __tostring = function() return "torch.null" end,
+  __name = "ltorch.null",
+  __newindex = function() error("torch.null is read-only", 2) end,
+})
+
+torch.version = "0.1.0"
+
+-- submodules load on first use: torch.nn, torch.models
+local lazy = {nn = "ltorch.nn", models = "ltorch.models"}
+setmetatable(torch, {
+  __index = function(t, k)
+    local name = lazy[k]
+    if name then
+      local m = require(name)
+      rawset(t, k, m)
+      return m
+    end
+  end,
+})
+
+package.loaded["ltorch"] = torch
+local ok, io_mod = pcall(require, "ltorch.serialize")
+if ok then io_mod.install(torch)
+elseif not tostring(io_mod):find("module 'ltorch.serialize' not found", 1, true) then error(io_mod, 0) end
+
+return torch

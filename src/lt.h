@@ -1,0 +1,152 @@
+/*
+** lt.h: ltorch's internal header. Types and limits shared by the C core.
+** Nothing here knows about Lua except the binding section at the end, used
+** only by the l*.c binding files. The public API for host programs is ltorch.h.
+*/
+#ifndef LT_H
+#define LT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdatomic.h>
+
+#define LT_MAX_DIMS 16          /* highest rank a tensor may have */
+#define LT_ALIGN 64             /* alignment of heap storages */
+#define LT_MSG 512              /* size of an error message buffer */
+
+/* ---- dtypes ----------------------------------------------------------- */
+
+typedef enum lt_dtype {
+  LT_FLOAT32, LT_FLOAT64, LT_FLOAT16, LT_BFLOAT16,
+  LT_INT8, LT_INT16, LT_INT32, LT_INT64, LT_UINT8, LT_BOOL,
+  LT_COMPLEX64, LT_COMPLEX128, LT_FLOAT8_E4M3FN, LT_FLOAT8_E5M2,
+  LT_NDTYPES
+} lt_dtype;
+
+enum { LT_KIND_BOOL, LT_KIND_INT, LT_KIND_FLOAT, LT_KIND_COMPLEX };
+
+typedef struct lt_dtype_traits {
+  const char *name;       /* Lua name: "float32" */
+  size_t size;            /* bytes per element */
+  int kind;               /* LT_KIND_* */
+  int is_signed;
+  int rank;               /* promotion rank within its kind */
+} lt_dtype_traits;
+
+extern const lt_dtype_traits lt_dtypes[LT_NDTYPES];
+
+int lt_dtype_from_name(const char *name);  /* -1 when unknown */
+lt_dtype lt_promote(lt_dtype a, lt_dtype b);
+
+/* scalar conversions, bit-exact with c10's CPU conversions */
+float lt_half_to_float(uint16_t h);
+uint16_t lt_float_to_half(float f);
+float lt_bf16_to_float(uint16_t b);
+uint16_t lt_float_to_bf16(float f);
+float lt_e4m3_to_float(uint8_t v);
+uint8_t lt_float_to_e4m3(float f);
+float lt_e5m2_to_float(uint8_t v);
+uint8_t lt_float_to_e5m2(float f);
+
+/* one element through a double, int64 or complex pair */
+double lt_get_f64(lt_dtype dt, const void *p);
+int64_t lt_get_i64(lt_dtype dt, const void *p);
+void lt_get_c128(lt_dtype dt, const void *p, double out[2]);
+void lt_set_f64(lt_dtype dt, void *p, double v);
+void lt_set_i64(lt_dtype dt, void *p, int64_t v);
+void lt_set_c128(lt_dtype dt, void *p, const double v[2]);
+
+/* convert n contiguous elements; src and dst do not overlap */
+void lt_convert(lt_dtype to, void *dst, lt_dtype from, const void *src, size_t n);
+
+/* ---- storages --------------------------------------------------------- */
+
+enum { LT_CPU = 0, LT_CUDA = 1 };
+
+typedef struct lt_storage lt_storage;
+struct lt_storage {
+  atomic_long refs;
+  void *data;
+  size_t nbytes;
+  int device;                          /* LT_CPU or LT_CUDA */
+  int device_index;
+  void (*release)(lt_storage *s);      /* frees data and ctx; NULL: nothing */
+  void *ctx;                           /* owner of data (mapping, host ctx) */
+  int mapped;                          /* data points into a file mapping */
+};
+
+lt_storage *lt_storage_new(size_t nbytes, int zero);   /* NULL on ENOMEM */
+lt_storage *lt_storage_wrap(void *data, size_t nbytes,
+                            void (*release)(lt_storage *), void *ctx);
+void lt_storage_retain(lt_storage *s);
+void lt_storage_release(lt_storage *s);
+/* bytes of heap storage alive in this process (for GC pacing) */
+size_t lt_storage_live_bytes(void);
+void *lt_alloc_bytes(size_t nbytes, int zero);   /* big-page aware; NULL on ENOMEM */
+void lt_free_bytes(void *p, size_t nbytes);
+
+/* A read-only file mapping shared by the storages that point into it. */
+typedef struct lt_mapping {
+  atomic_long refs;
+  void *base;
+  size_t len;
+} lt_mapping;
+lt_mapping *lt_map_file(int fd, size_t len, char *err);
+void lt_mapping_release(lt_mapping *m);
+/* a storage over [off, off+n) of m; retains m */
+lt_storage *lt_storage_from_mapping(lt_mapping *m, size_t off, size_t n);
+
+/* ---- tensors ---------------------------------------------------------- */
+
+typedef struct lt_tensor {
+  lt_storage *storage;      /* NULL once freed */
+  lt_dtype dtype;
+  int ndim;
+  int requires_grad;        /* carried through save/load only */
+  int64_t offset;           /* in elements */
+  int64_t shape[LT_MAX_DIMS];
+  int64_t stride[LT_MAX_DIMS];
+} lt_tensor;
+
+int64_t lt_numel(const lt_tensor *t);
+int lt_is_contiguous(const lt_tensor *t);
+void lt_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+static inline char *lt_data(const lt_tensor *t) {
+  return (char *)t->storage->data + t->offset * (int64_t)lt_dtypes[t->dtype].size;
+}
+/* checks that every element of the view lies in its storage; 0 ok */
+int lt_check_extent(const lt_tensor *t, size_t storage_bytes, char *err);
+/* product of dims with overflow check: -1 on overflow or negative dim */
+int64_t lt_shape_numel(int ndim, const int64_t *shape);
+
+/* Iterate over the elements of a strided view in row-major order. */
+typedef struct lt_iter {
+  int ndim;
+  int64_t idx[LT_MAX_DIMS];
+  int64_t shape[LT_MAX_DIMS];
+  int64_t stride[LT_MAX_DIMS];   /* in bytes */
+  char *p;
+  int64_t left;
+} lt_iter;
+void lt_iter_init(lt_iter *it, const lt_tensor *t);
+/* advance; returns the pointer to the current element then moves on */
+static inline char *lt_iter_next(lt_iter *it) {
+  char *cur = it->p;
+  int d = it->ndim - 1;
+  it->left--;
+  while (d >= 0) {
+    it->p += it->stride[d];
+    if (++it->idx[d] < it->shape[d]) break;
+    it->p -= it->stride[d] * it->shape[d];
+    it->idx[d] = 0;
+    d--;
+  }
+  return cur;
+}
+
+/* copy src into dst (same shape), converting dtypes; handles any strides */
+void lt_copy(lt_tensor *dst, const lt_tensor *src);
+/* write the elements of t in row-major order into out (contiguous, t->dtype) */
+void lt_gather(void *out, const lt_tensor *t);
+
+#endif

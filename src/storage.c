@@ -1,0 +1,127 @@
+/*
+** storage.c: reference-counted byte storages (heap, file mapping, wrapped
+** host memory) and read-only file mappings. Heap storages of 2 MiB and more
+** are 2 MiB-aligned anonymous mappings advised for transparent huge pages:
+** filling fresh memory costs mostly page faults, and huge pages cut them 512x.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <errno.h>
+#include <sys/mman.h>
+#include "lt.h"
+
+#define BIG (2u << 20)
+
+static atomic_size_t live_bytes;
+
+size_t lt_storage_live_bytes(void) { return atomic_load(&live_bytes); }
+
+void *lt_alloc_bytes(size_t n, int zero) {
+  if (n == 0) n = 1;
+  if (n >= BIG) {
+    size_t len = (n + BIG - 1) & ~(size_t)(BIG - 1);
+    char *p = mmap(NULL, len + BIG, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    /* trim to a 2 MiB-aligned region of len bytes */
+    uintptr_t a = ((uintptr_t)p + BIG - 1) & ~(uintptr_t)(BIG - 1);
+    size_t head = a - (uintptr_t)p, tail = BIG - head;
+    if (head) munmap(p, head);
+    if (tail) munmap((char *)a + len, tail);
+#ifdef MADV_HUGEPAGE
+    madvise((void *)a, len, MADV_HUGEPAGE);
+#endif
+    return (void *)a;   /* anonymous memory is already zero */
+  }
+  void *p = NULL;
+  size_t len = (n + LT_ALIGN - 1) & ~(size_t)(LT_ALIGN - 1);
+  if (posix_memalign(&p, LT_ALIGN, len) != 0) return NULL;
+  if (zero) memset(p, 0, n);
+  return p;
+}
+
+void lt_free_bytes(void *p, size_t n) {
+  if (!p) return;
+  if (n == 0) n = 1;
+  if (n >= BIG) munmap(p, (n + BIG - 1) & ~(size_t)(BIG - 1));
+  else free(p);
+}
+
+static void heap_release(lt_storage *s) {
+  lt_free_bytes(s->data, s->nbytes);
+  atomic_fetch_sub(&live_bytes, s->nbytes);
+}
+
+lt_storage *lt_storage_new(size_t nbytes, int zero) {
+  lt_storage *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->data = lt_alloc_bytes(nbytes, zero);
+  if (!s->data) { free(s); return NULL; }
+  atomic_init(&s->refs, 1);
+  s->nbytes = nbytes;
+  s->release = heap_release;
+  atomic_fetch_add(&live_bytes, nbytes);
+  return s;
+}
+
+lt_storage *lt_storage_wrap(void *data, size_t nbytes,
+                            void (*release)(lt_storage *), void *ctx) {
+  lt_storage *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  atomic_init(&s->refs, 1);
+  s->data = data;
+  s->nbytes = nbytes;
+  s->release = release;
+  s->ctx = ctx;
+  return s;
+}
+
+void lt_storage_retain(lt_storage *s) { atomic_fetch_add(&s->refs, 1); }
+
+void lt_storage_release(lt_storage *s) {
+  if (!s) return;
+  if (atomic_fetch_sub(&s->refs, 1) == 1) {
+    if (s->release) s->release(s);
+    free(s);
+  }
+}
+
+/* ---- file mappings ------------------------------------------------------- */
+
+lt_mapping *lt_map_file(int fd, size_t len, char *err) {
+  lt_mapping *m = calloc(1, sizeof *m);
+  if (!m) { snprintf(err, LT_MSG, "out of memory"); return NULL; }
+  if (len == 0) {
+    m->base = NULL;
+  } else {
+    /* private and writable: writes to a loaded tensor copy the page, never the file */
+    m->base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (m->base == MAP_FAILED) {
+      snprintf(err, LT_MSG, "cannot map file: %s", strerror(errno));
+      free(m);
+      return NULL;
+    }
+  }
+  m->len = len;
+  atomic_init(&m->refs, 1);
+  return m;
+}
+
+void lt_mapping_release(lt_mapping *m) {
+  if (!m) return;
+  if (atomic_fetch_sub(&m->refs, 1) == 1) {
+    if (m->base) munmap(m->base, m->len);
+    free(m);
+  }
+}
+
+static void mapping_storage_release(lt_storage *s) { lt_mapping_release(s->ctx); }
+
+lt_storage *lt_storage_from_mapping(lt_mapping *m, size_t off, size_t n) {
+  lt_storage *s = lt_storage_wrap((char *)m->base + off, n, mapping_storage_release, m);
+  if (!s) return NULL;
+  atomic_fetch_add(&m->refs, 1);
+  s->mapped = 1;
+  return s;
+}
