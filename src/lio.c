@@ -1,9 +1,10 @@
 /*
-** lio.c: the Lua binding of the file formats (PyTorch zip and legacy,
-** pickle, safetensors, NumPy, TorchSharp).
+** lio.c: registers the file-format bindings (lpt.c: PyTorch zip, legacy and
+** pickle; lfmt.c: safetensors, NumPy, TorchSharp).
 */
 #include "lt_lua.h"
 
 void lt_open_io(lua_State *L, int mod, int methods) {
-  (void)L; (void)mod; (void)methods;
+  lt_open_pt(L, mod, methods);
+  lt_open_fmt(L, mod, methods);
 }

@@ -44,5 +44,7 @@ double lt_rand_normal(lua_State *L);
    module table at index mod and to the tensor methods table at index methods */
 void lt_open_ops(lua_State *L, int mod, int methods);
 void lt_open_io(lua_State *L, int mod, int methods);
+void lt_open_pt(lua_State *L, int mod, int methods);
+void lt_open_fmt(lua_State *L, int mod, int methods);
 
 #endif

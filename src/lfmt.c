@@ -1,0 +1,8 @@
+/*
+** lfmt.c: the Lua binding of safetensors, NumPy and TorchSharp.
+*/
+#include "lt_lua.h"
+
+void lt_open_fmt(lua_State *L, int mod, int methods) {
+  (void)L; (void)mod; (void)methods;
+}
