@@ -1,0 +1,71 @@
+-- odict.lua: ordered dictionaries. pairs() follows insertion order, which is
+-- how loaded state dicts keep the file's key order. Values live behind a
+-- proxy, so every assignment passes through __newindex.
+
+local M = {}
+
+local KEYS, DATA = {}, {}   -- private fields of the metatable
+local meta_of = setmetatable({}, {__mode = "k"})
+
+local function make(keys, data)
+  local pos = {}
+  for i, k in ipairs(keys) do pos[k] = i end
+  local mt
+  mt = {
+    [KEYS] = keys, [DATA] = data,
+    __name = "ltorch.odict",
+    __index = data,
+    __newindex = function(_, k, v)
+      if data[k] == nil then
+        if v == nil then return end
+        keys[#keys + 1] = k
+        pos[k] = #keys
+      elseif v == nil then
+        table.remove(keys, pos[k])
+        pos[k] = nil
+        for i = 1, #keys do pos[keys[i]] = i end
+      end
+      data[k] = v
+    end,
+    __pairs = function(t)
+      local i = 0
+      return function()
+        i = i + 1
+        local k = keys[i]
+        if k ~= nil then return k, data[k] end
+      end, t, nil
+    end,
+    __len = function() return #data end,
+  }
+  local t = setmetatable({}, mt)
+  meta_of[t] = mt
+  return t
+end
+
+-- a new empty ordered dict
+function M.new() return make({}, {}) end
+
+-- wrap a list of keys and a table of values (taken over, not copied)
+function M.from(keys, data) return make(keys, data) end
+
+function M.is(t) return meta_of[t] ~= nil end
+
+-- the keys in order (a fresh list)
+function M.keys(t)
+  local mt = meta_of[t]
+  if mt then return table.move(mt[KEYS], 1, #mt[KEYS], 1, {}) end
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  return ks
+end
+
+-- number of entries
+function M.count(t)
+  local mt = meta_of[t]
+  if mt then return #mt[KEYS] end
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
+return M
