@@ -39,7 +39,9 @@ typedef struct pk_storage {
   pk_obj *root;
   uint64_t view_off;
   /* filled by the loader */
-  int needed;
+  int needed, located;
+  uint64_t file_off;    /* absolute offset of the data in the file */
+  const void *entry;    /* the zip entry, when there is one */
   lt_storage *data;
 } pk_storage;
 
