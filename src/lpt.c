@@ -62,6 +62,19 @@ static int ld_gc(lua_State *L) {
   return 0;
 }
 
+/* raise a message without the "file:line:" prefix luaL_error would add */
+static int raise(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int raise(lua_State *L, const char *fmt, ...) {
+  char msg[2 * LT_MSG];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  lua_pushstring(L, msg);
+  return lua_error(L);
+}
+
+/* raise "path: message" */
 static int fail(lua_State *L, ldctx *c, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(lua_State *L, ldctx *c, const char *fmt, ...) {
   char msg[LT_MSG];
@@ -69,7 +82,7 @@ static int fail(lua_State *L, ldctx *c, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  return luaL_error(L, "%s: %s", c->path, msg);
+  return raise(L, "%s: %s", c->path, msg);
 }
 
 /* progress: a Lua function at index fn, or 0 */
@@ -137,7 +150,7 @@ static void push_obj(conv *v, pk_obj *o, int depth);
 static void push_tensor(conv *v, pk_obj *o) {
   pk_tensor *t = o->t;
   lt_storage *s = t->storage->st->data;
-  if (!s) luaL_error(v->L, "%s: storage '%s' was not loaded", v->c->path, t->storage->st->key);
+  if (!s) raise(v->L, "%s: storage '%s' was not loaded", v->c->path, t->storage->st->key);
   lt_storage_retain(s);
   lt_tensor *u = lt_push_storage(v->L, s, (lt_dtype)t->dtype, t->ndim, t->shape, t->stride, t->offset);
   u->requires_grad = t->requires_grad;
@@ -158,9 +171,9 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
       lua_call(L, 1, 1);
       if (lua_isnil(L, -1) || (lua_isboolean(L, -1) && !lua_toboolean(L, -1))) { lua_pop(L, 1); continue; }
     }
-    if (lua_isnil(L, -1)) luaL_error(L, "%s: dict key converts to nil", v->c->path);
+    if (lua_isnil(L, -1)) raise(L, "%s: dict key converts to nil", v->c->path);
     if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
-      luaL_error(L, "%s: dict key is NaN", v->c->path);
+      raise(L, "%s: dict key is NaN", v->c->path);
     lua_pushvalue(L, -1);
     if (lua_rawget(L, data) == LUA_TNIL) {       /* a repeated key keeps its first position */
       lua_pushvalue(L, -2);
@@ -176,9 +189,7 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
 static void push_list(conv *v, pk_obj *o, int depth) {
   lua_State *L = v->L;
   lua_createtable(L, (int)o->n, 0);
-  if (o->mark != 2) {   /* cache before the items, so cycles resolve */
-    lua_pushlightuserdata(L, o); lua_pushvalue(L, -2); lua_rawset(L, v->cache);
-  }
+  lua_pushlightuserdata(L, o); lua_pushvalue(L, -2); lua_rawset(L, v->cache);  /* before the items: cycles resolve */
   for (size_t i = 0; i < o->n; i++) {
     push_obj(v, o->items[i], depth + 1);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
@@ -187,7 +198,7 @@ static void push_list(conv *v, pk_obj *o, int depth) {
 
 static void push_obj(conv *v, pk_obj *o, int depth) {
   lua_State *L = v->L;
-  if (depth > PK_MAX_DEPTH) luaL_error(L, "%s: nesting exceeds the limit of %d", v->c->path, PK_MAX_DEPTH);
+  if (depth > PK_MAX_DEPTH) raise(L, "%s: nesting exceeds the limit of %d", v->c->path, PK_MAX_DEPTH);
   luaL_checkstack(L, 8, "nesting");
   switch (o->kind) {
     case PK_NONE: lua_pushvalue(L, v->null); return;
@@ -221,7 +232,7 @@ static void push_obj(conv *v, pk_obj *o, int depth) {
       uint64_t off = 0;
       while (r->st->root) { off += r->st->view_off; r = r->st->root; }
       lt_storage *s = r->st->data;
-      if (!s) luaL_error(L, "%s: storage '%s' was not loaded", v->c->path, r->st->key);
+      if (!s) raise(L, "%s: storage '%s' was not loaded", v->c->path, r->st->key);
       size_t isz = lt_dtypes[o->st->dtype].size;
       int64_t shape = (int64_t)(o->st->nbytes / isz);
       lt_storage_retain(s);
@@ -354,7 +365,9 @@ static int l_pt_load(lua_State *L) {
     if (!ve) ve = find_rec(c, prefix, "version");
     if (!ve) return fail(L, c, "missing record '%s/version'", prefix);
     push_record(L, c, ve, 64);
-    const char *vs = lua_tostring(L, -1);
+    char vs[65];
+    snprintf(vs, sizeof vs, "%s", lua_tostring(L, -1));
+    for (size_t k = strlen(vs); k > 0 && (vs[k - 1] == '\n' || vs[k - 1] == '\r'); k--) vs[k - 1] = 0;
     char *end;
     long ver = strtol(vs, &end, 10);
     while (*end == '\n' || *end == '\r' || *end == ' ') end++;
@@ -405,6 +418,7 @@ static int l_pt_load(lua_State *L) {
       pk_result *r = part == 2 ? &c->res : &tmp;
       int rc = pk_load(c->arena, base + pos, (size_t)(fsize - pos), part == 2 ? mode : PK_UNKNOWN_INERT, r, err);
       pk_obj *val = r->value;
+      size_t used = r->consumed;
       int foreign = part != 2 && tmp.nunknown;
       pk_result_free(&tmp);
       if (rc) {
@@ -415,7 +429,7 @@ static int l_pt_load(lua_State *L) {
       if (part == 0 && (val->kind != PK_INT || val->i != 1001))
         return fail(L, c, "legacy protocol version is not 1001");
       if (part == 3) keylist = val;
-      pos += r->consumed;
+      pos += used;
     }
     /* storages follow, in key-list order: int64 numel, then the bytes
        (little-endian on disk whatever the writer, FORMATS 3) */
@@ -580,8 +594,8 @@ static int serr(saver *s, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (s->path[0]) return luaL_error(s->L, "%s (at %s)", msg, s->path);
-  return luaL_error(s->L, "%s", msg);
+  if (s->path[0]) return raise(s->L, "%s (at %s)", msg, s->path);
+  return raise(s->L, "%s", msg);
 }
 
 static void w_tuple(pk_buf *b, int n, const int64_t *v) {
@@ -810,10 +824,10 @@ static int l_pt_save(lua_State *L) {
   pk_w_op(&c->b, 0x80); pk_w_op(&c->b, 2);
   save_value(&s, 1, 0);
   pk_w_op(&c->b, '.');
-  if (c->b.oom) return luaL_error(L, "%s: out of memory", path);
+  if (c->b.oom) return raise(L, "%s: out of memory", path);
   /* 2. the archive */
   c->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (c->fd < 0) return luaL_error(L, "%s: cannot create: %s", path, strerror(errno));
+  if (c->fd < 0) return raise(L, "%s: cannot create: %s", path, strerror(errno));
   pz_writer_init(&c->w, c->fd);
   c->winit = 1;
   char err[LT_MSG], name[PZ_MAX_NAME + 64];
@@ -826,7 +840,7 @@ static int l_pt_save(lua_State *L) {
     snprintf(name, sizeof name, "%s/%s", folder, nm); \
     part[0] = (ptr); len[0] = (n); \
     if (pz_write_entry(&c->w, name, 1, part, len, (pr) ? prog_step : NULL, &pg, err)) \
-      return luaL_error(L, "%s: %s", path, err); \
+      return raise(L, "%s: %s", path, err); \
   } while (0)
   REC("data.pkl", c->b.p, c->b.len, 0);
   REC("byteorder", "little", 6, 0);
@@ -840,7 +854,7 @@ static int l_pt_save(lua_State *L) {
     lua_pushnil(L);
     while (lua_next(L, f_extra)) {
       if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-        return luaL_error(L, "%s: extra records must map names to strings", path);
+        return raise(L, "%s: extra records must map names to strings", path);
       size_t n;
       const char *p = lua_tolstring(L, -1, &n);
       char rn[PZ_MAX_NAME];
@@ -851,12 +865,49 @@ static int l_pt_save(lua_State *L) {
   }
   REC("version", "3\n", 2, 0);
 #undef REC
-  if (pz_write_finish(&c->w, err)) return luaL_error(L, "%s: %s", path, err);
-  if (close(c->fd)) { c->fd = -1; return luaL_error(L, "%s: close failed: %s", path, strerror(errno)); }
+  if (pz_write_finish(&c->w, err)) return raise(L, "%s: %s", path, err);
+  if (close(c->fd)) { c->fd = -1; return raise(L, "%s: close failed: %s", path, strerror(errno)); }
   c->fd = -1;
   sv_free(c);
   (void)cidx;
   return 0;
+}
+
+/* core._pickle_loads(bytes, opts) -> value: run the VM on a string (opts as
+   for _pt_load: null, odict_from, unknown). Persistent ids give storages
+   that were never read, so tensors are refused; for tests and inspection. */
+static int l_pickle_loads(lua_State *L) {
+  size_t n;
+  const char *buf = luaL_checklstring(L, 1, &n);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  ldctx *c = lua_newuserdatauv(L, sizeof *c, 0);
+  memset(c, 0, sizeof *c);
+  c->fd = -1;
+  c->path = "pickle";
+  lua_newtable(L);
+  lua_pushcfunction(L, ld_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  int f_null = opt_field(L, 2, "null", LUA_TNONE);
+  int f_odict = opt_field(L, 2, "odict_from", LUA_TFUNCTION);
+  if (!f_null || !f_odict) luaL_error(L, "_pickle_loads: options 'null' and 'odict_from' are required");
+  lua_getfield(L, 2, "unknown");
+  const char *unk = lua_tostring(L, -1);
+  pk_unknown_mode mode = unk && !strcmp(unk, "inert") ? PK_UNKNOWN_INERT : PK_UNKNOWN_ERROR;
+  lua_pop(L, 1);
+  c->arena = pk_arena_new();
+  if (!c->arena) return luaL_error(L, "out of memory");
+  char err[LT_MSG];
+  if (pk_load(c->arena, (const unsigned char *)buf, n, mode, &c->res, err)) {
+    if (c->res.nunknown && mode == PK_UNKNOWN_ERROR) unknown_error(L, c);
+    return fail(L, c, "%s", err);
+  }
+  if (mode == PK_UNKNOWN_ERROR && c->res.nunknown) unknown_error(L, c);
+  lua_newtable(L);
+  conv v = {L, c, f_null, f_odict, lua_gettop(L), 0};
+  push_obj(&v, c->res.value, 0);
+  lua_pushinteger(L, (lua_Integer)c->res.consumed);
+  return 2;
 }
 
 /* core._pt_utf8(s): is s valid UTF-8 (as the writer decides str vs bytes) */
@@ -871,6 +922,7 @@ static const luaL_Reg funcs[] = {
   {"_pt_load", l_pt_load},
   {"_pt_save", l_pt_save},
   {"_pt_utf8", l_pt_utf8},
+  {"_pickle_loads", l_pickle_loads},
   {NULL, NULL}
 };
 

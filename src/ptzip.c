@@ -81,7 +81,7 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
   for (ptrdiff_t i = (ptrdiff_t)tlen - 22; i >= 0; i--)
     if (tail[i] == 'P' && rd32(tail + i) == 0x06054b50 &&
         (size_t)i + 22 + rd16(tail + i + 20) == tlen) { eo = i; break; }
-  if (eo < 0) FAIL("not a zip archive: no end of central directory record");
+  if (eo < 0) FAIL("no zip end of central directory record (truncated, or not a zip archive)");
   const unsigned char *e = tail + eo;
   uint64_t eocd_pos = tstart + (uint64_t)eo;
   if (rd16(e + 4) != 0 || rd16(e + 6) != 0) FAIL("multi-disk archives are not supported");
