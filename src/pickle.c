@@ -225,8 +225,9 @@ static const char *kind_name(const pk_obj *o) {
 
 static int push(vm *v, pk_obj *o) {
   if (!o) VFAIL("out of memory or more than %d objects", PK_MAX_OBJS);
+  if (v->sp >= PK_MAX_STACK) VFAIL("stack depth exceeds the limit of %d", PK_MAX_STACK);
   if (v->sp == v->scap) {
-    if (v->scap >= PK_MAX_STACK) VFAIL("stack depth exceeds the limit of %d", PK_MAX_STACK);
+    if (v->scap >= PK_MAX_STACK * 2) VFAIL("stack depth exceeds the limit of %d", PK_MAX_STACK);
     size_t nc = v->scap ? v->scap * 2 : 64;
     pk_obj **ns = realloc(v->stack, nc * sizeof *ns);
     if (!ns) VFAIL("out of memory");
