@@ -138,12 +138,32 @@ describe("torch.save and torch.load (pt)", function()
     assert.equal("0\n", left)
   end)
 
-  it("refuses one storage viewed as two dtypes", function()
-    local f = dir .. "/twotypes.pt"
-    local a = torch.zeros(4)
-    local b = a:_storage_view():view(4)
-    -- same storage, same dtype: fine
-    torch.save({a, b}, f)
+  it("reports save progress up to the bytes of the storages", function()
+    local f = dir .. "/progress.pt"
+    local calls, last, total = 0, 0, nil
+    torch.save({a = torch.zeros(1000), b = torch.ones(10, {dtype = "int64"})}, f,
+      {progress = function(d, t) calls = calls + 1; assert.is_true(d >= last); last, total = d, t end})
+    assert.equal(4080, total)
+    assert.equal(total, last)
+    assert.equal(2, calls)
+  end)
+
+  it("computes the crc32 zip readers check, at any length", function()
+    local parts, lens = {}, {0, 1, 15, 16, 63, 64, 65, 127, 128, 1000, 4099}
+    local out = py(dir, [[
+import zlib
+for n in (0, 1, 15, 16, 63, 64, 65, 127, 128, 1000, 4099):
+    s = bytes((i * 7 + 3) % 256 for i in range(n))
+    print(zlib.crc32(s), zlib.crc32(s[n // 2:], zlib.crc32(s[:n // 2])))
+]])
+    for _, n in ipairs(lens) do
+      local t = {}
+      for i = 0, n - 1 do t[#t + 1] = string.char((i * 7 + 3) % 256) end
+      local s = table.concat(t)
+      local half = core._pt_crc32(s:sub(n // 2 + 1), core._pt_crc32(s:sub(1, n // 2)))
+      parts[#parts + 1] = core._pt_crc32(s) .. " " .. half
+    end
+    assert.equal(out, table.concat(parts, "\n") .. "\n")
   end)
 
   it("writes the zip layout torch.save writes", function()

@@ -574,8 +574,21 @@ typedef struct saver {
   lua_State *L;
   svctx *c;
   int null, odict_is, odict_keys, memo, stidx;
+  uint32_t gmemo[64];     /* memo index + 1 of repeated globals and strings */
   char path[256];
 } saver;
+
+enum { M_V2, M_V3, M_PARAM, M_ODICT, M_UNTYPED, M_STORAGE_STR, M_CPU, M_CLASS = 8, M_DTYPE = 8 + LT_NDTYPES };
+
+/* a GLOBAL (or, with module NULL, a str) written once and then fetched from
+   the memo, as CPython's pickler does for repeated objects */
+static void w_memo_global(saver *s, int slot, const char *module, const char *name) {
+  pk_buf *b = &s->c->b;
+  if (s->gmemo[slot]) { pk_w_get(b, s->gmemo[slot] - 1); return; }
+  if (module) pk_w_global(b, module, name);
+  else pk_w_str(b, name, strlen(name));
+  s->gmemo[slot] = pk_w_put(b) + 1;
+}
 
 static void save_value(saver *s, int idx, int depth);
 
@@ -643,15 +656,16 @@ static void save_tensor(saver *s, int idx) {
   int64_t numel = (int64_t)(t->storage->nbytes / isz);
   char keys[32];
   snprintf(keys, sizeof keys, "%zu", key);
-  if (t->requires_grad) pk_w_global(b, "torch._utils", "_rebuild_parameter");
-  pk_w_global(b, "torch._utils", fp8 ? "_rebuild_tensor_v3" : "_rebuild_tensor_v2");
+  if (t->requires_grad) w_memo_global(s, M_PARAM, "torch._utils", "_rebuild_parameter");
+  if (fp8) w_memo_global(s, M_V3, "torch._utils", "_rebuild_tensor_v3");
+  else w_memo_global(s, M_V2, "torch._utils", "_rebuild_tensor_v2");
   pk_w_op(b, '(');
   pk_w_op(b, '(');
-  pk_w_str(b, "storage", 7);
-  if (fp8) pk_w_global(b, "torch.storage", "UntypedStorage");
-  else pk_w_global(b, "torch", pk_storage_class(t->dtype));
+  w_memo_global(s, M_STORAGE_STR, NULL, "storage");
+  if (fp8) w_memo_global(s, M_UNTYPED, "torch.storage", "UntypedStorage");
+  else w_memo_global(s, M_CLASS + t->dtype, "torch", pk_storage_class(t->dtype));
   pk_w_str(b, keys, strlen(keys));
-  pk_w_str(b, "cpu", 3);
+  w_memo_global(s, M_CPU, NULL, "cpu");
   pk_w_int(b, fp8 ? (int64_t)t->storage->nbytes : numel);
   pk_w_op(b, 't');
   pk_w_op(b, 'Q');
@@ -659,15 +673,15 @@ static void save_tensor(saver *s, int idx) {
   w_tuple(b, t->ndim, t->shape);
   w_tuple(b, t->ndim, t->stride);
   pk_w_op(b, 0x89);
-  pk_w_global(b, "collections", "OrderedDict");
+  w_memo_global(s, M_ODICT, "collections", "OrderedDict");
   pk_w_op(b, ')');
   pk_w_op(b, 'R');
-  if (fp8) pk_w_global(b, "torch", lt_dtypes[t->dtype].name);
+  if (fp8) w_memo_global(s, M_DTYPE + t->dtype, "torch", lt_dtypes[t->dtype].name);
   pk_w_op(b, 't');
   pk_w_op(b, 'R');
   if (t->requires_grad) {
     pk_w_op(b, 0x88);
-    pk_w_global(b, "collections", "OrderedDict");
+    w_memo_global(s, M_ODICT, "collections", "OrderedDict");
     pk_w_op(b, ')');
     pk_w_op(b, 'R');
     pk_w_op(b, 0x87);
@@ -715,7 +729,7 @@ static void save_table(saver *s, int idx, int depth) {
   lua_pop(L, 1);
   size_t plen = strlen(s->path);
   if (od) {
-    pk_w_global(b, "collections", "OrderedDict");
+    w_memo_global(s, M_ODICT, "collections", "OrderedDict");
     pk_w_op(b, ')');
     pk_w_op(b, 'R');
   } else if (is_list(L, idx)) {
@@ -819,7 +833,7 @@ static int l_pt_save(lua_State *L) {
   int memo = lua_gettop(L);
   lua_newtable(L);
   int stidx = lua_gettop(L);
-  saver s = {L, c, f_null, f_is, f_keys, memo, stidx, {0}};
+  saver s = {L, c, f_null, f_is, f_keys, memo, stidx, {0}, {0}};
   /* 1. the pickle, before the file is touched */
   pk_w_op(&c->b, 0x80); pk_w_op(&c->b, 2);
   save_value(&s, 1, 0);
@@ -918,7 +932,16 @@ static int l_pt_utf8(lua_State *L) {
   return 1;
 }
 
+/* core._pt_crc32(s [, crc]): the crc32 the zip records use (for tests) */
+static int l_pt_crc32(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  lua_pushinteger(L, pz_crc32((uint32_t)luaL_optinteger(L, 2, 0), s, n));
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
+  {"_pt_crc32", l_pt_crc32},
   {"_pt_load", l_pt_load},
   {"_pt_save", l_pt_save},
   {"_pt_utf8", l_pt_utf8},

@@ -30,6 +30,102 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "ptzip.h"
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define PZ_CLMUL 1
+#endif
+
+/*
+** crc32 of the zip records. zlib's table-driven crc32 runs at ~1-2 GB/s,
+** which is a quarter of a save's time; on x86-64 with PCLMULQDQ the folding
+** method of Gopal et al., "Fast CRC Computation for Generic Polynomials
+** Using PCLMULQDQ Instruction" (Intel, 2009), as in Chromium's zlib
+** crc32_simd.c, runs at memory speed. Same results as zlib's crc32.
+*/
+#ifdef PZ_CLMUL
+__attribute__((target("pclmul,sse4.1")))
+static uint32_t crc_fold(const unsigned char *buf, size_t len, uint32_t crc) {
+  /* len >= 64 and a multiple of 16; crc in the non-inverted domain */
+  static const uint64_t _Alignas(16) k1k2[] = {0x0154442bd4, 0x01c6e41596};
+  static const uint64_t _Alignas(16) k3k4[] = {0x01751997d0, 0x00ccaa009e};
+  static const uint64_t _Alignas(16) k5k0[] = {0x0163cd6124, 0x0000000000};
+  static const uint64_t _Alignas(16) poly[] = {0x01db710641, 0x01f7011641};
+  __m128i x0, x1, x2, x3, x4, x5, x6, x7, x8, y5, y6, y7, y8;
+  x1 = _mm_loadu_si128((const __m128i *)(buf + 0x00));
+  x2 = _mm_loadu_si128((const __m128i *)(buf + 0x10));
+  x3 = _mm_loadu_si128((const __m128i *)(buf + 0x20));
+  x4 = _mm_loadu_si128((const __m128i *)(buf + 0x30));
+  x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)crc));
+  x0 = _mm_load_si128((const __m128i *)k1k2);
+  buf += 64; len -= 64;
+  while (len >= 64) {
+    x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+    x6 = _mm_clmulepi64_si128(x2, x0, 0x00);
+    x7 = _mm_clmulepi64_si128(x3, x0, 0x00);
+    x8 = _mm_clmulepi64_si128(x4, x0, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
+    x2 = _mm_clmulepi64_si128(x2, x0, 0x11);
+    x3 = _mm_clmulepi64_si128(x3, x0, 0x11);
+    x4 = _mm_clmulepi64_si128(x4, x0, 0x11);
+    y5 = _mm_loadu_si128((const __m128i *)(buf + 0x00));
+    y6 = _mm_loadu_si128((const __m128i *)(buf + 0x10));
+    y7 = _mm_loadu_si128((const __m128i *)(buf + 0x20));
+    y8 = _mm_loadu_si128((const __m128i *)(buf + 0x30));
+    x1 = _mm_xor_si128(_mm_xor_si128(x1, x5), y5);
+    x2 = _mm_xor_si128(_mm_xor_si128(x2, x6), y6);
+    x3 = _mm_xor_si128(_mm_xor_si128(x3, x7), y7);
+    x4 = _mm_xor_si128(_mm_xor_si128(x4, x8), y8);
+    buf += 64; len -= 64;
+  }
+  x0 = _mm_load_si128((const __m128i *)k3k4);
+  x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+  x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
+  x1 = _mm_xor_si128(_mm_xor_si128(x1, x2), x5);
+  x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+  x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
+  x1 = _mm_xor_si128(_mm_xor_si128(x1, x3), x5);
+  x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+  x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
+  x1 = _mm_xor_si128(_mm_xor_si128(x1, x4), x5);
+  while (len >= 16) {
+    x2 = _mm_loadu_si128((const __m128i *)buf);
+    x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
+    x1 = _mm_xor_si128(_mm_xor_si128(x1, x2), x5);
+    buf += 16; len -= 16;
+  }
+  x2 = _mm_clmulepi64_si128(x1, x0, 0x10);
+  x3 = _mm_setr_epi32(~0, 0, ~0, 0);
+  x1 = _mm_srli_si128(x1, 8);
+  x1 = _mm_xor_si128(x1, x2);
+  x0 = _mm_loadl_epi64((const __m128i *)k5k0);
+  x2 = _mm_srli_si128(x1, 4);
+  x1 = _mm_and_si128(x1, x3);
+  x1 = _mm_clmulepi64_si128(x1, x0, 0x00);
+  x1 = _mm_xor_si128(x1, x2);
+  x0 = _mm_load_si128((const __m128i *)poly);
+  x2 = _mm_and_si128(x1, x3);
+  x2 = _mm_clmulepi64_si128(x2, x0, 0x10);
+  x2 = _mm_and_si128(x2, x3);
+  x2 = _mm_clmulepi64_si128(x2, x0, 0x00);
+  x1 = _mm_xor_si128(x1, x2);
+  return (uint32_t)_mm_extract_epi32(x1, 1);
+}
+#endif
+
+uint32_t pz_crc32(uint32_t crc, const void *data, size_t n) {
+  const unsigned char *p = data;
+#ifdef PZ_CLMUL
+  static int have = -1;
+  if (have < 0) have = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+  if (have && n >= 64) {
+    size_t m = n & ~(size_t)15;
+    crc = ~crc_fold(p, m, ~crc);
+    p += m; n -= m;
+  }
+#endif
+  return (uint32_t)crc32_z(crc, p, n);
+}
 
 static uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t rd32(const unsigned char *p) {
@@ -154,9 +250,11 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
     if (method == 0 && en->csize != en->usize)
       FAIL("entry '%s': stored entry with compressed size %llu but size %llu", en->name,
            (unsigned long long)en->csize, (unsigned long long)en->usize);
-    /* the local header: name must match, data must lie before the directory */
-    unsigned char lh[30];
-    if (loff > cd_off || cd_off - loff < 30 || pread_all(fd, lh, 30, loff) || rd32(lh) != 0x04034b50)
+    /* the local header (one read with the name): name must match, data must
+       lie before the directory */
+    unsigned char lh[30 + PZ_MAX_NAME];
+    if (nl > PZ_MAX_NAME) FAIL("entry name of %zu bytes exceeds the limit of %d", nl, PZ_MAX_NAME);
+    if (loff > cd_off || cd_off - loff < 30 + nl || pread_all(fd, lh, 30 + nl, loff) || rd32(lh) != 0x04034b50)
       FAIL("entry '%s': bad local header at offset %llu", en->name, (unsigned long long)loff);
     size_t lnl = rd16(lh + 26), lxl = rd16(lh + 28);
     if (lnl != nl) FAIL("entry '%s': local header name length %zu, central %zu", en->name, lnl, nl);
@@ -164,9 +262,7 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
     if (doff > cd_off || en->csize > cd_off - doff)
       FAIL("entry '%s': data (offset %llu, %llu bytes) overruns the central directory at %llu",
            en->name, (unsigned long long)doff, (unsigned long long)en->csize, (unsigned long long)cd_off);
-    char nb[PZ_MAX_NAME];
-    if (nl > PZ_MAX_NAME) FAIL("entry name of %zu bytes exceeds the limit of %d", nl, PZ_MAX_NAME);
-    if (pread_all(fd, nb, nl, loff + 30) || memcmp(nb, en->name, nl))
+    if (memcmp(lh + 30, en->name, nl))
       FAIL("entry '%s': local header name differs from the central directory", en->name);
     unsigned lflags = rd16(lh + 6);
     uint32_t lcs = rd32(lh + 18), lus = rd32(lh + 22);
@@ -216,7 +312,7 @@ int pz_read(const pz_reader *z, const pz_entry *e, void *dst, int check_crc,
                  (unsigned long long)(e->data_off + done), errno ? strerror(errno) : "file too short");
         return -1;
       }
-      if (check_crc) crc = crc32_z(crc, (const Bytef *)dst + done, n);
+      if (check_crc) crc = pz_crc32((uint32_t)crc, (const char *)dst + done, n);
       done += n;
       if (progress) progress(ud, n);
     }
@@ -254,7 +350,7 @@ int pz_read(const pz_reader *z, const pz_entry *e, void *dst, int check_crc,
     rc = inflate(&s, Z_NO_FLUSH);
     uint64_t got = before - s.avail_out;
     if (room == 0 && got) { out_done++; break; }
-    if (got) crc = crc32_z(crc, (const Bytef *)dst + out_done, (size_t)got);
+    if (got) crc = pz_crc32((uint32_t)crc, (const char *)dst + out_done, (size_t)got);
     out_done += got;
     if (progress && got) progress(ud, got);
     if (rc != Z_OK && rc != Z_STREAM_END) break;
@@ -351,7 +447,7 @@ int pz_write_entry(pz_writer *w, const char *name, int nparts,
     const unsigned char *p = parts[i];
     for (uint64_t done = 0; done < lens[i];) {
       size_t n = lens[i] - done > CHUNK ? CHUNK : (size_t)(lens[i] - done);
-      crc = crc32_z(crc, p + done, n);
+      crc = pz_crc32((uint32_t)crc, p + done, n);
       if (write_all(w, p + done, n, err)) return -1;
       done += n;
       if (progress) progress(ud, n);

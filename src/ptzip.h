@@ -44,6 +44,9 @@ const pz_entry *pz_find(const pz_reader *z, const char *name);
 int pz_read(const pz_reader *z, const pz_entry *e, void *dst, int check_crc,
             void (*progress)(void *ud, uint64_t n), void *ud, char *err);
 
+/* zlib-compatible crc32 (PCLMULQDQ folding where the CPU has it) */
+uint32_t pz_crc32(uint32_t crc, const void *data, size_t n);
+
 /* ---- writer ---------------------------------------------------------- */
 
 typedef struct pz_wentry {
