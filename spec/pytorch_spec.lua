@@ -526,6 +526,12 @@ describe("damaged files", function()
     end)
   end
 
+  it("a flipped data byte fails the crc32 check of verify = true", function()
+    assert.has_error(function() torch.load(FIX .. "bad_crc.pt", {verify = true}) end,
+      FIX .. "bad_crc.pt: entry 'views/data/0': crc32 mismatch (expected 91e79017, found f480ab51)")
+    assert.equal(6, torch.load(FIX .. "bad_crc.pt").w:numel())
+  end)
+
   it("a missing file names the file", function()
     local ok, err = pcall(torch.load, "/nonexistent/x.pt")
     assert.is_false(ok)

@@ -137,6 +137,10 @@ static int cmp_off(const void *a, const void *b) {
   return ox < oy ? -1 : ox > oy;
 }
 
+static int cmp_key(const void *a, const void *b) {
+  return strcmp((*(pk_obj *const *)a)->st->key, (*(pk_obj *const *)b)->st->key);
+}
+
 /* ---- pickle graph -> Lua -------------------------------------------------- */
 
 typedef struct conv {
@@ -434,11 +438,19 @@ static int l_pt_load(lua_State *L) {
     /* storages follow, in key-list order: int64 numel, then the bytes
        (little-endian on disk whatever the writer, FORMATS 3) */
     if (keylist->kind != PK_LIST) return fail(L, c, "legacy storage key list is a %s, not a list", "non-list value");
+    pk_obj **byname = lua_newuserdatauv(L, (c->res.nstorages ? c->res.nstorages : 1) * sizeof *byname, 0);
+    memcpy(byname, c->res.storages, c->res.nstorages * sizeof *byname);
+    qsort(byname, c->res.nstorages, sizeof *byname, cmp_key);
     for (size_t i = 0; i < keylist->n; i++) {
       pk_obj *k = keylist->items[i], *s = NULL;
       if (k->kind != PK_STR) return fail(L, c, "legacy storage key %zu is not a string", i);
-      for (size_t j = 0; j < c->res.nstorages && !s; j++)
-        if (!strcmp(c->res.storages[j]->st->key, k->s) && !c->res.storages[j]->st->root) s = c->res.storages[j];
+      pk_storage probe = {0};
+      pk_obj po;
+      memset(&po, 0, sizeof po);
+      probe.key = k->s;
+      po.st = &probe;
+      pk_obj *pp = &po, **hit = bsearch(&pp, byname, c->res.nstorages, sizeof *byname, cmp_key);
+      if (hit && !(*hit)->st->root) s = *hit;
       if (!s) return fail(L, c, "legacy storage key '%s' is not used by the pickle", k->s);
       if (fsize - pos < 8) return fail(L, c, "storage '%s': the file ends at offset %zu before its size", k->s, pos);
       int64_t numel;
@@ -652,11 +664,13 @@ static void save_tensor(saver *s, int idx) {
   }
   lua_pop(L, 1);
   int fp8 = t->dtype == LT_FLOAT8_E4M3FN || t->dtype == LT_FLOAT8_E5M2;
+  /* PyTorch lets only floating and complex tensors require grad */
+  int param = t->requires_grad && (lt_dtypes[t->dtype].kind == LT_KIND_FLOAT || lt_dtypes[t->dtype].kind == LT_KIND_COMPLEX);
   size_t isz = lt_dtypes[t->dtype].size;
   int64_t numel = (int64_t)(t->storage->nbytes / isz);
   char keys[32];
   snprintf(keys, sizeof keys, "%zu", key);
-  if (t->requires_grad) w_memo_global(s, M_PARAM, "torch._utils", "_rebuild_parameter");
+  if (param) w_memo_global(s, M_PARAM, "torch._utils", "_rebuild_parameter");
   if (fp8) w_memo_global(s, M_V3, "torch._utils", "_rebuild_tensor_v3");
   else w_memo_global(s, M_V2, "torch._utils", "_rebuild_tensor_v2");
   pk_w_op(b, '(');
@@ -679,7 +693,7 @@ static void save_tensor(saver *s, int idx) {
   if (fp8) w_memo_global(s, M_DTYPE + t->dtype, "torch", lt_dtypes[t->dtype].name);
   pk_w_op(b, 't');
   pk_w_op(b, 'R');
-  if (t->requires_grad) {
+  if (param) {
     pk_w_op(b, 0x88);
     w_memo_global(s, M_ODICT, "collections", "OrderedDict");
     pk_w_op(b, ')');

@@ -247,6 +247,9 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
       }
       x += 4 + len;
     }
+    if (method == 8 && en->usize / 1032 > en->csize + 1)   /* deflate's best ratio is 1032:1 */
+      FAIL("entry '%s': %llu bytes cannot inflate to %llu (a zip bomb?)", en->name,
+           (unsigned long long)en->csize, (unsigned long long)en->usize);
     if (method == 0 && en->csize != en->usize)
       FAIL("entry '%s': stored entry with compressed size %llu but size %llu", en->name,
            (unsigned long long)en->csize, (unsigned long long)en->usize);
