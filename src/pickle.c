@@ -44,7 +44,7 @@ void pk_arena_free(pk_arena *a) {
   if (!a) return;
   for (oblk *b = a->objs, *n; b; b = n) {
     n = b->next;
-    for (size_t i = 0; i < b->used; i++) free(b->o[i].items);
+    for (size_t i = 0; i < b->used; i++) if (b->o[i].items) free(b->o[i].items);
     free(b);
   }
   for (bblk *b = a->bytes, *n; b; b = n) { n = b->next; free(b); }
@@ -330,7 +330,7 @@ static pk_obj *storage_by_key(vm *v, const char *key, size_t klen, int *created)
   size_t j = h & (v->hcap - 1);
   while (v->hash[j] != SIZE_MAX) {
     pk_obj *o = r->storages[v->hash[j]];
-    if (strlen(o->st->key) == klen && !memcmp(o->st->key, key, klen)) { *created = 0; return o; }
+    if (o->st->key_len == klen && !memcmp(o->st->key, key, klen)) { *created = 0; return o; }
     j = (j + 1) & (v->hcap - 1);
   }
   pk_obj *o = aobj(v->a, PK_STORAGE);
@@ -342,6 +342,7 @@ static pk_obj *storage_by_key(vm *v, const char *key, size_t klen, int *created)
   if (!o->st->key) return NULL;
   memcpy(o->st->key, key, klen);
   o->st->key[klen] = 0;
+  o->st->key_len = klen;
   if (r->nstorages == r->capstorages) {
     size_t nc = r->capstorages ? r->capstorages * 2 : 16;
     pk_obj **ns = realloc(r->storages, nc * sizeof *ns);

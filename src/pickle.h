@@ -31,6 +31,7 @@ typedef struct pk_obj pk_obj;
 /* a storage referenced by persistent id: one node per key */
 typedef struct pk_storage {
   char *key;
+  size_t key_len;
   int dtype;            /* lt_dtype of the typed storage; LT_UINT8 for untyped */
   int untyped;
   uint64_t nbytes;      /* numel * itemsize, or nbytes for untyped */
