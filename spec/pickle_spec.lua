@@ -112,7 +112,7 @@ for p in range(6):
     {"no mark", "\x80\x02K\1t.", "pickle: at byte 4: no mark on the stack"},
     {"undefined memo", "\x80\x02h\5.", "pickle: at byte 2: memo key 5 is not defined"},
     {"huge memo index", "\x80\x02K\1r\xff\xff\xff\x7f.", "pickle: at byte 4: memo index 2147483647 exceeds the limit of 10000000"},
-    {"integer beyond int64", "\x80\x02\x8a\x09\0\0\0\0\0\0\0\0\1.", "pickle: at byte 2: integer of 9 bytes does not fit in int64"},
+    {"integer beyond int64", "\x80\x02\x8a\x09\0\0\0\0\0\0\0\0\1.", "pickle: at byte 2: integer 0x010000000000000000 (two's complement, 9 bytes) does not fit in int64"},
     {"unknown opcode", "\x80\x02\xff.", "pickle: at byte 2: unknown opcode 0xff"},
     {"string past the end", "\x80\x02X\xff\0\0\0ab.", "pickle: at byte 2: pickle ends early (string of 255 bytes)"},
     {"append to an int", "\x80\x02K\1K\2a.", "pickle: at byte 6: APPEND to a int"},

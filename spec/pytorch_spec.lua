@@ -304,6 +304,7 @@ a = torch.arange(20.).reshape(4, 5)
 torch.save({'big': 2**62, 'neg': -2**40, 'u': 'ünï ☃', 'f': 1.25, 't': True, 'n': None,
             'tup': (1, (2, 3)), 'l': [a[1], a[:, 2], a.t()], 'o': 1e-300}, 'containers.pt')
 torch.save([a, a[2:], a[:, 1:3], torch.tensor(5.), torch.zeros(0, 3)], 'shared.pt')
+torch.save({'huge': 2**70}, 'huge.pt')
 with open('folder.pt', 'wb') as f:   # a file object: the folder is 'archive'
     torch.save({'x': torch.ones(3)}, f)
 # versions 1..10 and a big-endian byteorder, by rewriting the records
@@ -407,6 +408,11 @@ print('ok')
     assert.same({{1, 2}, {6, 7}, {11, 12}, {16, 17}}, r[3]:tolist())
     assert.equal(5, r[4]:item())
     assert.same({0, 3}, r[5]:size())
+  end)
+
+  it("refuses an integer beyond int64, naming it", function()
+    assert.has_error(function() torch.load(dir .. "/huge.pt") end, dir .. "/huge.pt: entry 'huge/data.pkl': "
+      .. "at byte 16: integer 0x400000000000000000 (two's complement, 9 bytes) does not fit in int64")
   end)
 
   it("refuses a whole pickled module, listing its globals", function()

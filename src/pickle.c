@@ -620,7 +620,12 @@ static int load_long(vm *v, size_t n) {
   /* strip sign-extension bytes beyond 8 */
   size_t m = n;
   while (m > 8 && ((p[m - 1] == 0 && !(p[m - 2] & 0x80)) || (p[m - 1] == 0xFF && (p[m - 2] & 0x80)))) m--;
-  if (m > 8) VFAIL("integer of %zu bytes does not fit in int64", n);
+  if (m > 8) {
+    char hex[2 * 24 + 8];
+    size_t k = 0, show = m > 24 ? 24 : m;
+    for (size_t i = 0; i < show; i++) k += (size_t)snprintf(hex + k, sizeof hex - k, "%02x", p[m - 1 - i]);
+    VFAIL("integer 0x%s%s (two's complement, %zu bytes) does not fit in int64", hex, m > 24 ? "..." : "", n);
+  }
   uint64_t x = le(p, (int)m);
   if (m < 8 && (p[m - 1] & 0x80)) x |= ~(uint64_t)0 << (8 * m);
   int64_t s;
