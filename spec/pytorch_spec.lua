@@ -138,6 +138,12 @@ describe("torch.save and torch.load (pt)", function()
     assert.equal("0\n", left)
   end)
 
+  it("refuses a freed tensor", function()
+    local t = torch.ones(2)
+    t:free()
+    assert.has_error(function() torch.save({t}, dir .. "/freed.pt") end, "attempt to use a freed tensor (at [1])")
+  end)
+
   it("reports save progress up to the bytes of the storages", function()
     local f = dir .. "/progress.pt"
     local calls, last, total = 0, 0, nil
@@ -334,6 +340,11 @@ rezip('big.pt', r)
 with zipfile.ZipFile('deflated.pt', 'w', zipfile.ZIP_DEFLATED) as o:
     for n, v in recs.items():
         o.writestr(n, v)
+# zip64 local headers (sizes 0xffffffff plus a zip64 extra field)
+with zipfile.ZipFile('zip64.pt', 'w', zipfile.ZIP_STORED) as o:
+    for n, v in recs.items():
+        with o.open(n, 'w', force_zip64=True) as w:
+            w.write(v)
 print('ok')
 ]]):format(dir))
   end)
@@ -352,6 +363,7 @@ print('ok')
   end)
   it("converts big-endian files", function() check_dtypes(torch.load(dir .. "/big.pt")) end)
   it("reads deflated records", function() check_dtypes(torch.load(dir .. "/deflated.pt")) end)
+  it("reads zip64 local headers", function() check_dtypes(torch.load(dir .. "/zip64.pt")) end)
   it("reads any top-level folder", function()
     assert.same({1, 1, 1}, torch.load(dir .. "/folder.pt").x:tolist())
   end)

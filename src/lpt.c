@@ -816,7 +816,11 @@ static void save_value(saver *s, int idx, int depth) {
       save_table(s, idx, depth);
       return;
     case LUA_TUSERDATA:
-      if (lt_test(L, idx)) { save_tensor(s, idx); return; }
+      if (luaL_testudata(L, idx, LT_TENSOR_MT)) {
+        if (!lt_test(L, idx)) serr(s, "attempt to use a freed tensor");
+        save_tensor(s, idx);
+        return;
+      }
       /* fallthrough */
     default:
       serr(s, "cannot save a value of type %s", luaL_typename(L, idx));

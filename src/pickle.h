@@ -14,7 +14,7 @@
 
 #define PK_MAX_STACK 100000       /* values on the VM stack */
 #define PK_MAX_MEMO 10000000      /* memo slots */
-#define PK_MAX_OBJS 50000000      /* nodes in one pickle */
+#define PK_MAX_OBJS 20000000      /* nodes in one pickle (~130 bytes each) */
 #define PK_MAX_DEPTH 1000         /* nesting of containers when converting */
 #define PK_MAX_GLOBALS 64         /* distinct unsupported globals reported */
 
