@@ -141,6 +141,11 @@ for p in range(6):
     local v = loads("\x80\x02]q\0h\0a.")
     assert.equal(v, v[1])
   end)
+
+  it("refuses a dict that contains itself", function()
+    assert.has_error(function() loads("\x80\x02}q\0X\1\0\0\0ah\0s.") end,
+      "pickle: a dict that contains itself is not supported")
+  end)
 end)
 
 describe("pickle writer", function()

@@ -225,7 +225,14 @@ static void push_obj(conv *v, pk_obj *o, int depth) {
   lua_pop(L, 1);
   switch (o->kind) {
     case PK_LIST: case PK_TUPLE: push_list(v, o, depth); return;
-    case PK_DICT: case PK_ODICT: push_dict(v, o, depth, depth == 0); break;
+    case PK_DICT: case PK_ODICT:
+      /* an odict is made from its finished contents, so a dict inside itself
+         cannot be built; lists and inert objects can */
+      if (o->mark == 9) raise(L, "%s: a dict that contains itself is not supported", v->c->path);
+      o->mark = 9;
+      push_dict(v, o, depth, depth == 0);
+      o->mark = 1;
+      break;
     case PK_SET:
       lua_createtable(L, 0, (int)o->n);
       for (size_t i = 0; i < o->n; i++) { push_obj(v, o->items[i], depth + 1); lua_pushboolean(L, 1); lua_rawset(L, -3); }
