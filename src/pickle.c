@@ -44,7 +44,6 @@ void pk_arena_free(pk_arena *a) {
   if (!a) return;
   for (oblk *b = a->objs, *n; b; b = n) {
     n = b->next;
-    for (size_t i = 0; i < b->used; i++) if (b->o[i].items) free(b->o[i].items);
     free(b);
   }
   for (bblk *b = a->bytes, *n; b; b = n) { n = b->next; free(b); }
@@ -85,11 +84,14 @@ static pk_obj *aobj(pk_arena *a, pk_kind k) {
   return o;
 }
 
-static int push_item(pk_obj *c, pk_obj *v) {
+/* append to a container; arrays live in the arena (a grown array leaves
+   its old copy there: at most twice the final size) */
+static int push_item(pk_arena *a, pk_obj *c, pk_obj *v) {
   if (c->n == c->cap) {
     size_t nc = c->cap ? c->cap * 2 : 4;
-    pk_obj **ni = realloc(c->items, nc * sizeof *ni);
+    pk_obj **ni = abytes(a, nc * sizeof *ni);
     if (!ni) return -1;
+    if (c->n) memcpy(ni, c->items, c->n * sizeof *ni);
     c->items = ni; c->cap = nc;
   }
   c->items[c->n++] = v;
@@ -554,7 +556,7 @@ static pk_obj *call(vm *v, pk_obj *f, pk_obj *args, int newobj) {
         for (size_t i = 0; i < a[0]->n; i++) {
           pk_obj *p = a[0]->items[i];
           if ((p->kind != PK_TUPLE && p->kind != PK_LIST) || p->n != 2) { verr(v, "OrderedDict: items must be pairs"); return NULL; }
-          if (push_item(o, p->items[0]) || push_item(o, p->items[1])) { verr(v, "out of memory"); return NULL; }
+          if (push_item(v->a, o, p->items[0]) || push_item(v->a, o, p->items[1])) { verr(v, "out of memory"); return NULL; }
         }
       }
       return o;
@@ -564,7 +566,7 @@ static pk_obj *call(vm *v, pk_obj *f, pk_obj *args, int newobj) {
       if (a[0]->kind != PK_TUPLE && a[0]->kind != PK_LIST) { verr(v, "torch.Size: expected a tuple"); return NULL; }
       o = aobj(v->a, PK_TUPLE);
       if (!o) { verr(v, "out of memory"); return NULL; }
-      for (size_t i = 0; i < a[0]->n; i++) if (push_item(o, a[0]->items[i])) { verr(v, "out of memory"); return NULL; }
+      for (size_t i = 0; i < a[0]->n; i++) if (push_item(v->a, o, a[0]->items[i])) { verr(v, "out of memory"); return NULL; }
       return o;
     case G_DEVICE: case G_LAYOUT: {
       if (n < 1 || a[0]->kind != PK_STR) { verr(v, "%s: expected a string", f->s); return NULL; }
@@ -595,7 +597,7 @@ static pk_obj *call(vm *v, pk_obj *f, pk_obj *args, int newobj) {
       o = aobj(v->a, PK_SET);
       if (!o) { verr(v, "out of memory"); return NULL; }
       if (n >= 1 && (a[0]->kind == PK_LIST || a[0]->kind == PK_TUPLE || a[0]->kind == PK_SET))
-        for (size_t i = 0; i < a[0]->n; i++) if (push_item(o, a[0]->items[i])) { verr(v, "out of memory"); return NULL; }
+        for (size_t i = 0; i < a[0]->n; i++) if (push_item(v->a, o, a[0]->items[i])) { verr(v, "out of memory"); return NULL; }
       return o;
     case G_COMPLEX: {
       o = aobj(v->a, PK_COMPLEX);
@@ -662,7 +664,7 @@ static int collect(vm *v, pk_kind k, size_t start) {
   size_t n = v->sp - start;
   if (k == PK_DICT && n % 2) VFAIL("DICT with an odd number of items");
   if (n) {
-    o->items = malloc(n * sizeof *o->items);
+    o->items = abytes(v->a, n * sizeof *o->items);
     if (!o->items) VFAIL("out of memory");
     memcpy(o->items, v->stack + start, n * sizeof *o->items);
     o->n = o->cap = n;
@@ -682,14 +684,14 @@ static int setitems(vm *v, pk_obj *d, size_t start) {
   if (d->kind == PK_INERT) d = inert_dict(v, d);
   if (!d) return -1;
   if (d->kind != PK_DICT && d->kind != PK_ODICT) VFAIL("SETITEM on a %s", kind_name(d));
-  for (size_t i = start; i < v->sp; i++) if (push_item(d, v->stack[i])) VFAIL("out of memory");
+  for (size_t i = start; i < v->sp; i++) if (push_item(v->a, d, v->stack[i])) VFAIL("out of memory");
   v->sp = start;
   return 0;
 }
 
 static int appends(vm *v, pk_obj *l, size_t start) {
   if (l->kind != PK_LIST && l->kind != PK_SET && l->kind != PK_INERT) VFAIL("APPEND to a %s", kind_name(l));
-  for (size_t i = start; i < v->sp; i++) if (push_item(l, v->stack[i])) VFAIL("out of memory");
+  for (size_t i = start; i < v->sp; i++) if (push_item(v->a, l, v->stack[i])) VFAIL("out of memory");
   v->sp = start;
   return 0;
 }

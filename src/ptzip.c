@@ -158,10 +158,14 @@ void pz_close(pz_reader *z) {
   z->entries = NULL; z->sorted = NULL; z->n = 0;
 }
 
+#define WINDOW ((size_t)16 << 10)   /* >= 30 + PZ_MAX_NAME */
+
 #define FAIL(...) do { snprintf(err, LT_MSG, __VA_ARGS__); goto fail; } while (0)
 
 int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
-  unsigned char *tail = NULL, *cd = NULL;
+  unsigned char *tail = NULL, *cd = NULL, *win = NULL;
+  uint64_t win_off = 0;
+  size_t win_len = 0;
   memset(z, 0, sizeof *z);
   z->fd = fd;
   z->file_size = fsize;
@@ -209,7 +213,8 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
   cd = malloc(cd_size ? cd_size : 1);
   z->entries = calloc(count ? count : 1, sizeof *z->entries);
   z->sorted = malloc((count ? count : 1) * sizeof *z->sorted);
-  if (!cd || !z->entries || !z->sorted) FAIL("out of memory");
+  win = malloc(WINDOW);
+  if (!cd || !z->entries || !z->sorted || !win) FAIL("out of memory");
   if (pread_all(fd, cd, cd_size, cd_off)) FAIL("cannot read the central directory");
   size_t p = 0;
   for (uint64_t i = 0; i < count; i++) {
@@ -255,9 +260,18 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
            (unsigned long long)en->csize, (unsigned long long)en->usize);
     /* the local header (one read with the name): name must match, data must
        lie before the directory */
-    unsigned char lh[30 + PZ_MAX_NAME];
     if (nl > PZ_MAX_NAME) FAIL("entry name of %zu bytes exceeds the limit of %d", nl, PZ_MAX_NAME);
-    if (loff > cd_off || cd_off - loff < 30 + nl || pread_all(fd, lh, 30 + nl, loff) || rd32(lh) != 0x04034b50)
+    if (loff > cd_off || cd_off - loff < 30 + nl)
+      FAIL("entry '%s': bad local header at offset %llu", en->name, (unsigned long long)loff);
+    /* headers are read through a window of the file: one read serves the
+       many headers of an archive of small records */
+    if (loff < win_off || loff + 30 + nl > win_off + win_len) {
+      win_off = loff;
+      win_len = cd_off - loff < WINDOW ? (size_t)(cd_off - loff) : WINDOW;
+      if (pread_all(fd, win, win_len, win_off)) { win_len = 0; FAIL("entry '%s': cannot read its local header", en->name); }
+    }
+    const unsigned char *lh = win + (loff - win_off);
+    if (rd32(lh) != 0x04034b50)
       FAIL("entry '%s': bad local header at offset %llu", en->name, (unsigned long long)loff);
     size_t lnl = rd16(lh + 26), lxl = rd16(lh + 28);
     if (lnl != nl) FAIL("entry '%s': local header name length %zu, central %zu", en->name, lnl, nl);
@@ -283,10 +297,12 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
       FAIL("duplicate entry '%s'", z->entries[z->sorted[i]].name);
   free(tail);
   free(cd);
+  free(win);
   return 0;
 fail:
   free(tail);
   free(cd);
+  free(win);
   pz_close(z);
   return -1;
 }
