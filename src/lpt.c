@@ -853,7 +853,6 @@ static int l_pt_save(lua_State *L) {
   lua_pushcfunction(L, sv_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
-  int cidx = lua_gettop(L);
   lua_newtable(L);
   int memo = lua_gettop(L);
   lua_newtable(L);
@@ -908,7 +907,6 @@ static int l_pt_save(lua_State *L) {
   if (close(c->fd)) { c->fd = -1; return raise(L, "%s: close failed: %s", path, strerror(errno)); }
   c->fd = -1;
   sv_free(c);
-  (void)cidx;
   return 0;
 }
 
