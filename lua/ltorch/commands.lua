@@ -385,14 +385,19 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
           data[e.key] = e.tensor
         end
       end
-      for _, v in ipairs(flat.values) do if keep(v.key) then dropped = dropped + 1 end end
+      local dropped_keys = {}
+      for _, v in ipairs(flat.values) do
+        if keep(v.key) then dropped = dropped + 1; dropped_keys[#dropped_keys + 1] = v.key end
+      end
       if #flat.global_order > 0 then
         io.stderr:write(string.format("ltorch: note: %s: %d foreign globals (%s) not converted; writing its %d tensors\n",
           inp, #flat.global_order, table.concat(flat.global_order, ", "):sub(1, 120), #keys))
       end
       if dropped > 0 then
-        io.stderr:write(string.format("ltorch: note: %s: %d non-tensor values dropped (the %s format holds tensors only)\n",
-          inp, dropped, target.name))
+        local list = table.concat(dropped_keys, ", ", 1, math.min(#dropped_keys, 8))
+        if #dropped_keys > 8 then list = list .. ", ..." end
+        io.stderr:write(string.format("ltorch: note: %s: %d non-tensor values not written (%s)\n",
+          inp, dropped, list))
       end
       value = odict.from(keys, data)
     end
