@@ -1084,6 +1084,12 @@ ltorch_Tensor *ltorch_pushwrap(lua_State *L, void *data, const char *dtype, int 
                                void (*release)(void *), void *ctx) {
   int dt = lt_dtype_from_name(dtype);
   if (dt < 0 || ndim < 0 || ndim > LT_MAX_DIMS) return NULL;
+  /* the host may wrap memory before any Lua code required ltorch */
+  if (luaL_getmetatable(L, LT_TENSOR_MT) == LUA_TNIL) {
+    luaL_requiref(L, "ltorch.core", luaopen_ltorch_core, 0);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
   lt_tensor v;
   memset(&v, 0, sizeof v);
   v.dtype = (lt_dtype)dt;
