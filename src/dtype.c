@@ -104,8 +104,11 @@ uint16_t lt_float_to_half(float f) {
 
 float lt_bf16_to_float(uint16_t b) { return u2f((uint32_t)b << 16); }
 
+/* nan gives 0xFFFF, as ATen's vectorised CPU conversion (cvtfp32_bf16) does;
+   the scalar c10 path would give 0x7FC0, but tensors convert through the
+   vectorised one */
 uint16_t lt_float_to_bf16(float f) {
-  if (isnan(f)) return UINT16_C(0x7FC0);
+  if (isnan(f)) return UINT16_C(0xFFFF);
   uint32_t u = f2u(f);
   uint32_t bias = ((u >> 16) & 1) + UINT32_C(0x7FFF);
   return (uint16_t)((u + bias) >> 16);
