@@ -556,52 +556,32 @@ end
 -- JSON
 ---------------------------------------------------------------------------
 
--- A small encoder: objects are written as {"k": v} in the order of a list of
--- pairs ({__pairs = {{k, v}, ...}}), arrays from Lua sequences.
+-- JSON goes through ltorch.json: objects are ordered dicts (keys in the
+-- order given), nil and non-finite numbers become null, lists are arrays
+-- (empty ones included).
 local function obj(...)
-  return {__obj = table.pack(...)}
+  local n = select("#", ...)
+  local keys, data = {}, {}
+  for i = 1, n, 2 do
+    local k, v = select(i, ...)
+    if v == nil or (type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge)) then
+      v = torch.null
+    end
+    keys[#keys + 1] = k
+    data[k] = v
+  end
+  return odict.from(keys, data)
 end
 
-local function encode(v, out)
-  local tv = type(v)
-  if v == nil or v == torch.null then out[#out + 1] = "null"
-  elseif tv == "boolean" then out[#out + 1] = tostring(v)
-  elseif tv == "number" then
-    if math.type(v) == "integer" then out[#out + 1] = string.format("%d", v)
-    elseif v ~= v or v == math.huge or v == -math.huge then out[#out + 1] = "null"
-    else out[#out + 1] = string.format("%.17g", v) end
-  elseif tv == "string" then
-    out[#out + 1] = '"' .. v:gsub('[%c"\\]', function(c)
-      local map = {['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\t'] = '\\t', ['\r'] = '\\r'}
-      return map[c] or string.format("\\u%04x", c:byte())
-    end) .. '"'
-  elseif tv == "table" and v.__obj then
-    out[#out + 1] = "{"
-    local p = v.__obj
-    for i = 1, p.n, 2 do
-      if i > 1 then out[#out + 1] = "," end
-      encode(tostring(p[i]), out)
-      out[#out + 1] = ":"
-      encode(p[i + 1], out)
-    end
-    out[#out + 1] = "}"
-  elseif tv == "table" then
-    out[#out + 1] = "["
-    for i, x in ipairs(v) do
-      if i > 1 then out[#out + 1] = "," end
-      encode(x, out)
-    end
-    out[#out + 1] = "]"
-  else
-    encode(tostring(v), out)
-  end
+local function arr(t)
+  return require("ltorch.json").array(t)
 end
 
 local function json_tree(node)
   if node.tensor then return obj("name", node.name, "key", node.tensor.key, "params", node.params, "bytes", node.bytes) end
   local kids = {}
   for _, c in ipairs(node.children) do kids[#kids + 1] = json_tree(c) end
-  return obj("name", node.name, "params", node.params, "bytes", node.bytes, "children", kids)
+  return obj("name", node.name, "params", node.params, "bytes", node.bytes, "children", arr(kids))
 end
 
 local function json_report(r)
@@ -609,7 +589,7 @@ local function json_report(r)
   for _, t in ipairs(r.tensors) do
     local st = t.stats and obj("min", t.stats.min, "max", t.stats.max, "mean", t.stats.mean,
       "std", t.stats.std, "nan", t.stats.nan, "inf", t.stats.inf) or nil
-    tensors[#tensors + 1] = obj("key", t.key, "dtype", t.dtype, "shape", t.shape,
+    tensors[#tensors + 1] = obj("key", t.key, "dtype", t.dtype, "shape", arr(table.move(t.shape, 1, #t.shape, 1, {})),
       "numel", t.numel, "bytes", t.bytes, "stats", st)
   end
   local dt = {}
@@ -627,29 +607,23 @@ local function json_report(r)
   local vals = {}
   for _, v in ipairs(r.values) do vals[#vals + 1] = v.key; vals[#vals + 1] = v.value end
   local shared = {}
-  for _, g in ipairs(r.shared) do shared[#shared + 1] = obj("storage_bytes", g.storage_bytes, "keys", g.keys) end
+  for _, g in ipairs(r.shared) do shared[#shared + 1] = obj("storage_bytes", g.storage_bytes, "keys", arr(g.keys)) end
   local globals = {}
   for _, g in ipairs(r.globals) do globals[#globals + 1] = obj("name", g.name, "count", g.count) end
   return obj("path", r.path, "format", r.format, "file_bytes", r.file_bytes,
     "filter", r.filter, "total_tensors", #r.tensors, "total_params", r.total_params,
-    "total_bytes", r.total_bytes, "dtypes", obj(table.unpack(dt)), "tensors", tensors,
-    "tree", json_tree(r.tree), "shared", shared, "metadata", md, "values", obj(table.unpack(vals)),
-    "globals", globals)
+    "total_bytes", r.total_bytes, "dtypes", obj(table.unpack(dt)), "tensors", arr(tensors),
+    "tree", json_tree(r.tree), "shared", arr(shared), "metadata", md, "values", obj(table.unpack(vals)),
+    "globals", arr(globals))
 end
 
-M.json_obj, M.json_encode_value = obj, function(v)
-  local out = {}
-  encode(v, out)
-  return table.concat(out)
-end
+M.json_obj = obj
 
 -- reports (a list) as one JSON document: {"files": [...], "errors": [...]}
 function M.to_json(reports, errors)
   local files = {}
   for _, r in ipairs(reports) do files[#files + 1] = json_report(r) end
-  local out = {}
-  encode(obj("files", files, "errors", errors or {}), out)
-  return table.concat(out)
+  return require("ltorch.json").encode(obj("files", arr(files), "errors", arr(errors or {})))
 end
 
 return M

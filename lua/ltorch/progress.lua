@@ -15,9 +15,13 @@ local M = {}
 local DELAY = 0.25       -- seconds before a bar first appears
 local INTERVAL = 0.1     -- seconds between redraws
 
--- wall-clock seconds: luasystem or lua-term when present, else os.time
+-- wall-clock seconds: the core's monotonic clock, luasystem or lua-term, else os.time
 local clock
 do
+  local cok, core = pcall(require, "ltorch.core")
+  if cok and type(core) == "table" and core._clock then clock = core._clock end
+end
+if not clock then
   local ok, sys = pcall(require, "system")
   if ok and type(sys) == "table" and sys.gettime then clock = sys.gettime end
   if not clock then
@@ -28,8 +32,8 @@ do
 end
 M.clock = clock
 
--- Whether stderr (fd 2) is a terminal. lua-term's isatty when installed;
--- otherwise the shell's `test -t 2`: os.execute's child inherits our fd 2
+-- Whether stderr (fd 2) is a terminal: the core's isatty(2); lua-term's
+-- isatty when that is missing; otherwise the shell's `test -t 2`: os.execute's child inherits our fd 2
 -- (only stdout is redirected), so it tests our stderr.
 local tty_cache
 M._states = setmetatable({}, {__mode = "k"})   -- callback -> {out, shown}
@@ -38,8 +42,11 @@ function M.stderr_is_tty()
   if force == "always" then return true end
   if force == "never" then return false end
   if tty_cache == nil then
+    local cok, core = pcall(require, "ltorch.core")
     local ok, term = pcall(require, "term")
-    if ok and type(term) == "table" and term.isatty then
+    if cok and type(core) == "table" and core._isatty then
+      tty_cache = core._isatty(2)
+    elseif ok and type(term) == "table" and term.isatty then
       tty_cache = term.isatty(io.stderr) and true or false
     else
       tty_cache = os.execute("test -t 2") == true

@@ -162,8 +162,10 @@ function M.run(opts)
   io.stdout:write(banner, "\n")
   local interactive
   do
+    local core = require("ltorch.core")
     local ok, term = pcall(require, "term")
-    if ok and type(term) == "table" and term.isatty then interactive = term.isatty(io.stdin)
+    if core._isatty then interactive = core._isatty(0)
+    elseif ok and type(term) == "table" and term.isatty then interactive = term.isatty(io.stdin)
     else interactive = os.execute("test -t 0") == true end
   end
   local read, close = plain_reader(interactive), function() end
