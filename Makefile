@@ -19,7 +19,8 @@ OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
 HDRS := $(wildcard src/*.h)
 
 DEB_PKGS = gcc make pkg-config lua5.4 liblua5.4-dev libzip-dev zlib1g-dev libcjson-dev \
-  lua-busted libopenblas-dev python3-torch python3-torchvision python3-numpy tmux
+  lua-busted libopenblas-dev python3-torch python3-torchvision python3-numpy tmux \
+  lua-readline luarocks
 
 .PHONY: all host deps test demo bench asan fuzz install clean help check-deps
 

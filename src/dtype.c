@@ -250,7 +250,9 @@ void lt_set_i64(lt_dtype dt, void *p, int64_t v) {
     case LT_INT64: *(int64_t *)p = v; break;
     case LT_UINT8: *(uint8_t *)p = (uint8_t)v; break;
     case LT_BOOL: *(uint8_t *)p = v != 0; break;
-    default: lt_set_f64(dt, p, (double)v); break;
+    case LT_FLOAT64: case LT_COMPLEX128: lt_set_f64(dt, p, (double)v); break;
+    /* narrower floats round once from the integer, as static_cast<float> does */
+    default: lt_set_f64(dt, p, (double)(float)v); break;
   }
 }
 
@@ -304,7 +306,7 @@ void lt_convert(lt_dtype to, void *dst, lt_dtype from, const void *src, size_t n
   if (fk == LT_KIND_COMPLEX || tk == LT_KIND_COMPLEX) {
     double c[2];
     for (size_t i = 0; i < n; i++) { lt_get_c128(from, s + i * is, c); lt_set_c128(to, d + i * os, c); }
-  } else if ((fk == LT_KIND_INT || fk == LT_KIND_BOOL) && tk != LT_KIND_FLOAT) {
+  } else if (fk == LT_KIND_INT || fk == LT_KIND_BOOL) {
     for (size_t i = 0; i < n; i++) lt_set_i64(to, d + i * os, lt_get_i64(from, s + i * is));
   } else if (tk == LT_KIND_INT) {
     /* float to int: truncate toward zero through int64, as c10 does */
