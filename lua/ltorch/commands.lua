@@ -24,10 +24,13 @@ end
 local function clean(msg)
   msg = tostring(msg)
   msg = msg:match("^[^\n]*")
+  -- positions anywhere ("x.pt: ./lua/ltorch/serialize.lua:140: x.pt: ...")
+  msg = msg:gsub("[^%s:]+%.lua:%d+: ", ""):gsub("%[string [^%]]*%]:%d+: ", "")
+  -- then a path said twice ("x.pt: x.pt: no such file")
   local prev
   repeat
     prev = msg
-    msg = msg:gsub("^[^%s:]+%.lua:%d+: ", ""):gsub("^%[string [^%]]*%]:%d+: ", "")
+    msg = msg:gsub("^([^:]+): %1: ", "%1: ")
   until msg == prev
   msg = msg:gsub(": No such file or directory$", ": no such file")
     :gsub(": Permission denied$", ": permission denied")
