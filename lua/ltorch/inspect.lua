@@ -179,19 +179,21 @@ M.is_floating = is_floating
 
 local CHUNK = 1 << 16
 
--- min, max, mean, std (unbiased), nan and inf counts of a tensor, streamed:
--- torch._stats in C when the core has it, else chunks through Lua
+-- min, max, mean and std (unbiased) over the finite values, nan and inf
+-- counted apart, streamed: torch._stats in C (complex values by magnitude)
+-- when the core has it, else chunks through Lua (complex: nil). Fields are
+-- nil when there is nothing to say (no finite value, one value for std).
 function M.stats(t)
   local core = require("ltorch.core")
   local numel = t:numel()
   local dt = t:dtype()
-  if dt:match("^complex") then return nil end
-  if core._stats and numel > 0 then
+  if core._stats then
     local s = core._stats(t)
     return {min = s.min, max = s.max, mean = s.mean, std = s.std, nan = s.nan or 0,
       inf = s.inf or 0, numel = s.numel or numel}
   end
-  local st = {min = nil, max = nil, mean = 0 / 0, std = 0 / 0, nan = 0, inf = 0, numel = numel}
+  if dt:match("^complex") then return nil end
+  local st = {nan = 0, inf = 0, numel = numel}
   if numel == 0 then return st end
   local flat = t:contiguous():reshape(numel)
   local n, mean, m2 = 0, 0.0, 0.0   -- Welford over finite values
@@ -203,10 +205,7 @@ function M.stats(t)
     for _, x in ipairs(part:tolist()) do
       if type(x) == "boolean" then x = x and 1 or 0 end
       if x ~= x then st.nan = st.nan + 1
-      elseif x == math.huge or x == -math.huge then
-        st.inf = st.inf + 1
-        if x < mn then mn = x end
-        if x > mx then mx = x end
+      elseif x == math.huge or x == -math.huge then st.inf = st.inf + 1
       else
         if x < mn then mn = x end
         if x > mx then mx = x end
@@ -217,8 +216,7 @@ function M.stats(t)
       end
     end
   end
-  if mn <= mx then st.min, st.max = mn, mx end
-  if n > 0 then st.mean = mean end
+  if n > 0 then st.min, st.max, st.mean = mn, mx, mean end
   if n > 1 then st.std = math.sqrt(m2 / (n - 1)) end
   return st
 end
@@ -356,7 +354,7 @@ function M.report(path, opts)
     local ok, f = pcall(torch.safe_open, path)
     if ok and f then
       local mok, md = pcall(function() return f:metadata() end)
-      if mok and type(md) == "table" and next(md) ~= nil then r.metadata = md end
+      if mok and type(md) == "table" and #ordered_keys(md) > 0 then r.metadata = md end
       if f.close then pcall(f.close, f) end
     end
   end
