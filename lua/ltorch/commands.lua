@@ -432,39 +432,48 @@ local function max_abs_diff(a, b)
   local same_dtype = a:dtype() == b:dtype()
   local complex = a:dtype():match("^complex") or b:dtype():match("^complex")
   local best = 0.0
-  local use_ops = core._stats ~= nil and fa.sub ~= nil and fa.abs ~= nil
+  local use_ops = core._stats ~= nil and fa.sub ~= nil
+  local function free(t) if t and t.free then t:free() end end
   for s = 1, n, CHUNK do
     local len = math.min(CHUNK, n - s + 1)
     local pa, pb = fa:narrow(1, s, len), fb:narrow(1, s, len)
-    if not (same_dtype and pa:tobytes() == pb:tobytes()) then
+    local equal
+    if same_dtype then
+      if use_ops and pa.equal then equal = pa:equal(pb) else equal = pa:tobytes() == pb:tobytes() end
+    end
+    if not equal then
       if complex then return 0 / 0 end
       pa, pb = pa:to("float64"), pb:to("float64")
       local ok, st = false, nil
       if use_ops then
+        -- the max |a - b| is max(|min d|, |max d|); a nan or inf in d sends
+        -- the chunk to the Lua loop below (nan against nan is equal there)
         ok, st = pcall(function()
-          -- a nan in the difference sends the chunk to the Lua loop below,
-          -- which counts nan against nan as equal
-          local sd = core._stats(pa:sub(pb):abs())
-          return {max = sd.max, nan = sd.nan + sd.inf}
+          local d = pa:sub(pb)
+          local sd = core._stats(d)
+          free(d)
+          return sd
         end)
       end
-      if ok and st and st.nan == 0 then
-        if st.max and st.max > best then best = st.max end
+      if ok and st and st.nan == 0 and st.inf == 0 then
+        local m = math.max(math.abs(st.min or 0), math.abs(st.max or 0))
+        if m > best then best = m end
       else
         local la, lb = pa:tolist(), pb:tolist()
         for i = 1, len do
           local x, y = la[i], lb[i]
           if x ~= y then
             if x ~= x and y ~= y then -- both nan: equal
-            elseif x ~= x or y ~= y then return 0 / 0
+            elseif x ~= x or y ~= y then free(pa); free(pb); return 0 / 0
             else
               local d = math.abs(x - y)
-              if d ~= d then d = math.huge end  -- inf - inf: inf vs -inf
+              if d ~= d then d = math.huge end  -- inf against -inf
               if d > best then best = d end
             end
           end
         end
       end
+      free(pa); free(pb)
     end
   end
   return best
