@@ -59,6 +59,16 @@ describe("repl.compile", function()
   end)
 end)
 
+describe("repl.complete", function()
+  it("completes globals, fields and tensor methods", function()
+    local env = {torch = torch, ckpt = {["enc.w"] = 1, encoder = 2}, x = torch.ones(2)}
+    assert.are.same({"torch.zeros"}, repl.complete("torch.zer", env))
+    assert.are.same({"ckpt.encoder"}, repl.complete("ckpt.enc", env))
+    assert.are.same({"x:view"}, repl.complete("x:vie", env))
+    assert.are.same({}, repl.complete("nothing.here", env))
+  end)
+end)
+
 describe("repl.eval", function()
   local function capture()
     local buf = {}
@@ -147,6 +157,14 @@ describe("ltorch repl in a terminal", function()
     send("return x * x end")
     send("sq(9)")
     wait_for("\n81\n")
+  end)
+
+  it("completes names with tab", function()
+    tmux("send-keys -t s -l " .. sh_quote("torch.zero"))
+    tmux("send-keys -t s Tab")
+    tmux("send-keys -t s -l " .. sh_quote("(2):size(1) + 40"))
+    tmux("send-keys -t s Enter")
+    wait_for("torch.zeros(2):size(1) + 40\n42\n")
   end)
 
   it("survives errors", function()

@@ -8,7 +8,7 @@
 -- A bar appears only after DELAY seconds, so small files print nothing. It
 -- shows bytes done, total, rate and time left, and fits the terminal width.
 -- LTORCH_PROGRESS=always|never overrides the terminal test (for tests and for
--- scripts that capture stderr).
+-- scripts that capture stderr); LTORCH_PROGRESS_DELAY=SECONDS replaces DELAY.
 
 local M = {}
 
@@ -108,7 +108,7 @@ function M.bar(label, opts)
   local out = opts.out or io.stderr
   local start = clock()
   local last, shown = -math.huge, false
-  local delay = opts.delay or DELAY
+  local delay = opts.delay or tonumber(os.getenv("LTORCH_PROGRESS_DELAY") or "") or DELAY
   local cb = function(done, total)
     local now = clock()
     if now - start < delay then return end

@@ -73,11 +73,21 @@ end
 
 -- Line input from lua-readline (editing, history in opts.histfile or
 -- ~/.ltorch_history), or nil when it is not installed.
-local function readline_reader(opts)
+local function readline_reader(opts, env)
   local ok, RL = pcall(require, "readline")
   if not (ok and type(RL) == "table" and RL.readline) then return nil end
   pcall(RL.set_options, {histfile = opts.histfile or "~/.ltorch_history", keeplines = 1000,
-    completion = false, auto_add = true})
+    completion = true, auto_add = true})
+  if RL.set_complete_function then
+    pcall(RL.set_readline_name, "ltorch")
+    pcall(RL.set_complete_function, function(text, from, to)
+      local word = text:sub(from, to)
+      if not word:match("^[%w_%.:]*$") then return {} end
+      -- no space after a name: "torch.zeros" is followed by "(" or "."
+      if RL.set_completion_append_character then pcall(RL.set_completion_append_character, "") end
+      return M.complete(word, env)
+    end)
+  end
   return function(prompt) return RL.readline(prompt) end, function() pcall(RL.save_history) end
 end
 
@@ -90,6 +100,45 @@ end
 
 local function incomplete(err)
   return err and err:sub(-5) == "<eof>"
+end
+
+-- Tab completion: the names that can follow word ("torch.ze" ->
+-- "torch.zeros", "t:vi" -> "t:view"): globals, table fields (ordered dicts
+-- included) and tensor methods, sorted.
+function M.complete(word, env)
+  local torch = require("ltorch")
+  local path, sep, last = word:match("^(.*)([%.:])([%w_]*)$")
+  local obj
+  if path then
+    obj = env
+    for part in path:gmatch("[^%.:]+") do
+      if type(obj) ~= "table" and not torch.is_tensor(obj) then return {} end
+      local ok, v = pcall(function() return obj[part] end)
+      if not ok then return {} end
+      obj = v
+    end
+  else
+    obj, last, path, sep = env, word, "", ""
+  end
+  local names, seen = {}, {}
+  local function add(k)
+    if type(k) == "string" and k:match("^[%a_][%w_]*$") and k:sub(1, #last) == last and not seen[k] then
+      seen[k] = true
+      names[#names + 1] = path .. sep .. k
+    end
+  end
+  if torch.is_tensor(obj) then
+    for k in pairs(torch._methods or {}) do if k:sub(1, 1) ~= "_" then add(k) end end
+  elseif type(obj) == "table" then
+    for k in pairs(obj) do add(k) end
+    local mt = getmetatable(obj)
+    local idx = type(mt) == "table" and rawget(mt, "__index")
+    if obj == torch then for k in pairs({nn = 1, models = 1, load = 1, save = 1, safe_open = 1}) do add(k) end end
+    if type(idx) == "table" then for k in pairs(idx) do add(k) end end
+    if obj == env and env ~= _G then for k in pairs(_G) do add(k) end end
+  end
+  table.sort(names)
+  return names
 end
 
 -- Compile a chunk the way lua.c does: as an expression first, then as
@@ -170,7 +219,7 @@ function M.run(opts)
   end
   local read, close = plain_reader(interactive), function() end
   if interactive and not opts.plain then
-    local r, c = readline_reader(opts)
+    local r, c = readline_reader(opts, env)
     if r then read, close = r, c end
   end
   while true do
