@@ -415,7 +415,31 @@ describe("progress", function()
     local s = table.concat(buf)
     assert.is_truthy(s:find("\r saving", 1, true) or s:find("\rsaving", 1, true), s)
     assert.is_truthy(s:find("100%", 1, true))
-    assert.is_truthy(s:find("\r\27[K$"))
+    assert.are.equal("\r\27[K", s:sub(-4))
+  end)
+
+  it("draws while a command loads and saves (forced on a pipe)", function()
+    local _, code, err = ltorch("convert " .. P("sd.pt") .. " " .. P("pg.safetensors"),
+      "LTORCH_PROGRESS=always LTORCH_PROGRESS_DELAY=0 ")
+    assert.are.equal(0, code, err)
+    assert.is_truthy(err:find("\rreading .-sd%.pt %[#+%]%s+100%%"), err)
+    assert.is_truthy(err:find("\r\27%[K$"), err)
+  end)
+
+  it("finds that stderr is a terminal in a pseudo-terminal", function()
+    local sock = "ltorch-cli-spec-" .. dir:match("[^/]*$"):gsub("%W", "")
+    local cmd = "cd " .. sh_quote(os.getenv("PWD") or ".") ..
+      " && bin/ltorch -e 'print(\"tty=\" .. tostring(require(\"ltorch.progress\").stderr_is_tty()))'; sleep 10"
+    local _, code = run("tmux -L " .. sock .. " new-session -d -s p -x 80 -y 10 " .. sh_quote(cmd))
+    assert.are.equal(0, code)
+    local screen = ""
+    for _ = 1, 100 do
+      screen = run("tmux -L " .. sock .. " capture-pane -p -t p")
+      if screen:find("tty=") then break end
+      os.execute("sleep 0.05")
+    end
+    run("tmux -L " .. sock .. " kill-server")
+    assert.is_truthy(screen:find("tty=true", 1, true), screen)
   end)
 
   it("prints nothing when stderr is not a terminal", function()
