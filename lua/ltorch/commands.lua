@@ -404,6 +404,13 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
       end
       value = odict.from(keys, data)
     end
+    if torch.is_tensor(value) and must_flatten then
+      -- one bare tensor into a format of named tensors: name it after IN
+      local stem = inp:match("([^/]*)$"):gsub("%.[^.]*$", "")
+      if stem == "" then stem = "tensor" end
+      io.stderr:write(string.format("ltorch: note: %s holds one tensor; writing it as '%s'\n", inp, stem))
+      value = odict.from({stem}, {[stem] = value})
+    end
     value = rename_all(value, rules, inp)
     if opts.dtype and not torch.is_tensor(value) then
       value = lazy_cast(value, opts.dtype)

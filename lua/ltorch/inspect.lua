@@ -152,6 +152,8 @@ function M.flatten(v)
     for _, k in ipairs(ordered_keys(x)) do walk(x[k], join(prefix, k)) end
   end
   walk(v, "")
+  -- a file holding one bare tensor (torch.save(t), .npy)
+  if #out.entries == 1 and out.entries[1].key == "" then out.entries[1].key = "(tensor)" end
   return out
 end
 
