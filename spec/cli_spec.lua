@@ -242,6 +242,48 @@ describe("ltorch inspect", function()
   end)
 end)
 
+describe("ltorch inspect, every format", function()
+  local odict = require("ltorch.odict")
+  local function small()
+    local sd = odict.new()
+    sd["enc.w"] = torch.ones(2, 3)
+    sd["enc.b"] = torch.zeros(4, {dtype = "int32"})
+    return sd
+  end
+
+  for _, ext in ipairs({"pt", "safetensors", "npz", "dat"}) do
+    it("reads ." .. ext, function()
+      torch.save(small(), P("every." .. ext))
+      local out, code, err = ltorch("inspect " .. P("every." .. ext))
+      assert.are.equal(0, code, err)
+      assert.is_true(has_line(out, "^total: 2 tensors, 10 params, 40 B$"), out)
+      assert.is_true(has_line(out, "^   ├─ w%s+float32 %[2, 3%]%s+6%s+24 B$"), out)
+    end)
+  end
+
+  it("reads .npy (one tensor)", function()
+    torch.save(torch.ones(3, 2), P("one.npy"))
+    local out, code = ltorch("inspect " .. P("one.npy"))
+    assert.are.equal(0, code)
+    assert.is_true(has_line(out, "^└─ %(tensor%)%s+float32 %[3, 2%]%s+6%s+24 B$"), out)
+  end)
+
+  it("reads a sharded index across its shards", function()
+    local a, b = odict.new(), odict.new()
+    a["x.w"] = torch.ones(2, 2)
+    b["y.w"] = torch.ones(3)
+    torch.save(a, P("m-1.safetensors"))
+    torch.save(b, P("m-2.safetensors"))
+    local f = io.open(P("m.safetensors.index.json"), "w")
+    f:write('{"metadata": {"total_size": 28}, "weight_map": {"x.w": "m-1.safetensors", "y.w": "m-2.safetensors"}}')
+    f:close()
+    local out, code, err = ltorch("inspect " .. P("m.safetensors.index.json"))
+    assert.are.equal(0, code, err)
+    assert.is_true(has_line(out, ": sharded index, "), out)
+    assert.is_true(has_line(out, "^total: 2 tensors, 7 params, 28 B$"), out)
+  end)
+end)
+
 describe("ltorch convert", function()
   it("round-trips pt -> safetensors -> pt", function()
     local _, code, err = ltorch("convert " .. P("sd.pt") .. " " .. P("rt.safetensors"))

@@ -107,14 +107,28 @@ local function help_text(cmd)
   local all = {}
   for _, o in ipairs(cmd.options) do all[#all + 1] = o end
   for _, o in ipairs(COMMON_OPTS) do all[#all + 1] = o end
+  -- each option: flag in 2..25, its help wrapped in 26..79
+  local function wrap(text, width)
+    local lines, cur = {}, ""
+    for word in text:gmatch("%S+") do
+      if cur ~= "" and #cur + 1 + #word > width then lines[#lines + 1] = cur; cur = word
+      else cur = cur == "" and word or (cur .. " " .. word) end
+    end
+    if cur ~= "" then lines[#lines + 1] = cur end
+    return lines
+  end
+  local pad = string.rep(" ", 26)
   for _, o in ipairs(all) do
     local flag = (o[2] and ("-" .. o[2] .. ", ") or "    ") .. "--" .. o[1] .. (o[3] and (" " .. o[3]) or "")
-    if #flag > 22 then
+    local help = wrap(o[4], 79 - 26)
+    if #flag > 23 then
       out[#out + 1] = "  " .. flag
-      out[#out + 1] = string.rep(" ", 26) .. o[4]
+      help[1] = pad .. help[1]
     else
-      out[#out + 1] = string.format("  %-23s %s", flag, o[4])
+      help[1] = string.format("  %-23s %s", flag, help[1])
     end
+    for i = 2, #help do help[i] = pad .. help[i] end
+    table.move(help, 1, #help, #out + 1, out)
   end
   if cmd.more then out[#out + 1] = ""; out[#out + 1] = cmd.more end
   return table.concat(out, "\n")
@@ -332,9 +346,10 @@ COMMANDS.convert = {
   text = [[
 Reads IN (any format ltorch reads) and writes OUT in the format its
 extension names (.pt/.pth/.bin/.ckpt PyTorch zip, .safetensors, .npz,
-.npy, .dat TorchSharp) or --format. Tensors stream one at a time: IN is
-memory-mapped and each tensor is cast when the writer reaches it, so peak
-memory is about one tensor. A value the target cannot hold (a nested
+.npy, .dat TorchSharp) or --format. IN is memory-mapped: the writer reads
+its tensors straight from the file, so no copy of the model is made, and
+--dtype casts each tensor only when the writer asks for it. A value the
+target cannot hold (a nested
 checkpoint written to safetensors, a pickle with foreign globals) is
 flattened to its tensors under dotted keys; other values are dropped with
 a note on stderr. The write is atomic: OUT is replaced only when complete.]],
@@ -344,7 +359,7 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
     {"format", "F", "NAME", "output format: pt, safetensors, npz, npy, torchsharp (default: from OUT's extension)"},
     {"filter", "f", "PATTERN", "write only keys matching PATTERN (Lua pattern or plain substring; before renaming)"},
   },
-  more = "example: ltorch convert model.pt model.safetensors --dtype bfloat16 --rename '^module%.='",
+  more = "example:\n  ltorch convert model.pt model.safetensors --dtype bfloat16 --rename '^module%.='",
   run = function(args, opts)
     local torch = require("ltorch")
     local serialize = require("ltorch.serialize")
