@@ -359,7 +359,7 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
     {"format", "F", "NAME", "output format: pt, safetensors, npz, npy, torchsharp (default: from OUT's extension)"},
     {"filter", "f", "PATTERN", "write only keys matching PATTERN (Lua pattern or plain substring; before renaming)"},
   },
-  more = "example:\n  ltorch convert model.pt model.safetensors --dtype bfloat16 --rename '^module%.='",
+  more = "example:\n  ltorch convert model.pt model.safetensors --dtype bfloat16 -r '^module%.='",
   run = function(args, opts)
     local torch = require("ltorch")
     local serialize = require("ltorch.serialize")
