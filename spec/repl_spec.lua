@@ -124,10 +124,10 @@ describe("ltorch repl in a terminal", function()
     local sd = odict.new()
     sd["enc.weight"] = torch.ones(2, 3)
     sd["enc.bias"] = torch.zeros(2)
-    torch.save(sd, dir .. "/m.pt")
+    torch.save(sd, dir .. "/m.safetensors")
     local cwd = os.getenv("PWD") or "."
     local cmd = string.format("cd %s && HOME=%s LTORCH_PROGRESS=never bin/ltorch repl %s; echo REPL-EXITED-$?; sleep 30",
-      sh_quote(cwd), sh_quote(dir), sh_quote(dir .. "/m.pt"))
+      sh_quote(cwd), sh_quote(dir), sh_quote(dir .. "/m.safetensors"))
     local _, code = tmux("new-session -d -s s -x 100 -y 30 " .. sh_quote(cmd))
     assert(code == 0, "tmux new-session failed")
     wait_for("ckpt = ")
