@@ -165,12 +165,10 @@ end
 -- when the pattern is not valid Lua pattern syntax.
 function M.matcher(pat)
   if pat == nil or pat == "" then return function() return true end end
-  local ok = pcall(string.find, "", pat)
-  if not ok then
-    return function(key) return key:find(pat, 1, true) ~= nil end
-  end
   return function(key)
-    return key:find(pat) ~= nil or key:find(pat, 1, true) ~= nil
+    local ok, found = pcall(string.find, key, pat)   -- raises on a malformed pattern
+    if ok and found then return true end
+    return key:find(pat, 1, true) ~= nil
   end
 end
 
