@@ -44,6 +44,14 @@ const char *lt_st_dtype_name(lt_dtype dt);
 */
 int lt_st_parse(const char *json, size_t len, uint64_t data_len, lt_st_header *h, char *err);
 void lt_st_free(lt_st_header *h);
+/*
+** Write a safetensors file to fd as the reference writer does: tensors
+** sorted by dtype (descending) then name, compact JSON, header padded with
+** spaces to a multiple of 8, then each tensor's bytes (strided views are
+** streamed through a bounded buffer). 0 ok, -1 with err.
+*/
+int lt_st_write(int fd, size_t n, const char *const *names, const lt_tensor *const *ts,
+                size_t nmeta, const char *const *keys, const char *const *vals, char *err);
 
 /* ---- NumPy .npy ----------------------------------------------------------- */
 
@@ -97,6 +105,11 @@ size_t lt_leb128(uint64_t v, unsigned char *out);
 
 /* ---- helpers ---------------------------------------------------------------- */
 
+/* write all n bytes; 0 ok, -1 with err */
+int lt_write_full(int fd, const void *buf, size_t n, char *err);
+/* write the elements of t in row-major order (no staging copy of the whole
+   tensor: strided views go through a 1 MiB buffer) */
+int lt_write_tensor(int fd, const lt_tensor *t, char *err);
 /* byte-swap n elements of size sz in place */
 void lt_byteswap(void *p, size_t n, size_t sz);
 /* read exactly n bytes at off; 0 ok, -1 with err (short read names counts) */
