@@ -16,6 +16,7 @@
 ** Errors are raised without the path; the Lua side prefixes it.
 */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,16 @@
 
 #define FILE_MT "ltorch.fmtfile"
 
+/* raise a file error without a position prefix (the Lua side adds the
+   path); text from files goes through %s only */
+static int fmt_error(lua_State *L, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  return lua_error(L);
+}
+
 /* ---- file handles ------------------------------------------------------------ */
 
 typedef struct fhandle {
@@ -37,7 +48,7 @@ typedef struct fhandle {
 
 static fhandle *checkfile(lua_State *L, int i) {
   fhandle *h = luaL_checkudata(L, i, FILE_MT);
-  if (h->fd < 0) luaL_error(L, "attempt to use a closed file");
+  if (h->fd < 0) fmt_error(L, "attempt to use a closed file");
   return h;
 }
 
@@ -56,10 +67,10 @@ static int l_fopen(lua_State *L) {
   h->size = 0;
   luaL_setmetatable(L, FILE_MT);
   h->fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (h->fd < 0) return luaL_error(L, "%s: %s", path, strerror(errno));
+  if (h->fd < 0) return fmt_error(L, "%s: %s", path, strerror(errno));
   struct stat st;
-  if (fstat(h->fd, &st) != 0) return luaL_error(L, "%s: %s", path, strerror(errno));
-  if (!S_ISREG(st.st_mode)) return luaL_error(L, "%s: not a regular file", path);
+  if (fstat(h->fd, &st) != 0) return fmt_error(L, "%s: %s", path, strerror(errno));
+  if (!S_ISREG(st.st_mode)) return fmt_error(L, "%s: not a regular file", path);
   h->size = (uint64_t)st.st_size;
   return 1;
 }
@@ -75,11 +86,11 @@ static int f_read(lua_State *L) {
   char err[LT_MSG];
   luaL_argcheck(L, off >= 0 && n >= 0, 2, "negative offset or length");
   if ((uint64_t)off > h->size || (uint64_t)n > h->size - (uint64_t)off)
-    return luaL_error(L, "truncated: expected %I bytes at byte %I, the file has %I", n, off,
+    return fmt_error(L, "truncated: expected %I bytes at byte %I, the file has %I", n, off,
                       (lua_Integer)h->size);
   luaL_Buffer b;
   char *p = luaL_buffinitsize(L, &b, (size_t)n);
-  if (lt_pread_full(h->fd, p, (size_t)n, (uint64_t)off, err)) return luaL_error(L, "%s", err);
+  if (lt_pread_full(h->fd, p, (size_t)n, (uint64_t)off, err)) return fmt_error(L, "%s", err);
   luaL_pushresultsize(&b, (size_t)n);
   return 1;
 }
@@ -109,25 +120,25 @@ static int f_tensor(lua_State *L) {
   char err[LT_MSG];
   int64_t numel = lt_shape_numel(nd, shape);
   size_t sz = lt_dtypes[dt].size;
-  if (numel < 0 || (uint64_t)numel > (uint64_t)INT64_MAX / sz) return luaL_error(L, "shape overflows");
+  if (numel < 0 || (uint64_t)numel > (uint64_t)INT64_MAX / sz) return fmt_error(L, "shape overflows");
   uint64_t nbytes = (uint64_t)numel * sz;
   if (off < 0 || (uint64_t)off > h->size || nbytes > h->size - (uint64_t)off)
-    return luaL_error(L, "truncated: expected %I bytes at byte %I, the file has %I",
+    return fmt_error(L, "truncated: expected %I bytes at byte %I, the file has %I",
                       (lua_Integer)nbytes, off, (lua_Integer)h->size);
   lt_storage *s;
   if (use_map && nbytes > 0) {
     if (!h->map) {
       h->map = lt_map_file(h->fd, (size_t)h->size, err);
-      if (!h->map) return luaL_error(L, "%s", err);
+      if (!h->map) return fmt_error(L, "%s", err);
     }
     s = lt_storage_from_mapping(h->map, (size_t)off, (size_t)nbytes);
-    if (!s) return luaL_error(L, "not enough memory");
+    if (!s) return fmt_error(L, "not enough memory");
   } else {
     s = lt_storage_new((size_t)nbytes, 0);
-    if (!s) return luaL_error(L, "not enough memory for %I bytes", (lua_Integer)nbytes);
+    if (!s) return fmt_error(L, "not enough memory for %I bytes", (lua_Integer)nbytes);
     if (nbytes && lt_pread_full(h->fd, s->data, (size_t)nbytes, (uint64_t)off, err)) {
       lt_storage_release(s);
-      return luaL_error(L, "%s", err);
+      return fmt_error(L, "%s", err);
     }
   }
   lt_push_storage(L, s, dt, nd, shape, NULL, 0);
@@ -170,21 +181,21 @@ static int l_st_header(lua_State *L) {
   fhandle *h = checkfile(L, 1);
   char err[LT_MSG];
   unsigned char len8[8];
-  if (h->size < 8) return luaL_error(L, "file too small for a safetensors header (%I bytes)", (lua_Integer)h->size);
-  if (lt_pread_full(h->fd, len8, 8, 0, err)) return luaL_error(L, "%s", err);
+  if (h->size < 8) return fmt_error(L, "file too small for a safetensors header (%I bytes)", (lua_Integer)h->size);
+  if (lt_pread_full(h->fd, len8, 8, 0, err)) return fmt_error(L, "%s", err);
   uint64_t n = 0;
   for (int i = 0; i < 8; i++) n |= (uint64_t)len8[i] << (8 * i);
   if (n > LT_ST_MAX_HEADER)
-    return luaL_error(L, "header length %I exceeds the limit of %I", (lua_Integer)(n > INT64_MAX ? INT64_MAX : n),
+    return fmt_error(L, "header length %I exceeds the limit of %I", (lua_Integer)(n > INT64_MAX ? INT64_MAX : n),
                       (lua_Integer)LT_ST_MAX_HEADER);
   if (n > h->size - 8)
-    return luaL_error(L, "truncated: header length %I but the file has %I bytes after the length",
+    return fmt_error(L, "truncated: header length %I but the file has %I bytes after the length",
                       (lua_Integer)n, (lua_Integer)(h->size - 8));
   hbox *b = newhbox(L);
   b->json = malloc(n ? n : 1);
-  if (!b->json) return luaL_error(L, "not enough memory");
-  if (lt_pread_full(h->fd, b->json, (size_t)n, 8, err)) return luaL_error(L, "%s", err);
-  if (lt_st_parse(b->json, (size_t)n, h->size - 8 - n, &b->h, err)) return luaL_error(L, "%s", err);
+  if (!b->json) return fmt_error(L, "not enough memory");
+  if (lt_pread_full(h->fd, b->json, (size_t)n, 8, err)) return fmt_error(L, "%s", err);
+  if (lt_st_parse(b->json, (size_t)n, h->size - 8 - n, &b->h, err)) return fmt_error(L, "%s", err);
   lua_createtable(L, (int)b->h.n, 0);
   for (size_t i = 0; i < b->h.n; i++) {
     const lt_st_entry *e = &b->h.e[i];
@@ -223,7 +234,7 @@ static size_t gather_lists(lua_State *L, int a, int b, const char ***names, cons
     lua_pop(L, 1);
     lua_rawgeti(L, b, (lua_Integer)i + 1);
     const lt_tensor *t = lt_check(L, -1);
-    if (t->storage->device != LT_CPU) luaL_error(L, "tensor '%s' is on the GPU: move it to the CPU first", (*names)[i]);
+    if (t->storage->device != LT_CPU) fmt_error(L, "tensor '%s' is on the GPU: move it to the CPU first", (*names)[i]);
     (*ts)[i] = t;
     lua_pop(L, 1);
   }
@@ -232,7 +243,7 @@ static size_t gather_lists(lua_State *L, int a, int b, const char ***names, cons
 
 static int create_out(lua_State *L, const char *path) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) luaL_error(L, "%s: %s", path, strerror(errno));
+  if (fd < 0) fmt_error(L, "%s: %s", path, strerror(errno));
   return fd;
 }
 
@@ -242,7 +253,7 @@ static int finish_out(lua_State *L, int fd, int rc, const char *path, const char
     err = strerror(errno);
   }
   if (close(fd) != 0 && rc == 0) { rc = -1; err = strerror(errno); }
-  if (rc) return luaL_error(L, "%s: %s", path, err);
+  if (rc) return fmt_error(L, "%s: %s", path, err);
   return 0;
 }
 
@@ -262,14 +273,14 @@ static int l_st_save(lua_State *L) {
     lua_pop(L, 1);
     lua_getfield(L, 5, keys[i]);
     if (lua_type(L, -1) != LUA_TSTRING)
-      return luaL_error(L, "metadata value of '%s' must be a string, got %s", keys[i], luaL_typename(L, -1));
+      return fmt_error(L, "metadata value of '%s' must be a string, got %s", keys[i], luaL_typename(L, -1));
     vals[i] = lua_tostring(L, -1);
     lua_pop(L, 1);
   }
   char err[LT_MSG];
   for (size_t i = 0; i < n; i++)
     if (!lt_st_dtype_name(ts[i]->dtype))
-      return luaL_error(L, "tensor '%s': dtype %s cannot be stored in safetensors (.pt can)",
+      return fmt_error(L, "tensor '%s': dtype %s cannot be stored in safetensors (.pt can)",
                         names[i], lt_dtypes[ts[i]->dtype].name);
   int fd = create_out(L, path);
   int rc = lt_st_write(fd, n, names, ts, nm, keys, vals, err);
@@ -294,16 +305,16 @@ static int l_npy_header(lua_State *L) {
   char err[LT_MSG];
   unsigned char pre[12];
   size_t need, got = h->size < 12 ? (size_t)h->size : 12;
-  if (got < 10) return luaL_error(L, "truncated: %I bytes is too short for a .npy header", (lua_Integer)h->size);
-  if (lt_pread_full(h->fd, pre, got, 0, err)) return luaL_error(L, "%s", err);
-  if (lt_npy_preamble(pre, got, &need, err)) return luaL_error(L, "%s", err);
+  if (got < 10) return fmt_error(L, "truncated: %I bytes is too short for a .npy header", (lua_Integer)h->size);
+  if (lt_pread_full(h->fd, pre, got, 0, err)) return fmt_error(L, "%s", err);
+  if (lt_npy_preamble(pre, got, &need, err)) return fmt_error(L, "%s", err);
   if (need > h->size)
-    return luaL_error(L, "truncated header: expected %I bytes, found %I", (lua_Integer)need, (lua_Integer)h->size);
+    return fmt_error(L, "truncated header: expected %I bytes, found %I", (lua_Integer)need, (lua_Integer)h->size);
   luaL_Buffer b;
   unsigned char *buf = (unsigned char *)luaL_buffinitsize(L, &b, need);
-  if (lt_pread_full(h->fd, buf, need, 0, err)) return luaL_error(L, "%s", err);
+  if (lt_pread_full(h->fd, buf, need, 0, err)) return fmt_error(L, "%s", err);
   lt_npy_header hd;
-  if (lt_npy_parse(buf, need, &hd, err)) return luaL_error(L, "%s", err);
+  if (lt_npy_parse(buf, need, &hd, err)) return fmt_error(L, "%s", err);
   push_npy_header(L, &hd);
   return 1;
 }
@@ -313,8 +324,8 @@ static int l_npy_save(lua_State *L) {
   const lt_tensor *t = lt_check(L, 2);
   char hdr[64 + LT_MAX_DIMS * 24 + 128], err[LT_MSG];
   if (!lt_npy_descr(t->dtype))
-    return luaL_error(L, "dtype %s cannot be stored in .npy (.pt or safetensors can)", lt_dtypes[t->dtype].name);
-  if (t->storage->device != LT_CPU) return luaL_error(L, "the tensor is on the GPU: move it to the CPU first");
+    return fmt_error(L, "dtype %s cannot be stored in .npy (.pt or safetensors can)", lt_dtypes[t->dtype].name);
+  if (t->storage->device != LT_CPU) return fmt_error(L, "the tensor is on the GPU: move it to the CPU first");
   size_t hn = lt_npy_format_header(hdr, sizeof hdr, t->dtype, t->ndim, t->shape);
   int fd = create_out(L, path);
   int rc = lt_write_full(fd, hdr, hn, err);
@@ -379,7 +390,7 @@ static int l_npz_load(lua_State *L) {
     zip_error_init_with_code(&ze, zerr);
     lua_pushstring(L, zip_error_strerror(&ze));
     zip_error_fini(&ze);
-    return luaL_error(L, "not a valid zip archive: %s", lua_tostring(L, -1));
+    return fmt_error(L, "not a valid zip archive: %s", lua_tostring(L, -1));
   }
   zip_int64_t n = zip_get_num_entries(z->za, 0);
   lua_createtable(L, (int)(n > 0 ? n : 0), 0);
@@ -387,36 +398,36 @@ static int l_npz_load(lua_State *L) {
   for (zip_int64_t i = 0; i < n; i++) {
     zip_stat_t st;
     if (zip_stat_index(z->za, (zip_uint64_t)i, 0, &st) != 0 || !(st.valid & ZIP_STAT_NAME) || !(st.valid & ZIP_STAT_SIZE))
-      return luaL_error(L, "entry %d: cannot read its zip header", (int)i + 1);
+      return fmt_error(L, "entry %d: cannot read its zip header", (int)i + 1);
     const char *name = st.name;
     size_t nl = strlen(name);
     if (nl > 0 && name[nl - 1] == '/') continue;   /* directory */
     z->zf = zip_fopen_index(z->za, (zip_uint64_t)i, 0);
-    if (!z->zf) return luaL_error(L, "entry '%s': %s", name, zip_strerror(z->za));
+    if (!z->zf) return fmt_error(L, "entry '%s': %s", name, zip_strerror(z->za));
     unsigned char pre[12];
     size_t need;
     uint64_t size = st.size;
     if (size < 12 || zread_full(z->zf, pre, 12))
-      return luaL_error(L, "entry '%s': truncated .npy header", name);
-    if (lt_npy_preamble(pre, 12, &need, err)) return luaL_error(L, "entry '%s': %s", name, err);
-    if (need > size) return luaL_error(L, "entry '%s': truncated header: expected %I bytes, found %I",
+      return fmt_error(L, "entry '%s': truncated .npy header", name);
+    if (lt_npy_preamble(pre, 12, &need, err)) return fmt_error(L, "entry '%s': %s", name, err);
+    if (need > size) return fmt_error(L, "entry '%s': truncated header: expected %I bytes, found %I",
                                        name, (lua_Integer)need, (lua_Integer)size);
     luaL_Buffer b;
     unsigned char *buf = (unsigned char *)luaL_buffinitsize(L, &b, need);
     memcpy(buf, pre, 12);
-    if (zread_full(z->zf, buf + 12, need - 12)) return luaL_error(L, "entry '%s': truncated .npy header", name);
+    if (zread_full(z->zf, buf + 12, need - 12)) return fmt_error(L, "entry '%s': truncated .npy header", name);
     lt_npy_header hd;
-    if (lt_npy_parse(buf, need, &hd, err)) return luaL_error(L, "entry '%s': %s", name, err);
+    if (lt_npy_parse(buf, need, &hd, err)) return fmt_error(L, "entry '%s': %s", name, err);
 
     uint64_t nbytes = (uint64_t)lt_shape_numel(hd.ndim, hd.shape) * lt_dtypes[hd.dtype].size;
     if (size - need != nbytes)
-      return luaL_error(L, "entry '%s': expected %I bytes of data, found %I", name, (lua_Integer)nbytes,
+      return fmt_error(L, "entry '%s': expected %I bytes of data, found %I", name, (lua_Integer)nbytes,
                         (lua_Integer)(size - need));
     int64_t shape[LT_MAX_DIMS];
     for (int d = 0; d < hd.ndim; d++) shape[d] = hd.fortran ? hd.shape[hd.ndim - 1 - d] : hd.shape[d];
     lt_tensor *t = lt_push_new(L, hd.dtype, hd.ndim, shape, 0);
     if (nbytes && zread_full(z->zf, lt_data(t), (size_t)nbytes))
-      return luaL_error(L, "entry '%s': truncated or corrupt data: %s", name, zip_file_strerror(z->zf));
+      return fmt_error(L, "entry '%s': truncated or corrupt data: %s", name, zip_file_strerror(z->zf));
     zip_fclose(z->zf);
     z->zf = NULL;
     if (hd.big_endian) {
@@ -447,12 +458,12 @@ static int l_npz_save(lua_State *L) {
   int compress = lua_toboolean(L, 4);
   for (size_t i = 0; i < n; i++)
     if (!lt_npy_descr(ts[i]->dtype))
-      return luaL_error(L, "tensor '%s': dtype %s cannot be stored in .npz (.pt or safetensors can)",
+      return fmt_error(L, "tensor '%s': dtype %s cannot be stored in .npz (.pt or safetensors can)",
                         names[i], lt_dtypes[ts[i]->dtype].name);
   zbox *z = newzbox(L);
   int zerr = 0;
   z->za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
-  if (!z->za) return luaL_error(L, "%s: cannot create the archive (libzip error %d)", path, zerr);
+  if (!z->za) return fmt_error(L, "%s: cannot create the archive (libzip error %d)", path, zerr);
   for (size_t i = 0; i < n; i++) {
     const lt_tensor *t = ts[i];
     char hdr[64 + LT_MAX_DIMS * 24 + 128];
@@ -460,21 +471,21 @@ static int l_npz_save(lua_State *L) {
     size_t nb = (size_t)lt_numel(t) * lt_dtypes[t->dtype].size;
     /* one member buffer, freed by libzip (freep = 1) */
     char *buf = malloc(hn + nb + 1);
-    if (!buf) return luaL_error(L, "not enough memory");
+    if (!buf) return fmt_error(L, "not enough memory");
     memcpy(buf, hdr, hn);
     if (nb) lt_gather(buf + hn, t);
     zip_source_t *src = zip_source_buffer(z->za, buf, hn + nb, 1);
-    if (!src) { free(buf); return luaL_error(L, "%s: %s", path, zip_strerror(z->za)); }
+    if (!src) { free(buf); return fmt_error(L, "%s: %s", path, zip_strerror(z->za)); }
     lua_pushfstring(L, "%s.npy", names[i]);
     zip_int64_t idx = zip_file_add(z->za, lua_tostring(L, -1), src, ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE);
     lua_pop(L, 1);
     if (idx < 0) {
       zip_source_free(src);
-      return luaL_error(L, "%s: entry '%s': %s", path, names[i], zip_strerror(z->za));
+      return fmt_error(L, "%s: entry '%s': %s", path, names[i], zip_strerror(z->za));
     }
     zip_set_file_compression(z->za, (zip_uint64_t)idx, compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
   }
-  if (zip_close(z->za) != 0) return luaL_error(L, "%s: %s", path, zip_strerror(z->za));
+  if (zip_close(z->za) != 0) return fmt_error(L, "%s: %s", path, zip_strerror(z->za));
   z->za = NULL;
   return 0;
 }
@@ -499,7 +510,7 @@ static int l_ts_scan(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
-  if (lt_ts_scan(h->fd, h->size, &b->f, err)) return luaL_error(L, "%s", err);
+  if (lt_ts_scan(h->fd, h->size, &b->f, err)) return fmt_error(L, "%s", err);
   lua_createtable(L, (int)b->f.n, 0);
   for (size_t i = 0; i < b->f.n; i++) {
     const lt_ts_entry *e = &b->f.e[i];
@@ -520,7 +531,7 @@ static int l_ts_save(lua_State *L) {
   size_t n = gather_lists(L, 2, 3, &names, &ts);
   for (size_t i = 0; i < n; i++)
     if (lt_ts_code(ts[i]->dtype) < 0)
-      return luaL_error(L, "tensor '%s': dtype %s cannot be stored in TorchSharp .dat (.pt can)",
+      return fmt_error(L, "tensor '%s': dtype %s cannot be stored in TorchSharp .dat (.pt can)",
                         names[i], lt_dtypes[ts[i]->dtype].name);
   char err[LT_MSG];
   unsigned char hb[16 + 11 * (LT_MAX_DIMS + 2)];
