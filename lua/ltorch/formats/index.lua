@@ -29,7 +29,7 @@ function M.detect(head, path)
   if head:find('"weight_map"', 1, true) then return true end
   if not path then return false end
   local ok, v = pcall(function() return json.decode(read_all(path)) end)
-  return ok and type(v) == "table" and type(v.weight_map) == "table"
+  return ok and odict.is(v) and odict.is(v.weight_map)
 end
 
 function M.can_hold()
@@ -59,7 +59,7 @@ function M.load(path, opts)
   local torch = require("ltorch")
   local ok, idx = pcall(json.decode, read_all(path))
   if not ok then common.fail(path, idx) end
-  if type(idx) ~= "table" or type(idx.weight_map) ~= "table" then
+  if not odict.is(idx) or not odict.is(idx.weight_map) then
     common.fail(path, "not a sharded checkpoint index (no \"weight_map\" object)")
   end
   local dir = path:match("^(.*/)") or ""
@@ -73,6 +73,12 @@ function M.load(path, opts)
     if not wanted[shard] then shards[#shards + 1] = shard; wanted[shard] = {} end
     if keep(tensor) then wanted[shard][tensor] = true end
   end
+  -- shards holding none of the wanted tensors are not opened
+  local needed = {}
+  for _, shard in ipairs(shards) do
+    if next(wanted[shard]) then needed[#needed + 1] = shard end
+  end
+  shards = needed
   local sizes, total = {}, 0
   for i, shard in ipairs(shards) do
     local fh = io.open(dir .. shard, "rb")

@@ -27,6 +27,8 @@ end
 
 -- no magic: check that the first entry parses, as far as 64 bytes go
 function M.detect(head)
+  -- JSON (an index) can look like a count and a name: leave it alone
+  if head:match('^%s*{%s*"') or head:match("^%s*{%s*}") then return false end
   local count, i = leb(head, 1)
   if not count or count == 0 then return #head == 1 and head:byte(1) == 0 end
   local len
