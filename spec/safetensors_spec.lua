@@ -130,6 +130,20 @@ describe("safetensors load", function()
     assert.same({"t_I64", "t_F64", "t_C64", "empty", "scalar", "t_F32"}, table.move(odict.keys(l), 1, 6, 1, {}))
   end)
 
+  it("widens U16 to int32 and U32/U64 to int64", function()
+    for _, mm in ipairs({false, true}) do
+      local l = torch.load(H.FIX .. "st_unsigned.safetensors", {mmap = mm})
+      assert.equal("int64", l.a:dtype())
+      assert.same({9, math.maxinteger}, l.a:tolist())
+      assert.equal("int64", l.b:dtype())
+      assert.same({7, 4294967295}, l.b:tolist())
+      assert.equal("int32", l.c:dtype())
+      assert.same({1, 65535}, l.c:tolist())
+    end
+    local f <close> = torch.safe_open(H.FIX .. "st_unsigned.safetensors")
+    assert.same({4294967295}, f:get_slice("b"):rows(2, 1):tolist())
+  end)
+
   it("maps the file with mmap = true", function()
     local p = dir .. "/mm.safetensors"
     torch.save({a = torch.arange(10), b = torch.ones(3)}, p)
@@ -167,7 +181,8 @@ describe("safetensors load", function()
     st_huge_header = "header length 200000000 exceeds the limit of 104857600",
     st_bad_json = "header is not valid JSON (at byte 55)",
     st_bad_dtype = "tensor 'w': unknown dtype 'F33'",
-    st_u16 = "tensor 'w': dtype U16 has no ltorch dtype",
+    st_e8m0 = "tensor 'w': dtype F8_E8M0 has no ltorch dtype",
+    st_u64_overflow = "tensor 'a': U64 value 18446744073709551615 at element 2 does not fit int64",
     st_size_mismatch = "tensor 'w': data_offsets [0, 16] hold 16 bytes, its shape and dtype F32 need 24",
     st_overflow = "tensor 'w': shape overflows",
     st_hole = "tensor 'b': data_offsets begin at 12, expected 8 (a hole before it)",

@@ -20,7 +20,9 @@
 
 typedef struct lt_st_entry {
   char *name;                  /* UTF-8, NUL-terminated (owned) */
-  lt_dtype dtype;
+  lt_dtype dtype;              /* the ltorch dtype it loads as */
+  int widen;                   /* U16/U32/U64: bytes per stored unsigned
+                                  element, widened to int32/int64/int64 */
   int ndim;
   int64_t shape[LT_MAX_DIMS];
   uint64_t begin, end;         /* byte offsets within the data buffer */

@@ -109,7 +109,30 @@ static int table_shape(lua_State *L, int idx, int64_t *shape) {
   return (int)nd;
 }
 
-/* h:tensor(off, dtype, shape [, mmap]): the tensor whose bytes start at off */
+/* widen n little-endian unsigned elements of w bytes at the start of p to
+   int32 (w = 2) or int64 (w = 4, 8) in place, from the end backwards */
+static int widen_unsigned(void *p, size_t n, int w, char *err) {
+  unsigned char *b = p;
+  for (size_t i = n; i-- > 0;) {
+    uint64_t v = 0;
+    for (int k = 0; k < w; k++) v |= (uint64_t)b[i * (size_t)w + (size_t)k] << (8 * k);
+    if (w == 2) { int32_t x = (int32_t)v; memcpy(b + i * 4, &x, 4); }
+    else {
+      if (v > (uint64_t)INT64_MAX) {
+        snprintf(err, LT_MSG, "U64 value %llu at element %zu does not fit int64",
+                 (unsigned long long)v, i + 1);
+        return -1;
+      }
+      int64_t x = (int64_t)v;
+      memcpy(b + i * 8, &x, 8);
+    }
+  }
+  return 0;
+}
+
+/* h:tensor(off, dtype, shape [, mmap [, widen]]): the tensor whose bytes
+   start at off; widen = 2, 4 or 8 reads unsigned elements of that width
+   and widens them to dtype (int32 or int64), copying */
 static int f_tensor(lua_State *L) {
   fhandle *h = checkfile(L, 1);
   lua_Integer off = luaL_checkinteger(L, 2);
@@ -117,9 +140,13 @@ static int f_tensor(lua_State *L) {
   int64_t shape[LT_MAX_DIMS];
   int nd = table_shape(L, 4, shape);
   int use_map = lua_toboolean(L, 5);
+  int widen = (int)luaL_optinteger(L, 6, 0);   /* stored unsigned width */
   char err[LT_MSG];
   int64_t numel = lt_shape_numel(nd, shape);
-  size_t sz = lt_dtypes[dt].size;
+  size_t sz = widen ? (size_t)widen : lt_dtypes[dt].size;
+  luaL_argcheck(L, !widen || ((widen == 2 && dt == LT_INT32) || ((widen == 4 || widen == 8) && dt == LT_INT64)),
+                6, "bad widening");
+  if (widen) use_map = 0;
   if (numel < 0 || (uint64_t)numel > (uint64_t)INT64_MAX / sz) return fmt_error(L, "shape overflows");
   uint64_t nbytes = (uint64_t)numel * sz;
   if (off < 0 || (uint64_t)off > h->size || nbytes > h->size - (uint64_t)off)
@@ -134,12 +161,18 @@ static int f_tensor(lua_State *L) {
     s = lt_storage_from_mapping(h->map, (size_t)off, (size_t)nbytes);
     if (!s) return fmt_error(L, "not enough memory");
   } else {
-    s = lt_storage_new((size_t)nbytes, 0);
-    if (!s) return fmt_error(L, "not enough memory for %I bytes", (lua_Integer)nbytes);
+    size_t full = (size_t)numel * lt_dtypes[dt].size;
+    s = lt_storage_new(full, 0);
+    if (!s) return fmt_error(L, "not enough memory for %I bytes", (lua_Integer)full);
     if (nbytes && lt_pread_full(h->fd, s->data, (size_t)nbytes, (uint64_t)off, err)) {
       lt_storage_release(s);
       return fmt_error(L, "%s", err);
     }
+    if (widen && widen_unsigned(s->data, (size_t)numel, widen, err)) {
+      lt_storage_release(s);
+      return fmt_error(L, "%s", err);
+    }
+    nbytes = full;
   }
   lt_push_storage(L, s, dt, nd, shape, NULL, 0);
   if (!s->mapped) lt_gc_account(L, (size_t)nbytes);
@@ -205,6 +238,7 @@ static int l_st_header(lua_State *L) {
     push_shape(L, e->ndim, e->shape); lua_setfield(L, -2, "shape");
     lua_pushinteger(L, (lua_Integer)e->begin); lua_setfield(L, -2, "begin");
     lua_pushinteger(L, (lua_Integer)e->end); lua_setfield(L, -2, "end");
+    if (e->widen) { lua_pushinteger(L, e->widen); lua_setfield(L, -2, "widen"); }
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   lua_createtable(L, (int)b->h.nmeta, 0);

@@ -130,11 +130,15 @@ static int parse_entry(const cJSON *node, lt_st_entry *e, char *err) {
     snprintf(err, LT_MSG, "tensor '%s': unknown dtype '%.40s'", name, dt->valuestring);
     return -1;
   }
-  if (ST_TYPES[ti].lt < 0) {
+  /* unsigned types ltorch lacks are widened on load */
+  e->widen = 0;
+  if (strcmp(ST_TYPES[ti].name, "U16") == 0) e->dtype = LT_INT32, e->widen = 2;
+  else if (strcmp(ST_TYPES[ti].name, "U32") == 0) e->dtype = LT_INT64, e->widen = 4;
+  else if (strcmp(ST_TYPES[ti].name, "U64") == 0) e->dtype = LT_INT64, e->widen = 8;
+  else if (ST_TYPES[ti].lt < 0) {
     snprintf(err, LT_MSG, "tensor '%s': dtype %s has no ltorch dtype", name, ST_TYPES[ti].name);
     return -1;
-  }
-  e->dtype = (lt_dtype)ST_TYPES[ti].lt;
+  } else e->dtype = (lt_dtype)ST_TYPES[ti].lt;
   int nd = cJSON_GetArraySize(sh);
   if (nd > LT_MAX_DIMS) {
     snprintf(err, LT_MSG, "tensor '%s': rank %d exceeds the limit of %d", name, nd, LT_MAX_DIMS);
@@ -153,7 +157,7 @@ static int parse_entry(const cJSON *node, lt_st_entry *e, char *err) {
     if (d && numel > UINT64_MAX / d) over = 1;
     else numel *= d;
   }
-  uint64_t elsize = lt_dtypes[e->dtype].size;
+  uint64_t elsize = (uint64_t)ST_TYPES[ti].bits / 8;
   if (over || numel > (uint64_t)INT64_MAX / elsize) {
     snprintf(err, LT_MSG, "tensor '%s': shape overflows", name);
     return -1;

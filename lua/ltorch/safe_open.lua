@@ -50,7 +50,7 @@ function File:metadata() check(self); return self.meta end
 function File:get_tensor(name, opts)
   local e = entry(self, name)
   local copy = opts and opts.copy
-  local ok, t = pcall(self.h.tensor, self.h, self.start + e.begin, e.dtype, e.shape, not copy)
+  local ok, t = pcall(self.h.tensor, self.h, self.start + e.begin, e.dtype, e.shape, not copy, e.widen)
   if not ok then error(self.path .. ": tensor '" .. name .. "': " .. tostring(t), 2) end
   return t
 end
@@ -87,7 +87,7 @@ function Slice:rows(first, count)
   local rowbytes = n > 0 and (e["end"] - e.begin) // n or 0
   local shape = table.move(e.shape, 1, #e.shape, 1, {})
   shape[1] = count
-  local ok, t = pcall(f.h.tensor, f.h, f.start + e.begin + (first - 1) * rowbytes, e.dtype, shape, true)
+  local ok, t = pcall(f.h.tensor, f.h, f.start + e.begin + (first - 1) * rowbytes, e.dtype, shape, true, e.widen)
   if not ok then error(f.path .. ": tensor '" .. e.name .. "': " .. tostring(t), 2) end
   return t
 end
