@@ -178,7 +178,7 @@ describe("safetensors load", function()
   local damaged = {
     st_tiny = "file too small for a safetensors header (3 bytes)",
     st_truncated_header = "truncated: header length 200 but the file has 19 bytes after the length",
-    st_huge_header = "header length 200000000 exceeds the limit of 104857600",
+    st_huge_header = "header length 200000000 exceeds the limit of 100000000",
     st_bad_json = "header is not valid JSON (at byte 55)",
     st_bad_dtype = "tensor 'w': unknown dtype 'F33'",
     st_e8m0 = "tensor 'w': dtype F8_E8M0 has no ltorch dtype",

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include "lt.h"
 
-#define LT_ST_MAX_HEADER (100u * 1024u * 1024u)   /* safetensors header limit */
+#define LT_ST_MAX_HEADER 100000000u               /* safetensors header limit (reference) */
 #define LT_ST_MAX_META 16384u                     /* metadata entries */
 #define LT_NPY_MAX_HEADER (1u << 20)              /* .npy header limit */
 #define LT_TS_MAX_TENSORS (1u << 24)              /* TorchSharp tensor count */
