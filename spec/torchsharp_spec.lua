@@ -93,6 +93,14 @@ describe("torchsharp save", function()
       H.err(torch.save, {f = torch.zeros(1, {dtype = "float8_e5m2"})}, p))
   end)
 
+  it("saves a packed module as its state dict (TorchSharp has no metadata)", function()
+    local sd = odict.new()
+    sd["fc.weight"] = torch.ones(2, 2); sd["fc.bias"] = torch.zeros(2)
+    local p = dir .. "/mod.dat"
+    require("ltorch.formats.torchsharp").save({__ltorch_pack = true, tensors = sd, extra = {s = "x"}}, p, {})
+    assert.same({"fc.weight", "fc.bias"}, odict.keys(torch.load(p)))
+  end)
+
   it("round-trips an empty dict", function()
     local p = dir .. "/empty.dat"
     torch.save(odict.new(), p)

@@ -43,7 +43,10 @@ function M.flat_dict(obj, fmtname)
     end
     return false, fmtname .. " stores a table of named tensors, got a " .. type(obj) .. " (.pt can store it)"
   end
-  if rawget(obj, "__ltorch_pack") then obj = obj.tensors end
+  if rawget(obj, "__ltorch_pack") then
+    obj = obj.tensors
+    if type(obj) ~= "table" then return false, "a packed module without a state dict" end
+  end
   for _, k in ipairs(M.ordered_keys(obj)) do
     local v = obj[k]
     if type(k) ~= "string" then
@@ -58,8 +61,10 @@ function M.flat_dict(obj, fmtname)
   return true
 end
 
--- names and tensors of a flat dict, in order
+-- names and tensors of a flat dict (or of a packed module's state dict:
+-- formats without metadata keep only the tensors), in order
 function M.items(obj)
+  if rawget(obj, "__ltorch_pack") then obj = obj.tensors end
   local names, tensors = {}, {}
   for _, k in ipairs(M.ordered_keys(obj)) do
     names[#names + 1] = k
