@@ -374,6 +374,14 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
       usage_error("convert: unknown format '%s'", opts.format)
     end
     check_readable(inp)
+    do -- the folder OUT goes into must exist (the save writes a temporary file there)
+      local folder = outp:match("^(.*)/[^/]*$")
+      if folder and folder ~= "" then
+        local f = io.open(folder, "rb")
+        if not f then error(string.format("%s: no such folder '%s'", outp, folder), 0) end
+        f:close()
+      end
+    end
     local cb = bar("reading " .. inp)
     local value = torch.load(inp, {mmap = true, unknown = "inert", progress = cb})
     finish(cb)
