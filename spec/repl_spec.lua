@@ -200,6 +200,18 @@ describe("ltorch repl on a pipe", function()
     assert.is_truthy(out:find("\n3\n1\n2\n$"), out)
   end)
 
+  it("loads foreign globals as inert tables and says so", function()
+    local dir = os.tmpname()
+    local code = "import torch, argparse, sys; torch.save({'w': torch.ones(2), 'args': argparse.Namespace(lr=0.5)}, sys.argv[1])"
+    local _, rc = run("/usr/bin/python3 -c " .. sh_quote(code) .. " " .. sh_quote(dir))
+    assert.are.equal(0, rc)
+    local out, rc2 = run("printf 'ckpt.args.__global, ckpt.args.state.lr\\n' | bin/ltorch repl " .. sh_quote(dir))
+    os.remove(dir)
+    assert.are.equal(0, rc2)
+    assert.is_truthy(out:find("^note: .-: unsupported globals: argparse%.Namespace; loaded as inert tables"), out)
+    assert.is_truthy(out:find("\nargparse.Namespace\n0.5\n$"), out)
+  end)
+
   it("exits 1 with one line when FILE cannot be loaded", function()
     local out, code = run("bin/ltorch repl /nonexistent/x.pt </dev/null")
     assert.are.equal(1, code)

@@ -200,6 +200,16 @@ function M.run(opts)
     local cb = progress.bar("loading " .. opts.file)
     local ok, v = pcall(torch.load, opts.file, {mmap = true, progress = cb,
       unknown = opts.inert and "inert" or nil})
+    if not ok and not opts.inert and tostring(v):find("unsupported globals", 1, true) then
+      -- a pickle that refers to classes ltorch does not rebuild: load them
+      -- as inert tables (nothing is imported or run) and say so
+      local ok2, v2 = pcall(torch.load, opts.file, {mmap = true, unknown = "inert"})
+      if ok2 then
+        io.stdout:write("note: ", require("ltorch.commands").clean_error(v):gsub(" %(.*%)$", ""),
+          "; loaded as inert tables {__global = ..., args = ..., state = ...}\n")
+        ok, v = ok2, v2
+      end
+    end
     progress.finish(cb)
     if not ok then
       io.stderr:write("ltorch: ", require("ltorch.commands").clean_error(v), "\n")
