@@ -627,7 +627,8 @@ COMMANDS.repl = {
   text = [[
 A Lua 5.4 prompt with line editing and history (~/.ltorch_history, when
 lua-readline is installed), ltorch loaded as 'torch' and torch.nn as 'nn'.
-FILE, when given, is loaded (memory-mapped) as 'ckpt'. Expressions print
+FILE, when given, is loaded (memory-mapped) as 'ckpt'; foreign pickle
+globals in it become inert tables, with a note. Expressions print
 their value: tensors as PyTorch prints them, tables holding tensors as a
 table of key, dtype and shape; statements run; an incomplete chunk reads
 more lines; errors are printed and the prompt goes on. Ctrl-D exits.]],
