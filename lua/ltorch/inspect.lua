@@ -97,7 +97,10 @@ function M.flatten(v)
     for _, field in ipairs({"_parameters", "_buffers"}) do
       local d = st[field]
       if type(d) == "table" then
-        for _, k in ipairs(ordered_keys(d)) do walk(d[k], join(prefix, k)) end
+        -- None entries (bias=False) are not in PyTorch's state_dict either
+        for _, k in ipairs(ordered_keys(d)) do
+          if d[k] ~= torch.null then walk(d[k], join(prefix, k)) end
+        end
       end
     end
     local mods = st._modules
