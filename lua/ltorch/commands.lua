@@ -416,8 +416,10 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
         if keep(v.key) then dropped = dropped + 1; dropped_keys[#dropped_keys + 1] = v.key end
       end
       if #flat.global_order > 0 then
+        local g = flat.global_order
+        local names = table.concat(g, ", ", 1, math.min(#g, 2)) .. (#g > 2 and ", ..." or "")
         io.stderr:write(string.format("ltorch: note: %s: %d foreign globals (%s) not converted; writing its %d tensors\n",
-          inp, #flat.global_order, table.concat(flat.global_order, ", "):sub(1, 120), #keys))
+          inp, #g, names, #keys))
       end
       if dropped > 0 then
         local list = table.concat(dropped_keys, ", ", 1, math.min(#dropped_keys, 8))
