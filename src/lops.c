@@ -432,6 +432,18 @@ static int reduce(lua_State *L, int op, const char *name) {
     luaL_error(L, "bad argument #1 to '%s' (cannot reduce an empty dimension: it has no identity)", name);
   int dom = domain_of(t->dtype);
   lt_dtype ddt = domain_dtype(dom);
+  if (!has_dim && dom == LT_DOM_F64 && n > 0) {     /* streamed, no copy */
+    int64_t at = 0;
+    double v = lt_reduce_all_f64(op, t, &at, unbiased);
+    if (isarg) {
+      lt_tensor *r = lt_push_new(L, LT_INT64, 0, NULL, 0);
+      *(int64_t *)lt_data(r) = at + 1;
+    } else {
+      lt_tensor *r = lt_push_new(L, t->dtype, 0, NULL, 0);
+      lt_set_f64(t->dtype, lt_data(r), v);
+    }
+    return 1;
+  }
   lt_tensor *x = contig(L, t, ddt);
   lt_tensor *val = lt_push_new(L, ddt, ond, oshape, 0);
   int vi = lua_gettop(L), ii = 0;
@@ -716,17 +728,18 @@ static void pool_input(lua_State *L, lt_tensor *x, const char *name, lt_pool *p)
   p->planes = prod(x->shape, 0, x->ndim - 2);
 }
 
-/* runs kernel over a double copy of x and pushes the result in x's dtype */
-static void pool_run(lua_State *L, lt_tensor *x, lt_pool *p,
-                     void (*kernel)(const lt_pool *, const double *, double *)) {
+/* runs a pooling kernel in float32 (float64 for float64 input) and pushes
+   the result in x's dtype */
+static void pool_run(lua_State *L, lt_tensor *x, lt_pool *p, int kind) {
   int64_t shape[4];
   memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
   shape[x->ndim - 2] = p->OH;
   shape[x->ndim - 1] = p->OW;
-  lt_tensor *xc = contig(L, x, LT_FLOAT64);
-  lt_tensor *y = lt_push_new(L, LT_FLOAT64, x->ndim, shape, 0);
-  kernel(p, (const double *)lt_data(xc), (double *)lt_data(y));
-  if (x->dtype != LT_FLOAT64) push_convert(L, y, x->dtype);
+  lt_dtype gd = x->dtype == LT_FLOAT64 ? LT_FLOAT64 : LT_FLOAT32;
+  lt_tensor *xc = contig(L, x, gd);
+  lt_tensor *y = lt_push_new(L, gd, x->ndim, shape, 0);
+  lt_pool2d(kind, gd, p, lt_data(xc), lt_data(y));
+  if (x->dtype != gd) push_convert(L, y, x->dtype);
 }
 
 static void pool_geometry(lua_State *L, lt_tensor *x, lt_pool *p, const char *name, int ceil_mode) {
@@ -755,7 +768,7 @@ static int l_max_pool2d(lua_State *L) {
   p.kh = k[0]; p.kw = k[1]; p.sh = s[0]; p.sw = s[1]; p.ph = pd[0]; p.pw = pd[1];
   p.dh = dl[0]; p.dw = dl[1]; p.count_include_pad = 1;
   pool_geometry(L, x, &p, "max_pool2d", lua_toboolean(L, 6));
-  pool_run(L, x, &p, lt_max_pool2d_f64);
+  pool_run(L, x, &p, LT_POOL_MAX);
   return 1;
 }
 
@@ -773,7 +786,7 @@ static int l_avg_pool2d(lua_State *L) {
   p.dh = p.dw = 1;
   p.count_include_pad = lua_isnoneornil(L, 6) ? 1 : lua_toboolean(L, 6);
   pool_geometry(L, x, &p, "avg_pool2d", lua_toboolean(L, 5));
-  pool_run(L, x, &p, lt_avg_pool2d_f64);
+  pool_run(L, x, &p, LT_POOL_AVG);
   return 1;
 }
 
@@ -800,7 +813,7 @@ static int l_adaptive_avg_pool2d(lua_State *L) {
                shape_str(s1, sizeof s1, x->ndim, x->shape));
   p.OH = o[0];
   p.OW = o[1];
-  pool_run(L, x, &p, lt_adaptive_avg_pool2d_f64);
+  pool_run(L, x, &p, LT_POOL_ADAPTIVE_AVG);
   return 1;
 }
 
@@ -835,20 +848,17 @@ static int l_batch_norm(lua_State *L) {
   double *v64 = per_channel(L, 3, C, "batch_norm", "running_var");
   double *w64 = per_channel(L, 4, C, "batch_norm", "weight");
   double *b64 = per_channel(L, 5, C, "batch_norm", "bias");
-  lt_tensor *xc = push_copy(L, x, LT_FLOAT64);
-  int xi = lua_gettop(L);
-  double *xp = (double *)lt_data(xc);
-  const double *mean = m64, *var = v64;
+  lt_dtype gd = x->dtype == LT_FLOAT64 ? LT_FLOAT64 : LT_FLOAT32;
+  lt_tensor *xc = contig(L, x, gd);
+  int64_t five = 5 * C;
+  double *st = (double *)lt_data(lt_push_new(L, LT_FLOAT64, 1, &five, 0));
+  double *mean = st, *var = st + C, *uvar = st + 2 * C, *scale = st + 3 * C, *shift = st + 4 * C;
   if (training) {
-    int64_t three = 3 * C;
-    double *st = (double *)lt_data(lt_push_new(L, LT_FLOAT64, 1, &three, 0));
-    lt_batch_stats_f64(xp, N, C, S, st, st + C, st + 2 * C);
-    mean = st;
-    var = st + C;
+    lt_batch_stats(gd, lt_data(xc), N, C, S, mean, var, uvar);
     for (int pass = 0; pass < 2; pass++) {   /* update the running stats in place */
       lt_tensor *r = pass ? rv : rm;
       double *r64 = pass ? v64 : m64;
-      const double *cur = pass ? st + 2 * C : st;
+      const double *cur = pass ? uvar : mean;
       if (!r) continue;
       for (int64_t c = 0; c < C; c++) r64[c] = (1 - momentum) * r64[c] + momentum * cur[c];
       /* r's shape over the updated doubles, copied back into r */
@@ -857,10 +867,17 @@ static int l_batch_norm(lua_State *L) {
       lt_copy(r, tmp);
       lua_pop(L, 1);
     }
+  } else {
+    memcpy(mean, m64, (size_t)C * sizeof(double));
+    memcpy(var, v64, (size_t)C * sizeof(double));
   }
-  lt_batch_norm_f64(xp, N, C, S, mean, var, w64, b64, eps);
-  lua_pushvalue(L, xi);
-  if (x->dtype != LT_FLOAT64) push_convert(L, xc, x->dtype);
+  for (int64_t c = 0; c < C; c++) {
+    scale[c] = (w64 ? w64[c] : 1.0) / sqrt(var[c] + eps);
+    shift[c] = (b64 ? b64[c] : 0.0) - mean[c] * scale[c];
+  }
+  lt_tensor *y = lt_push_new(L, gd, x->ndim, x->shape, 0);
+  lt_channel_affine(gd, lt_data(xc), lt_data(y), N, C, S, scale, shift);
+  if (x->dtype != gd) push_convert(L, y, x->dtype);
   return 1;
 }
 

@@ -170,10 +170,64 @@ static int fast_f32(int op, const lt_tensor *a, const lt_tensor *b, lt_tensor *o
   return 0;
 }
 
+/* float32 views whose innermost dims are contiguous or broadcast (stride 1
+   or 0): loop over rows, each row a plain loop */
+static int rows_f32(int op, const lt_tensor *a, const lt_tensor *b, lt_tensor *out, int64_t n) {
+  int nd = out->ndim;
+  if (a->dtype != LT_FLOAT32 || b->dtype != LT_FLOAT32 || out->dtype != LT_FLOAT32 ||
+      op > LT_OP_DIV || nd == 0)
+    return 0;
+  int64_t L = out->shape[nd - 1], sa = a->stride[nd - 1], sb = b->stride[nd - 1];
+  if (L < 8 || (sa != 0 && sa != 1) || (sb != 0 && sb != 1)) return 0;
+  const float *A = (const float *)lt_data(a), *B = (const float *)lt_data(b);
+  float *o = (float *)lt_data(out);
+  int64_t idx[LT_MAX_DIMS] = {0}, oa = 0, ob = 0, rows = n / L;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *x = A + oa, *y = B + ob;
+    float *z = o + r * L;
+    if (sa && sb) {
+      switch (op) {
+        case LT_OP_ADD: for (int64_t i = 0; i < L; i++) z[i] = x[i] + y[i]; break;
+        case LT_OP_SUB: for (int64_t i = 0; i < L; i++) z[i] = x[i] - y[i]; break;
+        case LT_OP_MUL: for (int64_t i = 0; i < L; i++) z[i] = x[i] * y[i]; break;
+        default: for (int64_t i = 0; i < L; i++) z[i] = x[i] / y[i]; break;
+      }
+    } else if (sa) {
+      float v = *y;
+      switch (op) {
+        case LT_OP_ADD: for (int64_t i = 0; i < L; i++) z[i] = x[i] + v; break;
+        case LT_OP_SUB: for (int64_t i = 0; i < L; i++) z[i] = x[i] - v; break;
+        case LT_OP_MUL: for (int64_t i = 0; i < L; i++) z[i] = x[i] * v; break;
+        default: for (int64_t i = 0; i < L; i++) z[i] = x[i] / v; break;
+      }
+    } else if (sb) {
+      float v = *x;
+      switch (op) {
+        case LT_OP_ADD: for (int64_t i = 0; i < L; i++) z[i] = v + y[i]; break;
+        case LT_OP_SUB: for (int64_t i = 0; i < L; i++) z[i] = v - y[i]; break;
+        case LT_OP_MUL: for (int64_t i = 0; i < L; i++) z[i] = v * y[i]; break;
+        default: for (int64_t i = 0; i < L; i++) z[i] = v / y[i]; break;
+      }
+    } else {
+      float v = (float)bin_f64(op, *x, *y);
+      for (int64_t i = 0; i < L; i++) z[i] = v;
+    }
+    for (int d = nd - 2; d >= 0; d--) {       /* next row */
+      oa += a->stride[d];
+      ob += b->stride[d];
+      if (++idx[d] < out->shape[d]) break;
+      oa -= a->stride[d] * out->shape[d];
+      ob -= b->stride[d] * out->shape[d];
+      idx[d] = 0;
+    }
+  }
+  return 1;
+}
+
 void lt_binary(int op, int dom, const lt_tensor *a, const lt_tensor *b, lt_tensor *out) {
   int64_t n = lt_numel(out);
   if (n == 0) return;
-  if (dom == LT_DOM_F64 && fast_f32(op, a, b, out, n)) return;
+  if (dom == LT_DOM_F64 && (fast_f32(op, a, b, out, n) || rows_f32(op, a, b, out, n))) return;
   lt_iter ia, ib;
   lt_iter_init(&ia, a);
   lt_iter_init(&ib, b);
@@ -511,6 +565,47 @@ void lt_reduce_f64(int op, const double *x, int64_t outer, int64_t n, int64_t in
   }
 }
 
+/* a reduction over every element of a view, streamed (no copy): sum, mean,
+   max, min (with the 0-based flat index), std (Welford) */
+double lt_reduce_all_f64(int op, const lt_tensor *t, int64_t *index, int unbiased) {
+  lt_iter it;
+  lt_iter_init(&it, t);
+  int64_t n = it.left, k = 0, bi = 0;
+  double buf[CH], acc = 0, mean = 0, m2 = 0;
+  int want_max = op == LT_RED_MAX || op == LT_RED_ARGMAX, found_nan = 0;
+  double best = want_max ? -INFINITY : INFINITY;
+  while (it.left > 0 && !found_nan) {
+    int m = it.left < CH ? (int)it.left : CH;
+    load_f64(&it, t->dtype, buf, m);
+    switch (op) {
+      case LT_RED_SUM: case LT_RED_MEAN:
+        for (int i = 0; i < m; i++) acc += buf[i];
+        break;
+      case LT_RED_STD:
+        for (int i = 0; i < m; i++) {
+          double d = buf[i] - mean;
+          mean += d / (double)(k + i + 1);
+          m2 += d * (buf[i] - mean);
+        }
+        break;
+      default:
+        for (int i = 0; i < m; i++) {
+          double v = buf[i];
+          if (isnan(v)) { best = v; bi = k + i; found_nan = 1; break; }
+          if (k + i == 0 || (want_max ? v > best : v < best)) { best = v; bi = k + i; }
+        }
+    }
+    k += m;
+  }
+  if (index) *index = bi;
+  switch (op) {
+    case LT_RED_SUM: return acc;
+    case LT_RED_MEAN: return acc / (double)n;
+    case LT_RED_STD: return sqrt(m2 / (double)(n - (unbiased ? 1 : 0)));
+    default: return best;
+  }
+}
+
 void lt_reduce_i64(int op, const int64_t *x, int64_t outer, int64_t n, int64_t inner,
                    int64_t *out, int64_t *idx) {
   for (int64_t o = 0; o < outer; o++) {
@@ -637,99 +732,120 @@ int64_t lt_pool_out(int64_t in, int64_t k, int64_t pad, int64_t stride, int64_t 
   return out < 1 ? -1 : out;
 }
 
-void lt_max_pool2d_f64(const lt_pool *p, const double *x, double *y) {
-  for (int64_t pl = 0; pl < p->planes; pl++) {
-    const double *xp = x + pl * p->H * p->W;
-    double *yp = y + pl * p->OH * p->OW;
-    for (int64_t oh = 0; oh < p->OH; oh++)
-      for (int64_t ow = 0; ow < p->OW; ow++) {
-        double best = -INFINITY;
-        for (int64_t ki = 0; ki < p->kh; ki++) {
-          int64_t ih = oh * p->sh - p->ph + ki * p->dh;
-          if (ih < 0 || ih >= p->H) continue;
-          for (int64_t kj = 0; kj < p->kw; kj++) {
-            int64_t iw = ow * p->sw - p->pw + kj * p->dw;
-            if (iw < 0 || iw >= p->W) continue;
-            double v = xp[ih * p->W + iw];
-            if (v > best || isnan(v)) best = v;
-          }
-        }
-        yp[oh * p->OW + ow] = best;
-      }
+/* the pooling kernels for float and double, over planes of H x W */
+#define DEF_POOLS(T, SUF)                                                            \
+  static void max_pool_##SUF(const lt_pool *p, const T *x, T *y) {                   \
+    for (int64_t pl = 0; pl < p->planes; pl++) {                                     \
+      const T *xp = x + pl * p->H * p->W;                                            \
+      T *yp = y + pl * p->OH * p->OW;                                                \
+      for (int64_t oh = 0; oh < p->OH; oh++)                                         \
+        for (int64_t ow = 0; ow < p->OW; ow++) {                                     \
+          T best = -INFINITY;                                                        \
+          for (int64_t ki = 0; ki < p->kh; ki++) {                                   \
+            int64_t ih = oh * p->sh - p->ph + ki * p->dh;                            \
+            if (ih < 0 || ih >= p->H) continue;                                      \
+            for (int64_t kj = 0; kj < p->kw; kj++) {                                 \
+              int64_t iw = ow * p->sw - p->pw + kj * p->dw;                          \
+              if (iw < 0 || iw >= p->W) continue;                                    \
+              T v = xp[ih * p->W + iw];                                              \
+              if (v > best || isnan(v)) best = v;                                    \
+            }                                                                        \
+          }                                                                          \
+          yp[oh * p->OW + ow] = best;                                                \
+        }                                                                            \
+    }                                                                                \
+  }                                                                                  \
+  static void avg_pool_##SUF(const lt_pool *p, const T *x, T *y) {                   \
+    for (int64_t pl = 0; pl < p->planes; pl++) {                                     \
+      const T *xp = x + pl * p->H * p->W;                                            \
+      T *yp = y + pl * p->OH * p->OW;                                                \
+      for (int64_t oh = 0; oh < p->OH; oh++)                                         \
+        for (int64_t ow = 0; ow < p->OW; ow++) {                                     \
+          int64_t hs = oh * p->sh - p->ph, ws = ow * p->sw - p->pw;                  \
+          int64_t he = hs + p->kh < p->H + p->ph ? hs + p->kh : p->H + p->ph;        \
+          int64_t we = ws + p->kw < p->W + p->pw ? ws + p->kw : p->W + p->pw;        \
+          int64_t pool = (he - hs) * (we - ws);                                      \
+          if (hs < 0) hs = 0;                                                        \
+          if (ws < 0) ws = 0;                                                        \
+          if (he > p->H) he = p->H;                                                  \
+          if (we > p->W) we = p->W;                                                  \
+          if (hs >= he || ws >= we) { yp[oh * p->OW + ow] = 0; continue; }           \
+          double s = 0;                                                              \
+          for (int64_t ih = hs; ih < he; ih++)                                       \
+            for (int64_t iw = ws; iw < we; iw++) s += xp[ih * p->W + iw];            \
+          int64_t div = p->count_include_pad ? pool : (he - hs) * (we - ws);         \
+          yp[oh * p->OW + ow] = (T)(s / (double)div);                                \
+        }                                                                            \
+    }                                                                                \
+  }                                                                                  \
+  static void adaptive_avg_##SUF(const lt_pool *p, const T *x, T *y) {               \
+    for (int64_t pl = 0; pl < p->planes; pl++) {                                     \
+      const T *xp = x + pl * p->H * p->W;                                            \
+      T *yp = y + pl * p->OH * p->OW;                                                \
+      for (int64_t oh = 0; oh < p->OH; oh++) {                                       \
+        int64_t hs = oh * p->H / p->OH, he = ((oh + 1) * p->H + p->OH - 1) / p->OH;  \
+        for (int64_t ow = 0; ow < p->OW; ow++) {                                     \
+          int64_t ws = ow * p->W / p->OW;                                            \
+          int64_t we = ((ow + 1) * p->W + p->OW - 1) / p->OW;                        \
+          double s = 0;                                                              \
+          for (int64_t ih = hs; ih < he; ih++)                                       \
+            for (int64_t iw = ws; iw < we; iw++) s += xp[ih * p->W + iw];            \
+          yp[oh * p->OW + ow] = (T)(s / (double)((he - hs) * (we - ws)));            \
+        }                                                                            \
+      }                                                                              \
+    }                                                                                \
   }
-}
+DEF_POOLS(float, f32)
+DEF_POOLS(double, f64)
 
-void lt_avg_pool2d_f64(const lt_pool *p, const double *x, double *y) {
-  for (int64_t pl = 0; pl < p->planes; pl++) {
-    const double *xp = x + pl * p->H * p->W;
-    double *yp = y + pl * p->OH * p->OW;
-    for (int64_t oh = 0; oh < p->OH; oh++)
-      for (int64_t ow = 0; ow < p->OW; ow++) {
-        int64_t hs = oh * p->sh - p->ph, ws = ow * p->sw - p->pw;
-        int64_t he = hs + p->kh < p->H + p->ph ? hs + p->kh : p->H + p->ph;
-        int64_t we = ws + p->kw < p->W + p->pw ? ws + p->kw : p->W + p->pw;
-        int64_t pool = (he - hs) * (we - ws);
-        if (hs < 0) hs = 0;
-        if (ws < 0) ws = 0;
-        if (he > p->H) he = p->H;
-        if (we > p->W) we = p->W;
-        if (hs >= he || ws >= we) { yp[oh * p->OW + ow] = 0; continue; }
-        double s = 0;
-        for (int64_t ih = hs; ih < he; ih++)
-          for (int64_t iw = ws; iw < we; iw++) s += xp[ih * p->W + iw];
-        int64_t div = p->count_include_pad ? pool : (he - hs) * (we - ws);
-        yp[oh * p->OW + ow] = s / (double)div;
-      }
-  }
-}
-
-void lt_adaptive_avg_pool2d_f64(const lt_pool *p, const double *x, double *y) {
-  for (int64_t pl = 0; pl < p->planes; pl++) {
-    const double *xp = x + pl * p->H * p->W;
-    double *yp = y + pl * p->OH * p->OW;
-    for (int64_t oh = 0; oh < p->OH; oh++) {
-      int64_t hs = oh * p->H / p->OH, he = ((oh + 1) * p->H + p->OH - 1) / p->OH;
-      for (int64_t ow = 0; ow < p->OW; ow++) {
-        int64_t ws = ow * p->W / p->OW, we = ((ow + 1) * p->W + p->OW - 1) / p->OW;
-        double s = 0;
-        for (int64_t ih = hs; ih < he; ih++)
-          for (int64_t iw = ws; iw < we; iw++) s += xp[ih * p->W + iw];
-        yp[oh * p->OW + ow] = s / (double)((he - hs) * (we - ws));
-      }
-    }
+void lt_pool2d(int kind_, lt_dtype dt, const lt_pool *p, const void *x, void *y) {
+  if (dt == LT_FLOAT32) {
+    if (kind_ == LT_POOL_MAX) max_pool_f32(p, x, y);
+    else if (kind_ == LT_POOL_AVG) avg_pool_f32(p, x, y);
+    else adaptive_avg_f32(p, x, y);
+  } else {
+    if (kind_ == LT_POOL_MAX) max_pool_f64(p, x, y);
+    else if (kind_ == LT_POOL_AVG) avg_pool_f64(p, x, y);
+    else adaptive_avg_f64(p, x, y);
   }
 }
 
 /* ---- normalisation ----------------------------------------------------- */
 
-void lt_batch_stats_f64(const double *x, int64_t N, int64_t C, int64_t S,
-                        double *mean, double *var, double *uvar) {
+static inline double getv(lt_dtype dt, const void *x, int64_t i) {
+  return dt == LT_FLOAT32 ? (double)((const float *)x)[i] : ((const double *)x)[i];
+}
+
+void lt_batch_stats(lt_dtype dt, const void *x, int64_t N, int64_t C, int64_t S,
+                    double *mean, double *var, double *uvar) {
   int64_t cnt = N * S;
   for (int64_t c = 0; c < C; c++) {
     double s = 0, ss = 0;
-    for (int64_t n = 0; n < N; n++) {
-      const double *p = x + (n * C + c) * S;
-      for (int64_t i = 0; i < S; i++) s += p[i];
-    }
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t i = 0, o = (n * C + c) * S; i < S; i++) s += getv(dt, x, o + i);
     double m = cnt ? s / (double)cnt : NAN;
-    for (int64_t n = 0; n < N; n++) {
-      const double *p = x + (n * C + c) * S;
-      for (int64_t i = 0; i < S; i++) { double d = p[i] - m; ss += d * d; }
-    }
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t i = 0, o = (n * C + c) * S; i < S; i++) { double d = getv(dt, x, o + i) - m; ss += d * d; }
     mean[c] = m;
     var[c] = cnt ? ss / (double)cnt : NAN;
     uvar[c] = cnt > 1 ? ss / (double)(cnt - 1) : NAN;
   }
 }
 
-void lt_batch_norm_f64(double *x, int64_t N, int64_t C, int64_t S, const double *mean,
-                       const double *var, const double *w, const double *b, double eps) {
+void lt_channel_affine(lt_dtype dt, const void *x, void *y, int64_t N, int64_t C, int64_t S,
+                       const double *scale, const double *shift) {
   for (int64_t n = 0; n < N; n++)
     for (int64_t c = 0; c < C; c++) {
-      double *p = x + (n * C + c) * S;
-      double inv = 1.0 / sqrt(var[c] + eps), m = mean[c];
-      double sc = w ? w[c] : 1.0, sh = b ? b[c] : 0.0;
-      for (int64_t i = 0; i < S; i++) p[i] = (p[i] - m) * inv * sc + sh;
+      int64_t o = (n * C + c) * S;
+      if (dt == LT_FLOAT32) {
+        const float *xp = (const float *)x + o;
+        float *yp = (float *)y + o, a = (float)scale[c], b = (float)shift[c];
+        for (int64_t i = 0; i < S; i++) yp[i] = xp[i] * a + b;
+      } else {
+        const double *xp = (const double *)x + o;
+        double *yp = (double *)y + o, a = scale[c], b = shift[c];
+        for (int64_t i = 0; i < S; i++) yp[i] = xp[i] * a + b;
+      }
     }
 }
 

@@ -55,6 +55,9 @@ enum { LT_RED_SUM, LT_RED_MEAN, LT_RED_MAX, LT_RED_MIN, LT_RED_ARGMAX, LT_RED_AR
 /* f64 domain: values to out (outer*inner), indices (0-based) to idx when not NULL */
 void lt_reduce_f64(int op, const double *x, int64_t outer, int64_t n, int64_t inner,
                    double *out, int64_t *idx, int unbiased);
+/* a float reduction of every element of any view, streamed; index gets the
+   0-based flat position for max/min/argmax/argmin */
+double lt_reduce_all_f64(int op, const lt_tensor *t, int64_t *index, int unbiased);
 void lt_reduce_i64(int op, const int64_t *x, int64_t outer, int64_t n, int64_t inner,
                    int64_t *out, int64_t *idx);
 void lt_reduce_c128(int op, const double *x, int64_t outer, int64_t n, int64_t inner, double *out);
@@ -74,19 +77,19 @@ typedef struct lt_pool {
   int64_t planes, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW;
   int count_include_pad;
 } lt_pool;
-void lt_max_pool2d_f64(const lt_pool *p, const double *x, double *y);
-void lt_avg_pool2d_f64(const lt_pool *p, const double *x, double *y);
-void lt_adaptive_avg_pool2d_f64(const lt_pool *p, const double *x, double *y);
+enum { LT_POOL_MAX, LT_POOL_AVG, LT_POOL_ADAPTIVE_AVG };
+/* float32 or float64 contiguous x and y */
+void lt_pool2d(int kind, lt_dtype dt, const lt_pool *p, const void *x, void *y);
 /* PyTorch's pooling output size; -1 when it would be below 1 */
 int64_t lt_pool_out(int64_t in, int64_t k, int64_t pad, int64_t stride, int64_t dil, int ceil_mode);
 
-/* batch norm over x (N, C, S) in place; mean/var per channel are inputs
-   (eval) or computed into mean/var (training: biased var in var, the
-   unbiased one in uvar) */
-void lt_batch_stats_f64(const double *x, int64_t N, int64_t C, int64_t S,
-                        double *mean, double *var, double *uvar);
-void lt_batch_norm_f64(double *x, int64_t N, int64_t C, int64_t S, const double *mean,
-                       const double *var, const double *w, const double *b, double eps);
+/* per-channel mean, biased and unbiased variance of x (N, C, S), float32
+   or float64 contiguous */
+void lt_batch_stats(lt_dtype dt, const void *x, int64_t N, int64_t C, int64_t S,
+                    double *mean, double *var, double *uvar);
+/* y = x * scale[c] + shift[c] over (N, C, S); y may be x */
+void lt_channel_affine(lt_dtype dt, const void *x, void *y, int64_t N, int64_t C, int64_t S,
+                       const double *scale, const double *shift);
 /* layer norm of rows of n elements in place; w, b may be NULL */
 void lt_layer_norm_f64(double *x, int64_t rows, int64_t n, const double *w,
                        const double *b, double eps);
