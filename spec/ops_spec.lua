@@ -64,6 +64,28 @@ describe("arithmetic", function()
     assert.are.same({{0, 6}, {2, 8}, {4, 10}}, (t + t):tolist())
     assert.is_true((t + t):is_contiguous())
   end)
+  it("gives the same float32 results on fast paths and strided views", function()
+    local x = torch.arange(64, {dtype = "float32"}):view(4, 16) / 7
+    local b = torch.arange(16, {dtype = "float32"}) - 3.5
+    local col = torch.arange(4, {dtype = "float32"}):view(4, 1) + 0.25
+    local function ref(f, ...)   -- computed in float64, rounded once
+      local args = {...}
+      for i, a in ipairs(args) do if torch.is_tensor(a) then args[i] = a:to("float64") end end
+      return f(table.unpack(args)):to("float32")
+    end
+    local xt = x:t():contiguous():t()          -- same values, strided
+    assert.is_false(xt:is_contiguous())
+    for _, f in ipairs({torch.add, torch.sub, torch.mul, torch.div}) do
+      assert.is_true(torch.equal(f(x, b), ref(f, x, b)))
+      assert.is_true(torch.equal(f(xt, b), f(x, b)))
+      assert.is_true(torch.equal(f(col, b), ref(f, col, b)))
+      assert.is_true(torch.equal(f(b, col), ref(f, b, col)))
+      assert.is_true(torch.equal(f(x, x + 1), ref(f, x, x + 1)))
+      assert.is_true(torch.equal(f(2, x), ref(f, 2, x)))
+    end
+    assert.is_true(torch.equal(x:relu(), xt:relu()))
+    assert.is_true(torch.allclose(x:exp(), xt:exp()))
+  end)
   it("keeps int64 exact", function()
     local big = torch.tensor({math.maxinteger - 1})
     assert.are.equal(math.maxinteger, (big + 1):tolist()[1])
