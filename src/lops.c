@@ -643,8 +643,11 @@ static void pair(lua_State *L, int arg, lua_Integer def, lua_Integer lo, const c
     if (!ok) luaL_error(L, "bad argument #%d to '%s' (%s must be a number or {h, w})", arg, name, what);
   }
   if (out[0] < lo || out[1] < lo)
-    luaL_error(L, "bad argument #%d to '%s' (%s must be at least %d, got {%d, %d})", arg, name, what,
-               (int)lo, (int)out[0], (int)out[1]);
+    luaL_error(L, "bad argument #%d to '%s' (%s must be at least %d, got {%I, %I})", arg, name, what,
+               (int)lo, (lua_Integer)out[0], (lua_Integer)out[1]);
+  if (out[0] > INT_MAX || out[1] > INT_MAX)
+    luaL_error(L, "bad argument #%d to '%s' (%s must be at most %d, got {%I, %I})", arg, name, what,
+               INT_MAX, (lua_Integer)out[0], (lua_Integer)out[1]);
 }
 
 static int l_conv2d(lua_State *L) {
@@ -697,8 +700,9 @@ static int l_conv2d(lua_State *L) {
   if (bias && lt_numel(bias) != p.O)
     luaL_error(L, "bad argument #3 to 'conv2d' (bias has %d elements, expected %d)", (int)lt_numel(bias), (int)p.O);
   lt_dtype gd = od == LT_FLOAT64 ? LT_FLOAT64 : LT_FLOAT32;
-  int64_t Kc = (p.C / groups) * p.kh * p.kw, P = p.OH * p.OW;
-  if (Kc >= INT_MAX || P >= INT_MAX || p.O >= INT_MAX)
+  int64_t Kc = (p.C / groups) * p.kh * p.kw;
+  int64_t P = lt_shape_numel(2, (int64_t[]){p.OH, p.OW});
+  if (Kc >= INT_MAX || P < 0 || P >= INT_MAX || p.O >= INT_MAX || lt_shape_numel(2, (int64_t[]){Kc, P}) < 0)
     luaL_error(L, "bad argument #1 to 'conv2d' (sizes exceed the BLAS limit of 2^31-1)");
   lt_tensor *xc = contig(L, x, gd), *wc = contig(L, w, gd), *bc = bias ? contig(L, bias, gd) : NULL;
   int64_t ncol = Kc * P;
