@@ -420,12 +420,16 @@ function M.shape_str(shape)
   return "[" .. table.concat(shape, ", ") .. "]"
 end
 
--- name column 36, dtype+shape 20, params 12, bytes 10 (+ 3 spaces) = 81 - 1
-local NAMEW, TYPEW, PARW, BYTEW = 35, 21, 11, 10
+-- name 35, dtype+shape 21, params 11, bytes 9, 3 spaces between: 79 columns
+local NAMEW, TYPEW, PARW, BYTEW = 35, 21, 11, 9
 
 local function tree_lines(root, lines, depth_limit)
+  -- a long dtype+shape borrows columns from the name (down to MINNAME)
+  local MINNAME = 20
   local function row(label, typ, params, bytes)
-    lines[#lines + 1] = fit(label, NAMEW) .. " " .. fit(typ, TYPEW) .. " " ..
+    local nw = NAMEW
+    if #typ > TYPEW then nw = math.max(NAMEW + TYPEW - #typ, MINNAME) end
+    lines[#lines + 1] = fit(label, nw) .. " " .. fit(typ, NAMEW + TYPEW - nw) .. " " ..
       rpad(params, PARW) .. " " .. rpad(bytes, BYTEW)
   end
   local function visit(node, prefix, last, depth)
@@ -434,7 +438,7 @@ local function tree_lines(root, lines, depth_limit)
     if node.tensor then
       local t = node.tensor
       local typ = t.dtype .. " " .. M.shape_str(t.shape)
-      if #typ > TYPEW then typ = t.dtype .. " [" .. #t.shape .. "-d]" end
+      if #typ > NAMEW + TYPEW - MINNAME then typ = t.dtype .. " [" .. #t.shape .. "-d]" end
       row(label, typ, commas(t.numel), human_bytes(t.bytes))
       return
     end
