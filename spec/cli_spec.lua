@@ -200,6 +200,16 @@ describe("ltorch inspect", function()
     end
   end)
 
+  it("counts nan and inf apart from the finite statistics", function()
+    local sd = require("ltorch.odict").new()
+    sd["c"] = torch.tensor({0 / 0, 1, 1 / 0, -2, -1 / 0})
+    sd["one"] = torch.tensor({5})
+    torch.save(sd, P("odd.safetensors"))
+    local out = ltorch("inspect --stats " .. P("odd.safetensors"))
+    assert.is_true(has_line(out, "^c%s+%-2%s+1%s+%-0%.5%s+2%.121%s+1%s+2$"), out)
+    assert.is_true(has_line(out, "^one%s+5%s+5%s+5%s+%-%s+0%s+0$"), out)
+  end)
+
   it("prints the same report as JSON", function()
     local out, code = ltorch("inspect --json --stats " .. P("sd.pt"))
     assert.are.equal(0, code)
