@@ -65,6 +65,40 @@ function H.python(code, dir)
   return out
 end
 
+-- run a Lua 5.4 script (a string) in a fresh process with ltorch on the
+-- path (this checkout's lua/ and build); returns ok, output (stdout+stderr)
+function H.lua(code, dir)
+  local script = (dir or H.tmpdir()) .. "/script.lua"
+  local build = os.getenv("LTORCH_BUILD") or "build"
+  local f = assert(io.open(script, "w"))
+  f:write(string.format("package.path = %q .. package.path\npackage.cpath = %q .. package.cpath\n",
+    "lua/?.lua;lua/?/init.lua;spec/?.lua;", build .. "/?.so;"))
+  f:write(code)
+  f:close()
+  local p = io.popen(H.LUA .. " '" .. script .. "' 2>&1")
+  local out = p:read("a")
+  local ok = p:close()
+  return ok == true, out
+end
+
+-- python source of load_st(path) -> {name: torch tensor}: a safetensors
+-- reader in a few lines (the safetensors package is not installed)
+H.PY_LOAD_ST = [==[
+import json as _json, struct as _struct, numpy as _np, torch as _torch
+def load_st(path):
+    b = open(path, 'rb').read()
+    n = _struct.unpack('<Q', b[:8])[0]
+    h = _json.loads(b[8:8 + n])
+    h.pop('__metadata__', None)
+    types = {'F32': _np.float32, 'F64': _np.float64, 'I64': _np.int64, 'I32': _np.int32}
+    out = {}
+    for k, v in h.items():
+        s, e = v['data_offsets']
+        a = _np.frombuffer(b[8 + n + s:8 + n + e], dtype=types[v['dtype']]).reshape(v['shape'])
+        out[k] = _torch.from_numpy(a.copy())
+    return out
+]==]
+
 -- largest absolute difference between two tensors of the same shape
 function H.maxdiff(a, b)
   local x, y = flat(a), flat(b)

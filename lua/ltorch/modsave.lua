@@ -382,7 +382,8 @@ function M.pack(obj, _format, opts)
     if class_seen[cls] then return end
     class_seen[cls] = true
     if cls.parent then add_class(cls.parent) end
-    classes[#classes + 1] = describe_class(cls, opts, add_class)
+    local entry = describe_class(cls, opts, add_class)   -- may add classes first
+    classes[#classes + 1] = entry
   end
 
   local function put(key, t, where)
