@@ -99,6 +99,26 @@ def load_st(path):
     return out
 ]==]
 
+-- python source of save_st(tensors, path): a minimal safetensors writer
+H.PY_SAVE_ST = [==[
+import json as _json, struct as _struct, torch as _torch
+def save_st(tensors, path):
+    names = {_torch.float32: 'F32', _torch.float64: 'F64', _torch.int64: 'I64'}
+    header, blobs, off = {}, [], 0
+    for k, t in tensors.items():
+        b = t.detach().contiguous().numpy().tobytes()
+        header[k] = {'dtype': names[t.dtype], 'shape': list(t.shape), 'data_offsets': [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = _json.dumps(header).encode()
+    h += b' ' * ((8 - len(h) % 8) % 8)
+    with open(path, 'wb') as f:
+        f.write(_struct.pack('<Q', len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+]==]
+
 -- largest absolute difference between two tensors of the same shape
 function H.maxdiff(a, b)
   local x, y = flat(a), flat(b)
