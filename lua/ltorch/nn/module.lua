@@ -502,6 +502,7 @@ function Module:load_state_dict(sd, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #2 to 'load_state_dict' (table of options expected, got " .. type(opts) .. ")", 2)
   end
+  if is_module(sd) then sd = sd:state_dict() end   -- e.g. torch.load of a whole-module file
   local strict = not (opts and opts.strict == false)
   local own = self:state_dict()
   local report = {missing = {}, unexpected = {}, mismatched = {}}
