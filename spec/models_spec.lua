@@ -6,38 +6,44 @@ local H = require("nn_helpers")
 local odict = require("ltorch.odict")
 local models = require("ltorch.models")
 
-local function check_model(name, build, with_pt)
-  local dir, m, keys
-  setup(function()
-    dir = H.tmpdir()
-    -- torchvision's model with random batch-norm statistics (so eval mode
-    -- is not the identity): its state dict keys (printed), its state dict
-    -- as .safetensors (and .pt), and its output on a fixed input
-    local out = H.python(H.PY_SAVE_ST .. string.format([[
+-- one python run writes, for each model: torchvision's model with random
+-- batch-norm statistics (so eval mode is not the identity), its state dict
+-- as .safetensors (resnet18 also as .pt, written by torch.save), its output
+-- on a fixed input, and (printed) its state dict keys, shapes and dtypes
+local dir = H.tmpdir()
+local KEYS = require("ltorch.modsave").json_decode(H.python(H.PY_SAVE_ST .. string.format([[
 import torch, torchvision, json
-torch.manual_seed(0)
-m = torchvision.models.%s()
-for mod in m.modules():
-    if isinstance(mod, torch.nn.BatchNorm2d):
-        mod.running_mean.normal_(0, 0.1)
-        mod.running_var.uniform_(0.5, 1.5)
-        mod.weight.data.uniform_(0.5, 1.5)
-        mod.bias.data.normal_(0, 0.1)
-m.eval()
-x = torch.randn(1, 3, 64, 64)
-with torch.no_grad():
-    y = m(x)
-save_st(m.state_dict(), %q)
-if %s:
-    torch.save(m.state_dict(), %q)
-save_st({'x': x, 'y': y}, %q)
-print(json.dumps([[k, list(v.shape), str(v.dtype)] for k, v in m.state_dict().items()]))
-]], name, dir .. "/sd.safetensors", with_pt and "True" or "False", dir .. "/sd.pt", dir .. "/io.safetensors"), dir)
-    keys = require("ltorch.modsave").json_decode(out)
+out = {}
+for name in ['resnet18', 'alexnet']:
+    torch.manual_seed(0)
+    m = getattr(torchvision.models, name)()
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.normal_(0, 0.1)
+            mod.running_var.uniform_(0.5, 1.5)
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.normal_(0, 0.1)
+    m.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        y = m(x)
+    save_st(m.state_dict(), '%s/' + name + '.safetensors')
+    if name == 'resnet18':
+        torch.save(m.state_dict(), '%s/' + name + '.pt')
+    save_st({'x': x, 'y': y}, '%s/' + name + '_io.safetensors')
+    out[name] = [[k, list(v.shape), str(v.dtype)] for k, v in m.state_dict().items()]
+    del m
+print(json.dumps(out))
+]], dir, dir, dir), dir))
+
+local function check_model(name, build, with_pt)
+  local m
+  local keys = KEYS[name]
+  setup(function()
     torch.manual_seed(1)
     m = build()
   end)
-  teardown(function() H.rmdir(dir) m = nil collectgarbage() end)
+  teardown(function() m = nil collectgarbage() end)
 
   it("has torchvision's state dict keys, shapes and dtypes, in order", function()
     local mine = m:state_dict()
@@ -52,9 +58,9 @@ print(json.dumps([[k, list(v.shape), str(v.dtype)] for k, v in m.state_dict().it
   end)
 
   it("gives torchvision's output with its weights", function()
-    m:load_state_dict(torch.load(dir .. "/sd.safetensors"))
+    m:load_state_dict(torch.load(dir .. "/" .. name .. ".safetensors"))
     m:eval()
-    local io_ = torch.load(dir .. "/io.safetensors")
+    local io_ = torch.load(dir .. "/" .. name .. "_io.safetensors")
     local y = m(io_.x)
     assert.are.same(io_.y:size(), y:size())
     local d = H.maxdiff(io_.y, y)
@@ -63,10 +69,9 @@ print(json.dumps([[k, list(v.shape), str(v.dtype)] for k, v in m.state_dict().it
 
   if with_pt then
     it("loads the state dict torch.save wrote (.pt) strictly, with the same output", function()
-      local sd = torch.load(dir .. "/sd.pt")
-      m:load_state_dict(sd)
+      m:load_state_dict(torch.load(dir .. "/" .. name .. ".pt"))
       m:eval()
-      local io_ = torch.load(dir .. "/io.safetensors")
+      local io_ = torch.load(dir .. "/" .. name .. "_io.safetensors")
       assert.is_true(H.maxdiff(io_.y, m(io_.x)) < 1e-4)
     end)
   end
@@ -85,4 +90,5 @@ end)
 
 describe("models.alexnet", function()
   check_model("alexnet", function() return models.alexnet() end, false)
+  teardown(function() H.rmdir(dir) end)
 end)

@@ -165,33 +165,33 @@ local function child_path(parent, child)
   return nil
 end
 
+-- the path of frames[n] from the outermost running module ("a.b.c");
+-- computed only when an error is reported
+local function frame_path(n)
+  local parts = {}
+  for i = 2, n do parts[#parts + 1] = child_path(frames[i - 1], frames[i]) or "?" end
+  return table.concat(parts, ".")
+end
+
 local function call(self, ...)
   local n = #frames + 1
-  local path = ""
-  local parent = frames[n - 1]
-  if parent then
-    local p = child_path(parent.self, self)
-    if p == nil then p = "?" end
-    path = parent.path == "" and p or (parent.path .. "." .. p)
-  end
-  frames[n] = {self = self, path = path}
   local forward = self.forward
   if type(forward) ~= "function" then
-    frames[n] = nil
     error(string.format("module '%s' has no forward method", getmetatable(self).__ltorch_module.name), 2)
   end
+  frames[n] = self
   return finish(n, pcall(forward, self, ...))
 end
+
 -- the end of a call: pops the frame; an error is wrapped once, by the
 -- innermost module that was called from another module's forward
 finish = function(n, ok, ...)
-  local f = frames[n]
-  frames[n] = nil
-  if ok then return ... end
+  if ok then frames[n] = nil return ... end
   local e = ...
-  if n == 1 or e == last_wrapped then error(e, 0) end
-  local cls = getmetatable(f.self).__ltorch_module
-  local msg = string.format("error in forward of '%s' (%s): %s", f.path, cls.name, tostring(e))
+  if n == 1 or e == last_wrapped then frames[n] = nil error(e, 0) end
+  local cls = getmetatable(frames[n]).__ltorch_module
+  local msg = string.format("error in forward of '%s' (%s): %s", frame_path(n), cls.name, tostring(e))
+  frames[n] = nil
   last_wrapped = msg
   error(msg, 0)
 end
