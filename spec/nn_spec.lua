@@ -106,6 +106,9 @@ describe("nn.module", function()
     assert.is_false(m.fc1.training)
     m:train()
     assert.is_true(m.fc2.training)
+    m.fc1.training = false
+    assert.is_false(m.fc1.training)
+    assert.is_true(m.training)
   end)
 
   it("to(dtype) converts floating-point tensors in place in the module", function()

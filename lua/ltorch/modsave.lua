@@ -325,6 +325,8 @@ local function binding_of(v)
   return nil
 end
 
+local warned = {}
+
 -- the stored description of a user class: sources, bindings, captures
 local function describe_class(cls, opts, add_class)
   local entry = {name = cls.name, builtin = cls.builtin, lib = cls.lib,
@@ -350,7 +352,10 @@ local function describe_class(cls, opts, add_class)
             cls.name, k, uname, type(uval))
           local mode = opts.upvalues or "warn"
           if mode == "error" then error(msg, 0)
-          elseif mode ~= "ignore" then io.stderr:write("ltorch: warning: ", msg, "\n") end
+          elseif mode ~= "ignore" and not warned[msg] then
+            warned[msg] = true   -- once per process, not at every save
+            io.stderr:write("ltorch: warning: ", msg, "\n")
+          end
         end
       end
       i = i + 1

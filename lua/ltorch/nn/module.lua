@@ -93,6 +93,7 @@ local function newindex(self, k, v)
     local setitem = getmetatable(self).__ltorch_module.setitem
     if setitem then return setitem(self, k, v) end
   end
+  if k == "training" then st.training = v and true or false return end
   if is_module(v) then
     if st.modules.map[k] == nil then unregister(st, k) end
     slot_set(st.modules, k, v)
@@ -136,9 +137,9 @@ local function make_index(cls)
     if v ~= nil then return v end
     v = st.modules.map[k]
     if v ~= nil then return v end
+    if k == "training" then return st.training end
     v = st.fields[k]
     if v ~= nil then return v end
-    if k == "training" then return st.training end
     if getitem and type(k) == "number" then return getitem(self, k) end
     return methods[k]
   end
