@@ -293,7 +293,7 @@ describe("built-in layers against PyTorch", function()
     {"gelu_tanh", function() return nn.GELU("tanh") end, "nn.GELU('tanh')", {3, 5}},
     {"sigmoid", function() return nn.Sigmoid() end, "nn.Sigmoid()", {3, 5}},
     {"tanh", function() return nn.Tanh() end, "nn.Tanh()", {3, 5}},
-    {"softmax", function() return nn.Softmax(2) end, "nn.Softmax(1)", {3, 5}},
+    {"softmax", function() return nn.Softmax(2) end, "nn.Softmax(1)", {3, 5}, lua_dims = true},
     {"maxpool", function() return nn.MaxPool2d(3, 2) end, "nn.MaxPool2d(3, 2)", {1, 2, 9, 9}},
     {"maxpool_ceil", function() return nn.MaxPool2d(2, {padding = 1, ceil_mode = true}) end,
       "nn.MaxPool2d(2, padding=1, ceil_mode=True)", {1, 2, 7, 7}},
@@ -301,7 +301,7 @@ describe("built-in layers against PyTorch", function()
     {"avgpool_pad", function() return nn.AvgPool2d(3, 2, 1, false, false) end,
       "nn.AvgPool2d(3, 2, 1, False, False)", {1, 2, 7, 7}},
     {"adaptive", function() return nn.AdaptiveAvgPool2d({3, 2}) end, "nn.AdaptiveAvgPool2d((3, 2))", {1, 2, 7, 5}},
-    {"flatten", function() return nn.Flatten() end, "nn.Flatten()", {2, 3, 2}},
+    {"flatten", function() return nn.Flatten() end, "nn.Flatten()", {2, 3, 2}, lua_dims = true},
     {"identity", function() return nn.Identity() end, "nn.Identity()", {2, 3}},
     {"sequential", function() return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)) end,
       "nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))", {3, 4}},
@@ -327,7 +327,7 @@ describe("built-in layers against PyTorch", function()
       end
       lines[#lines + 1] = "sd = {k: T(v) for k, v in m.state_dict().items()}"
       lines[#lines + 1] = "y = m(x)"
-      lines[#lines + 1] = string.format("out['%s'] = {'sd': sd, 'after': {k: T(v) for k, v in m.state_dict().items()}, 'x': T(x), 'y': T(y)}", c[1])
+      lines[#lines + 1] = string.format("out['%s'] = {'sd': sd, 'after': {k: T(v) for k, v in m.state_dict().items()}, 'x': T(x), 'y': T(y), 'repr': repr(m)}", c[1])
     end
     lines[#lines + 1] = "print(json.dumps(out))"
     local dir = H.tmpdir()
@@ -345,7 +345,7 @@ describe("built-in layers against PyTorch", function()
   end
 
   for _, c in ipairs(cases) do
-    it(c[1] .. " matches torch.nn", function()
+    it(c[1] .. " matches torch.nn (output, state after forward, repr)", function()
       local r = results[c[1]]
       local m = c[2]()
       local sd = {}
@@ -357,6 +357,7 @@ describe("built-in layers against PyTorch", function()
       local want = tensor_of(r.y)
       assert.are.same(want:size(), y:size())
       assert.is_true(H.maxdiff(want, y) < 1e-5, c[1] .. ": max difference " .. H.maxdiff(want, y))
+      if not c.lua_dims then assert.are.equal(r.repr, tostring(m)) end
       for k, v in pairs(r.after) do
         local mine = m:state_dict()[k]
         assert.is_true(H.maxdiff(tensor_of(v), mine) < 1e-5, c[1] .. ": state " .. k .. " differs after forward")

@@ -115,11 +115,7 @@ local function newindex(self, k, v)
       st.fields[k] = v
     end
   else
-    if v == nil and (st.params.map[k] ~= nil or st.buffers.map[k] ~= nil or st.modules.map[k] ~= nil) then
-      -- PyTorch's `self.bias = None`: the slot stays declared but empty
-      unregister(st, k)
-      return
-    end
+    -- a plain value (or nil, PyTorch's `self.bias = None`) ends any registration
     unregister(st, k)
     st.fields[k] = v
   end
