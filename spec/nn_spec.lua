@@ -121,6 +121,13 @@ describe("nn.module", function()
     assert.are.equal("float16", bn.running_mean:dtype())
   end)
 
+  it("apply visits children first, then the module", function()
+    local seen = {}
+    local s = nn.Sequential(nn.ReLU(), nn.Sequential(nn.Tanh()))
+    assert.are.equal(s, s:apply(function(m) seen[#seen + 1] = m:class_name() end))
+    assert.are.same({"ReLU", "Tanh", "Sequential", "Sequential"}, seen)
+  end)
+
   it("prints a tree like PyTorch's repr", function()
     local m = Net(3)
     assert.are.equal("spec_net(\n" ..

@@ -575,7 +575,21 @@ function Module:to(what)
   return self
 end
 
--- zero_grad exists for API familiarity; ltorch has no autograd
+-- apply(fn): calls fn(m) on every module of the tree, children first, then
+-- self (PyTorch's Module.apply, e.g. for custom initialisation); returns self
+function Module:apply(fn)
+  local seen = {}
+  local function visit(m)
+    if seen[m] then return end
+    seen[m] = true
+    for _, c in ipairs(m:children()) do visit(c) end
+    fn(m)
+  end
+  visit(self)
+  return self
+end
+
+-- the text inside the parentheses of the repr (classes override it)
 function Module:extra_repr() return "" end
 
 -- PyTorch's repr: Name(extra) or a tree of "(name): child" lines
