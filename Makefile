@@ -25,7 +25,7 @@ DEB_PKGS = gcc make pkg-config lua5.4 liblua5.4-dev libzip-dev zlib1g-dev libcjs
 .PHONY: all host deps test demo bench asan fuzz install clean help check-deps
 
 ## all: build build/ltorch/core.so (the default)
-all: $(BUILD)/ltorch/core.so
+all: $(BUILD)/ltorch/core.so $(BUILD)/host
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c $< -o $@

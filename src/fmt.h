@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include "lt.h"
 
-#define LT_ST_MAX_HEADER (100u * 1024u * 1024u)   /* safetensors header limit */
+#define LT_ST_MAX_HEADER 100000000u               /* safetensors header limit (reference) */
 #define LT_ST_MAX_META 16384u                     /* metadata entries */
 #define LT_NPY_MAX_HEADER (1u << 20)              /* .npy header limit */
 #define LT_TS_MAX_TENSORS (1u << 24)              /* TorchSharp tensor count */
@@ -20,7 +20,9 @@
 
 typedef struct lt_st_entry {
   char *name;                  /* UTF-8, NUL-terminated (owned) */
-  lt_dtype dtype;
+  lt_dtype dtype;              /* the ltorch dtype it loads as */
+  int widen;                   /* U16/U32/U64: bytes per stored unsigned
+                                  element, widened to int32/int64/int64 */
   int ndim;
   int64_t shape[LT_MAX_DIMS];
   uint64_t begin, end;         /* byte offsets within the data buffer */
@@ -44,6 +46,14 @@ const char *lt_st_dtype_name(lt_dtype dt);
 */
 int lt_st_parse(const char *json, size_t len, uint64_t data_len, lt_st_header *h, char *err);
 void lt_st_free(lt_st_header *h);
+/*
+** Write a safetensors file to fd as the reference writer does: tensors
+** sorted by dtype (descending) then name, compact JSON, header padded with
+** spaces to a multiple of 8, then each tensor's bytes (strided views are
+** streamed through a bounded buffer). 0 ok, -1 with err.
+*/
+int lt_st_write(int fd, size_t n, const char *const *names, const lt_tensor *const *ts,
+                size_t nmeta, const char *const *keys, const char *const *vals, char *err);
 
 /* ---- NumPy .npy ----------------------------------------------------------- */
 
@@ -97,6 +107,11 @@ size_t lt_leb128(uint64_t v, unsigned char *out);
 
 /* ---- helpers ---------------------------------------------------------------- */
 
+/* write all n bytes; 0 ok, -1 with err */
+int lt_write_full(int fd, const void *buf, size_t n, char *err);
+/* write the elements of t in row-major order (no staging copy of the whole
+   tensor: strided views go through a 1 MiB buffer) */
+int lt_write_tensor(int fd, const lt_tensor *t, char *err);
 /* byte-swap n elements of size sz in place */
 void lt_byteswap(void *p, size_t n, size_t sz);
 /* read exactly n bytes at off; 0 ok, -1 with err (short read names counts) */
