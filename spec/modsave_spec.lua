@@ -224,6 +224,11 @@ describe("modsave.unpack", function()
     f.extra = {module = "{"}
     assert.has_error(function() modsave.unpack(f, {}, "bad.pt") end,
       "bad.pt: module structure: expected a string key at byte 2")
+    local st = modsave.json_decode(p.extra.module)
+    st.root.children[1][2].parameters = {a = 1}
+    f.extra = {module = modsave.json_encode(st)}
+    assert.has_error(function() modsave.unpack(f, {}, "odd.pt") end,
+      "odd.pt: module structure: root.fc1: 'parameters' must be a list")
     f.extra = {module = p.extra.module}
     f.state_dict = {}
     assert.has_error(function() modsave.unpack(f, {}, "short.pt") end,

@@ -628,8 +628,18 @@ function M.unpack(val, opts, path)
     return t
   end
 
+  -- node[field] as a list (absent: empty); anything else is an error
+  local EMPTY = {}
+  local function list_of(node, field, where)
+    local v = node[field]
+    if v == nil then return EMPTY end
+    check(getmetatable(v) == ARRAY, path, where .. ": '" .. field .. "' must be a list")
+    return v
+  end
+
   local restore
   local function restore_module(node, where, depth)
+    check(type(node.module) == "string", path, where .. ": bad class name")
     local cls = base.registry[node.module]
     check(cls ~= nil, path, where .. ": unknown class '" .. tostring(node.module) .. "'")
     local m = cls.raw()
@@ -638,24 +648,25 @@ function M.unpack(val, opts, path)
       by_id[node.id] = m
     end
     local st = base.state_of(m)
+    check(node.training == nil or type(node.training) == "boolean", path, where .. ": bad 'training'")
     st.training = node.training ~= false
-    for _, f in ipairs(node.fields or {}) do
+    for _, f in ipairs(list_of(node, "fields", where)) do
       check(type(f) == "table" and type(f[1]) == "string", path, where .. ": bad field")
       st.fields[f[1]] = decode_value(f[2], where .. "." .. f[1])
     end
-    for _, p in ipairs(node.parameters or {}) do
+    for _, p in ipairs(list_of(node, "parameters", where)) do
       check(type(p) == "table" and p[1] ~= nil, path, where .. ": bad parameter entry")
       local t = tensor_at(p[2], "parameter '" .. tostring(p[1]) .. "' of " .. where)
       t:requires_grad(true)
       base.slot_set(st.params, p[1], t)
     end
-    for _, b in ipairs(node.buffers or {}) do
+    for _, b in ipairs(list_of(node, "buffers", where)) do
       check(type(b) == "table" and b[1] ~= nil, path, where .. ": bad buffer entry")
       if b[3] ~= false then
         base.slot_set(st.buffers, b[1], tensor_at(b[2], "buffer '" .. tostring(b[1]) .. "' of " .. where))
       end
     end
-    for _, c in ipairs(node.children or {}) do
+    for _, c in ipairs(list_of(node, "children", where)) do
       check(type(c) == "table" and (type(c[1]) == "string" or math.type(c[1]) == "integer"), path,
         where .. ": bad child entry")
       local child = restore(c[2], where .. "." .. tostring(c[1]), depth + 1)
