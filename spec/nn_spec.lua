@@ -142,6 +142,8 @@ describe("nn.module", function()
       "bad argument #1 to 'module' (class name expected, got number)")
     assert.has_error(function() nn.module("x", 3) end,
       "bad argument #2 to 'module' (table of methods expected, got number)")
+    assert.has_error(function() nn.module("Linear", {}) end,
+      "bad argument #1 to 'module' (class name 'Linear' is taken by a built-in class)")
     assert.has_error(function() nn.Parameter(3) end,
       "bad argument #1 to 'Parameter' (tensor expected, got number)")
   end)

@@ -312,6 +312,10 @@ function M.module(name, def, opts)
     error("bad argument #2 to 'module' (table of methods expected, got " .. type(def) .. ")", 2)
   end
   opts = opts or {}
+  local old = registry[name]
+  if old and old.builtin and not opts.builtin then
+    error("bad argument #1 to 'module' (class name '" .. name .. "' is taken by a built-in class)", 2)
+  end
   local parent = def.inherit
   if parent ~= nil and getmetatable(parent) ~= CLASS then
     error("bad argument #2 to 'module' (field 'inherit' must be a class made by nn.module)", 2)
