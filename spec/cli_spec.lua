@@ -331,6 +331,18 @@ describe("ltorch convert", function()
     assert.is_truthy(sd["conv1.weight"])
   end)
 
+  it("keeps an ltorch module a module, cast with --dtype", function()
+    local nn = torch.nn
+    torch.save(nn.Sequential(nn.Linear(4, 3), nn.ReLU()), P("m.safetensors"))
+    local _, code, err = ltorch("convert --dtype float16 " .. P("m.safetensors") .. " " .. P("m16.pt"))
+    assert.are.equal(0, code, err)
+    local m = torch.load(P("m16.pt"))
+    assert.are.equal("float16", m[1].weight:dtype())
+    assert.are.equal("Sequential", m:class_name())
+    local out = ltorch("inspect " .. P("m16.pt"))
+    assert.is_true(has_line(out, "^   └─ bias%s+float16 %[3%]%s+3%s+6 B$"), out)
+  end)
+
   it("flattens a checkpoint the target cannot hold and names what it drops", function()
     local _, code, err = ltorch("convert " .. P("ckpt.pt") .. " " .. P("ck.safetensors"))
     assert.are.equal(0, code, err)

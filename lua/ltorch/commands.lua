@@ -383,7 +383,7 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
       end
     end
     local cb = bar("reading " .. inp)
-    local value = torch.load(inp, {mmap = true, unknown = "inert", progress = cb})
+    local value = inspect.load(inp, {progress = cb})
     finish(cb)
     local target = serialize.format_for_save(outp, {format = opts.format})
     local flat = inspect.flatten(value)
@@ -394,8 +394,16 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
     -- the value is not a table, or when the target cannot hold it
     local must_flatten = opts.filter or #flat.global_order > 0 or type(value) ~= "table"
       or torch.is_tensor(value)
-    if is_mod and (opts.dtype or #rules > 0) then must_flatten = true end
-    if not must_flatten and target.can_hold then
+    if is_mod and (#rules > 0 or opts.filter) then
+      must_flatten = true
+      io.stderr:write(string.format("ltorch: note: %s: a module; --rename and --filter write its state dict only\n", inp))
+    elseif is_mod and opts.dtype then
+      -- keep the module: cast its floating parameters and buffers
+      local ok, err = pcall(value.to, value, opts.dtype)
+      if not ok then error(inp .. ": cannot cast the module: " .. clean(err), 0) end
+      opts = setmetatable({dtype = false}, {__index = opts})
+    end
+    if not must_flatten and not is_mod and target.can_hold then   -- torch.save packs modules
       local ok = target.can_hold(value)
       if not ok then must_flatten = true end
     end
@@ -541,7 +549,7 @@ an error.]],
     local function load(path)
       check_readable(path)
       local cb = bar("loading " .. path)
-      local v = torch.load(path, {mmap = true, unknown = "inert", progress = cb})
+      local v = inspect.load(path, {progress = cb})
       finish(cb)
       local flat = inspect.flatten(v)
       local keys, map = {}, {}

@@ -297,6 +297,23 @@ local function shared_groups(entries, by_identity)
   return groups
 end
 
+-- torch.load for the tools: mmap, foreign globals inert, torch.nn loaded so
+-- module files rebuild; a module file whose classes this program does not
+-- define falls back to its state dict (returned second: the reason).
+function M.load(path, opts)
+  pcall(function() return torch.nn end)
+  local lopts = {mmap = true, unknown = "inert"}
+  for k, v in pairs(opts or {}) do lopts[k] = v end
+  local ok, v = pcall(torch.load, path, lopts)
+  if ok then return v end
+  if tostring(v):find("class", 1, true) then
+    lopts.state_dict = true
+    local ok2, v2 = pcall(torch.load, path, lopts)
+    if ok2 then return v2, tostring(v) end
+  end
+  error(v, 0)
+end
+
 local FORMAT_NAMES = {
   pt = "PyTorch", safetensors = "safetensors", npy = "NumPy .npy", npz = "NumPy .npz",
   torchsharp = "TorchSharp", index = "sharded index",
@@ -314,9 +331,9 @@ function M.report(path, opts)
   local file_bytes = fh:seek("end")
   fh:close()
   local fmt = serialize.detect(path)
-  local lopts = {mmap = true, unknown = "inert", progress = opts.progress}
+  local lopts = {progress = opts.progress}
   for k, v in pairs(opts.load or {}) do lopts[k] = v end
-  local value = torch.load(path, lopts)
+  local value, note = M.load(path, lopts)
   local flat = M.flatten(value)
   local keep = M.matcher(opts.filter)
   local r = {
@@ -325,6 +342,7 @@ function M.report(path, opts)
     file_bytes = file_bytes, tensors = {}, values = {}, dtypes = {}, dtype_order = {},
     total_params = 0, total_bytes = 0, all_tensors = #flat.entries,
     filter = opts.filter, globals = {}, metadata = nil, shared = {},
+    note = note and ("module not rebuilt (" .. note:gsub("^[^:]*: ", "") .. "); its state dict:"),
   }
   local kept = {}
   for _, e in ipairs(flat.entries) do
@@ -482,6 +500,7 @@ function M.render(r, opts)
   opts = opts or {}
   local lines = {}
   lines[#lines + 1] = string.format("%s: %s, %s", r.path, r.format_name, human_bytes(r.file_bytes))
+  if r.note then lines[#lines + 1] = r.note end
   if r.filter then
     lines[#lines + 1] = string.format("filter '%s': %d of %d tensors", r.filter, #r.tensors, r.all_tensors)
   end
