@@ -1,8 +1,971 @@
 /*
 ** lpt.c: the Lua binding of the PyTorch formats (pickle.c, ptzip.c).
+**
+**   core._pt_load(path, opts) -> value, extras
+**     opts: null (the value for None), odict_from (function(keys, data)),
+**     mmap, unknown ("inert"), select (function(key) -> new key or nil, for
+**     the top-level dict), progress (function(done, total)), verify (check
+**     the crc32 of stored records). extras: {name = bytes} of the archive's
+**     ".ltorch/" records, or nil.
+**   core._pt_save(obj, path, folder, opts) -> nil
+**     opts: null, odict_is, odict_keys, progress, extra ({name = bytes}).
+**
+** Every resource (file descriptor, zip directory, pickle arena, mapping,
+** write buffers) lives in a userdata box whose __gc frees it, so an error
+** raised anywhere (a bad file, a progress callback) leaks nothing.
 */
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include "lt_lua.h"
+#include "pickle.h"
+#include "ptzip.h"
+
+#define MAX_PKL ((uint64_t)1 << 31)     /* data.pkl larger than this is refused */
+#define MAX_EXTRA ((uint64_t)1 << 28)   /* an .ltorch/ record */
+#define MAP_ALIGN 64                     /* data offset needed for zero-copy */
+
+static const unsigned char LEGACY_MAGIC[] =
+  {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
+
+/* ---- load context --------------------------------------------------------- */
+
+typedef struct ldctx {
+  int fd;
+  int zopen;
+  pz_reader z;
+  pk_arena *arena;
+  pk_result res;
+  lt_mapping *map;
+  unsigned char *pkl;
+  const char *path;
+} ldctx;
+
+static int ld_gc(lua_State *L) {
+  ldctx *c = lua_touserdata(L, 1);
+  if (c->res.storages)
+    for (size_t i = 0; i < c->res.nstorages; i++) {
+      pk_storage *st = c->res.storages[i]->st;
+      lt_storage_release(st->data);
+      st->data = NULL;
+    }
+  pk_result_free(&c->res);
+  pk_arena_free(c->arena); c->arena = NULL;
+  if (c->zopen) { pz_close(&c->z); c->zopen = 0; }
+  lt_mapping_release(c->map); c->map = NULL;
+  free(c->pkl); c->pkl = NULL;
+  if (c->fd >= 0) { close(c->fd); c->fd = -1; }
+  return 0;
+}
+
+/* raise a message without the "file:line:" prefix luaL_error would add */
+static int raise(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int raise(lua_State *L, const char *fmt, ...) {
+  char msg[2 * LT_MSG];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  lua_pushstring(L, msg);
+  return lua_error(L);
+}
+
+/* raise "path: message" */
+static int fail(lua_State *L, ldctx *c, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(lua_State *L, ldctx *c, const char *fmt, ...) {
+  char msg[LT_MSG];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return raise(L, "%s: %s", c->path, msg);
+}
+
+/* progress: a Lua function at index fn, or 0 */
+typedef struct prog { lua_State *L; int fn; uint64_t done, total; } prog;
+
+static void prog_step(void *ud, uint64_t n) {
+  prog *p = ud;
+  p->done += n;
+  if (!p->fn) return;
+  lua_pushvalue(p->L, p->fn);
+  lua_pushinteger(p->L, (lua_Integer)p->done);
+  lua_pushinteger(p->L, (lua_Integer)p->total);
+  lua_call(p->L, 2, 0);
+}
+
+/* mark the storages reachable from o as needed (iterative over containers) */
+static int mark_needed(pk_obj *o, int depth) {
+  if (depth > PK_MAX_DEPTH) return -1;
+  if (o->mark) return 0;
+  o->mark = 1;
+  switch (o->kind) {
+    case PK_TENSOR: o->t->storage->st->needed = 1; return 0;
+    case PK_STORAGE: {
+      pk_obj *s = o;
+      while (s->st->root) s = s->st->root;
+      s->st->needed = 1;
+      return 0;
+    }
+    case PK_INERT:
+      if (o->args && mark_needed(o->args, depth + 1)) return -1;
+      if (o->state && mark_needed(o->state, depth + 1)) return -1;
+      if (o->dict && mark_needed(o->dict, depth + 1)) return -1;
+      /* fallthrough */
+    default:
+      for (size_t i = 0; i < o->n; i++) if (mark_needed(o->items[i], depth + 1)) return -1;
+      return 0;
+  }
+}
+
+static void byteswap(void *data, size_t nbytes, lt_dtype dt) {
+  size_t w = lt_dtypes[dt].size;
+  if (lt_dtypes[dt].kind == LT_KIND_COMPLEX) w /= 2;
+  if (w < 2) return;
+  unsigned char *p = data;
+  for (size_t i = 0; i + w <= nbytes; i += w)
+    for (size_t a = 0, b = w - 1; a < b; a++, b--) { unsigned char t = p[i + a]; p[i + a] = p[i + b]; p[i + b] = t; }
+}
+
+static int cmp_off(const void *a, const void *b) {
+  const pk_obj *x = *(pk_obj *const *)a, *y = *(pk_obj *const *)b;
+  uint64_t ox = (uint64_t)(uintptr_t)x->ud, oy = (uint64_t)(uintptr_t)y->ud;
+  return ox < oy ? -1 : ox > oy;
+}
+
+static int cmp_key(const void *a, const void *b) {
+  return strcmp((*(pk_obj *const *)a)->st->key, (*(pk_obj *const *)b)->st->key);
+}
+
+/* ---- pickle graph -> Lua -------------------------------------------------- */
+
+typedef struct conv {
+  lua_State *L;
+  ldctx *c;
+  int null, odict_from, cache, select;
+} conv;
+
+static void push_obj(conv *v, pk_obj *o, int depth);
+
+static void push_tensor(conv *v, pk_obj *o) {
+  pk_tensor *t = o->t;
+  lt_storage *s = t->storage->st->data;
+  if (!s) raise(v->L, "%s: storage '%s' was not loaded", v->c->path, t->storage->st->key);
+  lt_storage_retain(s);
+  lt_tensor *u = lt_push_storage(v->L, s, (lt_dtype)t->dtype, t->ndim, t->shape, t->stride, t->offset);
+  u->requires_grad = t->requires_grad;
+}
+
+static void push_dict(conv *v, pk_obj *o, int depth, int top) {
+  lua_State *L = v->L;
+  lua_pushvalue(L, v->odict_from);
+  lua_createtable(L, (int)(o->n / 2), 0);     /* keys */
+  lua_createtable(L, 0, (int)(o->n / 2));     /* data */
+  int keys = lua_gettop(L) - 1, data = keys + 1;
+  lua_Integer nk = 0;
+  for (size_t i = 0; i + 1 < o->n; i += 2) {
+    push_obj(v, o->items[i], depth + 1);
+    if (top && v->select) {
+      lua_pushvalue(L, v->select);
+      lua_insert(L, -2);
+      lua_call(L, 1, 1);
+      if (lua_isnil(L, -1) || (lua_isboolean(L, -1) && !lua_toboolean(L, -1))) { lua_pop(L, 1); continue; }
+    }
+    if (lua_isnil(L, -1)) raise(L, "%s: dict key converts to nil", v->c->path);
+    if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
+      raise(L, "%s: dict key is NaN", v->c->path);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, data) == LUA_TNIL) {       /* a repeated key keeps its first position */
+      lua_pushvalue(L, -2);
+      lua_rawseti(L, keys, ++nk);
+    }
+    lua_pop(L, 1);
+    push_obj(v, o->items[i + 1], depth + 1);
+    lua_rawset(L, data);
+  }
+  lua_call(L, 2, 1);
+}
+
+static void push_list(conv *v, pk_obj *o, int depth) {
+  lua_State *L = v->L;
+  lua_createtable(L, (int)o->n, 0);
+  lua_pushlightuserdata(L, o); lua_pushvalue(L, -2); lua_rawset(L, v->cache);  /* before the items: cycles resolve */
+  for (size_t i = 0; i < o->n; i++) {
+    push_obj(v, o->items[i], depth + 1);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+static void push_obj(conv *v, pk_obj *o, int depth) {
+  lua_State *L = v->L;
+  if (depth > PK_MAX_DEPTH) raise(L, "%s: nesting exceeds the limit of %d", v->c->path, PK_MAX_DEPTH);
+  luaL_checkstack(L, 8, "nesting");
+  switch (o->kind) {
+    case PK_NONE: lua_pushvalue(L, v->null); return;
+    case PK_BOOL: lua_pushboolean(L, (int)o->i); return;
+    case PK_INT: lua_pushinteger(L, (lua_Integer)o->i); return;
+    case PK_FLOAT: lua_pushnumber(L, o->f); return;
+    case PK_STR: case PK_BYTES: lua_pushlstring(L, o->s, o->len); return;
+    case PK_DTYPE: lua_pushstring(L, lt_dtypes[o->i].name); return;
+    case PK_COMPLEX:
+      lua_createtable(L, 2, 0);
+      lua_pushnumber(L, o->f); lua_rawseti(L, -2, 1);
+      lua_pushnumber(L, o->f2); lua_rawseti(L, -2, 2);
+      return;
+    case PK_MARK: luaL_error(L, "%s: a mark leaked into the value", v->c->path); return;
+    default: break;
+  }
+  /* shared nodes: the same Lua value each time */
+  lua_pushlightuserdata(L, o);
+  if (lua_rawget(L, v->cache) != LUA_TNIL) return;
+  lua_pop(L, 1);
+  switch (o->kind) {
+    case PK_LIST: case PK_TUPLE: push_list(v, o, depth); return;
+    case PK_DICT: case PK_ODICT: push_dict(v, o, depth, depth == 0); break;
+    case PK_SET:
+      lua_createtable(L, 0, (int)o->n);
+      for (size_t i = 0; i < o->n; i++) { push_obj(v, o->items[i], depth + 1); lua_pushboolean(L, 1); lua_rawset(L, -3); }
+      break;
+    case PK_TENSOR: push_tensor(v, o); break;
+    case PK_STORAGE: {
+      pk_obj *r = o;
+      uint64_t off = 0;
+      while (r->st->root) { off += r->st->view_off; r = r->st->root; }
+      lt_storage *s = r->st->data;
+      if (!s) raise(L, "%s: storage '%s' was not loaded", v->c->path, r->st->key);
+      size_t isz = lt_dtypes[o->st->dtype].size;
+      int64_t shape = (int64_t)(o->st->nbytes / isz);
+      lt_storage_retain(s);
+      lt_push_storage(L, s, (lt_dtype)o->st->dtype, 1, &shape, NULL, (int64_t)(off / isz));
+      break;
+    }
+    case PK_GLOBAL:
+      lua_createtable(L, 0, 1);
+      lua_pushlstring(L, o->s, o->len); lua_setfield(L, -2, "__global");
+      break;
+    case PK_INERT:
+      lua_createtable(L, 0, 4);
+      lua_pushlightuserdata(L, o); lua_pushvalue(L, -2); lua_rawset(L, v->cache);
+      lua_pushlstring(L, o->s, o->len); lua_setfield(L, -2, "__global");
+      if (o->args) { push_obj(v, o->args, depth + 1); lua_setfield(L, -2, "args"); }
+      if (o->state) { push_obj(v, o->state, depth + 1); lua_setfield(L, -2, "state"); }
+      if (o->dict) { push_obj(v, o->dict, depth + 1); lua_setfield(L, -2, "dict"); }
+      if (o->n) {
+        lua_createtable(L, (int)o->n, 0);
+        for (size_t i = 0; i < o->n; i++) { push_obj(v, o->items[i], depth + 1); lua_rawseti(L, -2, (lua_Integer)i + 1); }
+        lua_setfield(L, -2, "items");
+      }
+      return;
+    default: luaL_error(L, "%s: unexpected node", v->c->path);
+  }
+  lua_pushlightuserdata(L, o); lua_pushvalue(L, -2); lua_rawset(L, v->cache);
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+static int opt_field(lua_State *L, int opts, const char *name, int type) {
+  int t = lua_getfield(L, opts, name);
+  if (t == LUA_TNIL) { lua_pop(L, 1); return 0; }
+  if (type != LUA_TNONE && t != type) luaL_error(L, "bad option '%s' (%s expected, got %s)", name, lua_typename(L, type), lua_typename(L, t));
+  return lua_gettop(L);
+}
+
+static void unknown_error(lua_State *L, ldctx *c) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, c->path);
+  luaL_addstring(&b, ": unsupported globals: ");
+  int module = 0;
+  for (int i = 0; i < c->res.nunknown; i++) {
+    if (i) luaL_addstring(&b, ", ");
+    luaL_addstring(&b, c->res.unknown[i]);
+    if (!strncmp(c->res.unknown[i], "torch.nn.modules.", 17) || !strncmp(c->res.unknown[i], "__main__.", 9)) module = 1;
+  }
+  if (c->res.more_unknown) luaL_addstring(&b, ", ...");
+  luaL_addstring(&b, module ? " (a whole pickled module; load its state_dict, or pass {unknown = \"inert\"})"
+                            : " (pass {unknown = \"inert\"} to load them as inert tables)");
+  luaL_pushresult(&b);
+  lua_error(L);
+}
+
+/* read a small record fully into a Lua string */
+static void push_record(lua_State *L, ldctx *c, const pz_entry *e, uint64_t limit) {
+  char err[LT_MSG];
+  if (e->usize > limit) fail(L, c, "entry '%s' of %llu bytes exceeds the limit of %llu", e->name,
+                              (unsigned long long)e->usize, (unsigned long long)limit);
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, (size_t)e->usize);
+  if (pz_read(&c->z, e, p, 1, NULL, NULL, err)) fail(L, c, "%s", err);
+  luaL_pushresultsize(&b, (size_t)e->usize);
+}
+
+static const pz_entry *find_rec(ldctx *c, const char *prefix, const char *name) {
+  char full[2 * PZ_MAX_NAME + 128];
+  snprintf(full, sizeof full, "%s/%s", prefix, name);
+  return pz_find(&c->z, full);
+}
+
+static int l_pt_load(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int opts = 2;
+  ldctx *c = lua_newuserdatauv(L, sizeof *c, 0);
+  memset(c, 0, sizeof *c);
+  c->fd = -1;
+  c->path = path;
+  lua_newtable(L);
+  lua_pushcfunction(L, ld_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+
+  int f_null = opt_field(L, opts, "null", LUA_TNONE);
+  int f_odict = opt_field(L, opts, "odict_from", LUA_TFUNCTION);
+  int f_select = opt_field(L, opts, "select", LUA_TFUNCTION);
+  int f_progress = opt_field(L, opts, "progress", LUA_TFUNCTION);
+  lua_getfield(L, opts, "mmap"); int use_mmap = lua_toboolean(L, -1); lua_pop(L, 1);
+  lua_getfield(L, opts, "verify"); int verify = lua_toboolean(L, -1); lua_pop(L, 1);
+  lua_getfield(L, opts, "unknown");
+  const char *unk = lua_tostring(L, -1);
+  pk_unknown_mode mode = PK_UNKNOWN_ERROR;
+  if (unk && !strcmp(unk, "inert")) mode = PK_UNKNOWN_INERT;
+  else if (unk && strcmp(unk, "error")) luaL_error(L, "bad option 'unknown' (\"error\" or \"inert\" expected, got \"%s\")", unk);
+  lua_pop(L, 1);
+  if (!f_null || !f_odict) luaL_error(L, "_pt_load: options 'null' and 'odict_from' are required");
+
+  c->fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (c->fd < 0) return fail(L, c, "cannot open: %s", strerror(errno));
+  struct stat sb;
+  if (fstat(c->fd, &sb)) return fail(L, c, "cannot stat: %s", strerror(errno));
+  if (!S_ISREG(sb.st_mode)) return fail(L, c, "not a regular file");
+  uint64_t fsize = (uint64_t)sb.st_size;
+  if (fsize == 0) return fail(L, c, "empty file");
+  unsigned char head[16] = {0};
+  ssize_t hn = pread(c->fd, head, sizeof head, 0);
+  if (hn < 0) return fail(L, c, "cannot read: %s", strerror(errno));
+  c->arena = pk_arena_new();
+  if (!c->arena) return fail(L, c, "out of memory");
+  char err[LT_MSG];
+  int big_endian = 0, legacy = 0;
+  const char *prefix = NULL;
+  char prefix_buf[PZ_MAX_NAME + 1];
+  int extras = 0;
+
+  if (hn >= 4 && !memcmp(head, "PK\3\4", 4)) {
+    if (pz_open(&c->z, c->fd, fsize, err)) return fail(L, c, "%s", err);
+    c->zopen = 1;
+    if (c->z.n == 0) return fail(L, c, "empty zip archive");
+    const char *first = c->z.entries[0].name, *slash = strchr(first, '/');
+    if (!slash) return fail(L, c, "entry '%s' is not in a folder (expected '<folder>/data.pkl')", first);
+    memcpy(prefix_buf, first, (size_t)(slash - first));
+    prefix_buf[slash - first] = 0;
+    prefix = prefix_buf;
+    if (find_rec(c, prefix, "constants.pkl"))
+      return fail(L, c, "a TorchScript archive (constants.pkl), not a torch.save file; ltorch cannot run TorchScript");
+    const pz_entry *ve = find_rec(c, prefix, ".data/version");
+    if (!ve) ve = find_rec(c, prefix, "version");
+    if (!ve) return fail(L, c, "missing record '%s/version'", prefix);
+    push_record(L, c, ve, 64);
+    char vs[65];
+    snprintf(vs, sizeof vs, "%s", lua_tostring(L, -1));
+    for (size_t k = strlen(vs); k > 0 && (vs[k - 1] == '\n' || vs[k - 1] == '\r'); k--) vs[k - 1] = 0;
+    char *end;
+    long ver = strtol(vs, &end, 10);
+    while (*end == '\n' || *end == '\r' || *end == ' ') end++;
+    if (end == vs || *end || ver < 1 || ver > 10)
+      return fail(L, c, "entry '%s': unsupported version '%s' (ltorch reads versions 1 to 10)", ve->name, vs);
+    lua_pop(L, 1);
+    const pz_entry *bo = find_rec(c, prefix, "byteorder");
+    if (bo) {
+      push_record(L, c, bo, 64);
+      const char *b = lua_tostring(L, -1);
+      if (!strcmp(b, "big")) big_endian = 1;
+      else if (strcmp(b, "little")) return fail(L, c, "entry '%s': expected 'little' or 'big', found '%s'", bo->name, b);
+      lua_pop(L, 1);
+    }
+    const pz_entry *pe = find_rec(c, prefix, "data.pkl");
+    if (!pe) return fail(L, c, "missing record '%s/data.pkl'", prefix);
+    if (pe->usize > MAX_PKL) return fail(L, c, "entry '%s' of %llu bytes exceeds the limit", pe->name, (unsigned long long)pe->usize);
+    c->pkl = malloc(pe->usize ? (size_t)pe->usize : 1);
+    if (!c->pkl) return fail(L, c, "out of memory");
+    if (pz_read(&c->z, pe, c->pkl, 1, NULL, NULL, err)) return fail(L, c, "%s", err);
+    if (pk_load(c->arena, c->pkl, (size_t)pe->usize, mode, &c->res, err))
+      return c->res.nunknown && mode == PK_UNKNOWN_ERROR ? (unknown_error(L, c), 0) : fail(L, c, "entry '%s': %s", pe->name, err);
+    /* .ltorch/ records */
+    char lp[PZ_MAX_NAME + 16];
+    snprintf(lp, sizeof lp, "%s/.ltorch/", prefix);
+    size_t lpl = strlen(lp);
+    for (size_t i = 0; i < c->z.n; i++) {
+      const pz_entry *e = &c->z.entries[i];
+      if (e->name_len > lpl && !strncmp(e->name, lp, lpl)) {
+        if (!extras) { lua_newtable(L); extras = lua_gettop(L); }
+        push_record(L, c, e, MAX_EXTRA);
+        lua_setfield(L, extras, e->name + lpl);
+      }
+    }
+  } else {
+    legacy = 1;
+    if (fsize < sizeof LEGACY_MAGIC || memcmp(head, LEGACY_MAGIC, sizeof LEGACY_MAGIC))
+      return fail(L, c, "not a PyTorch file (neither a zip archive nor the legacy magic number)");
+    c->map = lt_map_file(c->fd, (size_t)fsize, err);
+    if (!c->map) return fail(L, c, "%s", err);
+    const unsigned char *base = c->map->base;
+    size_t pos = sizeof LEGACY_MAGIC;
+    static const char *what[] = {"protocol version", "sys_info", "main", "storage keys"};
+    pk_obj *keylist = NULL;
+    for (int part = 0; part < 4; part++) {
+      pk_result tmp;
+      memset(&tmp, 0, sizeof tmp);
+      pk_result *r = part == 2 ? &c->res : &tmp;
+      int rc = pk_load(c->arena, base + pos, (size_t)(fsize - pos), part == 2 ? mode : PK_UNKNOWN_INERT, r, err);
+      pk_obj *val = r->value;
+      size_t used = r->consumed;
+      int foreign = part != 2 && tmp.nunknown;
+      pk_result_free(&tmp);
+      if (rc) {
+        if (part == 2 && c->res.nunknown && mode == PK_UNKNOWN_ERROR) unknown_error(L, c);
+        return fail(L, c, "legacy %s pickle at offset %zu: %s", what[part], pos, err);
+      }
+      if (foreign) return fail(L, c, "legacy %s pickle at offset %zu names a global", what[part], pos);
+      if (part == 0 && (val->kind != PK_INT || val->i != 1001))
+        return fail(L, c, "legacy protocol version is not 1001");
+      if (part == 3) keylist = val;
+      pos += used;
+    }
+    /* storages follow, in key-list order: int64 numel, then the bytes
+       (little-endian on disk whatever the writer, FORMATS 3) */
+    if (keylist->kind != PK_LIST) return fail(L, c, "legacy storage key list is a %s, not a list", "non-list value");
+    pk_obj **byname = lua_newuserdatauv(L, (c->res.nstorages ? c->res.nstorages : 1) * sizeof *byname, 0);
+    memcpy(byname, c->res.storages, c->res.nstorages * sizeof *byname);
+    qsort(byname, c->res.nstorages, sizeof *byname, cmp_key);
+    for (size_t i = 0; i < keylist->n; i++) {
+      pk_obj *k = keylist->items[i], *s = NULL;
+      if (k->kind != PK_STR) return fail(L, c, "legacy storage key %zu is not a string", i);
+      pk_storage probe = {0};
+      pk_obj po;
+      memset(&po, 0, sizeof po);
+      probe.key = k->s;
+      po.st = &probe;
+      pk_obj *pp = &po, **hit = bsearch(&pp, byname, c->res.nstorages, sizeof *byname, cmp_key);
+      if (hit && !(*hit)->st->root) s = *hit;
+      if (!s) return fail(L, c, "legacy storage key '%s' is not used by the pickle", k->s);
+      if (fsize - pos < 8) return fail(L, c, "storage '%s': the file ends at offset %zu before its size", k->s, pos);
+      int64_t numel;
+      memcpy(&numel, base + pos, 8);
+      uint64_t isz = lt_dtypes[s->st->dtype].size;
+      if (numel < 0 || (uint64_t)numel > UINT64_MAX / isz || (uint64_t)numel * isz != s->st->nbytes)
+        return fail(L, c, "storage '%s' at offset %zu: expected %llu elements, found %lld", k->s, pos,
+                    (unsigned long long)(s->st->nbytes / isz), (long long)numel);
+      pos += 8;
+      if (fsize - pos < s->st->nbytes)
+        return fail(L, c, "storage '%s': expected %llu bytes at offset %zu, the file ends first", k->s,
+                    (unsigned long long)s->st->nbytes, pos);
+      s->st->file_off = pos;
+      s->st->located = 1;
+      pos += s->st->nbytes;
+    }
+  }
+  if (mode == PK_UNKNOWN_ERROR && c->res.nunknown) unknown_error(L, c);
+
+  /* which storages are needed: those of the selected top-level entries, or all */
+  pk_obj *root = c->res.value;
+  int depthfail = 0;
+  if (f_select && (root->kind == PK_DICT || root->kind == PK_ODICT)) {
+    root->mark = 1;
+    for (size_t i = 0; i + 1 < root->n; i += 2) {
+      pk_obj *k = root->items[i];
+      if (k->kind == PK_STR || k->kind == PK_BYTES) lua_pushlstring(L, k->s, k->len);
+      else if (k->kind == PK_INT) lua_pushinteger(L, (lua_Integer)k->i);
+      else { if (mark_needed(root->items[i + 1], 1)) depthfail = 1; continue; }
+      lua_pushvalue(L, f_select);
+      lua_insert(L, -2);
+      lua_call(L, 1, 1);
+      int keep = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+      if (keep && mark_needed(root->items[i + 1], 1)) depthfail = 1;
+    }
+  } else if (mark_needed(root, 0)) depthfail = 1;
+  if (depthfail) return fail(L, c, "nesting exceeds the limit of %d", PK_MAX_DEPTH);
+
+  /* locate each needed storage, then read them in file order */
+  size_t nneed = 0;
+  uint64_t total = 0;
+  pk_obj **need = lua_newuserdatauv(L, (c->res.nstorages ? c->res.nstorages : 1) * sizeof *need, 0);
+  for (size_t i = 0; i < c->res.nstorages; i++) {
+    pk_obj *s = c->res.storages[i];
+    if (!s->st->needed || s->st->root) continue;
+    if (!legacy) {
+      char name[PZ_MAX_NAME + 64];
+      snprintf(name, sizeof name, "data/%s", s->st->key);
+      const pz_entry *e = find_rec(c, prefix, name);
+      if (!e) return fail(L, c, "missing record '%s/%s'", prefix, name);
+      if (e->usize < s->st->nbytes)
+        return fail(L, c, "entry '%s': expected %llu bytes, found %llu", e->name,
+                    (unsigned long long)s->st->nbytes, (unsigned long long)e->usize);
+      s->st->entry = e;
+      s->st->file_off = e->data_off;
+      s->st->located = 1;
+    } else if (!s->st->located) {
+      return fail(L, c, "storage '%s' has no data in the file", s->st->key);
+    }
+    s->ud = (void *)(uintptr_t)s->st->file_off;
+    need[nneed++] = s;
+    total += s->st->nbytes;
+  }
+  qsort(need, nneed, sizeof *need, cmp_off);
+  prog pg = {L, f_progress, 0, total};
+  if (use_mmap && !c->map && nneed) {
+    c->map = lt_map_file(c->fd, (size_t)fsize, err);
+    if (!c->map) return fail(L, c, "%s", err);
+  }
+  for (size_t i = 0; i < nneed; i++) {
+    pk_obj *s = need[i];
+    uint64_t off = s->st->file_off, nb = s->st->nbytes;
+    const pz_entry *e = s->st->entry;
+    int stored = legacy || e->method == 0;
+    if (use_mmap && stored && !big_endian && off % MAP_ALIGN == 0 && nb > 0) {
+      s->st->data = lt_storage_from_mapping(c->map, (size_t)off, (size_t)nb);
+      if (!s->st->data) return fail(L, c, "out of memory");
+      prog_step(&pg, nb);
+      continue;
+    }
+    size_t alloc = (size_t)(stored ? nb : (e->usize > nb ? e->usize : nb));
+    lt_gc_account(L, alloc);
+    lt_storage *st = lt_storage_new(alloc, 0);
+    if (!st) return fail(L, c, "not enough memory for storage '%s' of %llu bytes", s->st->key, (unsigned long long)nb);
+    s->st->data = st;
+    if (legacy) {
+      memcpy(st->data, (const char *)c->map->base + off, (size_t)nb);
+      prog_step(&pg, nb);
+    } else {
+      pz_entry part = *e;
+      if (stored) part.usize = part.csize = nb;
+      int check = verify && (!stored || e->usize == nb);
+      if (pz_read(&c->z, &part, st->data, check, stored ? prog_step : NULL, &pg, err)) return fail(L, c, "%s", err);
+      if (!stored) prog_step(&pg, nb);
+    }
+    if (big_endian) byteswap(st->data, (size_t)nb, (lt_dtype)s->st->dtype);
+  }
+  if (!use_mmap && c->map) { lt_mapping_release(c->map); c->map = NULL; }
+
+  /* convert */
+  lua_newtable(L);
+  conv v = {L, c, f_null, f_odict, lua_gettop(L), f_select};
+  push_obj(&v, root, 0);
+  if (extras) { lua_pushvalue(L, extras); return 2; }
+  return 1;
+}
+
+/* ---- saving ------------------------------------------------------------------ */
+
+typedef struct svst { lt_storage *s; lt_dtype dt; } svst;
+
+typedef struct svctx {
+  int fd;
+  pk_buf b;
+  pz_writer w;
+  int winit;
+  svst *st;
+  size_t nst, capst;
+  char *tmp_path;   /* removed on failure by the Lua side */
+} svctx;
+
+static void sv_free(svctx *c) {
+  pk_buf_free(&c->b);
+  if (c->winit) { pz_writer_free(&c->w); c->winit = 0; }
+  free(c->st); c->st = NULL;
+  if (c->fd >= 0) { close(c->fd); c->fd = -1; }
+}
+
+static int sv_gc(lua_State *L) { sv_free(lua_touserdata(L, 1)); return 0; }
+
+typedef struct saver {
+  lua_State *L;
+  svctx *c;
+  int null, odict_is, odict_keys, memo, stidx;
+  uint32_t gmemo[64];     /* memo index + 1 of repeated globals and strings */
+  char path[256];
+} saver;
+
+enum { M_V2, M_V3, M_PARAM, M_ODICT, M_UNTYPED, M_STORAGE_STR, M_CPU, M_CLASS = 8, M_DTYPE = 8 + LT_NDTYPES };
+
+/* a GLOBAL (or, with module NULL, a str) written once and then fetched from
+   the memo, as CPython's pickler does for repeated objects */
+static void w_memo_global(saver *s, int slot, const char *module, const char *name) {
+  pk_buf *b = &s->c->b;
+  if (s->gmemo[slot]) { pk_w_get(b, s->gmemo[slot] - 1); return; }
+  if (module) pk_w_global(b, module, name);
+  else pk_w_str(b, name, strlen(name));
+  s->gmemo[slot] = pk_w_put(b) + 1;
+}
+
+static void save_value(saver *s, int idx, int depth);
+
+static void path_push(char *p, lua_State *L, int kidx) {
+  size_t n = strlen(p);
+  if (n > 200) return;
+  if (lua_type(L, kidx) == LUA_TSTRING) snprintf(p + n, 256 - n, "%s%.100s", n ? "." : "", lua_tostring(L, kidx));
+  else if (lua_isinteger(L, kidx)) snprintf(p + n, 256 - n, "[%lld]", (long long)lua_tointeger(L, kidx));
+  else snprintf(p + n, 256 - n, "[?]");
+}
+
+static int serr(saver *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int serr(saver *s, const char *fmt, ...) {
+  char msg[LT_MSG];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (s->path[0]) return raise(s->L, "%s (at %s)", msg, s->path);
+  return raise(s->L, "%s", msg);
+}
+
+static void w_tuple(pk_buf *b, int n, const int64_t *v) {
+  if (n == 0) { pk_w_op(b, ')'); return; }
+  if (n > 3) pk_w_op(b, '(');
+  for (int i = 0; i < n; i++) pk_w_int(b, v[i]);
+  pk_w_op(b, n == 1 ? 0x85 : n == 2 ? 0x86 : n == 3 ? 0x87 : 't');
+}
+
+static void save_tensor(saver *s, int idx) {
+  lua_State *L = s->L;
+  pk_buf *b = &s->c->b;
+  lt_tensor *t = lt_check(L, idx);
+  if (t->storage->device != LT_CPU) serr(s, "cannot save a %s tensor: move it to the CPU first", "cuda");
+  /* memo: the same tensor twice is one Python object */
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, s->memo) == LUA_TNUMBER) { pk_w_get(b, (uint32_t)lua_tointeger(L, -1)); lua_pop(L, 1); return; }
+  lua_pop(L, 1);
+  /* the storage key: one per storage, in first-encounter order */
+  lua_pushlightuserdata(L, t->storage);
+  size_t key;
+  if (lua_rawget(L, s->stidx) == LUA_TNUMBER) {
+    key = (size_t)lua_tointeger(L, -1);
+    if (s->c->st[key].dt != t->dtype)
+      serr(s, "cannot save tensors that view the same storage as different types (%s and %s)",
+           lt_dtypes[s->c->st[key].dt].name, lt_dtypes[t->dtype].name);
+  } else {
+    svctx *c = s->c;
+    if (c->nst == c->capst) {
+      size_t nc = c->capst ? c->capst * 2 : 16;
+      svst *ns = realloc(c->st, nc * sizeof *ns);
+      if (!ns) serr(s, "out of memory");
+      c->st = ns; c->capst = nc;
+    }
+    key = c->nst++;
+    c->st[key].s = t->storage;
+    c->st[key].dt = t->dtype;
+    lua_pushlightuserdata(L, t->storage);
+    lua_pushinteger(L, (lua_Integer)key);
+    lua_rawset(L, s->stidx);
+  }
+  lua_pop(L, 1);
+  int fp8 = t->dtype == LT_FLOAT8_E4M3FN || t->dtype == LT_FLOAT8_E5M2;
+  /* PyTorch lets only floating and complex tensors require grad */
+  int param = t->requires_grad && (lt_dtypes[t->dtype].kind == LT_KIND_FLOAT || lt_dtypes[t->dtype].kind == LT_KIND_COMPLEX);
+  size_t isz = lt_dtypes[t->dtype].size;
+  int64_t numel = (int64_t)(t->storage->nbytes / isz);
+  char keys[32];
+  snprintf(keys, sizeof keys, "%zu", key);
+  if (param) w_memo_global(s, M_PARAM, "torch._utils", "_rebuild_parameter");
+  if (fp8) w_memo_global(s, M_V3, "torch._utils", "_rebuild_tensor_v3");
+  else w_memo_global(s, M_V2, "torch._utils", "_rebuild_tensor_v2");
+  pk_w_op(b, '(');
+  pk_w_op(b, '(');
+  w_memo_global(s, M_STORAGE_STR, NULL, "storage");
+  if (fp8) w_memo_global(s, M_UNTYPED, "torch.storage", "UntypedStorage");
+  else w_memo_global(s, M_CLASS + t->dtype, "torch", pk_storage_class(t->dtype));
+  pk_w_str(b, keys, strlen(keys));
+  w_memo_global(s, M_CPU, NULL, "cpu");
+  pk_w_int(b, fp8 ? (int64_t)t->storage->nbytes : numel);
+  pk_w_op(b, 't');
+  pk_w_op(b, 'Q');
+  pk_w_int(b, t->offset);
+  w_tuple(b, t->ndim, t->shape);
+  w_tuple(b, t->ndim, t->stride);
+  pk_w_op(b, 0x89);
+  w_memo_global(s, M_ODICT, "collections", "OrderedDict");
+  pk_w_op(b, ')');
+  pk_w_op(b, 'R');
+  if (fp8) w_memo_global(s, M_DTYPE + t->dtype, "torch", lt_dtypes[t->dtype].name);
+  pk_w_op(b, 't');
+  pk_w_op(b, 'R');
+  if (param) {
+    pk_w_op(b, 0x88);
+    w_memo_global(s, M_ODICT, "collections", "OrderedDict");
+    pk_w_op(b, ')');
+    pk_w_op(b, 'R');
+    pk_w_op(b, 0x87);
+    pk_w_op(b, 'R');
+  }
+  lua_pushvalue(L, idx);
+  lua_pushinteger(L, pk_w_put(b));
+  lua_rawset(L, s->memo);
+}
+
+static void save_key(saver *s, int idx) {
+  lua_State *L = s->L;
+  int t = lua_type(L, idx);
+  if (t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN || lua_rawequal(L, idx, s->null)) {
+    save_value(s, idx, 0);
+    return;
+  }
+  serr(s, "cannot save a dict key of type %s", luaL_typename(L, idx));
+}
+
+/* is the table at idx a list: keys exactly 1..n (n >= 1) */
+static int is_list(lua_State *L, int idx) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1)) { lua_pop(L, 1); return 0; }
+    lua_Integer k = lua_tointeger(L, -1);
+    if (k < 1 || k > n) { lua_pop(L, 1); return 0; }
+    count++;
+  }
+  return n > 0 && count == n;
+}
+
+static void save_table(saver *s, int idx, int depth) {
+  lua_State *L = s->L;
+  pk_buf *b = &s->c->b;
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, s->memo) == LUA_TNUMBER) { pk_w_get(b, (uint32_t)lua_tointeger(L, -1)); lua_pop(L, 1); return; }
+  lua_pop(L, 1);
+  lua_pushvalue(L, s->odict_is);
+  lua_pushvalue(L, idx);
+  lua_call(L, 1, 1);
+  int od = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  size_t plen = strlen(s->path);
+  if (od) {
+    w_memo_global(s, M_ODICT, "collections", "OrderedDict");
+    pk_w_op(b, ')');
+    pk_w_op(b, 'R');
+  } else if (is_list(L, idx)) {
+    pk_w_op(b, ']');
+    lua_pushvalue(L, idx); lua_pushinteger(L, pk_w_put(b)); lua_rawset(L, s->memo);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    for (lua_Integer i = 1; i <= n; i++) {
+      if ((i - 1) % 1000 == 0) pk_w_op(b, '(');
+      lua_rawgeti(L, idx, i);
+      snprintf(s->path + plen, sizeof s->path - plen, "[%lld]", (long long)i);
+      save_value(s, lua_gettop(L), depth + 1);
+      s->path[plen] = 0;
+      lua_pop(L, 1);
+      if (i % 1000 == 0 || i == n) pk_w_op(b, 'e');
+    }
+    return;
+  } else {
+    pk_w_op(b, '}');
+  }
+  lua_pushvalue(L, idx); lua_pushinteger(L, pk_w_put(b)); lua_rawset(L, s->memo);
+  /* the keys in order: odict.keys for ordered dicts, next() otherwise */
+  lua_Integer nk = 0;
+  if (od) {
+    lua_pushvalue(L, s->odict_keys);
+    lua_pushvalue(L, idx);
+    lua_call(L, 1, 1);
+  } else {
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) { lua_pop(L, 1); lua_pushvalue(L, -1); lua_rawseti(L, -3, ++nk); }
+  }
+  int keys = lua_gettop(L);
+  nk = (lua_Integer)lua_rawlen(L, keys);
+  for (lua_Integer i = 1; i <= nk; i++) {
+    if ((i - 1) % 1000 == 0) pk_w_op(b, '(');
+    lua_rawgeti(L, keys, i);
+    int k = lua_gettop(L);
+    path_push(s->path, L, k);
+    save_key(s, k);
+    if (od) { lua_pushvalue(L, k); lua_gettable(L, idx); }
+    else { lua_pushvalue(L, k); lua_rawget(L, idx); }
+    save_value(s, lua_gettop(L), depth + 1);
+    s->path[plen] = 0;
+    lua_pop(L, 2);
+    if (i % 1000 == 0 || i == nk) pk_w_op(b, 'u');
+  }
+  lua_pop(L, 1);
+}
+
+static void save_value(saver *s, int idx, int depth) {
+  lua_State *L = s->L;
+  pk_buf *b = &s->c->b;
+  if (depth > PK_MAX_DEPTH) serr(s, "nesting exceeds the limit of %d (a cycle?)", PK_MAX_DEPTH);
+  luaL_checkstack(L, 10, "nesting");
+  switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN: pk_w_op(b, lua_toboolean(L, idx) ? 0x88 : 0x89); return;
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) pk_w_int(b, (int64_t)lua_tointeger(L, idx));
+      else pk_w_float(b, (double)lua_tonumber(L, idx));
+      return;
+    case LUA_TSTRING: {
+      size_t n;
+      const char *p = lua_tolstring(L, idx, &n);
+      if (n > UINT32_MAX) serr(s, "string of %zu bytes is too long", n);
+      if (pk_is_utf8(p, n)) pk_w_str(b, p, n); else pk_w_bytes(b, p, n);
+      return;
+    }
+    case LUA_TTABLE:
+      if (lua_rawequal(L, idx, s->null)) { pk_w_op(b, 'N'); return; }
+      save_table(s, idx, depth);
+      return;
+    case LUA_TUSERDATA:
+      if (lt_test(L, idx)) { save_tensor(s, idx); return; }
+      /* fallthrough */
+    default:
+      serr(s, "cannot save a value of type %s", luaL_typename(L, idx));
+  }
+}
+
+static int l_pt_save(lua_State *L) {
+  const char *path = luaL_checkstring(L, 2);
+  const char *folder = luaL_checkstring(L, 3);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  int opts = 4;
+  lua_settop(L, 4);
+  int f_null = opt_field(L, opts, "null", LUA_TNONE);
+  int f_is = opt_field(L, opts, "odict_is", LUA_TFUNCTION);
+  int f_keys = opt_field(L, opts, "odict_keys", LUA_TFUNCTION);
+  int f_progress = opt_field(L, opts, "progress", LUA_TFUNCTION);
+  int f_extra = opt_field(L, opts, "extra", LUA_TTABLE);
+  if (!f_null || !f_is || !f_keys) luaL_error(L, "_pt_save: options 'null', 'odict_is', 'odict_keys' are required");
+  svctx *c = lua_newuserdatauv(L, sizeof *c, 0);
+  memset(c, 0, sizeof *c);
+  c->fd = -1;
+  lua_newtable(L);
+  lua_pushcfunction(L, sv_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  int cidx = lua_gettop(L);
+  lua_newtable(L);
+  int memo = lua_gettop(L);
+  lua_newtable(L);
+  int stidx = lua_gettop(L);
+  saver s = {L, c, f_null, f_is, f_keys, memo, stidx, {0}, {0}};
+  /* 1. the pickle, before the file is touched */
+  pk_w_op(&c->b, 0x80); pk_w_op(&c->b, 2);
+  save_value(&s, 1, 0);
+  pk_w_op(&c->b, '.');
+  if (c->b.oom) return raise(L, "%s: out of memory", path);
+  /* 2. the archive */
+  c->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (c->fd < 0) return raise(L, "%s: cannot create: %s", path, strerror(errno));
+  pz_writer_init(&c->w, c->fd);
+  c->winit = 1;
+  char err[LT_MSG], name[PZ_MAX_NAME + 64];
+  uint64_t total = 0;
+  for (size_t i = 0; i < c->nst; i++) total += (c->st[i].s->nbytes / lt_dtypes[c->st[i].dt].size) * lt_dtypes[c->st[i].dt].size;
+  prog pg = {L, f_progress, 0, total};
+  const void *part[1];
+  uint64_t len[1];
+#define REC(nm, ptr, n, pr) do { \
+    snprintf(name, sizeof name, "%s/%s", folder, nm); \
+    part[0] = (ptr); len[0] = (n); \
+    if (pz_write_entry(&c->w, name, 1, part, len, (pr) ? prog_step : NULL, &pg, err)) \
+      return raise(L, "%s: %s", path, err); \
+  } while (0)
+  REC("data.pkl", c->b.p, c->b.len, 0);
+  REC("byteorder", "little", 6, 0);
+  for (size_t i = 0; i < c->nst; i++) {
+    char rn[48];
+    snprintf(rn, sizeof rn, "data/%zu", i);
+    size_t isz = lt_dtypes[c->st[i].dt].size;
+    REC(rn, c->st[i].s->data, (c->st[i].s->nbytes / isz) * isz, 1);
+  }
+  if (f_extra) {
+    lua_pushnil(L);
+    while (lua_next(L, f_extra)) {
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        return raise(L, "%s: extra records must map names to strings", path);
+      size_t n;
+      const char *p = lua_tolstring(L, -1, &n);
+      char rn[PZ_MAX_NAME];
+      snprintf(rn, sizeof rn, ".ltorch/%s", lua_tostring(L, -2));
+      REC(rn, p, n, 0);
+      lua_pop(L, 1);
+    }
+  }
+  REC("version", "3\n", 2, 0);
+#undef REC
+  if (pz_write_finish(&c->w, err)) return raise(L, "%s: %s", path, err);
+  if (close(c->fd)) { c->fd = -1; return raise(L, "%s: close failed: %s", path, strerror(errno)); }
+  c->fd = -1;
+  sv_free(c);
+  (void)cidx;
+  return 0;
+}
+
+/* core._pickle_loads(bytes, opts) -> value: run the VM on a string (opts as
+   for _pt_load: null, odict_from, unknown). Persistent ids give storages
+   that were never read, so tensors are refused; for tests and inspection. */
+static int l_pickle_loads(lua_State *L) {
+  size_t n;
+  const char *buf = luaL_checklstring(L, 1, &n);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  ldctx *c = lua_newuserdatauv(L, sizeof *c, 0);
+  memset(c, 0, sizeof *c);
+  c->fd = -1;
+  c->path = "pickle";
+  lua_newtable(L);
+  lua_pushcfunction(L, ld_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  int f_null = opt_field(L, 2, "null", LUA_TNONE);
+  int f_odict = opt_field(L, 2, "odict_from", LUA_TFUNCTION);
+  if (!f_null || !f_odict) luaL_error(L, "_pickle_loads: options 'null' and 'odict_from' are required");
+  lua_getfield(L, 2, "unknown");
+  const char *unk = lua_tostring(L, -1);
+  pk_unknown_mode mode = unk && !strcmp(unk, "inert") ? PK_UNKNOWN_INERT : PK_UNKNOWN_ERROR;
+  lua_pop(L, 1);
+  c->arena = pk_arena_new();
+  if (!c->arena) return luaL_error(L, "out of memory");
+  char err[LT_MSG];
+  if (pk_load(c->arena, (const unsigned char *)buf, n, mode, &c->res, err)) {
+    if (c->res.nunknown && mode == PK_UNKNOWN_ERROR) unknown_error(L, c);
+    return fail(L, c, "%s", err);
+  }
+  if (mode == PK_UNKNOWN_ERROR && c->res.nunknown) unknown_error(L, c);
+  lua_newtable(L);
+  conv v = {L, c, f_null, f_odict, lua_gettop(L), 0};
+  push_obj(&v, c->res.value, 0);
+  lua_pushinteger(L, (lua_Integer)c->res.consumed);
+  return 2;
+}
+
+/* core._pt_utf8(s): is s valid UTF-8 (as the writer decides str vs bytes) */
+static int l_pt_utf8(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  lua_pushboolean(L, pk_is_utf8(s, n));
+  return 1;
+}
+
+/* core._pt_crc32(s [, crc]): the crc32 the zip records use (for tests) */
+static int l_pt_crc32(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  lua_pushinteger(L, pz_crc32((uint32_t)luaL_optinteger(L, 2, 0), s, n));
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {
+  {"_pt_crc32", l_pt_crc32},
+  {"_pt_load", l_pt_load},
+  {"_pt_save", l_pt_save},
+  {"_pt_utf8", l_pt_utf8},
+  {"_pickle_loads", l_pickle_loads},
+  {NULL, NULL}
+};
 
 void lt_open_pt(lua_State *L, int mod, int methods) {
-  (void)L; (void)mod; (void)methods;
+  (void)methods;
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, funcs, 0);
+  lua_pop(L, 1);
 }

@@ -1,0 +1,1054 @@
+/*
+** pickle.c: Python's pickle format, the subset PyTorch checkpoints use
+** (FORMATS.md 1), read by a VM that never imports or calls anything, and a
+** protocol-2 writer.
+**
+** Reader. Every opcode of tiers A, B and C (FORMATS 1.3), plus INST/OBJ,
+** builds pk_obj nodes in an arena. GLOBAL and STACK_GLOBAL are looked up in
+** a table of the names PyTorch's weights_only loader allows (2.x list, with
+** Python 2 spellings mapped); REDUCE, NEWOBJ and BUILD on those are done
+** natively: _rebuild_tensor(_v2,_v3) and _rebuild_parameter make PK_TENSOR
+** nodes, OrderedDict makes PK_ODICT, torch.Size a tuple, torch.device a
+** string, _codecs.encode and bytearray bytes, set/frozenset PK_SET,
+** complex PK_COMPLEX. Any other global becomes a PK_INERT node recording its
+** name, arguments and state, and its name is collected in the result so the
+** caller can refuse the file listing every one of them.
+**
+** Limits (pickle.h): stack depth, memo size, node count; every length is
+** checked against the bytes left before it is used.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <errno.h>
+#include <stdarg.h>
+#include "pickle.h"
+
+/* ---- arena --------------------------------------------------------------- */
+
+#define OBJ_BLOCK 4096
+#define BYTE_BLOCK ((size_t)64 << 10)
+
+typedef struct oblk { struct oblk *next; size_t used; pk_obj o[OBJ_BLOCK]; } oblk;
+typedef struct bblk { struct bblk *next; size_t used, cap; _Alignas(16) unsigned char d[]; } bblk;
+
+struct pk_arena {
+  oblk *objs;
+  bblk *bytes;
+  size_t nobjs;
+};
+
+pk_arena *pk_arena_new(void) { return calloc(1, sizeof(pk_arena)); }
+
+void pk_arena_free(pk_arena *a) {
+  if (!a) return;
+  for (oblk *b = a->objs, *n; b; b = n) {
+    n = b->next;
+    for (size_t i = 0; i < b->used; i++) if (b->o[i].items) free(b->o[i].items);
+    free(b);
+  }
+  for (bblk *b = a->bytes, *n; b; b = n) { n = b->next; free(b); }
+  free(a);
+}
+
+static void *abytes(pk_arena *a, size_t n) {
+  n = (n + 15) & ~(size_t)15;
+  if (!a->bytes || a->bytes->cap - a->bytes->used < n) {
+    size_t cap = n > BYTE_BLOCK / 4 ? n : BYTE_BLOCK;
+    bblk *b = malloc(sizeof *b + cap);
+    if (!b) return NULL;
+    b->used = 0; b->cap = cap;
+    if (a->bytes && cap != BYTE_BLOCK) {      /* keep the current block current */
+      b->next = a->bytes->next; a->bytes->next = b;
+      b->used = n;
+      return b->d;
+    }
+    b->next = a->bytes; a->bytes = b;
+  }
+  void *p = a->bytes->d + a->bytes->used;
+  a->bytes->used += n;
+  return p;
+}
+
+static pk_obj *aobj(pk_arena *a, pk_kind k) {
+  if (a->nobjs >= PK_MAX_OBJS) return NULL;
+  if (!a->objs || a->objs->used == OBJ_BLOCK) {
+    oblk *b = malloc(sizeof *b);
+    if (!b) return NULL;
+    b->used = 0; b->next = a->objs; a->objs = b;
+  }
+  pk_obj *o = &a->objs->o[a->objs->used++];
+  memset(o, 0, sizeof *o);
+  o->kind = k;
+  o->gid = -1;
+  a->nobjs++;
+  return o;
+}
+
+static int push_item(pk_obj *c, pk_obj *v) {
+  if (c->n == c->cap) {
+    size_t nc = c->cap ? c->cap * 2 : 4;
+    pk_obj **ni = realloc(c->items, nc * sizeof *ni);
+    if (!ni) return -1;
+    c->items = ni; c->cap = nc;
+  }
+  c->items[c->n++] = v;
+  return 0;
+}
+
+/* ---- globals ------------------------------------------------------------- */
+
+enum {
+  G_ODICT, G_REBUILD_V2, G_REBUILD, G_REBUILD_V3, G_PARAM, G_PARAM_STATE,
+  G_FROM_TYPE_V2, G_PARAMETER, G_TENSOR, G_SIZE, G_DEVICE, G_LAYOUT, G_CODECS,
+  G_SET, G_FROZENSET, G_BYTEARRAY, G_COMPLEX, G_STORAGE, G_UNTYPED, G_TENSOR_TYPE,
+  G_DTYPE
+};
+
+typedef struct gname { const char *name; int gid; int dtype; } gname;
+
+static const gname GLOBALS[] = {
+  {"collections.OrderedDict", G_ODICT, -1},
+  {"torch._utils._rebuild_tensor_v2", G_REBUILD_V2, -1},
+  {"torch._utils._rebuild_tensor", G_REBUILD, -1},
+  {"torch._utils._rebuild_tensor_v3", G_REBUILD_V3, -1},
+  {"torch._utils._rebuild_parameter", G_PARAM, -1},
+  {"torch._utils._rebuild_parameter_with_state", G_PARAM_STATE, -1},
+  {"torch._tensor._rebuild_from_type_v2", G_FROM_TYPE_V2, -1},
+  {"torch.nn.parameter.Parameter", G_PARAMETER, -1},
+  {"torch.Tensor", G_TENSOR, -1},
+  {"torch._tensor.Tensor", G_TENSOR, -1},
+  {"torch.Size", G_SIZE, -1},
+  {"torch.device", G_DEVICE, -1},
+  {"torch.serialization._get_layout", G_LAYOUT, -1},
+  {"_codecs.encode", G_CODECS, -1},
+  {"builtins.set", G_SET, -1},
+  {"builtins.frozenset", G_FROZENSET, -1},
+  {"builtins.bytearray", G_BYTEARRAY, -1},
+  {"builtins.complex", G_COMPLEX, -1},
+  {"torch.storage.UntypedStorage", G_UNTYPED, LT_UINT8},
+  {"torch.UntypedStorage", G_UNTYPED, LT_UINT8},
+  {"torch.DoubleStorage", G_STORAGE, LT_FLOAT64},
+  {"torch.FloatStorage", G_STORAGE, LT_FLOAT32},
+  {"torch.HalfStorage", G_STORAGE, LT_FLOAT16},
+  {"torch.BFloat16Storage", G_STORAGE, LT_BFLOAT16},
+  {"torch.LongStorage", G_STORAGE, LT_INT64},
+  {"torch.IntStorage", G_STORAGE, LT_INT32},
+  {"torch.ShortStorage", G_STORAGE, LT_INT16},
+  {"torch.CharStorage", G_STORAGE, LT_INT8},
+  {"torch.ByteStorage", G_STORAGE, LT_UINT8},
+  {"torch.BoolStorage", G_STORAGE, LT_BOOL},
+  {"torch.ComplexDoubleStorage", G_STORAGE, LT_COMPLEX128},
+  {"torch.ComplexFloatStorage", G_STORAGE, LT_COMPLEX64},
+  {"torch.DoubleTensor", G_TENSOR_TYPE, LT_FLOAT64},
+  {"torch.FloatTensor", G_TENSOR_TYPE, LT_FLOAT32},
+  {"torch.HalfTensor", G_TENSOR_TYPE, LT_FLOAT16},
+  {"torch.BFloat16Tensor", G_TENSOR_TYPE, LT_BFLOAT16},
+  {"torch.LongTensor", G_TENSOR_TYPE, LT_INT64},
+  {"torch.IntTensor", G_TENSOR_TYPE, LT_INT32},
+  {"torch.ShortTensor", G_TENSOR_TYPE, LT_INT16},
+  {"torch.CharTensor", G_TENSOR_TYPE, LT_INT8},
+  {"torch.ByteTensor", G_TENSOR_TYPE, LT_UINT8},
+  {"torch.BoolTensor", G_TENSOR_TYPE, LT_BOOL},
+  {"torch.float32", G_DTYPE, LT_FLOAT32}, {"torch.float", G_DTYPE, LT_FLOAT32},
+  {"torch.float64", G_DTYPE, LT_FLOAT64}, {"torch.double", G_DTYPE, LT_FLOAT64},
+  {"torch.float16", G_DTYPE, LT_FLOAT16}, {"torch.half", G_DTYPE, LT_FLOAT16},
+  {"torch.bfloat16", G_DTYPE, LT_BFLOAT16},
+  {"torch.int8", G_DTYPE, LT_INT8}, {"torch.int16", G_DTYPE, LT_INT16},
+  {"torch.short", G_DTYPE, LT_INT16}, {"torch.int32", G_DTYPE, LT_INT32},
+  {"torch.int", G_DTYPE, LT_INT32}, {"torch.int64", G_DTYPE, LT_INT64},
+  {"torch.long", G_DTYPE, LT_INT64}, {"torch.uint8", G_DTYPE, LT_UINT8},
+  {"torch.bool", G_DTYPE, LT_BOOL},
+  {"torch.complex64", G_DTYPE, LT_COMPLEX64}, {"torch.cfloat", G_DTYPE, LT_COMPLEX64},
+  {"torch.complex128", G_DTYPE, LT_COMPLEX128}, {"torch.cdouble", G_DTYPE, LT_COMPLEX128},
+  {"torch.float8_e4m3fn", G_DTYPE, LT_FLOAT8_E4M3FN},
+  {"torch.float8_e5m2", G_DTYPE, LT_FLOAT8_E5M2},
+};
+
+static const gname *find_global(const char *full) {
+  for (size_t i = 0; i < sizeof GLOBALS / sizeof GLOBALS[0]; i++)
+    if (!strcmp(GLOBALS[i].name, full)) return &GLOBALS[i];
+  /* torch.cuda.FloatStorage and friends: any module, as torch.load does */
+  const char *dot = strrchr(full, '.');
+  if (dot && !strncmp(full, "torch.cuda.", 11) && strstr(dot, "Storage")) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "torch%s", dot);
+    for (size_t i = 0; i < sizeof GLOBALS / sizeof GLOBALS[0]; i++)
+      if (GLOBALS[i].gid == G_STORAGE && !strcmp(GLOBALS[i].name, buf)) return &GLOBALS[i];
+  }
+  return NULL;
+}
+
+const char *pk_storage_class(lt_dtype dt) {
+  for (size_t i = 0; i < sizeof GLOBALS / sizeof GLOBALS[0]; i++)
+    if (GLOBALS[i].gid == G_STORAGE && GLOBALS[i].dtype == (int)dt) return GLOBALS[i].name + 6;
+  return NULL;
+}
+
+/* ---- the VM ---------------------------------------------------------------- */
+
+typedef struct vm {
+  pk_arena *a;
+  pk_result *res;
+  pk_unknown_mode mode;
+  const unsigned char *buf;
+  size_t len, pos, op_pos;
+  pk_obj **stack;
+  size_t sp, scap;
+  size_t *marks;
+  size_t nmarks, mcap;
+  pk_obj **memo;
+  size_t memocap, nmemo;
+  char *err;
+  /* storages by key: open addressing over res->storages indices */
+  size_t *hash;
+  size_t hcap;
+} vm;
+
+#define VFAIL(...) do { verr(v, __VA_ARGS__); return -1; } while (0)
+
+static void verr(vm *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void verr(vm *v, const char *fmt, ...) {
+  int n = snprintf(v->err, LT_MSG, "at byte %zu: ", v->op_pos);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(v->err + n, (size_t)(LT_MSG - n), fmt, ap);
+  va_end(ap);
+}
+
+static const char *kind_name(const pk_obj *o) {
+  static const char *names[] = {"None", "bool", "int", "float", "str", "bytes", "list",
+    "tuple", "dict", "OrderedDict", "set", "complex", "tensor", "storage", "dtype",
+    "global", "object", "mark"};
+  return names[o->kind];
+}
+
+static int push(vm *v, pk_obj *o) {
+  if (!o) VFAIL("out of memory or more than %d objects", PK_MAX_OBJS);
+  if (v->sp >= PK_MAX_STACK) VFAIL("stack depth exceeds the limit of %d", PK_MAX_STACK);
+  if (v->sp == v->scap) {
+    if (v->scap >= PK_MAX_STACK * 2) VFAIL("stack depth exceeds the limit of %d", PK_MAX_STACK);
+    size_t nc = v->scap ? v->scap * 2 : 64;
+    pk_obj **ns = realloc(v->stack, nc * sizeof *ns);
+    if (!ns) VFAIL("out of memory");
+    v->stack = ns; v->scap = nc;
+  }
+  v->stack[v->sp++] = o;
+  return 0;
+}
+
+static size_t floor_(vm *v) { return v->nmarks ? v->marks[v->nmarks - 1] : 0; }
+
+static pk_obj *pop(vm *v) {
+  if (v->sp <= floor_(v)) { verr(v, "stack underflow"); return NULL; }
+  return v->stack[--v->sp];
+}
+
+static pk_obj *top(vm *v) {
+  if (v->sp <= floor_(v)) { verr(v, "stack underflow"); return NULL; }
+  return v->stack[v->sp - 1];
+}
+
+/* items since the last mark: start index; removes the mark */
+static int pop_mark(vm *v, size_t *start) {
+  if (!v->nmarks) VFAIL("no mark on the stack");
+  *start = v->marks[--v->nmarks];
+  return 0;
+}
+
+static int need(vm *v, size_t n) {
+  if (v->len - v->pos < n) VFAIL("pickle ends early (needs %zu more bytes)", n - (v->len - v->pos));
+  return 0;
+}
+
+static uint64_t le(const unsigned char *p, int n) {
+  uint64_t x = 0;
+  for (int i = n - 1; i >= 0; i--) x = x << 8 | p[i];
+  return x;
+}
+
+static pk_obj *mkstr(vm *v, pk_kind k, const void *s, size_t n) {
+  pk_obj *o = aobj(v->a, k);
+  if (!o) return NULL;
+  o->s = abytes(v->a, n + 1);
+  if (!o->s) return NULL;
+  memcpy(o->s, s, n);
+  o->s[n] = 0;
+  o->len = n;
+  return o;
+}
+
+static pk_obj *mkint(vm *v, int64_t x) {
+  pk_obj *o = aobj(v->a, PK_INT);
+  if (o) o->i = x;
+  return o;
+}
+
+static int read_line(vm *v, const char **s, size_t *n) {
+  const unsigned char *p = v->buf + v->pos, *e = memchr(p, '\n', v->len - v->pos);
+  if (!e) VFAIL("pickle ends early (unterminated line)");
+  *s = (const char *)p;
+  *n = (size_t)(e - p);
+  v->pos += *n + 1;
+  return 0;
+}
+
+static int parse_dec(vm *v, const char *s, size_t n, int64_t *out) {
+  char buf[32];
+  while (n && (s[n - 1] == 'L' || s[n - 1] == '\r' || s[n - 1] == ' ')) n--;
+  if (n == 0 || n >= sizeof buf) VFAIL("integer '%.*s' does not fit in int64", (int)(n > 40 ? 40 : n), s);
+  memcpy(buf, s, n);
+  buf[n] = 0;
+  char *end;
+  errno = 0;
+  long long x = strtoll(buf, &end, 10);
+  if (*end || errno) VFAIL("integer '%s' does not fit in int64 or is malformed", buf);
+  *out = x;
+  return 0;
+}
+
+static pk_obj *storage_by_key(vm *v, const char *key, size_t klen, int *created) {
+  pk_result *r = v->res;
+  if (r->nstorages * 2 >= v->hcap) {
+    size_t nc = v->hcap ? v->hcap * 2 : 64;
+    size_t *nh = malloc(nc * sizeof *nh);
+    if (!nh) return NULL;
+    for (size_t i = 0; i < nc; i++) nh[i] = SIZE_MAX;
+    free(v->hash);
+    v->hash = nh; v->hcap = nc;
+    for (size_t i = 0; i < r->nstorages; i++) {
+      const char *k = r->storages[i]->st->key;
+      uint64_t h = 1469598103934665603ull;
+      for (const char *c = k; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+      size_t j = h & (nc - 1);
+      while (nh[j] != SIZE_MAX) j = (j + 1) & (nc - 1);
+      nh[j] = i;
+    }
+  }
+  uint64_t h = 1469598103934665603ull;
+  for (size_t c = 0; c < klen; c++) h = (h ^ (unsigned char)key[c]) * 1099511628211ull;
+  size_t j = h & (v->hcap - 1);
+  while (v->hash[j] != SIZE_MAX) {
+    pk_obj *o = r->storages[v->hash[j]];
+    if (o->st->key_len == klen && !memcmp(o->st->key, key, klen)) { *created = 0; return o; }
+    j = (j + 1) & (v->hcap - 1);
+  }
+  pk_obj *o = aobj(v->a, PK_STORAGE);
+  if (!o) return NULL;
+  o->st = abytes(v->a, sizeof *o->st);
+  if (!o->st) return NULL;
+  memset(o->st, 0, sizeof *o->st);
+  o->st->key = abytes(v->a, klen + 1);
+  if (!o->st->key) return NULL;
+  memcpy(o->st->key, key, klen);
+  o->st->key[klen] = 0;
+  o->st->key_len = klen;
+  if (r->nstorages == r->capstorages) {
+    size_t nc = r->capstorages ? r->capstorages * 2 : 16;
+    pk_obj **ns = realloc(r->storages, nc * sizeof *ns);
+    if (!ns) return NULL;
+    r->storages = ns; r->capstorages = nc;
+  }
+  v->hash[j] = r->nstorages;
+  r->storages[r->nstorages++] = o;
+  *created = 1;
+  return o;
+}
+
+static int get_int(vm *v, pk_obj *o, const char *what, int64_t *out) {
+  if (!o || (o->kind != PK_INT && o->kind != PK_BOOL)) VFAIL("%s: expected an int, found %s", what, o ? kind_name(o) : "nothing");
+  *out = o->i;
+  return 0;
+}
+
+/* the persistent id tuple -> a PK_STORAGE node */
+static int persistent_load(vm *v, pk_obj *pid) {
+  if (pid->kind != PK_TUPLE) VFAIL("persistent id: expected a tuple, found %s", kind_name(pid));
+  if (pid->n < 5 || pid->items[0]->kind != PK_STR || strcmp(pid->items[0]->s, "storage"))
+    VFAIL("persistent id: expected ('storage', type, key, location, numel)");
+  pk_obj *cls = pid->items[1], *key = pid->items[2], *loc = pid->items[3];
+  int64_t numel;
+  if (cls->kind != PK_GLOBAL || (cls->gid != G_STORAGE && cls->gid != G_UNTYPED))
+    VFAIL("persistent id: storage type is %s, not a storage class", cls->s ? cls->s : kind_name(cls));
+  if (key->kind != PK_STR && key->kind != PK_BYTES) VFAIL("persistent id: storage key is %s, not a string", kind_name(key));
+  if (get_int(v, pid->items[4], "persistent id numel", &numel)) return -1;
+  int dt = (int)cls->i;
+  size_t isz = lt_dtypes[dt].size;
+  if (numel < 0 || (uint64_t)numel > (UINT64_MAX >> 2) / isz) VFAIL("storage '%s': bad element count %lld", key->s, (long long)numel);
+  int created;
+  pk_obj *s = storage_by_key(v, key->s, key->len, &created);
+  if (!s) VFAIL("out of memory");
+  uint64_t nbytes = (uint64_t)numel * isz;
+  if (created) {
+    s->st->dtype = dt;
+    s->st->untyped = cls->gid == G_UNTYPED;
+    s->st->nbytes = nbytes;
+    s->st->location = loc->kind == PK_STR ? loc->s : "cpu";
+  } else if (s->st->nbytes != nbytes || s->st->dtype != dt) {
+    VFAIL("storage '%s' is referenced with different types or sizes", key->s);
+  }
+  if (pid->n >= 6 && pid->items[5]->kind != PK_NONE) {
+    /* legacy view: (view_key, offset, view_numel) of the root storage */
+    pk_obj *vm_ = pid->items[5];
+    int64_t off, vn;
+    if (vm_->kind != PK_TUPLE || vm_->n != 3 || (vm_->items[0]->kind != PK_STR))
+      VFAIL("persistent id: bad view metadata");
+    if (get_int(v, vm_->items[1], "view offset", &off) || get_int(v, vm_->items[2], "view size", &vn)) return -1;
+    if (off < 0 || vn < 0 || off > numel || vn > numel - off)
+      VFAIL("storage view '%s' (offset %lld, %lld elements) lies outside storage '%s' of %lld elements",
+            vm_->items[0]->s, (long long)off, (long long)vn, key->s, (long long)numel);
+    pk_obj *w = storage_by_key(v, vm_->items[0]->s, vm_->items[0]->len, &created);
+    if (!w) VFAIL("out of memory");
+    if (created) {
+      w->st->dtype = dt;
+      w->st->nbytes = (uint64_t)vn * isz;
+      w->st->location = s->st->location;
+      w->st->root = s;
+      w->st->view_off = (uint64_t)off * isz;
+    }
+    s = w;
+  }
+  return push(v, s);
+}
+
+static int tuple_dims(vm *v, pk_obj *o, const char *what, int64_t *out, int *nd) {
+  if (o->kind != PK_TUPLE && o->kind != PK_LIST) VFAIL("tensor %s: expected a tuple, found %s", what, kind_name(o));
+  if (o->n > LT_MAX_DIMS) VFAIL("tensor rank %zu exceeds the limit of %d", o->n, LT_MAX_DIMS);
+  for (size_t i = 0; i < o->n; i++) if (get_int(v, o->items[i], what, &out[i])) return -1;
+  *nd = (int)o->n;
+  return 0;
+}
+
+/* _rebuild_tensor(_v2,_v3) arguments -> a PK_TENSOR node */
+static pk_obj *rebuild_tensor(vm *v, int gid, pk_obj *args) {
+  if (args->kind != PK_TUPLE || args->n < 4 || (gid == G_REBUILD_V3 && args->n < 7)) {
+    verr(v, "tensor rebuild: bad arguments");
+    return NULL;
+  }
+  pk_obj *so = args->items[0];
+  if (so->kind != PK_STORAGE) { verr(v, "tensor rebuild: expected a storage, found %s", kind_name(so)); return NULL; }
+  pk_obj *o = aobj(v->a, PK_TENSOR);
+  if (!o || !(o->t = abytes(v->a, sizeof *o->t))) { verr(v, "out of memory"); return NULL; }
+  pk_tensor *t = o->t;
+  memset(t, 0, sizeof *t);
+  int nd2;
+  if (get_int(v, args->items[1], "storage offset", &t->offset)) return NULL;
+  if (tuple_dims(v, args->items[2], "size", t->shape, &t->ndim)) return NULL;
+  if (tuple_dims(v, args->items[3], "stride", t->stride, &nd2)) return NULL;
+  if (nd2 != t->ndim) { verr(v, "tensor has %d sizes but %d strides", t->ndim, nd2); return NULL; }
+  if (gid != G_REBUILD && args->n > 4) t->requires_grad = args->items[4]->kind == PK_BOOL && args->items[4]->i;
+  t->dtype = so->st->dtype;
+  if (gid == G_REBUILD_V3) {
+    pk_obj *d = args->items[6];
+    if (d->kind != PK_DTYPE) { verr(v, "_rebuild_tensor_v3: expected a dtype, found %s", kind_name(d)); return NULL; }
+    t->dtype = (int)d->i;
+  } else if (so->st->untyped) {
+    verr(v, "tensor rebuild: untyped storage '%s' without a dtype", so->st->key);
+    return NULL;
+  }
+  size_t isz = lt_dtypes[t->dtype].size;
+  while (so->st->root) {           /* legacy view storage: rebase on the root */
+    if (so->st->view_off % isz) { verr(v, "storage view offset is not a multiple of the element size"); return NULL; }
+    if (t->offset > INT64_MAX - (int64_t)(so->st->view_off / isz)) { verr(v, "storage offset overflows"); return NULL; }
+    lt_tensor chk;
+    memset(&chk, 0, sizeof chk);
+    chk.dtype = (lt_dtype)t->dtype; chk.ndim = t->ndim; chk.offset = t->offset;
+    memcpy(chk.shape, t->shape, sizeof chk.shape); memcpy(chk.stride, t->stride, sizeof chk.stride);
+    char e[LT_MSG];
+    if (lt_check_extent(&chk, (size_t)so->st->nbytes, e)) { verr(v, "tensor in storage '%s': %s", so->st->key, e); return NULL; }
+    t->offset += (int64_t)(so->st->view_off / isz);
+    so = so->st->root;
+  }
+  t->storage = so;
+  lt_tensor chk;
+  memset(&chk, 0, sizeof chk);
+  chk.dtype = (lt_dtype)t->dtype; chk.ndim = t->ndim; chk.offset = t->offset;
+  memcpy(chk.shape, t->shape, sizeof chk.shape); memcpy(chk.stride, t->stride, sizeof chk.stride);
+  char e[LT_MSG];
+  if (so->st->nbytes > SIZE_MAX || lt_check_extent(&chk, (size_t)so->st->nbytes, e)) {
+    verr(v, "tensor in storage '%s' of %llu bytes: %s", so->st->key,
+         (unsigned long long)so->st->nbytes, so->st->nbytes > SIZE_MAX ? "too big" : e);
+    return NULL;
+  }
+  return o;
+}
+
+/* UTF-8 text -> latin-1 bytes (for _codecs.encode(s, 'latin1')) */
+static pk_obj *latin1(vm *v, pk_obj *s) {
+  pk_obj *o = aobj(v->a, PK_BYTES);
+  if (!o || !(o->s = abytes(v->a, s->len + 1))) { verr(v, "out of memory"); return NULL; }
+  size_t n = 0;
+  const unsigned char *p = (const unsigned char *)s->s, *e = p + s->len;
+  while (p < e) {
+    if (*p < 0x80) o->s[n++] = (char)*p++;
+    else if ((*p & 0xE0) == 0xC0 && e - p >= 2 && (*p & 0x1F) <= 3) { o->s[n++] = (char)(((*p & 0x1F) << 6) | (p[1] & 0x3F)); p += 2; }
+    else { verr(v, "_codecs.encode: text is not latin-1"); return NULL; }
+  }
+  o->s[n] = 0;
+  o->len = n;
+  return o;
+}
+
+static int note_unknown(vm *v, const char *name) {
+  pk_result *r = v->res;
+  for (int i = 0; i < r->nunknown; i++) if (!strcmp(r->unknown[i], name)) return 0;
+  if (r->nunknown == PK_MAX_GLOBALS) { r->more_unknown = 1; return 0; }
+  r->unknown[r->nunknown] = strdup(name);
+  if (!r->unknown[r->nunknown]) VFAIL("out of memory");
+  r->nunknown++;
+  return 0;
+}
+
+static int do_global(vm *v, const char *mod, size_t ml, const char *name, size_t nl) {
+  char full[512];
+  if (ml + nl + 2 > sizeof full || memchr(mod, 0, ml) || memchr(name, 0, nl)) VFAIL("bad global name");
+  if (ml == 11 && !memcmp(mod, "__builtin__", 11)) { mod = "builtins"; ml = 8; }
+  else if (ml == 8 && !memcmp(mod, "copy_reg", 8)) { mod = "copyreg"; ml = 7; }
+  else if (ml == 12 && !memcmp(mod, "torch.tensor", 12)) { mod = "torch._tensor"; ml = 13; }
+  snprintf(full, sizeof full, "%.*s.%.*s", (int)ml, mod, (int)nl, name);
+  const gname *g = find_global(full);
+  if (g && g->gid == G_DTYPE) {
+    pk_obj *o = aobj(v->a, PK_DTYPE);
+    if (o) o->i = g->dtype;
+    return push(v, o);
+  }
+  pk_obj *o = mkstr(v, g ? PK_GLOBAL : PK_INERT, full, strlen(full));
+  if (!o) VFAIL("out of memory");
+  if (g) { o->gid = g->gid; o->i = g->dtype; }
+  else if (note_unknown(v, full)) return -1;
+  return push(v, o);
+}
+
+/* f(*args) for an allowed f, natively; unknown f -> an inert object */
+static pk_obj *call(vm *v, pk_obj *f, pk_obj *args, int newobj) {
+  if (f->kind == PK_INERT) {
+    pk_obj *o = aobj(v->a, PK_INERT);
+    if (!o) { verr(v, "out of memory"); return NULL; }
+    o->s = f->s; o->len = f->len; o->args = args;
+    return o;
+  }
+  if (f->kind != PK_GLOBAL) { verr(v, "%s: cannot call a %s", newobj ? "NEWOBJ" : "REDUCE", kind_name(f)); return NULL; }
+  if (args->kind != PK_TUPLE) { verr(v, "call of %s: arguments are a %s, not a tuple", f->s, kind_name(args)); return NULL; }
+  size_t n = args->n;
+  pk_obj **a = args->items;
+  pk_obj *o;
+  switch (f->gid) {
+    case G_REBUILD_V2: case G_REBUILD: case G_REBUILD_V3:
+      return rebuild_tensor(v, f->gid, args);
+    case G_PARAM: case G_PARAM_STATE: case G_PARAMETER:
+      if (n == 0 && f->gid == G_PARAMETER) { verr(v, "Parameter() without data is not supported"); return NULL; }
+      if (n < 1 || a[0]->kind != PK_TENSOR) { verr(v, "%s: expected a tensor", f->s); return NULL; }
+      o = a[0];
+      o->t->is_param = 1;
+      o->t->requires_grad = n >= 2 ? (a[1]->kind == PK_BOOL && a[1]->i) : 1;
+      return o;
+    case G_FROM_TYPE_V2: {
+      /* (func, type, args, state): func(*args), then the state is ignored */
+      if (n < 3 || a[0]->kind != PK_GLOBAL) { verr(v, "_rebuild_from_type_v2: bad arguments"); return NULL; }
+      return call(v, a[0], a[2], 0);
+    }
+    case G_ODICT: {
+      o = aobj(v->a, PK_ODICT);
+      if (!o) { verr(v, "out of memory"); return NULL; }
+      if (n >= 1 && (a[0]->kind == PK_LIST || a[0]->kind == PK_TUPLE)) {
+        for (size_t i = 0; i < a[0]->n; i++) {
+          pk_obj *p = a[0]->items[i];
+          if ((p->kind != PK_TUPLE && p->kind != PK_LIST) || p->n != 2) { verr(v, "OrderedDict: items must be pairs"); return NULL; }
+          if (push_item(o, p->items[0]) || push_item(o, p->items[1])) { verr(v, "out of memory"); return NULL; }
+        }
+      }
+      return o;
+    }
+    case G_SIZE:
+      if (n == 0) { o = aobj(v->a, PK_TUPLE); if (!o) verr(v, "out of memory"); return o; }
+      if (a[0]->kind != PK_TUPLE && a[0]->kind != PK_LIST) { verr(v, "torch.Size: expected a tuple"); return NULL; }
+      o = aobj(v->a, PK_TUPLE);
+      if (!o) { verr(v, "out of memory"); return NULL; }
+      for (size_t i = 0; i < a[0]->n; i++) if (push_item(o, a[0]->items[i])) { verr(v, "out of memory"); return NULL; }
+      return o;
+    case G_DEVICE: case G_LAYOUT: {
+      if (n < 1 || a[0]->kind != PK_STR) { verr(v, "%s: expected a string", f->s); return NULL; }
+      if (f->gid == G_DEVICE && n >= 2 && a[1]->kind == PK_INT) {
+        char buf[300];
+        snprintf(buf, sizeof buf, "%.200s:%lld", a[0]->s, (long long)a[1]->i);
+        o = mkstr(v, PK_STR, buf, strlen(buf));
+        if (!o) verr(v, "out of memory");
+        return o;
+      }
+      return a[0];
+    }
+    case G_CODECS:
+      if (n < 1 || a[0]->kind != PK_STR) { verr(v, "_codecs.encode: expected a string"); return NULL; }
+      if (n >= 2 && a[1]->kind == PK_STR && (!strcmp(a[1]->s, "utf-8") || !strcmp(a[1]->s, "utf8"))) {
+        o = mkstr(v, PK_BYTES, a[0]->s, a[0]->len);
+        if (!o) verr(v, "out of memory");
+        return o;
+      }
+      return latin1(v, a[0]);
+    case G_BYTEARRAY:
+      if (n == 0) { o = mkstr(v, PK_BYTES, "", 0); if (!o) verr(v, "out of memory"); return o; }
+      if (a[0]->kind == PK_BYTES) return a[0];
+      if (a[0]->kind == PK_STR) return latin1(v, a[0]);
+      verr(v, "bytearray: unsupported argument %s", kind_name(a[0]));
+      return NULL;
+    case G_SET: case G_FROZENSET:
+      o = aobj(v->a, PK_SET);
+      if (!o) { verr(v, "out of memory"); return NULL; }
+      if (n >= 1 && (a[0]->kind == PK_LIST || a[0]->kind == PK_TUPLE || a[0]->kind == PK_SET))
+        for (size_t i = 0; i < a[0]->n; i++) if (push_item(o, a[0]->items[i])) { verr(v, "out of memory"); return NULL; }
+      return o;
+    case G_COMPLEX: {
+      o = aobj(v->a, PK_COMPLEX);
+      if (!o) { verr(v, "out of memory"); return NULL; }
+      for (size_t i = 0; i < n && i < 2; i++) {
+        double x = a[i]->kind == PK_FLOAT ? a[i]->f : (a[i]->kind == PK_INT || a[i]->kind == PK_BOOL) ? (double)a[i]->i : 0;
+        if (i == 0) o->f = x; else o->f2 = x;
+      }
+      return o;
+    }
+    default:
+      verr(v, "cannot call %s", f->s);
+      return NULL;
+  }
+}
+
+static int load_long(vm *v, size_t n) {
+  if (need(v, n)) return -1;
+  const unsigned char *p = v->buf + v->pos;
+  v->pos += n;
+  if (n == 0) return push(v, mkint(v, 0));
+  /* strip sign-extension bytes beyond 8 */
+  size_t m = n;
+  while (m > 8 && ((p[m - 1] == 0 && !(p[m - 2] & 0x80)) || (p[m - 1] == 0xFF && (p[m - 2] & 0x80)))) m--;
+  if (m > 8) VFAIL("integer of %zu bytes does not fit in int64", n);
+  uint64_t x = le(p, (int)m);
+  if (m < 8 && (p[m - 1] & 0x80)) x |= ~(uint64_t)0 << (8 * m);
+  int64_t s;
+  memcpy(&s, &x, sizeof s);
+  return push(v, mkint(v, s));
+}
+
+static int set_memo(vm *v, uint64_t idx) {
+  pk_obj *t = top(v);
+  if (!t) return -1;
+  if (idx >= PK_MAX_MEMO) VFAIL("memo index %llu exceeds the limit of %d", (unsigned long long)idx, PK_MAX_MEMO);
+  if (idx >= v->memocap) {
+    size_t nc = v->memocap ? v->memocap : 64;
+    while (nc <= idx) nc *= 2;
+    pk_obj **nm = realloc(v->memo, nc * sizeof *nm);
+    if (!nm) VFAIL("out of memory");
+    memset(nm + v->memocap, 0, (nc - v->memocap) * sizeof *nm);
+    v->memo = nm; v->memocap = nc;
+  }
+  if (!v->memo[idx]) v->nmemo++;
+  v->memo[idx] = t;
+  return 0;
+}
+
+static int get_memo(vm *v, uint64_t idx) {
+  if (idx >= v->memocap || !v->memo[idx]) VFAIL("memo key %llu is not defined", (unsigned long long)idx);
+  return push(v, v->memo[idx]);
+}
+
+/* container from stack items [start, sp) */
+static int collect(vm *v, pk_kind k, size_t start) {
+  pk_obj *o = aobj(v->a, k);
+  if (!o) VFAIL("out of memory");
+  size_t n = v->sp - start;
+  if (k == PK_DICT && n % 2) VFAIL("DICT with an odd number of items");
+  if (n) {
+    o->items = malloc(n * sizeof *o->items);
+    if (!o->items) VFAIL("out of memory");
+    memcpy(o->items, v->stack + start, n * sizeof *o->items);
+    o->n = o->cap = n;
+  }
+  v->sp = start;
+  return push(v, o);
+}
+
+static pk_obj *inert_dict(vm *v, pk_obj *o) {
+  if (!o->dict) o->dict = aobj(v->a, PK_DICT);
+  if (!o->dict) verr(v, "out of memory");
+  return o->dict;
+}
+
+static int setitems(vm *v, pk_obj *d, size_t start) {
+  if ((v->sp - start) % 2) VFAIL("SETITEMS with an odd number of items");
+  if (d->kind == PK_INERT) d = inert_dict(v, d);
+  if (!d) return -1;
+  if (d->kind != PK_DICT && d->kind != PK_ODICT) VFAIL("SETITEM on a %s", kind_name(d));
+  for (size_t i = start; i < v->sp; i++) if (push_item(d, v->stack[i])) VFAIL("out of memory");
+  v->sp = start;
+  return 0;
+}
+
+static int appends(vm *v, pk_obj *l, size_t start) {
+  if (l->kind != PK_LIST && l->kind != PK_SET && l->kind != PK_INERT) VFAIL("APPEND to a %s", kind_name(l));
+  for (size_t i = start; i < v->sp; i++) if (push_item(l, v->stack[i])) VFAIL("out of memory");
+  v->sp = start;
+  return 0;
+}
+
+/* a Python 2 STRING repr ('...' or "...") -> bytes */
+static int load_string_repr(vm *v, const char *s, size_t n) {
+  if (n < 2 || (s[0] != '\'' && s[0] != '"') || s[n - 1] != s[0]) VFAIL("STRING: bad quoting");
+  char *out = malloc(n);
+  if (!out) VFAIL("out of memory");
+  size_t k = 0;
+  for (size_t i = 1; i < n - 1; i++) {
+    char c = s[i];
+    if (c != '\\' || i + 1 >= n - 1) { out[k++] = c; continue; }
+    c = s[++i];
+    switch (c) {
+      case 'n': out[k++] = '\n'; break;
+      case 't': out[k++] = '\t'; break;
+      case 'r': out[k++] = '\r'; break;
+      case 'x':
+        if (i + 2 < n - 1) { char h[3] = {s[i + 1], s[i + 2], 0}; out[k++] = (char)strtol(h, NULL, 16); i += 2; }
+        break;
+      default:
+        if (c >= '0' && c <= '7') {
+          int x = 0, d = 0;
+          while (d < 3 && i < n - 1 && s[i] >= '0' && s[i] <= '7') { x = x * 8 + (s[i] - '0'); i++; d++; }
+          i--;
+          out[k++] = (char)x;
+        } else out[k++] = c;
+    }
+  }
+  pk_obj *o = mkstr(v, pk_is_utf8(out, k) ? PK_STR : PK_BYTES, out, k);
+  free(out);
+  return push(v, o);
+}
+
+static void put_utf8(char *out, size_t *k, uint32_t c) {
+  if (c < 0x80) out[(*k)++] = (char)c;
+  else if (c < 0x800) { out[(*k)++] = (char)(0xC0 | c >> 6); out[(*k)++] = (char)(0x80 | (c & 0x3F)); }
+  else if (c < 0x10000) { out[(*k)++] = (char)(0xE0 | c >> 12); out[(*k)++] = (char)(0x80 | ((c >> 6) & 0x3F)); out[(*k)++] = (char)(0x80 | (c & 0x3F)); }
+  else { out[(*k)++] = (char)(0xF0 | c >> 18); out[(*k)++] = (char)(0x80 | ((c >> 12) & 0x3F)); out[(*k)++] = (char)(0x80 | ((c >> 6) & 0x3F)); out[(*k)++] = (char)(0x80 | (c & 0x3F)); }
+}
+
+/* raw-unicode-escape text -> UTF-8 */
+static int load_unicode_text(vm *v, const char *s, size_t n) {
+  char *out = malloc(n * 4 + 1);
+  if (!out) VFAIL("out of memory");
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\\' && i + 1 < n && (s[i + 1] == 'u' || s[i + 1] == 'U')) {
+      size_t d = s[i + 1] == 'u' ? 4 : 8;
+      if (i + 2 + d <= n) {
+        char h[9] = {0};
+        memcpy(h, s + i + 2, d);
+        char *end;
+        unsigned long x = strtoul(h, &end, 16);
+        if (!*end && x <= 0x10FFFF) { put_utf8(out, &k, (uint32_t)x); i += 1 + d; continue; }
+      }
+    }
+    put_utf8(out, &k, c);
+  }
+  pk_obj *o = mkstr(v, PK_STR, out, k);
+  free(out);
+  return push(v, o);
+}
+
+static int step(vm *v, int *stop) {
+  v->op_pos = v->pos;
+  if (need(v, 1)) return -1;
+  int op = v->buf[v->pos++];
+  const unsigned char *p;
+  pk_obj *o, *a, *b;
+  size_t start, n;
+  const char *s, *s2;
+  size_t sl, sl2;
+  int64_t x;
+  switch (op) {
+    case 0x80: if (need(v, 1)) return -1; if (v->buf[v->pos] > 5) VFAIL("unsupported pickle protocol %d", v->buf[v->pos]); v->pos++; return 0;
+    case 0x95: if (need(v, 8)) return -1; v->pos += 8; return 0;             /* FRAME */
+    case '.': *stop = 1; return 0;
+    case '(':
+      if (v->nmarks == v->mcap) {
+        if (v->mcap >= PK_MAX_STACK) VFAIL("too many marks");
+        size_t nc = v->mcap ? v->mcap * 2 : 16;
+        size_t *nm = realloc(v->marks, nc * sizeof *nm);
+        if (!nm) VFAIL("out of memory");
+        v->marks = nm; v->mcap = nc;
+      }
+      v->marks[v->nmarks++] = v->sp;
+      return 0;
+    case ')': return push(v, aobj(v->a, PK_TUPLE));
+    case 't': if (pop_mark(v, &start)) return -1; return collect(v, PK_TUPLE, start);
+    case 0x85: case 0x86: case 0x87:
+      n = (size_t)(op - 0x84);
+      if (v->sp < floor_(v) + n) VFAIL("stack underflow");
+      return collect(v, PK_TUPLE, v->sp - n);
+    case ']': return push(v, aobj(v->a, PK_LIST));
+    case 'l': if (pop_mark(v, &start)) return -1; return collect(v, PK_LIST, start);
+    case '}': return push(v, aobj(v->a, PK_DICT));
+    case 'd': if (pop_mark(v, &start)) return -1; return collect(v, PK_DICT, start);
+    case 0x8F: return push(v, aobj(v->a, PK_SET));
+    case 0x91: if (pop_mark(v, &start)) return -1; return collect(v, PK_SET, start);
+    case 'a':
+      if (!(b = pop(v)) || !(a = top(v))) return -1;
+      return push(v, b) || appends(v, a, v->sp - 1);
+    case 'e': case 0x90:
+      if (pop_mark(v, &start)) return -1;
+      if (start <= floor_(v)) VFAIL("stack underflow");
+      return appends(v, v->stack[start - 1], start);
+    case 's':
+      if (v->sp < floor_(v) + 3) VFAIL("stack underflow");
+      return setitems(v, v->stack[v->sp - 3], v->sp - 2);
+    case 'u':
+      if (pop_mark(v, &start)) return -1;
+      if (start <= floor_(v)) VFAIL("stack underflow");
+      return setitems(v, v->stack[start - 1], start);
+    case 'N': return push(v, aobj(v->a, PK_NONE));
+    case 0x88: case 0x89: o = aobj(v->a, PK_BOOL); if (o) o->i = op == 0x88; return push(v, o);
+    case 'K': if (need(v, 1)) return -1; x = v->buf[v->pos]; v->pos += 1; return push(v, mkint(v, x));
+    case 'M': if (need(v, 2)) return -1; x = (int64_t)le(v->buf + v->pos, 2); v->pos += 2; return push(v, mkint(v, x));
+    case 'J': if (need(v, 4)) return -1; x = (int32_t)(uint32_t)le(v->buf + v->pos, 4); v->pos += 4; return push(v, mkint(v, x));
+    case 0x8A: if (need(v, 1)) return -1; n = v->buf[v->pos++]; return load_long(v, n);
+    case 0x8B:
+      if (need(v, 4)) return -1;
+      x = (int32_t)(uint32_t)le(v->buf + v->pos, 4); v->pos += 4;
+      if (x < 0) VFAIL("LONG4 with negative length");
+      return load_long(v, (size_t)x);
+    case 'I': case 'L':
+      if (read_line(v, &s, &sl)) return -1;
+      if (op == 'I' && sl == 2 && (!memcmp(s, "00", 2) || !memcmp(s, "01", 2))) {
+        o = aobj(v->a, PK_BOOL); if (o) o->i = s[1] == '1'; return push(v, o);
+      }
+      if (parse_dec(v, s, sl, &x)) return -1;
+      return push(v, mkint(v, x));
+    case 'G': {
+      if (need(v, 8)) return -1;
+      p = v->buf + v->pos; v->pos += 8;
+      uint64_t bits = 0;
+      for (int i = 0; i < 8; i++) bits = bits << 8 | p[i];
+      o = aobj(v->a, PK_FLOAT);
+      if (o) memcpy(&o->f, &bits, 8);
+      return push(v, o);
+    }
+    case 'F': {
+      if (read_line(v, &s, &sl)) return -1;
+      char buf[64];
+      if (sl >= sizeof buf) VFAIL("FLOAT: text too long");
+      memcpy(buf, s, sl); buf[sl] = 0;
+      char *end;
+      double d = strtod(buf, &end);
+      if (end == buf) VFAIL("FLOAT: bad number '%s'", buf);
+      o = aobj(v->a, PK_FLOAT); if (o) o->f = d;
+      return push(v, o);
+    }
+    case 'X': case 0x8C: case 0x8D: case 'U': case 'T': case 'C': case 'B': case 0x8E: case 0x96: {
+      int w = (op == 0x8C || op == 'U' || op == 'C') ? 1 : (op == 0x8D || op == 0x8E || op == 0x96) ? 8 : 4;
+      if (need(v, (size_t)w)) return -1;
+      uint64_t l = le(v->buf + v->pos, w);
+      if (op == 'T' && l > INT32_MAX) VFAIL("BINSTRING with negative length");
+      v->pos += (size_t)w;
+      if (l > v->len - v->pos) VFAIL("pickle ends early (string of %llu bytes)", (unsigned long long)l);
+      p = v->buf + v->pos; v->pos += (size_t)l;
+      pk_kind k = (op == 'X' || op == 0x8C || op == 0x8D) ? PK_STR
+                : (op == 'U' || op == 'T') ? (pk_is_utf8((const char *)p, (size_t)l) ? PK_STR : PK_BYTES)
+                : PK_BYTES;
+      o = mkstr(v, k, p, (size_t)l);
+      if (!o) VFAIL("out of memory");
+      return push(v, o);
+    }
+    case 'S': if (read_line(v, &s, &sl)) return -1; return load_string_repr(v, s, sl);
+    case 'V': if (read_line(v, &s, &sl)) return -1; return load_unicode_text(v, s, sl);
+    case 'q': if (need(v, 1)) return -1; x = v->buf[v->pos++]; return set_memo(v, (uint64_t)x);
+    case 'r': if (need(v, 4)) return -1; x = (int64_t)le(v->buf + v->pos, 4); v->pos += 4; return set_memo(v, (uint64_t)x);
+    case 0x94: return set_memo(v, v->nmemo);   /* MEMOIZE: index len(memo) */
+    case 'p': if (read_line(v, &s, &sl) || parse_dec(v, s, sl, &x)) return -1; if (x < 0) VFAIL("negative memo key"); return set_memo(v, (uint64_t)x);
+    case 'h': if (need(v, 1)) return -1; x = v->buf[v->pos++]; return get_memo(v, (uint64_t)x);
+    case 'j': if (need(v, 4)) return -1; x = (int64_t)le(v->buf + v->pos, 4); v->pos += 4; return get_memo(v, (uint64_t)x);
+    case 'g': if (read_line(v, &s, &sl) || parse_dec(v, s, sl, &x)) return -1; if (x < 0) VFAIL("negative memo key"); return get_memo(v, (uint64_t)x);
+    case 'c': case 'i':
+      if (read_line(v, &s, &sl) || read_line(v, &s2, &sl2)) return -1;
+      if (do_global(v, s, sl, s2, sl2)) return -1;
+      if (op == 'c') return 0;
+      /* INST: class just pushed, args since the mark below it */
+      a = pop(v);
+      if (pop_mark(v, &start)) return -1;
+      if (collect(v, PK_TUPLE, start)) return -1;
+      b = pop(v);
+      o = call(v, a, b, 1);
+      return o ? push(v, o) : -1;
+    case 0x93:
+      if (!(b = pop(v)) || !(a = pop(v))) return -1;
+      if (a->kind != PK_STR || b->kind != PK_STR) VFAIL("STACK_GLOBAL: module and name must be strings");
+      return do_global(v, a->s, a->len, b->s, b->len);
+    case 'o':
+      if (pop_mark(v, &start)) return -1;
+      if (v->sp <= start) VFAIL("OBJ without a class");
+      a = v->stack[start];
+      if (collect(v, PK_TUPLE, start + 1)) return -1;
+      b = pop(v); v->sp--;
+      o = call(v, a, b, 1);
+      return o ? push(v, o) : -1;
+    case 'R': case 0x81:
+      if (!(b = pop(v)) || !(a = pop(v))) return -1;
+      o = call(v, a, b, op == 0x81);
+      return o ? push(v, o) : -1;
+    case 0x92:
+      if (!pop(v) || !(b = pop(v)) || !(a = pop(v))) return -1;
+      o = call(v, a, b, 1);
+      return o ? push(v, o) : -1;
+    case 'b':
+      if (!(b = pop(v)) || !(a = top(v))) return -1;
+      if (a->kind == PK_INERT) { a->state = b; return 0; }
+      if (a->kind == PK_TENSOR || a->kind == PK_DICT || a->kind == PK_ODICT) return 0;  /* Python-side attributes: ignored */
+      VFAIL("BUILD on a %s", kind_name(a));
+    case 'Q':
+      if (!(a = pop(v))) return -1;
+      return persistent_load(v, a);
+    case 'P': VFAIL("text persistent ids (PERSID) are not used by PyTorch");
+    case '0':
+      if (v->sp > floor_(v)) { v->sp--; return 0; }
+      if (v->nmarks) { v->nmarks--; return 0; }
+      VFAIL("stack underflow");
+    case '1': if (pop_mark(v, &start)) return -1; v->sp = start; return 0;
+    case '2': if (!(a = top(v))) return -1; return push(v, a);
+    case 0x97: case 0x98: VFAIL("out-of-band buffers (protocol 5) are not supported");
+    case 0x82: case 0x83: case 0x84: VFAIL("copyreg extension codes are not supported");
+    default: VFAIL("unknown opcode 0x%02x", op);
+  }
+}
+
+int pk_load(pk_arena *a, const unsigned char *buf, size_t len, pk_unknown_mode mode,
+            pk_result *res, char *err) {
+  vm v;
+  memset(&v, 0, sizeof v);
+  v.a = a; v.res = res; v.mode = mode; v.buf = buf; v.len = len; v.err = err;
+  /* storages of earlier pickles of the same file are indexed on first use */
+  int rc = 0, stop = 0;
+  while (rc == 0 && !stop) rc = step(&v, &stop);
+  if (rc == 0) {
+    v.op_pos = v.pos;
+    if (v.sp == 0) { verr(&v, "STOP with an empty stack"); rc = -1; }
+    else { res->value = v.stack[v.sp - 1]; res->consumed = v.pos; }
+  }
+  free(v.stack); free(v.marks); free(v.memo); free(v.hash);
+  return rc;
+}
+
+void pk_result_free(pk_result *res) {
+  for (int i = 0; i < res->nunknown; i++) free(res->unknown[i]);
+  free(res->storages);
+  memset(res, 0, sizeof *res);
+}
+
+/* ---- writer -------------------------------------------------------------- */
+
+void pk_buf_free(pk_buf *b) { free(b->p); memset(b, 0, sizeof *b); }
+
+void pk_w_raw(pk_buf *b, const void *p, size_t n) {
+  if (b->oom) return;
+  if (b->cap - b->len < n) {
+    size_t nc = b->cap ? b->cap : 256;
+    while (nc - b->len < n) nc *= 2;
+    unsigned char *np = realloc(b->p, nc);
+    if (!np) { b->oom = 1; return; }
+    b->p = np; b->cap = nc;
+  }
+  memcpy(b->p + b->len, p, n);
+  b->len += n;
+}
+
+void pk_w_op(pk_buf *b, int op) { unsigned char c = (unsigned char)op; pk_w_raw(b, &c, 1); }
+
+static void w_le(pk_buf *b, uint64_t x, int n) {
+  unsigned char t[8];
+  for (int i = 0; i < n; i++) t[i] = (unsigned char)(x >> (8 * i));
+  pk_w_raw(b, t, (size_t)n);
+}
+
+void pk_w_int(pk_buf *b, int64_t v) {
+  if (v >= 0 && v < 256) { pk_w_op(b, 'K'); w_le(b, (uint64_t)v, 1); }
+  else if (v >= 0 && v < 65536) { pk_w_op(b, 'M'); w_le(b, (uint64_t)v, 2); }
+  else if (v >= INT32_MIN && v <= INT32_MAX) { pk_w_op(b, 'J'); w_le(b, (uint64_t)v, 4); }
+  else {
+    /* LONG1: shortest two's complement little-endian */
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    int n = 8;
+    while (n > 1) {
+      unsigned char hi = (unsigned char)(u >> (8 * (n - 1))), nx = (unsigned char)(u >> (8 * (n - 2)));
+      if ((hi == 0 && !(nx & 0x80)) || (hi == 0xFF && (nx & 0x80))) n--; else break;
+    }
+    pk_w_op(b, 0x8A); w_le(b, (uint64_t)n, 1); w_le(b, u, n);
+  }
+}
+
+void pk_w_float(pk_buf *b, double v) {
+  uint64_t bits;
+  memcpy(&bits, &v, 8);
+  unsigned char t[9];
+  t[0] = 'G';
+  for (int i = 0; i < 8; i++) t[1 + i] = (unsigned char)(bits >> (56 - 8 * i));
+  pk_w_raw(b, t, 9);
+}
+
+void pk_w_str(pk_buf *b, const char *s, size_t n) {
+  pk_w_op(b, 'X');
+  w_le(b, n, 4);
+  pk_w_raw(b, s, n);
+}
+
+void pk_w_bytes(pk_buf *b, const char *s, size_t n) {
+  /* what CPython's protocol-2 pickler writes for bytes */
+  pk_w_global(b, "_codecs", "encode");
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) m += ((unsigned char)s[i] < 0x80) ? 1 : 2;
+  pk_w_op(b, 'X');
+  w_le(b, m, 4);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x80) pk_w_raw(b, &c, 1);
+    else { unsigned char t[2] = {(unsigned char)(0xC0 | c >> 6), (unsigned char)(0x80 | (c & 0x3F))}; pk_w_raw(b, t, 2); }
+  }
+  pk_w_str(b, "latin1", 6);
+  pk_w_op(b, 0x86);
+  pk_w_op(b, 'R');
+}
+
+void pk_w_global(pk_buf *b, const char *module, const char *name) {
+  pk_w_op(b, 'c');
+  pk_w_raw(b, module, strlen(module)); pk_w_op(b, '\n');
+  pk_w_raw(b, name, strlen(name)); pk_w_op(b, '\n');
+}
+
+uint32_t pk_w_put(pk_buf *b) {
+  uint32_t i = b->memo++;
+  if (i < 256) { pk_w_op(b, 'q'); w_le(b, i, 1); }
+  else { pk_w_op(b, 'r'); w_le(b, i, 4); }
+  return i;
+}
+
+void pk_w_get(pk_buf *b, uint32_t i) {
+  if (i < 256) { pk_w_op(b, 'h'); w_le(b, i, 1); }
+  else { pk_w_op(b, 'j'); w_le(b, i, 4); }
+}
+
+int pk_is_utf8(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s, *e = p + n;
+  while (p < e) {
+    unsigned c = *p;
+    if (c < 0x80) { p++; continue; }
+    size_t k;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) { k = 1; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { k = 2; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { k = 3; cp = c & 0x07; }
+    else return 0;
+    if ((size_t)(e - p) <= k) return 0;
+    for (size_t i = 1; i <= k; i++) {
+      if ((p[i] & 0xC0) != 0x80) return 0;
+      cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    p += k + 1;
+  }
+  return 1;
+}

@@ -1,0 +1,126 @@
+/*
+** pickle.h: a Python pickle reader that never imports or calls anything, and
+** a protocol-2 pickle writer, for PyTorch checkpoints (pickle.c). C core: no
+** Lua. The reader turns a pickle into a graph of pk_obj nodes; GLOBALs are
+** looked up in an allowlist (PyTorch's weights_only list) and the rebuild
+** functions, containers and classes PyTorch writes are built natively.
+*/
+#ifndef PICKLE_H
+#define PICKLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "lt.h"
+
+#define PK_MAX_STACK 100000       /* values on the VM stack */
+#define PK_MAX_MEMO 10000000      /* memo slots */
+#define PK_MAX_OBJS 50000000      /* nodes in one pickle */
+#define PK_MAX_DEPTH 1000         /* nesting of containers when converting */
+#define PK_MAX_GLOBALS 64         /* distinct unsupported globals reported */
+
+typedef enum pk_kind {
+  PK_NONE, PK_BOOL, PK_INT, PK_FLOAT, PK_STR, PK_BYTES, PK_LIST, PK_TUPLE,
+  PK_DICT, PK_ODICT, PK_SET, PK_COMPLEX, PK_TENSOR, PK_STORAGE, PK_DTYPE,
+  PK_GLOBAL,    /* an allowed class or function used as a value */
+  PK_INERT,     /* an object of an unsupported global (unknown = "inert") */
+  PK_MARK       /* internal: the mark on the stack */
+} pk_kind;
+
+typedef struct pk_obj pk_obj;
+
+/* a storage referenced by persistent id: one node per key */
+typedef struct pk_storage {
+  char *key;
+  size_t key_len;
+  int dtype;            /* lt_dtype of the typed storage; LT_UINT8 for untyped */
+  int untyped;
+  uint64_t nbytes;      /* numel * itemsize, or nbytes for untyped */
+  char *location;
+  /* legacy views: this storage is [view_off, +nbytes) bytes of root */
+  pk_obj *root;
+  uint64_t view_off;
+  /* filled by the loader */
+  int needed, located;
+  uint64_t file_off;    /* absolute offset of the data in the file */
+  const void *entry;    /* the zip entry, when there is one */
+  lt_storage *data;
+} pk_storage;
+
+typedef struct pk_tensor {
+  pk_obj *storage;      /* PK_STORAGE */
+  int dtype;
+  int ndim;
+  int requires_grad, is_param;
+  int64_t offset;       /* elements */
+  int64_t shape[LT_MAX_DIMS], stride[LT_MAX_DIMS];
+} pk_tensor;
+
+struct pk_obj {
+  pk_kind kind;
+  int gid;              /* PK_GLOBAL / PK_INERT: global id, or -1 */
+  int64_t i;            /* BOOL, INT, DTYPE (lt_dtype) */
+  double f, f2;         /* FLOAT, COMPLEX */
+  char *s;              /* STR, BYTES; PK_GLOBAL/PK_INERT: "module.name" */
+  size_t len;
+  pk_obj **items;       /* LIST, TUPLE, SET; DICT/ODICT as k,v,k,v */
+  size_t n, cap;
+  pk_obj *args, *state; /* PK_INERT */
+  pk_obj *dict;         /* PK_INERT: items set by SETITEM(S) */
+  pk_tensor *t;         /* PK_TENSOR */
+  pk_storage *st;       /* PK_STORAGE */
+  int mark;             /* scratch for walkers */
+  void *ud;             /* scratch for the binding */
+};
+
+typedef struct pk_arena pk_arena;
+
+typedef enum { PK_UNKNOWN_ERROR, PK_UNKNOWN_INERT } pk_unknown_mode;
+
+typedef struct pk_result {
+  pk_obj *value;                 /* the top of the stack at STOP */
+  size_t consumed;               /* bytes read, STOP included */
+  char *unknown[PK_MAX_GLOBALS]; /* distinct unsupported globals, file order */
+  int nunknown;
+  int more_unknown;              /* more than PK_MAX_GLOBALS */
+  pk_obj **storages;             /* every PK_STORAGE node, creation order */
+  size_t nstorages, capstorages;
+} pk_result;
+
+pk_arena *pk_arena_new(void);
+void pk_arena_free(pk_arena *a);   /* frees every node; NULL is fine */
+
+/* Run the pickle in buf[0..len). Persistent ids are resolved to PK_STORAGE
+   nodes, one per key (shared across calls with the same arena and result,
+   as the legacy format needs). Unsupported globals are collected in res; in
+   PK_UNKNOWN_ERROR mode the caller turns a non-empty list into its error.
+   Returns 0, or -1 with err ("at byte N: what"). */
+int pk_load(pk_arena *a, const unsigned char *buf, size_t len, pk_unknown_mode mode,
+            pk_result *res, char *err);
+void pk_result_free(pk_result *res);
+
+/* ---- writer ------------------------------------------------------------ */
+
+typedef struct pk_buf {
+  unsigned char *p;
+  size_t len, cap;
+  int oom;
+  uint32_t memo;        /* next memo index */
+} pk_buf;
+
+void pk_buf_free(pk_buf *b);
+void pk_w_raw(pk_buf *b, const void *p, size_t n);
+void pk_w_op(pk_buf *b, int op);
+void pk_w_int(pk_buf *b, int64_t v);
+void pk_w_float(pk_buf *b, double v);
+void pk_w_str(pk_buf *b, const char *s, size_t n);      /* BINUNICODE */
+void pk_w_bytes(pk_buf *b, const char *s, size_t n);    /* _codecs.encode(latin1) */
+void pk_w_global(pk_buf *b, const char *module, const char *name);
+uint32_t pk_w_put(pk_buf *b);                           /* memoize the top */
+void pk_w_get(pk_buf *b, uint32_t idx);
+/* 1 when s[0..n) is valid UTF-8 (no surrogates, shortest forms) */
+int pk_is_utf8(const char *s, size_t n);
+
+/* storage class name ("FloatStorage") of a dtype, NULL for float8 */
+const char *pk_storage_class(lt_dtype dt);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+** ptzip.h: the zip container of PyTorch checkpoints, read and written by
+** ltorch's own code (ptzip.c). C core: no Lua.
+*/
+#ifndef PTZIP_H
+#define PTZIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "lt.h"
+
+#define PZ_MAX_ENTRIES 1000000      /* central directory entries */
+#define PZ_MAX_NAME 4096            /* bytes in an entry name */
+#define PZ_ALIGN 64                 /* data alignment PyTorch writes */
+
+typedef struct pz_entry {
+  char *name;              /* NUL-terminated; no NUL inside */
+  size_t name_len;
+  uint64_t data_off;       /* absolute offset of the (compressed) data */
+  uint64_t csize, usize;
+  uint32_t crc;
+  int method;              /* 0 stored, 8 deflated */
+} pz_entry;
+
+typedef struct pz_reader {
+  int fd;
+  uint64_t file_size;
+  pz_entry *entries;
+  size_t n;
+  size_t *sorted;          /* indices of entries sorted by name */
+} pz_reader;
+
+/* Parse the archive open on fd (size file_size): end records, central
+   directory, every local header. Validates every field. 0 ok; -1 with err
+   (the reader then owns nothing that needs freeing beyond pz_close). */
+int pz_open(pz_reader *z, int fd, uint64_t file_size, char *err);
+void pz_close(pz_reader *z);
+/* the entry named name, or NULL */
+const pz_entry *pz_find(const pz_reader *z, const char *name);
+/* Read the whole uncompressed entry into dst (e->usize bytes); inflates
+   deflated entries. If check_crc, stored data is checked against its CRC
+   (deflated always is). progress(ud, n) is called after each chunk of n
+   bytes when not NULL. 0 ok; -1 with err. */
+int pz_read(const pz_reader *z, const pz_entry *e, void *dst, int check_crc,
+            void (*progress)(void *ud, uint64_t n), void *ud, char *err);
+
+/* zlib-compatible crc32 (PCLMULQDQ folding where the CPU has it) */
+uint32_t pz_crc32(uint32_t crc, const void *data, size_t n);
+
+/* ---- writer ---------------------------------------------------------- */
+
+typedef struct pz_wentry {
+  char *name;
+  uint64_t hdr_off, size;
+  uint32_t crc;
+} pz_wentry;
+
+typedef struct pz_writer {
+  int fd;
+  uint64_t pos;
+  pz_wentry *entries;
+  size_t n, cap;
+  int failed;
+} pz_writer;
+
+void pz_writer_init(pz_writer *w, int fd);
+/* Write one stored record: local header with "FB" padding so the data starts
+   at a multiple of 64, then the data given as nparts (ptr, len) pieces, then
+   a data descriptor (none for an empty record), as PyTorch's writer does.
+   progress(ud, n) after each chunk. 0 ok; -1 with err. */
+int pz_write_entry(pz_writer *w, const char *name, int nparts,
+                   const void *const *parts, const uint64_t *lens,
+                   void (*progress)(void *ud, uint64_t n), void *ud, char *err);
+/* central directory, ZIP64 end record and locator, end record; 0 ok */
+int pz_write_finish(pz_writer *w, char *err);
+void pz_writer_free(pz_writer *w);
+
+#endif
