@@ -180,8 +180,9 @@ local function check_readable(path)
   if ok == nil and code == 21 then error(path .. ": is a directory", 0) end
 end
 
-local function bar(label)
-  return require("ltorch.progress").bar(label)
+-- a progress bar labelled with the verb and the file's base name
+local function bar(verb, path)
+  return require("ltorch.progress").bar(verb .. " " .. (path:match("[^/]+$") or path))
 end
 
 local function finish(cb) require("ltorch.progress").finish(cb) end
@@ -221,7 +222,7 @@ Formats: PyTorch (.pt/.pth/.bin zip and legacy), safetensors, sharded
     local reports, errors = {}, {}
     local status = 0
     for i, path in ipairs(args) do
-      local cb = (not opts.json) and bar("loading " .. path) or nil
+      local cb = (not opts.json) and bar("loading", path) or nil
       local ok, r = M.protect(function()
         check_readable(path)
         return inspect.report(path, {stats = opts.stats, filter = opts.filter, progress = cb})
@@ -382,7 +383,7 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
         f:close()
       end
     end
-    local cb = bar("reading " .. inp)
+    local cb = bar("reading", inp)
     local value = inspect.load(inp, {progress = cb})
     finish(cb)
     local target = serialize.format_for_save(outp, {format = opts.format})
@@ -450,7 +451,7 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
     elseif opts.dtype and inspect.is_floating(value:dtype()) then
       value = value:to(opts.dtype)
     end
-    local scb = bar("writing " .. outp)
+    local scb = bar("writing", outp)
     torch.save(value, outp, {format = opts.format, progress = scb})
     finish(scb)
     return 0
@@ -548,7 +549,7 @@ an error.]],
     local keep = inspect.matcher(opts.filter)
     local function load(path)
       check_readable(path)
-      local cb = bar("loading " .. path)
+      local cb = bar("loading", path)
       local v = inspect.load(path, {progress = cb})
       finish(cb)
       local flat = inspect.flatten(v)
