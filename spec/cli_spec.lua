@@ -467,8 +467,10 @@ describe("progress", function()
 
   it("formats bytes done, rate and time left in the width", function()
     local l = progress.line("loading m.pt", 300 * 2^20, 1000 * 2^20, 2, 80)
-    assert.is_truthy(l:find("^loading m%.pt %[#+%.+%]  30%%  300 MiB/1000 MiB  150 MiB/s  0:05 left$"), l)
+    assert.is_truthy(l:find("^loading m%.pt %[#+%.+%]  30%%  300 MiB/1000 MiB  150 MiB/s ETA 0:05$"), l)
     assert.is_true(#l <= 79)
+    -- no time estimate in the first instants
+    assert.is_truthy(progress.line("x", 8, 1000, 0.01, 80):find("ETA %-%-:%-%-$"))
     assert.is_true(#progress.line(string.rep("x", 200), 1, 10, 1, 80) <= 79)
   end)
 

@@ -80,19 +80,25 @@ local function term_width()
 end
 
 -- One line of bar text for done/total bytes after elapsed seconds, at most
--- width columns: "label  [#####.....]  45%  1.2 GiB/2.5 GiB  300 MiB/s  0:04"
+-- width - 1 columns: "label [#####.....]  45% 1.2 GiB/2.5 GiB 300 MiB/s ETA 0:04".
+-- The label keeps its room first; the bar gets what is left (6 at least).
 function M.line(label, done, total, elapsed, width)
   width = width or 80
   local rate = elapsed > 0 and done / elapsed or 0
-  local left = (rate > 0 and total and total >= done) and (total - done) / rate or nil
+  -- no estimate from the first instants: it would be noise
+  local settled = elapsed >= 0.5 or (total and total > 0 and done >= total)
+  local left = (settled and rate > 0 and total and total >= done) and (total - done) / rate or nil
   local pct = (total and total > 0) and math.min(done / total, 1) or 0
-  local tail = string.format(" %3d%%  %s/%s  %s/s  %s left", math.floor(pct * 100),
+  -- fixed widths, so the bar does not jump as the numbers change
+  local tail = string.format(" %3d%% %8s/%-8s %8s/s ETA %-7s", math.floor(pct * 100),
     M.human_bytes(done), M.human_bytes(total or 0), M.human_bytes(rate), M.human_time(left))
-  local barw = width - 1 - #tail - 4
+  tail = tail:gsub("%s+$", "")
+  local avail = width - 1 - 46 - 3             -- 46: the widest tail; 3: brackets, space
   local lab = label or ""
-  local maxlab = math.max(barw - 12, 0)
+  local maxlab = math.max(avail - 6, 0)
   if #lab > maxlab then lab = maxlab > 3 and ("..." .. lab:sub(-(maxlab - 3))) or "" end
-  barw = barw - #lab - (#lab > 0 and 1 or 0)
+  local barw = avail - #lab
+  if #lab == 0 then barw = barw + 1 end
   if barw < 5 then return (lab .. tail):sub(1, width - 1) end
   local fill = math.floor(pct * barw + 0.5)
   return string.format("%s%s[%s%s]%s", lab, #lab > 0 and " " or "",
