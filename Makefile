@@ -19,12 +19,13 @@ OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))
 HDRS := $(wildcard src/*.h)
 
 DEB_PKGS = gcc make pkg-config lua5.4 liblua5.4-dev libzip-dev zlib1g-dev libcjson-dev \
-  lua-busted libopenblas-dev python3-torch python3-torchvision python3-numpy tmux
+  lua-busted libopenblas-dev python3-torch python3-torchvision python3-numpy tmux \
+  lua-readline luarocks
 
-.PHONY: all deps test demo bench asan fuzz install clean help check-deps
+.PHONY: all host deps test demo bench asan fuzz install clean help check-deps
 
 ## all: build build/ltorch/core.so (the default)
-all: $(BUILD)/ltorch/core.so
+all: $(BUILD)/ltorch/core.so $(BUILD)/host
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -34,6 +35,13 @@ $(BUILD)/obj $(BUILD)/ltorch:
 
 $(BUILD)/ltorch/core.so: $(OBJS) | $(BUILD)/ltorch
 	$(CC) -shared $(ALL_CFLAGS) -o $@ $(OBJS) $(DEP_LIBS) $(LDFLAGS) -lm
+
+## host: build the example C host application (examples/host) as build/host
+host: $(BUILD)/host
+
+$(BUILD)/host: examples/host/host.c src/ltorch.h $(BUILD)/ltorch/core.so
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(LUA_INC) -Isrc $(CFLAGS) -o $@ examples/host/host.c \
+	  $(LDFLAGS) $(BUILD)/ltorch/core.so -Wl,-rpath,'$$ORIGIN/ltorch' -llua5.4 -lpthread
 
 ## deps: install the Debian packages ltorch needs (apt-get, only what is missing)
 deps:
@@ -45,7 +53,7 @@ deps:
 	fi
 
 ## test: install what is missing, build, run every spec
-test: deps all
+test: deps all host
 	$(BUSTED) spec
 
 ## demo: install what is missing, build, run the walkthrough
@@ -58,7 +66,7 @@ bench: deps all
 
 ## asan: build with AddressSanitizer and UBSan and run the whole suite
 asan: deps
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined" all
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined" all host
 	LTORCH_BUILD=build-asan LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0 $(BUSTED) spec
 

@@ -104,8 +104,11 @@ uint16_t lt_float_to_half(float f) {
 
 float lt_bf16_to_float(uint16_t b) { return u2f((uint32_t)b << 16); }
 
+/* nan gives 0xFFFF, as ATen's vectorised CPU conversion (cvtfp32_bf16) does;
+   the scalar c10 path would give 0x7FC0, but tensors convert through the
+   vectorised one */
 uint16_t lt_float_to_bf16(float f) {
-  if (isnan(f)) return UINT16_C(0x7FC0);
+  if (isnan(f)) return UINT16_C(0xFFFF);
   uint32_t u = f2u(f);
   uint32_t bias = ((u >> 16) & 1) + UINT32_C(0x7FFF);
   return (uint16_t)((u + bias) >> 16);
@@ -247,7 +250,9 @@ void lt_set_i64(lt_dtype dt, void *p, int64_t v) {
     case LT_INT64: *(int64_t *)p = v; break;
     case LT_UINT8: *(uint8_t *)p = (uint8_t)v; break;
     case LT_BOOL: *(uint8_t *)p = v != 0; break;
-    default: lt_set_f64(dt, p, (double)v); break;
+    case LT_FLOAT64: case LT_COMPLEX128: lt_set_f64(dt, p, (double)v); break;
+    /* narrower floats round once from the integer, as static_cast<float> does */
+    default: lt_set_f64(dt, p, (double)(float)v); break;
   }
 }
 
@@ -301,7 +306,7 @@ void lt_convert(lt_dtype to, void *dst, lt_dtype from, const void *src, size_t n
   if (fk == LT_KIND_COMPLEX || tk == LT_KIND_COMPLEX) {
     double c[2];
     for (size_t i = 0; i < n; i++) { lt_get_c128(from, s + i * is, c); lt_set_c128(to, d + i * os, c); }
-  } else if ((fk == LT_KIND_INT || fk == LT_KIND_BOOL) && tk != LT_KIND_FLOAT) {
+  } else if (fk == LT_KIND_INT || fk == LT_KIND_BOOL) {
     for (size_t i = 0; i < n; i++) lt_set_i64(to, d + i * os, lt_get_i64(from, s + i * is));
   } else if (tk == LT_KIND_INT) {
     /* float to int: truncate toward zero through int64, as c10 does */

@@ -1,8 +1,621 @@
 /*
-** lfmt.c: the Lua binding of safetensors, NumPy and TorchSharp.
+** lfmt.c: the Lua binding of safetensors, NumPy (.npy, .npz) and
+** TorchSharp. Core functions (leading underscore, used by
+** the format modules in lua/ltorch/formats):
+**   _fopen(path) -> file handle: h:size(), h:read(off, n), h:tensor(off,
+**     dtype, shape [, mmap]), h:close()  (mmap: a view into one shared
+**     read-only-private mapping, released with the last tensor)
+**   _st_header(h) -> entries, meta_keys, meta_vals, data_start
+**   _st_save(path, names, tensors, meta_keys, meta_vals)
+**   _npy_header(h) -> {dtype, shape, fortran, big_endian, data_offset, version}
+**   _npy_save(path, tensor), _byteswap(tensor)
+**   _npz_load(path) -> {{name, tensor, fortran}, ...}
+**   _npz_save(path, names, tensors, compress)
+**   _ts_scan(h) -> {{name, dtype, shape, offset}, ...}
+**   _ts_save(path, names, tensors)
+** Errors are raised without the path; the Lua side prefixes it.
 */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zip.h>
 #include "lt_lua.h"
+#include "fmt.h"
+
+#define FILE_MT "ltorch.fmtfile"
+
+/* raise a file error without a position prefix (the Lua side adds the
+   path); text from files goes through %s only */
+static int fmt_error(lua_State *L, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  return lua_error(L);
+}
+
+/* ---- file handles ------------------------------------------------------------ */
+
+typedef struct fhandle {
+  int fd;                  /* -1 once closed */
+  uint64_t size;
+  lt_mapping *map;         /* created on the first mmap'ed tensor */
+} fhandle;
+
+static fhandle *checkfile(lua_State *L, int i) {
+  fhandle *h = luaL_checkudata(L, i, FILE_MT);
+  if (h->fd < 0) fmt_error(L, "attempt to use a closed file");
+  return h;
+}
+
+static int f_close(lua_State *L) {
+  fhandle *h = luaL_checkudata(L, 1, FILE_MT);
+  if (h->map) { lt_mapping_release(h->map); h->map = NULL; }
+  if (h->fd >= 0) { close(h->fd); h->fd = -1; }
+  return 0;
+}
+
+static int l_fopen(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  fhandle *h = lua_newuserdatauv(L, sizeof *h, 0);
+  h->fd = -1;
+  h->map = NULL;
+  h->size = 0;
+  luaL_setmetatable(L, FILE_MT);
+  h->fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (h->fd < 0) return fmt_error(L, "%s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(h->fd, &st) != 0) return fmt_error(L, "%s: %s", path, strerror(errno));
+  if (!S_ISREG(st.st_mode)) return fmt_error(L, "%s: not a regular file", path);
+  h->size = (uint64_t)st.st_size;
+  return 1;
+}
+
+static int f_size(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)checkfile(L, 1)->size);
+  return 1;
+}
+
+static int f_read(lua_State *L) {
+  fhandle *h = checkfile(L, 1);
+  lua_Integer off = luaL_checkinteger(L, 2), n = luaL_checkinteger(L, 3);
+  char err[LT_MSG];
+  luaL_argcheck(L, off >= 0 && n >= 0, 2, "negative offset or length");
+  if ((uint64_t)off > h->size || (uint64_t)n > h->size - (uint64_t)off)
+    return fmt_error(L, "truncated: expected %I bytes at byte %I, the file has %I", n, off,
+                      (lua_Integer)h->size);
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, (size_t)n);
+  if (lt_pread_full(h->fd, p, (size_t)n, (uint64_t)off, err)) return fmt_error(L, "%s", err);
+  luaL_pushresultsize(&b, (size_t)n);
+  return 1;
+}
+
+/* shape from the table at idx into shape; returns the rank */
+static int table_shape(lua_State *L, int idx, int64_t *shape) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_Integer nd = luaL_len(L, idx);
+  luaL_argcheck(L, nd <= LT_MAX_DIMS, idx, "too many dimensions");
+  for (lua_Integer i = 0; i < nd; i++) {
+    lua_geti(L, idx, i + 1);
+    shape[i] = luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    luaL_argcheck(L, shape[i] >= 0, idx, "negative dimension");
+  }
+  return (int)nd;
+}
+
+/* widen n little-endian unsigned elements of w bytes at the start of p to
+   int32 (w = 2) or int64 (w = 4, 8) in place, from the end backwards */
+static int widen_unsigned(void *p, size_t n, int w, char *err) {
+  unsigned char *b = p;
+  for (size_t i = n; i-- > 0;) {
+    uint64_t v = 0;
+    for (int k = 0; k < w; k++) v |= (uint64_t)b[i * (size_t)w + (size_t)k] << (8 * k);
+    if (w == 2) { int32_t x = (int32_t)v; memcpy(b + i * 4, &x, 4); }
+    else {
+      if (v > (uint64_t)INT64_MAX) {
+        snprintf(err, LT_MSG, "U64 value %llu at element %zu does not fit int64",
+                 (unsigned long long)v, i + 1);
+        return -1;
+      }
+      int64_t x = (int64_t)v;
+      memcpy(b + i * 8, &x, 8);
+    }
+  }
+  return 0;
+}
+
+/* h:tensor(off, dtype, shape [, mmap [, widen]]): the tensor whose bytes
+   start at off; widen = 2, 4 or 8 reads unsigned elements of that width
+   and widens them to dtype (int32 or int64), copying */
+static int f_tensor(lua_State *L) {
+  fhandle *h = checkfile(L, 1);
+  lua_Integer off = luaL_checkinteger(L, 2);
+  lt_dtype dt = lt_check_dtype(L, 3, -1);
+  int64_t shape[LT_MAX_DIMS];
+  int nd = table_shape(L, 4, shape);
+  int use_map = lua_toboolean(L, 5);
+  int widen = (int)luaL_optinteger(L, 6, 0);   /* stored unsigned width */
+  char err[LT_MSG];
+  int64_t numel = lt_shape_numel(nd, shape);
+  size_t sz = widen ? (size_t)widen : lt_dtypes[dt].size;
+  luaL_argcheck(L, !widen || ((widen == 2 && dt == LT_INT32) || ((widen == 4 || widen == 8) && dt == LT_INT64)),
+                6, "bad widening");
+  if (widen) use_map = 0;
+  if (numel < 0 || (uint64_t)numel > (uint64_t)INT64_MAX / sz) return fmt_error(L, "shape overflows");
+  uint64_t nbytes = (uint64_t)numel * sz;
+  if (off < 0 || (uint64_t)off > h->size || nbytes > h->size - (uint64_t)off)
+    return fmt_error(L, "truncated: expected %I bytes at byte %I, the file has %I",
+                      (lua_Integer)nbytes, off, (lua_Integer)h->size);
+  lt_storage *s;
+  if (use_map && nbytes > 0) {
+    if (!h->map) {
+      h->map = lt_map_file(h->fd, (size_t)h->size, err);
+      if (!h->map) return fmt_error(L, "%s", err);
+    }
+    s = lt_storage_from_mapping(h->map, (size_t)off, (size_t)nbytes);
+    if (!s) return fmt_error(L, "not enough memory");
+  } else {
+    size_t full = (size_t)numel * lt_dtypes[dt].size;
+    s = lt_storage_new(full, 0);
+    if (!s) return fmt_error(L, "not enough memory for %I bytes", (lua_Integer)full);
+    if (nbytes && lt_pread_full(h->fd, s->data, (size_t)nbytes, (uint64_t)off, err)) {
+      lt_storage_release(s);
+      return fmt_error(L, "%s", err);
+    }
+    if (widen && widen_unsigned(s->data, (size_t)numel, widen, err)) {
+      lt_storage_release(s);
+      return fmt_error(L, "%s", err);
+    }
+    nbytes = full;
+  }
+  lt_push_storage(L, s, dt, nd, shape, NULL, 0);
+  if (!s->mapped) lt_gc_account(L, (size_t)nbytes);
+  return 1;
+}
+
+/* ---- safetensors ----------------------------------------------------------- */
+
+typedef struct hbox { lt_st_header h; char *json; } hbox;
+
+static int hbox_gc(lua_State *L) {
+  hbox *b = lua_touserdata(L, 1);
+  lt_st_free(&b->h);
+  free(b->json);
+  b->json = NULL;
+  return 0;
+}
+
+static hbox *newhbox(lua_State *L) {
+  hbox *b = lua_newuserdatauv(L, sizeof *b, 0);
+  memset(b, 0, sizeof *b);
+  if (luaL_newmetatable(L, "ltorch.sthdr")) {
+    lua_pushcfunction(L, hbox_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return b;
+}
+
+static void push_shape(lua_State *L, int nd, const int64_t *shape) {
+  lua_createtable(L, nd, 0);
+  for (int d = 0; d < nd; d++) {
+    lua_pushinteger(L, shape[d]);
+    lua_rawseti(L, -2, d + 1);
+  }
+}
+
+static int l_st_header(lua_State *L) {
+  fhandle *h = checkfile(L, 1);
+  char err[LT_MSG];
+  unsigned char len8[8];
+  if (h->size < 8) return fmt_error(L, "file too small for a safetensors header (%I bytes)", (lua_Integer)h->size);
+  if (lt_pread_full(h->fd, len8, 8, 0, err)) return fmt_error(L, "%s", err);
+  uint64_t n = 0;
+  for (int i = 0; i < 8; i++) n |= (uint64_t)len8[i] << (8 * i);
+  if (n > LT_ST_MAX_HEADER)
+    return fmt_error(L, "header length %I exceeds the limit of %I", (lua_Integer)(n > INT64_MAX ? INT64_MAX : n),
+                      (lua_Integer)LT_ST_MAX_HEADER);
+  if (n > h->size - 8)
+    return fmt_error(L, "truncated: header length %I but the file has %I bytes after the length",
+                      (lua_Integer)n, (lua_Integer)(h->size - 8));
+  hbox *b = newhbox(L);
+  b->json = malloc(n ? n : 1);
+  if (!b->json) return fmt_error(L, "not enough memory");
+  if (lt_pread_full(h->fd, b->json, (size_t)n, 8, err)) return fmt_error(L, "%s", err);
+  if (lt_st_parse(b->json, (size_t)n, h->size - 8 - n, &b->h, err)) return fmt_error(L, "%s", err);
+  lua_createtable(L, (int)b->h.n, 0);
+  for (size_t i = 0; i < b->h.n; i++) {
+    const lt_st_entry *e = &b->h.e[i];
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, e->name); lua_setfield(L, -2, "name");
+    lua_pushstring(L, lt_dtypes[e->dtype].name); lua_setfield(L, -2, "dtype");
+    push_shape(L, e->ndim, e->shape); lua_setfield(L, -2, "shape");
+    lua_pushinteger(L, (lua_Integer)e->begin); lua_setfield(L, -2, "begin");
+    lua_pushinteger(L, (lua_Integer)e->end); lua_setfield(L, -2, "end");
+    if (e->widen) { lua_pushinteger(L, e->widen); lua_setfield(L, -2, "widen"); }
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_createtable(L, (int)b->h.nmeta, 0);
+  lua_createtable(L, 0, (int)b->h.nmeta);
+  for (size_t i = 0; i < b->h.nmeta; i++) {
+    lua_pushstring(L, b->h.meta_key[i]);
+    lua_rawseti(L, -3, (lua_Integer)i + 1);
+    lua_pushstring(L, b->h.meta_val[i]);
+    lua_setfield(L, -2, b->h.meta_key[i]);
+  }
+  lua_pushinteger(L, (lua_Integer)(8 + n));
+  return 4;
+}
+
+/* names (strings) and tensors of two parallel lists at a and b, into
+   arrays owned by GC'd userdata on the stack; returns the count */
+static size_t gather_lists(lua_State *L, int a, int b, const char ***names, const lt_tensor ***ts) {
+  luaL_checktype(L, a, LUA_TTABLE);
+  luaL_checktype(L, b, LUA_TTABLE);
+  size_t n = (size_t)luaL_len(L, a);
+  luaL_argcheck(L, (size_t)luaL_len(L, b) == n, b, "names and tensors differ in length");
+  *names = lua_newuserdatauv(L, (n ? n : 1) * sizeof(char *), 0);
+  *ts = lua_newuserdatauv(L, (n ? n : 1) * sizeof(lt_tensor *), 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, a, (lua_Integer)i + 1);
+    (*names)[i] = luaL_checkstring(L, -1);   /* anchored by the list */
+    lua_pop(L, 1);
+    lua_rawgeti(L, b, (lua_Integer)i + 1);
+    const lt_tensor *t = lt_check(L, -1);
+    if (t->storage->device != LT_CPU) fmt_error(L, "tensor '%s' is on the GPU: move it to the CPU first", (*names)[i]);
+    (*ts)[i] = t;
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+static int create_out(lua_State *L, const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fmt_error(L, "%s: %s", path, strerror(errno));
+  return fd;
+}
+
+static int finish_out(lua_State *L, int fd, int rc, const char *path, const char *err) {
+  if (rc == 0 && fsync(fd) != 0 && errno != EINVAL) {
+    rc = -1;
+    err = strerror(errno);
+  }
+  if (close(fd) != 0 && rc == 0) { rc = -1; err = strerror(errno); }
+  if (rc) return fmt_error(L, "%s: %s", path, err);
+  return 0;
+}
+
+static int l_st_save(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  const char **names, **keys, **vals;
+  const lt_tensor **ts;
+  size_t n = gather_lists(L, 2, 3, &names, &ts);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  size_t nm = (size_t)luaL_len(L, 4);
+  keys = lua_newuserdatauv(L, (nm ? nm : 1) * sizeof(char *), 0);
+  vals = lua_newuserdatauv(L, (nm ? nm : 1) * sizeof(char *), 0);
+  for (size_t i = 0; i < nm; i++) {
+    lua_rawgeti(L, 4, (lua_Integer)i + 1);
+    keys[i] = luaL_checkstring(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 5, keys[i]);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return fmt_error(L, "metadata value of '%s' must be a string, got %s", keys[i], luaL_typename(L, -1));
+    vals[i] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  char err[LT_MSG];
+  for (size_t i = 0; i < n; i++)
+    if (!lt_st_dtype_name(ts[i]->dtype))
+      return fmt_error(L, "tensor '%s': dtype %s cannot be stored in safetensors (.pt can)",
+                        names[i], lt_dtypes[ts[i]->dtype].name);
+  int fd = create_out(L, path);
+  int rc = lt_st_write(fd, n, names, ts, nm, keys, vals, err);
+  return finish_out(L, fd, rc, path, err);
+}
+
+/* ---- NumPy ---------------------------------------------------------------- */
+
+static void push_npy_header(lua_State *L, const lt_npy_header *hd) {
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, lt_dtypes[hd->dtype].name); lua_setfield(L, -2, "dtype");
+  push_shape(L, hd->ndim, hd->shape); lua_setfield(L, -2, "shape");
+  lua_pushboolean(L, hd->fortran); lua_setfield(L, -2, "fortran");
+  lua_pushboolean(L, hd->big_endian); lua_setfield(L, -2, "big_endian");
+  lua_pushinteger(L, (lua_Integer)hd->data_offset); lua_setfield(L, -2, "data_offset");
+  lua_pushstring(L, hd->descr); lua_setfield(L, -2, "descr");
+  lua_pushfstring(L, "%d.%d", hd->major, hd->minor); lua_setfield(L, -2, "version");
+}
+
+static int l_npy_header(lua_State *L) {
+  fhandle *h = checkfile(L, 1);
+  char err[LT_MSG];
+  unsigned char pre[12];
+  size_t need, got = h->size < 12 ? (size_t)h->size : 12;
+  if (got < 10) return fmt_error(L, "truncated: %I bytes is too short for a .npy header", (lua_Integer)h->size);
+  if (lt_pread_full(h->fd, pre, got, 0, err)) return fmt_error(L, "%s", err);
+  if (lt_npy_preamble(pre, got, &need, err)) return fmt_error(L, "%s", err);
+  if (need > h->size)
+    return fmt_error(L, "truncated header: expected %I bytes, found %I", (lua_Integer)need, (lua_Integer)h->size);
+  luaL_Buffer b;
+  unsigned char *buf = (unsigned char *)luaL_buffinitsize(L, &b, need);
+  if (lt_pread_full(h->fd, buf, need, 0, err)) return fmt_error(L, "%s", err);
+  lt_npy_header hd;
+  if (lt_npy_parse(buf, need, &hd, err)) return fmt_error(L, "%s", err);
+  push_npy_header(L, &hd);
+  return 1;
+}
+
+static int l_npy_save(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  const lt_tensor *t = lt_check(L, 2);
+  char hdr[64 + LT_MAX_DIMS * 24 + 128], err[LT_MSG];
+  if (!lt_npy_descr(t->dtype))
+    return fmt_error(L, "dtype %s cannot be stored in .npy (.pt or safetensors can)", lt_dtypes[t->dtype].name);
+  if (t->storage->device != LT_CPU) return fmt_error(L, "the tensor is on the GPU: move it to the CPU first");
+  size_t hn = lt_npy_format_header(hdr, sizeof hdr, t->dtype, t->ndim, t->shape);
+  int fd = create_out(L, path);
+  int rc = lt_write_full(fd, hdr, hn, err);
+  if (!rc) rc = lt_write_tensor(fd, t, err);
+  return finish_out(L, fd, rc, path, err);
+}
+
+/* _byteswap(t): swap the bytes of every element (each part of a complex) of
+   a contiguous tensor in place */
+static int l_byteswap(lua_State *L) {
+  lt_tensor *t = lt_check(L, 1);
+  luaL_argcheck(L, lt_is_contiguous(t), 1, "contiguous tensor expected");
+  size_t sz = lt_dtypes[t->dtype].size;
+  size_t n = (size_t)lt_numel(t);
+  if (lt_dtypes[t->dtype].kind == LT_KIND_COMPLEX) { sz /= 2; n *= 2; }
+  lt_byteswap(lt_data(t), n, sz);
+  return 0;
+}
+
+/* zip archives and sources in GC-owned boxes so that a raise never leaks */
+typedef struct zbox { zip_t *za; zip_file_t *zf; } zbox;
+
+static int zbox_gc(lua_State *L) {
+  zbox *z = lua_touserdata(L, 1);
+  if (z->zf) zip_fclose(z->zf);
+  z->zf = NULL;
+  if (z->za) zip_discard(z->za);
+  z->za = NULL;
+  return 0;
+}
+
+static zbox *newzbox(lua_State *L) {
+  zbox *z = lua_newuserdatauv(L, sizeof *z, 0);
+  memset(z, 0, sizeof *z);
+  if (luaL_newmetatable(L, "ltorch.zipbox")) {
+    lua_pushcfunction(L, zbox_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return z;
+}
+
+static int zread_full(zip_file_t *zf, void *buf, size_t n) {
+  char *p = buf;
+  while (n) {
+    zip_int64_t r = zip_fread(zf, p, n);
+    if (r <= 0) return -1;
+    p += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+static int l_npz_load(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  zbox *z = newzbox(L);
+  int zerr = 0;
+  char err[LT_MSG];
+  z->za = zip_open(path, ZIP_RDONLY, &zerr);
+  if (!z->za) {
+    zip_error_t ze;
+    zip_error_init_with_code(&ze, zerr);
+    lua_pushstring(L, zip_error_strerror(&ze));
+    zip_error_fini(&ze);
+    return fmt_error(L, "not a valid zip archive: %s", lua_tostring(L, -1));
+  }
+  zip_int64_t n = zip_get_num_entries(z->za, 0);
+  lua_createtable(L, (int)(n > 0 ? n : 0), 0);
+  int out = lua_gettop(L);
+  for (zip_int64_t i = 0; i < n; i++) {
+    zip_stat_t st;
+    if (zip_stat_index(z->za, (zip_uint64_t)i, 0, &st) != 0 || !(st.valid & ZIP_STAT_NAME) || !(st.valid & ZIP_STAT_SIZE))
+      return fmt_error(L, "entry %d: cannot read its zip header", (int)i + 1);
+    const char *name = st.name;
+    size_t nl = strlen(name);
+    if (nl > 0 && name[nl - 1] == '/') continue;   /* directory */
+    z->zf = zip_fopen_index(z->za, (zip_uint64_t)i, 0);
+    if (!z->zf) return fmt_error(L, "entry '%s': %s", name, zip_strerror(z->za));
+    unsigned char pre[12];
+    size_t need;
+    uint64_t size = st.size;
+    if (size < 12 || zread_full(z->zf, pre, 12))
+      return fmt_error(L, "entry '%s': truncated .npy header", name);
+    if (lt_npy_preamble(pre, 12, &need, err)) return fmt_error(L, "entry '%s': %s", name, err);
+    if (need > size) return fmt_error(L, "entry '%s': truncated header: expected %I bytes, found %I",
+                                       name, (lua_Integer)need, (lua_Integer)size);
+    luaL_Buffer b;
+    unsigned char *buf = (unsigned char *)luaL_buffinitsize(L, &b, need);
+    memcpy(buf, pre, 12);
+    if (zread_full(z->zf, buf + 12, need - 12)) return fmt_error(L, "entry '%s': truncated .npy header", name);
+    lt_npy_header hd;
+    if (lt_npy_parse(buf, need, &hd, err)) return fmt_error(L, "entry '%s': %s", name, err);
+
+    uint64_t nbytes = (uint64_t)lt_shape_numel(hd.ndim, hd.shape) * lt_dtypes[hd.dtype].size;
+    if (size - need != nbytes)
+      return fmt_error(L, "entry '%s': expected %I bytes of data, found %I", name, (lua_Integer)nbytes,
+                        (lua_Integer)(size - need));
+    int64_t shape[LT_MAX_DIMS];
+    for (int d = 0; d < hd.ndim; d++) shape[d] = hd.fortran ? hd.shape[hd.ndim - 1 - d] : hd.shape[d];
+    lt_tensor *t = lt_push_new(L, hd.dtype, hd.ndim, shape, 0);
+    if (nbytes && zread_full(z->zf, lt_data(t), (size_t)nbytes))
+      return fmt_error(L, "entry '%s': truncated or corrupt data: %s", name, zip_file_strerror(z->zf));
+    zip_fclose(z->zf);
+    z->zf = NULL;
+    if (hd.big_endian) {
+      size_t sz = lt_dtypes[hd.dtype].size, cnt = (size_t)lt_numel(t);
+      if (lt_dtypes[hd.dtype].kind == LT_KIND_COMPLEX) { sz /= 2; cnt *= 2; }
+      lt_byteswap(lt_data(t), cnt, sz);
+    }
+    lua_createtable(L, 0, 3);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "tensor");
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "name");
+    lua_pushboolean(L, hd.fortran);
+    lua_setfield(L, -2, "fortran");
+    lua_rawseti(L, out, (lua_Integer)luaL_len(L, out) + 1);
+    lua_settop(L, out);
+  }
+  zip_discard(z->za);
+  z->za = NULL;
+  return 1;
+}
+
+static int l_npz_save(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  const char **names;
+  const lt_tensor **ts;
+  size_t n = gather_lists(L, 2, 3, &names, &ts);
+  int compress = lua_toboolean(L, 4);
+  for (size_t i = 0; i < n; i++)
+    if (!lt_npy_descr(ts[i]->dtype))
+      return fmt_error(L, "tensor '%s': dtype %s cannot be stored in .npz (.pt or safetensors can)",
+                        names[i], lt_dtypes[ts[i]->dtype].name);
+  zbox *z = newzbox(L);
+  int zerr = 0;
+  z->za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
+  if (!z->za) return fmt_error(L, "%s: cannot create the archive (libzip error %d)", path, zerr);
+  for (size_t i = 0; i < n; i++) {
+    const lt_tensor *t = ts[i];
+    char hdr[64 + LT_MAX_DIMS * 24 + 128];
+    size_t hn = lt_npy_format_header(hdr, sizeof hdr, t->dtype, t->ndim, t->shape);
+    size_t nb = (size_t)lt_numel(t) * lt_dtypes[t->dtype].size;
+    /* one member buffer, freed by libzip (freep = 1) */
+    char *buf = malloc(hn + nb + 1);
+    if (!buf) return fmt_error(L, "not enough memory");
+    memcpy(buf, hdr, hn);
+    if (nb) lt_gather(buf + hn, t);
+    zip_source_t *src = zip_source_buffer(z->za, buf, hn + nb, 1);
+    if (!src) { free(buf); return fmt_error(L, "%s: %s", path, zip_strerror(z->za)); }
+    lua_pushfstring(L, "%s.npy", names[i]);
+    zip_int64_t idx = zip_file_add(z->za, lua_tostring(L, -1), src, ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE);
+    lua_pop(L, 1);
+    if (idx < 0) {
+      zip_source_free(src);
+      return fmt_error(L, "%s: entry '%s': %s", path, names[i], zip_strerror(z->za));
+    }
+    zip_set_file_compression(z->za, (zip_uint64_t)idx, compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
+  }
+  if (zip_close(z->za) != 0) return fmt_error(L, "%s: %s", path, zip_strerror(z->za));
+  z->za = NULL;
+  return 0;
+}
+
+/* ---- TorchSharp ---------------------------------------------------------------- */
+
+typedef struct tsbox { lt_ts_file f; } tsbox;
+
+static int tsbox_gc(lua_State *L) {
+  tsbox *b = lua_touserdata(L, 1);
+  lt_ts_free(&b->f);
+  return 0;
+}
+
+static int l_ts_scan(lua_State *L) {
+  fhandle *h = checkfile(L, 1);
+  char err[LT_MSG];
+  tsbox *b = lua_newuserdatauv(L, sizeof *b, 0);
+  memset(b, 0, sizeof *b);
+  if (luaL_newmetatable(L, "ltorch.tsbox")) {
+    lua_pushcfunction(L, tsbox_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  if (lt_ts_scan(h->fd, h->size, &b->f, err)) return fmt_error(L, "%s", err);
+  lua_createtable(L, (int)b->f.n, 0);
+  for (size_t i = 0; i < b->f.n; i++) {
+    const lt_ts_entry *e = &b->f.e[i];
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, e->name); lua_setfield(L, -2, "name");
+    lua_pushstring(L, lt_dtypes[e->dtype].name); lua_setfield(L, -2, "dtype");
+    push_shape(L, e->ndim, e->shape); lua_setfield(L, -2, "shape");
+    lua_pushinteger(L, (lua_Integer)e->data_off); lua_setfield(L, -2, "offset");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
+static int l_ts_save(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  const char **names;
+  const lt_tensor **ts;
+  size_t n = gather_lists(L, 2, 3, &names, &ts);
+  for (size_t i = 0; i < n; i++)
+    if (lt_ts_code(ts[i]->dtype) < 0)
+      return fmt_error(L, "tensor '%s': dtype %s cannot be stored in TorchSharp .dat (.pt can)",
+                        names[i], lt_dtypes[ts[i]->dtype].name);
+  char err[LT_MSG];
+  unsigned char hb[16 + 11 * (LT_MAX_DIMS + 2)];
+  int fd = create_out(L, path);
+  size_t k = lt_leb128(n, hb);
+  int rc = lt_write_full(fd, hb, k, err);
+  for (size_t i = 0; i < n && !rc; i++) {
+    const lt_tensor *t = ts[i];
+    size_t nl = strlen(names[i]);
+    k = lt_leb128(nl, hb);
+    rc = lt_write_full(fd, hb, k, err);
+    if (!rc) rc = lt_write_full(fd, names[i], nl, err);
+    if (rc) break;
+    k = lt_leb128((uint64_t)lt_ts_code(t->dtype), hb);
+    k += lt_leb128((uint64_t)t->ndim, hb + k);
+    for (int d = 0; d < t->ndim; d++) k += lt_leb128((uint64_t)t->shape[d], hb + k);
+    rc = lt_write_full(fd, hb, k, err);
+    if (!rc) rc = lt_write_tensor(fd, t, err);
+  }
+  return finish_out(L, fd, rc, path, err);
+}
+
+/* ---- registration ------------------------------------------------------------ */
+
+static const luaL_Reg file_methods[] = {
+  {"size", f_size}, {"read", f_read}, {"tensor", f_tensor}, {"close", f_close},
+  {NULL, NULL}
+};
+
+static const luaL_Reg funcs[] = {
+  {"_fopen", l_fopen}, {"_st_header", l_st_header}, {"_st_save", l_st_save},
+  {"_npy_header", l_npy_header}, {"_npy_save", l_npy_save}, {"_byteswap", l_byteswap},
+  {"_npz_load", l_npz_load}, {"_npz_save", l_npz_save},
+  {"_ts_scan", l_ts_scan}, {"_ts_save", l_ts_save},
+  {NULL, NULL}
+};
 
 void lt_open_fmt(lua_State *L, int mod, int methods) {
-  (void)L; (void)mod; (void)methods;
+  (void)methods;
+  if (luaL_newmetatable(L, FILE_MT)) {
+    luaL_newlib(L, file_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, f_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, f_close);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, mod);
+  luaL_setfuncs(L, funcs, 0);
+  lua_pop(L, 1);
+  lt_open_json(L, mod);
 }

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <math.h>
+#include <unistd.h>
+#include <time.h>
 #include "lt_lua.h"
 #include "ltorch.h"
 
@@ -511,6 +513,20 @@ static int l_frombytes(lua_State *L) {
   }
   lt_tensor *t = lt_push_new(L, dt, ndim, shape, 0);
   memcpy(lt_data(t), s, len);
+  return 1;
+}
+
+/* core._isatty(fd): whether fd (0, 1 or 2) is a terminal, for progress bars */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* core._clock(): monotonic seconds, for benchmarks */
+static int l_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
   return 1;
 }
 
@@ -1077,6 +1093,12 @@ ltorch_Tensor *ltorch_pushwrap(lua_State *L, void *data, const char *dtype, int 
                                void (*release)(void *), void *ctx) {
   int dt = lt_dtype_from_name(dtype);
   if (dt < 0 || ndim < 0 || ndim > LT_MAX_DIMS) return NULL;
+  /* the host may wrap memory before any Lua code required ltorch */
+  if (luaL_getmetatable(L, LT_TENSOR_MT) == LUA_TNIL) {
+    luaL_requiref(L, "ltorch.core", luaopen_ltorch_core, 0);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
   lt_tensor v;
   memset(&v, 0, sizeof v);
   v.dtype = (lt_dtype)dt;
@@ -1085,12 +1107,18 @@ ltorch_Tensor *ltorch_pushwrap(lua_State *L, void *data, const char *dtype, int 
   if (strides) for (int i = 0; i < ndim; i++) v.stride[i] = strides[i];
   else lt_contiguous_strides(ndim, v.shape, v.stride);
   if (lt_shape_numel(ndim, v.shape) < 0) return NULL;
-  /* the extent from offset 0: the caller vouches for the memory */
+  /* the storage is the extent the view reaches; the caller vouches for it */
+  int64_t hi = 0;
+  for (int i = 0; i < ndim; i++) {
+    if (v.stride[i] < 0) return NULL;
+    if (v.shape[i] > 0) hi += (v.shape[i] - 1) * v.stride[i];
+  }
+  size_t nbytes = lt_numel(&v) ? (size_t)(hi + 1) * lt_dtypes[dt].size : 0;
   wrapctx *w = malloc(sizeof *w);
   if (!w) return NULL;
   w->release = release;
   w->ctx = ctx;
-  lt_storage *s = lt_storage_wrap(data, SIZE_MAX, wrap_release, w);
+  lt_storage *s = lt_storage_wrap(data, nbytes, wrap_release, w);
   if (!s) { free(w); return NULL; }
   return lt_push_storage(L, s, v.dtype, ndim, v.shape, v.stride, 0);
 }
@@ -1113,6 +1141,7 @@ static const luaL_Reg funcs[] = {
   {"full", l_full}, {"rand", l_rand}, {"randn", l_randn}, {"randint", l_randint},
   {"arange", l_arange}, {"linspace", l_linspace}, {"eye", l_eye},
   {"frombytes", l_frombytes}, {"is_tensor", l_is_tensor}, {"manual_seed", l_manual_seed},
+  {"_isatty", l_isatty}, {"_clock", l_clock},
   {NULL, NULL}
 };
 

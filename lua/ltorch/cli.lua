@@ -28,7 +28,8 @@ function M.main(argv)
     return run_chunk(argv[2], "=(command line)", {table.unpack(argv, 3)})
   end
   local ok, commands = pcall(require, "ltorch.commands")
-  if a1 == nil or a1 == "repl" or (ok and commands[a1]) or a1 == "--help" or a1 == "-h" then
+  if a1 == nil or a1 == "repl" or (ok and commands.COMMANDS and commands.COMMANDS[a1])
+     or a1 == "--help" or a1 == "-h" or a1 == "--debug" or a1 == "help" then
     if not ok then io.stderr:write("ltorch: ", tostring(commands), "\n") return 1 end
     return commands.dispatch(argv)
   end

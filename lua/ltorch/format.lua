@@ -91,7 +91,7 @@ local function render(t, fmt, width, indent, summarize)
         local s = fmt(t[i]:item())
         items[#items + 1] = string.rep(" ", width - #s) .. s
       else
-        items[#items + 1] = "..."
+        items[#items + 1] = " ..."
       end
     end
     local lines = {}

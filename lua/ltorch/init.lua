@@ -25,6 +25,7 @@ torch.version = "0.1.0"
 
 -- submodules load on first use: torch.nn, torch.models
 local lazy = {nn = "ltorch.nn", models = "ltorch.models"}
+lazy.safe_open = "ltorch.safe_open"   -- torch.safe_open(path): lazy safetensors access
 setmetatable(torch, {
   __index = function(t, k)
     local name = lazy[k]

@@ -1,0 +1,96 @@
+-- bench.lua: `make bench`. Times ltorch and real PyTorch (/usr/bin/python3,
+-- torch 1.13) on the same files in the same run. Every measurement is a fresh
+-- process with the file in the page cache (as a second run of a program meets
+-- it); the median of REPS runs is reported, with peak resident memory above
+-- the process's baseline. `cp` of the same file is the physical reference.
+
+local REPS = tonumber(os.getenv("BENCH_REPS") or "5")
+local dir = os.getenv("BENCH_DIR") or "bench/out"
+local py = "/usr/bin/python3"
+local lua = "lua5.4 -e 'package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path; package.cpath=\"build/?.so;\"..package.cpath'"
+
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+package.cpath = "build/?.so;" .. package.cpath
+local clock = require("ltorch.core")._clock
+
+local function sh(cmd)
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  local ok = p:close()
+  if not ok then error("command failed: " .. cmd .. "\n" .. out) end
+  return out
+end
+
+local function median(xs)
+  table.sort(xs)
+  return xs[(#xs + 1) // 2]
+end
+
+local function measure(cmd)
+  local ts, ms = {}, {}
+  for _ = 1, REPS do
+    local t, m = sh(cmd):match("([%d%.e%-]+)%s+([%d%.e%-]+)")
+    ts[#ts + 1], ms[#ms + 1] = tonumber(t), tonumber(m)
+  end
+  return median(ts), median(ms)
+end
+
+local function size(path)
+  local f = assert(io.open(path, "rb"))
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
+os.execute("mkdir -p " .. dir)
+if not io.open(dir .. "/resnet18.pt") then
+  io.stderr:write("making benchmark files in " .. dir .. " ...\n")
+  sh(py .. " bench/torch_side.py make " .. dir)
+end
+
+local files = {
+  {"256 MiB state dict, 64 tensors", "big.pt"},
+  {"20,000 small tensors", "small.pt"},
+  {"ResNet-18 state dict", "resnet18.pt"},
+}
+
+local rows = {}
+local function row(case, op, t_torch, t_lt, m_torch, m_lt)
+  rows[#rows + 1] = {case, op, t_torch, t_lt, m_torch, m_lt}
+end
+
+for _, f in ipairs(files) do
+  local name, path = f[1], dir .. "/" .. f[2]
+  -- warm the page cache
+  sh("cat " .. path .. " > /dev/null")
+  local tl, ml = measure(py .. " bench/torch_side.py load " .. path)
+  local el, eml = measure(lua .. " bench/ltorch_side.lua load " .. path)
+  local mm, mml = measure(lua .. " bench/ltorch_side.lua load " .. path .. " mmap")
+  row(name, "load (eager)", tl, el, ml, eml)
+  row(name, "open (mmap)", tl, mm, ml, mml)
+  local ts, ms = measure(py .. " bench/torch_side.py save " .. path .. " " .. dir .. "/out_torch.pt")
+  local ls, lms = measure(lua .. " bench/ltorch_side.lua save " .. path .. " " .. dir .. "/out_ltorch.pt")
+  row(name, "save", ts, ls, ms, lms)
+  local ct = {}
+  for _ = 1, REPS do
+    os.remove(dir .. "/copy.bin")
+    local t0 = clock()
+    os.execute("cp " .. path .. " " .. dir .. "/copy.bin")
+    ct[#ct + 1] = clock() - t0
+  end
+  local c = median(ct)
+  rows[#rows + 1] = {name, string.format("cp: %.0f MB/s (%.1f MB)", size(path) / c / 1e6, size(path) / 1e6)}
+end
+
+local function ms(t) return string.format("%8.1f", t * 1000) end
+local function mib(b) return string.format("%7.1f", b / 1048576) end
+print(string.format("%-31s %-13s %8s %8s %7s %8s %8s", "case", "operation", "torch ms", "ltorch ms", "ratio", "torch MiB", "ltorch MiB"))
+print(string.rep("-", 98))
+for _, r in ipairs(rows) do
+  if #r == 2 then
+    print(string.format("%-31s %s", r[1], r[2]))
+  else
+    print(string.format("%-31s %-13s %s %s %6.1fx %s %s", r[1], r[2], ms(r[3]), ms(r[4]), r[3] / r[4], mib(r[5]), mib(r[6])))
+  end
+end
+print("ratio = torch time / ltorch time (higher is better for ltorch); MiB = peak RSS above the process baseline")

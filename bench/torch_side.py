@@ -1,0 +1,48 @@
+#!/usr/bin/python3
+# The PyTorch side of `make bench`: makes the benchmark files, and times one
+# operation in this (fresh) process: prints "seconds peak_rss_bytes".
+#   torch_side.py make DIR
+#   torch_side.py load FILE | save FILE OUT
+import os, sys, time, resource
+
+def peak():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) * 1024
+    return 0
+
+def rss():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) * 1024
+    return 0
+
+import torch
+
+cmd = sys.argv[1]
+if cmd == 'make':
+    d = sys.argv[2]
+    os.makedirs(d, exist_ok=True)
+    g = torch.Generator().manual_seed(0)
+    big = {f'layer{i}.weight': torch.randn(1024, 1024, generator=g) for i in range(64)}
+    torch.save(big, os.path.join(d, 'big.pt'))           # 64 x 4 MiB = 256 MiB
+    small = {f'block{i // 100}.p{i % 100}': torch.randn(16, generator=g) for i in range(20000)}
+    torch.save(small, os.path.join(d, 'small.pt'))       # 20,000 small tensors
+    import torchvision
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18().state_dict(), os.path.join(d, 'resnet18.pt'))
+elif cmd == 'load':
+    base = rss()
+    t0 = time.perf_counter()
+    sd = torch.load(sys.argv[2])
+    t1 = time.perf_counter()
+    print(t1 - t0, peak() - base)
+elif cmd == 'save':
+    sd = torch.load(sys.argv[2])
+    base = rss()
+    t0 = time.perf_counter()
+    torch.save(sd, sys.argv[3])
+    t1 = time.perf_counter()
+    print(t1 - t0, max(0, peak() - base))

@@ -1,0 +1,115 @@
+-- formats/common.lua: what the safetensors, NumPy, TorchSharp and index
+-- format modules share: checking that a value is a flat state dict, the
+-- keys/rename/progress load options, and path-prefixed errors.
+local core = require("ltorch.core")
+local odict = require("ltorch.odict")
+
+local M = {}
+
+-- raise "path: msg" (msg may already start with the path)
+function M.fail(path, msg)
+  msg = tostring(msg)
+  if msg:sub(1, #path + 2) ~= path .. ": " then msg = path .. ": " .. msg end
+  error(msg, 0)
+end
+
+-- run f(...) and prefix any error with path
+function M.guard(path, f, ...)
+  local res = table.pack(pcall(f, ...))
+  if not res[1] then M.fail(path, res[2]) end
+  return table.unpack(res, 2, res.n)
+end
+
+local function is_tensor(v) return core.is_tensor(v) end
+M.is_tensor = is_tensor
+
+-- the keys of a table in pairs order for odicts, sorted for plain tables
+function M.ordered_keys(t)
+  if odict.is(t) then return odict.keys(t) end
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  table.sort(ks, function(a, b)
+    if type(a) == type(b) then return a < b end
+    return type(a) == "number"
+  end)
+  return ks
+end
+
+-- can obj be stored as a flat name -> tensor dict? true, or false + why
+function M.flat_dict(obj, fmtname)
+  if type(obj) ~= "table" or is_tensor(obj) or getmetatable(obj) and not odict.is(obj) and not rawget(obj, "__ltorch_pack") then
+    if is_tensor(obj) then
+      return false, fmtname .. " stores a table of named tensors, not a single tensor (wrap it: {name = t}, or use .pt)"
+    end
+    return false, fmtname .. " stores a table of named tensors, got a " .. type(obj) .. " (.pt can store it)"
+  end
+  if rawget(obj, "__ltorch_pack") then
+    obj = obj.tensors
+    if type(obj) ~= "table" then return false, "a packed module without a state dict" end
+  end
+  for _, k in ipairs(M.ordered_keys(obj)) do
+    local v = obj[k]
+    if type(k) ~= "string" then
+      return false, string.format("key %s is not a string: %s stores only tensors under string names (.pt can store it)",
+        tostring(k), fmtname)
+    end
+    if not is_tensor(v) then
+      return false, string.format("value '%s' is a %s: %s stores only tensors (.pt can store it)",
+        k, type(v) == "table" and "nested table" or type(v), fmtname)
+    end
+  end
+  return true
+end
+
+-- names and tensors of a flat dict (or of a packed module's state dict:
+-- formats without metadata keep only the tensors), in order
+function M.items(obj)
+  if rawget(obj, "__ltorch_pack") then obj = obj.tensors end
+  local names, tensors = {}, {}
+  for _, k in ipairs(M.ordered_keys(obj)) do
+    names[#names + 1] = k
+    tensors[#tensors + 1] = obj[k]
+  end
+  return names, tensors
+end
+
+-- a function name -> new name or nil (skipped), from opts.keys and opts.rename
+function M.selector(opts)
+  local keys, rename = opts.keys, opts.rename
+  local keep
+  if keys == nil then keep = function() return true end
+  elseif type(keys) == "function" then keep = keys
+  elseif type(keys) == "table" then
+    local set = {}
+    for _, k in ipairs(keys) do set[k] = true end
+    keep = function(n) return set[n] == true end
+  else
+    error("bad option 'keys' (list of names or function expected, got " .. type(keys) .. ")", 0)
+  end
+  if rename ~= nil and type(rename) ~= "table" then
+    error("bad option 'rename' (list of {pattern, replacement} expected, got " .. type(rename) .. ")", 0)
+  end
+  return function(name)
+    if not keep(name) then return nil end
+    if rename then
+      for _, r in ipairs(rename) do name = name:gsub(r[1], r[2]) end
+    end
+    return name
+  end
+end
+
+-- opts.progress as a function(done, total), or a no-op
+function M.progress(opts)
+  local p = opts.progress
+  if p == nil then return function() end end
+  if type(p) ~= "function" then error("bad option 'progress' (function expected, got " .. type(p) .. ")", 0) end
+  return p
+end
+
+-- add name -> tensor to the ordered dict d, rejecting clashes made by rename
+function M.put(d, name, t, path)
+  if d[name] ~= nil then M.fail(path, "two tensors are renamed to '" .. name .. "'") end
+  d[name] = t
+end
+
+return M

@@ -1,0 +1,55 @@
+-- formats/npz.lua: NumPy .npz, a zip of .npy members (FORMATS.md 8.3),
+-- read and written through libzip.
+-- load(path, opts) -> ordered dict name -> tensor (names without ".npy");
+-- opts.keys / opts.rename as for safetensors.
+-- save(obj, tmp, opts): obj a table of named tensors, or a list of tensors
+-- (named arr_0, arr_1, ... like np.savez); opts.compress = true deflates.
+local core = require("ltorch.core")
+local odict = require("ltorch.odict")
+local common = require("ltorch.formats.common")
+local npy = require("ltorch.formats.npy")
+
+local M = {name = "npz", extensions = {".npz"}}
+
+function M.detect(head)
+  if head:sub(1, 4) == "PK\5\6" then return true end
+  if head:sub(1, 4) ~= "PK\3\4" or #head < 30 then return false end
+  local nlen = string.unpack("<I2", head, 27)
+  local name = head:sub(31, 30 + nlen)
+  return #name == nlen and name:sub(-4) == ".npy"
+end
+
+local function as_dict(obj)
+  if type(obj) == "table" and not odict.is(obj) and #obj > 0 and core.is_tensor(obj[1]) then
+    local d = odict.new()
+    for i, t in ipairs(obj) do d["arr_" .. (i - 1)] = t end
+    return d
+  end
+  return obj
+end
+
+function M.can_hold(obj)
+  return common.flat_dict(as_dict(obj), ".npz")
+end
+
+function M.load(path, opts)
+  opts = opts or {}
+  local entries = common.guard(path, core._npz_load, path)
+  local select = common.selector(opts)
+  local d = odict.new()
+  for _, e in ipairs(entries) do
+    local name = select((e.name:gsub("%.npy$", "")))
+    if name then
+      common.put(d, name, e.fortran and npy.unfortran(e.tensor) or e.tensor, path)
+    end
+  end
+  return d
+end
+
+function M.save(obj, tmp, opts, final)
+  opts = opts or {}
+  local names, ts = common.items(as_dict(obj))
+  common.guard(final or tmp, core._npz_save, tmp, names, ts, opts.compress)
+end
+
+return M

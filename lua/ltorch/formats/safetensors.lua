@@ -1,0 +1,126 @@
+-- formats/safetensors.lua: Hugging Face safetensors (FORMATS.md section 4),
+-- including R torch's torch_save files (section 10) and packed modules.
+--
+-- load(path, opts) -> ordered state dict. opts: mmap (zero-copy views of one
+-- mapping), keys (list or predicate), rename ({{pattern, repl}, ...}),
+-- progress(done_bytes, total_bytes), state_dict (plain state dict even for
+-- module files). Metadata: torch.safe_open(path):metadata().
+-- save(obj, tmp, opts): obj a flat name -> tensor table (or a modsave pack);
+-- writes {"format":"pt"} plus opts.metadata (string -> string).
+local core = require("ltorch.core")
+local odict = require("ltorch.odict")
+local common = require("ltorch.formats.common")
+
+local M = {name = "safetensors", extensions = {".safetensors"}}
+
+function M.detect(head)
+  if #head < 10 then return false end
+  local n = string.unpack("<I8", head)
+  if n < 2 or n > 100000000 then return false end
+  return head:sub(9, 9) == "{" and head:sub(10, 10):match('[%s"}]') ~= nil
+end
+
+function M.can_hold(obj)
+  return common.flat_dict(obj, "safetensors")
+end
+
+-- open path and parse its header: handle, entries, metadata odict, data start
+function M.open(path)
+  local h = common.guard(path, core._fopen, path)
+  local ok, entries, mkeys, mvals, start = pcall(core._st_header, h)
+  if not ok then
+    h:close()
+    common.fail(path, entries)
+  end
+  return h, entries, odict.from(mkeys, mvals), start
+end
+
+local function r_info(meta, path)
+  local r = meta["__r__"]
+  if r == nil then return nil end
+  local ok, v = pcall(require("ltorch.json").decode, r)
+  if not ok or type(v) ~= "table" then common.fail(path, "__metadata__ '__r__' is not a JSON object") end
+  return v
+end
+
+function M.load(path, opts)
+  opts = opts or {}
+  local h, entries, meta, start = M.open(path)
+  local ok, res = pcall(function()
+    local select = common.selector(opts)
+    local progress = common.progress(opts)
+    local r = r_info(meta, path)
+    local special = r and type(r.special_dtype) == "table" and r.special_dtype or {}
+    local grads = r and type(r.requires_grad) == "table" and r.requires_grad or {}
+    local total = 0
+    for _, e in ipairs(entries) do total = total + (e["end"] - e.begin) end
+    local sd, done, robj = odict.new(), 0, nil
+    for _, e in ipairs(entries) do
+      if r and e.name == "__robj__" then
+        robj = {present = true, bytes = e["end"] - e.begin}
+      else
+        local name = select(e.name)
+        if name then
+          local dtype, shape = e.dtype, e.shape
+          local sp = special[e.name]
+          if type(sp) == "table" then   -- R: complex stored as raw bytes
+            local map = {cfloat = "complex64", cdouble = "complex128", complex64 = "complex64",
+              complex128 = "complex128", cfloat64 = "complex64", cfloat128 = "complex128"}
+            dtype = map[tostring(sp.dtype)]
+            if not dtype then common.fail(path, "tensor '" .. e.name .. "': unsupported R special dtype '" .. tostring(sp.dtype) .. "'") end
+            shape = type(sp.shape) == "table" and sp.shape or {sp.shape}
+          end
+          local t = common.guard(path .. ": tensor '" .. e.name .. "'", h.tensor, h, start + e.begin, dtype, shape, opts.mmap, e.widen)
+          if grads[e.name] == true then t:requires_grad(true) end
+          common.put(sd, name, t, path)
+        end
+        done = done + (e["end"] - e.begin)
+        progress(done, total)
+      end
+    end
+    if r then
+      if r.type == "tensor" and not opts.state_dict then
+        local only = sd["...unnamed..."]
+        if only then return only end
+      end
+      if robj and not opts.state_dict then sd.__robj__ = robj end
+      return sd
+    end
+    local extra
+    for k, v in pairs(meta) do
+      local n = k:match("^ltorch%.(.+)$")
+      if n then extra = extra or {}; extra[n] = v end
+    end
+    if extra and not opts.state_dict then
+      return {__ltorch_module_file = true, state_dict = sd, extra = extra, metadata = meta}
+    end
+    return sd
+  end)
+  h:close()
+  if not ok then common.fail(path, res) end
+  return res
+end
+
+function M.save(obj, tmp, opts, final)
+  opts = opts or {}
+  local tensors, mkeys, mvals = obj, {"format"}, {format = "pt"}
+  local function addmeta(k, v)
+    if type(k) ~= "string" or type(v) ~= "string" then
+      error(string.format("bad option 'metadata' (string keys and values expected, got %s -> %s)", type(k), type(v)), 0)
+    end
+    if mvals[k] == nil then mkeys[#mkeys + 1] = k end
+    mvals[k] = v
+  end
+  if rawget(obj, "__ltorch_pack") then
+    tensors = obj.tensors
+    for _, k in ipairs(common.ordered_keys(obj.extra or {})) do addmeta("ltorch." .. k, obj.extra[k]) end
+  end
+  if opts.metadata ~= nil then
+    if type(opts.metadata) ~= "table" then error("bad option 'metadata' (table expected)", 0) end
+    for _, k in ipairs(common.ordered_keys(opts.metadata)) do addmeta(k, opts.metadata[k]) end
+  end
+  local names, ts = common.items(tensors)
+  common.guard(final or tmp, core._st_save, tmp, names, ts, mkeys, mvals)
+end
+
+return M

@@ -1,0 +1,7 @@
+-- Sigmoid.lua: element-wise 1/(1+exp(-x)) (PyTorch's nn.Sigmoid).
+local torch = require("ltorch")
+local base = require("ltorch.nn.module")
+
+return base.module("Sigmoid", {
+  forward = function(_, x) return torch.sigmoid(x) end,
+}, {builtin = true})

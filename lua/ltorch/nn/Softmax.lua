@@ -1,0 +1,17 @@
+-- Softmax.lua: softmax along dim (1-based, negative counts from the end),
+-- PyTorch's nn.Softmax; dim is required.
+local torch = require("ltorch")
+local base = require("ltorch.nn.module")
+
+return base.module("Softmax", {
+  -- Softmax(dim)
+  initialize = function(self, ...)
+    local a = base.args({"dim"}, ...)
+    if math.type(a.dim) ~= "integer" then
+      error("bad argument #1 to 'Softmax' (dim expected, got " .. type(a.dim) .. ")", 3)
+    end
+    self.dim = a.dim
+  end,
+  forward = function(self, x) return torch.softmax(x, self.dim) end,
+  extra_repr = function(self) return "dim=" .. self.dim end,
+}, {builtin = true})

@@ -1,0 +1,23 @@
+-- nn: modules in Lua (require("ltorch").nn). nn.module defines a class;
+-- the built-in layers have PyTorch's names, parameters and defaults.
+local base = require("ltorch.nn.module")
+
+local nn = {
+  module = base.module,
+  Parameter = base.Parameter,
+  buffer = base.buffer,
+  is_module = base.is_module,
+  is_class = base.is_class,
+  Module = base.Module,       -- the methods every module has
+  classes = base.registry,    -- class name -> class (read only by convention)
+}
+
+local BUILTINS = {"Linear", "Conv2d", "BatchNorm2d", "LayerNorm", "Embedding", "Dropout",
+  "ReLU", "GELU", "Sigmoid", "Tanh", "Softmax", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+  "Flatten", "Identity", "Sequential", "ModuleList", "ModuleDict"}
+nn.BUILTINS = BUILTINS
+
+package.loaded["ltorch.nn"] = nn
+for _, name in ipairs(BUILTINS) do nn[name] = require("ltorch.nn." .. name) end
+
+return nn

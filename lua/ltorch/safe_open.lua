@@ -1,0 +1,99 @@
+-- safe_open.lua: torch.safe_open(path), lazy access to a safetensors file
+-- (as the Python safetensors.safe_open). Opening reads only the header; the
+-- tensors are views of one read-only-private mapping of the file.
+--   f:keys()            names in data order
+--   f:metadata()        the __metadata__ dict (ordered), or an empty one
+--   f:get_tensor(name)  the tensor (zero-copy; {copy = true} reads it instead)
+--   f:get_slice(name)   s:shape(), s:dtype(), s:rows(first, count) reads
+--                       only those rows (1-based first), s:get() the whole
+--   f:close()           also <close>; tensors already taken stay valid
+local safetensors = require("ltorch.formats.safetensors")
+
+local File = {}
+File.__index = File
+File.__name = "ltorch.SafeFile"
+
+local Slice = {}
+Slice.__index = Slice
+
+local function check(self)
+  if not self.h then error("attempt to use a closed safetensors file", 3) end
+end
+
+local function entry(self, name)
+  check(self)
+  local e = self.by_name[name]
+  if not e then error(string.format("%s: no tensor named '%s'", self.path, tostring(name)), 3) end
+  return e
+end
+
+local function safe_open(path)
+  if type(path) ~= "string" then
+    error("bad argument #1 to 'safe_open' (string expected, got " .. type(path) .. ")", 2)
+  end
+  local h, entries, meta, start = safetensors.open(path)
+  local by_name = {}
+  for _, e in ipairs(entries) do by_name[e.name] = e end
+  return setmetatable({path = path, h = h, entries = entries, meta = meta, start = start,
+    by_name = by_name}, File)
+end
+
+function File:keys()
+  check(self)
+  local ks = {}
+  for i, e in ipairs(self.entries) do ks[i] = e.name end
+  return ks
+end
+
+function File:metadata() check(self); return self.meta end
+
+function File:get_tensor(name, opts)
+  local e = entry(self, name)
+  local copy = opts and opts.copy
+  local ok, t = pcall(self.h.tensor, self.h, self.start + e.begin, e.dtype, e.shape, not copy, e.widen)
+  if not ok then error(self.path .. ": tensor '" .. name .. "': " .. tostring(t), 2) end
+  return t
+end
+
+function File:get_slice(name)
+  local e = entry(self, name)
+  return setmetatable({file = self, e = e}, Slice)
+end
+
+function File:close()
+  if self.h then self.h:close(); self.h = nil end
+end
+File.__close = File.close
+File.__gc = File.close
+
+function Slice:shape() return table.move(self.e.shape, 1, #self.e.shape, 1, {}) end
+function Slice:dtype() return self.e.dtype end
+function Slice:get() return self.file:get_tensor(self.e.name) end
+
+-- rows first .. first+count-1 along the first dimension (1-based), read
+-- from the mapping: only those bytes are touched
+function Slice:rows(first, count)
+  local f, e = self.file, self.e
+  check(f)
+  if #e.shape == 0 then error("bad argument #1 to 'rows' (the tensor is a scalar)", 2) end
+  local n = e.shape[1]
+  count = count or 1
+  if math.type(first) ~= "integer" or first < 1 or first > n + 1 then
+    error(string.format("bad argument #1 to 'rows' (row %s out of range 1..%d)", tostring(first), n), 2)
+  end
+  if math.type(count) ~= "integer" or count < 0 or first + count - 1 > n then
+    error(string.format("bad argument #2 to 'rows' (%s rows from row %d exceed %d)", tostring(count), first, n), 2)
+  end
+  local rowbytes = n > 0 and (e["end"] - e.begin) // n or 0
+  local shape = table.move(e.shape, 1, #e.shape, 1, {})
+  shape[1] = count
+  local ok, t = pcall(f.h.tensor, f.h, f.start + e.begin + (first - 1) * rowbytes, e.dtype, shape, true, e.widen)
+  if not ok then error(f.path .. ": tensor '" .. e.name .. "': " .. tostring(t), 2) end
+  return t
+end
+Slice.narrow = function(self, dim, first, count)
+  if dim ~= 1 then error("bad argument #1 to 'narrow' (only dimension 1 can be read lazily)", 2) end
+  return self:rows(first, count)
+end
+
+return safe_open

@@ -1,0 +1,124 @@
+/*
+** fmt.h: the C core of the non-pickle formats (safetensors, NumPy .npy,
+** TorchSharp .dat). Parsers work on buffers or file descriptors and return
+** 0 or -1 with a message in err (LT_MSG bytes); they never raise and never
+** include Lua. The binding is lfmt.c (and ljson.c for JSON).
+*/
+#ifndef LT_FMT_H
+#define LT_FMT_H
+
+#include <stdio.h>
+#include "lt.h"
+
+#define LT_ST_MAX_HEADER 100000000u               /* safetensors header limit (reference) */
+#define LT_ST_MAX_META 16384u                     /* metadata entries */
+#define LT_NPY_MAX_HEADER (1u << 20)              /* .npy header limit */
+#define LT_TS_MAX_TENSORS (1u << 24)              /* TorchSharp tensor count */
+#define LT_TS_MAX_NAME 65536u                     /* TorchSharp name length */
+
+/* ---- safetensors -------------------------------------------------------- */
+
+typedef struct lt_st_entry {
+  char *name;                  /* UTF-8, NUL-terminated (owned) */
+  lt_dtype dtype;              /* the ltorch dtype it loads as */
+  int widen;                   /* U16/U32/U64: bytes per stored unsigned
+                                  element, widened to int32/int64/int64 */
+  int ndim;
+  int64_t shape[LT_MAX_DIMS];
+  uint64_t begin, end;         /* byte offsets within the data buffer */
+} lt_st_entry;
+
+typedef struct lt_st_header {
+  size_t n;                    /* tensors, in data-offset order */
+  lt_st_entry *e;
+  size_t nmeta;                /* __metadata__ entries, in file order */
+  char **meta_key, **meta_val;
+} lt_st_header;
+
+/* dtype <-> safetensors name ("F32"); -1 / NULL when there is none */
+int lt_st_dtype_from_name(const char *s);
+const char *lt_st_dtype_name(lt_dtype dt);
+/*
+** Parse and validate the JSON header (len bytes at json) of a file whose
+** data buffer holds data_len bytes. On success fills h (free with
+** lt_st_free) and returns 0; on failure returns -1, err says what is wrong
+** and h holds nothing.
+*/
+int lt_st_parse(const char *json, size_t len, uint64_t data_len, lt_st_header *h, char *err);
+void lt_st_free(lt_st_header *h);
+/*
+** Write a safetensors file to fd as the reference writer does: tensors
+** sorted by dtype (descending) then name, compact JSON, header padded with
+** spaces to a multiple of 8, then each tensor's bytes (strided views are
+** streamed through a bounded buffer). 0 ok, -1 with err.
+*/
+int lt_st_write(int fd, size_t n, const char *const *names, const lt_tensor *const *ts,
+                size_t nmeta, const char *const *keys, const char *const *vals, char *err);
+
+/* ---- NumPy .npy ----------------------------------------------------------- */
+
+typedef struct lt_npy_header {
+  int major, minor;            /* format version */
+  size_t header_len;           /* bytes of the dict text */
+  size_t data_offset;          /* where the array data starts */
+  lt_dtype dtype;
+  int big_endian;              /* data must be byte-swapped */
+  int fortran;                 /* column-major data */
+  int ndim;
+  int64_t shape[LT_MAX_DIMS];
+  char descr[32];
+} lt_npy_header;
+
+/*
+** Parse the preamble of a .npy file in buf (n bytes, at least the magic,
+** version and length fields; 10 or 12 bytes). Stage 1 returns the total
+** preamble size needed in *need; stage 2 (lt_npy_parse) parses it fully.
+*/
+int lt_npy_preamble(const unsigned char *buf, size_t n, size_t *need, char *err);
+int lt_npy_parse(const unsigned char *buf, size_t n, lt_npy_header *h, char *err);
+/* the descr ("<f4") of a dtype, and the header text for writing: returns the
+   whole preamble length (magic..newline), a multiple of 64 */
+const char *lt_npy_descr(lt_dtype dt);
+size_t lt_npy_format_header(char *out, size_t cap, lt_dtype dt, int ndim, const int64_t *shape);
+
+/* ---- TorchSharp .dat ------------------------------------------------------ */
+
+typedef struct lt_ts_entry {
+  char *name;                  /* owned */
+  lt_dtype dtype;
+  int ndim;
+  int64_t shape[LT_MAX_DIMS];
+  uint64_t data_off, nbytes;   /* position of the raw bytes in the file */
+} lt_ts_entry;
+
+typedef struct lt_ts_file {
+  size_t n;
+  lt_ts_entry *e;
+} lt_ts_file;
+
+/* TorchSharp's ScalarType codes */
+int lt_ts_dtype_from_code(uint64_t code);   /* -1 when unknown or unsupported */
+int lt_ts_code(lt_dtype dt);
+/* scan the whole file at fd (size bytes); 0 ok, -1 with err */
+int lt_ts_scan(int fd, uint64_t size, lt_ts_file *f, char *err);
+void lt_ts_free(lt_ts_file *f);
+/* LEB128 into out (at most 10 bytes); returns bytes written */
+size_t lt_leb128(uint64_t v, unsigned char *out);
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* write all n bytes; 0 ok, -1 with err */
+int lt_write_full(int fd, const void *buf, size_t n, char *err);
+/* write the elements of t in row-major order (no staging copy of the whole
+   tensor: strided views go through a 1 MiB buffer) */
+int lt_write_tensor(int fd, const lt_tensor *t, char *err);
+/* byte-swap n elements of size sz in place */
+void lt_byteswap(void *p, size_t n, size_t sz);
+/* read exactly n bytes at off; 0 ok, -1 with err (short read names counts) */
+int lt_pread_full(int fd, void *buf, size_t n, uint64_t off, char *err);
+
+/* the binding hooks that live outside lfmt.c (declared without lua.h) */
+struct lua_State;
+void lt_open_json(struct lua_State *L, int mod);
+
+#endif

@@ -1,0 +1,911 @@
+/*
+** ops.c: tensor math without Lua. Elementwise kernels run over strided,
+** broadcast views in chunks: each chunk is read into a buffer of the compute
+** domain (double, int64 or complex double), computed, and converted into
+** the contiguous output with lt_convert (so float16/bfloat16/float8 round
+** back from float32 as c10 does). Contiguous float32 has plain loops the
+** compiler vectorises. matmul and convolution go through OpenBLAS gemm;
+** pooling and normalisation work on contiguous double buffers.
+*/
+#include <math.h>
+#include <string.h>
+#include <complex.h>
+#include <cblas.h>
+#include "ops.h"
+
+#define CH 256            /* elements per chunk of an elementwise kernel */
+
+/* GCC's -O2 vectorises only loops of known trip counts; the float32 fast
+   paths ask for the full vectoriser */
+#if defined(__GNUC__) && !defined(__clang__)
+#define VECTORIZE __attribute__((optimize("O3")))
+#else
+#define VECTORIZE
+#endif
+
+/* ---- broadcasting ------------------------------------------------------ */
+
+int lt_broadcast_shape(int na, const int64_t *sa, int nb, const int64_t *sb, int64_t *out) {
+  int n = na > nb ? na : nb;
+  for (int i = 0; i < n; i++) {
+    int64_t x = i < n - na ? 1 : sa[i - (n - na)];
+    int64_t y = i < n - nb ? 1 : sb[i - (n - nb)];
+    if (x == y || y == 1) out[i] = x;
+    else if (x == 1) out[i] = y;
+    else return -1;
+  }
+  return n;
+}
+
+void lt_expand_view(const lt_tensor *t, int ndim, const int64_t *shape, lt_tensor *out) {
+  lt_tensor v = *t;
+  int off = ndim - t->ndim;
+  v.ndim = ndim;
+  for (int i = 0; i < ndim; i++) {
+    v.shape[i] = shape[i];
+    if (i < off) v.stride[i] = 0;
+    else v.stride[i] = t->shape[i - off] == shape[i] ? t->stride[i - off] : 0;
+  }
+  *out = v;
+}
+
+/* ---- chunk loads ------------------------------------------------------- */
+
+static void load_f64(lt_iter *it, lt_dtype dt, double *buf, int n) {
+  switch (dt) {
+    case LT_FLOAT32:
+      for (int i = 0; i < n; i++) { float f; memcpy(&f, lt_iter_next(it), 4); buf[i] = f; }
+      break;
+    case LT_FLOAT64:
+      for (int i = 0; i < n; i++) memcpy(&buf[i], lt_iter_next(it), 8);
+      break;
+    default:
+      for (int i = 0; i < n; i++) buf[i] = lt_get_f64(dt, lt_iter_next(it));
+  }
+}
+
+static void load_i64(lt_iter *it, lt_dtype dt, int64_t *buf, int n) {
+  if (dt == LT_INT64) {
+    for (int i = 0; i < n; i++) memcpy(&buf[i], lt_iter_next(it), 8);
+    return;
+  }
+  for (int i = 0; i < n; i++) buf[i] = lt_get_i64(dt, lt_iter_next(it));
+}
+
+static void load_c128(lt_iter *it, lt_dtype dt, double *buf, int n) {
+  for (int i = 0; i < n; i++) lt_get_c128(dt, lt_iter_next(it), buf + 2 * i);
+}
+
+/* ---- binary kernels ---------------------------------------------------- */
+
+static double bin_f64(int op, double x, double y) {
+  switch (op) {
+    case LT_OP_ADD: return x + y;
+    case LT_OP_SUB: return x - y;
+    case LT_OP_MUL: return x * y;
+    case LT_OP_DIV: return x / y;
+    case LT_OP_POW: return pow(x, y);
+    case LT_OP_MAX: return (isnan(x) || isnan(y)) ? NAN : (x > y ? x : y);
+    case LT_OP_MIN: return (isnan(x) || isnan(y)) ? NAN : (x < y ? x : y);
+    case LT_OP_EQ: return x == y;
+    case LT_OP_NE: return x != y;
+    case LT_OP_LT: return x < y;
+    case LT_OP_LE: return x <= y;
+    case LT_OP_GT: return x > y;
+    default: return x >= y;
+  }
+}
+
+/* integer power with wrap-around, as PyTorch's int pow */
+static int64_t ipow(int64_t b, int64_t e) {
+  if (e < 0) return b == 1 ? 1 : b == -1 ? ((e & 1) ? -1 : 1) : 0;
+  uint64_t r = 1, x = (uint64_t)b;
+  while (e) {
+    if (e & 1) r *= x;
+    x *= x;
+    e >>= 1;
+  }
+  return (int64_t)r;
+}
+
+static int64_t bin_i64(int op, int64_t x, int64_t y) {
+  switch (op) {
+    case LT_OP_ADD: return (int64_t)((uint64_t)x + (uint64_t)y);
+    case LT_OP_SUB: return (int64_t)((uint64_t)x - (uint64_t)y);
+    case LT_OP_MUL: return (int64_t)((uint64_t)x * (uint64_t)y);
+    case LT_OP_DIV: return y == 0 ? 0 : (y == -1 ? (int64_t)(0 - (uint64_t)x) : x / y);
+    case LT_OP_POW: return ipow(x, y);
+    case LT_OP_MAX: return x > y ? x : y;
+    case LT_OP_MIN: return x < y ? x : y;
+    case LT_OP_EQ: return x == y;
+    case LT_OP_NE: return x != y;
+    case LT_OP_LT: return x < y;
+    case LT_OP_LE: return x <= y;
+    case LT_OP_GT: return x > y;
+    default: return x >= y;
+  }
+}
+
+static void bin_c128(int op, const double *x, const double *y, double *o) {
+  double complex a = CMPLX(x[0], x[1]), b = CMPLX(y[0], y[1]), r;
+  switch (op) {
+    case LT_OP_ADD: r = a + b; break;
+    case LT_OP_SUB: r = a - b; break;
+    case LT_OP_MUL: r = a * b; break;
+    case LT_OP_DIV: r = a / b; break;
+    case LT_OP_POW: r = cpow(a, b); break;
+    case LT_OP_EQ: r = a == b; break;
+    case LT_OP_NE: r = a != b; break;
+    default: r = bin_f64(op, x[0], y[0]); break;
+  }
+  o[0] = creal(r);
+  o[1] = cimag(r);
+}
+
+/* an expanded view whose every stride is 0: one value for all */
+static int is_scalar_view(const lt_tensor *t) {
+  for (int i = 0; i < t->ndim; i++) if (t->stride[i] != 0 && t->shape[i] != 1) return 0;
+  return 1;
+}
+
+/* contiguous float32: loops the compiler vectorises */
+VECTORIZE static int fast_f32(int op, const lt_tensor *a, const lt_tensor *b, lt_tensor *out, int64_t n) {
+  if (a->dtype != LT_FLOAT32 || b->dtype != LT_FLOAT32 || out->dtype != LT_FLOAT32 ||
+      op > LT_OP_DIV || !lt_is_contiguous(a))
+    return 0;
+  const float *x = (const float *)lt_data(a);
+  float *o = (float *)lt_data(out);
+  if (lt_is_contiguous(b)) {
+    const float *y = (const float *)lt_data(b);
+    switch (op) {
+      case LT_OP_ADD: for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i]; break;
+      case LT_OP_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i] - y[i]; break;
+      case LT_OP_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i]; break;
+      default: for (int64_t i = 0; i < n; i++) o[i] = x[i] / y[i]; break;
+    }
+    return 1;
+  }
+  if (is_scalar_view(b)) {
+    float y = *(const float *)lt_data(b);
+    switch (op) {
+      case LT_OP_ADD: for (int64_t i = 0; i < n; i++) o[i] = x[i] + y; break;
+      case LT_OP_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i] - y; break;
+      case LT_OP_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * y; break;
+      default: for (int64_t i = 0; i < n; i++) o[i] = x[i] / y; break;
+    }
+    return 1;
+  }
+  return 0;
+}
+
+/* float32 views whose innermost dims are contiguous or broadcast (stride 1
+   or 0): loop over rows, each row a plain loop */
+VECTORIZE static int rows_f32(int op, const lt_tensor *a, const lt_tensor *b, lt_tensor *out, int64_t n) {
+  int nd = out->ndim;
+  if (a->dtype != LT_FLOAT32 || b->dtype != LT_FLOAT32 || out->dtype != LT_FLOAT32 ||
+      op > LT_OP_DIV || nd == 0)
+    return 0;
+  int64_t L = out->shape[nd - 1], sa = a->stride[nd - 1], sb = b->stride[nd - 1];
+  if (L < 8 || (sa != 0 && sa != 1) || (sb != 0 && sb != 1)) return 0;
+  const float *A = (const float *)lt_data(a), *B = (const float *)lt_data(b);
+  float *o = (float *)lt_data(out);
+  int64_t idx[LT_MAX_DIMS] = {0}, oa = 0, ob = 0, rows = n / L;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *x = A + oa, *y = B + ob;
+    float *z = o + r * L;
+    if (sa && sb) {
+      switch (op) {
+        case LT_OP_ADD: for (int64_t i = 0; i < L; i++) z[i] = x[i] + y[i]; break;
+        case LT_OP_SUB: for (int64_t i = 0; i < L; i++) z[i] = x[i] - y[i]; break;
+        case LT_OP_MUL: for (int64_t i = 0; i < L; i++) z[i] = x[i] * y[i]; break;
+        default: for (int64_t i = 0; i < L; i++) z[i] = x[i] / y[i]; break;
+      }
+    } else if (sa) {
+      float v = *y;
+      switch (op) {
+        case LT_OP_ADD: for (int64_t i = 0; i < L; i++) z[i] = x[i] + v; break;
+        case LT_OP_SUB: for (int64_t i = 0; i < L; i++) z[i] = x[i] - v; break;
+        case LT_OP_MUL: for (int64_t i = 0; i < L; i++) z[i] = x[i] * v; break;
+        default: for (int64_t i = 0; i < L; i++) z[i] = x[i] / v; break;
+      }
+    } else if (sb) {
+      float v = *x;
+      switch (op) {
+        case LT_OP_ADD: for (int64_t i = 0; i < L; i++) z[i] = v + y[i]; break;
+        case LT_OP_SUB: for (int64_t i = 0; i < L; i++) z[i] = v - y[i]; break;
+        case LT_OP_MUL: for (int64_t i = 0; i < L; i++) z[i] = v * y[i]; break;
+        default: for (int64_t i = 0; i < L; i++) z[i] = v / y[i]; break;
+      }
+    } else {
+      float v = (float)bin_f64(op, *x, *y);
+      for (int64_t i = 0; i < L; i++) z[i] = v;
+    }
+    for (int d = nd - 2; d >= 0; d--) {       /* next row */
+      oa += a->stride[d];
+      ob += b->stride[d];
+      if (++idx[d] < out->shape[d]) break;
+      oa -= a->stride[d] * out->shape[d];
+      ob -= b->stride[d] * out->shape[d];
+      idx[d] = 0;
+    }
+  }
+  return 1;
+}
+
+void lt_binary(int op, int dom, const lt_tensor *a, const lt_tensor *b, lt_tensor *out) {
+  int64_t n = lt_numel(out);
+  if (n == 0) return;
+  if (dom == LT_DOM_F64 && (fast_f32(op, a, b, out, n) || rows_f32(op, a, b, out, n))) return;
+  lt_iter ia, ib;
+  lt_iter_init(&ia, a);
+  lt_iter_init(&ib, b);
+  size_t osz = lt_dtypes[out->dtype].size;
+  char *o = lt_data(out);
+  int cmp = op >= LT_OP_EQ;
+  double fa[2 * CH], fb[2 * CH], fo[2 * CH];
+  int64_t xa[CH], xb[CH], xo[CH];
+  uint8_t bo[CH];
+  for (int64_t done = 0; done < n;) {
+    int m = n - done < CH ? (int)(n - done) : CH;
+    char *dst = o + (size_t)done * osz;
+    if (dom == LT_DOM_F64) {
+      load_f64(&ia, a->dtype, fa, m);
+      load_f64(&ib, b->dtype, fb, m);
+      if (cmp) {
+        for (int i = 0; i < m; i++) bo[i] = (uint8_t)bin_f64(op, fa[i], fb[i]);
+      } else {
+        for (int i = 0; i < m; i++) fo[i] = bin_f64(op, fa[i], fb[i]);
+        lt_convert(out->dtype, dst, LT_FLOAT64, fo, (size_t)m);
+      }
+    } else if (dom == LT_DOM_I64) {
+      load_i64(&ia, a->dtype, xa, m);
+      load_i64(&ib, b->dtype, xb, m);
+      if (cmp) {
+        for (int i = 0; i < m; i++) bo[i] = (uint8_t)bin_i64(op, xa[i], xb[i]);
+      } else {
+        for (int i = 0; i < m; i++) xo[i] = bin_i64(op, xa[i], xb[i]);
+        lt_convert(out->dtype, dst, LT_INT64, xo, (size_t)m);
+      }
+    } else {
+      load_c128(&ia, a->dtype, fa, m);
+      load_c128(&ib, b->dtype, fb, m);
+      for (int i = 0; i < m; i++) bin_c128(op, fa + 2 * i, fb + 2 * i, fo + 2 * i);
+      if (cmp) for (int i = 0; i < m; i++) bo[i] = fo[2 * i] != 0;
+      else lt_convert(out->dtype, dst, LT_COMPLEX128, fo, (size_t)m);
+    }
+    if (cmp) lt_convert(out->dtype, dst, LT_BOOL, bo, (size_t)m);
+    done += m;
+  }
+}
+
+/* ---- unary kernels ----------------------------------------------------- */
+
+#define SQRT1_2 0.70710678118654752440
+#define SQRT2_PI 0.79788456080286535588
+
+static double un_f64(int op, double x) {
+  switch (op) {
+    case LT_UN_NEG: return -x;
+    case LT_UN_ABS: return fabs(x);
+    case LT_UN_RELU: return x > 0 ? x : (isnan(x) ? x : 0.0);
+    case LT_UN_EXP: return exp(x);
+    case LT_UN_LOG: return log(x);
+    case LT_UN_SQRT: return sqrt(x);
+    case LT_UN_TANH: return tanh(x);
+    case LT_UN_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    case LT_UN_GELU: return 0.5 * x * (1.0 + erf(x * SQRT1_2));
+    default: return 0.5 * x * (1.0 + tanh(SQRT2_PI * (x + 0.044715 * x * x * x)));
+  }
+}
+
+static float un_f32(int op, float x) {
+  switch (op) {
+    case LT_UN_NEG: return -x;
+    case LT_UN_ABS: return fabsf(x);
+    case LT_UN_RELU: return x > 0 ? x : (isnan(x) ? x : 0.0f);
+    case LT_UN_EXP: return expf(x);
+    case LT_UN_LOG: return logf(x);
+    case LT_UN_SQRT: return sqrtf(x);
+    case LT_UN_TANH: return tanhf(x);
+    case LT_UN_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    default: return (float)un_f64(op, x);
+  }
+}
+
+VECTORIZE static void unary_f32(int op, const float *x, float *o, int64_t n) {
+  switch (op) {
+    case LT_UN_RELU: for (int64_t i = 0; i < n; i++) o[i] = x[i] < 0 ? 0.0f : x[i]; break;  /* nan stays */
+    case LT_UN_NEG: for (int64_t i = 0; i < n; i++) o[i] = -x[i]; break;
+    case LT_UN_ABS: for (int64_t i = 0; i < n; i++) o[i] = fabsf(x[i]); break;
+    default: for (int64_t i = 0; i < n; i++) o[i] = un_f32(op, x[i]); break;
+  }
+}
+
+void lt_unary(int op, int dom, const lt_tensor *a, lt_tensor *out) {
+  int64_t n = lt_numel(out);
+  if (n == 0) return;
+  if (dom == LT_DOM_F64 && a->dtype == LT_FLOAT32 && out->dtype == LT_FLOAT32 && lt_is_contiguous(a)) {
+    unary_f32(op, (const float *)lt_data(a), (float *)lt_data(out), n);
+    return;
+  }
+  lt_iter ia;
+  lt_iter_init(&ia, a);
+  size_t osz = lt_dtypes[out->dtype].size;
+  char *o = lt_data(out);
+  double fa[2 * CH], fo[2 * CH];
+  int64_t xa[CH];
+  for (int64_t done = 0; done < n;) {
+    int m = n - done < CH ? (int)(n - done) : CH;
+    char *dst = o + (size_t)done * osz;
+    if (dom == LT_DOM_F64) {
+      load_f64(&ia, a->dtype, fa, m);
+      for (int i = 0; i < m; i++) fo[i] = un_f64(op, fa[i]);
+      lt_convert(out->dtype, dst, LT_FLOAT64, fo, (size_t)m);
+    } else if (dom == LT_DOM_I64) {
+      load_i64(&ia, a->dtype, xa, m);
+      for (int i = 0; i < m; i++) {
+        int64_t x = xa[i];
+        uint64_t neg = 0 - (uint64_t)x;
+        xa[i] = op == LT_UN_NEG ? (int64_t)neg : op == LT_UN_ABS ? (x < 0 ? (int64_t)neg : x)
+              : (x > 0 ? x : 0);
+      }
+      lt_convert(out->dtype, dst, LT_INT64, xa, (size_t)m);
+    } else {
+      load_c128(&ia, a->dtype, fa, m);
+      if (op == LT_UN_ABS) {
+        for (int i = 0; i < m; i++) fo[i] = cabs(CMPLX(fa[2 * i], fa[2 * i + 1]));
+        lt_convert(out->dtype, dst, LT_FLOAT64, fo, (size_t)m);
+      } else {
+        for (int i = 0; i < m; i++) {
+          double complex z = CMPLX(fa[2 * i], fa[2 * i + 1]);
+          z = op == LT_UN_NEG ? -z : op == LT_UN_EXP ? cexp(z) : op == LT_UN_LOG ? clog(z)
+            : op == LT_UN_SQRT ? csqrt(z) : op == LT_UN_TANH ? ctanh(z) : 1.0 / (1.0 + cexp(-z));
+          fo[2 * i] = creal(z);
+          fo[2 * i + 1] = cimag(z);
+        }
+        lt_convert(out->dtype, dst, LT_COMPLEX128, fo, (size_t)m);
+      }
+    }
+    done += m;
+  }
+}
+
+void lt_where(const lt_tensor *cond, const lt_tensor *a, const lt_tensor *b, lt_tensor *out) {
+  int64_t n = lt_numel(out);
+  if (n == 0) return;
+  lt_iter ic, ia, ib;
+  lt_iter_init(&ic, cond);
+  lt_iter_init(&ia, a);
+  lt_iter_init(&ib, b);
+  size_t osz = lt_dtypes[out->dtype].size;
+  char *o = lt_data(out);
+  char e[16];
+  for (int64_t i = 0; i < n; i++) {
+    double c[2];
+    lt_get_c128(cond->dtype, lt_iter_next(&ic), c);
+    const char *pa = lt_iter_next(&ia), *pb = lt_iter_next(&ib);
+    const lt_tensor *src = (c[0] != 0 || c[1] != 0) ? a : b;
+    const char *p = src == a ? pa : pb;
+    if (src->dtype == out->dtype) memcpy(e, p, osz);
+    else lt_convert(out->dtype, e, src->dtype, p, 1);
+    memcpy(o + (size_t)i * osz, e, osz);
+  }
+}
+
+void lt_clamp(int dom, const lt_tensor *a, int has_lo, double lo, int64_t ilo,
+              int has_hi, double hi, int64_t ihi, lt_tensor *out) {
+  int64_t n = lt_numel(out);
+  if (n == 0) return;
+  lt_iter ia;
+  lt_iter_init(&ia, a);
+  size_t osz = lt_dtypes[out->dtype].size;
+  char *o = lt_data(out);
+  double f[CH];
+  int64_t x[CH];
+  for (int64_t done = 0; done < n;) {
+    int m = n - done < CH ? (int)(n - done) : CH;
+    char *dst = o + (size_t)done * osz;
+    if (dom == LT_DOM_I64) {
+      load_i64(&ia, a->dtype, x, m);
+      for (int i = 0; i < m; i++) {
+        if (has_lo && x[i] < ilo) x[i] = ilo;
+        if (has_hi && x[i] > ihi) x[i] = ihi;
+      }
+      lt_convert(out->dtype, dst, LT_INT64, x, (size_t)m);
+    } else {
+      load_f64(&ia, a->dtype, f, m);
+      for (int i = 0; i < m; i++) {
+        if (isnan(f[i])) continue;
+        if (has_lo && !(f[i] >= lo)) f[i] = lo;
+        if (has_hi && !(f[i] <= hi)) f[i] = hi;
+      }
+      lt_convert(out->dtype, dst, LT_FLOAT64, f, (size_t)m);
+    }
+    done += m;
+  }
+}
+
+/* ---- equality ---------------------------------------------------------- */
+
+static int kind(lt_dtype d) { return lt_dtypes[d].kind; }
+
+int lt_all_equal(const lt_tensor *a, const lt_tensor *b) {
+  int64_t n = lt_numel(a);
+  lt_iter ia, ib;
+  lt_iter_init(&ia, a);
+  lt_iter_init(&ib, b);
+  int ints = kind(a->dtype) <= LT_KIND_INT && kind(b->dtype) <= LT_KIND_INT;
+  int cplx = kind(a->dtype) == LT_KIND_COMPLEX || kind(b->dtype) == LT_KIND_COMPLEX;
+  double fa[2 * CH], fb[2 * CH];
+  int64_t xa[CH], xb[CH];
+  for (int64_t done = 0; done < n;) {
+    int m = n - done < CH ? (int)(n - done) : CH;
+    if (ints) {
+      load_i64(&ia, a->dtype, xa, m);
+      load_i64(&ib, b->dtype, xb, m);
+      for (int i = 0; i < m; i++) if (xa[i] != xb[i]) return 0;
+    } else if (cplx) {
+      load_c128(&ia, a->dtype, fa, m);
+      load_c128(&ib, b->dtype, fb, m);
+      for (int i = 0; i < 2 * m; i++) if (!(fa[i] == fb[i])) return 0;
+    } else {
+      load_f64(&ia, a->dtype, fa, m);
+      load_f64(&ib, b->dtype, fb, m);
+      for (int i = 0; i < m; i++) if (!(fa[i] == fb[i])) return 0;
+    }
+    done += m;
+  }
+  return 1;
+}
+
+static int close1(double x, double y, double rtol, double atol) {
+  if (x == y) return 1;
+  if (!isfinite(x) || !isfinite(y)) return 0;
+  return fabs(x - y) <= atol + rtol * fabs(y);
+}
+
+int lt_all_close(const lt_tensor *a, const lt_tensor *b, double rtol, double atol) {
+  int64_t n = lt_numel(a);
+  lt_iter ia, ib;
+  lt_iter_init(&ia, a);
+  lt_iter_init(&ib, b);
+  int cplx = kind(a->dtype) == LT_KIND_COMPLEX || kind(b->dtype) == LT_KIND_COMPLEX;
+  double fa[2 * CH], fb[2 * CH];
+  for (int64_t done = 0; done < n;) {
+    int m = n - done < CH ? (int)(n - done) : CH;
+    if (cplx) {
+      load_c128(&ia, a->dtype, fa, m);
+      load_c128(&ib, b->dtype, fb, m);
+      for (int i = 0; i < m; i++) {
+        double complex x = CMPLX(fa[2 * i], fa[2 * i + 1]), y = CMPLX(fb[2 * i], fb[2 * i + 1]);
+        if (x == y) continue;
+        if (!isfinite(cabs(x)) || !isfinite(cabs(y)) || !(cabs(x - y) <= atol + rtol * cabs(y))) return 0;
+      }
+    } else {
+      load_f64(&ia, a->dtype, fa, m);
+      load_f64(&ib, b->dtype, fb, m);
+      for (int i = 0; i < m; i++) if (!close1(fa[i], fb[i], rtol, atol)) return 0;
+    }
+    done += m;
+  }
+  return 1;
+}
+
+/* ---- gemm -------------------------------------------------------------- */
+
+void lt_gemm(lt_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K,
+             const void *A, int64_t lda, const void *B, int64_t ldb, void *C, int64_t ldc) {
+  size_t isz = lt_dtypes[dt].size;
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    for (int64_t i = 0; i < M; i++) memset((char *)C + (size_t)(i * ldc) * isz, 0, (size_t)N * isz);
+    return;
+  }
+  enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+  switch (dt) {
+    case LT_FLOAT32:
+      cblas_sgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, 1.0f, A,
+                  (blasint)lda, B, (blasint)ldb, 0.0f, C, (blasint)ldc);
+      break;
+    case LT_FLOAT64:
+      cblas_dgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, 1.0, A,
+                  (blasint)lda, B, (blasint)ldb, 0.0, C, (blasint)ldc);
+      break;
+    case LT_COMPLEX64: {
+      const float one[2] = {1, 0}, zero[2] = {0, 0};
+      cblas_cgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, one, A,
+                  (blasint)lda, B, (blasint)ldb, zero, C, (blasint)ldc);
+      break;
+    }
+    case LT_COMPLEX128: {
+      const double one[2] = {1, 0}, zero[2] = {0, 0};
+      cblas_zgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, one, A,
+                  (blasint)lda, B, (blasint)ldb, zero, C, (blasint)ldc);
+      break;
+    }
+    default: {   /* int64, wrapping as PyTorch's integer matmul */
+      const int64_t *a = A, *b = B;
+      int64_t *c = C;
+      for (int64_t i = 0; i < M; i++) {
+        for (int64_t j = 0; j < N; j++) c[i * ldc + j] = 0;
+        for (int64_t k = 0; k < K; k++) {
+          uint64_t x = (uint64_t)(ta ? a[k * lda + i] : a[i * lda + k]);
+          for (int64_t j = 0; j < N; j++) {
+            uint64_t y = (uint64_t)(tb ? b[j * ldb + k] : b[k * ldb + j]);
+            c[i * ldc + j] = (int64_t)((uint64_t)c[i * ldc + j] + x * y);
+          }
+        }
+      }
+    }
+  }
+}
+
+/* ---- reductions -------------------------------------------------------- */
+
+void lt_reduce_f64(int op, const double *x, int64_t outer, int64_t n, int64_t inner,
+                   double *out, int64_t *idx, int unbiased) {
+  for (int64_t o = 0; o < outer; o++) {
+    const double *xo = x + o * n * inner;
+    double *r = out + o * inner;
+    int64_t *ix = idx ? idx + o * inner : NULL;
+    if (op == LT_RED_SUM || op == LT_RED_MEAN || op == LT_RED_STD) {
+      for (int64_t i = 0; i < inner; i++) r[i] = 0;
+      for (int64_t k = 0; k < n; k++)
+        for (int64_t i = 0; i < inner; i++) r[i] += xo[k * inner + i];
+      if (op == LT_RED_SUM) continue;
+      for (int64_t i = 0; i < inner; i++) r[i] /= (double)n;
+      if (op == LT_RED_MEAN) continue;
+      for (int64_t i = 0; i < inner; i++) {
+        double m = r[i], ss = 0;
+        for (int64_t k = 0; k < n; k++) { double d = xo[k * inner + i] - m; ss += d * d; }
+        r[i] = sqrt(ss / (double)(n - (unbiased ? 1 : 0)));
+      }
+      continue;
+    }
+    int want_max = op == LT_RED_MAX || op == LT_RED_ARGMAX;
+    for (int64_t i = 0; i < inner; i++) {
+      double best = xo[i];
+      int64_t bi = 0;
+      for (int64_t k = 1; k < n && !isnan(best); k++) {
+        double v = xo[k * inner + i];
+        if (isnan(v) || (want_max ? v > best : v < best)) { best = v; bi = k; }
+      }
+      r[i] = best;
+      if (ix) ix[i] = bi;
+    }
+  }
+}
+
+/* a reduction over every element of a view, streamed (no copy): sum, mean,
+   max, min (with the 0-based flat index), std (Welford) */
+double lt_reduce_all_f64(int op, const lt_tensor *t, int64_t *index, int unbiased) {
+  lt_iter it;
+  lt_iter_init(&it, t);
+  int64_t n = it.left, k = 0, bi = 0;
+  double buf[CH], acc = 0, mean = 0, m2 = 0;
+  int want_max = op == LT_RED_MAX || op == LT_RED_ARGMAX, found_nan = 0;
+  double best = want_max ? -INFINITY : INFINITY;
+  while (it.left > 0 && !found_nan) {
+    int m = it.left < CH ? (int)it.left : CH;
+    load_f64(&it, t->dtype, buf, m);
+    switch (op) {
+      case LT_RED_SUM: case LT_RED_MEAN:
+        for (int i = 0; i < m; i++) acc += buf[i];
+        break;
+      case LT_RED_STD:
+        for (int i = 0; i < m; i++) {
+          double d = buf[i] - mean;
+          mean += d / (double)(k + i + 1);
+          m2 += d * (buf[i] - mean);
+        }
+        break;
+      default:
+        for (int i = 0; i < m; i++) {
+          double v = buf[i];
+          if (isnan(v)) { best = v; bi = k + i; found_nan = 1; break; }
+          if (k + i == 0 || (want_max ? v > best : v < best)) { best = v; bi = k + i; }
+        }
+    }
+    k += m;
+  }
+  if (index) *index = bi;
+  switch (op) {
+    case LT_RED_SUM: return acc;
+    case LT_RED_MEAN: return acc / (double)n;
+    case LT_RED_STD: return sqrt(m2 / (double)(n - (unbiased ? 1 : 0)));
+    default: return best;
+  }
+}
+
+void lt_reduce_i64(int op, const int64_t *x, int64_t outer, int64_t n, int64_t inner,
+                   int64_t *out, int64_t *idx) {
+  for (int64_t o = 0; o < outer; o++) {
+    const int64_t *xo = x + o * n * inner;
+    int64_t *r = out + o * inner;
+    int64_t *ix = idx ? idx + o * inner : NULL;
+    if (op == LT_RED_SUM) {
+      for (int64_t i = 0; i < inner; i++) r[i] = 0;
+      for (int64_t k = 0; k < n; k++)
+        for (int64_t i = 0; i < inner; i++) r[i] = (int64_t)((uint64_t)r[i] + (uint64_t)xo[k * inner + i]);
+      continue;
+    }
+    int want_max = op == LT_RED_MAX || op == LT_RED_ARGMAX;
+    for (int64_t i = 0; i < inner; i++) {
+      int64_t best = xo[i], bi = 0;
+      for (int64_t k = 1; k < n; k++) {
+        int64_t v = xo[k * inner + i];
+        if (want_max ? v > best : v < best) { best = v; bi = k; }
+      }
+      r[i] = best;
+      if (ix) ix[i] = bi;
+    }
+  }
+}
+
+void lt_reduce_c128(int op, const double *x, int64_t outer, int64_t n, int64_t inner, double *out) {
+  for (int64_t o = 0; o < outer; o++) {
+    for (int64_t i = 0; i < inner; i++) {
+      double re = 0, im = 0;
+      for (int64_t k = 0; k < n; k++) {
+        const double *p = x + 2 * ((o * n + k) * inner + i);
+        re += p[0];
+        im += p[1];
+      }
+      if (op == LT_RED_MEAN) { re /= (double)n; im /= (double)n; }
+      out[2 * (o * inner + i)] = re;
+      out[2 * (o * inner + i) + 1] = im;
+    }
+  }
+}
+
+void lt_softmax_f64(double *x, int64_t outer, int64_t n, int64_t inner, int log_) {
+  for (int64_t o = 0; o < outer; o++) {
+    for (int64_t i = 0; i < inner; i++) {
+      double *p = x + o * n * inner + i;
+      double mx = -INFINITY, s = 0;
+      for (int64_t k = 0; k < n; k++) if (p[k * inner] > mx || isnan(p[k * inner])) mx = p[k * inner];
+      if (isinf(mx) && mx < 0) mx = 0;
+      for (int64_t k = 0; k < n; k++) s += exp(p[k * inner] - mx);
+      double ls = log(s);
+      for (int64_t k = 0; k < n; k++)
+        p[k * inner] = log_ ? p[k * inner] - mx - ls : exp(p[k * inner] - mx) / s;
+    }
+  }
+}
+
+/* ---- convolution ------------------------------------------------------- */
+
+/* im2col of one group of one image: rows (c, ki, kj), columns (oh, ow) */
+#define DEF_IM2COL(T, NAME)                                                        \
+  static void NAME(const lt_conv *p, int64_t C, const T *x, T *col) {              \
+    int64_t P = p->OH * p->OW;                                                     \
+    for (int64_t c = 0; c < C; c++)                                                \
+      for (int64_t ki = 0; ki < p->kh; ki++)                                       \
+        for (int64_t kj = 0; kj < p->kw; kj++) {                                   \
+          T *dst = col + ((c * p->kh + ki) * p->kw + kj) * P;                      \
+          for (int64_t oh = 0; oh < p->OH; oh++) {                                 \
+            int64_t ih = oh * p->sh - p->ph + ki * p->dh;                          \
+            T *d = dst + oh * p->OW;                                               \
+            if (ih < 0 || ih >= p->H) {                                            \
+              for (int64_t ow = 0; ow < p->OW; ow++) d[ow] = 0;                    \
+              continue;                                                            \
+            }                                                                      \
+            const T *row = x + (c * p->H + ih) * p->W;                             \
+            for (int64_t ow = 0; ow < p->OW; ow++) {                               \
+              int64_t iw = ow * p->sw - p->pw + kj * p->dw;                        \
+              d[ow] = (iw >= 0 && iw < p->W) ? row[iw] : 0;                        \
+            }                                                                      \
+          }                                                                        \
+        }                                                                          \
+  }
+DEF_IM2COL(float, im2col_f32)
+DEF_IM2COL(double, im2col_f64)
+
+void lt_conv2d(lt_dtype dt, const lt_conv *p, const void *x, const void *w,
+               const void *bias, void *col, void *y) {
+  int64_t Cg = p->C / p->groups, Og = p->O / p->groups, Kc = Cg * p->kh * p->kw;
+  int64_t P = p->OH * p->OW;
+  size_t isz = lt_dtypes[dt].size;
+  int direct = p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->ph == 0 && p->pw == 0;
+  for (int64_t n = 0; n < p->N; n++) {
+    for (int64_t g = 0; g < p->groups; g++) {
+      const char *xg = (const char *)x + (size_t)((n * p->C + g * Cg) * p->H * p->W) * isz;
+      const void *cp = xg;
+      if (!direct) {
+        if (dt == LT_FLOAT32) im2col_f32(p, Cg, (const float *)xg, col);
+        else im2col_f64(p, Cg, (const double *)xg, col);
+        cp = col;
+      }
+      char *yg = (char *)y + (size_t)((n * p->O + g * Og) * P) * isz;
+      lt_gemm(dt, 0, 0, Og, P, Kc, (const char *)w + (size_t)(g * Og * Kc) * isz, Kc,
+              cp, P, yg, P);
+      if (!bias) continue;
+      for (int64_t oc = 0; oc < Og; oc++) {
+        if (dt == LT_FLOAT32) {
+          float bv = ((const float *)bias)[g * Og + oc], *r = (float *)yg + oc * P;
+          for (int64_t i = 0; i < P; i++) r[i] += bv;
+        } else {
+          double bv = ((const double *)bias)[g * Og + oc], *r = (double *)yg + oc * P;
+          for (int64_t i = 0; i < P; i++) r[i] += bv;
+        }
+      }
+    }
+  }
+}
+
+/* ---- pooling ----------------------------------------------------------- */
+
+int64_t lt_pool_out(int64_t in, int64_t k, int64_t pad, int64_t stride, int64_t dil, int ceil_mode) {
+  int64_t num = in + 2 * pad - dil * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+  int64_t q = num >= 0 ? num / stride : -((-num + stride - 1) / stride);
+  int64_t out = q + 1;
+  if (ceil_mode && (out - 1) * stride >= in + pad) out--;
+  return out < 1 ? -1 : out;
+}
+
+/* the pooling kernels for float and double, over planes of H x W */
+#define DEF_POOLS(T, SUF)                                                            \
+  static void max_pool_##SUF(const lt_pool *p, const T *x, T *y) {                   \
+    for (int64_t pl = 0; pl < p->planes; pl++) {                                     \
+      const T *xp = x + pl * p->H * p->W;                                            \
+      T *yp = y + pl * p->OH * p->OW;                                                \
+      for (int64_t oh = 0; oh < p->OH; oh++)                                         \
+        for (int64_t ow = 0; ow < p->OW; ow++) {                                     \
+          T best = -INFINITY;                                                        \
+          for (int64_t ki = 0; ki < p->kh; ki++) {                                   \
+            int64_t ih = oh * p->sh - p->ph + ki * p->dh;                            \
+            if (ih < 0 || ih >= p->H) continue;                                      \
+            for (int64_t kj = 0; kj < p->kw; kj++) {                                 \
+              int64_t iw = ow * p->sw - p->pw + kj * p->dw;                          \
+              if (iw < 0 || iw >= p->W) continue;                                    \
+              T v = xp[ih * p->W + iw];                                              \
+              if (v > best || isnan(v)) best = v;                                    \
+            }                                                                        \
+          }                                                                          \
+          yp[oh * p->OW + ow] = best;                                                \
+        }                                                                            \
+    }                                                                                \
+  }                                                                                  \
+  static void avg_pool_##SUF(const lt_pool *p, const T *x, T *y) {                   \
+    for (int64_t pl = 0; pl < p->planes; pl++) {                                     \
+      const T *xp = x + pl * p->H * p->W;                                            \
+      T *yp = y + pl * p->OH * p->OW;                                                \
+      for (int64_t oh = 0; oh < p->OH; oh++)                                         \
+        for (int64_t ow = 0; ow < p->OW; ow++) {                                     \
+          int64_t hs = oh * p->sh - p->ph, ws = ow * p->sw - p->pw;                  \
+          int64_t he = hs + p->kh < p->H + p->ph ? hs + p->kh : p->H + p->ph;        \
+          int64_t we = ws + p->kw < p->W + p->pw ? ws + p->kw : p->W + p->pw;        \
+          int64_t pool = (he - hs) * (we - ws);                                      \
+          if (hs < 0) hs = 0;                                                        \
+          if (ws < 0) ws = 0;                                                        \
+          if (he > p->H) he = p->H;                                                  \
+          if (we > p->W) we = p->W;                                                  \
+          if (hs >= he || ws >= we) { yp[oh * p->OW + ow] = 0; continue; }           \
+          double s = 0;                                                              \
+          for (int64_t ih = hs; ih < he; ih++)                                       \
+            for (int64_t iw = ws; iw < we; iw++) s += xp[ih * p->W + iw];            \
+          int64_t div = p->count_include_pad ? pool : (he - hs) * (we - ws);         \
+          yp[oh * p->OW + ow] = (T)(s / (double)div);                                \
+        }                                                                            \
+    }                                                                                \
+  }                                                                                  \
+  static void adaptive_avg_##SUF(const lt_pool *p, const T *x, T *y) {               \
+    for (int64_t pl = 0; pl < p->planes; pl++) {                                     \
+      const T *xp = x + pl * p->H * p->W;                                            \
+      T *yp = y + pl * p->OH * p->OW;                                                \
+      for (int64_t oh = 0; oh < p->OH; oh++) {                                       \
+        int64_t hs = oh * p->H / p->OH, he = ((oh + 1) * p->H + p->OH - 1) / p->OH;  \
+        for (int64_t ow = 0; ow < p->OW; ow++) {                                     \
+          int64_t ws = ow * p->W / p->OW;                                            \
+          int64_t we = ((ow + 1) * p->W + p->OW - 1) / p->OW;                        \
+          double s = 0;                                                              \
+          for (int64_t ih = hs; ih < he; ih++)                                       \
+            for (int64_t iw = ws; iw < we; iw++) s += xp[ih * p->W + iw];            \
+          yp[oh * p->OW + ow] = (T)(s / (double)((he - hs) * (we - ws)));            \
+        }                                                                            \
+      }                                                                              \
+    }                                                                                \
+  }
+DEF_POOLS(float, f32)
+DEF_POOLS(double, f64)
+
+void lt_pool2d(int kind_, lt_dtype dt, const lt_pool *p, const void *x, void *y) {
+  if (dt == LT_FLOAT32) {
+    if (kind_ == LT_POOL_MAX) max_pool_f32(p, x, y);
+    else if (kind_ == LT_POOL_AVG) avg_pool_f32(p, x, y);
+    else adaptive_avg_f32(p, x, y);
+  } else {
+    if (kind_ == LT_POOL_MAX) max_pool_f64(p, x, y);
+    else if (kind_ == LT_POOL_AVG) avg_pool_f64(p, x, y);
+    else adaptive_avg_f64(p, x, y);
+  }
+}
+
+/* ---- normalisation ----------------------------------------------------- */
+
+static inline double getv(lt_dtype dt, const void *x, int64_t i) {
+  return dt == LT_FLOAT32 ? (double)((const float *)x)[i] : ((const double *)x)[i];
+}
+
+void lt_batch_stats(lt_dtype dt, const void *x, int64_t N, int64_t C, int64_t S,
+                    double *mean, double *var, double *uvar) {
+  int64_t cnt = N * S;
+  for (int64_t c = 0; c < C; c++) {
+    double s = 0, ss = 0;
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t i = 0, o = (n * C + c) * S; i < S; i++) s += getv(dt, x, o + i);
+    double m = cnt ? s / (double)cnt : NAN;
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t i = 0, o = (n * C + c) * S; i < S; i++) { double d = getv(dt, x, o + i) - m; ss += d * d; }
+    mean[c] = m;
+    var[c] = cnt ? ss / (double)cnt : NAN;
+    uvar[c] = cnt > 1 ? ss / (double)(cnt - 1) : NAN;
+  }
+}
+
+VECTORIZE void lt_channel_affine(lt_dtype dt, const void *x, void *y, int64_t N, int64_t C, int64_t S,
+                       const double *scale, const double *shift) {
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t c = 0; c < C; c++) {
+      int64_t o = (n * C + c) * S;
+      if (dt == LT_FLOAT32) {
+        const float *xp = (const float *)x + o;
+        float *yp = (float *)y + o, a = (float)scale[c], b = (float)shift[c];
+        for (int64_t i = 0; i < S; i++) yp[i] = xp[i] * a + b;
+      } else {
+        const double *xp = (const double *)x + o;
+        double *yp = (double *)y + o, a = scale[c], b = shift[c];
+        for (int64_t i = 0; i < S; i++) yp[i] = xp[i] * a + b;
+      }
+    }
+}
+
+void lt_layer_norm_f64(double *x, int64_t rows, int64_t n, const double *w,
+                       const double *b, double eps) {
+  for (int64_t r = 0; r < rows; r++) {
+    double *p = x + r * n, s = 0, ss = 0;
+    for (int64_t i = 0; i < n; i++) s += p[i];
+    double m = n ? s / (double)n : 0;
+    for (int64_t i = 0; i < n; i++) { double d = p[i] - m; ss += d * d; }
+    double inv = 1.0 / sqrt((n ? ss / (double)n : 0) + eps);
+    for (int64_t i = 0; i < n; i++)
+      p[i] = (p[i] - m) * inv * (w ? w[i] : 1.0) + (b ? b[i] : 0.0);
+  }
+}
+
+/* ---- statistics -------------------------------------------------------- */
+
+/* min, max, mean and (unbiased) std over the finite values; nan and inf
+   counted apart; complex values by magnitude */
+void lt_stats_of(const lt_tensor *t, lt_stats *s) {
+  memset(s, 0, sizeof *s);
+  s->numel = lt_numel(t);
+  s->min = INFINITY;
+  s->max = -INFINITY;
+  lt_iter it;
+  lt_iter_init(&it, t);
+  double mean = 0, m2 = 0, buf[2 * CH];
+  int cplx = kind(t->dtype) == LT_KIND_COMPLEX;
+  while (it.left > 0) {
+    int m = it.left < CH ? (int)it.left : CH;
+    if (cplx) {
+      load_c128(&it, t->dtype, buf, m);
+      for (int i = 0; i < m; i++) buf[i] = hypot(buf[2 * i], buf[2 * i + 1]);
+    } else {
+      load_f64(&it, t->dtype, buf, m);
+    }
+    for (int i = 0; i < m; i++) {
+      double v = buf[i];
+      if (isnan(v)) { s->nan++; continue; }
+      if (isinf(v)) { s->inf++; continue; }
+      s->finite++;
+      if (v < s->min) s->min = v;
+      if (v > s->max) s->max = v;
+      double d = v - mean;
+      mean += d / (double)s->finite;
+      m2 += d * (v - mean);
+    }
+  }
+  s->mean = s->finite ? mean : NAN;
+  s->std = s->finite > 1 ? sqrt(m2 / (double)(s->finite - 1)) : NAN;
+}

@@ -1,0 +1,486 @@
+/*
+** safetensors.c: the safetensors header parser/validator and writer, plus
+** the raw-byte helpers the other formats share (pread, streamed writes of
+** strided views, byte swapping).
+**
+** Layout (FORMATS.md section 4):
+**   1. u64 LE N: header length in bytes (at most LT_ST_MAX_HEADER)
+**   2. N bytes: a UTF-8 JSON object starting with '{', maybe padded with
+**      spaces: {"__metadata__": {str: str}, name: {"dtype": "F32",
+**      "shape": [d0, ...], "data_offsets": [begin, end]}, ...}
+**   3. the data buffer: tensors back to back, row-major, little-endian;
+**      offsets relative to its start, contiguous from 0, fully indexed.
+*/
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cJSON.h>
+#include "fmt.h"
+
+/* the reference crate's dtypes in its enum order (the writer sorts by it);
+   lt is the ltorch dtype, -1 when there is none */
+typedef struct st_type { const char *name; int bits; int lt; } st_type;
+static const st_type ST_TYPES[] = {
+  {"BOOL", 8, LT_BOOL}, {"F4", 4, -1}, {"F6_E2M3", 6, -1}, {"F6_E3M2", 6, -1},
+  {"U8", 8, LT_UINT8}, {"I8", 8, LT_INT8}, {"F8_E5M2", 8, LT_FLOAT8_E5M2},
+  {"F8_E4M3", 8, LT_FLOAT8_E4M3FN}, {"F8_E8M0", 8, -1}, {"I16", 16, LT_INT16},
+  {"U16", 16, -1}, {"F16", 16, LT_FLOAT16}, {"BF16", 16, LT_BFLOAT16},
+  {"I32", 32, LT_INT32}, {"U32", 32, -1}, {"F32", 32, LT_FLOAT32},
+  {"C64", 64, LT_COMPLEX64}, {"F64", 64, LT_FLOAT64}, {"I64", 64, LT_INT64},
+  {"U64", 64, -1},
+  {"C128", 128, LT_COMPLEX128},    /* R's safetensors writer; read only */
+};
+#define ST_NTYPES (sizeof ST_TYPES / sizeof ST_TYPES[0])
+
+int lt_st_dtype_from_name(const char *s) {
+  for (size_t i = 0; i < ST_NTYPES; i++)
+    if (strcmp(ST_TYPES[i].name, s) == 0) return ST_TYPES[i].lt;
+  return -1;
+}
+
+static int st_rank(lt_dtype dt) {
+  for (size_t i = 0; i < ST_NTYPES; i++)
+    if (ST_TYPES[i].lt == (int)dt) return (int)i;
+  return -1;
+}
+
+const char *lt_st_dtype_name(lt_dtype dt) {
+  if (dt == LT_COMPLEX128) return NULL;   /* no C128 in the reference crate */
+  int r = st_rank(dt);
+  return r < 0 ? NULL : ST_TYPES[r].name;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static int valid_utf8(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = s[i];
+    size_t k;
+    if (c < 0x80) { i++; continue; }
+    else if ((c & 0xE0) == 0xC0 && c >= 0xC2) k = 1;
+    else if ((c & 0xF0) == 0xE0) k = 2;
+    else if ((c & 0xF8) == 0xF0 && c <= 0xF4) k = 3;
+    else return 0;
+    if (i + k >= n) return 0;
+    for (size_t j = 1; j <= k; j++)
+      if ((s[i + j] & 0xC0) != 0x80) return 0;
+    i += k + 1;
+  }
+  return 1;
+}
+
+/* a JSON number that is a non-negative integer below 2^53 */
+static int json_uint(const cJSON *v, uint64_t *out) {
+  if (!cJSON_IsNumber(v)) return 0;
+  double d = v->valuedouble;
+  if (!(d >= 0) || d > 9007199254740992.0 || d != (double)(uint64_t)d) return 0;
+  *out = (uint64_t)d;
+  return 1;
+}
+
+void lt_st_free(lt_st_header *h) {
+  for (size_t i = 0; i < h->n; i++) free(h->e[i].name);
+  free(h->e);
+  for (size_t i = 0; i < h->nmeta; i++) { free(h->meta_key[i]); free(h->meta_val[i]); }
+  free(h->meta_key);
+  free(h->meta_val);
+  memset(h, 0, sizeof *h);
+}
+
+static int by_begin(const void *a, const void *b) {
+  const lt_st_entry *x = a, *y = b;
+  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+  if (x->end != y->end) return x->end < y->end ? -1 : 1;
+  return 0;
+}
+
+static int by_name(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *dupstr(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = malloc(n);
+  if (p) memcpy(p, s, n);
+  return p;
+}
+
+/* parse one tensor entry; 0 ok */
+static int parse_entry(const cJSON *node, lt_st_entry *e, char *err) {
+  const char *name = node->string;
+  if (!cJSON_IsObject(node)) {
+    snprintf(err, LT_MSG, "tensor '%s': expected an object", name);
+    return -1;
+  }
+  const cJSON *dt = cJSON_GetObjectItemCaseSensitive(node, "dtype");
+  const cJSON *sh = cJSON_GetObjectItemCaseSensitive(node, "shape");
+  const cJSON *off = cJSON_GetObjectItemCaseSensitive(node, "data_offsets");
+  if (!cJSON_IsString(dt)) { snprintf(err, LT_MSG, "tensor '%s': missing or non-string 'dtype'", name); return -1; }
+  if (!cJSON_IsArray(sh)) { snprintf(err, LT_MSG, "tensor '%s': missing or non-array 'shape'", name); return -1; }
+  if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2) {
+    snprintf(err, LT_MSG, "tensor '%s': 'data_offsets' must be an array of two integers", name);
+    return -1;
+  }
+  size_t ti = ST_NTYPES;
+  for (size_t i = 0; i < ST_NTYPES; i++)
+    if (strcmp(ST_TYPES[i].name, dt->valuestring) == 0) { ti = i; break; }
+  if (ti == ST_NTYPES) {
+    snprintf(err, LT_MSG, "tensor '%s': unknown dtype '%.40s'", name, dt->valuestring);
+    return -1;
+  }
+  /* unsigned types ltorch lacks are widened on load */
+  e->widen = 0;
+  if (strcmp(ST_TYPES[ti].name, "U16") == 0) e->dtype = LT_INT32, e->widen = 2;
+  else if (strcmp(ST_TYPES[ti].name, "U32") == 0) e->dtype = LT_INT64, e->widen = 4;
+  else if (strcmp(ST_TYPES[ti].name, "U64") == 0) e->dtype = LT_INT64, e->widen = 8;
+  else if (ST_TYPES[ti].lt < 0) {
+    snprintf(err, LT_MSG, "tensor '%s': dtype %s has no ltorch dtype", name, ST_TYPES[ti].name);
+    return -1;
+  } else e->dtype = (lt_dtype)ST_TYPES[ti].lt;
+  int nd = cJSON_GetArraySize(sh);
+  if (nd > LT_MAX_DIMS) {
+    snprintf(err, LT_MSG, "tensor '%s': rank %d exceeds the limit of %d", name, nd, LT_MAX_DIMS);
+    return -1;
+  }
+  e->ndim = nd;
+  uint64_t numel = 1;
+  int over = 0;
+  for (int i = 0; i < nd; i++) {
+    uint64_t d;
+    if (!json_uint(cJSON_GetArrayItem(sh, i), &d)) {
+      snprintf(err, LT_MSG, "tensor '%s': shape[%d] is not a non-negative integer", name, i + 1);
+      return -1;
+    }
+    e->shape[i] = (int64_t)d;
+    if (d && numel > UINT64_MAX / d) over = 1;
+    else numel *= d;
+  }
+  uint64_t elsize = (uint64_t)ST_TYPES[ti].bits / 8;
+  if (over || numel > (uint64_t)INT64_MAX / elsize) {
+    snprintf(err, LT_MSG, "tensor '%s': shape overflows", name);
+    return -1;
+  }
+  if (!json_uint(cJSON_GetArrayItem(off, 0), &e->begin) || !json_uint(cJSON_GetArrayItem(off, 1), &e->end)) {
+    snprintf(err, LT_MSG, "tensor '%s': 'data_offsets' must be an array of two integers", name);
+    return -1;
+  }
+  if (e->end < e->begin) {
+    snprintf(err, LT_MSG, "tensor '%s': data_offsets [%llu, %llu] end before they begin", name,
+             (unsigned long long)e->begin, (unsigned long long)e->end);
+    return -1;
+  }
+  if (e->end - e->begin != numel * elsize) {
+    snprintf(err, LT_MSG, "tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, its shape and dtype %s need %llu",
+             name, (unsigned long long)e->begin, (unsigned long long)e->end,
+             (unsigned long long)(e->end - e->begin), ST_TYPES[ti].name,
+             (unsigned long long)(numel * elsize));
+    return -1;
+  }
+  return 0;
+}
+
+int lt_st_parse(const char *json, size_t len, uint64_t data_len, lt_st_header *h, char *err) {
+  memset(h, 0, sizeof *h);
+  if (len == 0 || json[0] != '{') {
+    snprintf(err, LT_MSG, "header does not start with '{'");
+    return -1;
+  }
+  if (!valid_utf8((const unsigned char *)json, len)) {
+    snprintf(err, LT_MSG, "header is not valid UTF-8");
+    return -1;
+  }
+  const char *end = NULL;
+  cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+  if (!root) {
+    size_t at = end && end >= json && end <= json + len ? (size_t)(end - json) : 0;
+    snprintf(err, LT_MSG, "header is not valid JSON (at byte %zu)", at);
+    return -1;
+  }
+  for (size_t i = (size_t)(end - json); i < len; i++) {
+    char c = json[i];
+    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
+      snprintf(err, LT_MSG, "header has text after the JSON object (at byte %zu)", i);
+      cJSON_Delete(root);
+      return -1;
+    }
+  }
+  if (!cJSON_IsObject(root)) {
+    snprintf(err, LT_MSG, "header is not a JSON object");
+    cJSON_Delete(root);
+    return -1;
+  }
+  size_t count = 0;
+  const cJSON *meta = NULL;
+  for (const cJSON *c = root->child; c; c = c->next) {
+    if (strcmp(c->string, "__metadata__") == 0) {
+      if (meta) { snprintf(err, LT_MSG, "duplicate key '__metadata__'"); goto fail; }
+      meta = c;
+    } else count++;
+  }
+  h->e = calloc(count ? count : 1, sizeof *h->e);
+  if (!h->e) goto nomem;
+  for (const cJSON *c = root->child; c; c = c->next) {
+    if (c == meta) continue;
+    lt_st_entry *e = &h->e[h->n];
+    if (parse_entry(c, e, err)) goto fail;
+    if (!(e->name = dupstr(c->string))) goto nomem;
+    h->n++;
+  }
+  if (meta) {
+    if (!cJSON_IsObject(meta)) { snprintf(err, LT_MSG, "'__metadata__' is not an object"); goto fail; }
+    size_t nm = (size_t)cJSON_GetArraySize(meta);
+    if (nm > LT_ST_MAX_META) {
+      snprintf(err, LT_MSG, "'__metadata__' has %zu entries, more than the limit of %u", nm, LT_ST_MAX_META);
+      goto fail;
+    }
+    h->meta_key = calloc(nm ? nm : 1, sizeof(char *));
+    h->meta_val = calloc(nm ? nm : 1, sizeof(char *));
+    if (!h->meta_key || !h->meta_val) goto nomem;
+    for (const cJSON *c = meta->child; c; c = c->next) {
+      if (!cJSON_IsString(c)) {
+        snprintf(err, LT_MSG, "'__metadata__' value of '%s' is not a string", c->string);
+        goto fail;
+      }
+      for (size_t i = 0; i < h->nmeta; i++)
+        if (strcmp(h->meta_key[i], c->string) == 0) {
+          snprintf(err, LT_MSG, "'__metadata__': duplicate key '%s'", c->string);
+          goto fail;
+        }
+      h->meta_key[h->nmeta] = dupstr(c->string);
+      h->meta_val[h->nmeta] = dupstr(c->valuestring);
+      h->nmeta++;
+      if (!h->meta_key[h->nmeta - 1] || !h->meta_val[h->nmeta - 1]) goto nomem;
+    }
+  }
+  cJSON_Delete(root);
+  root = NULL;
+  /* duplicate names (cJSON keeps them all) */
+  if (h->n > 1) {
+    char **names = malloc(h->n * sizeof *names);
+    if (!names) goto nomem;
+    for (size_t i = 0; i < h->n; i++) names[i] = h->e[i].name;
+    qsort(names, h->n, sizeof *names, by_name);
+    for (size_t i = 1; i < h->n; i++)
+      if (strcmp(names[i - 1], names[i]) == 0) {
+        snprintf(err, LT_MSG, "duplicate tensor name '%s'", names[i]);
+        free(names);
+        goto fail;
+      }
+    free(names);
+  }
+  /* offsets: contiguous from 0, no holes or overlaps, buffer fully indexed */
+  qsort(h->e, h->n, sizeof *h->e, by_begin);
+  uint64_t at = 0;
+  for (size_t i = 0; i < h->n; i++) {
+    if (h->e[i].begin != at) {
+      snprintf(err, LT_MSG, "tensor '%s': data_offsets begin at %llu, expected %llu (%s)",
+               h->e[i].name, (unsigned long long)h->e[i].begin, (unsigned long long)at,
+               h->e[i].begin > at ? "a hole before it" : "it overlaps the previous tensor");
+      goto fail;
+    }
+    at = h->e[i].end;
+  }
+  if (at != data_len) {
+    snprintf(err, LT_MSG, "tensors index %llu bytes of data, the file holds %llu after the header",
+             (unsigned long long)at, (unsigned long long)data_len);
+    goto fail;
+  }
+  return 0;
+nomem:
+  snprintf(err, LT_MSG, "not enough memory for the header");
+fail:
+  if (root) cJSON_Delete(root);
+  lt_st_free(h);
+  return -1;
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+typedef struct sbuf { char *p; size_t n, cap; int oom; } sbuf;
+
+static void sput(sbuf *b, const char *s, size_t n) {
+  if (b->oom) return;
+  if (b->n + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->n + n + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) { b->oom = 1; return; }
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+  b->p[b->n] = 0;
+}
+static void sputs(sbuf *b, const char *s) { sput(b, s, strlen(s)); }
+
+/* a JSON string as serde_json writes it */
+static void sput_json(sbuf *b, const char *s) {
+  sputs(b, "\"");
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    char esc[8];
+    switch (c) {
+      case '"': sputs(b, "\\\""); break;
+      case '\\': sputs(b, "\\\\"); break;
+      case '\n': sputs(b, "\\n"); break;
+      case '\r': sputs(b, "\\r"); break;
+      case '\t': sputs(b, "\\t"); break;
+      case '\b': sputs(b, "\\b"); break;
+      case '\f': sputs(b, "\\f"); break;
+      default:
+        if (c < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", c); sputs(b, esc); }
+        else sput(b, (const char *)s, 1);
+    }
+  }
+  sputs(b, "\"");
+}
+
+typedef struct st_item { const char *name; const lt_tensor *t; int rank; } st_item;
+
+static int by_dtype_name(const void *a, const void *b) {
+  const st_item *x = a, *y = b;
+  if (x->rank != y->rank) return x->rank > y->rank ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+int lt_st_write(int fd, size_t n, const char *const *names, const lt_tensor *const *ts,
+                size_t nmeta, const char *const *keys, const char *const *vals, char *err) {
+  st_item *items = calloc(n ? n : 1, sizeof *items);
+  sbuf b = {0};
+  int rc = -1;
+  if (!items) { snprintf(err, LT_MSG, "not enough memory"); return -1; }
+  for (size_t i = 0; i < n; i++) {
+    const char *dn = lt_st_dtype_name(ts[i]->dtype);
+    if (!dn) {
+      snprintf(err, LT_MSG, "tensor '%s': dtype %s cannot be stored in safetensors (.pt can)",
+               names[i], lt_dtypes[ts[i]->dtype].name);
+      goto done;
+    }
+    items[i].name = names[i];
+    items[i].t = ts[i];
+    items[i].rank = st_rank(ts[i]->dtype);
+  }
+  qsort(items, n, sizeof *items, by_dtype_name);
+  sputs(&b, "{");
+  if (nmeta) {
+    sputs(&b, "\"__metadata__\":{");
+    for (size_t i = 0; i < nmeta; i++) {
+      if (i) sputs(&b, ",");
+      sput_json(&b, keys[i]);
+      sputs(&b, ":");
+      sput_json(&b, vals[i]);
+    }
+    sputs(&b, "}");
+  }
+  uint64_t off = 0;
+  char num[64];
+  for (size_t i = 0; i < n; i++) {
+    const lt_tensor *t = items[i].t;
+    if (nmeta || i) sputs(&b, ",");
+    sput_json(&b, items[i].name);
+    sputs(&b, ":{\"dtype\":\"");
+    sputs(&b, lt_st_dtype_name(t->dtype));
+    sputs(&b, "\",\"shape\":[");
+    for (int d = 0; d < t->ndim; d++) {
+      snprintf(num, sizeof num, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+      sputs(&b, num);
+    }
+    uint64_t nb = (uint64_t)lt_numel(t) * lt_dtypes[t->dtype].size;
+    snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+             (unsigned long long)(off + nb));
+    sputs(&b, num);
+    off += nb;
+  }
+  sputs(&b, "}");
+  while (b.n % 8) sputs(&b, " ");
+  if (b.oom) { snprintf(err, LT_MSG, "not enough memory for the header"); goto done; }
+  unsigned char len8[8];
+  for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)b.n >> (8 * i));
+  if (lt_write_full(fd, len8, 8, err) || lt_write_full(fd, b.p, b.n, err)) goto done;
+  for (size_t i = 0; i < n; i++)
+    if (lt_write_tensor(fd, items[i].t, err)) goto done;
+  rc = 0;
+done:
+  free(items);
+  free(b.p);
+  return rc;
+}
+
+/* ---- shared raw-byte helpers ---------------------------------------------- */
+
+int lt_pread_full(int fd, void *buf, size_t n, uint64_t off, char *err) {
+  char *p = buf;
+  size_t got = 0;
+  while (got < n) {
+    size_t want = n - got > (1u << 30) ? (1u << 30) : n - got;
+    ssize_t r = pread(fd, p + got, want, (off_t)(off + got));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      snprintf(err, LT_MSG, "read error at byte %llu: %s", (unsigned long long)(off + got), strerror(errno));
+      return -1;
+    }
+    if (r == 0) {
+      snprintf(err, LT_MSG, "truncated: expected %zu bytes at byte %llu, found %zu", n,
+               (unsigned long long)off, got);
+      return -1;
+    }
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+int lt_write_full(int fd, const void *buf, size_t n, char *err) {
+  const char *p = buf;
+  while (n) {
+    size_t want = n > (1u << 30) ? (1u << 30) : n;
+    ssize_t w = write(fd, p, want);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      snprintf(err, LT_MSG, "write error: %s", strerror(errno));
+      return -1;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+#define STREAM_CHUNK (1u << 20)
+
+int lt_write_tensor(int fd, const lt_tensor *t, char *err) {
+  size_t sz = lt_dtypes[t->dtype].size;
+  int64_t numel = lt_numel(t);
+  if (numel == 0) return 0;
+  if (lt_is_contiguous(t)) return lt_write_full(fd, lt_data(t), (size_t)numel * sz, err);
+  /* a strided view: gather through a bounded buffer */
+  char *buf = malloc(STREAM_CHUNK);
+  if (!buf) { snprintf(err, LT_MSG, "not enough memory"); return -1; }
+  lt_iter it;
+  lt_iter_init(&it, t);
+  size_t fill = 0, cap = STREAM_CHUNK - STREAM_CHUNK % sz;
+  int rc = 0;
+  while (it.left > 0) {
+    memcpy(buf + fill, lt_iter_next(&it), sz);
+    fill += sz;
+    if (fill == cap || it.left == 0) {
+      if ((rc = lt_write_full(fd, buf, fill, err))) break;
+      fill = 0;
+    }
+  }
+  free(buf);
+  return rc;
+}
+
+void lt_byteswap(void *p, size_t n, size_t sz) {
+  unsigned char *b = p;
+  if (sz < 2) return;
+  for (size_t i = 0; i < n; i++, b += sz)
+    for (size_t j = 0; j < sz / 2; j++) {
+      unsigned char c = b[j];
+      b[j] = b[sz - 1 - j];
+      b[sz - 1 - j] = c;
+    }
+}
