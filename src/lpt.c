@@ -112,9 +112,9 @@ static int mark_needed(pk_obj *o, int depth) {
       return 0;
     }
     case PK_INERT:
-      if (o->args && mark_needed(o->args, depth + 1)) return -1;
-      if (o->state && mark_needed(o->state, depth + 1)) return -1;
-      if (o->dict && mark_needed(o->dict, depth + 1)) return -1;
+      if (o->in && o->in->args && mark_needed(o->in->args, depth + 1)) return -1;
+      if (o->in && o->in->state && mark_needed(o->in->state, depth + 1)) return -1;
+      if (o->in && o->in->dict && mark_needed(o->in->dict, depth + 1)) return -1;
       /* fallthrough */
     default:
       for (size_t i = 0; i < o->n; i++) if (mark_needed(o->items[i], depth + 1)) return -1;
@@ -133,7 +133,7 @@ static void byteswap(void *data, size_t nbytes, lt_dtype dt) {
 
 static int cmp_off(const void *a, const void *b) {
   const pk_obj *x = *(pk_obj *const *)a, *y = *(pk_obj *const *)b;
-  uint64_t ox = (uint64_t)(uintptr_t)x->ud, oy = (uint64_t)(uintptr_t)y->ud;
+  uint64_t ox = x->st->file_off, oy = y->st->file_off;
   return ox < oy ? -1 : ox > oy;
 }
 
@@ -156,7 +156,7 @@ static void push_tensor(conv *v, pk_obj *o) {
   lt_storage *s = t->storage->st->data;
   if (!s) raise(v->L, "%s: storage '%s' was not loaded", v->c->path, t->storage->st->key);
   lt_storage_retain(s);
-  lt_tensor *u = lt_push_storage(v->L, s, (lt_dtype)t->dtype, t->ndim, t->shape, t->stride, t->offset);
+  lt_tensor *u = lt_push_storage(v->L, s, (lt_dtype)t->dtype, t->ndim, t->dims, t->dims + t->ndim, t->offset);
   u->requires_grad = t->requires_grad;
 }
 
@@ -258,9 +258,9 @@ static void push_obj(conv *v, pk_obj *o, int depth) {
       lua_createtable(L, 0, 4);
       lua_pushlightuserdata(L, o); lua_pushvalue(L, -2); lua_rawset(L, v->cache);
       lua_pushlstring(L, o->s, o->len); lua_setfield(L, -2, "__global");
-      if (o->args) { push_obj(v, o->args, depth + 1); lua_setfield(L, -2, "args"); }
-      if (o->state) { push_obj(v, o->state, depth + 1); lua_setfield(L, -2, "state"); }
-      if (o->dict) { push_obj(v, o->dict, depth + 1); lua_setfield(L, -2, "dict"); }
+      if (o->in && o->in->args) { push_obj(v, o->in->args, depth + 1); lua_setfield(L, -2, "args"); }
+      if (o->in && o->in->state) { push_obj(v, o->in->state, depth + 1); lua_setfield(L, -2, "state"); }
+      if (o->in && o->in->dict) { push_obj(v, o->in->dict, depth + 1); lua_setfield(L, -2, "dict"); }
       if (o->n) {
         lua_createtable(L, (int)o->n, 0);
         for (size_t i = 0; i < o->n; i++) { push_obj(v, o->items[i], depth + 1); lua_rawseti(L, -2, (lua_Integer)i + 1); }
@@ -518,7 +518,6 @@ static int l_pt_load(lua_State *L) {
     } else if (!s->st->located) {
       return fail(L, c, "storage '%s' has no data in the file", s->st->key);
     }
-    s->ud = (void *)(uintptr_t)s->st->file_off;
     need[nneed++] = s;
     total += s->st->nbytes;
   }

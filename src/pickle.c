@@ -78,7 +78,7 @@ static pk_obj *aobj(pk_arena *a, pk_kind k) {
   }
   pk_obj *o = &a->objs->o[a->objs->used++];
   memset(o, 0, sizeof *o);
-  o->kind = k;
+  o->kind = (uint8_t)k;
   o->gid = -1;
   a->nobjs++;
   return o;
@@ -88,11 +88,12 @@ static pk_obj *aobj(pk_arena *a, pk_kind k) {
    its old copy there: at most twice the final size) */
 static int push_item(pk_arena *a, pk_obj *c, pk_obj *v) {
   if (c->n == c->cap) {
-    size_t nc = c->cap ? c->cap * 2 : 4;
+    size_t nc = c->cap ? (size_t)c->cap * 2 : 4;
+    if (nc > UINT32_MAX) return -1;
     pk_obj **ni = abytes(a, nc * sizeof *ni);
     if (!ni) return -1;
     if (c->n) memcpy(ni, c->items, c->n * sizeof *ni);
-    c->items = ni; c->cap = nc;
+    c->items = ni; c->cap = (uint32_t)nc;
   }
   c->items[c->n++] = v;
   return 0;
@@ -202,6 +203,8 @@ typedef struct vm {
   pk_obj **memo;
   size_t memocap, nmemo;
   char *err;
+  /* immutable values shared within one pickle: None, False, True, 0..255 */
+  pk_obj *none, *bools[2], *small[256];
   /* storages by key: open addressing over res->storages indices */
   size_t *hash;
   size_t hcap;
@@ -270,20 +273,28 @@ static uint64_t le(const unsigned char *p, int n) {
 }
 
 static pk_obj *mkstr(vm *v, pk_kind k, const void *s, size_t n) {
+  if (n > UINT32_MAX) return NULL;
   pk_obj *o = aobj(v->a, k);
   if (!o) return NULL;
   o->s = abytes(v->a, n + 1);
   if (!o->s) return NULL;
   memcpy(o->s, s, n);
   o->s[n] = 0;
-  o->len = n;
+  o->len = (uint32_t)n;
   return o;
 }
 
 static pk_obj *mkint(vm *v, int64_t x) {
+  if (x >= 0 && x < 256 && v->small[x]) return v->small[x];
   pk_obj *o = aobj(v->a, PK_INT);
   if (o) o->i = x;
+  if (x >= 0 && x < 256) v->small[x] = o;
   return o;
+}
+
+static pk_obj *mkbool(vm *v, int b) {
+  if (!v->bools[b] && (v->bools[b] = aobj(v->a, PK_BOOL))) v->bools[b]->i = b;
+  return v->bools[b];
 }
 
 static int read_line(vm *v, const char **s, size_t *n) {
@@ -415,7 +426,7 @@ static int persistent_load(vm *v, pk_obj *pid) {
 
 static int tuple_dims(vm *v, pk_obj *o, const char *what, int64_t *out, int *nd) {
   if (o->kind != PK_TUPLE && o->kind != PK_LIST) VFAIL("tensor %s: expected a tuple, found %s", what, kind_name(o));
-  if (o->n > LT_MAX_DIMS) VFAIL("tensor rank %zu exceeds the limit of %d", o->n, LT_MAX_DIMS);
+  if (o->n > LT_MAX_DIMS) VFAIL("tensor rank %u exceeds the limit of %d", (unsigned)o->n, LT_MAX_DIMS);
   for (size_t i = 0; i < o->n; i++) if (get_int(v, o->items[i], what, &out[i])) return -1;
   *nd = (int)o->n;
   return 0;
@@ -429,15 +440,20 @@ static pk_obj *rebuild_tensor(vm *v, int gid, pk_obj *args) {
   }
   pk_obj *so = args->items[0];
   if (so->kind != PK_STORAGE) { verr(v, "tensor rebuild: expected a storage, found %s", kind_name(so)); return NULL; }
+  int64_t shape[LT_MAX_DIMS], stride[LT_MAX_DIMS], offset;
+  int ndim, nd2;
+  if (get_int(v, args->items[1], "storage offset", &offset)) return NULL;
+  if (tuple_dims(v, args->items[2], "size", shape, &ndim)) return NULL;
+  if (tuple_dims(v, args->items[3], "stride", stride, &nd2)) return NULL;
+  if (nd2 != ndim) { verr(v, "tensor has %d sizes but %d strides", ndim, nd2); return NULL; }
   pk_obj *o = aobj(v->a, PK_TENSOR);
-  if (!o || !(o->t = abytes(v->a, sizeof *o->t))) { verr(v, "out of memory"); return NULL; }
+  if (!o || !(o->t = abytes(v->a, sizeof *o->t + 2 * (size_t)ndim * sizeof(int64_t)))) { verr(v, "out of memory"); return NULL; }
   pk_tensor *t = o->t;
   memset(t, 0, sizeof *t);
-  int nd2;
-  if (get_int(v, args->items[1], "storage offset", &t->offset)) return NULL;
-  if (tuple_dims(v, args->items[2], "size", t->shape, &t->ndim)) return NULL;
-  if (tuple_dims(v, args->items[3], "stride", t->stride, &nd2)) return NULL;
-  if (nd2 != t->ndim) { verr(v, "tensor has %d sizes but %d strides", t->ndim, nd2); return NULL; }
+  t->ndim = ndim;
+  t->offset = offset;
+  memcpy(t->dims, shape, (size_t)ndim * sizeof *shape);
+  memcpy(t->dims + ndim, stride, (size_t)ndim * sizeof *stride);
   if (gid != G_REBUILD && args->n > 4) t->requires_grad = args->items[4]->kind == PK_BOOL && args->items[4]->i;
   t->dtype = so->st->dtype;
   if (gid == G_REBUILD_V3) {
@@ -455,7 +471,7 @@ static pk_obj *rebuild_tensor(vm *v, int gid, pk_obj *args) {
     lt_tensor chk;
     memset(&chk, 0, sizeof chk);
     chk.dtype = (lt_dtype)t->dtype; chk.ndim = t->ndim; chk.offset = t->offset;
-    memcpy(chk.shape, t->shape, sizeof chk.shape); memcpy(chk.stride, t->stride, sizeof chk.stride);
+    memcpy(chk.shape, shape, sizeof chk.shape); memcpy(chk.stride, stride, sizeof chk.stride);
     char e[LT_MSG];
     if (lt_check_extent(&chk, (size_t)so->st->nbytes, e)) { verr(v, "tensor in storage '%s': %s", so->st->key, e); return NULL; }
     t->offset += (int64_t)(so->st->view_off / isz);
@@ -465,7 +481,7 @@ static pk_obj *rebuild_tensor(vm *v, int gid, pk_obj *args) {
   lt_tensor chk;
   memset(&chk, 0, sizeof chk);
   chk.dtype = (lt_dtype)t->dtype; chk.ndim = t->ndim; chk.offset = t->offset;
-  memcpy(chk.shape, t->shape, sizeof chk.shape); memcpy(chk.stride, t->stride, sizeof chk.stride);
+  memcpy(chk.shape, shape, sizeof chk.shape); memcpy(chk.stride, stride, sizeof chk.stride);
   char e[LT_MSG];
   if (so->st->nbytes > SIZE_MAX || lt_check_extent(&chk, (size_t)so->st->nbytes, e)) {
     verr(v, "tensor in storage '%s' of %llu bytes: %s", so->st->key,
@@ -487,7 +503,7 @@ static pk_obj *latin1(vm *v, pk_obj *s) {
     else { verr(v, "_codecs.encode: text is not latin-1"); return NULL; }
   }
   o->s[n] = 0;
-  o->len = n;
+  o->len = (uint32_t)n;
   return o;
 }
 
@@ -516,7 +532,7 @@ static int do_global(vm *v, const char *mod, size_t ml, const char *name, size_t
   }
   pk_obj *o = mkstr(v, g ? PK_GLOBAL : PK_INERT, full, strlen(full));
   if (!o) VFAIL("out of memory");
-  if (g) { o->gid = g->gid; o->i = g->dtype; }
+  if (g) { o->gid = (int16_t)g->gid; o->i = g->dtype; }
   else if (note_unknown(v, full)) return -1;
   return push(v, o);
 }
@@ -526,7 +542,10 @@ static pk_obj *call(vm *v, pk_obj *f, pk_obj *args, int newobj) {
   if (f->kind == PK_INERT) {
     pk_obj *o = aobj(v->a, PK_INERT);
     if (!o) { verr(v, "out of memory"); return NULL; }
-    o->s = f->s; o->len = f->len; o->args = args;
+    o->s = f->s; o->len = f->len;
+    if (!(o->in = abytes(v->a, sizeof *o->in))) { verr(v, "out of memory"); return NULL; }
+    memset(o->in, 0, sizeof *o->in);
+    o->in->args = args;
     return o;
   }
   if (f->kind != PK_GLOBAL) { verr(v, "%s: cannot call a %s", newobj ? "NEWOBJ" : "REDUCE", kind_name(f)); return NULL; }
@@ -667,16 +686,24 @@ static int collect(vm *v, pk_kind k, size_t start) {
     o->items = abytes(v->a, n * sizeof *o->items);
     if (!o->items) VFAIL("out of memory");
     memcpy(o->items, v->stack + start, n * sizeof *o->items);
-    o->n = o->cap = n;
+    o->n = o->cap = (uint32_t)n;
   }
   v->sp = start;
   return push(v, o);
 }
 
+static pk_inert *inert_of(vm *v, pk_obj *o) {
+  if (!o->in && (o->in = abytes(v->a, sizeof *o->in))) memset(o->in, 0, sizeof *o->in);
+  if (!o->in) verr(v, "out of memory");
+  return o->in;
+}
+
 static pk_obj *inert_dict(vm *v, pk_obj *o) {
-  if (!o->dict) o->dict = aobj(v->a, PK_DICT);
-  if (!o->dict) verr(v, "out of memory");
-  return o->dict;
+  pk_inert *in = inert_of(v, o);
+  if (!in) return NULL;
+  if (!in->dict) in->dict = aobj(v->a, PK_DICT);
+  if (!in->dict) verr(v, "out of memory");
+  return in->dict;
 }
 
 static int setitems(vm *v, pk_obj *d, size_t start) {
@@ -808,8 +835,8 @@ static int step(vm *v, int *stop) {
       if (pop_mark(v, &start)) return -1;
       if (start <= floor_(v)) VFAIL("stack underflow");
       return setitems(v, v->stack[start - 1], start);
-    case 'N': return push(v, aobj(v->a, PK_NONE));
-    case 0x88: case 0x89: o = aobj(v->a, PK_BOOL); if (o) o->i = op == 0x88; return push(v, o);
+    case 'N': if (!v->none) v->none = aobj(v->a, PK_NONE); return push(v, v->none);
+    case 0x88: case 0x89: return push(v, mkbool(v, op == 0x88));
     case 'K': if (need(v, 1)) return -1; x = v->buf[v->pos]; v->pos += 1; return push(v, mkint(v, x));
     case 'M': if (need(v, 2)) return -1; x = (int64_t)le(v->buf + v->pos, 2); v->pos += 2; return push(v, mkint(v, x));
     case 'J': if (need(v, 4)) return -1; x = (int32_t)(uint32_t)le(v->buf + v->pos, 4); v->pos += 4; return push(v, mkint(v, x));
@@ -822,7 +849,7 @@ static int step(vm *v, int *stop) {
     case 'I': case 'L':
       if (read_line(v, &s, &sl)) return -1;
       if (op == 'I' && sl == 2 && (!memcmp(s, "00", 2) || !memcmp(s, "01", 2))) {
-        o = aobj(v->a, PK_BOOL); if (o) o->i = s[1] == '1'; return push(v, o);
+        return push(v, mkbool(v, s[1] == '1'));
       }
       if (parse_dec(v, s, sl, &x)) return -1;
       return push(v, mkint(v, x));
@@ -903,7 +930,7 @@ static int step(vm *v, int *stop) {
       return o ? push(v, o) : -1;
     case 'b':
       if (!(b = pop(v)) || !(a = top(v))) return -1;
-      if (a->kind == PK_INERT) { a->state = b; return 0; }
+      if (a->kind == PK_INERT) { if (!inert_of(v, a)) return -1; a->in->state = b; return 0; }
       if (a->kind == PK_TENSOR || a->kind == PK_DICT || a->kind == PK_ODICT) return 0;  /* Python-side attributes: ignored */
       VFAIL("BUILD on a %s", kind_name(a));
     case 'Q':

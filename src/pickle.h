@@ -14,7 +14,7 @@
 
 #define PK_MAX_STACK 100000       /* values on the VM stack */
 #define PK_MAX_MEMO 10000000      /* memo slots */
-#define PK_MAX_OBJS 20000000      /* nodes in one pickle (~130 bytes each) */
+#define PK_MAX_OBJS 20000000      /* nodes in one pickle (48 bytes each) */
 #define PK_MAX_DEPTH 1000         /* nesting of containers when converting */
 #define PK_MAX_GLOBALS 64         /* distinct unsupported globals reported */
 
@@ -52,24 +52,35 @@ typedef struct pk_tensor {
   int ndim;
   int requires_grad, is_param;
   int64_t offset;       /* elements */
-  int64_t shape[LT_MAX_DIMS], stride[LT_MAX_DIMS];
+  int64_t dims[];       /* ndim sizes, then ndim strides */
 } pk_tensor;
 
+/* what an object of an unsupported global was given */
+typedef struct pk_inert {
+  pk_obj *args;         /* REDUCE / NEWOBJ arguments */
+  pk_obj *state;        /* BUILD */
+  pk_obj *dict;         /* SETITEM(S) on it: a PK_DICT */
+} pk_inert;
+
+/* 48 bytes: a checkpoint's pickle makes ~15 of these per tensor */
 struct pk_obj {
-  pk_kind kind;
-  int gid;              /* PK_GLOBAL / PK_INERT: global id, or -1 */
-  int64_t i;            /* BOOL, INT, DTYPE (lt_dtype) */
-  double f, f2;         /* FLOAT, COMPLEX */
-  char *s;              /* STR, BYTES; PK_GLOBAL/PK_INERT: "module.name" */
-  size_t len;
-  pk_obj **items;       /* LIST, TUPLE, SET; DICT/ODICT as k,v,k,v */
-  size_t n, cap;
-  pk_obj *args, *state; /* PK_INERT */
-  pk_obj *dict;         /* PK_INERT: items set by SETITEM(S) */
-  pk_tensor *t;         /* PK_TENSOR */
-  pk_storage *st;       /* PK_STORAGE */
-  int mark;             /* scratch for walkers */
-  void *ud;             /* scratch for the binding */
+  uint8_t kind;         /* pk_kind */
+  uint8_t mark;         /* scratch for walkers */
+  int16_t gid;          /* PK_GLOBAL: global id; -1 otherwise */
+  uint32_t len;         /* STR, BYTES, GLOBAL, INERT: bytes in s */
+  uint32_t n, cap;      /* items in LIST, TUPLE, SET, INERT; DICT/ODICT as k,v,k,v */
+  union {
+    int64_t i;          /* BOOL, INT, DTYPE (lt_dtype), GLOBAL (its dtype or -1) */
+    double f;           /* FLOAT, COMPLEX (real part) */
+  };
+  char *s;              /* STR, BYTES; GLOBAL and INERT: "module.name" */
+  pk_obj **items;
+  union {
+    pk_tensor *t;       /* TENSOR */
+    pk_storage *st;     /* STORAGE */
+    pk_inert *in;       /* INERT (NULL until given something) */
+    double f2;          /* COMPLEX (imaginary part) */
+  };
 };
 
 typedef struct pk_arena pk_arena;
