@@ -28,6 +28,7 @@
 #define MAX_PKL ((uint64_t)1 << 31)     /* data.pkl larger than this is refused */
 #define MAX_EXTRA ((uint64_t)1 << 28)   /* an .ltorch/ record */
 #define MAP_ALIGN 64                     /* data offset needed for zero-copy */
+#define SMALL_RECORD ((uint64_t)256 << 10) /* copied from a mapping rather than read */
 
 static const unsigned char LEGACY_MAGIC[] =
   {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
@@ -543,13 +544,19 @@ static int l_pt_load(lua_State *L) {
     lt_storage *st = lt_storage_new(alloc, 0);
     if (!st) return fail(L, c, "not enough memory for storage '%s' of %llu bytes", s->st->key, (unsigned long long)nb);
     s->st->data = st;
-    if (legacy) {
+    int check = verify && !legacy && (!stored || e->usize == nb);
+    if (stored && !check && nb <= SMALL_RECORD && !c->map && !legacy) {
+      /* many small records: one mapping and page faults cost less than a
+         read system call each */
+      c->map = lt_map_file(c->fd, (size_t)fsize, err);
+      if (!c->map) return fail(L, c, "%s", err);
+    }
+    if (legacy || (stored && !check && nb <= SMALL_RECORD)) {
       memcpy(st->data, (const char *)c->map->base + off, (size_t)nb);
       prog_step(&pg, nb);
     } else {
       pz_entry part = *e;
       if (stored) part.usize = part.csize = nb;
-      int check = verify && (!stored || e->usize == nb);
       if (pz_read(&c->z, &part, st->data, check, stored ? prog_step : NULL, &pg, err)) return fail(L, c, "%s", err);
       if (!stored) prog_step(&pg, nb);
     }
