@@ -533,6 +533,7 @@ describe("damaged files", function()
     {"no_pickle.pt", "missing record 'views/data.pkl'"},
     {"hostile.pt", "unsupported globals: os.system %(pass {unknown = \"inert\"} to load them as inert tables%)"},
     {"bad_cd_offset.pt", "central directory %(offset %d+, %d+ bytes%) lies outside the file"},
+    {"duplicate.pt", "duplicate entry 'views/data/0'"},
     {"module.pt", "unsupported globals: torch.nn.modules.linear.Linear %(a whole pickled module; load its state_dict, or pass {unknown = \"inert\"}%)"},
   }
   for _, c in ipairs(cases) do

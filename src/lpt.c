@@ -132,9 +132,10 @@ static void byteswap(void *data, size_t nbytes, lt_dtype dt) {
     for (size_t a = 0, b = w - 1; a < b; a++, b--) { unsigned char t = p[i + a]; p[i + a] = p[i + b]; p[i + b] = t; }
 }
 
+typedef struct needed { uint64_t off; pk_obj *s; } needed;
+
 static int cmp_off(const void *a, const void *b) {
-  const pk_obj *x = *(pk_obj *const *)a, *y = *(pk_obj *const *)b;
-  uint64_t ox = x->st->file_off, oy = y->st->file_off;
+  uint64_t ox = ((const needed *)a)->off, oy = ((const needed *)b)->off;
   return ox < oy ? -1 : ox > oy;
 }
 
@@ -313,7 +314,11 @@ static void push_record(lua_State *L, ldctx *c, const pz_entry *e, uint64_t limi
 
 static const pz_entry *find_rec(ldctx *c, const char *prefix, const char *name) {
   char full[2 * PZ_MAX_NAME + 128];
-  snprintf(full, sizeof full, "%s/%s", prefix, name);
+  size_t pl = strlen(prefix), nl = strlen(name);
+  if (pl + nl + 2 > sizeof full) return NULL;
+  memcpy(full, prefix, pl);
+  full[pl] = '/';
+  memcpy(full + pl + 1, name, nl + 1);
   return pz_find(&c->z, full);
 }
 
@@ -501,13 +506,15 @@ static int l_pt_load(lua_State *L) {
   /* locate each needed storage, then read them in file order */
   size_t nneed = 0;
   uint64_t total = 0;
-  pk_obj **need = lua_newuserdatauv(L, (c->res.nstorages ? c->res.nstorages : 1) * sizeof *need, 0);
+  needed *need = lua_newuserdatauv(L, (c->res.nstorages ? c->res.nstorages : 1) * sizeof *need, 0);
   for (size_t i = 0; i < c->res.nstorages; i++) {
     pk_obj *s = c->res.storages[i];
     if (!s->st->needed || s->st->root) continue;
     if (!legacy) {
       char name[PZ_MAX_NAME + 64];
-      snprintf(name, sizeof name, "data/%s", s->st->key);
+      if (s->st->key_len > PZ_MAX_NAME) return fail(L, c, "storage key of %zu bytes is too long", s->st->key_len);
+      memcpy(name, "data/", 5);
+      memcpy(name + 5, s->st->key, s->st->key_len + 1);
       const pz_entry *e = find_rec(c, prefix, name);
       if (!e) return fail(L, c, "missing record '%s/%s'", prefix, name);
       if (e->usize < s->st->nbytes)
@@ -519,17 +526,20 @@ static int l_pt_load(lua_State *L) {
     } else if (!s->st->located) {
       return fail(L, c, "storage '%s' has no data in the file", s->st->key);
     }
-    need[nneed++] = s;
+    need[nneed].off = s->st->file_off;
+    need[nneed++].s = s;
     total += s->st->nbytes;
   }
-  qsort(need, nneed, sizeof *need, cmp_off);
+  int in_order = 1;   /* torch.save's order is often the file's already */
+  for (size_t i = 1; i < nneed && in_order; i++) in_order = need[i - 1].off <= need[i].off;
+  if (!in_order) qsort(need, nneed, sizeof *need, cmp_off);
   prog pg = {L, f_progress, 0, total};
   if (use_mmap && !c->map && nneed) {
     c->map = lt_map_file(c->fd, (size_t)fsize, err);
     if (!c->map) return fail(L, c, "%s", err);
   }
   for (size_t i = 0; i < nneed; i++) {
-    pk_obj *s = need[i];
+    pk_obj *s = need[i].s;
     uint64_t off = s->st->file_off, nb = s->st->nbytes;
     const pz_entry *e = s->st->entry;
     int stored = legacy || e->method == 0;

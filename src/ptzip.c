@@ -145,17 +145,17 @@ static int pread_all(int fd, void *buf, size_t n, uint64_t off) {
   return 0;
 }
 
-static int cmp_names(const void *a, const void *b, void *ctx) {
-  const pz_entry *e = ctx;
-  const pz_entry *x = &e[*(const size_t *)a], *y = &e[*(const size_t *)b];
-  return strcmp(x->name, y->name);
+static uint64_t name_hash(const char *p, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+  return h ^ (h >> 29);
 }
 
 void pz_close(pz_reader *z) {
   if (z->entries) for (size_t i = 0; i < z->n; i++) free(z->entries[i].name);
   free(z->entries);
-  free(z->sorted);
-  z->entries = NULL; z->sorted = NULL; z->n = 0;
+  free(z->hash);
+  z->entries = NULL; z->hash = NULL; z->n = 0;
 }
 
 #define WINDOW ((size_t)16 << 10)   /* >= 30 + PZ_MAX_NAME */
@@ -212,9 +212,11 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
   /* 3. the central directory */
   cd = malloc(cd_size ? cd_size : 1);
   z->entries = calloc(count ? count : 1, sizeof *z->entries);
-  z->sorted = malloc((count ? count : 1) * sizeof *z->sorted);
+  z->hcap = 16;
+  while (z->hcap <= 2 * count) z->hcap *= 2;
+  z->hash = calloc(z->hcap, sizeof *z->hash);
   win = malloc(WINDOW);
-  if (!cd || !z->entries || !z->sorted || !win) FAIL("out of memory");
+  if (!cd || !z->entries || !z->hash || !win) FAIL("out of memory");
   if (pread_all(fd, cd, cd_size, cd_off)) FAIL("cannot read the central directory");
   size_t p = 0;
   for (uint64_t i = 0; i < count; i++) {
@@ -290,11 +292,17 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
     en->data_off = doff;
     p += 46 + nl + xl + cl;
   }
-  for (size_t i = 0; i < z->n; i++) z->sorted[i] = i;
-  qsort_r(z->sorted, z->n, sizeof *z->sorted, cmp_names, z->entries);
-  for (size_t i = 1; i < z->n; i++)
-    if (!strcmp(z->entries[z->sorted[i]].name, z->entries[z->sorted[i - 1]].name))
-      FAIL("duplicate entry '%s'", z->entries[z->sorted[i]].name);
+  /* index by name; a repeated name is an error */
+  for (size_t i = 0; i < z->n; i++) {
+    const pz_entry *x = &z->entries[i];
+    size_t j = name_hash(x->name, x->name_len) & (z->hcap - 1);
+    while (z->hash[j]) {
+      const pz_entry *o = &z->entries[z->hash[j] - 1];
+      if (o->name_len == x->name_len && !memcmp(o->name, x->name, x->name_len)) FAIL("duplicate entry '%s'", x->name);
+      j = (j + 1) & (z->hcap - 1);
+    }
+    z->hash[j] = i + 1;
+  }
   free(tail);
   free(cd);
   free(win);
@@ -308,12 +316,12 @@ fail:
 }
 
 const pz_entry *pz_find(const pz_reader *z, const char *name) {
-  size_t lo = 0, hi = z->n;
-  while (lo < hi) {
-    size_t mid = (lo + hi) / 2;
-    int c = strcmp(z->entries[z->sorted[mid]].name, name);
-    if (c == 0) return &z->entries[z->sorted[mid]];
-    if (c < 0) lo = mid + 1; else hi = mid;
+  if (!z->hash) return NULL;
+  size_t n = strlen(name), j = name_hash(name, n) & (z->hcap - 1);
+  while (z->hash[j]) {
+    const pz_entry *e = &z->entries[z->hash[j] - 1];
+    if (e->name_len == n && !memcmp(e->name, name, n)) return e;
+    j = (j + 1) & (z->hcap - 1);
   }
   return NULL;
 }

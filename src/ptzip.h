@@ -27,7 +27,8 @@ typedef struct pz_reader {
   uint64_t file_size;
   pz_entry *entries;
   size_t n;
-  size_t *sorted;          /* indices of entries sorted by name */
+  size_t *hash;            /* open addressing: entry index + 1, 0 empty */
+  size_t hcap;             /* a power of two, > 2n */
 } pz_reader;
 
 /* Parse the archive open on fd (size file_size): end records, central
