@@ -22,7 +22,7 @@ DEB_PKGS = gcc make pkg-config lua5.4 liblua5.4-dev libzip-dev zlib1g-dev libcjs
   lua-busted libopenblas-dev python3-torch python3-torchvision python3-numpy tmux \
   lua-readline luarocks
 
-.PHONY: all host deps test demo bench asan fuzz install clean help check-deps
+.PHONY: all host deps test demo bench asan install clean help
 
 ## all: build build/ltorch/core.so (the default)
 all: $(BUILD)/ltorch/core.so $(BUILD)/host
