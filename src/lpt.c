@@ -43,6 +43,7 @@ typedef struct ldctx {
   pk_result res;
   lt_mapping *map;
   unsigned char *pkl;
+  size_t pkl_size;
   const char *path;
 } ldctx;
 
@@ -58,7 +59,7 @@ static int ld_gc(lua_State *L) {
   pk_arena_free(c->arena); c->arena = NULL;
   if (c->zopen) { pz_close(&c->z); c->zopen = 0; }
   lt_mapping_release(c->map); c->map = NULL;
-  free(c->pkl); c->pkl = NULL;
+  lt_free_bytes(c->pkl, c->pkl_size); c->pkl = NULL;
   if (c->fd >= 0) { close(c->fd); c->fd = -1; }
   return 0;
 }
@@ -402,7 +403,8 @@ static int l_pt_load(lua_State *L) {
     const pz_entry *pe = find_rec(c, prefix, "data.pkl");
     if (!pe) return fail(L, c, "missing record '%s/data.pkl'", prefix);
     if (pe->usize > MAX_PKL) return fail(L, c, "entry '%s' of %llu bytes exceeds the limit", pe->name, (unsigned long long)pe->usize);
-    c->pkl = malloc(pe->usize ? (size_t)pe->usize : 1);
+    c->pkl_size = (size_t)pe->usize;
+    c->pkl = lt_alloc_bytes(c->pkl_size, 0);
     if (!c->pkl) return fail(L, c, "out of memory");
     if (pz_read(&c->z, pe, c->pkl, 1, NULL, NULL, err)) return fail(L, c, "%s", err);
     if (pk_load(c->arena, c->pkl, (size_t)pe->usize, mode, &c->res, err))

@@ -152,7 +152,8 @@ static uint64_t name_hash(const char *p, size_t n) {
 }
 
 void pz_close(pz_reader *z) {
-  if (z->entries) for (size_t i = 0; i < z->n; i++) free(z->entries[i].name);
+  free(z->names);
+  z->names = NULL;
   free(z->entries);
   free(z->hash);
   z->entries = NULL; z->hash = NULL; z->n = 0;
@@ -216,7 +217,9 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
   while (z->hcap <= 2 * count) z->hcap *= 2;
   z->hash = calloc(z->hcap, sizeof *z->hash);
   win = malloc(WINDOW);
-  if (!cd || !z->entries || !z->hash || !win) FAIL("out of memory");
+  z->names = malloc(cd_size + 1);
+  size_t names_used = 0;
+  if (!cd || !z->entries || !z->hash || !win || !z->names) FAIL("out of memory");
   if (pread_all(fd, cd, cd_size, cd_off)) FAIL("cannot read the central directory");
   size_t p = 0;
   for (uint64_t i = 0; i < count; i++) {
@@ -227,8 +230,8 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
     size_t nl = rd16(c + 28), xl = rd16(c + 30), cl = rd16(c + 32);
     if (cd_size - p - 46 < nl + xl + cl) FAIL("central directory entry %llu overruns the directory", (unsigned long long)i);
     pz_entry *en = &z->entries[z->n];
-    en->name = malloc(nl + 1);
-    if (!en->name) FAIL("out of memory");
+    en->name = z->names + names_used;     /* names fit: each is < its 46-byte record */
+    names_used += nl + 1;
     memcpy(en->name, c + 46, nl);
     en->name[nl] = 0;
     en->name_len = nl;

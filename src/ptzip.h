@@ -27,6 +27,7 @@ typedef struct pz_reader {
   uint64_t file_size;
   pz_entry *entries;
   size_t n;
+  char *names;             /* every entry's name, NUL-terminated, one buffer */
   size_t *hash;            /* open addressing: entry index + 1, 0 empty */
   size_t hcap;             /* a power of two, > 2n */
 } pz_reader;
