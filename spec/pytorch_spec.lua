@@ -551,6 +551,13 @@ describe("damaged files", function()
     assert.equal(6, torch.load(FIX .. "bad_crc.pt").w:numel())
   end)
 
+  it("a zip header alone is an error, not a crash", function()
+    local f = os.tmpname()
+    local h = io.open(f, "wb"); h:write("PK\3\4abc"); h:close()
+    assert.has_error(function() torch.load(f) end, f .. ": not a zip archive: file of 7 bytes has no end record")
+    os.remove(f)
+  end)
+
   it("a missing file names the file", function()
     local ok, err = pcall(torch.load, "/nonexistent/x.pt")
     assert.is_false(ok)

@@ -17,6 +17,7 @@ local LEGACY = "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e"
 -- a zip archive whose first entry is "<folder>/...", or the legacy magic
 function M.detect(head)
   if head:sub(1, 4) == "PK\3\4" then
+    if #head < 30 then return true end   -- too short for a zip: the loader says what is wrong
     local nlen = string.unpack("<I2", head, 27)
     local name = head:sub(31, 30 + nlen)
     -- torch.save's first record is <folder>/data.pkl; accept any record in a folder
