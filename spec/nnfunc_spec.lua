@@ -2,20 +2,8 @@
 -- layer_norm, embedding, dropout), checked against PyTorch 1.13's results
 -- in spec/fixtures/ops_expected.lua (made by make_ops_expected.py).
 local torch = require("ltorch")
-local E = dofile("spec/fixtures/ops_expected.lua")
-
-local function T(s)
-  if s == nil then return nil end
-  return torch.tensor(s.data, {dtype = s.dtype}):reshape(s.shape)
-end
-
-local function same(got, want, tol)
-  want = T(want)
-  assert.are.same(want:size(), got:size())
-  assert.are.equal(want:dtype(), got:dtype())
-  assert.is_true(torch.allclose(got, want, tol or 1e-5, tol or 1e-5),
-    "values differ from PyTorch's:\n" .. tostring(got) .. "\nexpected\n" .. tostring(want))
-end
+local H = require("ops_helper")
+local E, T, same = H.E, H.T, H.same
 
 describe("linear", function()
   it("computes x @ weight^T + bias as PyTorch", function()

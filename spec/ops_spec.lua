@@ -3,19 +3,8 @@
 -- Values from PyTorch 1.13 are in spec/fixtures/ops_expected.lua.
 local torch = require("ltorch")
 local core = require("ltorch.core")
-local E = dofile("spec/fixtures/ops_expected.lua")
-
-local function T(s)
-  return torch.tensor(s.data, {dtype = s.dtype}):reshape(s.shape)
-end
-
-local function same(got, want, tol)
-  want = T(want)
-  assert.are.same(want:size(), got:size())
-  assert.are.equal(want:dtype(), got:dtype())
-  assert.is_true(torch.allclose(got, want, tol or 1e-5, tol or 1e-5),
-    "values differ from PyTorch's:\n" .. tostring(got) .. "\nexpected\n" .. tostring(want))
-end
+local H = require("ops_helper")
+local E, T, same = H.E, H.T, H.same
 
 local function f32(t) return torch.tensor(t, {dtype = "float32"}) end
 

@@ -158,11 +158,7 @@ function M.install(torch)
     local o = {}
     for k, v in pairs(opts) do o[k] = v end
     o.state_dict = true
-    local val = torch.load(path, o)
-    if type(val) == "table" and rawget(val, "__ltorch_module_file") == nil then
-      return val
-    end
-    return val
+    return torch.load(path, o)
   end
 end
 
