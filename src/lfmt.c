@@ -192,13 +192,7 @@ static int hbox_gc(lua_State *L) {
 }
 
 static hbox *newhbox(lua_State *L) {
-  hbox *b = lua_newuserdatauv(L, sizeof *b, 0);
-  memset(b, 0, sizeof *b);
-  if (luaL_newmetatable(L, "ltorch.sthdr")) {
-    lua_pushcfunction(L, hbox_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  hbox *b = lt_newbox(L, sizeof *b, "ltorch.sthdr", hbox_gc);
   return b;
 }
 
@@ -392,13 +386,7 @@ static int zbox_gc(lua_State *L) {
 }
 
 static zbox *newzbox(lua_State *L) {
-  zbox *z = lua_newuserdatauv(L, sizeof *z, 0);
-  memset(z, 0, sizeof *z);
-  if (luaL_newmetatable(L, "ltorch.zipbox")) {
-    lua_pushcfunction(L, zbox_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  zbox *z = lt_newbox(L, sizeof *z, "ltorch.zipbox", zbox_gc);
   return z;
 }
 
@@ -537,13 +525,7 @@ static int tsbox_gc(lua_State *L) {
 static int l_ts_scan(lua_State *L) {
   fhandle *h = checkfile(L, 1);
   char err[LT_MSG];
-  tsbox *b = lua_newuserdatauv(L, sizeof *b, 0);
-  memset(b, 0, sizeof *b);
-  if (luaL_newmetatable(L, "ltorch.tsbox")) {
-    lua_pushcfunction(L, tsbox_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  tsbox *b = lt_newbox(L, sizeof *b, "ltorch.tsbox", tsbox_gc);
   if (lt_ts_scan(h->fd, h->size, &b->f, err)) return fmt_error(L, "%s", err);
   lua_createtable(L, (int)b->f.n, 0);
   for (size_t i = 0; i < b->f.n; i++) {

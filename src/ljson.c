@@ -79,13 +79,7 @@ static int l_json_decode(lua_State *L) {
   }
   if (lua_isnone(L, 3)) lua_pushnil(L);
   lua_settop(L, 3);
-  jbox *b = lua_newuserdatauv(L, sizeof *b, 0);
-  b->root = NULL;
-  if (luaL_newmetatable(L, "ltorch.jsonbox")) {
-    lua_pushcfunction(L, jbox_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  jbox *b = lt_newbox(L, sizeof *b, "ltorch.jsonbox", jbox_gc);
   const char *end = NULL;
   b->root = cJSON_ParseWithLengthOpts(s, len, &end, 0);
   if (!b->root) {
@@ -283,13 +277,7 @@ static int l_json_encode(lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 2);
   int null = lua_isnil(L, 2) ? 0 : 2;
-  jbuf *b = lua_newuserdatauv(L, sizeof *b, 0);
-  memset(b, 0, sizeof *b);
-  if (luaL_newmetatable(L, "ltorch.jsonbuf")) {
-    lua_pushcfunction(L, jbuf_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  jbuf *b = lt_newbox(L, sizeof *b, "ltorch.jsonbuf", jbuf_gc);
   encode(L, b, 1, null, 0);
   lua_pushlstring(L, b->p ? b->p : "", b->n);
   free(b->p);

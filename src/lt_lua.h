@@ -33,6 +33,9 @@ int lt_check_dim(lua_State *L, int arg, lua_Integer d, int ndim);
 void lt_push_elem(lua_State *L, lt_dtype dt, const void *p);
 /* read a Lua value into an element of dt */
 void lt_to_elem(lua_State *L, int idx, lt_dtype dt, void *p);
+/* push a zeroed userdata of size bytes whose metatable (named mt, made once)
+   has gc as __gc: the "UBox" for C memory that must be freed if a call raises */
+void *lt_newbox(lua_State *L, size_t size, const char *mt, lua_CFunction gc);
 /* tell the GC that nbytes of tensor memory were just allocated */
 void lt_gc_account(lua_State *L, size_t nbytes);
 /* a pseudo-random generator shared by creation functions and dropout */

@@ -56,6 +56,17 @@ lt_tensor *lt_push_storage(lua_State *L, lt_storage *s, lt_dtype dt, int ndim,
   return t;
 }
 
+void *lt_newbox(lua_State *L, size_t size, const char *mt, lua_CFunction gc) {
+  void *b = lua_newuserdatauv(L, size, 0);
+  memset(b, 0, size);
+  if (luaL_newmetatable(L, mt)) {
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return b;
+}
+
 typedef struct pace { size_t threshold; uint64_t rng[4]; } pace;
 static const char PACE_KEY = 'p';
 
