@@ -100,11 +100,17 @@ static void prog_step(void *ud, uint64_t n) {
   lua_call(p->L, 2, 0);
 }
 
-/* mark the storages reachable from o as needed (iterative over containers) */
+/* bits of pk_obj.mark while loading */
+#define MK_SEEN 1        /* reached by mark_needed */
+#define MK_SHARED 2      /* reached twice: converted once, through the cache */
+#define MK_BUILDING 4    /* a dict being converted */
+
+/* mark the storages reachable from o as needed, and the nodes reachable more
+   than once as shared */
 static int mark_needed(pk_obj *o, int depth) {
   if (depth > PK_MAX_DEPTH) return -1;
-  if (o->mark) return 0;
-  o->mark = 1;
+  if (o->mark & MK_SEEN) { o->mark |= MK_SHARED; return 0; }
+  o->mark |= MK_SEEN;
   switch (o->kind) {
     case PK_TENSOR: o->t->storage->st->needed = 1; return 0;
     case PK_STORAGE: {
@@ -196,7 +202,9 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
 static void push_list(conv *v, pk_obj *o, int depth) {
   lua_State *L = v->L;
   lua_createtable(L, (int)o->n, 0);
-  lua_pushlightuserdata(L, o); lua_pushvalue(L, -2); lua_rawset(L, v->cache);  /* before the items: cycles resolve */
+  if (o->mark & MK_SHARED) {   /* before the items: cycles resolve */
+    lua_pushlightuserdata(L, o); lua_pushvalue(L, -2); lua_rawset(L, v->cache);
+  }
   for (size_t i = 0; i < o->n; i++) {
     push_obj(v, o->items[i], depth + 1);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
@@ -223,18 +231,21 @@ static void push_obj(conv *v, pk_obj *o, int depth) {
     default: break;
   }
   /* shared nodes: the same Lua value each time */
-  lua_pushlightuserdata(L, o);
-  if (lua_rawget(L, v->cache) != LUA_TNIL) return;
-  lua_pop(L, 1);
+  int shared = o->mark & MK_SHARED;
+  if (shared) {
+    lua_pushlightuserdata(L, o);
+    if (lua_rawget(L, v->cache) != LUA_TNIL) return;
+    lua_pop(L, 1);
+  }
   switch (o->kind) {
     case PK_LIST: case PK_TUPLE: push_list(v, o, depth); return;
     case PK_DICT: case PK_ODICT:
       /* an odict is made from its finished contents, so a dict inside itself
          cannot be built; lists and inert objects can */
-      if (o->mark == 9) raise(L, "%s: a dict that contains itself is not supported", v->c->path);
-      o->mark = 9;
+      if (o->mark & MK_BUILDING) raise(L, "%s: a dict that contains itself is not supported", v->c->path);
+      o->mark |= MK_BUILDING;
       push_dict(v, o, depth, depth == 0);
-      o->mark = 1;
+      o->mark &= (uint8_t)~MK_BUILDING;
       break;
     case PK_SET:
       lua_createtable(L, 0, (int)o->n);
@@ -259,7 +270,7 @@ static void push_obj(conv *v, pk_obj *o, int depth) {
       break;
     case PK_INERT:
       lua_createtable(L, 0, 4);
-      lua_pushlightuserdata(L, o); lua_pushvalue(L, -2); lua_rawset(L, v->cache);
+      if (shared) { lua_pushlightuserdata(L, o); lua_pushvalue(L, -2); lua_rawset(L, v->cache); }
       lua_pushlstring(L, o->s, o->len); lua_setfield(L, -2, "__global");
       if (o->in && o->in->args) { push_obj(v, o->in->args, depth + 1); lua_setfield(L, -2, "args"); }
       if (o->in && o->in->state) { push_obj(v, o->in->state, depth + 1); lua_setfield(L, -2, "state"); }
@@ -272,7 +283,7 @@ static void push_obj(conv *v, pk_obj *o, int depth) {
       return;
     default: luaL_error(L, "%s: unexpected node", v->c->path);
   }
-  lua_pushlightuserdata(L, o); lua_pushvalue(L, -2); lua_rawset(L, v->cache);
+  if (shared) { lua_pushlightuserdata(L, o); lua_pushvalue(L, -2); lua_rawset(L, v->cache); }
 }
 
 /* ---- reading ---------------------------------------------------------------- */
@@ -369,7 +380,10 @@ static int l_pt_load(lua_State *L) {
   int extras = 0;
 
   if (hn >= 4 && !memcmp(head, "PK\3\4", 4)) {
-    if (pz_open(&c->z, c->fd, fsize, err)) return fail(L, c, "%s", err);
+    /* the whole file mapped: headers and the pickle are read in place */
+    c->map = lt_map_file(c->fd, (size_t)fsize, err);
+    if (!c->map) return fail(L, c, "%s", err);
+    if (pz_open(&c->z, c->fd, fsize, c->map->base, err)) return fail(L, c, "%s", err);
     c->zopen = 1;
     if (c->z.n == 0) return fail(L, c, "empty zip archive");
     const char *first = c->z.entries[0].name, *slash = strchr(first, '/');
@@ -403,11 +417,20 @@ static int l_pt_load(lua_State *L) {
     const pz_entry *pe = find_rec(c, prefix, "data.pkl");
     if (!pe) return fail(L, c, "missing record '%s/data.pkl'", prefix);
     if (pe->usize > MAX_PKL) return fail(L, c, "entry '%s' of %llu bytes exceeds the limit", pe->name, (unsigned long long)pe->usize);
-    c->pkl_size = (size_t)pe->usize;
-    c->pkl = lt_alloc_bytes(c->pkl_size, 0);
-    if (!c->pkl) return fail(L, c, "out of memory");
-    if (pz_read(&c->z, pe, c->pkl, 1, NULL, NULL, err)) return fail(L, c, "%s", err);
-    if (pk_load(c->arena, c->pkl, (size_t)pe->usize, mode, &c->res, err))
+    const unsigned char *pkl;
+    if (pe->method == 0) {
+      pkl = (const unsigned char *)c->map->base + pe->data_off;
+      uint32_t crc = pz_crc32(0, pkl, (size_t)pe->usize);
+      if (pe->crc != 0 && crc != pe->crc)
+        return fail(L, c, "entry '%s': crc32 mismatch (expected %08x, found %08x)", pe->name, pe->crc, (unsigned)crc);
+    } else {
+      c->pkl_size = (size_t)pe->usize;
+      c->pkl = lt_alloc_bytes(c->pkl_size, 0);
+      if (!c->pkl) return fail(L, c, "out of memory");
+      if (pz_read(&c->z, pe, c->pkl, 1, NULL, NULL, err)) return fail(L, c, "%s", err);
+      pkl = c->pkl;
+    }
+    if (pk_load(c->arena, pkl, (size_t)pe->usize, mode, &c->res, err))
       return c->res.nunknown && mode == PK_UNKNOWN_ERROR ? (unknown_error(L, c), 0) : fail(L, c, "entry '%s': %s", pe->name, err);
     /* .ltorch/ records */
     char lp[PZ_MAX_NAME + 16];
@@ -489,7 +512,7 @@ static int l_pt_load(lua_State *L) {
   pk_obj *root = c->res.value;
   int depthfail = 0;
   if (f_select && (root->kind == PK_DICT || root->kind == PK_ODICT)) {
-    root->mark = 1;
+    root->mark |= MK_SEEN;
     for (size_t i = 0; i + 1 < root->n; i += 2) {
       pk_obj *k = root->items[i];
       if (k->kind == PK_STR || k->kind == PK_BYTES) lua_pushlstring(L, k->s, k->len);
@@ -958,6 +981,7 @@ static int l_pickle_loads(lua_State *L) {
     return fail(L, c, "%s", err);
   }
   if (mode == PK_UNKNOWN_ERROR && c->res.nunknown) unknown_error(L, c);
+  if (mark_needed(c->res.value, 0)) return fail(L, c, "nesting exceeds the limit of %d", PK_MAX_DEPTH);
   lua_newtable(L);
   conv v = {L, c, f_null, f_odict, lua_gettop(L), 0};
   push_obj(&v, c->res.value, 0);

@@ -159,14 +159,10 @@ void pz_close(pz_reader *z) {
   z->entries = NULL; z->hash = NULL; z->n = 0;
 }
 
-#define WINDOW ((size_t)16 << 10)   /* >= 30 + PZ_MAX_NAME */
-
 #define FAIL(...) do { snprintf(err, LT_MSG, __VA_ARGS__); goto fail; } while (0)
 
-int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
-  unsigned char *tail = NULL, *cd = NULL, *win = NULL;
-  uint64_t win_off = 0;
-  size_t win_len = 0;
+int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
+  const unsigned char *base = map;
   memset(z, 0, sizeof *z);
   z->fd = fd;
   z->file_size = fsize;
@@ -175,15 +171,13 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
   /* 1. the end record: within the last 22 + 65535 bytes */
   size_t tlen = fsize < 22 + 65535 ? (size_t)fsize : 22 + 65535;
   uint64_t tstart = fsize - tlen;
-  tail = malloc(tlen);
-  if (!tail) FAIL("out of memory");
-  if (pread_all(fd, tail, tlen, tstart)) FAIL("cannot read the end of the file: %s", strerror(errno));
+  const unsigned char *tl = base + tstart;
   ptrdiff_t eo = -1;
   for (ptrdiff_t i = (ptrdiff_t)tlen - 22; i >= 0; i--)
-    if (tail[i] == 'P' && rd32(tail + i) == 0x06054b50 &&
-        (size_t)i + 22 + rd16(tail + i + 20) == tlen) { eo = i; break; }
+    if (tl[i] == 'P' && rd32(tl + i) == 0x06054b50 &&
+        (size_t)i + 22 + rd16(tl + i + 20) == tlen) { eo = i; break; }
   if (eo < 0) FAIL("no zip end of central directory record (truncated, or not a zip archive)");
-  const unsigned char *e = tail + eo;
+  const unsigned char *e = tl + eo;
   uint64_t eocd_pos = tstart + (uint64_t)eo;
   if (rd16(e + 4) != 0 || rd16(e + 6) != 0) FAIL("multi-disk archives are not supported");
   uint64_t count = rd16(e + 10), cd_size = rd32(e + 12), cd_off = rd32(e + 16);
@@ -191,10 +185,9 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
   /* 2. the ZIP64 locator just before it, and the ZIP64 end record */
   if (eocd_pos >= 20 && eo >= 20 && rd32(e - 20) == 0x07064b50) {
     uint64_t z64 = rd64(e - 20 + 8);
-    unsigned char r[56];
     if (z64 > eocd_pos - 20 || eocd_pos - 20 - z64 < 56)
       FAIL("zip64 end record offset %llu is out of bounds", (unsigned long long)z64);
-    if (pread_all(fd, r, 56, z64)) FAIL("cannot read the zip64 end record");
+    const unsigned char *r = base + z64;
     if (rd32(r) != 0x06064b50) FAIL("bad zip64 end record signature at offset %llu", (unsigned long long)z64);
     count = rd64(r + 32);
     if (rd64(r + 24) != count) FAIL("zip64 end record: entry counts disagree");
@@ -211,21 +204,19 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
   if (count * 46 > cd_size) FAIL("central directory of %llu bytes is too small for %llu entries",
                                  (unsigned long long)cd_size, (unsigned long long)count);
   /* 3. the central directory */
-  cd = malloc(cd_size ? cd_size : 1);
-  z->entries = calloc(count ? count : 1, sizeof *z->entries);
+  const unsigned char *cdp = base + cd_off;
+  z->entries = malloc((count ? count : 1) * sizeof *z->entries);
   z->hcap = 16;
   while (z->hcap <= 2 * count) z->hcap *= 2;
   z->hash = calloc(z->hcap, sizeof *z->hash);
-  win = malloc(WINDOW);
   z->names = malloc(cd_size + 1);
   size_t names_used = 0;
-  if (!cd || !z->entries || !z->hash || !win || !z->names) FAIL("out of memory");
-  if (pread_all(fd, cd, cd_size, cd_off)) FAIL("cannot read the central directory");
+  if (!z->entries || !z->hash || !z->names) FAIL("out of memory");
   size_t p = 0;
   for (uint64_t i = 0; i < count; i++) {
-    if (cd_size - p < 46 || rd32(cd + p) != 0x02014b50)
+    if (cd_size - p < 46 || rd32(cdp + p) != 0x02014b50)
       FAIL("central directory entry %llu: bad signature", (unsigned long long)i);
-    const unsigned char *c = cd + p;
+    const unsigned char *c = cdp + p;
     unsigned flags = rd16(c + 8), method = rd16(c + 10);
     size_t nl = rd16(c + 28), xl = rd16(c + 30), cl = rd16(c + 32);
     if (cd_size - p - 46 < nl + xl + cl) FAIL("central directory entry %llu overruns the directory", (unsigned long long)i);
@@ -270,12 +261,7 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
       FAIL("entry '%s': bad local header at offset %llu", en->name, (unsigned long long)loff);
     /* headers are read through a window of the file: one read serves the
        many headers of an archive of small records */
-    if (loff < win_off || loff + 30 + nl > win_off + win_len) {
-      win_off = loff;
-      win_len = cd_off - loff < WINDOW ? (size_t)(cd_off - loff) : WINDOW;
-      if (pread_all(fd, win, win_len, win_off)) { win_len = 0; FAIL("entry '%s': cannot read its local header", en->name); }
-    }
-    const unsigned char *lh = win + (loff - win_off);
+    const unsigned char *lh = base + loff;
     if (rd32(lh) != 0x04034b50)
       FAIL("entry '%s': bad local header at offset %llu", en->name, (unsigned long long)loff);
     size_t lnl = rd16(lh + 26), lxl = rd16(lh + 28);
@@ -306,14 +292,8 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, char *err) {
     }
     z->hash[j] = i + 1;
   }
-  free(tail);
-  free(cd);
-  free(win);
   return 0;
 fail:
-  free(tail);
-  free(cd);
-  free(win);
   pz_close(z);
   return -1;
 }

@@ -33,9 +33,11 @@ typedef struct pz_reader {
 } pz_reader;
 
 /* Parse the archive open on fd (size file_size): end records, central
-   directory, every local header. Validates every field. 0 ok; -1 with err
-   (the reader then owns nothing that needs freeing beyond pz_close). */
-int pz_open(pz_reader *z, int fd, uint64_t file_size, char *err);
+   directory, every local header. Validates every field. map is the whole
+   file mapped (lt_map_file): headers are read in place, with no read calls
+   and no copies, a page fault per header at most. 0 ok; -1 with err (the reader then owns nothing that needs freeing beyond
+   pz_close). */
+int pz_open(pz_reader *z, int fd, uint64_t file_size, const void *map, char *err);
 void pz_close(pz_reader *z);
 /* the entry named name, or NULL */
 const pz_entry *pz_find(const pz_reader *z, const char *name);

@@ -8,8 +8,6 @@ local KEYS, DATA = {}, {}   -- private fields of the metatable
 local meta_of = setmetatable({}, {__mode = "k"})
 
 local function make(keys, data)
-  local pos = {}
-  for i, k in ipairs(keys) do pos[k] = i end
   local mt
   mt = {
     [KEYS] = keys, [DATA] = data,
@@ -19,11 +17,10 @@ local function make(keys, data)
       if data[k] == nil then
         if v == nil then return end
         keys[#keys + 1] = k
-        pos[k] = #keys
       elseif v == nil then
-        table.remove(keys, pos[k])
-        pos[k] = nil
-        for i = 1, #keys do pos[keys[i]] = i end
+        for i = 1, #keys do   -- removal is rare: a scan, not an index kept up to date
+          if keys[i] == k then table.remove(keys, i) break end
+        end
       end
       data[k] = v
     end,

@@ -66,8 +66,10 @@ function M.detect(path)
   if not fh then error(err, 3) end
   local head = fh:read(64) or ""
   fh:close()
-  for _, f in ipairs(all_formats()) do
-    if f.detect and f.detect(head, path) then return f end
+  -- modules load on demand: the usual file needs only its own format's code
+  for _, n in ipairs(FORMATS) do
+    local f = format(n)
+    if f and f.detect and f.detect(head, path) then return f end
   end
   return nil, head
 end
