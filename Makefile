@@ -8,7 +8,7 @@ BUSTED ?= busted --lua=$(LUA)
 LUA_INC ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 PKGS := libzip zlib libcjson
 DEP_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-DEP_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lzip -lz -lcjson) -lopenblas
+DEP_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lzip -lz -lcjson) -ldl
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla -Werror
 OPT ?= -O2 -g
 CFLAGS ?= $(OPT)
@@ -34,7 +34,7 @@ $(BUILD)/obj $(BUILD)/ltorch:
 	mkdir -p $@
 
 $(BUILD)/ltorch/core.so: $(OBJS) | $(BUILD)/ltorch
-	$(CC) -shared $(ALL_CFLAGS) -o $@ $(OBJS) $(DEP_LIBS) $(LDFLAGS) -lm
+	$(CC) -shared $(ALL_CFLAGS) -o $@ $(OBJS) $(DEP_LIBS) $(LDFLAGS) -lm -pthread
 
 ## host: build the example C host application (examples/host) as build/host
 host: $(BUILD)/host

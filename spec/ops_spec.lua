@@ -150,6 +150,26 @@ describe("matmul", function()
       same(torch.matmul(T(c.a), T(c.b)), c.out)
     end)
   end
+  it("opens OpenBLAS on the first floating gemm, not when ltorch loads", function()
+    local script = [[
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+package.cpath = (os.getenv("LTORCH_BUILD") or "build") .. "/?.so;" .. package.cpath
+local torch = require("ltorch")
+local function blas()
+  for line in io.lines("/proc/self/maps") do if line:find("libopenblas", 1, true) then return "yes" end end
+  return "no"
+end
+local a = blas()
+torch.matmul(torch.ones(2, 2, {dtype = "int64"}), torch.ones(2, 2, {dtype = "int64"}))
+local b = blas()
+local y = torch.matmul(torch.ones(2, 3), torch.ones(3, 2))
+print(a, b, blas(), y:sum():item())
+]]
+    local p = io.popen("lua5.4 -e '" .. script:gsub("'", "'\\''") .. "'")
+    local out = p:read("a")
+    assert.is_true(p:close())
+    assert.equal("no\tno\tyes\t12.0\n", out)
+  end)
   it("uses a transposed view without copying wrong", function()
     local c = E.matmul_f64_bt
     same(T(c.a):matmul(T(c.b):t()), c.out, 1e-12)

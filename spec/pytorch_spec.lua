@@ -461,6 +461,61 @@ print('ok')
   end)
 end)
 
+describe("eager loads of big records (read by several threads)", function()
+  local dir, f
+  setup(function()
+    dir = tmpdir()
+    f = dir .. "/big.pt"
+    -- 6 x 4 MiB: above the size where reads are split across threads
+    py(dir, string.format([[
+import torch
+g = torch.Generator().manual_seed(3)
+sd = {f'w{i}': torch.randn(1024, 1024, generator=g) for i in range(6)}
+sd['small'] = torch.arange(10, dtype=torch.int64)
+torch.save(sd, %q)
+]], f))
+  end)
+  teardown(function() os.execute("rm -rf " .. dir) end)
+
+  it("reads every byte into place, as PyTorch wrote it", function()
+    local eager, mm = torch.load(f), torch.load(f, {mmap = true})
+    for i = 0, 5 do
+      local k = "w" .. i
+      local _, _, mapped = eager[k]:_storage_info()
+      assert.is_false(mapped)
+      assert.is_true(same(eager[k], mm[k]), k)
+    end
+    local out = py(dir, string.format([[
+import torch
+sd = torch.load(%q)
+print(' '.join(repr(float(sd[f'w{i}'][1023, 1023])) for i in range(6)))
+]], f))
+    local i = 0
+    for x in out:gmatch("%S+") do
+      assert.equal(tonumber(x), eager["w" .. i]:select(1, 1024):select(1, 1024):item())
+      i = i + 1
+    end
+    assert.equal(6, i)
+    assert.same({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, eager.small:tolist())
+  end)
+
+  it("reports progress in steps up to the total", function()
+    local calls, last, total = 0, 0, nil
+    torch.load(f, {progress = function(d, t) calls = calls + 1; assert.is_true(d >= last); last, total = d, t end})
+    assert.equal(6 * 4 * 1048576 + 80, total)
+    assert.equal(total, last)
+    assert.is_true(calls > 2)
+  end)
+
+  it("stops on an error in the progress callback and raises it", function()
+    local ok, err = pcall(torch.load, f, {progress = function(d) if d > 8 * 1048576 then error("stop here", 0) end end})
+    assert.is_false(ok)
+    assert.equal("stop here", err)
+    collectgarbage()
+    assert.same({1024, 1024}, torch.load(f).w5:size())   -- the loader is still fine
+  end)
+end)
+
 describe("mmap loading", function()
   local dir
   setup(function() dir = tmpdir() end)

@@ -291,6 +291,12 @@ static int l_allclose(lua_State *L) {
 
 /* ---- matmul ------------------------------------------------------------ */
 
+/* OpenBLAS for a gemm in dtype gd (integer gemms are plain loops) */
+static void need_blas(lua_State *L, lt_dtype gd) {
+  char err[LT_MSG];
+  if (gd != LT_INT64 && lt_blas_load(err)) luaL_error(L, "%s", err);
+}
+
 static lt_dtype gemm_dtype(lt_dtype od) {
   switch (kindof(od)) {
     case LT_KIND_FLOAT: return od == LT_FLOAT64 ? LT_FLOAT64 : LT_FLOAT32;
@@ -348,6 +354,7 @@ static lt_tensor *do_matmul(lua_State *L, const lt_tensor *a0, const lt_tensor *
   if (b0->ndim > 1) oshape[ond++] = N;
   if (ond > LT_MAX_DIMS) luaL_error(L, "bad argument #1 to '%s' (rank exceeds the limit of %d)", name, LT_MAX_DIMS);
   lt_dtype od = lt_promote(a.dtype, b.dtype), gd = gemm_dtype(od);
+  need_blas(L, gd);
   int ta, tb;
   int64_t lda, ldb;
   if (a.dtype != gd || !blas_ok(&a, M, K, &ta, &lda)) {
@@ -700,6 +707,7 @@ static int l_conv2d(lua_State *L) {
   if (bias && lt_numel(bias) != p.O)
     luaL_error(L, "bad argument #3 to 'conv2d' (bias has %d elements, expected %d)", (int)lt_numel(bias), (int)p.O);
   lt_dtype gd = od == LT_FLOAT64 ? LT_FLOAT64 : LT_FLOAT32;
+  need_blas(L, gd);
   int64_t Kc = (p.C / groups) * p.kh * p.kw;
   int64_t P = lt_shape_numel(2, (int64_t[]){p.OH, p.OW});
   if (Kc >= INT_MAX || P < 0 || P >= INT_MAX || p.O >= INT_MAX || lt_shape_numel(2, (int64_t[]){Kc, P}) < 0)

@@ -88,7 +88,7 @@ static int fail(lua_State *L, ldctx *c, const char *fmt, ...) {
 }
 
 /* progress: a Lua function at index fn, or 0 */
-typedef struct prog { lua_State *L; int fn; uint64_t done, total; } prog;
+typedef struct prog { lua_State *L; int fn; uint64_t done, total, base; } prog;
 
 static void prog_step(void *ud, uint64_t n) {
   prog *p = ud;
@@ -104,6 +104,23 @@ static void prog_step(void *ud, uint64_t n) {
 #define MK_SEEN 1        /* reached by mark_needed */
 #define MK_SHARED 2      /* reached twice: converted once, through the cache */
 #define MK_BUILDING 4    /* a dict being converted */
+
+/* lt_read_jobs' progress: done bytes of the jobs after base; the callback
+   runs protected, and its error stays on the stack to be raised once every
+   reader thread has stopped */
+static int jobs_progress(void *ud, uint64_t done) {
+  prog *p = ud;
+  lua_pushvalue(p->L, p->fn);
+  lua_pushinteger(p->L, (lua_Integer)(p->base + done));
+  lua_pushinteger(p->L, (lua_Integer)p->total);
+  return lua_pcall(p->L, 2, 0, 0) != LUA_OK;
+}
+
+static uint64_t total_jobs(const lt_readjob *jobs, size_t n) {
+  uint64_t t = 0;
+  for (size_t i = 0; i < n; i++) t += jobs[i].len;
+  return t;
+}
 
 /* mark the storages reachable from o as needed, and the nodes reachable more
    than once as shared */
@@ -558,7 +575,9 @@ static int l_pt_load(lua_State *L) {
   int in_order = 1;   /* torch.save's order is often the file's already */
   for (size_t i = 1; i < nneed && in_order; i++) in_order = need[i - 1].off <= need[i].off;
   if (!in_order) qsort(need, nneed, sizeof *need, cmp_off);
-  prog pg = {L, f_progress, 0, total};
+  prog pg = {L, f_progress, 0, total, 0};
+  lt_readjob *jobs = lua_newuserdatauv(L, (nneed ? nneed : 1) * sizeof *jobs, 0);
+  size_t njobs = 0;
   if (use_mmap && !c->map && nneed) {
     c->map = lt_map_file(c->fd, (size_t)fsize, err);
     if (!c->map) return fail(L, c, "%s", err);
@@ -589,14 +608,28 @@ static int l_pt_load(lua_State *L) {
     if (legacy || (stored && !check && nb <= SMALL_RECORD)) {
       memcpy(st->data, (const char *)c->map->base + off, (size_t)nb);
       prog_step(&pg, nb);
+    } else if (stored && !check) {
+      /* big records: read together, in parallel, below */
+      jobs[njobs++] = (lt_readjob){st->data, off, nb, e->name};
     } else {
       pz_entry part = *e;
       if (stored) part.usize = part.csize = nb;
       if (pz_read(&c->z, &part, st->data, check, stored ? prog_step : NULL, &pg, err)) return fail(L, c, "%s", err);
       if (!stored) prog_step(&pg, nb);
     }
-    if (big_endian) byteswap(st->data, (size_t)nb, (lt_dtype)s->st->dtype);
   }
+  if (njobs) {
+    pg.base = pg.done;
+    int rc = lt_read_jobs(c->fd, jobs, njobs, f_progress ? jobs_progress : NULL, &pg, err);
+    if (rc < 0) return fail(L, c, "%s", err);
+    if (rc > 0) return lua_error(L);   /* the progress callback's error, on top */
+    pg.done = pg.base + total_jobs(jobs, njobs);
+  }
+  if (big_endian)
+    for (size_t i = 0; i < nneed; i++) {
+      lt_storage *st = need[i].s->st->data;
+      byteswap(st->data, (size_t)need[i].s->st->nbytes, (lt_dtype)need[i].s->st->dtype);
+    }
   if (!use_mmap && c->map) { lt_mapping_release(c->map); c->map = NULL; }
 
   /* convert */
@@ -912,7 +945,7 @@ static int l_pt_save(lua_State *L) {
   char err[LT_MSG], name[PZ_MAX_NAME + 64];
   uint64_t total = 0;
   for (size_t i = 0; i < c->nst; i++) total += (c->st[i].s->nbytes / lt_dtypes[c->st[i].dt].size) * lt_dtypes[c->st[i].dt].size;
-  prog pg = {L, f_progress, 0, total};
+  prog pg = {L, f_progress, 0, total, 0};
   const void *part[1];
   uint64_t len[1];
 #define REC(nm, ptr, n, pr) do { \

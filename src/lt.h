@@ -96,6 +96,18 @@ void lt_mapping_release(lt_mapping *m);
 /* a storage over [off, off+n) of m; retains m */
 lt_storage *lt_storage_from_mapping(lt_mapping *m, size_t off, size_t n);
 
+/* ---- parallel reads (readjobs.c) --------------------------------------- */
+
+/* len bytes of the file at off into dst; what names it in errors ("entry 'x'") */
+typedef struct lt_readjob { void *dst; uint64_t off, len; const char *what; } lt_readjob;
+/* Read every job with a few threads (the caller's included, one when the
+   total is small). progress(ud, done_bytes), when not NULL, runs in the
+   caller's thread only, between chunks; returning nonzero stops the reads.
+   All threads have finished when this returns. 0 done; 1 stopped by
+   progress; -1 with err on a read error. */
+int lt_read_jobs(int fd, const lt_readjob *jobs, size_t n, int (*progress)(void *ud, uint64_t done),
+                 void *ud, char *err);
+
 /* ---- tensors ---------------------------------------------------------- */
 
 typedef struct lt_tensor {

@@ -6,11 +6,18 @@
 ** back from float32 as c10 does). Contiguous float32 has plain loops the
 ** compiler vectorises. matmul and convolution go through OpenBLAS gemm;
 ** pooling and normalisation work on contiguous double buffers.
+**
+** OpenBLAS is opened on the first gemm (dlopen), not when ltorch loads: its
+** start-up costs milliseconds and starts a thread pool whose threads spin
+** for a while, taking a core from a script that only loads and saves.
 */
 #include <math.h>
 #include <string.h>
 #include <complex.h>
 #include <cblas.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
 #include "ops.h"
 
 #define CH 256            /* elements per chunk of an elementwise kernel */
@@ -493,6 +500,44 @@ int lt_all_close(const lt_tensor *a, const lt_tensor *b, double rtol, double ato
 
 /* ---- gemm -------------------------------------------------------------- */
 
+#define BLAS_LIB "libopenblas.so.0"
+
+static struct {
+  __typeof__(cblas_sgemm) *sgemm;
+  __typeof__(cblas_dgemm) *dgemm;
+  __typeof__(cblas_cgemm) *cgemm;
+  __typeof__(cblas_zgemm) *zgemm;
+  char err[LT_MSG];
+} blas;
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void *blas_sym(void *h, const char *name) {
+  void *f = dlsym(h, name);
+  if (!f && !blas.err[0]) snprintf(blas.err, sizeof blas.err, "%s has no %s", BLAS_LIB, name);
+  return f;
+}
+
+static void blas_open(void) {
+  void *h = dlopen(BLAS_LIB, RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    const char *e = dlerror();
+    snprintf(blas.err, sizeof blas.err, "cannot load OpenBLAS: %s (install libopenblas0)", e ? e : BLAS_LIB);
+    return;
+  }
+  /* dlsym returns void *; a function pointer is stored through memcpy (ISO C) */
+  void *f;
+  f = blas_sym(h, "cblas_sgemm"); memcpy(&blas.sgemm, &f, sizeof f);
+  f = blas_sym(h, "cblas_dgemm"); memcpy(&blas.dgemm, &f, sizeof f);
+  f = blas_sym(h, "cblas_cgemm"); memcpy(&blas.cgemm, &f, sizeof f);
+  f = blas_sym(h, "cblas_zgemm"); memcpy(&blas.zgemm, &f, sizeof f);
+}
+
+int lt_blas_load(char *err) {
+  pthread_once(&blas_once, blas_open);
+  if (blas.err[0]) { snprintf(err, LT_MSG, "%s", blas.err); return -1; }
+  return 0;
+}
+
 void lt_gemm(lt_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K,
              const void *A, int64_t lda, const void *B, int64_t ldb, void *C, int64_t ldc) {
   size_t isz = lt_dtypes[dt].size;
@@ -504,22 +549,22 @@ void lt_gemm(lt_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K,
   enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
   switch (dt) {
     case LT_FLOAT32:
-      cblas_sgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, 1.0f, A,
+      blas.sgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, 1.0f, A,
                   (blasint)lda, B, (blasint)ldb, 0.0f, C, (blasint)ldc);
       break;
     case LT_FLOAT64:
-      cblas_dgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, 1.0, A,
+      blas.dgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, 1.0, A,
                   (blasint)lda, B, (blasint)ldb, 0.0, C, (blasint)ldc);
       break;
     case LT_COMPLEX64: {
       const float one[2] = {1, 0}, zero[2] = {0, 0};
-      cblas_cgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, one, A,
+      blas.cgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, one, A,
                   (blasint)lda, B, (blasint)ldb, zero, C, (blasint)ldc);
       break;
     }
     case LT_COMPLEX128: {
       const double one[2] = {1, 0}, zero[2] = {0, 0};
-      cblas_zgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, one, A,
+      blas.zgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, one, A,
                   (blasint)lda, B, (blasint)ldb, zero, C, (blasint)ldc);
       break;
     }

@@ -49,6 +49,9 @@ int lt_all_close(const lt_tensor *a, const lt_tensor *b, double rtol, double ato
    and B is stored NxK */
 void lt_gemm(lt_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K,
              const void *A, int64_t lda, const void *B, int64_t ldb, void *C, int64_t ldc);
+/* open OpenBLAS once per process (thread-safe); lt_gemm of a floating or
+   complex dtype needs it. 0, or -1 with err */
+int lt_blas_load(char *err);
 
 /* reductions over a contiguous (outer, n, inner) block */
 enum { LT_RED_SUM, LT_RED_MEAN, LT_RED_MAX, LT_RED_MIN, LT_RED_ARGMAX, LT_RED_ARGMIN, LT_RED_STD };
