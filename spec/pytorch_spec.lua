@@ -138,6 +138,29 @@ describe("torch.save and torch.load (pt)", function()
     assert.equal("0\n", left)
   end)
 
+  it("swaps a new file in over the old one, leaving other links and no temporary files", function()
+    local f, link = dir .. "/swap.pt", dir .. "/swap-link.pt"
+    torch.save({v = torch.tensor({1, 2})}, f)
+    assert(os.execute("ln " .. f .. " " .. link))
+    torch.save({v = torch.tensor({3, 4, 5})}, f)
+    assert.same({3, 4, 5}, torch.load(f).v:tolist())
+    assert.same({1, 2}, torch.load(link).v:tolist())   -- the old file lives on under its other name
+    torch.save({v = torch.tensor({6})}, f, {sync = true})
+    assert.same({6}, torch.load(f).v:tolist())
+    local left = io.popen("ls -a " .. dir .. " | grep -c tmp"):read("a")
+    assert.equal("0\n", left)
+    os.remove(link)
+  end)
+
+  it("refuses to replace a folder", function()
+    local d = dir .. "/folder.pt"
+    assert(os.execute("mkdir " .. d))
+    assert.has_error(function() torch.save({v = torch.ones(1)}, d) end, d .. ": cannot replace the file: Is a directory")
+    local left = io.popen("ls -a " .. dir .. " | grep -c tmp"):read("a")
+    assert.equal("0\n", left)
+    os.execute("rmdir " .. d)
+  end)
+
   it("refuses a freed tensor", function()
     local t = torch.ones(2)
     t:free()

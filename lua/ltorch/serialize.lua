@@ -126,7 +126,7 @@ function M.install(torch)
       os.remove(tmp)
       error(err, 2)
     end
-    local rok, rerr = os.rename(tmp, path)
+    local rok, rerr = require("ltorch.core")._replace(tmp, path, opts.sync)
     if not rok then
       os.remove(tmp)
       error(path .. ": cannot replace the file: " .. tostring(rerr), 2)
