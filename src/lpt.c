@@ -599,13 +599,9 @@ static int l_pt_load(lua_State *L) {
     if (!st) return fail(L, c, "not enough memory for storage '%s' of %llu bytes", s->st->key, (unsigned long long)nb);
     s->st->data = st;
     int check = verify && !legacy && (!stored || e->usize == nb);
-    if (stored && !check && nb <= SMALL_RECORD && !c->map && !legacy) {
-      /* many small records: one mapping and page faults cost less than a
-         read system call each */
-      c->map = lt_map_file(c->fd, (size_t)fsize, err);
-      if (!c->map) return fail(L, c, "%s", err);
-    }
-    if (legacy || (stored && !check && nb <= SMALL_RECORD)) {
+    /* many small records close together: copies from the mapping (a fault
+       maps many) cost less than a read system call each */
+    if (legacy || (stored && !check && nb <= SMALL_RECORD && !c->z.sparse)) {
       memcpy(st->data, (const char *)c->map->base + off, (size_t)nb);
       prog_step(&pg, nb);
     } else if (stored && !check) {

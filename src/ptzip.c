@@ -161,6 +161,8 @@ void pz_close(pz_reader *z) {
 
 #define FAIL(...) do { snprintf(err, LT_MSG, __VA_ARGS__); goto fail; } while (0)
 
+#define SPARSE ((uint64_t)64 << 10)   /* mean record spacing above which headers are read */
+
 int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
   const unsigned char *base = map;
   memset(z, 0, sizeof *z);
@@ -205,6 +207,12 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
                                  (unsigned long long)cd_size, (unsigned long long)count);
   /* 3. the central directory */
   const unsigned char *cdp = base + cd_off;
+  /* Local headers are read from the mapping when records are small and their
+     headers close together (one fault maps many), and with pread when they
+     are far apart, so an mmap open keeps no pages of tensor data resident. */
+  int sparse = count && cd_off / count >= SPARSE;
+  z->sparse = sparse;
+  unsigned char hdr[30 + PZ_MAX_NAME];
   z->entries = malloc((count ? count : 1) * sizeof *z->entries);
   z->hcap = 16;
   while (z->hcap <= 2 * count) z->hcap *= 2;
@@ -262,6 +270,11 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
     /* headers are read through a window of the file: one read serves the
        many headers of an archive of small records */
     const unsigned char *lh = base + loff;
+    if (sparse) {   /* one small read: touching the mapping would map 64 KiB around it */
+      if (pread_all(fd, hdr, 30 + nl, loff)) FAIL("entry '%s': cannot read its local header: %s", en->name,
+                                                  errno ? strerror(errno) : "the file ends first");
+      lh = hdr;
+    }
     if (rd32(lh) != 0x04034b50)
       FAIL("entry '%s': bad local header at offset %llu", en->name, (unsigned long long)loff);
     size_t lnl = rd16(lh + 26), lxl = rd16(lh + 28);

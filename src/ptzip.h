@@ -30,6 +30,7 @@ typedef struct pz_reader {
   char *names;             /* every entry's name, NUL-terminated, one buffer */
   size_t *hash;            /* open addressing: entry index + 1, 0 empty */
   size_t hcap;             /* a power of two, > 2n */
+  int sparse;              /* records 64 KiB apart or more on average: read, don't touch the mapping */
 } pz_reader;
 
 /* Parse the archive open on fd (size file_size): end records, central

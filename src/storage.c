@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <errno.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include "lt.h"
 
 #define BIG (2u << 20)
@@ -17,10 +18,16 @@ static atomic_size_t live_bytes;
 
 size_t lt_storage_live_bytes(void) { return atomic_load(&live_bytes); }
 
+static size_t page_round(size_t n) {
+  long p = sysconf(_SC_PAGESIZE);
+  size_t page = p > 0 ? (size_t)p : 4096;
+  return (n + page - 1) & ~(page - 1);
+}
+
 void *lt_alloc_bytes(size_t n, int zero) {
   if (n == 0) n = 1;
   if (n >= BIG) {
-    size_t len = (n + BIG - 1) & ~(size_t)(BIG - 1);
+    size_t len = page_round(n);
     char *p = mmap(NULL, len + BIG, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
@@ -30,7 +37,8 @@ void *lt_alloc_bytes(size_t n, int zero) {
     if (head) munmap(p, head);
     if (tail) munmap((char *)a + len, tail);
 #ifdef MADV_HUGEPAGE
-    madvise((void *)a, len, MADV_HUGEPAGE);
+    /* whole huge pages only: a last, partly used one would be resident in full */
+    madvise((void *)a, n & ~(size_t)(BIG - 1), MADV_HUGEPAGE);
 #endif
     return (void *)a;   /* anonymous memory is already zero */
   }
@@ -44,7 +52,7 @@ void *lt_alloc_bytes(size_t n, int zero) {
 void lt_free_bytes(void *p, size_t n) {
   if (!p) return;
   if (n == 0) n = 1;
-  if (n >= BIG) munmap(p, (n + BIG - 1) & ~(size_t)(BIG - 1));
+  if (n >= BIG) munmap(p, page_round(n));
   else free(p);
 }
 
