@@ -204,6 +204,8 @@ const char *pk_storage_class(lt_dtype dt) {
 
 /* ---- the VM ---------------------------------------------------------------- */
 
+typedef struct hslot { uint64_t h; size_t i; } hslot;   /* i: index in res->storages; SIZE_MAX: empty */
+
 typedef struct vm {
   pk_arena *a;
   pk_result *res;
@@ -220,7 +222,7 @@ typedef struct vm {
   /* immutable values shared within one pickle: None, False, True, 0..255 */
   pk_obj *none, *bools[2], *small[256];
   /* storages by key: open addressing over res->storages indices */
-  size_t *hash;
+  hslot *hash;
   size_t hcap;
 } vm;
 
@@ -334,30 +336,36 @@ static int parse_dec(vm *v, const char *s, size_t n, int64_t *out) {
   return 0;
 }
 
+static uint64_t key_hash(const char *key, size_t klen) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t c = 0; c < klen; c++) h = (h ^ (unsigned char)key[c]) * 1099511628211ull;
+  return h ^ (h >> 29);
+}
+
 static pk_obj *storage_by_key(vm *v, const char *key, size_t klen, int *created) {
   pk_result *r = v->res;
   if (r->nstorages * 2 >= v->hcap) {
+    /* slots keep the hash: probing and growing never chase a node */
     size_t nc = v->hcap ? v->hcap * 2 : 64;
-    size_t *nh = malloc(nc * sizeof *nh);
+    hslot *nh = malloc(nc * sizeof *nh);
     if (!nh) return NULL;
-    for (size_t i = 0; i < nc; i++) nh[i] = SIZE_MAX;
+    for (size_t i = 0; i < nc; i++) nh[i].i = SIZE_MAX;
+    for (size_t i = 0; i < v->hcap; i++) {
+      if (v->hash[i].i == SIZE_MAX) continue;
+      size_t j = v->hash[i].h & (nc - 1);
+      while (nh[j].i != SIZE_MAX) j = (j + 1) & (nc - 1);
+      nh[j] = v->hash[i];
+    }
     free(v->hash);
     v->hash = nh; v->hcap = nc;
-    for (size_t i = 0; i < r->nstorages; i++) {
-      const char *k = r->storages[i]->st->key;
-      uint64_t h = 1469598103934665603ull;
-      for (const char *c = k; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
-      size_t j = h & (nc - 1);
-      while (nh[j] != SIZE_MAX) j = (j + 1) & (nc - 1);
-      nh[j] = i;
-    }
   }
-  uint64_t h = 1469598103934665603ull;
-  for (size_t c = 0; c < klen; c++) h = (h ^ (unsigned char)key[c]) * 1099511628211ull;
+  uint64_t h = key_hash(key, klen);
   size_t j = h & (v->hcap - 1);
-  while (v->hash[j] != SIZE_MAX) {
-    pk_obj *o = r->storages[v->hash[j]];
-    if (o->st->key_len == klen && !memcmp(o->st->key, key, klen)) { *created = 0; return o; }
+  while (v->hash[j].i != SIZE_MAX) {
+    if (v->hash[j].h == h) {
+      pk_obj *o = r->storages[v->hash[j].i];
+      if (o->st->key_len == klen && !memcmp(o->st->key, key, klen)) { *created = 0; return o; }
+    }
     j = (j + 1) & (v->hcap - 1);
   }
   pk_obj *o = aobj(v->a, PK_STORAGE);
@@ -376,7 +384,8 @@ static pk_obj *storage_by_key(vm *v, const char *key, size_t klen, int *created)
     if (!ns) return NULL;
     r->storages = ns; r->capstorages = nc;
   }
-  v->hash[j] = r->nstorages;
+  v->hash[j].h = h;
+  v->hash[j].i = r->nstorages;
   r->storages[r->nstorages++] = o;
   *created = 1;
   return o;

@@ -297,13 +297,16 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
   /* index by name; a repeated name is an error */
   for (size_t i = 0; i < z->n; i++) {
     const pz_entry *x = &z->entries[i];
-    size_t j = name_hash(x->name, x->name_len) & (z->hcap - 1);
-    while (z->hash[j]) {
-      const pz_entry *o = &z->entries[z->hash[j] - 1];
-      if (o->name_len == x->name_len && !memcmp(o->name, x->name, x->name_len)) FAIL("duplicate entry '%s'", x->name);
+    uint64_t h = name_hash(x->name, x->name_len);
+    size_t j = h & (z->hcap - 1);
+    while (z->hash[j].i) {
+      const pz_entry *o = &z->entries[z->hash[j].i - 1];
+      if (z->hash[j].h == h && o->name_len == x->name_len && !memcmp(o->name, x->name, x->name_len))
+        FAIL("duplicate entry '%s'", x->name);
       j = (j + 1) & (z->hcap - 1);
     }
-    z->hash[j] = i + 1;
+    z->hash[j].h = h;
+    z->hash[j].i = i + 1;
   }
   return 0;
 fail:
@@ -313,10 +316,14 @@ fail:
 
 const pz_entry *pz_find(const pz_reader *z, const char *name) {
   if (!z->hash) return NULL;
-  size_t n = strlen(name), j = name_hash(name, n) & (z->hcap - 1);
-  while (z->hash[j]) {
-    const pz_entry *e = &z->entries[z->hash[j] - 1];
-    if (e->name_len == n && !memcmp(e->name, name, n)) return e;
+  size_t n = strlen(name);
+  uint64_t h = name_hash(name, n);
+  size_t j = h & (z->hcap - 1);
+  while (z->hash[j].i) {
+    if (z->hash[j].h == h) {   /* the hash first: a miss never touches an entry */
+      const pz_entry *e = &z->entries[z->hash[j].i - 1];
+      if (e->name_len == n && !memcmp(e->name, name, n)) return e;
+    }
     j = (j + 1) & (z->hcap - 1);
   }
   return NULL;
