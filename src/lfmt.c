@@ -269,6 +269,70 @@ static size_t gather_lists(lua_State *L, int a, int b, const char ***names, cons
   return n;
 }
 
+/* ---- write options: {dtype =, release =, progress =} ------------------------ */
+
+typedef struct wopts {
+  int cast;                /* target of floating tensors, or -1 */
+  lt_wstream ws;
+  lua_State *L;
+  int fn;                  /* stack index of progress, or 0 */
+  int failed;              /* progress raised: its error is at errref */
+  int errref;
+  uint64_t done, total;
+} wopts;
+
+/* progress runs protected: an error is kept and raised once the file is
+   closed, so no buffer of the writer leaks */
+static void wprog(void *ud, uint64_t n) {
+  wopts *w = ud;
+  w->done += n;
+  if (w->failed) return;
+  lua_pushvalue(w->L, w->fn);
+  lua_pushinteger(w->L, (lua_Integer)w->done);
+  lua_pushinteger(w->L, (lua_Integer)w->total);
+  if (lua_pcall(w->L, 2, 0, 0) != LUA_OK) {
+    w->failed = 1;
+    w->errref = luaL_ref(w->L, LUA_REGISTRYINDEX);
+  }
+}
+
+static void read_wopts(lua_State *L, int idx, wopts *w) {
+  memset(w, 0, sizeof *w);
+  w->cast = -1;
+  w->L = L;
+  if (lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  if (lua_getfield(L, idx, "dtype") != LUA_TNIL) {
+    const char *name = lua_tostring(L, -1);
+    w->cast = name ? lt_dtype_from_name(name) : -1;
+    if (w->cast < 0) fmt_error(L, "bad option 'dtype' (unknown dtype '%s')", name ? name : luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "release");
+  w->ws.release = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (lua_getfield(L, idx, "progress") == LUA_TFUNCTION) {
+    w->fn = lua_gettop(L);   /* stays on the stack */
+    w->ws.progress = wprog;
+    w->ws.ud = w;
+  } else {
+    lua_pop(L, 1);
+  }
+}
+
+/* the dtype t is written as: floating tensors cast to opts.dtype */
+static lt_dtype out_dtype(const wopts *w, const lt_tensor *t) {
+  if (w->cast >= 0 && lt_dtypes[t->dtype].kind == LT_KIND_FLOAT) return (lt_dtype)w->cast;
+  return t->dtype;
+}
+
+static void wopts_raise(wopts *w) {
+  if (!w->failed) return;
+  lua_rawgeti(w->L, LUA_REGISTRYINDEX, w->errref);
+  luaL_unref(w->L, LUA_REGISTRYINDEX, w->errref);
+  lua_error(w->L);
+}
+
 static int create_out(lua_State *L, const char *path) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fmt_error(L, "%s: %s", path, strerror(errno));
@@ -306,13 +370,21 @@ static int l_st_save(lua_State *L) {
     lua_pop(L, 1);
   }
   char err[LT_MSG];
-  for (size_t i = 0; i < n; i++)
-    if (!lt_st_dtype_name(ts[i]->dtype))
+  wopts w;
+  read_wopts(L, 6, &w);
+  lt_dtype *out = lua_newuserdatauv(L, (n ? n : 1) * sizeof *out, 0);
+  for (size_t i = 0; i < n; i++) {
+    out[i] = out_dtype(&w, ts[i]);
+    if (!lt_st_dtype_name(out[i]))
       return fmt_error(L, "tensor '%s': dtype %s cannot be stored in safetensors (.pt can)",
-                        names[i], lt_dtypes[ts[i]->dtype].name);
+                        names[i], lt_dtypes[out[i]].name);
+    w.total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[out[i]].size;
+  }
   int fd = create_out(L, path);
-  int rc = lt_st_write(fd, n, names, ts, nm, keys, vals, err);
-  return finish_out(L, fd, rc, path, err);
+  int rc = lt_st_write_as(fd, n, names, ts, out, nm, keys, vals, &w.ws, err);
+  finish_out(L, fd, rc, path, err);
+  wopts_raise(&w);
+  return 0;
 }
 
 /* ---- NumPy ---------------------------------------------------------------- */
@@ -351,14 +423,20 @@ static int l_npy_save(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   const lt_tensor *t = lt_check(L, 2);
   char hdr[64 + LT_MAX_DIMS * 24 + 128], err[LT_MSG];
-  if (!lt_npy_descr(t->dtype))
-    return fmt_error(L, "dtype %s cannot be stored in .npy (.pt or safetensors can)", lt_dtypes[t->dtype].name);
+  wopts w;
+  read_wopts(L, 3, &w);
+  lt_dtype dt = out_dtype(&w, t);
+  if (!lt_npy_descr(dt))
+    return fmt_error(L, "dtype %s cannot be stored in .npy (.pt or safetensors can)", lt_dtypes[dt].name);
   if (t->storage->device != LT_CPU) return fmt_error(L, "the tensor is on the GPU: move it to the CPU first");
-  size_t hn = lt_npy_format_header(hdr, sizeof hdr, t->dtype, t->ndim, t->shape);
+  w.total = (uint64_t)lt_numel(t) * lt_dtypes[dt].size;
+  size_t hn = lt_npy_format_header(hdr, sizeof hdr, dt, t->ndim, t->shape);
   int fd = create_out(L, path);
   int rc = lt_write_full(fd, hdr, hn, err);
-  if (!rc) rc = lt_write_tensor(fd, t, err);
-  return finish_out(L, fd, rc, path, err);
+  if (!rc) rc = lt_write_tensor_as(fd, t, dt, &w.ws, err);
+  finish_out(L, fd, rc, path, err);
+  wopts_raise(&w);
+  return 0;
 }
 
 /* _byteswap(t): swap the bytes of every element (each part of a complex) of
@@ -545,10 +623,15 @@ static int l_ts_save(lua_State *L) {
   const char **names;
   const lt_tensor **ts;
   size_t n = gather_lists(L, 2, 3, &names, &ts);
-  for (size_t i = 0; i < n; i++)
-    if (lt_ts_code(ts[i]->dtype) < 0)
+  wopts w;
+  read_wopts(L, 4, &w);
+  for (size_t i = 0; i < n; i++) {
+    lt_dtype dt = out_dtype(&w, ts[i]);
+    if (lt_ts_code(dt) < 0)
       return fmt_error(L, "tensor '%s': dtype %s cannot be stored in TorchSharp .dat (.pt can)",
-                        names[i], lt_dtypes[ts[i]->dtype].name);
+                        names[i], lt_dtypes[dt].name);
+    w.total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[dt].size;
+  }
   char err[LT_MSG];
   unsigned char hb[16 + 11 * (LT_MAX_DIMS + 2)];
   int fd = create_out(L, path);
@@ -556,18 +639,21 @@ static int l_ts_save(lua_State *L) {
   int rc = lt_write_full(fd, hb, k, err);
   for (size_t i = 0; i < n && !rc; i++) {
     const lt_tensor *t = ts[i];
+    lt_dtype dt = out_dtype(&w, t);
     size_t nl = strlen(names[i]);
     k = lt_leb128(nl, hb);
     rc = lt_write_full(fd, hb, k, err);
     if (!rc) rc = lt_write_full(fd, names[i], nl, err);
     if (rc) break;
-    k = lt_leb128((uint64_t)lt_ts_code(t->dtype), hb);
+    k = lt_leb128((uint64_t)lt_ts_code(dt), hb);
     k += lt_leb128((uint64_t)t->ndim, hb + k);
     for (int d = 0; d < t->ndim; d++) k += lt_leb128((uint64_t)t->shape[d], hb + k);
     rc = lt_write_full(fd, hb, k, err);
-    if (!rc) rc = lt_write_tensor(fd, t, err);
+    if (!rc) rc = lt_write_tensor_as(fd, t, dt, &w.ws, err);
   }
-  return finish_out(L, fd, rc, path, err);
+  finish_out(L, fd, rc, path, err);
+  wopts_raise(&w);
+  return 0;
 }
 
 /* ---- registration ------------------------------------------------------------ */

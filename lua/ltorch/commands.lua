@@ -339,6 +339,9 @@ local function lazy_cast(dict, dtype)
   return odict.from(keys, data)
 end
 
+-- the formats whose writers cast while writing (torch.save option dtype)
+local STREAM_CAST = {pt = true, safetensors = true, npy = true, torchsharp = true}
+
 COMMANDS.convert = {
   usage = "convert [OPTIONS] IN OUT",
   summary = "convert a checkpoint to another format, dtype or key names",
@@ -446,13 +449,20 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
       value = odict.from({stem}, {[stem] = value})
     end
     value = rename_all(value, rules, inp)
-    if opts.dtype and not torch.is_tensor(value) then
-      value = lazy_cast(value, opts.dtype)
-    elseif opts.dtype and inspect.is_floating(value:dtype()) then
-      value = value:to(opts.dtype)
+    -- the writers stream: each tensor is read from the mapped input, cast
+    -- chunk by chunk (save option dtype) and written, and its pages are
+    -- dropped behind the writer (release_mapped: nothing here writes to the
+    -- mapped tensors), so peak memory is about one tensor
+    local save_opts = {format = opts.format, progress = nil, release_mapped = true}
+    if opts.dtype then
+      if STREAM_CAST[target.name] then save_opts.dtype = opts.dtype
+      elseif torch.is_tensor(value) then
+        if inspect.is_floating(value:dtype()) then value = value:to(opts.dtype) end
+      else value = lazy_cast(value, opts.dtype) end
     end
     local scb = bar("writing", outp)
-    torch.save(value, outp, {format = opts.format, progress = scb})
+    save_opts.progress = scb
+    torch.save(value, outp, save_opts)
     finish(scb)
     return 0
   end,

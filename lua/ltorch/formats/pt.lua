@@ -100,7 +100,11 @@ function M.save(obj, tmp_path, opts, final_path)
   opts = opts or {}
   local o = {
     null = null(), odict_is = odict.is, odict_keys = odict.keys, progress = opts.progress,
+    cast = opts.dtype, release = opts.release_mapped,
   }
+  if opts.dtype ~= nil and type(opts.dtype) ~= "string" then
+    error("bad option 'dtype' (string expected, got " .. type(opts.dtype) .. ")", 0)
+  end
   if type(obj) == "table" and rawget(obj, "__ltorch_pack") then
     o.extra = obj.extra
     obj = obj.tensors
