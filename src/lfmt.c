@@ -6,13 +6,15 @@
 **     dtype, shape [, mmap]), h:close()  (mmap: a view into one shared
 **     read-only-private mapping, released with the last tensor)
 **   _st_header(h) -> entries, meta_keys, meta_vals, data_start
-**   _st_save(path, names, tensors, meta_keys, meta_vals)
+**   _st_save(path, names, tensors, meta_keys, meta_vals [, wopts])
 **   _npy_header(h) -> {dtype, shape, fortran, big_endian, data_offset, version}
-**   _npy_save(path, tensor), _byteswap(tensor)
+**   _npy_save(path, tensor [, wopts]), _byteswap(tensor)
+**   wopts: {dtype = cast floating tensors to it, release = drop the pages
+**     of file-mapped sources once written, progress = function(done, total)}
 **   _npz_load(path) -> {{name, tensor, fortran}, ...}
-**   _npz_save(path, names, tensors, compress)
+**   _npz_save(path, names, tensors, compress [, wopts])
 **   _ts_scan(h) -> {{name, dtype, shape, offset}, ...}
-**   _ts_save(path, names, tensors)
+**   _ts_save(path, names, tensors [, wopts])
 ** Errors are raised without the path; the Lua side prefixes it.
 */
 #include <errno.h>
@@ -550,32 +552,147 @@ static int l_npz_load(lua_State *L) {
   return 1;
 }
 
+/* One .npz member as a libzip source that produces its bytes when libzip
+   writes the archive (in zip_close): the .npy header, then the tensor's
+   elements gathered and converted chunk by chunk into a bounded buffer that
+   exists only while the member is being written. So no member is held in
+   memory whole. The tensor is anchored by the Lua list during the call. */
+typedef struct npzsrc {
+  const lt_tensor *t;
+  lt_dtype to;
+  wopts *w;
+  char hdr[64 + LT_MAX_DIMS * 24 + 128];
+  size_t hn;
+  uint64_t total;          /* header + data bytes */
+  size_t hpos;             /* header bytes produced */
+  int64_t el;              /* elements produced into buf */
+  char *buf, *gbuf;        /* converted chunk; gathered source (strided) */
+  size_t blen, bpos;
+  const char *dropped;
+  lt_iter it;
+  zip_error_t error;
+} npzsrc;
+
+static void npz_close_bufs(npzsrc *s) {
+  free(s->buf); free(s->gbuf);
+  s->buf = s->gbuf = NULL;
+}
+
+/* the next chunk of converted elements into s->buf; 0 ok, -1 no memory */
+static int npz_refill(npzsrc *s) {
+  const lt_tensor *t = s->t;
+  size_t sz = lt_dtypes[t->dtype].size, osz = lt_dtypes[s->to].size;
+  size_t m = (1u << 20) / (sz > osz ? sz : osz);
+  int contig = lt_is_contiguous(t);
+  if (!s->buf) {
+    s->buf = malloc(m * osz);
+    if (!contig) s->gbuf = malloc(m * sz);
+    if (!s->buf || (!contig && !s->gbuf)) return -1;
+  }
+  int64_t numel = lt_numel(t);
+  size_t k = (size_t)(numel - s->el) > m ? m : (size_t)(numel - s->el);
+  const char *from;
+  if (contig) from = (const char *)lt_data(t) + (size_t)s->el * sz;
+  else {
+    for (size_t j = 0; j < k; j++) memcpy(s->gbuf + j * sz, lt_iter_next(&s->it), sz);
+    from = s->gbuf;
+  }
+  lt_convert(s->to, s->buf, t->dtype, from, k);
+  s->el += (int64_t)k;
+  if (contig && s->w->ws.release)
+    s->dropped = lt_drop_pages(t->storage, s->dropped, (const char *)lt_data(t) + (size_t)s->el * sz);
+  s->blen = k * osz;
+  s->bpos = 0;
+  return 0;
+}
+
+static zip_int64_t npz_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd_t cmd) {
+  npzsrc *s = ud;
+  switch (cmd) {
+    case ZIP_SOURCE_OPEN:
+      s->hpos = 0; s->el = 0; s->blen = s->bpos = 0;
+      s->dropped = lt_is_contiguous(s->t) ? lt_data(s->t) : NULL;
+      if (!lt_is_contiguous(s->t)) lt_iter_init(&s->it, s->t);
+      return 0;
+    case ZIP_SOURCE_READ: {
+      char *out = data;
+      zip_uint64_t got = 0;
+      while (got < len) {
+        if (s->hpos < s->hn) {
+          size_t k = s->hn - s->hpos < len - got ? s->hn - s->hpos : (size_t)(len - got);
+          memcpy(out + got, s->hdr + s->hpos, k);
+          s->hpos += k; got += k;
+          continue;
+        }
+        if (s->bpos == s->blen) {
+          if (s->el == lt_numel(s->t)) break;
+          if (npz_refill(s)) { zip_error_set(&s->error, ZIP_ER_MEMORY, 0); return -1; }
+        }
+        size_t k = s->blen - s->bpos < len - got ? s->blen - s->bpos : (size_t)(len - got);
+        memcpy(out + got, s->buf + s->bpos, k);
+        s->bpos += k; got += k;
+        if (s->w->ws.progress) s->w->ws.progress(s->w, k);
+      }
+      return (zip_int64_t)got;
+    }
+    case ZIP_SOURCE_CLOSE:
+      npz_close_bufs(s);
+      return 0;
+    case ZIP_SOURCE_STAT: {
+      if (len < sizeof(zip_stat_t)) { zip_error_set(&s->error, ZIP_ER_INVAL, 0); return -1; }
+      zip_stat_t *st = data;
+      zip_stat_init(st);
+      st->size = s->total;
+      st->valid |= ZIP_STAT_SIZE;
+      return sizeof(zip_stat_t);
+    }
+    case ZIP_SOURCE_ERROR:
+      return zip_error_to_data(&s->error, data, len);
+    case ZIP_SOURCE_FREE:
+      npz_close_bufs(s);
+      zip_error_fini(&s->error);
+      free(s);
+      return 0;
+    case ZIP_SOURCE_SUPPORTS:
+      return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE,
+                                            ZIP_SOURCE_STAT, ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, -1);
+    default:
+      zip_error_set(&s->error, ZIP_ER_OPNOTSUPP, 0);
+      return -1;
+  }
+}
+
 static int l_npz_save(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   const char **names;
   const lt_tensor **ts;
   size_t n = gather_lists(L, 2, 3, &names, &ts);
   int compress = lua_toboolean(L, 4);
-  for (size_t i = 0; i < n; i++)
-    if (!lt_npy_descr(ts[i]->dtype))
+  wopts *w = lua_newuserdatauv(L, sizeof *w, 0);   /* outlives libzip's calls */
+  read_wopts(L, 5, w);
+  for (size_t i = 0; i < n; i++) {
+    lt_dtype dt = out_dtype(w, ts[i]);
+    if (!lt_npy_descr(dt))
       return fmt_error(L, "tensor '%s': dtype %s cannot be stored in .npz (.pt or safetensors can)",
-                        names[i], lt_dtypes[ts[i]->dtype].name);
+                        names[i], lt_dtypes[dt].name);
+    w->total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[dt].size;
+  }
   zbox *z = newzbox(L);
   int zerr = 0;
   z->za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
   if (!z->za) return fmt_error(L, "%s: cannot create the archive (libzip error %d)", path, zerr);
   for (size_t i = 0; i < n; i++) {
     const lt_tensor *t = ts[i];
-    char hdr[64 + LT_MAX_DIMS * 24 + 128];
-    size_t hn = lt_npy_format_header(hdr, sizeof hdr, t->dtype, t->ndim, t->shape);
-    size_t nb = (size_t)lt_numel(t) * lt_dtypes[t->dtype].size;
-    /* one member buffer, freed by libzip (freep = 1) */
-    char *buf = malloc(hn + nb + 1);
-    if (!buf) return fmt_error(L, "not enough memory");
-    memcpy(buf, hdr, hn);
-    if (nb) lt_gather(buf + hn, t);
-    zip_source_t *src = zip_source_buffer(z->za, buf, hn + nb, 1);
-    if (!src) { free(buf); return fmt_error(L, "%s: %s", path, zip_strerror(z->za)); }
+    npzsrc *s = calloc(1, sizeof *s);
+    if (!s) return fmt_error(L, "not enough memory");
+    s->t = t;
+    s->to = out_dtype(w, t);
+    s->w = w;
+    s->hn = lt_npy_format_header(s->hdr, sizeof s->hdr, s->to, t->ndim, t->shape);
+    s->total = s->hn + (uint64_t)lt_numel(t) * lt_dtypes[s->to].size;
+    zip_error_init(&s->error);
+    zip_source_t *src = zip_source_function(z->za, npz_cb, s);
+    if (!src) { zip_error_fini(&s->error); free(s); return fmt_error(L, "%s: %s", path, zip_strerror(z->za)); }
     lua_pushfstring(L, "%s.npy", names[i]);
     zip_int64_t idx = zip_file_add(z->za, lua_tostring(L, -1), src, ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE);
     lua_pop(L, 1);
@@ -585,8 +702,12 @@ static int l_npz_save(lua_State *L) {
     }
     zip_set_file_compression(z->za, (zip_uint64_t)idx, compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
   }
-  if (zip_close(z->za) != 0) return fmt_error(L, "%s: %s", path, zip_strerror(z->za));
+  if (zip_close(z->za) != 0) {
+    wopts_raise(w);
+    return fmt_error(L, "%s: %s", path, zip_strerror(z->za));
+  }
   z->za = NULL;
+  wopts_raise(w);
   return 0;
 }
 

@@ -340,7 +340,7 @@ local function lazy_cast(dict, dtype)
 end
 
 -- the formats whose writers cast while writing (torch.save option dtype)
-local STREAM_CAST = {pt = true, safetensors = true, npy = true, torchsharp = true}
+local STREAM_CAST = {pt = true, safetensors = true, npz = true, npy = true, torchsharp = true}
 
 COMMANDS.convert = {
   usage = "convert [OPTIONS] IN OUT",
