@@ -124,7 +124,7 @@ function M.save(obj, tmp, opts, final)
     for _, k in ipairs(common.ordered_keys(opts.metadata)) do addmeta(k, opts.metadata[k]) end
   end
   local names, ts = common.items(tensors)
-  common.guard(final or tmp, core._st_save, tmp, names, ts, mkeys, mvals, common.write_opts(opts))
+  common.guard(final or tmp, core._st_save, tmp, names, ts, mkeys, mvals, common.guard(final or tmp, common.write_opts, opts))
 end
 
 return M
