@@ -96,53 +96,60 @@ torch.save(sd, sys.argv[1] + "/torch_in.pt")
 ]], dir)
   end)
 
-  -- PyTorch checks OUT against in.pt (every input holds its values) cast to
-  -- bfloat16 (floating tensors only); safetensors is parsed by hand (no safetensors
-  -- package on the machine)
+  -- PyTorch checks each OUT against in.pt (every input holds its values)
+  -- cast to bfloat16 (floating tensors only); a .pt keeps the key order of a
+  -- .pt input (safetensors files are sorted). safetensors is parsed by hand
+  -- (no safetensors package on the machine). One python run checks them all.
   local CHECK = [==[
 import sys, json, struct, torch
-src, out, kind, ordered = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
-a = torch.load(src)
-if kind == "pt":
-    b = torch.load(out)
-else:
-    raw = open(out, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    h = json.loads(raw[8:8 + n])
-    names = {"BF16": torch.bfloat16, "I64": torch.int64}
-    b = {}
-    for k, e in h.items():
-        if k == "__metadata__": continue
-        s, t = e["data_offsets"]
-        b[k] = torch.frombuffer(bytearray(raw[8 + n + s:8 + n + t]), dtype=names[e["dtype"]]).reshape(e["shape"])
-assert sorted(a) == sorted(b), (sorted(a), sorted(b))
-if ordered: assert list(a) == list(b)
-for k, v in a.items():
-    want = v.to(torch.bfloat16) if v.is_floating_point() else v
-    assert b[k].dtype == want.dtype, (k, b[k].dtype)
-    assert torch.equal(b[k], want), k
-print("ok", len(b))
+a = torch.load(sys.argv[1])
+for out, kind, ordered in zip(sys.argv[2::3], sys.argv[3::3], sys.argv[4::3]):
+    if kind == "pt":
+        b = torch.load(out)
+    else:
+        raw = open(out, "rb").read()
+        n = struct.unpack("<Q", raw[:8])[0]
+        h = json.loads(raw[8:8 + n])
+        names = {"BF16": torch.bfloat16, "I64": torch.int64}
+        b = {}
+        for k, e in h.items():
+            if k == "__metadata__": continue
+            s, t = e["data_offsets"]
+            b[k] = torch.frombuffer(bytearray(raw[8 + n + s:8 + n + t]), dtype=names[e["dtype"]]).reshape(e["shape"])
+    assert sorted(a) == sorted(b), (out, sorted(a), sorted(b))
+    if ordered == "1": assert list(a) == list(b), out
+    for k, v in a.items():
+        want = v.to(torch.bfloat16) if v.is_floating_point() else v
+        assert b[k].dtype == want.dtype, (out, k, b[k].dtype)
+        assert torch.equal(b[k], want), (out, k)
+    print("ok", len(b))
 ]==]
 
-  for _, case in ipairs({
+  local CASES = {
     {"in.pt", "out.pt", "pt"}, {"in.pt", "out.safetensors", "safetensors"},
-    {"in.safetensors", "out2.pt", "pt"},
-    {"torch_in.pt", "out3.safetensors", "safetensors"},
-  }) do
-    it(string.format("%s -> %s to bfloat16 peaks well below the model size, and PyTorch reads the cast values",
-      case[1], case[2]), function()
+    {"in.safetensors", "out2.pt", "pt"}, {"torch_in.pt", "out3.safetensors", "safetensors"},
+  }
+  for _, case in ipairs(CASES) do
+    it(string.format("%s -> %s to bfloat16 peaks well below the model size", case[1], case[2]), function()
       local rc, growth = convert_peak({P(case[1]), P(case[2]), "--dtype", "bfloat16"})
       if os.getenv("STREAM_VERBOSE") then io.stderr:write(string.format("\n%s -> %s: +%.1f MiB\n", case[1], case[2], growth / MiB)) end
       assert.are.equal(0, rc)
       -- before streaming this was about 100 MiB: the mapped input (64 MiB)
       -- and every cast tensor (32 MiB) alive at once
       assert.is_true(growth < 24 * MiB, string.format("peak grew by %.1f MiB (model %d MiB)", growth / MiB, SIZE // MiB))
-      -- a .pt keeps the order of a .pt input (safetensors files are sorted)
-      local ordered = case[3] == "pt" and case[1]:match("%.pt$") and "1" or "0"
-      local out = python(CHECK, P("in.pt"), P(case[2]), case[3], ordered)
-      assert.are.equal("ok " .. (NT + 1) .. "\n", out)
     end)
   end
+
+  it("writes the cast values: PyTorch reads each output as in.pt cast to bfloat16", function()
+    local args = {}
+    for _, case in ipairs(CASES) do
+      args[#args + 1] = P(case[2])
+      args[#args + 1] = case[3]
+      args[#args + 1] = (case[3] == "pt" and case[1]:match("%.pt$")) and "1" or "0"
+    end
+    local out = python(CHECK, P("in.pt"), table.unpack(args))
+    assert.are.equal(string.rep("ok " .. (NT + 1) .. "\n", #CASES), out)
+  end)
 
   it("streams npz and TorchSharp too (float16: .npz has no bfloat16)", function()
     for _, o in ipairs({"out.npz", "out.dat"}) do
@@ -154,6 +161,19 @@ print("ok", len(b))
         local want = v:dtype() == "float32" and v:to("float16") or v
         assert.are.equal(want:dtype(), back[k]:dtype())
         assert.is_true(back[k]:equal(want), o .. ": " .. k)
+      end
+    end
+  end)
+
+  it("streams without --dtype too (pages of the mapped input are dropped behind the writer)", function()
+    for _, c in ipairs({{"in.safetensors", "plain.pt"}, {"in.pt", "plain.safetensors"}}) do
+      local rc, growth = convert_peak({P(c[1]), P(c[2])})
+      assert.are.equal(0, rc)
+      assert.is_true(growth < 24 * MiB, string.format("%s: peak grew by %.1f MiB", c[2], growth / MiB))
+      local back, src = torch.load(P(c[2])), torch.load(P(c[1]))
+      for k, v in pairs(src) do
+        assert.are.equal(v:dtype(), back[k]:dtype())
+        assert.is_true(back[k]:equal(v), c[2] .. ": " .. k)
       end
     end
   end)

@@ -598,14 +598,16 @@ typedef struct svctx {
   svst *st;
   size_t nst, capst;
   char *tmp_path;   /* removed on failure by the Lua side */
-  void *cast_buf;   /* the record being cast (opts.cast), freed on error too */
+  void *cast_buf;   /* opts.cast: one buffer for the record being cast, grown to
+                       the largest, reused, freed with the context */
+  size_t cast_cap;
 } svctx;
 
 static void sv_free(svctx *c) {
   pk_buf_free(&c->b);
   if (c->winit) { pz_writer_free(&c->w); c->winit = 0; }
   free(c->st); c->st = NULL;
-  free(c->cast_buf); c->cast_buf = NULL;
+  free(c->cast_buf); c->cast_buf = NULL; c->cast_cap = 0;
   if (c->fd >= 0) { close(c->fd); c->fd = -1; }
 }
 
@@ -953,10 +955,16 @@ static int l_pt_save(lua_State *L) {
       if (pz_write_entry(&c->w, name, 1, part, len, sv_step, &sp, err)) return raise(L, "%s: %s", path, err);
       continue;
     }
-    /* cast: the converted record is made (the source read chunk by chunk,
-       its mapped pages dropped behind when opts.release), written and freed */
-    c->cast_buf = malloc(numel > 0 ? numel * osz : 1);
-    if (!c->cast_buf) return raise(L, "%s: not enough memory to cast storage %zu (%zu bytes)", path, i, numel * osz);
+    /* cast: the converted record is made in the one cast buffer (the source
+       read chunk by chunk, its mapped pages dropped behind when
+       opts.release), then written: one record's cast copy at a time */
+    if (numel * osz > c->cast_cap) {
+      free(c->cast_buf);
+      c->cast_cap = 0;
+      c->cast_buf = malloc(numel * osz);
+      if (!c->cast_buf) return raise(L, "%s: not enough memory to cast storage %zu (%zu bytes)", path, i, numel * osz);
+      c->cast_cap = numel * osz;
+    }
     for (size_t done = 0; done < numel;) {
       size_t k = numel - done > CAST_CHUNK ? CAST_CHUNK : numel - done;
       lt_convert(v->out, (char *)c->cast_buf + done * osz, v->dt, data + done * isz, k);
@@ -965,8 +973,6 @@ static int l_pt_save(lua_State *L) {
     }
     sp.s = NULL;
     REC(rn, c->cast_buf, numel * osz, 1);
-    free(c->cast_buf);
-    c->cast_buf = NULL;
   }
   if (f_extra) {
     lua_pushnil(L);
