@@ -583,6 +583,7 @@ static int npz_refill(npzsrc *s) {
   const lt_tensor *t = s->t;
   size_t sz = lt_dtypes[t->dtype].size, osz = lt_dtypes[s->to].size;
   size_t m = (1u << 20) / (sz > osz ? sz : osz);
+  if ((uint64_t)lt_numel(t) < m) m = (size_t)lt_numel(t);
   int contig = lt_is_contiguous(t);
   if (!s->buf) {
     s->buf = malloc(m * osz);

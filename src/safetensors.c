@@ -480,6 +480,7 @@ int lt_write_tensor_as(int fd, const lt_tensor *t, lt_dtype to, const lt_wstream
   size_t sz = lt_dtypes[t->dtype].size, osz = lt_dtypes[to].size;
   int64_t numel = lt_numel(t);
   if (numel == 0) return 0;
+  if (ws && !ws->progress && !ws->release) ws = NULL;   /* one write when nothing listens */
   int contig = lt_is_contiguous(t);
   int release = ws && ws->release && contig && t->storage->mapped;
   const char *src = contig ? lt_data(t) : NULL, *dropped = src;
@@ -499,6 +500,7 @@ int lt_write_tensor_as(int fd, const lt_tensor *t, lt_dtype to, const lt_wstream
   /* converted and/or gathered through bounded buffers: per chunk, m
      elements are gathered (strided source) and converted into buf */
   size_t m = STREAM_CHUNK / (sz > osz ? sz : osz);
+  if ((uint64_t)numel < m) m = (size_t)numel;   /* small tensors: small buffers */
   char *buf = malloc(m * osz), *gbuf = contig ? NULL : malloc(m * sz);
   if (!buf || (!contig && !gbuf)) { free(buf); free(gbuf); snprintf(err, LT_MSG, "not enough memory"); return -1; }
   lt_iter it;
