@@ -96,6 +96,10 @@ local function folder_for(path)
 end
 M.folder_for = folder_for
 
+-- opts: progress(done, total) per data record chunk; dtype: floating
+-- storages are written cast to it (the pickle names the cast storage types,
+-- each record is cast into one reused buffer while the archive is written);
+-- release_mapped: pages of file-mapped storages are dropped once written
 function M.save(obj, tmp_path, opts, final_path)
   opts = opts or {}
   local o = {
