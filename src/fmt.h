@@ -54,6 +54,16 @@ void lt_st_free(lt_st_header *h);
 */
 int lt_st_write(int fd, size_t n, const char *const *names, const lt_tensor *const *ts,
                 size_t nmeta, const char *const *keys, const char *const *vals, char *err);
+/* lt_st_write with each tensor written as out[i] (out NULL: as they are),
+   cast chunk by chunk while writing (see lt_write_tensor_as) */
+typedef struct lt_wstream {
+  int release;                             /* drop consumed pages of mapped sources */
+  void (*progress)(void *ud, uint64_t n);  /* after each chunk of n bytes, or NULL */
+  void *ud;
+} lt_wstream;
+int lt_st_write_as(int fd, size_t n, const char *const *names, const lt_tensor *const *ts,
+                   const lt_dtype *out, size_t nmeta, const char *const *keys,
+                   const char *const *vals, const lt_wstream *ws, char *err);
 
 /* ---- NumPy .npy ----------------------------------------------------------- */
 
@@ -112,6 +122,16 @@ int lt_write_full(int fd, const void *buf, size_t n, char *err);
 /* write the elements of t in row-major order (no staging copy of the whole
    tensor: strided views go through a 1 MiB buffer) */
 int lt_write_tensor(int fd, const lt_tensor *t, char *err);
+/* write the elements of t in row-major order as dtype to (converted chunk by
+   chunk through a bounded buffer: no whole converted copy). ws may be NULL;
+   with ws->release, pages of a file-mapped source are dropped from the
+   process (madvise DONTNEED: re-read from the file if touched again) as they
+   are consumed: only for mapped tensors never written to in place */
+int lt_write_tensor_as(int fd, const lt_tensor *t, lt_dtype to, const lt_wstream *ws, char *err);
+/* drop the whole pages of [from, to) of the file-mapped storage s from the
+   process (nothing when s is not mapped); returns where the next range should
+   start (the page holding to, so no page is missed across calls) */
+const char *lt_drop_pages(const lt_storage *s, const char *from, const char *to);
 /* byte-swap n elements of size sz in place */
 void lt_byteswap(void *p, size_t n, size_t sz);
 /* read exactly n bytes at off; 0 ok, -1 with err (short read names counts) */

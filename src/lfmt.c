@@ -6,13 +6,15 @@
 **     dtype, shape [, mmap]), h:close()  (mmap: a view into one shared
 **     read-only-private mapping, released with the last tensor)
 **   _st_header(h) -> entries, meta_keys, meta_vals, data_start
-**   _st_save(path, names, tensors, meta_keys, meta_vals)
+**   _st_save(path, names, tensors, meta_keys, meta_vals [, wopts])
 **   _npy_header(h) -> {dtype, shape, fortran, big_endian, data_offset, version}
-**   _npy_save(path, tensor), _byteswap(tensor)
+**   _npy_save(path, tensor [, wopts]), _byteswap(tensor)
+**   wopts: {dtype = cast floating tensors to it, release = drop the pages
+**     of file-mapped sources once written, progress = function(done, total)}
 **   _npz_load(path) -> {{name, tensor, fortran}, ...}
-**   _npz_save(path, names, tensors, compress)
+**   _npz_save(path, names, tensors, compress [, wopts])
 **   _ts_scan(h) -> {{name, dtype, shape, offset}, ...}
-**   _ts_save(path, names, tensors)
+**   _ts_save(path, names, tensors [, wopts])
 ** Errors are raised without the path; the Lua side prefixes it.
 */
 #include <errno.h>
@@ -269,6 +271,70 @@ static size_t gather_lists(lua_State *L, int a, int b, const char ***names, cons
   return n;
 }
 
+/* ---- write options: {dtype =, release =, progress =} ------------------------ */
+
+typedef struct wopts {
+  int cast;                /* target of floating tensors, or -1 */
+  lt_wstream ws;
+  lua_State *L;
+  int fn;                  /* stack index of progress, or 0 */
+  int failed;              /* progress raised: its error is at errref */
+  int errref;
+  uint64_t done, total;
+} wopts;
+
+/* progress runs protected: an error is kept and raised once the file is
+   closed, so no buffer of the writer leaks */
+static void wprog(void *ud, uint64_t n) {
+  wopts *w = ud;
+  w->done += n;
+  if (w->failed) return;
+  lua_pushvalue(w->L, w->fn);
+  lua_pushinteger(w->L, (lua_Integer)w->done);
+  lua_pushinteger(w->L, (lua_Integer)w->total);
+  if (lua_pcall(w->L, 2, 0, 0) != LUA_OK) {
+    w->failed = 1;
+    w->errref = luaL_ref(w->L, LUA_REGISTRYINDEX);
+  }
+}
+
+static void read_wopts(lua_State *L, int idx, wopts *w) {
+  memset(w, 0, sizeof *w);
+  w->cast = -1;
+  w->L = L;
+  if (lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  if (lua_getfield(L, idx, "dtype") != LUA_TNIL) {
+    const char *name = lua_tostring(L, -1);
+    w->cast = name ? lt_dtype_from_name(name) : -1;
+    if (w->cast < 0) fmt_error(L, "bad option 'dtype' (unknown dtype '%s')", name ? name : luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "release");
+  w->ws.release = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (lua_getfield(L, idx, "progress") == LUA_TFUNCTION) {
+    w->fn = lua_gettop(L);   /* stays on the stack */
+    w->ws.progress = wprog;
+    w->ws.ud = w;
+  } else {
+    lua_pop(L, 1);
+  }
+}
+
+/* the dtype t is written as: floating tensors cast to opts.dtype */
+static lt_dtype out_dtype(const wopts *w, const lt_tensor *t) {
+  if (w->cast >= 0 && lt_dtypes[t->dtype].kind == LT_KIND_FLOAT) return (lt_dtype)w->cast;
+  return t->dtype;
+}
+
+static void wopts_raise(wopts *w) {
+  if (!w->failed) return;
+  lua_rawgeti(w->L, LUA_REGISTRYINDEX, w->errref);
+  luaL_unref(w->L, LUA_REGISTRYINDEX, w->errref);
+  lua_error(w->L);
+}
+
 static int create_out(lua_State *L, const char *path) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fmt_error(L, "%s: %s", path, strerror(errno));
@@ -306,13 +372,21 @@ static int l_st_save(lua_State *L) {
     lua_pop(L, 1);
   }
   char err[LT_MSG];
-  for (size_t i = 0; i < n; i++)
-    if (!lt_st_dtype_name(ts[i]->dtype))
+  wopts w;
+  read_wopts(L, 6, &w);
+  lt_dtype *out = lua_newuserdatauv(L, (n ? n : 1) * sizeof *out, 0);
+  for (size_t i = 0; i < n; i++) {
+    out[i] = out_dtype(&w, ts[i]);
+    if (!lt_st_dtype_name(out[i]))
       return fmt_error(L, "tensor '%s': dtype %s cannot be stored in safetensors (.pt can)",
-                        names[i], lt_dtypes[ts[i]->dtype].name);
+                        names[i], lt_dtypes[out[i]].name);
+    w.total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[out[i]].size;
+  }
   int fd = create_out(L, path);
-  int rc = lt_st_write(fd, n, names, ts, nm, keys, vals, err);
-  return finish_out(L, fd, rc, path, err);
+  int rc = lt_st_write_as(fd, n, names, ts, out, nm, keys, vals, &w.ws, err);
+  finish_out(L, fd, rc, path, err);
+  wopts_raise(&w);
+  return 0;
 }
 
 /* ---- NumPy ---------------------------------------------------------------- */
@@ -351,14 +425,20 @@ static int l_npy_save(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   const lt_tensor *t = lt_check(L, 2);
   char hdr[64 + LT_MAX_DIMS * 24 + 128], err[LT_MSG];
-  if (!lt_npy_descr(t->dtype))
-    return fmt_error(L, "dtype %s cannot be stored in .npy (.pt or safetensors can)", lt_dtypes[t->dtype].name);
+  wopts w;
+  read_wopts(L, 3, &w);
+  lt_dtype dt = out_dtype(&w, t);
+  if (!lt_npy_descr(dt))
+    return fmt_error(L, "dtype %s cannot be stored in .npy (.pt or safetensors can)", lt_dtypes[dt].name);
   if (t->storage->device != LT_CPU) return fmt_error(L, "the tensor is on the GPU: move it to the CPU first");
-  size_t hn = lt_npy_format_header(hdr, sizeof hdr, t->dtype, t->ndim, t->shape);
+  w.total = (uint64_t)lt_numel(t) * lt_dtypes[dt].size;
+  size_t hn = lt_npy_format_header(hdr, sizeof hdr, dt, t->ndim, t->shape);
   int fd = create_out(L, path);
   int rc = lt_write_full(fd, hdr, hn, err);
-  if (!rc) rc = lt_write_tensor(fd, t, err);
-  return finish_out(L, fd, rc, path, err);
+  if (!rc) rc = lt_write_tensor_as(fd, t, dt, &w.ws, err);
+  finish_out(L, fd, rc, path, err);
+  wopts_raise(&w);
+  return 0;
 }
 
 /* _byteswap(t): swap the bytes of every element (each part of a complex) of
@@ -472,32 +552,148 @@ static int l_npz_load(lua_State *L) {
   return 1;
 }
 
+/* One .npz member as a libzip source that produces its bytes when libzip
+   writes the archive (in zip_close): the .npy header, then the tensor's
+   elements gathered and converted chunk by chunk into a bounded buffer that
+   exists only while the member is being written. So no member is held in
+   memory whole. The tensor is anchored by the Lua list during the call. */
+typedef struct npzsrc {
+  const lt_tensor *t;
+  lt_dtype to;
+  wopts *w;
+  char hdr[64 + LT_MAX_DIMS * 24 + 128];
+  size_t hn;
+  uint64_t total;          /* header + data bytes */
+  size_t hpos;             /* header bytes produced */
+  int64_t el;              /* elements produced into buf */
+  char *buf, *gbuf;        /* converted chunk; gathered source (strided) */
+  size_t blen, bpos;
+  const char *dropped;
+  lt_iter it;
+  zip_error_t error;
+} npzsrc;
+
+static void npz_close_bufs(npzsrc *s) {
+  free(s->buf); free(s->gbuf);
+  s->buf = s->gbuf = NULL;
+}
+
+/* the next chunk of converted elements into s->buf; 0 ok, -1 no memory */
+static int npz_refill(npzsrc *s) {
+  const lt_tensor *t = s->t;
+  size_t sz = lt_dtypes[t->dtype].size, osz = lt_dtypes[s->to].size;
+  size_t m = (1u << 20) / (sz > osz ? sz : osz);
+  if ((uint64_t)lt_numel(t) < m) m = (size_t)lt_numel(t);
+  int contig = lt_is_contiguous(t);
+  if (!s->buf) {
+    s->buf = malloc(m * osz);
+    if (!contig) s->gbuf = malloc(m * sz);
+    if (!s->buf || (!contig && !s->gbuf)) return -1;
+  }
+  int64_t numel = lt_numel(t);
+  size_t k = (size_t)(numel - s->el) > m ? m : (size_t)(numel - s->el);
+  const char *from;
+  if (contig) from = (const char *)lt_data(t) + (size_t)s->el * sz;
+  else {
+    for (size_t j = 0; j < k; j++) memcpy(s->gbuf + j * sz, lt_iter_next(&s->it), sz);
+    from = s->gbuf;
+  }
+  lt_convert(s->to, s->buf, t->dtype, from, k);
+  s->el += (int64_t)k;
+  if (contig && s->w->ws.release)
+    s->dropped = lt_drop_pages(t->storage, s->dropped, (const char *)lt_data(t) + (size_t)s->el * sz);
+  s->blen = k * osz;
+  s->bpos = 0;
+  return 0;
+}
+
+static zip_int64_t npz_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd_t cmd) {
+  npzsrc *s = ud;
+  switch (cmd) {
+    case ZIP_SOURCE_OPEN:
+      s->hpos = 0; s->el = 0; s->blen = s->bpos = 0;
+      s->dropped = lt_is_contiguous(s->t) ? lt_data(s->t) : NULL;
+      if (!lt_is_contiguous(s->t)) lt_iter_init(&s->it, s->t);
+      return 0;
+    case ZIP_SOURCE_READ: {
+      char *out = data;
+      zip_uint64_t got = 0;
+      while (got < len) {
+        if (s->hpos < s->hn) {
+          size_t k = s->hn - s->hpos < len - got ? s->hn - s->hpos : (size_t)(len - got);
+          memcpy(out + got, s->hdr + s->hpos, k);
+          s->hpos += k; got += k;
+          continue;
+        }
+        if (s->bpos == s->blen) {
+          if (s->el == lt_numel(s->t)) break;
+          if (npz_refill(s)) { zip_error_set(&s->error, ZIP_ER_MEMORY, 0); return -1; }
+        }
+        size_t k = s->blen - s->bpos < len - got ? s->blen - s->bpos : (size_t)(len - got);
+        memcpy(out + got, s->buf + s->bpos, k);
+        s->bpos += k; got += k;
+        if (s->w->ws.progress) s->w->ws.progress(s->w, k);
+      }
+      return (zip_int64_t)got;
+    }
+    case ZIP_SOURCE_CLOSE:
+      npz_close_bufs(s);
+      return 0;
+    case ZIP_SOURCE_STAT: {
+      if (len < sizeof(zip_stat_t)) { zip_error_set(&s->error, ZIP_ER_INVAL, 0); return -1; }
+      zip_stat_t *st = data;
+      zip_stat_init(st);
+      st->size = s->total;
+      st->valid |= ZIP_STAT_SIZE;
+      return sizeof(zip_stat_t);
+    }
+    case ZIP_SOURCE_ERROR:
+      return zip_error_to_data(&s->error, data, len);
+    case ZIP_SOURCE_FREE:
+      npz_close_bufs(s);
+      zip_error_fini(&s->error);
+      free(s);
+      return 0;
+    case ZIP_SOURCE_SUPPORTS:
+      return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE,
+                                            ZIP_SOURCE_STAT, ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, -1);
+    default:
+      zip_error_set(&s->error, ZIP_ER_OPNOTSUPP, 0);
+      return -1;
+  }
+}
+
 static int l_npz_save(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   const char **names;
   const lt_tensor **ts;
   size_t n = gather_lists(L, 2, 3, &names, &ts);
   int compress = lua_toboolean(L, 4);
-  for (size_t i = 0; i < n; i++)
-    if (!lt_npy_descr(ts[i]->dtype))
+  wopts *w = lua_newuserdatauv(L, sizeof *w, 0);   /* outlives libzip's calls */
+  read_wopts(L, 5, w);
+  for (size_t i = 0; i < n; i++) {
+    lt_dtype dt = out_dtype(w, ts[i]);
+    if (!lt_npy_descr(dt))
       return fmt_error(L, "tensor '%s': dtype %s cannot be stored in .npz (.pt or safetensors can)",
-                        names[i], lt_dtypes[ts[i]->dtype].name);
+                        names[i], lt_dtypes[dt].name);
+    w->total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[dt].size;
+  }
   zbox *z = newzbox(L);
   int zerr = 0;
   z->za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
   if (!z->za) return fmt_error(L, "%s: cannot create the archive (libzip error %d)", path, zerr);
   for (size_t i = 0; i < n; i++) {
     const lt_tensor *t = ts[i];
-    char hdr[64 + LT_MAX_DIMS * 24 + 128];
-    size_t hn = lt_npy_format_header(hdr, sizeof hdr, t->dtype, t->ndim, t->shape);
-    size_t nb = (size_t)lt_numel(t) * lt_dtypes[t->dtype].size;
-    /* one member buffer, freed by libzip (freep = 1) */
-    char *buf = malloc(hn + nb + 1);
-    if (!buf) return fmt_error(L, "not enough memory");
-    memcpy(buf, hdr, hn);
-    if (nb) lt_gather(buf + hn, t);
-    zip_source_t *src = zip_source_buffer(z->za, buf, hn + nb, 1);
-    if (!src) { free(buf); return fmt_error(L, "%s: %s", path, zip_strerror(z->za)); }
+    npzsrc *s = calloc(1, sizeof *s);
+    if (!s) return fmt_error(L, "not enough memory");
+    s->t = t;
+    s->to = out_dtype(w, t);
+    s->w = w;
+    s->hn = lt_npy_format_header(s->hdr, sizeof s->hdr, s->to, t->ndim, t->shape);
+    s->total = s->hn + (uint64_t)lt_numel(t) * lt_dtypes[s->to].size;
+    zip_error_init(&s->error);
+    zip_source_t *src = zip_source_function(z->za, npz_cb, s);
+    if (!src) { zip_error_fini(&s->error); free(s); return fmt_error(L, "%s: %s", path, zip_strerror(z->za)); }
     lua_pushfstring(L, "%s.npy", names[i]);
     zip_int64_t idx = zip_file_add(z->za, lua_tostring(L, -1), src, ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE);
     lua_pop(L, 1);
@@ -507,8 +703,12 @@ static int l_npz_save(lua_State *L) {
     }
     zip_set_file_compression(z->za, (zip_uint64_t)idx, compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
   }
-  if (zip_close(z->za) != 0) return fmt_error(L, "%s: %s", path, zip_strerror(z->za));
+  if (zip_close(z->za) != 0) {
+    wopts_raise(w);
+    return fmt_error(L, "%s: %s", path, zip_strerror(z->za));
+  }
   z->za = NULL;
+  wopts_raise(w);
   return 0;
 }
 
@@ -545,10 +745,15 @@ static int l_ts_save(lua_State *L) {
   const char **names;
   const lt_tensor **ts;
   size_t n = gather_lists(L, 2, 3, &names, &ts);
-  for (size_t i = 0; i < n; i++)
-    if (lt_ts_code(ts[i]->dtype) < 0)
+  wopts w;
+  read_wopts(L, 4, &w);
+  for (size_t i = 0; i < n; i++) {
+    lt_dtype dt = out_dtype(&w, ts[i]);
+    if (lt_ts_code(dt) < 0)
       return fmt_error(L, "tensor '%s': dtype %s cannot be stored in TorchSharp .dat (.pt can)",
-                        names[i], lt_dtypes[ts[i]->dtype].name);
+                        names[i], lt_dtypes[dt].name);
+    w.total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[dt].size;
+  }
   char err[LT_MSG];
   unsigned char hb[16 + 11 * (LT_MAX_DIMS + 2)];
   int fd = create_out(L, path);
@@ -556,18 +761,21 @@ static int l_ts_save(lua_State *L) {
   int rc = lt_write_full(fd, hb, k, err);
   for (size_t i = 0; i < n && !rc; i++) {
     const lt_tensor *t = ts[i];
+    lt_dtype dt = out_dtype(&w, t);
     size_t nl = strlen(names[i]);
     k = lt_leb128(nl, hb);
     rc = lt_write_full(fd, hb, k, err);
     if (!rc) rc = lt_write_full(fd, names[i], nl, err);
     if (rc) break;
-    k = lt_leb128((uint64_t)lt_ts_code(t->dtype), hb);
+    k = lt_leb128((uint64_t)lt_ts_code(dt), hb);
     k += lt_leb128((uint64_t)t->ndim, hb + k);
     for (int d = 0; d < t->ndim; d++) k += lt_leb128((uint64_t)t->shape[d], hb + k);
     rc = lt_write_full(fd, hb, k, err);
-    if (!rc) rc = lt_write_tensor(fd, t, err);
+    if (!rc) rc = lt_write_tensor_as(fd, t, dt, &w.ws, err);
   }
-  return finish_out(L, fd, rc, path, err);
+  finish_out(L, fd, rc, path, err);
+  wopts_raise(&w);
+  return 0;
 }
 
 /* ---- registration ------------------------------------------------------------ */

@@ -638,7 +638,9 @@ static int l_pt_load(lua_State *L) {
 
 /* ---- saving ------------------------------------------------------------------ */
 
-typedef struct svst { lt_storage *s; lt_dtype dt; } svst;
+#include "fmt.h"   /* lt_drop_pages */
+
+typedef struct svst { lt_storage *s; lt_dtype dt, out; } svst;   /* out: the dtype written */
 
 typedef struct svctx {
   int fd;
@@ -648,12 +650,16 @@ typedef struct svctx {
   svst *st;
   size_t nst, capst;
   char *tmp_path;   /* removed on failure by the Lua side */
+  void *cast_buf;   /* opts.cast: one buffer for the record being cast, grown to
+                       the largest, reused, freed with the context */
+  size_t cast_cap;
 } svctx;
 
 static void sv_free(svctx *c) {
   pk_buf_free(&c->b);
   if (c->winit) { pz_writer_free(&c->w); c->winit = 0; }
   free(c->st); c->st = NULL;
+  free(c->cast_buf); c->cast_buf = NULL; c->cast_cap = 0;
   if (c->fd >= 0) { close(c->fd); c->fd = -1; }
 }
 
@@ -663,6 +669,7 @@ typedef struct saver {
   lua_State *L;
   svctx *c;
   int null, odict_is, odict_keys, memo, stidx;
+  int cast;               /* opts.cast: dtype floating tensors are written as, or -1 */
   uint32_t gmemo[64];     /* memo index + 1 of repeated globals and strings */
   char path[256];
 } saver;
@@ -740,9 +747,13 @@ static void save_tensor(saver *s, int idx) {
     lua_rawset(L, s->stidx);
   }
   lua_pop(L, 1);
-  int fp8 = t->dtype == LT_FLOAT8_E4M3FN || t->dtype == LT_FLOAT8_E5M2;
+  /* opts.cast: a floating tensor is written as that dtype; its storage is
+     converted record by record when the archive is written */
+  lt_dtype out = s->cast >= 0 && lt_dtypes[t->dtype].kind == LT_KIND_FLOAT ? (lt_dtype)s->cast : t->dtype;
+  s->c->st[key].out = out;
+  int fp8 = out == LT_FLOAT8_E4M3FN || out == LT_FLOAT8_E5M2;
   /* PyTorch lets only floating and complex tensors require grad */
-  int param = t->requires_grad && (lt_dtypes[t->dtype].kind == LT_KIND_FLOAT || lt_dtypes[t->dtype].kind == LT_KIND_COMPLEX);
+  int param = t->requires_grad && (lt_dtypes[out].kind == LT_KIND_FLOAT || lt_dtypes[out].kind == LT_KIND_COMPLEX);
   size_t isz = lt_dtypes[t->dtype].size;
   int64_t numel = (int64_t)(t->storage->nbytes / isz);
   char keys[32];
@@ -754,10 +765,10 @@ static void save_tensor(saver *s, int idx) {
   pk_w_op(b, '(');
   w_memo_global(s, M_STORAGE_STR, NULL, "storage");
   if (fp8) w_memo_global(s, M_UNTYPED, "torch.storage", "UntypedStorage");
-  else w_memo_global(s, M_CLASS + t->dtype, "torch", pk_storage_class(t->dtype));
+  else w_memo_global(s, M_CLASS + out, "torch", pk_storage_class(out));
   pk_w_str(b, keys, strlen(keys));
   w_memo_global(s, M_CPU, NULL, "cpu");
-  pk_w_int(b, fp8 ? (int64_t)t->storage->nbytes : numel);
+  pk_w_int(b, fp8 ? numel * (int64_t)lt_dtypes[out].size : numel);
   pk_w_op(b, 't');
   pk_w_op(b, 'Q');
   pk_w_int(b, t->offset);
@@ -767,7 +778,7 @@ static void save_tensor(saver *s, int idx) {
   w_memo_global(s, M_ODICT, "collections", "OrderedDict");
   pk_w_op(b, ')');
   pk_w_op(b, 'R');
-  if (fp8) w_memo_global(s, M_DTYPE + t->dtype, "torch", lt_dtypes[t->dtype].name);
+  if (fp8) w_memo_global(s, M_DTYPE + out, "torch", lt_dtypes[out].name);
   pk_w_op(b, 't');
   pk_w_op(b, 'R');
   if (param) {
@@ -904,6 +915,25 @@ static void save_value(saver *s, int idx, int depth) {
   }
 }
 
+/* progress of a data record; with opts.release, the written pages of a
+   file-mapped source are dropped from the process behind the writer */
+typedef struct svprog {
+  prog *pg;
+  const lt_storage *s;     /* NULL: nothing to release */
+  const char *base, *dropped;
+  uint64_t off;
+  int release;
+} svprog;
+
+#define CAST_CHUNK ((size_t)1 << 18)   /* elements converted at once */
+
+static void sv_step(void *ud, uint64_t n) {
+  svprog *p = ud;
+  p->off += n;
+  if (p->release && p->s) p->dropped = lt_drop_pages(p->s, p->dropped, p->base + p->off);
+  prog_step(p->pg, n);
+}
+
 static int l_pt_save(lua_State *L) {
   const char *path = luaL_checkstring(L, 2);
   const char *folder = luaL_checkstring(L, 3);
@@ -915,6 +945,17 @@ static int l_pt_save(lua_State *L) {
   int f_keys = opt_field(L, opts, "odict_keys", LUA_TFUNCTION);
   int f_progress = opt_field(L, opts, "progress", LUA_TFUNCTION);
   int f_extra = opt_field(L, opts, "extra", LUA_TTABLE);
+  int cast = -1;
+  lua_getfield(L, opts, "cast");
+  if (!lua_isnil(L, -1)) {
+    const char *cn = lua_tostring(L, -1);
+    cast = cn ? lt_dtype_from_name(cn) : -1;
+    if (cast < 0) return raise(L, "bad option 'dtype' (unknown dtype '%s')", cn ? cn : luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, opts, "release");
+  int release = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   if (!f_null || !f_is || !f_keys) luaL_error(L, "_pt_save: options 'null', 'odict_is', 'odict_keys' are required");
   svctx *c = lua_newuserdatauv(L, sizeof *c, 0);
   memset(c, 0, sizeof *c);
@@ -927,7 +968,7 @@ static int l_pt_save(lua_State *L) {
   int memo = lua_gettop(L);
   lua_newtable(L);
   int stidx = lua_gettop(L);
-  saver s = {L, c, f_null, f_is, f_keys, memo, stidx, {0}, {0}};
+  saver s = {L, c, f_null, f_is, f_keys, memo, stidx, cast, {0}, {0}};
   /* 1. the pickle, before the file is touched */
   pk_w_op(&c->b, 0x80); pk_w_op(&c->b, 2);
   save_value(&s, 1, 0);
@@ -940,7 +981,7 @@ static int l_pt_save(lua_State *L) {
   c->winit = 1;
   char err[LT_MSG], name[PZ_MAX_NAME + 64];
   uint64_t total = 0;
-  for (size_t i = 0; i < c->nst; i++) total += (c->st[i].s->nbytes / lt_dtypes[c->st[i].dt].size) * lt_dtypes[c->st[i].dt].size;
+  for (size_t i = 0; i < c->nst; i++) total += (c->st[i].s->nbytes / lt_dtypes[c->st[i].dt].size) * lt_dtypes[c->st[i].out].size;
   prog pg = {L, f_progress, 0, total, 0};
   const void *part[1];
   uint64_t len[1];
@@ -955,8 +996,35 @@ static int l_pt_save(lua_State *L) {
   for (size_t i = 0; i < c->nst; i++) {
     char rn[48];
     snprintf(rn, sizeof rn, "data/%zu", i);
-    size_t isz = lt_dtypes[c->st[i].dt].size;
-    REC(rn, c->st[i].s->data, (c->st[i].s->nbytes / isz) * isz, 1);
+    const svst *v = &c->st[i];
+    size_t isz = lt_dtypes[v->dt].size, osz = lt_dtypes[v->out].size;
+    size_t numel = v->s->nbytes / isz;
+    const char *data = v->s->data;
+    svprog sp = {&pg, v->s, data, data, 0, release};
+    if (v->out == v->dt) {
+      snprintf(name, sizeof name, "%s/%s", folder, rn);
+      part[0] = v->s->data; len[0] = numel * isz;
+      if (pz_write_entry(&c->w, name, 1, part, len, sv_step, &sp, err)) return raise(L, "%s: %s", path, err);
+      continue;
+    }
+    /* cast: the converted record is made in the one cast buffer (the source
+       read chunk by chunk, its mapped pages dropped behind when
+       opts.release), then written: one record's cast copy at a time */
+    if (numel * osz > c->cast_cap) {
+      free(c->cast_buf);
+      c->cast_cap = 0;
+      c->cast_buf = malloc(numel * osz);
+      if (!c->cast_buf) return raise(L, "%s: not enough memory to cast storage %zu (%zu bytes)", path, i, numel * osz);
+      c->cast_cap = numel * osz;
+    }
+    for (size_t done = 0; done < numel;) {
+      size_t k = numel - done > CAST_CHUNK ? CAST_CHUNK : numel - done;
+      lt_convert(v->out, (char *)c->cast_buf + done * osz, v->dt, data + done * isz, k);
+      done += k;
+      if (release) sp.dropped = lt_drop_pages(v->s, sp.dropped, data + done * isz);
+    }
+    sp.s = NULL;
+    REC(rn, c->cast_buf, numel * osz, 1);
   }
   if (f_extra) {
     lua_pushnil(L);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <cJSON.h>
 #include "fmt.h"
 
@@ -338,7 +339,7 @@ static void sput_json(sbuf *b, const char *s) {
   sputs(b, "\"");
 }
 
-typedef struct st_item { const char *name; const lt_tensor *t; int rank; } st_item;
+typedef struct st_item { const char *name; const lt_tensor *t; lt_dtype dt; int rank; } st_item;
 
 static int by_dtype_name(const void *a, const void *b) {
   const st_item *x = a, *y = b;
@@ -348,20 +349,28 @@ static int by_dtype_name(const void *a, const void *b) {
 
 int lt_st_write(int fd, size_t n, const char *const *names, const lt_tensor *const *ts,
                 size_t nmeta, const char *const *keys, const char *const *vals, char *err) {
+  return lt_st_write_as(fd, n, names, ts, NULL, nmeta, keys, vals, NULL, err);
+}
+
+int lt_st_write_as(int fd, size_t n, const char *const *names, const lt_tensor *const *ts,
+                   const lt_dtype *out, size_t nmeta, const char *const *keys,
+                   const char *const *vals, const lt_wstream *ws, char *err) {
   st_item *items = calloc(n ? n : 1, sizeof *items);
   sbuf b = {0};
   int rc = -1;
   if (!items) { snprintf(err, LT_MSG, "not enough memory"); return -1; }
   for (size_t i = 0; i < n; i++) {
-    const char *dn = lt_st_dtype_name(ts[i]->dtype);
+    lt_dtype dt = out ? out[i] : ts[i]->dtype;
+    const char *dn = lt_st_dtype_name(dt);
     if (!dn) {
       snprintf(err, LT_MSG, "tensor '%s': dtype %s cannot be stored in safetensors (.pt can)",
-               names[i], lt_dtypes[ts[i]->dtype].name);
+               names[i], lt_dtypes[dt].name);
       goto done;
     }
     items[i].name = names[i];
     items[i].t = ts[i];
-    items[i].rank = st_rank(ts[i]->dtype);
+    items[i].dt = dt;
+    items[i].rank = st_rank(dt);
   }
   qsort(items, n, sizeof *items, by_dtype_name);
   sputs(&b, "{");
@@ -382,13 +391,13 @@ int lt_st_write(int fd, size_t n, const char *const *names, const lt_tensor *con
     if (nmeta || i) sputs(&b, ",");
     sput_json(&b, items[i].name);
     sputs(&b, ":{\"dtype\":\"");
-    sputs(&b, lt_st_dtype_name(t->dtype));
+    sputs(&b, lt_st_dtype_name(items[i].dt));
     sputs(&b, "\",\"shape\":[");
     for (int d = 0; d < t->ndim; d++) {
       snprintf(num, sizeof num, d ? ",%lld" : "%lld", (long long)t->shape[d]);
       sputs(&b, num);
     }
-    uint64_t nb = (uint64_t)lt_numel(t) * lt_dtypes[t->dtype].size;
+    uint64_t nb = (uint64_t)lt_numel(t) * lt_dtypes[items[i].dt].size;
     snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
              (unsigned long long)(off + nb));
     sputs(&b, num);
@@ -401,7 +410,7 @@ int lt_st_write(int fd, size_t n, const char *const *names, const lt_tensor *con
   for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)b.n >> (8 * i));
   if (lt_write_full(fd, len8, 8, err) || lt_write_full(fd, b.p, b.n, err)) goto done;
   for (size_t i = 0; i < n; i++)
-    if (lt_write_tensor(fd, items[i].t, err)) goto done;
+    if (lt_write_tensor_as(fd, items[i].t, items[i].dt, ws, err)) goto done;
   rc = 0;
 done:
   free(items);
@@ -450,27 +459,70 @@ int lt_write_full(int fd, const void *buf, size_t n, char *err) {
 
 #define STREAM_CHUNK (1u << 20)
 
+const char *lt_drop_pages(const lt_storage *s, const char *from, const char *to) {
+  if (!s->mapped || to <= from) return from;
+  long ps = sysconf(_SC_PAGESIZE);
+  uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096;
+  uintptr_t lo = ((uintptr_t)from + page - 1) / page * page, hi = (uintptr_t)to / page * page;
+  if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);   /* advice: failure is harmless */
+  return hi > (uintptr_t)from ? (const char *)hi : from;
+}
+
+static void step(const lt_wstream *ws, size_t n) {
+  if (ws && ws->progress) ws->progress(ws->ud, n);
+}
+
 int lt_write_tensor(int fd, const lt_tensor *t, char *err) {
-  size_t sz = lt_dtypes[t->dtype].size;
+  return lt_write_tensor_as(fd, t, t->dtype, NULL, err);
+}
+
+int lt_write_tensor_as(int fd, const lt_tensor *t, lt_dtype to, const lt_wstream *ws, char *err) {
+  size_t sz = lt_dtypes[t->dtype].size, osz = lt_dtypes[to].size;
   int64_t numel = lt_numel(t);
   if (numel == 0) return 0;
-  if (lt_is_contiguous(t)) return lt_write_full(fd, lt_data(t), (size_t)numel * sz, err);
-  /* a strided view: gather through a bounded buffer */
-  char *buf = malloc(STREAM_CHUNK);
-  if (!buf) { snprintf(err, LT_MSG, "not enough memory"); return -1; }
-  lt_iter it;
-  lt_iter_init(&it, t);
-  size_t fill = 0, cap = STREAM_CHUNK - STREAM_CHUNK % sz;
-  int rc = 0;
-  while (it.left > 0) {
-    memcpy(buf + fill, lt_iter_next(&it), sz);
-    fill += sz;
-    if (fill == cap || it.left == 0) {
-      if ((rc = lt_write_full(fd, buf, fill, err))) break;
-      fill = 0;
+  if (ws && !ws->progress && !ws->release) ws = NULL;   /* one write when nothing listens */
+  int contig = lt_is_contiguous(t);
+  int release = ws && ws->release && contig && t->storage->mapped;
+  const char *src = contig ? lt_data(t) : NULL, *dropped = src;
+  if (contig && to == t->dtype && !ws) return lt_write_full(fd, src, (size_t)numel * sz, err);
+  if (contig && to == t->dtype) {
+    /* as is, in chunks: progress and page release between them */
+    size_t total = (size_t)numel * sz;
+    for (size_t off = 0; off < total;) {
+      size_t k = total - off > STREAM_CHUNK ? STREAM_CHUNK : total - off;
+      if (lt_write_full(fd, src + off, k, err)) return -1;
+      off += k;
+      if (release) dropped = lt_drop_pages(t->storage, dropped, src + off);
+      step(ws, k);
     }
+    return 0;
+  }
+  /* converted and/or gathered through bounded buffers: per chunk, m
+     elements are gathered (strided source) and converted into buf */
+  size_t m = STREAM_CHUNK / (sz > osz ? sz : osz);
+  if ((uint64_t)numel < m) m = (size_t)numel;   /* small tensors: small buffers */
+  char *buf = malloc(m * osz), *gbuf = contig ? NULL : malloc(m * sz);
+  if (!buf || (!contig && !gbuf)) { free(buf); free(gbuf); snprintf(err, LT_MSG, "not enough memory"); return -1; }
+  lt_iter it;
+  if (!contig) lt_iter_init(&it, t);
+  int rc = 0;
+  for (int64_t done = 0; done < numel;) {
+    size_t k = (size_t)(numel - done) > m ? m : (size_t)(numel - done);
+    const char *from;
+    if (contig) from = src + (size_t)done * sz;
+    else {
+      for (size_t j = 0; j < k; j++) memcpy(gbuf + j * sz, lt_iter_next(&it), sz);
+      from = gbuf;
+    }
+    const char *wr = from;
+    if (to != t->dtype) { lt_convert(to, buf, t->dtype, from, k); wr = buf; }
+    if ((rc = lt_write_full(fd, wr, k * osz, err))) break;
+    done += (int64_t)k;
+    if (release) dropped = lt_drop_pages(t->storage, dropped, src + (size_t)done * sz);
+    step(ws, k * osz);
   }
   free(buf);
+  free(gbuf);
   return rc;
 }
 

@@ -304,41 +304,6 @@ local function valid_dtype(dt)
   return ok
 end
 
--- A state dict whose floating tensors are cast to dtype when they are read:
--- the writer asks for one tensor at a time, so only about one cast tensor is
--- alive at once (a weak cache avoids casting twice for a two-pass writer).
-local function lazy_cast(dict, dtype)
-  local torch = require("ltorch")
-  local odict = require("ltorch.odict")
-  local inspect = require("ltorch.inspect")
-  local keys = inspect.ordered_keys(dict)
-  local cache = setmetatable({}, {__mode = "v"})
-  local src = {}
-  for _, k in ipairs(keys) do src[k] = dict[k] end
-  local data = setmetatable({}, {
-    __index = function(_, k)
-      local v = src[k]
-      if torch.is_tensor(v) and inspect.is_floating(v:dtype()) and v:dtype() ~= dtype then
-        local c = cache[k]
-        if not c then
-          c = v:to(dtype)
-          cache[k] = c
-        end
-        return c
-      end
-      if type(v) == "table" and not getmetatable(v) or odict.is(v) then
-        if rawget(v, "__global") == nil then
-          local c = cache[k]
-          if not c then c = lazy_cast(v, dtype); cache[k] = c end
-          return c
-        end
-      end
-      return v
-    end,
-  })
-  return odict.from(keys, data)
-end
-
 COMMANDS.convert = {
   usage = "convert [OPTIONS] IN OUT",
   summary = "convert a checkpoint to another format, dtype or key names",
@@ -347,10 +312,11 @@ COMMANDS.convert = {
   text = [[
 Reads IN (any format ltorch reads) and writes OUT in the format its
 extension names (.pt/.pth/.bin/.ckpt PyTorch zip, .safetensors, .npz,
-.npy, .dat TorchSharp) or --format. IN is memory-mapped: the writer reads
-its tensors straight from the file, so no copy of the model is made, and
---dtype casts each tensor only when the writer asks for it. A value the
-target cannot hold (a nested
+.npy, .dat TorchSharp) or --format. It streams tensor by tensor: IN is
+memory-mapped, and the writer reads one tensor from the mapping, casts it
+for --dtype while writing it (a .pt storage is cast into one buffer, written
+and freed) and drops the pages it has read, so peak memory is about one
+tensor, not the model. A value the target cannot hold (a nested
 checkpoint written to safetensors, a pickle with foreign globals) is
 flattened to its tensors under dotted keys; other values are dropped with
 a note on stderr. The write is atomic: OUT is replaced only when complete.]],
@@ -446,13 +412,13 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
       value = odict.from({stem}, {[stem] = value})
     end
     value = rename_all(value, rules, inp)
-    if opts.dtype and not torch.is_tensor(value) then
-      value = lazy_cast(value, opts.dtype)
-    elseif opts.dtype and inspect.is_floating(value:dtype()) then
-      value = value:to(opts.dtype)
-    end
+    -- the writers stream: each tensor is read from the mapped input, cast
+    -- chunk by chunk (save option dtype) and written, and its pages are
+    -- dropped behind the writer (release_mapped: nothing here writes to the
+    -- mapped tensors), so peak memory is about one tensor
     local scb = bar("writing", outp)
-    torch.save(value, outp, {format = opts.format, progress = scb})
+    torch.save(value, outp, {format = opts.format, progress = scb, dtype = opts.dtype or nil,
+      release_mapped = true})
     finish(scb)
     return 0
   end,

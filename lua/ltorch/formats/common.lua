@@ -106,6 +106,17 @@ function M.progress(opts)
   return p
 end
 
+-- the streaming write options of the C writers: {dtype = opts.dtype (cast
+-- floating tensors while writing), release = opts.release_mapped (drop the
+-- pages of file-mapped sources once written), progress = opts.progress}
+function M.write_opts(opts)
+  if opts.progress ~= nil then M.progress(opts) end
+  if opts.dtype ~= nil and type(opts.dtype) ~= "string" then
+    error("bad option 'dtype' (string expected, got " .. type(opts.dtype) .. ")", 0)
+  end
+  return {dtype = opts.dtype, release = opts.release_mapped and true or nil, progress = opts.progress}
+end
+
 -- add name -> tensor to the ordered dict d, rejecting clashes made by rename
 function M.put(d, name, t, path)
   if d[name] ~= nil then M.fail(path, "two tensors are renamed to '" .. name .. "'") end

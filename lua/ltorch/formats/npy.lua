@@ -48,7 +48,7 @@ function M.load(path, opts)
 end
 
 function M.save(obj, tmp, opts, final)
-  common.guard(final or tmp, core._npy_save, tmp, obj)
+  common.guard(final or tmp, core._npy_save, tmp, obj, common.guard(final or tmp, common.write_opts, opts or {}))
 end
 
 return M

@@ -96,11 +96,19 @@ local function folder_for(path)
 end
 M.folder_for = folder_for
 
+-- opts: progress(done, total) per data record chunk; dtype: floating
+-- storages are written cast to it (the pickle names the cast storage types,
+-- each record is cast into one reused buffer while the archive is written);
+-- release_mapped: pages of file-mapped storages are dropped once written
 function M.save(obj, tmp_path, opts, final_path)
   opts = opts or {}
   local o = {
     null = null(), odict_is = odict.is, odict_keys = odict.keys, progress = opts.progress,
+    cast = opts.dtype, release = opts.release_mapped,
   }
+  if opts.dtype ~= nil and type(opts.dtype) ~= "string" then
+    error("bad option 'dtype' (string expected, got " .. type(opts.dtype) .. ")", 0)
+  end
   if type(obj) == "table" and rawget(obj, "__ltorch_pack") then
     o.extra = obj.extra
     obj = obj.tensors

@@ -6,7 +6,11 @@
 -- progress(done_bytes, total_bytes), state_dict (plain state dict even for
 -- module files). Metadata: torch.safe_open(path):metadata().
 -- save(obj, tmp, opts): obj a flat name -> tensor table (or a modsave pack);
--- writes {"format":"pt"} plus opts.metadata (string -> string).
+-- writes {"format":"pt"} plus opts.metadata (string -> string). Tensors are
+-- streamed one after another through a bounded buffer: opts.dtype casts
+-- floating tensors chunk by chunk while writing, opts.release_mapped drops
+-- the pages of file-mapped sources once written, opts.progress(done, total)
+-- reports the bytes of tensor data written.
 local core = require("ltorch.core")
 local odict = require("ltorch.odict")
 local common = require("ltorch.formats.common")
@@ -120,7 +124,7 @@ function M.save(obj, tmp, opts, final)
     for _, k in ipairs(common.ordered_keys(opts.metadata)) do addmeta(k, opts.metadata[k]) end
   end
   local names, ts = common.items(tensors)
-  common.guard(final or tmp, core._st_save, tmp, names, ts, mkeys, mvals)
+  common.guard(final or tmp, core._st_save, tmp, names, ts, mkeys, mvals, common.guard(final or tmp, common.write_opts, opts))
 end
 
 return M

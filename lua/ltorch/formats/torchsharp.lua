@@ -78,7 +78,7 @@ end
 
 function M.save(obj, tmp, opts, final)
   local names, ts = common.items(obj)
-  common.guard(final or tmp, core._ts_save, tmp, names, ts)
+  common.guard(final or tmp, core._ts_save, tmp, names, ts, common.guard(final or tmp, common.write_opts, opts or {}))
 end
 
 return M
