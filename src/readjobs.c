@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <time.h>
 #include "lt.h"
 
 #define CHUNK ((uint64_t)4 << 20)        /* 2 MiB huge pages: two per chunk */
@@ -27,6 +28,7 @@ typedef struct rjctx {
   atomic_size_t next;       /* next chunk to take */
   atomic_uint_least64_t done;
   atomic_int stop;          /* an error or the progress callback stopped the reads */
+  atomic_int active;        /* workers still reading */
   pthread_mutex_t lock;     /* guards the first error */
   int err_errno;
   size_t err_job;
@@ -75,7 +77,15 @@ static int one_chunk(rjctx *c) {
 static void *worker(void *ud) {
   rjctx *c = ud;
   while (one_chunk(c)) {}
+  atomic_fetch_sub(&c->active, 1);
   return NULL;
+}
+
+static void report(rjctx *c, int (*progress)(void *, uint64_t), void *ud, uint64_t *reported, int *stopped) {
+  uint64_t d = atomic_load(&c->done);
+  if (!progress || d == *reported || atomic_load(&c->stop)) return;
+  *reported = d;
+  if (progress(ud, d)) { *stopped = 1; atomic_store(&c->stop, 1); }
 }
 
 int lt_read_jobs(int fd, const lt_readjob *jobs, size_t n, int (*progress)(void *ud, uint64_t done),
@@ -105,20 +115,22 @@ int lt_read_jobs(int fd, const lt_readjob *jobs, size_t n, int (*progress)(void 
   if ((uint64_t)nthreads > chunks) nthreads = chunks ? (int)chunks : 1;
   pthread_t th[MAX_THREADS];
   int started = 0;
+  atomic_init(&c.active, nthreads - 1);
   for (int i = 1; i < nthreads; i++) {
-    if (pthread_create(&th[started], NULL, worker, &c) != 0) break;   /* fewer threads still work */
+    if (pthread_create(&th[started], NULL, worker, &c) != 0) {   /* fewer threads still work */
+      atomic_fetch_sub(&c.active, nthreads - 1 - started);
+      break;
+    }
     started++;
   }
   int stopped = 0;
   uint64_t reported = 0;
-  for (;;) {
-    int more = one_chunk(&c);
-    uint64_t d = atomic_load(&c.done);
-    if (progress && d != reported && !atomic_load(&c.stop)) {
-      reported = d;
-      if (progress(ud, d)) { stopped = 1; atomic_store(&c.stop, 1); }
-    }
-    if (!more) break;
+  while (one_chunk(&c)) report(&c, progress, ud, &reported, &stopped);
+  /* the last chunks are the workers': keep the progress moving meanwhile */
+  while (progress && atomic_load(&c.active) > 0) {
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    report(&c, progress, ud, &reported, &stopped);
   }
   for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
   if (!c.failed && !stopped && progress) {
