@@ -1,8 +1,9 @@
 -- bench.lua: `make bench`. Times ltorch and real PyTorch (/usr/bin/python3,
 -- torch 1.13) on the same files in the same run. Every measurement is a fresh
 -- process with the file in the page cache (as a second run of a program meets
--- it); the median of REPS runs is reported, with peak resident memory above
--- the process's baseline. `cp` of the same file is the physical reference.
+-- it) and no writeback pending (`sync` before each run, untimed); the median
+-- of REPS runs is reported, with peak resident memory above the process's
+-- baseline. `cp` of the same file is the physical reference.
 
 local REPS = tonumber(os.getenv("BENCH_REPS") or "5")
 local dir = os.getenv("BENCH_DIR") or "bench/out"
@@ -29,6 +30,9 @@ end
 local function measure(cmd)
   local ts, ms = {}, {}
   for _ = 1, REPS do
+    -- the file system's writeback of earlier saves would otherwise run
+    -- during this measurement; flush it first, outside the timing
+    os.execute("sync")
     local t, m = sh(cmd):match("([%d%.e%-]+)%s+([%d%.e%-]+)")
     ts[#ts + 1], ms[#ms + 1] = tonumber(t), tonumber(m)
   end

@@ -152,6 +152,18 @@ describe("torch.save and torch.load (pt)", function()
     os.remove(link)
   end)
 
+  it("exits cleanly right after replacing a file (the old file is closed in the background)", function()
+    local f = dir .. "/exit.pt"
+    local script = "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path; " ..
+      "package.cpath = (os.getenv('LTORCH_BUILD') or 'build') .. '/?.so;' .. package.cpath; " ..
+      "local torch = require('ltorch'); local sd = {w = torch.zeros(1 << 20)}; " ..
+      "for _ = 1, 3 do torch.save(sd, '" .. f .. "') end"
+    for _ = 1, 5 do
+      assert.is_true(os.execute("lua5.4 -e \"" .. script .. "\""))
+    end
+    assert.equal(1048576, torch.load(f).w:numel())
+  end)
+
   it("refuses to replace a folder", function()
     local d = dir .. "/folder.pt"
     assert(os.execute("mkdir " .. d))
