@@ -91,6 +91,7 @@ local function temp_path(path)
 end
 
 function M.install(torch)
+  format("pt")   -- the default format, ready as torch.load's code is after `import torch`
   local modsave
   local function is_module(obj)
     local mt = type(obj) == "table" and getmetatable(obj)
