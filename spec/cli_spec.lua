@@ -6,20 +6,8 @@ local json = require("ltorch.json")
 local PY = os.getenv("PYTHON") or "/usr/bin/python3"
 local LTORCH = "bin/ltorch"
 
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- run a shell command; returns stdout, exit status, stderr
-local function run(cmd)
-  local errf = os.tmpname()
-  local p = io.popen(cmd .. " 2>" .. errf, "r")
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local f = io.open(errf, "rb")
-  local err = f:read("a")
-  f:close()
-  os.remove(errf)
-  return out, code, err
-end
+local sh = require("sh_helper")
+local sh_quote, run = sh.quote, sh.run
 
 local function ltorch(args, env)
   return run((env or "LTORCH_PROGRESS=never ") .. LTORCH .. " " .. args)

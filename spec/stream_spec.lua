@@ -8,19 +8,8 @@ local odict = require("ltorch.odict")
 local PY = os.getenv("PYTHON") or "/usr/bin/python3"
 local MiB = 1024 * 1024
 
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function run(cmd)
-  local errf = os.tmpname()
-  local p = io.popen(cmd .. " 2>" .. errf, "r")
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local f = io.open(errf, "rb")
-  local err = f:read("a")
-  f:close()
-  os.remove(errf)
-  return out, code, err
-end
+local sh = require("sh_helper")
+local sh_quote, run = sh.quote, sh.run
 
 local function python(code, ...)
   local f = os.tmpname()
