@@ -98,6 +98,24 @@ function M.selector(opts)
   end
 end
 
+-- f() with the open file handle h (core._fopen), which is closed whatever
+-- happens; an error is raised again prefixed with path
+function M.using(h, path, f)
+  local ok, res = pcall(f)
+  h:close()
+  if not ok then M.fail(path, res) end
+  return res
+end
+
+-- run the C writer fn(tmp, ..., write_opts(opts)); errors name the final path
+function M.write(fn, tmp, final, opts, ...)
+  local where = final or tmp
+  local args = table.pack(tmp, ...)
+  args.n = args.n + 1
+  args[args.n] = M.guard(where, M.write_opts, opts or {})
+  return M.guard(where, fn, table.unpack(args, 1, args.n))
+end
+
 -- opts.progress as a function(done, total), or a no-op
 function M.progress(opts)
   local p = opts.progress

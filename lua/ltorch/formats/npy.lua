@@ -30,7 +30,7 @@ end
 function M.load(path, opts)
   opts = opts or {}
   local h = common.guard(path, core._fopen, path)
-  local ok, res = pcall(function()
+  return common.using(h, path, function()
     local hd = core._npy_header(h)
     local shape = hd.shape
     if hd.fortran then
@@ -42,13 +42,10 @@ function M.load(path, opts)
     if hd.fortran then t = M.unfortran(t) end
     return t
   end)
-  h:close()
-  if not ok then common.fail(path, res) end
-  return res
 end
 
 function M.save(obj, tmp, opts, final)
-  common.guard(final or tmp, core._npy_save, tmp, obj, common.guard(final or tmp, common.write_opts, opts or {}))
+  common.write(core._npy_save, tmp, final, opts, obj)
 end
 
 return M

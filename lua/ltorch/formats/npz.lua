@@ -49,7 +49,7 @@ end
 function M.save(obj, tmp, opts, final)
   opts = opts or {}
   local names, ts = common.items(as_dict(obj))
-  common.guard(final or tmp, core._npz_save, tmp, names, ts, opts.compress, common.guard(final or tmp, common.write_opts, opts))
+  common.write(core._npz_save, tmp, final, opts, names, ts, opts.compress)
 end
 
 return M

@@ -50,7 +50,7 @@ end
 function M.load(path, opts)
   opts = opts or {}
   local h, entries, meta, start = M.open(path)
-  local ok, res = pcall(function()
+  return common.using(h, path, function()
     local select = common.selector(opts)
     local progress = common.progress(opts)
     local r = r_info(meta, path)
@@ -100,9 +100,6 @@ function M.load(path, opts)
     end
     return sd
   end)
-  h:close()
-  if not ok then common.fail(path, res) end
-  return res
 end
 
 function M.save(obj, tmp, opts, final)
@@ -124,7 +121,7 @@ function M.save(obj, tmp, opts, final)
     for _, k in ipairs(common.ordered_keys(opts.metadata)) do addmeta(k, opts.metadata[k]) end
   end
   local names, ts = common.items(tensors)
-  common.guard(final or tmp, core._st_save, tmp, names, ts, mkeys, mvals, common.guard(final or tmp, common.write_opts, opts))
+  common.write(core._st_save, tmp, final, opts, names, ts, mkeys, mvals)
 end
 
 return M

@@ -53,7 +53,7 @@ end
 function M.load(path, opts)
   opts = opts or {}
   local h = common.guard(path, core._fopen, path)
-  local ok, res = pcall(function()
+  return common.using(h, path, function()
     local select = common.selector(opts)
     local progress = common.progress(opts)
     local entries = core._ts_scan(h)
@@ -71,14 +71,11 @@ function M.load(path, opts)
     progress(total, total)
     return d
   end)
-  h:close()
-  if not ok then common.fail(path, res) end
-  return res
 end
 
 function M.save(obj, tmp, opts, final)
   local names, ts = common.items(obj)
-  common.guard(final or tmp, core._ts_save, tmp, names, ts, common.guard(final or tmp, common.write_opts, opts or {}))
+  common.write(core._ts_save, tmp, final, opts, names, ts)
 end
 
 return M
