@@ -34,25 +34,7 @@ local function is_inert(v)
   return type(v) == "table" and type(rawget(v, "__global")) == "string"
 end
 
--- keys of a table in a stable order: ordered dicts keep theirs; otherwise the
--- array part first, then the other keys sorted by their string form
-local function ordered_keys(t)
-  if odict.is(t) then return odict.keys(t) end
-  local keys, n = {}, #t
-  for i = 1, n do keys[i] = i end
-  local rest = {}
-  for k in pairs(t) do
-    if not (math.type(k) == "integer" and k >= 1 and k <= n) then rest[#rest + 1] = k end
-  end
-  table.sort(rest, function(a, b)
-    local ta, tb = type(a), type(b)
-    if ta ~= tb then return ta < tb end
-    if ta == "number" or ta == "string" then return a < b end
-    return tostring(a) < tostring(b)
-  end)
-  table.move(rest, 1, #rest, n + 1, keys)
-  return keys
-end
+local ordered_keys = odict.ordered_keys
 M.ordered_keys = ordered_keys
 
 local function join(prefix, k)

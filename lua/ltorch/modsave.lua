@@ -239,13 +239,7 @@ local function encode_value(v, seen)
         out[i] = e
       end
     else
-      local keys = odict.keys(v)
-      if not odict.is(v) then
-        table.sort(keys, function(a, b)
-          if type(a) == type(b) and (type(a) == "number" or type(a) == "string") then return a < b end
-          return type(a) < type(b)
-        end)
-      end
+      local keys = odict.ordered_keys(v)
       local pairs_ = arr()
       for _, k in ipairs(keys) do
         local ek, why = encode_value(k, seen)
@@ -450,13 +444,7 @@ function M.pack(obj, _format, opts)
     if type(v) == "table" and (getmetatable(v) == nil or odict.is(v)) and v ~= torch.null then
       if seen[v] then error("cannot save: " .. where .. " contains itself", 0) end
       seen[v] = true
-      local keys = odict.keys(v)
-      if not odict.is(v) then
-        table.sort(keys, function(a, b)
-          if type(a) == type(b) and (type(a) == "number" or type(a) == "string") then return a < b end
-          return type(a) < type(b)
-        end)
-      end
+      local keys = odict.ordered_keys(v)
       local entries = arr()
       for _, k in ipairs(keys) do
         if type(k) ~= "string" and math.type(k) ~= "integer" then

@@ -56,6 +56,27 @@ function M.keys(t)
   return ks
 end
 
+-- the keys of any table in a stable order: an odict's own order; otherwise
+-- the array part, then the other keys by type, then by value (numbers and
+-- strings) or string form
+function M.ordered_keys(t)
+  if meta_of[t] then return M.keys(t) end
+  local keys, n = {}, #t
+  for i = 1, n do keys[i] = i end
+  local rest = {}
+  for k in pairs(t) do
+    if not (math.type(k) == "integer" and k >= 1 and k <= n) then rest[#rest + 1] = k end
+  end
+  table.sort(rest, function(a, b)
+    local ta, tb = type(a), type(b)
+    if ta ~= tb then return ta < tb end
+    if ta == "number" or ta == "string" then return a < b end
+    return tostring(a) < tostring(b)
+  end)
+  table.move(rest, 1, #rest, n + 1, keys)
+  return keys
+end
+
 -- number of entries
 function M.count(t)
   local mt = meta_of[t]

@@ -23,17 +23,8 @@ end
 local function is_tensor(v) return core.is_tensor(v) end
 M.is_tensor = is_tensor
 
--- the keys of a table in pairs order for odicts, sorted for plain tables
-function M.ordered_keys(t)
-  if odict.is(t) then return odict.keys(t) end
-  local ks = {}
-  for k in pairs(t) do ks[#ks + 1] = k end
-  table.sort(ks, function(a, b)
-    if type(a) == type(b) then return a < b end
-    return type(a) == "number"
-  end)
-  return ks
-end
+-- the keys of a table in a stable order (odicts keep theirs)
+M.ordered_keys = odict.ordered_keys
 
 -- can obj be stored as a flat name -> tensor dict? true, or false + why
 function M.flat_dict(obj, fmtname)
