@@ -96,6 +96,19 @@ void lt_mapping_release(lt_mapping *m);
 /* a storage over [off, off+n) of m; retains m */
 lt_storage *lt_storage_from_mapping(lt_mapping *m, size_t off, size_t n);
 
+/* ---- hashing ------------------------------------------------------------ */
+
+/* FNV-1a of n bytes, its high bits folded down: for the open-addressing
+   tables of zip entry names and pickle storage keys (index with & mask) */
+static inline uint64_t lt_hash_bytes(const char *p, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+  return h ^ (h >> 29);
+}
+
+/* a slot of such a table: the hash, and an index into the table's items */
+typedef struct lt_hslot { uint64_t h; size_t i; } lt_hslot;
+
 /* ---- parallel reads (readjobs.c) --------------------------------------- */
 
 /* len bytes of the file at off into dst; what names it in errors ("entry 'x'") */

@@ -204,8 +204,6 @@ const char *pk_storage_class(lt_dtype dt) {
 
 /* ---- the VM ---------------------------------------------------------------- */
 
-typedef struct hslot { uint64_t h; size_t i; } hslot;   /* i: index in res->storages; SIZE_MAX: empty */
-
 typedef struct vm {
   pk_arena *a;
   pk_result *res;
@@ -222,7 +220,7 @@ typedef struct vm {
   /* immutable values shared within one pickle: None, False, True, 0..255 */
   pk_obj *none, *bools[2], *small[256];
   /* storages by key: open addressing over res->storages indices */
-  hslot *hash;
+  lt_hslot *hash;           /* i: index in res->storages; SIZE_MAX: empty */
   size_t hcap;
 } vm;
 
@@ -336,18 +334,12 @@ static int parse_dec(vm *v, const char *s, size_t n, int64_t *out) {
   return 0;
 }
 
-static uint64_t key_hash(const char *key, size_t klen) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t c = 0; c < klen; c++) h = (h ^ (unsigned char)key[c]) * 1099511628211ull;
-  return h ^ (h >> 29);
-}
-
 static pk_obj *storage_by_key(vm *v, const char *key, size_t klen, int *created) {
   pk_result *r = v->res;
   if (r->nstorages * 2 >= v->hcap) {
     /* slots keep the hash: probing and growing never chase a node */
     size_t nc = v->hcap ? v->hcap * 2 : 64;
-    hslot *nh = malloc(nc * sizeof *nh);
+    lt_hslot *nh = malloc(nc * sizeof *nh);
     if (!nh) return NULL;
     for (size_t i = 0; i < nc; i++) nh[i].i = SIZE_MAX;
     for (size_t i = 0; i < v->hcap; i++) {
@@ -359,7 +351,7 @@ static pk_obj *storage_by_key(vm *v, const char *key, size_t klen, int *created)
     free(v->hash);
     v->hash = nh; v->hcap = nc;
   }
-  uint64_t h = key_hash(key, klen);
+  uint64_t h = lt_hash_bytes(key, klen);
   size_t j = h & (v->hcap - 1);
   while (v->hash[j].i != SIZE_MAX) {
     if (v->hash[j].h == h) {

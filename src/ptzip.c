@@ -145,12 +145,6 @@ static int pread_all(int fd, void *buf, size_t n, uint64_t off) {
   return 0;
 }
 
-static uint64_t name_hash(const char *p, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-  return h ^ (h >> 29);
-}
-
 void pz_close(pz_reader *z) {
   free(z->names);
   z->names = NULL;
@@ -297,7 +291,7 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
   /* index by name; a repeated name is an error */
   for (size_t i = 0; i < z->n; i++) {
     const pz_entry *x = &z->entries[i];
-    uint64_t h = name_hash(x->name, x->name_len);
+    uint64_t h = lt_hash_bytes(x->name, x->name_len);
     size_t j = h & (z->hcap - 1);
     while (z->hash[j].i) {
       const pz_entry *o = &z->entries[z->hash[j].i - 1];
@@ -317,7 +311,7 @@ fail:
 const pz_entry *pz_find(const pz_reader *z, const char *name) {
   if (!z->hash) return NULL;
   size_t n = strlen(name);
-  uint64_t h = name_hash(name, n);
+  uint64_t h = lt_hash_bytes(name, n);
   size_t j = h & (z->hcap - 1);
   while (z->hash[j].i) {
     if (z->hash[j].h == h) {   /* the hash first: a miss never touches an entry */

@@ -28,7 +28,7 @@ typedef struct pz_reader {
   pz_entry *entries;
   size_t n;
   char *names;             /* every entry's name, NUL-terminated, one buffer */
-  struct pz_slot { uint64_t h; size_t i; } *hash;   /* open addressing: name hash, entry index + 1 (0 empty) */
+  lt_hslot *hash;          /* open addressing: name hash, entry index + 1 (0 empty) */
   size_t hcap;             /* a power of two, > 2n */
   int sparse;              /* records 64 KiB apart or more on average: read, don't touch the mapping */
 } pz_reader;
