@@ -534,12 +534,15 @@ print(' '.join(repr(float(sd[f'w{i}'][1023, 1023])) for i in range(6)))
     assert.same({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, eager.small:tolist())
   end)
 
-  it("reports progress in steps up to the total", function()
+  it("reports progress that only grows, up to the total", function()
+    -- how many calls depends on the threads' timing: the calling thread
+    -- reports between its chunks and while the workers finish, and a fast
+    -- read may end before it looks again
     local calls, last, total = 0, 0, nil
     torch.load(f, {progress = function(d, t) calls = calls + 1; assert.is_true(d >= last); last, total = d, t end})
     assert.equal(6 * 4 * 1048576 + 80, total)
     assert.equal(total, last)
-    assert.is_true(calls > 2)
+    assert.is_true(calls >= 1)
   end)
 
   it("stops on an error in the progress callback and raises it", function()

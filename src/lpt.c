@@ -24,6 +24,7 @@
 #include "lt_lua.h"
 #include "pickle.h"
 #include "ptzip.h"
+#include "fmt.h"      /* lt_drop_pages, for saves */
 
 #define MAX_PKL ((uint64_t)1 << 31)     /* data.pkl larger than this is refused */
 #define MAX_EXTRA ((uint64_t)1 << 28)   /* an .ltorch/ record */
@@ -114,12 +115,6 @@ static int jobs_progress(void *ud, uint64_t done) {
   lua_pushinteger(p->L, (lua_Integer)(p->base + done));
   lua_pushinteger(p->L, (lua_Integer)p->total);
   return lua_pcall(p->L, 2, 0, 0) != LUA_OK;
-}
-
-static uint64_t total_jobs(const lt_readjob *jobs, size_t n) {
-  uint64_t t = 0;
-  for (size_t i = 0; i < n; i++) t += jobs[i].len;
-  return t;
 }
 
 /* mark the storages reachable from o as needed, and the nodes reachable more
@@ -385,21 +380,20 @@ static int l_pt_load(lua_State *L) {
   if (!S_ISREG(sb.st_mode)) return fail(L, c, "not a regular file");
   uint64_t fsize = (uint64_t)sb.st_size;
   if (fsize == 0) return fail(L, c, "empty file");
-  unsigned char head[16] = {0};
-  ssize_t hn = pread(c->fd, head, sizeof head, 0);
-  if (hn < 0) return fail(L, c, "cannot read: %s", strerror(errno));
+  char err[LT_MSG];
+  /* the whole file mapped once: zip headers, the pickle and small records
+     are read in place; mmap loads point tensors into it */
+  c->map = lt_map_file(c->fd, (size_t)fsize, err);
+  if (!c->map) return fail(L, c, "%s", err);
+  const unsigned char *head = c->map->base;
   c->arena = pk_arena_new();
   if (!c->arena) return fail(L, c, "out of memory");
-  char err[LT_MSG];
   int big_endian = 0, legacy = 0;
   const char *prefix = NULL;
   char prefix_buf[PZ_MAX_NAME + 1];
   int extras = 0;
 
-  if (hn >= 4 && !memcmp(head, "PK\3\4", 4)) {
-    /* the whole file mapped: headers and the pickle are read in place */
-    c->map = lt_map_file(c->fd, (size_t)fsize, err);
-    if (!c->map) return fail(L, c, "%s", err);
+  if (fsize >= 4 && !memcmp(head, "PK\3\4", 4)) {
     if (pz_open(&c->z, c->fd, fsize, c->map->base, err)) return fail(L, c, "%s", err);
     c->zopen = 1;
     if (c->z.n == 0) return fail(L, c, "empty zip archive");
@@ -465,8 +459,6 @@ static int l_pt_load(lua_State *L) {
     legacy = 1;
     if (fsize < sizeof LEGACY_MAGIC || memcmp(head, LEGACY_MAGIC, sizeof LEGACY_MAGIC))
       return fail(L, c, "not a PyTorch file (neither a zip archive nor the legacy magic number)");
-    c->map = lt_map_file(c->fd, (size_t)fsize, err);
-    if (!c->map) return fail(L, c, "%s", err);
     const unsigned char *base = c->map->base;
     size_t pos = sizeof LEGACY_MAGIC;
     static const char *what[] = {"protocol version", "sys_info", "main", "storage keys"};
@@ -578,10 +570,6 @@ static int l_pt_load(lua_State *L) {
   prog pg = {L, f_progress, 0, total, 0};
   lt_readjob *jobs = lua_newuserdatauv(L, (nneed ? nneed : 1) * sizeof *jobs, 0);
   size_t njobs = 0;
-  if (use_mmap && !c->map && nneed) {
-    c->map = lt_map_file(c->fd, (size_t)fsize, err);
-    if (!c->map) return fail(L, c, "%s", err);
-  }
   for (size_t i = 0; i < nneed; i++) {
     pk_obj *s = need[i].s;
     uint64_t off = s->st->file_off, nb = s->st->nbytes;
@@ -619,7 +607,6 @@ static int l_pt_load(lua_State *L) {
     int rc = lt_read_jobs(c->fd, jobs, njobs, f_progress ? jobs_progress : NULL, &pg, err);
     if (rc < 0) return fail(L, c, "%s", err);
     if (rc > 0) return lua_error(L);   /* the progress callback's error, on top */
-    pg.done = pg.base + total_jobs(jobs, njobs);
   }
   if (big_endian)
     for (size_t i = 0; i < nneed; i++) {
@@ -637,8 +624,6 @@ static int l_pt_load(lua_State *L) {
 }
 
 /* ---- saving ------------------------------------------------------------------ */
-
-#include "fmt.h"   /* lt_drop_pages */
 
 typedef struct svst { lt_storage *s; lt_dtype dt, out; } svst;   /* out: the dtype written */
 
