@@ -12,6 +12,13 @@ function H.tmpdir()
   return base
 end
 
+-- how many mappings of path this process holds
+function H.maps_of(path)
+  local n = 0
+  for line in io.lines("/proc/self/maps") do if line:find(path, 1, true) then n = n + 1 end end
+  return n
+end
+
 function H.rmdir(d) os.execute("rm -rf '" .. d .. "'") end
 
 function H.read(path)

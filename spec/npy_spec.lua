@@ -75,8 +75,14 @@ describe("npy load", function()
   end)
 
   it("maps little-endian files with mmap = true, copies big-endian ones", function()
-    local _, _, mapped = torch.load(dir .. "/f4.npy", {mmap = true}):_storage_info()
+    local m = torch.load(dir .. "/f4.npy", {mmap = true})
+    local _, _, mapped = m:_storage_info()
     assert.is_true(mapped)
+    assert.is_true(H.same(torch.load(dir .. "/f4.npy"), m))   -- equal to an eager load
+    assert.equal(1, H.maps_of(dir .. "/f4.npy"))
+    m = nil
+    collectgarbage(); collectgarbage()
+    assert.equal(0, H.maps_of(dir .. "/f4.npy"))
     local t = torch.load(dir .. "/f4be.npy", {mmap = true})
     _, _, mapped = t:_storage_info()
     assert.is_false(mapped)

@@ -559,11 +559,7 @@ describe("mmap loading", function()
   setup(function() dir = tmpdir() end)
   teardown(function() os.execute("rm -rf " .. dir) end)
 
-  local function maps_of(path)
-    local n = 0
-    for line in io.lines("/proc/self/maps") do if line:find(path, 1, true) then n = n + 1 end end
-    return n
-  end
+  local maps_of = require("fmt_helper").maps_of
 
   it("equals an eager load and releases the mapping with the tensors", function()
     local sd = odict.new()

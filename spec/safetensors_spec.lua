@@ -155,6 +155,10 @@ describe("safetensors load", function()
     local e = torch.load(p)
     local _, _, m2 = e.a:_storage_info()
     assert.is_false(m2)
+    assert.equal(1, H.maps_of(p))   -- the mapping lives while its tensors do
+    l = nil
+    collectgarbage(); collectgarbage()
+    assert.equal(0, H.maps_of(p))
   end)
 
   it("filters with keys, renames and reports progress", function()
