@@ -21,6 +21,7 @@ build = {
   modules = {
     ["ltorch.core"] = {
       sources = {
+        "src/deferred.c",
         "src/dtype.c",
         "src/lfmt.c",
         "src/lio.c",

@@ -132,7 +132,7 @@ describe("torch.save and torch.load (pt)", function()
     torch.save({x = 1}, f)
     local before = read(f)
     assert.has_error(function() torch.save({x = 1, f = print}, f) end,
-      "cannot save a value of type function (at f)")
+      f .. ": cannot save a value of type function (at f)")
     assert.equal(before, read(f))
     local left = io.popen("ls -a " .. dir .. " | grep -c tmp"):read("a")
     assert.equal("0\n", left)
@@ -176,7 +176,8 @@ describe("torch.save and torch.load (pt)", function()
   it("refuses a freed tensor", function()
     local t = torch.ones(2)
     t:free()
-    assert.has_error(function() torch.save({t}, dir .. "/freed.pt") end, "attempt to use a freed tensor (at [1])")
+    assert.has_error(function() torch.save({t}, dir .. "/freed.pt") end,
+      dir .. "/freed.pt: attempt to use a freed tensor (at [1])")
   end)
 
   it("reports save progress up to the bytes of the storages", function()

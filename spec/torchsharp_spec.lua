@@ -38,8 +38,17 @@ describe("torchsharp load", function()
   it("supports mmap, keys and rename", function()
     local d = torch.load(ref, {mmap = true, keys = {"big"}, rename = {{"big", "large"}}})
     assert.same({"large"}, odict.keys(d))
-    local _, _, mapped = d.large:_storage_info()
-    assert.is_true(mapped)
+    -- names of any length put data at any offset: int32 data that is not
+    -- 4-byte aligned is not mapped but read when first used
+    local offset = 0
+    for _, e in ipairs(require("ltorch.core")._ts_scan(require("ltorch.core")._fopen(ref))) do
+      if e.name == "big" then offset = e.offset end
+    end
+    local _, _, mapped, pending = d.large:_storage_info()
+    assert.are.equal(offset % 4 == 0, mapped)
+    assert.are.equal(offset % 4 ~= 0, pending)
+    assert.is_true(H.same(torch.arange(300):to("int32"), d.large))
+    assert.is_false(select(4, d.large:_storage_info()))
   end)
 
   local damaged = {

@@ -3,15 +3,18 @@
 ** TorchSharp. Core functions (leading underscore, used by
 ** the format modules in lua/ltorch/formats):
 **   _fopen(path) -> file handle: h:size(), h:read(off, n), h:tensor(off,
-**     dtype, shape [, mmap]), h:close()  (mmap: a view into one shared
-**     read-only-private mapping, released with the last tensor)
+**     dtype, shape [, mmap [, widen [, swap [, what]]]]), h:close()  (mmap:
+**     a view into one shared read-only-private mapping, released with the
+**     last tensor, or for bytes unfit to map, read on first use)
 **   _st_header(h) -> entries, meta_keys, meta_vals, data_start
 **   _st_save(path, names, tensors, meta_keys, meta_vals [, wopts])
 **   _npy_header(h) -> {dtype, shape, fortran, big_endian, data_offset, version}
-**   _npy_save(path, tensor [, wopts]), _byteswap(tensor)
+**   _npy_save(path, tensor [, wopts])
 **   wopts: {dtype = cast floating tensors to it, release = drop the pages
 **     of file-mapped sources once written, progress = function(done, total)}
-**   _npz_load(path) -> {{name, tensor, fortran}, ...}
+**   _npz_load(path, mmap) -> {{name, tensor, fortran}, ...} (unread: see
+**     _fill(tensor), which reads a deferred tensor's bytes now)
+**   _release(tensor): free a deferred tensor's bytes, drop a mapped one's pages
 **   _npz_save(path, names, tensors, compress [, wopts])
 **   _ts_scan(h) -> {{name, dtype, shape, offset}, ...}
 **   _ts_save(path, names, tensors [, wopts])
@@ -27,6 +30,7 @@
 #include <zip.h>
 #include "lt_lua.h"
 #include "fmt.h"
+#include "ptzip.h"
 
 #define FILE_MT "ltorch.fmtfile"
 
@@ -46,6 +50,8 @@ typedef struct fhandle {
   int fd;                  /* -1 once closed */
   uint64_t size;
   lt_mapping *map;         /* created on the first mmap'ed tensor */
+  lt_file *lf;             /* created on the first deferred tensor */
+  char *path;
 } fhandle;
 
 static fhandle *checkfile(lua_State *L, int i) {
@@ -57,23 +63,40 @@ static fhandle *checkfile(lua_State *L, int i) {
 static int f_close(lua_State *L) {
   fhandle *h = luaL_checkudata(L, 1, FILE_MT);
   if (h->map) { lt_mapping_release(h->map); h->map = NULL; }
+  lt_file_release(h->lf);
+  h->lf = NULL;
+  free(h->path);
+  h->path = NULL;
   if (h->fd >= 0) { close(h->fd); h->fd = -1; }
   return 0;
 }
 
-static int l_fopen(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+/* the handle's file kept open for deferred storages */
+static lt_file *handle_file(lua_State *L, fhandle *h) {
+  if (!h->lf && !(h->lf = lt_file_new(h->fd, h->path ? h->path : "?")))
+    fmt_error(L, "cannot keep the file open: %s", strerror(errno));
+  return h->lf;
+}
+
+/* push a handle on path, open for reading */
+static fhandle *open_handle(lua_State *L, const char *path) {
   fhandle *h = lua_newuserdatauv(L, sizeof *h, 0);
+  memset(h, 0, sizeof *h);
   h->fd = -1;
-  h->map = NULL;
-  h->size = 0;
   luaL_setmetatable(L, FILE_MT);
+  h->path = strdup(path);
+  if (!h->path) fmt_error(L, "not enough memory");
   h->fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (h->fd < 0) return fmt_error(L, "%s: %s", path, strerror(errno));
+  if (h->fd < 0) fmt_error(L, "%s: %s", path, strerror(errno));
   struct stat st;
-  if (fstat(h->fd, &st) != 0) return fmt_error(L, "%s: %s", path, strerror(errno));
-  if (!S_ISREG(st.st_mode)) return fmt_error(L, "%s: not a regular file", path);
+  if (fstat(h->fd, &st) != 0) fmt_error(L, "%s: %s", path, strerror(errno));
+  if (!S_ISREG(st.st_mode)) fmt_error(L, "%s: not a regular file", path);
   h->size = (uint64_t)st.st_size;
+  return h;
+}
+
+static int l_fopen(lua_State *L) {
+  open_handle(L, luaL_checkstring(L, 1));
   return 1;
 }
 
@@ -132,9 +155,13 @@ static int widen_unsigned(void *p, size_t n, int w, char *err) {
   return 0;
 }
 
-/* h:tensor(off, dtype, shape [, mmap [, widen]]): the tensor whose bytes
-   start at off; widen = 2, 4 or 8 reads unsigned elements of that width
-   and widens them to dtype (int32 or int64), copying */
+/* h:tensor(off, dtype, shape [, mmap [, widen [, swap [, what]]]]): the
+   tensor whose bytes start at off. widen = 2, 4 or 8 reads unsigned
+   elements of that width and widens them to dtype (int32 or int64),
+   copying; swap: the data is big-endian. With mmap the tensor points into
+   the mapped file when its bytes can be used as they are (aligned for the
+   dtype, not swapped), and is read on first use otherwise (a deferred
+   storage, named by what in errors) */
 static int f_tensor(lua_State *L) {
   fhandle *h = checkfile(L, 1);
   lua_Integer off = luaL_checkinteger(L, 2);
@@ -143,11 +170,15 @@ static int f_tensor(lua_State *L) {
   int nd = table_shape(L, 4, shape);
   int use_map = lua_toboolean(L, 5);
   int widen = (int)luaL_optinteger(L, 6, 0);   /* stored unsigned width */
+  size_t isz = lt_dtypes[dt].size, part = lt_dtypes[dt].kind == LT_KIND_COMPLEX ? isz / 2 : isz;
+  int swap = lua_toboolean(L, 7) && part > 1 ? (int)part : 0;
+  const char *what = luaL_optstring(L, 8, "tensor data");
   char err[LT_MSG];
   int64_t numel = lt_shape_numel(nd, shape);
-  size_t sz = widen ? (size_t)widen : lt_dtypes[dt].size;
+  size_t sz = widen ? (size_t)widen : isz;
   luaL_argcheck(L, !widen || ((widen == 2 && dt == LT_INT32) || ((widen == 4 || widen == 8) && dt == LT_INT64)),
                 6, "bad widening");
+  luaL_argcheck(L, !widen || !swap, 7, "widened data is little-endian");
   if (widen) use_map = 0;
   if (numel < 0 || (uint64_t)numel > (uint64_t)INT64_MAX / sz) return fmt_error(L, "shape overflows");
   uint64_t nbytes = (uint64_t)numel * sz;
@@ -155,7 +186,12 @@ static int f_tensor(lua_State *L) {
     return fmt_error(L, "truncated: expected %I bytes at byte %I, the file has %I",
                       (lua_Integer)nbytes, off, (lua_Integer)h->size);
   lt_storage *s;
-  if (use_map && nbytes > 0) {
+  size_t align = part > 8 ? 8 : part;
+  if (use_map && nbytes > 0 && (swap || (uint64_t)off % align)) {
+    lt_source src = {.off = (uint64_t)off, .csize = nbytes, .usize = nbytes, .swap = swap, .what = what};
+    s = lt_storage_deferred(handle_file(L, h), (size_t)nbytes, &src);
+    if (!s) return fmt_error(L, "not enough memory");
+  } else if (use_map && nbytes > 0) {
     if (!h->map) {
       h->map = lt_map_file(h->fd, (size_t)h->size, err);
       if (!h->map) return fmt_error(L, "%s", err);
@@ -163,7 +199,7 @@ static int f_tensor(lua_State *L) {
     s = lt_storage_from_mapping(h->map, (size_t)off, (size_t)nbytes);
     if (!s) return fmt_error(L, "not enough memory");
   } else {
-    size_t full = (size_t)numel * lt_dtypes[dt].size;
+    size_t full = (size_t)numel * isz;
     s = lt_storage_new(full, 0);
     if (!s) return fmt_error(L, "not enough memory for %I bytes", (lua_Integer)full);
     if (nbytes && lt_pread_full(h->fd, s->data, (size_t)nbytes, (uint64_t)off, err)) {
@@ -174,10 +210,11 @@ static int f_tensor(lua_State *L) {
       lt_storage_release(s);
       return fmt_error(L, "%s", err);
     }
+    if (swap) lt_byteswap(s->data, full / (size_t)swap, (size_t)swap);
     nbytes = full;
   }
   lt_push_storage(L, s, dt, nd, shape, NULL, 0);
-  if (!s->mapped) lt_gc_account(L, (size_t)nbytes);
+  if (!s->mapped && !s->deferred) lt_gc_account(L, (size_t)nbytes);
   return 1;
 }
 
@@ -263,7 +300,7 @@ static size_t gather_lists(lua_State *L, int a, int b, const char ***names, cons
     (*names)[i] = luaL_checkstring(L, -1);   /* anchored by the list */
     lua_pop(L, 1);
     lua_rawgeti(L, b, (lua_Integer)i + 1);
-    const lt_tensor *t = lt_check(L, -1);
+    const lt_tensor *t = lt_check_meta(L, -1);
     if (t->storage->device != LT_CPU) fmt_error(L, "tensor '%s' is on the GPU: move it to the CPU first", (*names)[i]);
     (*ts)[i] = t;
     lua_pop(L, 1);
@@ -281,6 +318,7 @@ typedef struct wopts {
   int failed;              /* progress raised: its error is at errref */
   int errref;
   uint64_t done, total;
+  char fill_err[LT_MSG];   /* a deferred source that could not be read (npz) */
 } wopts;
 
 /* progress runs protected: an error is kept and raised once the file is
@@ -341,13 +379,10 @@ static int create_out(lua_State *L, const char *path) {
   return fd;
 }
 
-static int finish_out(lua_State *L, int fd, int rc, const char *path, const char *err) {
-  if (rc == 0 && fsync(fd) != 0 && errno != EINVAL) {
-    rc = -1;
-    err = strerror(errno);
-  }
+/* close the written file; durability is the save's sync option (core._replace) */
+static int finish_out(lua_State *L, int fd, int rc, const char *err) {
   if (close(fd) != 0 && rc == 0) { rc = -1; err = strerror(errno); }
-  if (rc) return fmt_error(L, "%s: %s", path, err);
+  if (rc) return fmt_error(L, "%s", err);   /* the Lua side names the file */
   return 0;
 }
 
@@ -384,7 +419,7 @@ static int l_st_save(lua_State *L) {
   }
   int fd = create_out(L, path);
   int rc = lt_st_write_as(fd, n, names, ts, out, nm, keys, vals, &w.ws, err);
-  finish_out(L, fd, rc, path, err);
+  finish_out(L, fd, rc, err);
   wopts_raise(&w);
   return 0;
 }
@@ -423,7 +458,7 @@ static int l_npy_header(lua_State *L) {
 
 static int l_npy_save(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  const lt_tensor *t = lt_check(L, 2);
+  const lt_tensor *t = lt_check_meta(L, 2);
   char hdr[64 + LT_MAX_DIMS * 24 + 128], err[LT_MSG];
   wopts w;
   read_wopts(L, 3, &w);
@@ -436,30 +471,16 @@ static int l_npy_save(lua_State *L) {
   int fd = create_out(L, path);
   int rc = lt_write_full(fd, hdr, hn, err);
   if (!rc) rc = lt_write_tensor_as(fd, t, dt, &w.ws, err);
-  finish_out(L, fd, rc, path, err);
+  finish_out(L, fd, rc, err);
   wopts_raise(&w);
   return 0;
 }
 
-/* _byteswap(t): swap the bytes of every element (each part of a complex) of
-   a contiguous tensor in place */
-static int l_byteswap(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
-  luaL_argcheck(L, lt_is_contiguous(t), 1, "contiguous tensor expected");
-  size_t sz = lt_dtypes[t->dtype].size;
-  size_t n = (size_t)lt_numel(t);
-  if (lt_dtypes[t->dtype].kind == LT_KIND_COMPLEX) { sz /= 2; n *= 2; }
-  lt_byteswap(lt_data(t), n, sz);
-  return 0;
-}
-
-/* zip archives and sources in GC-owned boxes so that a raise never leaks */
-typedef struct zbox { zip_t *za; zip_file_t *zf; } zbox;
+/* the libzip archive being written, in a GC-owned box so that a raise never leaks */
+typedef struct zbox { zip_t *za; } zbox;
 
 static int zbox_gc(lua_State *L) {
   zbox *z = lua_touserdata(L, 1);
-  if (z->zf) zip_fclose(z->zf);
-  z->zf = NULL;
   if (z->za) zip_discard(z->za);
   z->za = NULL;
   return 0;
@@ -470,93 +491,109 @@ static zbox *newzbox(lua_State *L) {
   return z;
 }
 
-static int zread_full(zip_file_t *zf, void *buf, size_t n) {
-  char *p = buf;
-  while (n) {
-    zip_int64_t r = zip_fread(zf, p, n);
-    if (r <= 0) return -1;
-    p += r;
-    n -= (size_t)r;
-  }
+
+/* the zip reader of an .npz in a GC-owned box */
+typedef struct pzbox { pz_reader z; int open; } pzbox;
+
+static int pzbox_gc(lua_State *L) {
+  pzbox *b = lua_touserdata(L, 1);
+  if (b->open) pz_close(&b->z);
+  b->open = 0;
   return 0;
 }
 
+/* _npz_load(path, mmap) -> {{name, tensor, fortran}, ...}: the .npy members
+   of an .npz (read with ltorch's zip reader, ptzip.c), none of them read
+   yet. A stored little-endian member whose data suits its dtype's alignment
+   is mapped under mmap; every other member is a deferred storage, read
+   (inflated, crc-checked, byte-swapped) on first use: a load that needs
+   the bytes now fills the tensors it keeps (_fill). */
 static int l_npz_load(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  zbox *z = newzbox(L);
-  int zerr = 0;
+  int use_map = lua_toboolean(L, 2);
+  fhandle *h = open_handle(L, path);
   char err[LT_MSG];
-  z->za = zip_open(path, ZIP_RDONLY, &zerr);
-  if (!z->za) {
-    zip_error_t ze;
-    zip_error_init_with_code(&ze, zerr);
-    lua_pushstring(L, zip_error_strerror(&ze));
-    zip_error_fini(&ze);
-    return fmt_error(L, "not a valid zip archive: %s", lua_tostring(L, -1));
-  }
-  zip_int64_t n = zip_get_num_entries(z->za, 0);
-  lua_createtable(L, (int)(n > 0 ? n : 0), 0);
+  if (h->size == 0) return fmt_error(L, "not a valid zip archive: the file is empty");
+  h->map = lt_map_file(h->fd, (size_t)h->size, err);
+  if (!h->map) return fmt_error(L, "%s", err);
+  pzbox *b = lt_newbox(L, sizeof *b, "ltorch.pzbox", pzbox_gc);
+  if (pz_open(&b->z, h->fd, h->size, h->map->base, err)) return fmt_error(L, "not a valid zip archive: %s", err);
+  b->open = 1;
+  lua_createtable(L, (int)b->z.n, 0);
   int out = lua_gettop(L);
-  for (zip_int64_t i = 0; i < n; i++) {
-    zip_stat_t st;
-    if (zip_stat_index(z->za, (zip_uint64_t)i, 0, &st) != 0 || !(st.valid & ZIP_STAT_NAME) || !(st.valid & ZIP_STAT_SIZE))
-      return fmt_error(L, "entry %d: cannot read its zip header", (int)i + 1);
-    const char *name = st.name;
-    size_t nl = strlen(name);
-    if (nl > 0 && name[nl - 1] == '/') continue;   /* directory */
-    z->zf = zip_fopen_index(z->za, (zip_uint64_t)i, 0);
-    if (!z->zf) return fmt_error(L, "entry '%s': %s", name, zip_strerror(z->za));
+  for (size_t i = 0; i < b->z.n; i++) {
+    const pz_entry *e = &b->z.entries[i];
+    const char *name = e->name;
+    if (name[e->name_len - 1] == '/') continue;   /* directory */
     unsigned char pre[12];
     size_t need;
-    uint64_t size = st.size;
-    if (size < 12 || zread_full(z->zf, pre, 12))
+    if (e->usize < 12 || pz_read_range(h->fd, e, 0, pre, 12, 0, NULL, NULL, err))
       return fmt_error(L, "entry '%s': truncated .npy header", name);
     if (lt_npy_preamble(pre, 12, &need, err)) return fmt_error(L, "entry '%s': %s", name, err);
-    if (need > size) return fmt_error(L, "entry '%s': truncated header: expected %I bytes, found %I",
-                                       name, (lua_Integer)need, (lua_Integer)size);
-    luaL_Buffer b;
-    unsigned char *buf = (unsigned char *)luaL_buffinitsize(L, &b, need);
-    memcpy(buf, pre, 12);
-    if (zread_full(z->zf, buf + 12, need - 12)) return fmt_error(L, "entry '%s': truncated .npy header", name);
+    if (need > e->usize) return fmt_error(L, "entry '%s': truncated header: expected %I bytes, found %I",
+                                          name, (lua_Integer)need, (lua_Integer)e->usize);
+    luaL_Buffer lb;
+    unsigned char *buf = (unsigned char *)luaL_buffinitsize(L, &lb, need);
+    if (pz_read_range(h->fd, e, 0, buf, need, 0, NULL, NULL, err)) return fmt_error(L, "%s", err);
     lt_npy_header hd;
     if (lt_npy_parse(buf, need, &hd, err)) return fmt_error(L, "entry '%s': %s", name, err);
-
-    uint64_t nbytes = (uint64_t)lt_shape_numel(hd.ndim, hd.shape) * lt_dtypes[hd.dtype].size;
-    if (size - need != nbytes)
+    lua_pop(L, 1);   /* the buffer */
+    size_t isz = lt_dtypes[hd.dtype].size, part = lt_dtypes[hd.dtype].kind == LT_KIND_COMPLEX ? isz / 2 : isz;
+    uint64_t nbytes = (uint64_t)lt_shape_numel(hd.ndim, hd.shape) * isz;
+    if (e->usize - need != nbytes)
       return fmt_error(L, "entry '%s': expected %I bytes of data, found %I", name, (lua_Integer)nbytes,
-                        (lua_Integer)(size - need));
+                        (lua_Integer)(e->usize - need));
     int64_t shape[LT_MAX_DIMS];
     for (int d = 0; d < hd.ndim; d++) shape[d] = hd.fortran ? hd.shape[hd.ndim - 1 - d] : hd.shape[d];
-    lt_tensor *t = lt_push_new(L, hd.dtype, hd.ndim, shape, 0);
-    if (nbytes && zread_full(z->zf, lt_data(t), (size_t)nbytes))
-      return fmt_error(L, "entry '%s': truncated or corrupt data: %s", name, zip_file_strerror(z->zf));
-    zip_fclose(z->zf);
-    z->zf = NULL;
-    if (hd.big_endian) {
-      size_t sz = lt_dtypes[hd.dtype].size, cnt = (size_t)lt_numel(t);
-      if (lt_dtypes[hd.dtype].kind == LT_KIND_COMPLEX) { sz /= 2; cnt *= 2; }
-      lt_byteswap(lt_data(t), cnt, sz);
+    uint64_t at = e->data_off + need;
+    lt_storage *st;
+    if (nbytes == 0) {
+      st = lt_storage_new(0, 0);
+    } else if (use_map && e->method == 0 && !hd.big_endian && at % (part > 8 ? 8 : part) == 0) {
+      st = lt_storage_from_mapping(h->map, (size_t)at, (size_t)nbytes);
+    } else {
+      lt_source src = {.off = e->data_off, .csize = e->csize, .usize = e->usize, .skip = need,
+                       .crc = e->crc, .method = e->method, .check_crc = 1,
+                       .swap = hd.big_endian && part > 1 ? (int)part : 0, .what = name};
+      st = lt_storage_deferred(handle_file(L, h), (size_t)nbytes, &src);
     }
+    if (!st) return fmt_error(L, "not enough memory");
     lua_createtable(L, 0, 3);
-    lua_insert(L, -2);
+    lt_push_storage(L, st, hd.dtype, hd.ndim, shape, NULL, 0);
     lua_setfield(L, -2, "tensor");
     lua_pushstring(L, name);
     lua_setfield(L, -2, "name");
     lua_pushboolean(L, hd.fortran);
     lua_setfield(L, -2, "fortran");
     lua_rawseti(L, out, (lua_Integer)luaL_len(L, out) + 1);
-    lua_settop(L, out);
   }
-  zip_discard(z->za);
-  z->za = NULL;
   return 1;
+}
+
+/* _fill(t): read a deferred tensor's bytes now (what a first use would do) */
+static int l_fill(lua_State *L) {
+  lt_check(L, 1);
+  return 0;
+}
+
+/* _release(t): give back the memory of a tensor from an mmap load that the
+   tools have read and will not change (inspect --stats, diff): a deferred
+   storage's bytes are freed, a mapped storage's whole pages dropped. A later
+   use reads them from the file again. */
+static int l_release(lua_State *L) {
+  lt_storage *s = lt_check_meta(L, 1)->storage;
+  lt_storage_evict(s);
+  if (s->mapped) lt_drop_pages(s, s->data, (const char *)s->data + s->nbytes);
+  return 0;
 }
 
 /* One .npz member as a libzip source that produces its bytes when libzip
    writes the archive (in zip_close): the .npy header, then the tensor's
-   elements gathered and converted chunk by chunk into a bounded buffer that
-   exists only while the member is being written. So no member is held in
-   memory whole. The tensor is anchored by the Lua list during the call. */
+   elements gathered and converted chunk by chunk into a bounded buffer (one
+   pair of buffers for the whole archive: libzip writes members one after
+   another). So no member is held in memory whole. The tensor is anchored by
+   the Lua list during the call. */
+#define NPZ_BUF ((size_t)1 << 20)
 typedef struct npzsrc {
   const lt_tensor *t;
   lt_dtype to;
@@ -566,30 +603,20 @@ typedef struct npzsrc {
   uint64_t total;          /* header + data bytes */
   size_t hpos;             /* header bytes produced */
   int64_t el;              /* elements produced into buf */
-  char *buf, *gbuf;        /* converted chunk; gathered source (strided) */
+  char *buf, *gbuf;        /* converted chunk; gathered source (strided):
+                              NPZ_BUF bytes each, shared by the members */
   size_t blen, bpos;
   const char *dropped;
   lt_iter it;
   zip_error_t error;
 } npzsrc;
 
-static void npz_close_bufs(npzsrc *s) {
-  free(s->buf); free(s->gbuf);
-  s->buf = s->gbuf = NULL;
-}
-
-/* the next chunk of converted elements into s->buf; 0 ok, -1 no memory */
-static int npz_refill(npzsrc *s) {
+/* the next chunk of converted elements into s->buf */
+static void npz_refill(npzsrc *s) {
   const lt_tensor *t = s->t;
   size_t sz = lt_dtypes[t->dtype].size, osz = lt_dtypes[s->to].size;
-  size_t m = (1u << 20) / (sz > osz ? sz : osz);
-  if ((uint64_t)lt_numel(t) < m) m = (size_t)lt_numel(t);
+  size_t m = NPZ_BUF / (sz > osz ? sz : osz);
   int contig = lt_is_contiguous(t);
-  if (!s->buf) {
-    s->buf = malloc(m * osz);
-    if (!contig) s->gbuf = malloc(m * sz);
-    if (!s->buf || (!contig && !s->gbuf)) return -1;
-  }
   int64_t numel = lt_numel(t);
   size_t k = (size_t)(numel - s->el) > m ? m : (size_t)(numel - s->el);
   const char *from;
@@ -604,13 +631,13 @@ static int npz_refill(npzsrc *s) {
     s->dropped = lt_drop_pages(t->storage, s->dropped, (const char *)lt_data(t) + (size_t)s->el * sz);
   s->blen = k * osz;
   s->bpos = 0;
-  return 0;
 }
 
 static zip_int64_t npz_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd_t cmd) {
   npzsrc *s = ud;
   switch (cmd) {
     case ZIP_SOURCE_OPEN:
+      if (lt_storage_fill(s->t->storage, s->w->fill_err)) { zip_error_set(&s->error, ZIP_ER_READ, 0); return -1; }
       s->hpos = 0; s->el = 0; s->blen = s->bpos = 0;
       s->dropped = lt_is_contiguous(s->t) ? lt_data(s->t) : NULL;
       if (!lt_is_contiguous(s->t)) lt_iter_init(&s->it, s->t);
@@ -627,7 +654,7 @@ static zip_int64_t npz_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd
         }
         if (s->bpos == s->blen) {
           if (s->el == lt_numel(s->t)) break;
-          if (npz_refill(s)) { zip_error_set(&s->error, ZIP_ER_MEMORY, 0); return -1; }
+          npz_refill(s);
         }
         size_t k = s->blen - s->bpos < len - got ? s->blen - s->bpos : (size_t)(len - got);
         memcpy(out + got, s->buf + s->bpos, k);
@@ -637,7 +664,7 @@ static zip_int64_t npz_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd
       return (zip_int64_t)got;
     }
     case ZIP_SOURCE_CLOSE:
-      npz_close_bufs(s);
+      if (s->w->ws.release) lt_storage_evict(s->t->storage);
       return 0;
     case ZIP_SOURCE_STAT: {
       if (len < sizeof(zip_stat_t)) { zip_error_set(&s->error, ZIP_ER_INVAL, 0); return -1; }
@@ -650,7 +677,6 @@ static zip_int64_t npz_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd
     case ZIP_SOURCE_ERROR:
       return zip_error_to_data(&s->error, data, len);
     case ZIP_SOURCE_FREE:
-      npz_close_bufs(s);
       zip_error_fini(&s->error);
       free(s);
       return 0;
@@ -678,6 +704,7 @@ static int l_npz_save(lua_State *L) {
                         names[i], lt_dtypes[dt].name);
     w->total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[dt].size;
   }
+  char *bufs = lua_newuserdatauv(L, 2 * NPZ_BUF, 0);   /* the members' chunk buffers */
   zbox *z = newzbox(L);
   int zerr = 0;
   z->za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
@@ -687,6 +714,8 @@ static int l_npz_save(lua_State *L) {
     npzsrc *s = calloc(1, sizeof *s);
     if (!s) return fmt_error(L, "not enough memory");
     s->t = t;
+    s->buf = bufs;
+    s->gbuf = bufs + NPZ_BUF;
     s->to = out_dtype(w, t);
     s->w = w;
     s->hn = lt_npy_format_header(s->hdr, sizeof s->hdr, s->to, t->ndim, t->shape);
@@ -705,7 +734,8 @@ static int l_npz_save(lua_State *L) {
   }
   if (zip_close(z->za) != 0) {
     wopts_raise(w);
-    return fmt_error(L, "%s: %s", path, zip_strerror(z->za));
+    if (w->fill_err[0]) return fmt_error(L, "%s", w->fill_err);
+    return fmt_error(L, "%s", zip_strerror(z->za));
   }
   z->za = NULL;
   wopts_raise(w);
@@ -773,7 +803,7 @@ static int l_ts_save(lua_State *L) {
     rc = lt_write_full(fd, hb, k, err);
     if (!rc) rc = lt_write_tensor_as(fd, t, dt, &w.ws, err);
   }
-  finish_out(L, fd, rc, path, err);
+  finish_out(L, fd, rc, err);
   wopts_raise(&w);
   return 0;
 }
@@ -787,7 +817,7 @@ static const luaL_Reg file_methods[] = {
 
 static const luaL_Reg funcs[] = {
   {"_fopen", l_fopen}, {"_st_header", l_st_header}, {"_st_save", l_st_save},
-  {"_npy_header", l_npy_header}, {"_npy_save", l_npy_save}, {"_byteswap", l_byteswap},
+  {"_npy_header", l_npy_header}, {"_npy_save", l_npy_save}, {"_fill", l_fill}, {"_release", l_release},
   {"_npz_load", l_npz_load}, {"_npz_save", l_npz_save},
   {"_ts_scan", l_ts_scan}, {"_ts_save", l_ts_save},
   {NULL, NULL}

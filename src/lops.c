@@ -980,10 +980,14 @@ static int l_dropout(lua_State *L) {
 
 /* ---- statistics for inspect -------------------------------------------- */
 
+/* _stats(t): one pass over t; a tensor still in its file (deferred) is read
+   for it and freed after, so inspect --stats holds one tensor at a time */
 static int l_stats(lua_State *L) {
+  int in_file = lt_storage_pending(lt_check_meta(L, 1)->storage);
   lt_tensor *t = checkt(L, 1);
   lt_stats s;
   lt_stats_of(t, &s);
+  if (in_file) lt_storage_evict(t->storage);
   lua_createtable(L, 0, 7);
   if (s.finite) {
     lua_pushnumber(L, s.min); lua_setfield(L, -2, "min");

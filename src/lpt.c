@@ -46,6 +46,7 @@ typedef struct ldctx {
   unsigned char *pkl;
   size_t pkl_size;
   const char *path;
+  lt_file *lf;            /* kept open by deferred storages (mmap loads) */
 } ldctx;
 
 static int ld_gc(lua_State *L) {
@@ -60,6 +61,7 @@ static int ld_gc(lua_State *L) {
   pk_arena_free(c->arena); c->arena = NULL;
   if (c->zopen) { pz_close(&c->z); c->zopen = 0; }
   lt_mapping_release(c->map); c->map = NULL;
+  lt_file_release(c->lf); c->lf = NULL;
   lt_free_bytes(c->pkl, c->pkl_size); c->pkl = NULL;
   if (c->fd >= 0) { close(c->fd); c->fd = -1; }
   return 0;
@@ -581,12 +583,26 @@ static int l_pt_load(lua_State *L) {
       prog_step(&pg, nb);
       continue;
     }
+    int check = verify && !legacy && (!stored || e->usize == nb);
+    if (use_mmap && nb > 0) {
+      /* not mappable as it is (deflated, misaligned, big-endian, legacy):
+         read when first used */
+      if (!c->lf && !(c->lf = lt_file_new(c->fd, c->path))) return fail(L, c, "cannot keep the file open: %s", strerror(errno));
+      size_t w = lt_dtypes[s->st->dtype].size;
+      if (lt_dtypes[s->st->dtype].kind == LT_KIND_COMPLEX) w /= 2;
+      lt_source src = {.off = off, .csize = legacy ? nb : e->csize, .usize = legacy ? nb : e->usize,
+                       .crc = legacy ? 0 : e->crc, .method = legacy ? 0 : e->method, .check_crc = check,
+                       .swap = big_endian && w > 1 ? (int)w : 0, .what = legacy ? s->st->key : e->name};
+      s->st->data = lt_storage_deferred(c->lf, (size_t)nb, &src);
+      if (!s->st->data) return fail(L, c, "out of memory");
+      prog_step(&pg, nb);
+      continue;
+    }
     size_t alloc = (size_t)(stored ? nb : (e->usize > nb ? e->usize : nb));
     lt_gc_account(L, alloc);
     lt_storage *st = lt_storage_new(alloc, 0);
     if (!st) return fail(L, c, "not enough memory for storage '%s' of %llu bytes", s->st->key, (unsigned long long)nb);
     s->st->data = st;
-    int check = verify && !legacy && (!stored || e->usize == nb);
     /* many small records close together: copies from the mapping (a fault
        maps many) cost less than a read system call each */
     if (legacy || (stored && !check && nb <= SMALL_RECORD && !c->z.sparse)) {
@@ -611,6 +627,7 @@ static int l_pt_load(lua_State *L) {
   if (big_endian)
     for (size_t i = 0; i < nneed; i++) {
       lt_storage *st = need[i].s->st->data;
+      if (st->deferred || st->mapped) continue;   /* swapped when read */
       byteswap(st->data, (size_t)need[i].s->st->nbytes, (lt_dtype)need[i].s->st->dtype);
     }
   if (!use_mmap && c->map) { lt_mapping_release(c->map); c->map = NULL; }
@@ -702,7 +719,7 @@ static void w_tuple(pk_buf *b, int n, const int64_t *v) {
 static void save_tensor(saver *s, int idx) {
   lua_State *L = s->L;
   pk_buf *b = &s->c->b;
-  lt_tensor *t = lt_check(L, idx);
+  lt_tensor *t = lt_check_meta(L, idx);
   if (t->storage->device != LT_CPU) serr(s, "cannot save a %s tensor: move it to the CPU first", "cuda");
   /* memo: the same tensor twice is one Python object */
   lua_pushvalue(L, idx);
@@ -890,7 +907,7 @@ static void save_value(saver *s, int idx, int depth) {
       return;
     case LUA_TUSERDATA:
       if (luaL_testudata(L, idx, LT_TENSOR_MT)) {
-        if (!lt_test(L, idx)) serr(s, "attempt to use a freed tensor");
+        if (!((lt_tensor *)lua_touserdata(L, idx))->storage) serr(s, "attempt to use a freed tensor");
         save_tensor(s, idx);
         return;
       }
@@ -958,7 +975,7 @@ static int l_pt_save(lua_State *L) {
   pk_w_op(&c->b, 0x80); pk_w_op(&c->b, 2);
   save_value(&s, 1, 0);
   pk_w_op(&c->b, '.');
-  if (c->b.oom) return raise(L, "%s: out of memory", path);
+  if (c->b.oom) return raise(L, "out of memory");
   /* 2. the archive */
   c->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (c->fd < 0) return raise(L, "%s: cannot create: %s", path, strerror(errno));
@@ -974,7 +991,7 @@ static int l_pt_save(lua_State *L) {
     snprintf(name, sizeof name, "%s/%s", folder, nm); \
     part[0] = (ptr); len[0] = (n); \
     if (pz_write_entry(&c->w, name, 1, part, len, (pr) ? prog_step : NULL, &pg, err)) \
-      return raise(L, "%s: %s", path, err); \
+      return raise(L, "%s", err); \
   } while (0)
   REC("data.pkl", c->b.p, c->b.len, 0);
   REC("byteorder", "little", 6, 0);
@@ -984,12 +1001,14 @@ static int l_pt_save(lua_State *L) {
     const svst *v = &c->st[i];
     size_t isz = lt_dtypes[v->dt].size, osz = lt_dtypes[v->out].size;
     size_t numel = v->s->nbytes / isz;
+    if (lt_storage_fill(v->s, err)) return raise(L, "%s", err);
     const char *data = v->s->data;
     svprog sp = {&pg, v->s, data, data, 0, release};
     if (v->out == v->dt) {
       snprintf(name, sizeof name, "%s/%s", folder, rn);
       part[0] = v->s->data; len[0] = numel * isz;
-      if (pz_write_entry(&c->w, name, 1, part, len, sv_step, &sp, err)) return raise(L, "%s: %s", path, err);
+      if (pz_write_entry(&c->w, name, 1, part, len, sv_step, &sp, err)) return raise(L, "%s", err);
+      if (release) lt_storage_evict(v->s);
       continue;
     }
     /* cast: the converted record is made in the one cast buffer (the source
@@ -999,7 +1018,7 @@ static int l_pt_save(lua_State *L) {
       free(c->cast_buf);
       c->cast_cap = 0;
       c->cast_buf = malloc(numel * osz);
-      if (!c->cast_buf) return raise(L, "%s: not enough memory to cast storage %zu (%zu bytes)", path, i, numel * osz);
+      if (!c->cast_buf) return raise(L, "not enough memory to cast storage %zu (%zu bytes)", i, numel * osz);
       c->cast_cap = numel * osz;
     }
     for (size_t done = 0; done < numel;) {
@@ -1008,6 +1027,7 @@ static int l_pt_save(lua_State *L) {
       done += k;
       if (release) sp.dropped = lt_drop_pages(v->s, sp.dropped, data + done * isz);
     }
+    if (release) lt_storage_evict(v->s);
     sp.s = NULL;
     REC(rn, c->cast_buf, numel * osz, 1);
   }
@@ -1015,7 +1035,7 @@ static int l_pt_save(lua_State *L) {
     lua_pushnil(L);
     while (lua_next(L, f_extra)) {
       if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-        return raise(L, "%s: extra records must map names to strings", path);
+        return raise(L, "extra records must map names to strings");
       size_t n;
       const char *p = lua_tolstring(L, -1, &n);
       char rn[PZ_MAX_NAME];
@@ -1026,8 +1046,8 @@ static int l_pt_save(lua_State *L) {
   }
   REC("version", "3\n", 2, 0);
 #undef REC
-  if (pz_write_finish(&c->w, err)) return raise(L, "%s: %s", path, err);
-  if (close(c->fd)) { c->fd = -1; return raise(L, "%s: close failed: %s", path, strerror(errno)); }
+  if (pz_write_finish(&c->w, err)) return raise(L, "%s", err);
+  if (close(c->fd)) { c->fd = -1; return raise(L, "close failed: %s", strerror(errno)); }
   c->fd = -1;
   sv_free(c);
   return 0;

@@ -73,6 +73,9 @@ struct lt_storage {
   void (*release)(lt_storage *s);      /* frees data and ctx; NULL: nothing */
   void *ctx;                           /* owner of data (mapping, host ctx) */
   int mapped;                          /* data points into a file mapping */
+  struct lt_deferred *deferred;        /* read from a file on first use
+                                          (lt_storage_fill); data is NULL
+                                          until then and after an evict */
 };
 
 lt_storage *lt_storage_new(size_t nbytes, int zero);   /* NULL on ENOMEM */
@@ -95,6 +98,43 @@ lt_mapping *lt_map_file(int fd, size_t len, char *err);
 void lt_mapping_release(lt_mapping *m);
 /* a storage over [off, off+n) of m; retains m */
 lt_storage *lt_storage_from_mapping(lt_mapping *m, size_t off, size_t n);
+
+/* ---- deferred storages (deferred.c) ------------------------------------ */
+
+/* A file kept open (its own descriptor) by the deferred storages that read
+   from it; path names it in errors. */
+typedef struct lt_file {
+  atomic_long refs;
+  int fd;
+  char *path;
+} lt_file;
+lt_file *lt_file_new(int fd, const char *path);   /* dups fd; NULL when out of fds or memory */
+void lt_file_release(lt_file *f);
+
+/* Where a deferred storage's bytes lie: a record of the file at off, stored
+   or raw-deflated (a zip entry: csize bytes in the file, usize out), of which
+   the first skip bytes are not the storage's (a .npy header), byte-swapped
+   in units of swap bytes when swap > 1. what names it in errors. */
+typedef struct lt_source {
+  uint64_t off, csize, usize, skip;
+  uint32_t crc;        /* of the usize bytes: checked when the whole record is
+                          read and check_crc is set (or it is deflated) */
+  int method;          /* 0 stored, 8 deflated */
+  int check_crc;
+  int swap;
+  const char *what;    /* copied */
+} lt_source;
+/* a storage of nbytes whose bytes are src's, read on first use; retains f */
+lt_storage *lt_storage_deferred(lt_file *f, size_t nbytes, const lt_source *src);
+/* read a deferred storage's bytes if they are not in memory: 0 ok (and for
+   any other storage), -1 with err ("path: entry 'x': what is wrong") */
+int lt_storage_fill(lt_storage *s, char *err);
+/* free a filled deferred storage's bytes: the next fill reads them again
+   (changes made to them in place are lost: only for data written out) */
+void lt_storage_evict(lt_storage *s);
+static inline int lt_storage_pending(const lt_storage *s) { return s->deferred && !s->data; }
+/* heap bytes counted by lt_storage_live_bytes, for storages made elsewhere */
+void lt_storage_count(size_t add, size_t sub);
 
 /* ---- hashing ------------------------------------------------------------ */
 

@@ -11,9 +11,16 @@
 
 #define LT_TENSOR_MT "ltorch.Tensor"
 
-/* the tensor at idx; raises a type error, or "attempt to use a freed tensor" */
+/* the tensor at idx; raises a type error, or "attempt to use a freed tensor".
+   Its bytes are in memory: a deferred storage is read here (and raises when
+   its file cannot give them) */
 lt_tensor *lt_check(lua_State *L, int idx);
-/* the tensor at idx, or NULL when it is not a tensor (freed ones included) */
+/* lt_check for what needs only the tensor's metadata (shape, dtype, storage
+   identity, views): a deferred storage stays in its file. The data pointer
+   may be NULL. */
+lt_tensor *lt_check_meta(lua_State *L, int idx);
+/* the tensor at idx, or NULL when it is not a tensor (freed ones included);
+   its bytes are in memory, as with lt_check */
 lt_tensor *lt_test(lua_State *L, int idx);
 /* push a new tensor userdata viewing proto's storage (retained) with proto's
    dtype, shape, strides and offset */

@@ -17,14 +17,30 @@
 
 /* ---- userdata ------------------------------------------------------------ */
 
+/* the bytes of a deferred storage (deferred.c) are read on first use */
+static void need_data(lua_State *L, lt_tensor *t) {
+  if (!lt_storage_pending(t->storage)) return;
+  char err[LT_MSG];
+  if (lt_storage_fill(t->storage, err)) luaL_error(L, "%s", err);
+  lt_gc_account(L, t->storage->nbytes);
+}
+
 lt_tensor *lt_test(lua_State *L, int idx) {
   lt_tensor *t = luaL_testudata(L, idx, LT_TENSOR_MT);
-  return (t && t->storage) ? t : NULL;
+  if (!t || !t->storage) return NULL;
+  need_data(L, t);
+  return t;
+}
+
+lt_tensor *lt_check_meta(lua_State *L, int idx) {
+  lt_tensor *t = luaL_checkudata(L, idx, LT_TENSOR_MT);
+  if (!t->storage) luaL_error(L, "attempt to use a freed tensor");
+  return t;
 }
 
 lt_tensor *lt_check(lua_State *L, int idx) {
-  lt_tensor *t = luaL_checkudata(L, idx, LT_TENSOR_MT);
-  if (!t->storage) luaL_error(L, "attempt to use a freed tensor");
+  lt_tensor *t = lt_check_meta(L, idx);
+  need_data(L, t);
   return t;
 }
 
@@ -549,7 +565,7 @@ static int l_is_tensor(lua_State *L) {
 /* ---- accessors ----------------------------------------------------------- */
 
 static int t_size(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   if (!lua_isnoneornil(L, 2)) {
     int d = lt_check_dim(L, 2, luaL_checkinteger(L, 2), t->ndim);
     lua_pushinteger(L, t->ndim ? t->shape[d] : 1);
@@ -561,7 +577,7 @@ static int t_size(lua_State *L) {
 }
 
 static int t_stride(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   if (!lua_isnoneornil(L, 2)) {
     int d = lt_check_dim(L, 2, luaL_checkinteger(L, 2), t->ndim);
     lua_pushinteger(L, t->ndim ? t->stride[d] : 1);
@@ -572,13 +588,13 @@ static int t_stride(lua_State *L) {
   return 1;
 }
 
-static int t_dim(lua_State *L) { lua_pushinteger(L, lt_check(L, 1)->ndim); return 1; }
-static int t_numel(lua_State *L) { lua_pushinteger(L, lt_numel(lt_check(L, 1))); return 1; }
-static int t_dtype(lua_State *L) { lua_pushstring(L, lt_dtypes[lt_check(L, 1)->dtype].name); return 1; }
-static int t_device(lua_State *L) { lua_pushstring(L, lt_check(L, 1)->storage->device == LT_CUDA ? "cuda" : "cpu"); return 1; }
-static int t_offset(lua_State *L) { lua_pushinteger(L, lt_check(L, 1)->offset); return 1; }
-static int t_is_contiguous(lua_State *L) { lua_pushboolean(L, lt_is_contiguous(lt_check(L, 1))); return 1; }
-static int t_element_size(lua_State *L) { lua_pushinteger(L, (lua_Integer)lt_dtypes[lt_check(L, 1)->dtype].size); return 1; }
+static int t_dim(lua_State *L) { lua_pushinteger(L, lt_check_meta(L, 1)->ndim); return 1; }
+static int t_numel(lua_State *L) { lua_pushinteger(L, lt_numel(lt_check_meta(L, 1))); return 1; }
+static int t_dtype(lua_State *L) { lua_pushstring(L, lt_dtypes[lt_check_meta(L, 1)->dtype].name); return 1; }
+static int t_device(lua_State *L) { lua_pushstring(L, lt_check_meta(L, 1)->storage->device == LT_CUDA ? "cuda" : "cpu"); return 1; }
+static int t_offset(lua_State *L) { lua_pushinteger(L, lt_check_meta(L, 1)->offset); return 1; }
+static int t_is_contiguous(lua_State *L) { lua_pushboolean(L, lt_is_contiguous(lt_check_meta(L, 1))); return 1; }
+static int t_element_size(lua_State *L) { lua_pushinteger(L, (lua_Integer)lt_dtypes[lt_check_meta(L, 1)->dtype].size); return 1; }
 static int t_data_ptr(lua_State *L) { lua_pushinteger(L, (lua_Integer)(intptr_t)lt_data(lt_check(L, 1))); return 1; }
 static int t_is_freed(lua_State *L) {
   lt_tensor *t = luaL_checkudata(L, 1, LT_TENSOR_MT);
@@ -587,24 +603,27 @@ static int t_is_freed(lua_State *L) {
 }
 
 static int t_requires_grad(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   if (!lua_isnone(L, 2)) { t->requires_grad = lua_toboolean(L, 2); lua_settop(L, 1); return 1; }
   lua_pushboolean(L, t->requires_grad);
   return 1;
 }
 
-/* storage identity and extent, for serializers that keep views shared */
+/* storage identity, bytes, whether it is a file mapping, and whether its
+   bytes are still in the file (a deferred storage not read yet), for
+   serializers that keep views shared and for specs */
 static int t_storage_info(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   lua_pushlightuserdata(L, t->storage);
   lua_pushinteger(L, (lua_Integer)t->storage->nbytes);
   lua_pushboolean(L, t->storage->mapped);
-  return 3;
+  lua_pushboolean(L, lt_storage_pending(t->storage));   /* still in its file (deferred) */
+  return 4;
 }
 
 /* t:_storage_view(): a 1-D tensor of t's dtype over all of t's storage */
 static int t_storage_view(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   lt_tensor v;
   memset(&v, 0, sizeof v);
   v.storage = t->storage;
@@ -618,7 +637,7 @@ static int t_storage_view(lua_State *L) {
 
 /* t:_set_view(offset, sizes, strides): a view of the same storage */
 static int t_as_strided(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   lt_tensor v = *t;
   int64_t st[LT_MAX_DIMS];
   v.ndim = lt_check_sizes(L, 2, v.shape);
@@ -702,7 +721,7 @@ static int target_shape(lua_State *L, lt_tensor *t, int64_t *ns, const char *fn)
 }
 
 static int t_view(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   lt_tensor v = *t;
   v.ndim = target_shape(L, t, v.shape, "view");
   if (!view_strides(t, v.ndim, v.shape, v.stride))
@@ -719,10 +738,11 @@ static lt_tensor *push_contiguous_copy(lua_State *L, const lt_tensor *t, lt_dtyp
 }
 
 static int t_reshape(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   lt_tensor v = *t;
   v.ndim = target_shape(L, t, v.shape, "reshape");
   if (view_strides(t, v.ndim, v.shape, v.stride)) { lt_push_view(L, &v); return 1; }
+  need_data(L, t);
   lt_tensor *c = push_contiguous_copy(L, t, t->dtype);
   c->ndim = v.ndim;
   memcpy(c->shape, v.shape, sizeof v.shape);
@@ -762,7 +782,7 @@ static int t_to(lua_State *L) {
 }
 
 static int t_transpose(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   lt_tensor v = *t;
   if (t->ndim == 0) { lt_push_view(L, &v); return 1; }
   int a = lt_check_dim(L, 2, luaL_checkinteger(L, 2), t->ndim);
@@ -774,7 +794,7 @@ static int t_transpose(lua_State *L) {
 }
 
 static int t_t(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   if (t->ndim > 2) luaL_error(L, "bad argument #1 to 't' (expected a tensor with at most 2 dimensions, got %d)", t->ndim);
   lt_tensor v = *t;
   if (t->ndim == 2) {
@@ -786,7 +806,7 @@ static int t_t(lua_State *L) {
 }
 
 static int t_permute(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   lt_tensor v = *t;
   int istable = lua_istable(L, 2);
   int n = istable ? (int)luaL_len(L, 2) : lua_gettop(L) - 1;
@@ -806,7 +826,7 @@ static int t_permute(lua_State *L) {
 }
 
 static int t_squeeze(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   lt_tensor v = *t;
   int only = -1;
   if (!lua_isnoneornil(L, 2)) only = lt_check_dim(L, 2, luaL_checkinteger(L, 2), t->ndim);
@@ -821,7 +841,7 @@ static int t_squeeze(lua_State *L) {
 }
 
 static int t_unsqueeze(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   if (t->ndim >= LT_MAX_DIMS) luaL_error(L, "unsqueeze: rank exceeds the limit of %d", LT_MAX_DIMS);
   int d = lt_check_dim(L, 2, luaL_checkinteger(L, 2), t->ndim + 1);
   lt_tensor v = *t;
@@ -837,7 +857,7 @@ static int t_unsqueeze(lua_State *L) {
 }
 
 static int t_flatten(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   if (t->ndim == 0) {
     lt_tensor v = *t;
     v.ndim = 1; v.shape[0] = 1; v.stride[0] = 1;
@@ -885,7 +905,7 @@ static int t_select(lua_State *L) {
 }
 
 static int t_narrow(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   if (t->ndim == 0) luaL_error(L, "bad argument #1 to 'narrow' (cannot narrow a 0-dim tensor)");
   int d = lt_check_dim(L, 2, luaL_checkinteger(L, 2), t->ndim);
   lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
@@ -901,7 +921,7 @@ static int t_narrow(lua_State *L) {
 
 /* t:expand(sizes): broadcast view with stride 0 on expanded dims; -1 keeps */
 static int t_expand(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = lt_check_meta(L, 1);
   int64_t ns[LT_MAX_DIMS];
   int istable = lua_istable(L, 2);
   int nd = istable ? (int)luaL_len(L, 2) : lua_gettop(L) - 1;

@@ -327,18 +327,38 @@ const pz_entry *pz_find(const pz_reader *z, const char *name) {
 
 int pz_read(const pz_reader *z, const pz_entry *e, void *dst, int check_crc,
             void (*progress)(void *ud, uint64_t n), void *ud, char *err) {
+  return pz_read_range(z->fd, e, 0, dst, e->usize, check_crc, progress, ud, err);
+}
+
+static int read_failed(const pz_entry *e, size_t n, uint64_t off, char *err) {
+  snprintf(err, LT_MSG, "entry '%s': cannot read %zu bytes at offset %llu: %s", e->name, n,
+           (unsigned long long)off, errno ? strerror(errno) : "the file ends first");
+  return -1;
+}
+
+#define IN_CHUNK ((size_t)256 << 10)   /* compressed bytes read at once */
+#define SKIP_CHUNK ((size_t)64 << 10)
+
+int pz_read_range(int fd, const pz_entry *e, uint64_t skip, void *dst, uint64_t n, int check_crc,
+                  void (*progress)(void *ud, uint64_t n), void *ud, char *err) {
+  if (skip > e->usize || n > e->usize - skip) {
+    snprintf(err, LT_MSG, "entry '%s': bytes %llu to %llu lie outside its %llu bytes", e->name,
+             (unsigned long long)skip, (unsigned long long)(skip + n), (unsigned long long)e->usize);
+    return -1;
+  }
+  uint64_t end = skip + n;
+  int whole = end == e->usize;   /* read to the end: the crc can be checked */
   if (e->method == 0) {
+    check_crc = check_crc && skip == 0 && whole;
     uLong crc = crc32(0, NULL, 0);
-    for (uint64_t done = 0; done < e->usize;) {
-      size_t n = e->usize - done > CHUNK ? CHUNK : (size_t)(e->usize - done);
-      if (pread_all(z->fd, (char *)dst + done, n, e->data_off + done)) {
-        snprintf(err, LT_MSG, "entry '%s': cannot read %zu bytes at offset %llu: %s", e->name, n,
-                 (unsigned long long)(e->data_off + done), errno ? strerror(errno) : "file too short");
-        return -1;
-      }
-      if (check_crc) crc = pz_crc32((uint32_t)crc, (const char *)dst + done, n);
-      done += n;
-      if (progress) progress(ud, n);
+    for (uint64_t done = 0; done < n;) {
+      size_t k = n - done > CHUNK ? CHUNK : (size_t)(n - done);
+      uint64_t off = e->data_off + skip + done;
+      errno = 0;
+      if (pread_all(fd, (char *)dst + done, k, off)) return read_failed(e, k, off, err);
+      if (check_crc) crc = pz_crc32((uint32_t)crc, (const char *)dst + done, k);
+      done += k;
+      if (progress) progress(ud, k);
     }
     if (check_crc && e->crc != 0 && (uint32_t)crc != e->crc) {
       snprintf(err, LT_MSG, "entry '%s': crc32 mismatch (expected %08x, found %08x)", e->name,
@@ -347,46 +367,57 @@ int pz_read(const pz_reader *z, const pz_entry *e, void *dst, int check_crc,
     }
     return 0;
   }
-  /* deflated: stream the compressed bytes through inflate into dst */
+  /* deflated: stream the compressed bytes through inflate; the first skip
+     bytes go to a scratch buffer, the next n to dst; read to the end, the
+     stream's length and crc are checked */
   z_stream s;
   memset(&s, 0, sizeof s);
   if (inflateInit2(&s, -MAX_WBITS) != Z_OK) { snprintf(err, LT_MSG, "inflate init failed"); return -1; }
-  unsigned char *in = malloc(1 << 20);
-  if (!in) { inflateEnd(&s); snprintf(err, LT_MSG, "out of memory"); return -1; }
+  unsigned char *in = malloc(IN_CHUNK), *scratch = skip ? malloc(SKIP_CHUNK) : NULL;
+  if (!in || (skip && !scratch)) {
+    inflateEnd(&s); free(in); free(scratch);
+    snprintf(err, LT_MSG, "out of memory");
+    return -1;
+  }
   uint64_t in_done = 0, out_done = 0;
   uLong crc = crc32(0, NULL, 0);
-  int rc = Z_OK;
-  while (rc != Z_STREAM_END) {
+  int rc = Z_OK, ioerr = 0;
+  while (rc != Z_STREAM_END && (whole || out_done < end)) {
     if (s.avail_in == 0) {
-      size_t n = e->csize - in_done > (1u << 20) ? (1u << 20) : (size_t)(e->csize - in_done);
-      if (n == 0) break;
-      if (pread_all(z->fd, in, n, e->data_off + in_done)) break;
-      in_done += n;
+      size_t k = e->csize - in_done > IN_CHUNK ? IN_CHUNK : (size_t)(e->csize - in_done);
+      if (k == 0) break;
+      errno = 0;
+      if (pread_all(fd, in, k, e->data_off + in_done)) { ioerr = 1; read_failed(e, k, e->data_off + in_done, err); break; }
+      in_done += k;
       s.next_in = in;
-      s.avail_in = (uInt)n;
+      s.avail_in = (uInt)k;
     }
-    uint64_t room = e->usize - out_done;
-    s.next_out = (Bytef *)dst + out_done;
-    s.avail_out = room > (1u << 30) ? (1u << 30) : (uInt)room;
-    unsigned char sink;
-    if (room == 0) { s.next_out = &sink; s.avail_out = 1; }   /* detect overlong data */
-    uInt before = s.avail_out;
+    unsigned char sink, *o;
+    uint64_t room;
+    if (out_done < skip) { o = scratch; room = skip - out_done > SKIP_CHUNK ? SKIP_CHUNK : skip - out_done; }
+    else if (out_done < end) { o = (unsigned char *)dst + (out_done - skip); room = end - out_done; }
+    else { o = &sink; room = 1; }   /* past the end: detect overlong data */
+    if (room > (1u << 30)) room = 1u << 30;
+    s.next_out = o;
+    s.avail_out = (uInt)room;
     rc = inflate(&s, Z_NO_FLUSH);
-    uint64_t got = before - s.avail_out;
-    if (room == 0 && got) { out_done++; break; }
-    if (got) crc = pz_crc32((uint32_t)crc, (const char *)dst + out_done, (size_t)got);
+    uint64_t got = room - s.avail_out;
+    if (out_done >= end && got) { out_done++; break; }
+    if (got) crc = pz_crc32((uint32_t)crc, o, (size_t)got);
+    if (got && o != scratch && progress) progress(ud, got);
     out_done += got;
-    if (progress && got) progress(ud, got);
     if (rc != Z_OK && rc != Z_STREAM_END) break;
   }
   inflateEnd(&s);
   free(in);
-  if (rc != Z_STREAM_END || out_done != e->usize) {
+  free(scratch);
+  if (ioerr) return -1;
+  if (whole ? (rc != Z_STREAM_END || out_done != e->usize) : out_done != end) {
     snprintf(err, LT_MSG, "entry '%s': corrupt deflated data (expected %llu bytes)", e->name,
              (unsigned long long)e->usize);
     return -1;
   }
-  if ((uint32_t)crc != e->crc) {
+  if (whole && (uint32_t)crc != e->crc) {
     snprintf(err, LT_MSG, "entry '%s': crc32 mismatch (expected %08x, found %08x)", e->name,
              e->crc, (unsigned)crc);
     return -1;

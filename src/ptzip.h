@@ -49,6 +49,14 @@ const pz_entry *pz_find(const pz_reader *z, const char *name);
 int pz_read(const pz_reader *z, const pz_entry *e, void *dst, int check_crc,
             void (*progress)(void *ud, uint64_t n), void *ud, char *err);
 
+/* Read n bytes of e's uncompressed data, from byte skip on, into dst, with
+   fd the archive's file. Deflated data is inflated from the start (the
+   skipped bytes through a small buffer); a read to the entry's end checks
+   its length and crc (stored data: only with check_crc, and only when the
+   whole entry is read). 0 ok; -1 with err naming the entry. */
+int pz_read_range(int fd, const pz_entry *e, uint64_t skip, void *dst, uint64_t n, int check_crc,
+                  void (*progress)(void *ud, uint64_t n), void *ud, char *err);
+
 /* zlib-compatible crc32 (PCLMULQDQ folding where the CPU has it) */
 uint32_t pz_crc32(uint32_t crc, const void *data, size_t n);
 

@@ -476,7 +476,18 @@ int lt_write_tensor(int fd, const lt_tensor *t, char *err) {
   return lt_write_tensor_as(fd, t, t->dtype, NULL, err);
 }
 
+static int write_tensor_as(int fd, const lt_tensor *t, lt_dtype to, const lt_wstream *ws, char *err);
+
+/* a deferred storage is read for the write, and with ws->release freed after it */
 int lt_write_tensor_as(int fd, const lt_tensor *t, lt_dtype to, const lt_wstream *ws, char *err) {
+  if (lt_numel(t) == 0) return 0;
+  if (lt_storage_fill(t->storage, err)) return -1;
+  int rc = write_tensor_as(fd, t, to, ws, err);
+  if (ws && ws->release) lt_storage_evict(t->storage);
+  return rc;
+}
+
+static int write_tensor_as(int fd, const lt_tensor *t, lt_dtype to, const lt_wstream *ws, char *err) {
   size_t sz = lt_dtypes[t->dtype].size, osz = lt_dtypes[to].size;
   int64_t numel = lt_numel(t);
   if (numel == 0) return 0;

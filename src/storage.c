@@ -18,6 +18,11 @@ static atomic_size_t live_bytes;
 
 size_t lt_storage_live_bytes(void) { return atomic_load(&live_bytes); }
 
+void lt_storage_count(size_t add, size_t sub) {
+  if (add) atomic_fetch_add(&live_bytes, add);
+  if (sub) atomic_fetch_sub(&live_bytes, sub);
+}
+
 static size_t page_round(size_t n) {
   long p = sysconf(_SC_PAGESIZE);
   size_t page = p > 0 ? (size_t)p : 4096;

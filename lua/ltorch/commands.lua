@@ -312,11 +312,12 @@ COMMANDS.convert = {
   text = [[
 Reads IN (any format ltorch reads) and writes OUT in the format its
 extension names (.pt/.pth/.bin/.ckpt PyTorch zip, .safetensors, .npz,
-.npy, .dat TorchSharp) or --format. It streams tensor by tensor: IN is
-memory-mapped, and the writer reads one tensor from the mapping, casts it
-for --dtype while writing it (a .pt storage is cast into one buffer, written
-and freed) and drops the pages it has read, so peak memory is about one
-tensor, not the model. A value the target cannot hold (a nested
+.npy, .dat TorchSharp) or --format. It streams tensor by tensor: IN is opened
+without reading any tensor (mapped, or for compressed and misaligned
+records left in the file), and the writer reads one tensor, casts it for
+--dtype while writing it (a .pt storage is cast into one buffer, written
+and freed) and frees what it read, so peak memory is about one tensor, not
+the model, for every input format. A value the target cannot hold (a nested
 checkpoint written to safetensors, a pickle with foreign globals) is
 flattened to its tensors under dotted keys; other values are dropped with
 a note on stderr. The write is atomic: OUT is replaced only when complete.]],
@@ -412,10 +413,11 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
       value = odict.from({stem}, {[stem] = value})
     end
     value = rename_all(value, rules, inp)
-    -- the writers stream: each tensor is read from the mapped input, cast
-    -- chunk by chunk (save option dtype) and written, and its pages are
-    -- dropped behind the writer (release_mapped: nothing here writes to the
-    -- mapped tensors), so peak memory is about one tensor
+    -- the writers stream: each tensor is read from the input (mapped, or
+    -- deferred in its file), cast chunk by chunk (save option dtype) and
+    -- written, and its memory is given back behind the writer
+    -- (release_mapped: nothing here writes to the input's tensors), so peak
+    -- memory is about one tensor
     local scb = bar("writing", outp)
     torch.save(value, outp, {format = opts.format, progress = scb, dtype = opts.dtype or nil,
       release_mapped = true})
@@ -439,29 +441,23 @@ local function max_abs_diff(a, b)
   local same_dtype = a:dtype() == b:dtype()
   local complex = a:dtype():match("^complex") or b:dtype():match("^complex")
   local best = 0.0
-  local use_ops = core._stats ~= nil and fa.sub ~= nil
-  local function free(t) if t and t.free then t:free() end end
+  local function free(t) if t then t:free() end end
   for s = 1, n, CHUNK do
     local len = math.min(CHUNK, n - s + 1)
     local pa, pb = fa:narrow(1, s, len), fb:narrow(1, s, len)
     local equal
-    if same_dtype then
-      if use_ops and pa.equal then equal = pa:equal(pb) else equal = pa:tobytes() == pb:tobytes() end
-    end
+    if same_dtype then equal = pa:equal(pb) end
     if not equal then
       if complex then return 0 / 0 end
       pa, pb = pa:to("float64"), pb:to("float64")
-      local ok, st = false, nil
-      if use_ops then
-        -- the max |a - b| is max(|min d|, |max d|); a nan or inf in d sends
-        -- the chunk to the Lua loop below (nan against nan is equal there)
-        ok, st = pcall(function()
-          local d = pa:sub(pb)
-          local sd = core._stats(d)
-          free(d)
-          return sd
-        end)
-      end
+      -- the max |a - b| is max(|min d|, |max d|); a nan or inf in d sends
+      -- the chunk to the Lua loop below (nan against nan is equal there)
+      local ok, st = pcall(function()
+        local d = pa:sub(pb)
+        local sd = core._stats(d)
+        free(d)
+        return sd
+      end)
       if ok and st and st.nan == 0 and st.inf == 0 then
         local m = math.max(math.abs(st.min or 0), math.abs(st.max or 0))
         if m > best then best = m end
@@ -507,6 +503,7 @@ an error.]],
   run = function(args, opts)
     local torch = require("ltorch")
     local inspect = require("ltorch.inspect")
+    local core = require("ltorch.core")
     local atol = 0
     if opts.atol then
       atol = tonumber(opts.atol)
@@ -556,6 +553,8 @@ an error.]],
             say("shape  %s: %s -> %s", k, sa, sb)
           else
             local d = max_abs_diff(a, b)
+            core._release(a)   -- one pair's data in memory at a time
+            core._release(b)
             if d ~= d or d > atol then
               differs = true
               say("values %s: max abs diff %s", k, inspect.g4(d))

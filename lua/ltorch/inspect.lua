@@ -12,6 +12,7 @@
 -- called). Only --stats reads tensor data, one tensor at a time.
 
 local torch = require("ltorch")
+local core = require("ltorch.core")
 local odict = require("ltorch.odict")
 local progress = require("ltorch.progress")
 
@@ -162,48 +163,14 @@ local function is_floating(dt)
 end
 M.is_floating = is_floating
 
-local CHUNK = 1 << 16
-
 -- min, max, mean and std (unbiased) over the finite values, nan and inf
--- counted apart, streamed: torch._stats in C (complex values by magnitude)
--- when the core has it, else chunks through Lua (complex: nil). Fields are
--- nil when there is nothing to say (no finite value, one value for std).
+-- counted apart, in one streamed pass in C (complex values by magnitude; a
+-- tensor still in its file is read for it and freed after). Fields are nil
+-- when there is nothing to say (no finite value, one value for std).
 function M.stats(t)
-  local core = require("ltorch.core")
-  local numel = t:numel()
-  local dt = t:dtype()
-  if core._stats then
-    local s = core._stats(t)
-    return {min = s.min, max = s.max, mean = s.mean, std = s.std, nan = s.nan or 0,
-      inf = s.inf or 0, numel = s.numel or numel}
-  end
-  if dt:match("^complex") then return nil end
-  local st = {nan = 0, inf = 0, numel = numel}
-  if numel == 0 then return st end
-  local flat = t:contiguous():reshape(numel)
-  local n, mean, m2 = 0, 0.0, 0.0   -- Welford over finite values
-  local mn, mx = math.huge, -math.huge
-  for s = 1, numel, CHUNK do
-    local len = math.min(CHUNK, numel - s + 1)
-    local part = flat:narrow(1, s, len)
-    if dt ~= "float64" then part = part:to("float64") end
-    for _, x in ipairs(part:tolist()) do
-      if type(x) == "boolean" then x = x and 1 or 0 end
-      if x ~= x then st.nan = st.nan + 1
-      elseif x == math.huge or x == -math.huge then st.inf = st.inf + 1
-      else
-        if x < mn then mn = x end
-        if x > mx then mx = x end
-        n = n + 1
-        local d = x - mean
-        mean = mean + d / n
-        m2 = m2 + d * (x - mean)
-      end
-    end
-  end
-  if n > 0 then st.min, st.max, st.mean = mn, mx, mean end
-  if n > 1 then st.std = math.sqrt(m2 / (n - 1)) end
-  return st
+  local s = core._stats(t)
+  return {min = s.min, max = s.max, mean = s.mean, std = s.std, nan = s.nan or 0,
+    inf = s.inf or 0, numel = s.numel or t:numel()}
 end
 
 ---------------------------------------------------------------------------
@@ -332,7 +299,10 @@ function M.report(path, opts)
       local t = e.tensor
       local info = {key = e.key, dtype = t:dtype(), shape = shape_of(t), numel = t:numel(),
         bytes = tensor_bytes(t)}
-      if opts.stats then info.stats = M.stats(t) end
+      if opts.stats then
+        info.stats = M.stats(t)
+        core._release(t)   -- one tensor's data in memory at a time
+      end
       r.tensors[#r.tensors + 1] = info
       kept[#kept + 1] = e
       r.total_params = r.total_params + info.numel

@@ -1,7 +1,7 @@
 -- formats/npy.lua: NumPy .npy (FORMATS.md section 8.1).
--- load(path, {mmap=}) -> tensor. Big-endian data is byte-swapped on load;
--- Fortran-order data loads as a transposed (non-contiguous) view of the
--- file's bytes, no copy. mmap applies to little-endian data.
+-- load(path, {mmap=}) -> tensor. Big-endian data is byte-swapped on load
+-- (under mmap, when first used); Fortran-order data loads as a transposed
+-- (non-contiguous) view of the file's bytes, no copy.
 -- save(t, tmp): header v1.0 (v2.0 when large), data starts at a multiple
 -- of 64; strided views are streamed in C order.
 local core = require("ltorch.core")
@@ -37,8 +37,7 @@ function M.load(path, opts)
       shape = {}
       for i = #hd.shape, 1, -1 do shape[#shape + 1] = hd.shape[i] end
     end
-    local t = h:tensor(hd.data_offset, hd.dtype, shape, opts.mmap and not hd.big_endian)
-    if hd.big_endian then core._byteswap(t) end
+    local t = h:tensor(hd.data_offset, hd.dtype, shape, opts.mmap, nil, hd.big_endian)
     if hd.fortran then t = M.unfortran(t) end
     return t
   end)

@@ -1,7 +1,7 @@
 -- formats/npz.lua: NumPy .npz, a zip of .npy members (FORMATS.md 8.3),
--- read and written through libzip.
+-- read with ltorch's zip reader (ptzip.c) and written through libzip.
 -- load(path, opts) -> ordered dict name -> tensor (names without ".npy");
--- opts.keys / opts.rename as for safetensors.
+-- opts.keys / opts.rename / opts.mmap / opts.progress as for safetensors.
 -- save(obj, tmp, opts): obj a table of named tensors, or a list of tensors
 -- (named arr_0, arr_1, ... like np.savez); opts.compress = true deflates.
 local core = require("ltorch.core")
@@ -32,17 +32,34 @@ function M.can_hold(obj)
   return common.flat_dict(as_dict(obj), ".npz")
 end
 
+-- Members are read with ltorch's zip reader: under mmap a stored member
+-- whose data is aligned is mapped, and every other member is read on first
+-- use (so convert and inspect hold one member at a time); an eager load
+-- reads the members it keeps at once.
 function M.load(path, opts)
   opts = opts or {}
-  local entries = common.guard(path, core._npz_load, path)
+  local entries = common.guard(path, core._npz_load, path, opts.mmap)
   local select = common.selector(opts)
-  local d = odict.new()
+  local progress = common.progress(opts)
+  local kept, total = {}, 0
   for _, e in ipairs(entries) do
     local name = select((e.name:gsub("%.npy$", "")))
     if name then
-      common.put(d, name, e.fortran and npy.unfortran(e.tensor) or e.tensor, path)
+      kept[#kept + 1] = {name, e}
+      total = total + e.tensor:numel() * e.tensor:element_size()
     end
   end
+  local d, done = odict.new(), 0
+  for _, k in ipairs(kept) do
+    local name, e = k[1], k[2]
+    if not opts.mmap then
+      common.guard(path, core._fill, e.tensor)
+      done = done + e.tensor:numel() * e.tensor:element_size()
+      progress(done, total)
+    end
+    common.put(d, name, e.fortran and npy.unfortran(e.tensor) or e.tensor, path)
+  end
+  if opts.mmap then progress(total, total) end
   return d
 end
 

@@ -113,7 +113,9 @@ function M.save(obj, tmp_path, opts, final_path)
     o.extra = obj.extra
     obj = obj.tensors
   end
-  core._pt_save(obj, tmp_path, folder_for(final_path or tmp_path), o)
+  -- errors name the file saved (not the temporary one)
+  require("ltorch.formats.common").guard(final_path or tmp_path, core._pt_save, obj, tmp_path,
+    folder_for(final_path or tmp_path), o)
 end
 
 return M

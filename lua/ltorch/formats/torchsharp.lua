@@ -62,7 +62,7 @@ function M.load(path, opts)
     for _, e in ipairs(entries) do
       local name = select(e.name)
       if name then
-        local ok2, t = pcall(h.tensor, h, e.offset, e.dtype, e.shape, opts.mmap)
+        local ok2, t = pcall(h.tensor, h, e.offset, e.dtype, e.shape, opts.mmap, nil, false, e.name)
         if not ok2 then error("entry '" .. e.name .. "': " .. tostring(t), 0) end
         common.put(d, name, t, path)
       end
