@@ -32,6 +32,11 @@ np.save(d + '/be.npy', w.astype('>f4'))
 sd = {'w': torch.from_numpy(w), 'b': torch.from_numpy(b)}
 sd['v'] = sd['w'][3:5]
 torch.save(sd, d + '/legacy.pt', _use_new_zipfile_serialization=False)
+# the same state dict in a zip archive whose records are all deflated
+torch.save(sd, d + '/plain.pt')
+with zipfile.ZipFile(d + '/plain.pt') as src, zipfile.ZipFile(d + '/deflated.pt', 'w', zipfile.ZIP_DEFLATED) as dst:
+    for i in src.infolist():
+        dst.writestr(i.filename, src.read(i.filename))
 # a deflated archive whose member 'bad' has a wrong crc in the central
 # directory: its header reads, its data does not
 with zipfile.ZipFile(d + '/badcrc.npz', 'w', zipfile.ZIP_DEFLATED) as z:
@@ -94,6 +99,14 @@ print(repr(float(z['w'].astype('f8').sum())), int(z['b'].sum()))
     assert.is_false(pending(lazy.w))
     assert.is_true(H.same(eager.w, lazy.w))
     assert.is_true(H.same(eager.b, lazy.b))
+  end)
+
+  it("read deflated .pt records when used", function()
+    local lazy = torch.load(P("deflated.pt"), {mmap = true})
+    local eager = torch.load(P("plain.pt"))
+    assert.is_true(pending(lazy.w) and pending(lazy.b))
+    for _, k in ipairs({"w", "b", "v"}) do assert.is_true(H.same(eager[k], lazy[k]), k) end
+    assert.equal(lazy.w:_storage_info(), lazy.v:_storage_info())
   end)
 
   it("byte-swap big-endian .npy data when it is read", function()

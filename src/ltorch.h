@@ -24,9 +24,13 @@ typedef struct lt_tensor ltorch_Tensor;
 /* the module opener: require("ltorch.core") calls it */
 LTORCH_API int luaopen_ltorch_core(lua_State *L);
 
-/* the tensor at index idx; raises when it is not a live tensor */
+/* the tensor at index idx; raises when it is not a live tensor. Its data
+   is in memory: a tensor from an mmap load whose bytes were left in the
+   file (compressed or misaligned records) is read here, and this raises
+   when the file cannot give them. */
 LTORCH_API ltorch_Tensor *ltorch_checktensor(lua_State *L, int idx);
-/* the tensor at index idx, or NULL */
+/* the tensor at index idx, or NULL when it is not one; its data is read as
+   for ltorch_checktensor (which may raise) */
 LTORCH_API ltorch_Tensor *ltorch_totensor(lua_State *L, int idx);
 
 LTORCH_API const char *ltorch_dtype(const ltorch_Tensor *t);     /* "float32", ... */
