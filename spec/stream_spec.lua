@@ -170,6 +170,21 @@ for out, kind, ordered in zip(sys.argv[2::3], sys.argv[3::3], sys.argv[4::3]):
     end
   end)
 
+  it("a whole ltorch module streams too, and stays a module", function()
+    local nn = torch.nn
+    torch.manual_seed(9)
+    local m = nn.Sequential(nn.Linear(2048, 2048), nn.ReLU(), nn.Linear(2048, 2048),
+      nn.Linear(2048, 2048), nn.Linear(2048, 2048))   -- 64 MiB of float32
+    torch.save(m, P("mod.pt"))
+    local rc, growth = convert_peak({P("mod.pt"), P("mod16.safetensors"), "--dtype", "bfloat16"})
+    assert.are.equal(0, rc)
+    assert.is_true(growth < 24 * MiB, string.format("peak grew by %.1f MiB", growth / MiB))
+    local back = torch.load(P("mod16.safetensors"))
+    assert.are.equal("Sequential", back:class_name())
+    assert.are.equal("bfloat16", back[3].weight:dtype())
+    assert.is_true(back[3].weight:equal(m[3].weight:to("bfloat16")))
+  end)
+
   it("--rename streams as well and leaves the input untouched", function()
     local rc, growth = convert_peak({P("in.pt"), P("ren.pt"), "--dtype", "bfloat16", "-r", "^blocks%.=b."})
     assert.are.equal(0, rc)

@@ -365,11 +365,6 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
     if is_mod and (#rules > 0 or opts.filter) then
       must_flatten = true
       io.stderr:write(string.format("ltorch: note: %s: a module; --rename and --filter write its state dict only\n", inp))
-    elseif is_mod and opts.dtype then
-      -- keep the module: cast its floating parameters and buffers
-      local ok, err = pcall(value.to, value, opts.dtype)
-      if not ok then error(inp .. ": cannot cast the module: " .. clean(err), 0) end
-      opts = setmetatable({dtype = false}, {__index = opts})
     end
     if not must_flatten and not is_mod and target.can_hold then   -- torch.save packs modules
       local ok = target.can_hold(value)
