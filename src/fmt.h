@@ -132,8 +132,6 @@ int lt_write_tensor_as(int fd, const lt_tensor *t, lt_dtype to, const lt_wstream
    process (nothing when s is not mapped); returns where the next range should
    start (the page holding to, so no page is missed across calls) */
 const char *lt_drop_pages(const lt_storage *s, const char *from, const char *to);
-/* byte-swap n elements of size sz in place */
-void lt_byteswap(void *p, size_t n, size_t sz);
 /* read exactly n bytes at off; 0 ok, -1 with err (short read names counts) */
 int lt_pread_full(int fd, void *buf, size_t n, uint64_t off, char *err);
 

@@ -170,7 +170,7 @@ static int f_tensor(lua_State *L) {
   int nd = table_shape(L, 4, shape);
   int use_map = lua_toboolean(L, 5);
   int widen = (int)luaL_optinteger(L, 6, 0);   /* stored unsigned width */
-  size_t isz = lt_dtypes[dt].size, part = lt_dtypes[dt].kind == LT_KIND_COMPLEX ? isz / 2 : isz;
+  size_t isz = lt_dtypes[dt].size, part = lt_part_size(dt);
   int swap = lua_toboolean(L, 7) && part > 1 ? (int)part : 0;
   const char *what = luaL_optstring(L, 8, "tensor data");
   char err[LT_MSG];
@@ -538,7 +538,7 @@ static int l_npz_load(lua_State *L) {
     lt_npy_header hd;
     if (lt_npy_parse(buf, need, &hd, err)) return fmt_error(L, "entry '%s': %s", name, err);
     lua_pop(L, 1);   /* the buffer */
-    size_t isz = lt_dtypes[hd.dtype].size, part = lt_dtypes[hd.dtype].kind == LT_KIND_COMPLEX ? isz / 2 : isz;
+    size_t isz = lt_dtypes[hd.dtype].size, part = lt_part_size(hd.dtype);
     uint64_t nbytes = (uint64_t)lt_shape_numel(hd.ndim, hd.shape) * isz;
     if (e->usize - need != nbytes)
       return fmt_error(L, "entry '%s': expected %I bytes of data, found %I", name, (lua_Integer)nbytes,

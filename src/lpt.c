@@ -144,15 +144,6 @@ static int mark_needed(pk_obj *o, int depth) {
   }
 }
 
-static void byteswap(void *data, size_t nbytes, lt_dtype dt) {
-  size_t w = lt_dtypes[dt].size;
-  if (lt_dtypes[dt].kind == LT_KIND_COMPLEX) w /= 2;
-  if (w < 2) return;
-  unsigned char *p = data;
-  for (size_t i = 0; i + w <= nbytes; i += w)
-    for (size_t a = 0, b = w - 1; a < b; a++, b--) { unsigned char t = p[i + a]; p[i + a] = p[i + b]; p[i + b] = t; }
-}
-
 typedef struct needed { uint64_t off; pk_obj *s; } needed;
 
 static int cmp_off(const void *a, const void *b) {
@@ -588,8 +579,7 @@ static int l_pt_load(lua_State *L) {
       /* not mappable as it is (deflated, misaligned, big-endian, legacy):
          read when first used */
       if (!c->lf && !(c->lf = lt_file_new(c->fd, c->path))) return fail(L, c, "cannot keep the file open: %s", strerror(errno));
-      size_t w = lt_dtypes[s->st->dtype].size;
-      if (lt_dtypes[s->st->dtype].kind == LT_KIND_COMPLEX) w /= 2;
+      size_t w = lt_part_size((lt_dtype)s->st->dtype);
       lt_source src = {.off = off, .csize = legacy ? nb : e->csize, .usize = legacy ? nb : e->usize,
                        .crc = legacy ? 0 : e->crc, .method = legacy ? 0 : e->method, .check_crc = check,
                        .swap = big_endian && w > 1 ? (int)w : 0, .what = legacy ? s->st->key : e->name};
@@ -628,7 +618,8 @@ static int l_pt_load(lua_State *L) {
     for (size_t i = 0; i < nneed; i++) {
       lt_storage *st = need[i].s->st->data;
       if (st->deferred || st->mapped) continue;   /* swapped when read */
-      byteswap(st->data, (size_t)need[i].s->st->nbytes, (lt_dtype)need[i].s->st->dtype);
+      size_t w = lt_part_size((lt_dtype)need[i].s->st->dtype);
+      lt_byteswap(st->data, (size_t)need[i].s->st->nbytes / w, w);
     }
   if (!use_mmap && c->map) { lt_mapping_release(c->map); c->map = NULL; }
 

@@ -35,6 +35,14 @@ typedef struct lt_dtype_traits {
 
 extern const lt_dtype_traits lt_dtypes[LT_NDTYPES];
 
+/* bytes of one part of an element of dt: its size, half of it for complex
+   (whose real and imaginary parts are byte-swapped and aligned apart) */
+static inline size_t lt_part_size(lt_dtype dt) {
+  return lt_dtypes[dt].kind == LT_KIND_COMPLEX ? lt_dtypes[dt].size / 2 : lt_dtypes[dt].size;
+}
+/* byte-swap n units of sz bytes in place (safetensors.c) */
+void lt_byteswap(void *p, size_t n, size_t sz);
+
 int lt_dtype_from_name(const char *name);  /* -1 when unknown */
 lt_dtype lt_promote(lt_dtype a, lt_dtype b);
 

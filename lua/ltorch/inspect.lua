@@ -384,6 +384,12 @@ local function fit(s, w)
   return table.concat(chars, "", 1, w - 1) .. "~"
 end
 
+-- a "name = value" line cut to the terminal width
+local function clip(s)
+  if #s > WIDTH - 1 then return s:sub(1, WIDTH - 4) .. "..." end
+  return s
+end
+
 local function rpad(s, w) return string.rep(" ", math.max(w - #s, 0)) .. s end
 
 function M.shape_str(shape)
@@ -487,9 +493,7 @@ function M.render(r, opts)
     local ks = ordered_keys(r.metadata)
     for _, k in ipairs(ks) do
       local v = tostring(r.metadata[k])
-      local s = "  " .. tostring(k) .. " = " .. v
-      if #s > WIDTH - 1 then s = s:sub(1, WIDTH - 4) .. "..." end
-      lines[#lines + 1] = s
+      lines[#lines + 1] = clip("  " .. tostring(k) .. " = " .. v)
     end
   end
   if #r.values > 0 then
@@ -501,9 +505,7 @@ function M.render(r, opts)
         lines[#lines + 1] = string.format("  ... %d more", #r.values - 40)
         break
       end
-      local s = "  " .. v.key .. " = " .. v.value
-      if #s > WIDTH - 1 then s = s:sub(1, WIDTH - 4) .. "..." end
-      lines[#lines + 1] = s
+      lines[#lines + 1] = clip("  " .. v.key .. " = " .. v.value)
     end
   end
   if #r.globals > 0 then
