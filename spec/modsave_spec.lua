@@ -39,10 +39,14 @@ local MyModule = nn.module("spec_my_module", {
 })
 ]]
 
--- as torch.load would hand it over
-local function as_file(packed)
-  return {__ltorch_module_file = true, state_dict = packed.tensors, extra = packed.extra}
+-- what a flat format (safetensors) is handed by modsave.pack: the tensors
+-- and the extra records; unpack gets them back as the format's load does
+local FLAT = {name = "flat"}
+local function pack(obj, opts)
+  local value, extras = modsave.pack(obj, FLAT, opts or {})
+  return {tensors = value, extra = extras}
 end
+local function unpack(p, opts, path) return modsave.unpack(p.tensors, p.extra, opts, path) end
 
 local function forget(name) nn.classes[name] = nil end
 
@@ -50,12 +54,11 @@ describe("modsave.pack", function()
   it("stores the state dict under PyTorch's keys and a versioned structure", function()
     torch.manual_seed(1)
     local m = MyModule()
-    local p = modsave.pack(m, nil, {})
-    assert.is_true(p.__ltorch_pack)
+    local p = pack(m, {})
     assert.are.same({"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}, odict.keys(p.tensors))
     assert.are.equal(m.fc1.weight, p.tensors["fc1.weight"])
     local s = modsave.json_decode(p.extra.module)
-    assert.are.equal(1, s.ltorch_module_format)
+    assert.are.equal(2, s.ltorch_module_format)
     assert.are.equal("spec_my_module", s.root.module)
     assert.are.equal("spec_my_module", s.classes[1].name)
     assert.are.equal("forward", s.classes[1].methods[2].name)
@@ -65,7 +68,7 @@ describe("modsave.pack", function()
   end)
 
   it("prefixes the keys of modules held in a table", function()
-    local p = modsave.pack({model = MyModule(), epoch = 3, best = torch.zeros(2)}, nil, {})
+    local p = pack({model = MyModule(), epoch = 3, best = torch.zeros(2)}, {})
     assert.are.same({"best", "model.fc1.weight", "model.fc1.bias", "model.fc2.weight", "model.fc2.bias"},
       odict.keys(p.tensors))
   end)
@@ -74,13 +77,13 @@ describe("modsave.pack", function()
     local m = MyModule()
     m.scratch = torch.zeros(100)
     m.fn = print
-    local s = modsave.json_decode(modsave.pack(m, nil, {}).extra.module)
+    local s = modsave.json_decode(pack(m, {}).extra.module)
     assert.are.same({"fn", "scratch"}, {s.root.skipped[1], s.root.skipped[2]})
     assert.are.equal(2, #s.root.fields)
   end)
 
   it("rejects values that are not plain data in a saved table", function()
-    assert.has_error(function() modsave.pack({model = MyModule(), f = print}, nil, {}) end,
+    assert.has_error(function() pack({model = MyModule(), f = print}, {}) end,
       "cannot save the value.f: a function is not plain data")
   end)
 end)
@@ -92,18 +95,18 @@ describe("captured upvalues", function()
   })
 
   it("are reported when saving (a warning by default)", function()
-    local ok, err = pcall(modsave.pack, Captures(), nil, {upvalues = "error"})
+    local ok, err = pcall(pack, Captures(), {upvalues = "error"})
     assert.is_false(ok)
     assert.are.equal("class 'spec_captures' method 'forward' captures the local 'factor' (a number): " ..
       "it is not saved, so the class cannot be rebuilt from its stored source", err)
-    local s = modsave.json_decode(modsave.pack(Captures(), nil, {upvalues = "ignore"}).extra.module)
+    local s = modsave.json_decode(pack(Captures(), {upvalues = "ignore"}).extra.module)
     assert.are.same({"forward", "factor", "number"}, {table.unpack(s.classes[1].captures[1])})
   end)
 
   it("make the rebuilt class fail clearly when used", function()
-    local p = modsave.pack(Captures(), nil, {upvalues = "ignore"})
+    local p = pack(Captures(), {upvalues = "ignore"})
     forget("spec_captures")
-    local m = modsave.unpack(as_file(p), {trust_code = true}, "c.pt")
+    local m = unpack(p, {trust_code = true}, "c.pt")
     assert.has_error(function() m(torch.ones(1)) end,
       "class 'spec_captures' method 'forward' used the local 'factor', which was captured when " ..
       "the class was saved and is not stored in the file")
@@ -118,7 +121,7 @@ describe("captured upvalues", function()
       forward = function(self, x) return self.inner(x) + (od.is(x) and 1 or 0) end,
       make = function() return Inner() end,
     })
-    local p = modsave.pack(Outer(), nil, {upvalues = "error"})
+    local p = pack(Outer(), {upvalues = "error"})
     local s = modsave.json_decode(p.extra.module)
     local names = {}
     for _, c in ipairs(s.classes) do names[#names + 1] = c.name end
@@ -126,7 +129,7 @@ describe("captured upvalues", function()
     assert.are.same({"spec_inner", "spec_outer_b"}, names)
     forget("spec_inner")
     forget("spec_outer_b")
-    local m = modsave.unpack(as_file(p), {trust_code = true}, "o.pt")
+    local m = unpack(p, {trust_code = true}, "o.pt")
     assert.are.equal("spec_inner", m:make():class_name())
     assert.are.equal(1.0, m(torch.ones(1)):item())   -- `od` was bound again
   end)
@@ -139,7 +142,7 @@ describe("modsave.unpack", function()
     m.gain = 2.5
     m:eval()
     local x = torch.randn(4, 10)
-    local m2 = modsave.unpack(as_file(modsave.pack(m, nil, {})), {}, "m.pt")
+    local m2 = unpack(pack(m, {}), {}, "m.pt")
     assert.are.equal(2.5, m2.gain)
     assert.are.equal("float", math.type(m2.gain))
     assert.are.same({depth = 2, name = "two layers", sizes = {10, 10, 1}}, m2.config)
@@ -151,7 +154,7 @@ describe("modsave.unpack", function()
   it("round-trips tables holding modules, tensors and plain values", function()
     local m = MyModule()
     local obj = {model = m, epoch = 3, lr = 0.5, tags = {"a", "b"}, best = torch.ones(2), null = torch.null}
-    local r = modsave.unpack(as_file(modsave.pack(obj, nil, {})), {}, "t.pt")
+    local r = unpack(pack(obj, {}), {}, "t.pt")
     assert.are.equal(3, r.epoch)
     assert.are.equal(0.5, r.lr)
     assert.are.same({"a", "b"}, r.tags)
@@ -163,9 +166,17 @@ describe("modsave.unpack", function()
   it("keeps a module used twice shared", function()
     local lin = nn.Linear(2, 2)
     local s = nn.Sequential(lin, nn.ReLU(), lin)
-    local p = modsave.pack(s, nil, {})
-    assert.are.same({"0.weight", "0.bias", "2.weight", "2.bias"}, odict.keys(p.tensors))
-    local r = modsave.unpack(as_file(p), {}, "s.pt")
+    local p = pack(s, {})
+    -- a flat format stores the shared tensors once and records the other keys
+    assert.are.same({"0.weight", "0.bias"}, odict.keys(p.tensors))
+    local st = modsave.json_decode(p.extra.module)
+    assert.are.same({{"2.weight", "0.weight"}, {"2.bias", "0.bias"}},
+      {{table.unpack(st.aliases[1])}, {table.unpack(st.aliases[2])}})
+    -- a nested format (.pt) gets the state dict, listing them under both names
+    local sd = modsave.pack(s, {nested = true}, {})
+    assert.are.same({"0.weight", "0.bias", "2.weight", "2.bias"}, odict.keys(sd))
+    assert.are.equal(sd["0.weight"], sd["2.weight"])
+    local r = unpack(p, {}, "s.pt")
     assert.are.equal(r[1], r[3])
   end)
 
@@ -175,14 +186,14 @@ describe("modsave.unpack", function()
       on_load = function(self) self.cache = torch.zeros(3) end,
       forward = function(self, x) return self.fc(x) end,
     })
-    local r = modsave.unpack(as_file(modsave.pack(WithCache(), nil, {})), {}, "w.pt")
+    local r = unpack(pack(WithCache(), {}), {}, "w.pt")
     assert.is_true(torch.is_tensor(r.cache))
   end)
 
   it("names a class that is not defined, and the trust_code option", function()
-    local p = modsave.pack(MyModule(), nil, {})
+    local p = pack(MyModule(), {})
     forget("spec_my_module")
-    local ok, err = pcall(modsave.unpack, as_file(p), {}, "model.pt")
+    local ok, err = pcall(unpack, p, {}, "model.pt")
     nn.classes.spec_my_module = MyModule
     assert.is_false(ok)
     assert.are.equal("model.pt: class 'spec_my_module' is not defined in this program; define it " ..
@@ -194,51 +205,55 @@ describe("modsave.unpack", function()
     torch.manual_seed(3)
     local m = MyModule()
     local x = torch.randn(2, 10)
-    local p = modsave.pack(m, nil, {})
+    local p = pack(m, {})
     forget("spec_my_module")
-    local r = modsave.unpack(as_file(p), {trust_code = true}, "model.pt")
+    local r = unpack(p, {trust_code = true}, "model.pt")
     assert.are_not.equal(MyModule, nn.classes.spec_my_module)
     nn.classes.spec_my_module = MyModule
     assert.is_true(torch.equal(m(x), r(x)))
   end)
 
   it("never loads bytecode", function()
-    local p = modsave.pack(MyModule(), nil, {})
+    local p = pack(MyModule(), {})
     local s = modsave.json_decode(p.extra.module)
     local bc = string.dump(function() return 1 end)
     s.classes[1].methods[1].source = bc
     p.extra.module = modsave.json_encode(s)
     forget("spec_my_module")
-    local ok, err = pcall(modsave.unpack, as_file(p), {trust_code = true}, "bad.pt")
+    local ok, err = pcall(unpack, p, {trust_code = true}, "bad.pt")
     nn.classes.spec_my_module = MyModule
     assert.is_false(ok)
     assert.matches("stored source does not compile", err, 1, true)
   end)
 
   it("rejects a newer structure format and damaged structures", function()
-    local p = modsave.pack(MyModule(), nil, {})
-    local f = as_file(p)
-    f.extra = {module = p.extra.module:gsub('"ltorch_module_format":1', '"ltorch_module_format":7')}
-    assert.has_error(function() modsave.unpack(f, {}, "new.pt") end,
-      "new.pt: module structure format 7 is not supported by this ltorch (it reads format 1 to 1)")
+    local p = pack(MyModule(), {})
+    local f = {tensors = p.tensors}
+    f.extra = {module = p.extra.module:gsub('"ltorch_module_format":2', '"ltorch_module_format":7')}
+    assert.has_error(function() unpack(f, {}, "new.pt") end,
+      "new.pt: module structure format 7 is not supported by this ltorch (it reads format 1 to 2)")
     f.extra = {module = "{"}
-    assert.has_error(function() modsave.unpack(f, {}, "bad.pt") end,
+    assert.has_error(function() unpack(f, {}, "bad.pt") end,
       "bad.pt: module structure: expected a string key at byte 2")
     local st = modsave.json_decode(p.extra.module)
     st.root.children[1][2].parameters = {a = 1}
     f.extra = {module = modsave.json_encode(st)}
-    assert.has_error(function() modsave.unpack(f, {}, "odd.pt") end,
+    assert.has_error(function() unpack(f, {}, "odd.pt") end,
       "odd.pt: module structure: root.fc1: 'parameters' must be a list")
     f.extra = {module = p.extra.module}
-    f.state_dict = {}
-    assert.has_error(function() modsave.unpack(f, {}, "short.pt") end,
+    f.tensors = {}
+    assert.has_error(function() unpack(f, {}, "short.pt") end,
       "short.pt: module structure names the state key 'fc1.weight' (parameter 'weight' of root.fc1), " ..
       "which the file does not hold")
   end)
 
-  it("gives the flat state dict for load_state_dict", function()
-    local p = modsave.pack(MyModule(), nil, {})
-    assert.are.equal(p.tensors, modsave.unpack(as_file(p), {state_dict = true}, "m.pt"))
+  it("gives the PyTorch view (the state dict) without the class, for load_state_dict", function()
+    local p = pack(MyModule(), {})
+    forget("spec_my_module")
+    local sd = modsave.view(p.tensors, p.extra, "m.pt")
+    nn.classes.spec_my_module = MyModule
+    assert.are.same(odict.keys(p.tensors), odict.keys(sd))
+    assert.are.equal(p.tensors["fc1.weight"], sd["fc1.weight"])
   end)
 end)
 
@@ -358,6 +373,6 @@ print(json.loads(meta['ltorch.module'])['ltorch_module_format'])
 sd = load_st(%q)
 print(sd['fc2.weight'].shape)
 ]], dir .. "/model.safetensors", dir .. "/model.safetensors"), dir)
-    assert.are.equal("['fc1.bias', 'fc1.weight', 'fc2.bias', 'fc2.weight']\n1\ntorch.Size([1, 10])\n", out)
+    assert.are.equal("['fc1.bias', 'fc1.weight', 'fc2.bias', 'fc2.weight']\n2\ntorch.Size([1, 10])\n", out)
   end)
 end)

@@ -594,6 +594,8 @@ static int l_release(lua_State *L) {
    another). So no member is held in memory whole. The tensor is anchored by
    the Lua list during the call. */
 #define NPZ_BUF ((size_t)1 << 20)
+#define NPZ_DOSTIME 0                        /* 00:00:00 */
+#define NPZ_DOSDATE ((0 << 9) | (1 << 5) | 1)  /* 1980-01-01 */
 typedef struct npzsrc {
   const lt_tensor *t;
   lt_dtype to;
@@ -731,6 +733,11 @@ static int l_npz_save(lua_State *L) {
       return fmt_error(L, "%s: entry '%s': %s", path, names[i], zip_strerror(z->za));
     }
     zip_set_file_compression(z->za, (zip_uint64_t)idx, compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
+    /* a fixed modification time, 1980-01-01 00:00:00 (the earliest DOS date,
+       as np.savez writes): libzip would stamp each member with the time of
+       the save, and saving one value twice must give the same bytes */
+    if (zip_file_set_dostime(z->za, (zip_uint64_t)idx, NPZ_DOSTIME, NPZ_DOSDATE, 0) != 0)
+      return fmt_error(L, "%s: entry '%s': %s", path, names[i], zip_strerror(z->za));
   }
   if (zip_close(z->za) != 0) {
     wopts_raise(w);

@@ -8,7 +8,11 @@
 **     the crc32 of stored records). extras: {name = bytes} of the archive's
 **     ".ltorch/" records, or nil.
 **   core._pt_save(obj, path, folder, opts) -> nil
-**     opts: null, odict_is, odict_keys, progress, extra ({name = bytes}).
+**     opts: null, odict_is, ordered_keys (function(t) -> list of t's keys
+**     in the order they are written: odict.ordered_keys), progress, extra
+**     ({name = bytes}). Every dict (and the extra records) is written in
+**     ordered_keys' order, never next()'s, so that saving one value twice
+**     gives the same bytes (docs/pt-format.md, "Key order").
 **
 ** Every resource (file descriptor, zip directory, pickle arena, mapping,
 ** write buffers) lives in a userdata box whose __gc frees it, so an error
@@ -661,7 +665,7 @@ static int sv_gc(lua_State *L) { sv_free(lua_touserdata(L, 1)); return 0; }
 typedef struct saver {
   lua_State *L;
   svctx *c;
-  int null, odict_is, odict_keys, memo, stidx;
+  int null, odict_is, ordered_keys, memo, stidx;
   int cast;               /* opts.cast: dtype floating tensors are written as, or -1 */
   uint32_t gmemo[64];     /* memo index + 1 of repeated globals and strings */
   char path[256];
@@ -811,6 +815,16 @@ static int is_list(lua_State *L, int idx) {
   return n > 0 && count == n;
 }
 
+/* push the list opts.ordered_keys(t) of the table at idx; its stack index */
+static int ordered_keys(saver *s, int idx) {
+  lua_State *L = s->L;
+  lua_pushvalue(L, s->ordered_keys);
+  lua_pushvalue(L, idx);
+  lua_call(L, 1, 1);
+  if (!lua_istable(L, -1)) serr(s, "ordered_keys returned a %s, not a list", luaL_typename(L, -1));
+  return lua_gettop(L);
+}
+
 static void save_table(saver *s, int idx, int depth) {
   lua_State *L = s->L;
   pk_buf *b = &s->c->b;
@@ -845,19 +859,11 @@ static void save_table(saver *s, int idx, int depth) {
     pk_w_op(b, '}');
   }
   lua_pushvalue(L, idx); lua_pushinteger(L, pk_w_put(b)); lua_rawset(L, s->memo);
-  /* the keys in order: odict.keys for ordered dicts, next() otherwise */
-  lua_Integer nk = 0;
-  if (od) {
-    lua_pushvalue(L, s->odict_keys);
-    lua_pushvalue(L, idx);
-    lua_call(L, 1, 1);
-  } else {
-    lua_newtable(L);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) { lua_pop(L, 1); lua_pushvalue(L, -1); lua_rawseti(L, -3, ++nk); }
-  }
-  int keys = lua_gettop(L);
-  nk = (lua_Integer)lua_rawlen(L, keys);
+  /* the keys in order (odict.ordered_keys: an odict's insertion order; a
+     plain table's 1..#t, then the other keys by type name, then value), not
+     next()'s order, which differs between equal tables and processes */
+  int keys = ordered_keys(s, idx);
+  lua_Integer nk = (lua_Integer)lua_rawlen(L, keys);
   for (lua_Integer i = 1; i <= nk; i++) {
     if ((i - 1) % 1000 == 0) pk_w_op(b, '(');
     lua_rawgeti(L, keys, i);
@@ -935,7 +941,7 @@ static int l_pt_save(lua_State *L) {
   lua_settop(L, 4);
   int f_null = opt_field(L, opts, "null", LUA_TNONE);
   int f_is = opt_field(L, opts, "odict_is", LUA_TFUNCTION);
-  int f_keys = opt_field(L, opts, "odict_keys", LUA_TFUNCTION);
+  int f_keys = opt_field(L, opts, "ordered_keys", LUA_TFUNCTION);
   int f_progress = opt_field(L, opts, "progress", LUA_TFUNCTION);
   int f_extra = opt_field(L, opts, "extra", LUA_TTABLE);
   int cast = -1;
@@ -949,7 +955,7 @@ static int l_pt_save(lua_State *L) {
   lua_getfield(L, opts, "release");
   int release = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  if (!f_null || !f_is || !f_keys) luaL_error(L, "_pt_save: options 'null', 'odict_is', 'odict_keys' are required");
+  if (!f_null || !f_is || !f_keys) luaL_error(L, "_pt_save: options 'null', 'odict_is', 'ordered_keys' are required");
   svctx *c = lua_newuserdatauv(L, sizeof *c, 0);
   memset(c, 0, sizeof *c);
   c->fd = -1;
@@ -1023,8 +1029,13 @@ static int l_pt_save(lua_State *L) {
     REC(rn, c->cast_buf, numel * osz, 1);
   }
   if (f_extra) {
-    lua_pushnil(L);
-    while (lua_next(L, f_extra)) {
+    /* the extra records in ordered_keys' order (names sorted), as the dicts */
+    int ek = ordered_keys(&s, f_extra);
+    lua_Integer ne = (lua_Integer)lua_rawlen(L, ek);
+    for (lua_Integer i = 1; i <= ne; i++) {
+      lua_rawgeti(L, ek, i);
+      lua_pushvalue(L, -1);
+      lua_rawget(L, f_extra);
       if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
         return raise(L, "extra records must map names to strings");
       size_t n;
@@ -1032,8 +1043,9 @@ static int l_pt_save(lua_State *L) {
       char rn[PZ_MAX_NAME];
       snprintf(rn, sizeof rn, ".ltorch/%s", lua_tostring(L, -2));
       REC(rn, p, n, 0);
-      lua_pop(L, 1);
+      lua_pop(L, 2);
     }
+    lua_pop(L, 1);
   }
   REC("version", "3\n", 2, 0);
 #undef REC

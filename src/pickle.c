@@ -389,9 +389,14 @@ static int get_int(vm *v, pk_obj *o, const char *what, int64_t *out) {
   return 0;
 }
 
-/* the persistent id tuple -> a PK_STORAGE node */
+/* the persistent id tuple -> a PK_STORAGE node (or a class, below) */
 static int persistent_load(vm *v, pk_obj *pid) {
   if (pid->kind != PK_TUPLE) VFAIL("persistent id: expected a tuple, found %s", kind_name(pid));
+  /* legacy (non-zip) files name each nn.Module class they pickle as
+     ('module', class, source_file, source); torch.load gives the class
+     (its GLOBAL, already noted if unknown); the source is never used */
+  if (pid->n == 4 && pid->items[0]->kind == PK_STR && !strcmp(pid->items[0]->s, "module"))
+    return push(v, pid->items[1]);
   if (pid->n < 5 || pid->items[0]->kind != PK_STR || strcmp(pid->items[0]->s, "storage"))
     VFAIL("persistent id: expected ('storage', type, key, location, numel)");
   pk_obj *cls = pid->items[1], *key = pid->items[2], *loc = pid->items[3];

@@ -332,6 +332,7 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
     local torch = require("ltorch")
     local serialize = require("ltorch.serialize")
     local inspect = require("ltorch.inspect")
+    local modsave = require("ltorch.modsave")
     local odict = require("ltorch.odict")
     local inp, outp = args[1], args[2]
     local rules = parse_rename(opts.rename)
@@ -351,22 +352,37 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
       end
     end
     local cb = bar("reading", inp)
-    local value = inspect.load(inp, {progress = cb})
+    local _, _, raw, extras = inspect.load(inp, {progress = cb})
     finish(cb)
     local target = serialize.format_for_save(outp, {format = opts.format})
+    local sopts = {format = opts.format, dtype = opts.dtype or nil, release_mapped = true}
+    local value = raw
+    if modsave.is_module_file(extras) then
+      if target.extras and #rules == 0 and not opts.filter then
+        -- structure and tensors carried over as they are: no class is needed
+        local v2, x2 = modsave.convert(raw, extras, target, inp)
+        io.stderr:write(string.format("ltorch: note: %s: a whole-module file; %s is one too\n", inp, outp))
+        local scb = bar("writing", outp)
+        sopts.progress = scb
+        serialize.write(v2, outp, sopts, x2, target)
+        finish(scb)
+        return 0
+      end
+      value = modsave.view(raw, extras, inp)
+      if target.extras then
+        io.stderr:write(string.format("ltorch: note: %s: a whole-module file; --rename and --filter write its state dict only\n", inp))
+      else
+        io.stderr:write(string.format("ltorch: note: %s: a whole-module file; %s holds its state dict, the module structure is dropped (%s stores no modules)\n",
+          inp, outp, target.name))
+      end
+    end
     local flat = inspect.flatten(value)
     local keep = inspect.matcher(opts.filter)
-    local mt = type(value) == "table" and getmetatable(value)
-    local is_mod = mt and rawget(mt, "__ltorch_module") ~= nil
     -- flatten when a filter asks for it, when there are foreign globals, when
     -- the value is not a table, or when the target cannot hold it
     local must_flatten = opts.filter or #flat.global_order > 0 or type(value) ~= "table"
       or torch.is_tensor(value)
-    if is_mod and (#rules > 0 or opts.filter) then
-      must_flatten = true
-      io.stderr:write(string.format("ltorch: note: %s: a module; --rename and --filter write its state dict only\n", inp))
-    end
-    if not must_flatten and not is_mod and target.can_hold then   -- torch.save packs modules
+    if not must_flatten and target.can_hold then
       local ok = target.can_hold(value)
       if not ok then must_flatten = true end
     end
@@ -414,8 +430,8 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
     -- (release_mapped: nothing here writes to the input's tensors), so peak
     -- memory is about one tensor
     local scb = bar("writing", outp)
-    torch.save(value, outp, {format = opts.format, progress = scb, dtype = opts.dtype or nil,
-      release_mapped = true})
+    sopts.progress = scb
+    serialize.write(value, outp, sopts, nil, target)
     finish(scb)
     return 0
   end,

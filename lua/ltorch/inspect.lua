@@ -14,6 +14,7 @@
 local torch = require("ltorch")
 local core = require("ltorch.core")
 local odict = require("ltorch.odict")
+local pymodule = require("ltorch.pymodule")
 local progress = require("ltorch.progress")
 
 local M = {}
@@ -74,22 +75,34 @@ function M.flatten(v)
     out.globals[name] = (out.globals[name] or 0) + 1
   end
   local walk
-  local function walk_module_state(st, prefix)
-    -- a pickled torch.nn.Module: _parameters, _buffers, _modules give the
-    -- state_dict names PyTorch would use
-    for _, field in ipairs({"_parameters", "_buffers"}) do
-      local d = st[field]
-      if type(d) == "table" then
-        -- None entries (bias=False) are not in PyTorch's state_dict either
-        for _, k in ipairs(ordered_keys(d)) do
-          if d[k] ~= torch.null then walk(d[k], join(prefix, k)) end
-        end
+  -- globals nested in an inert table's other fields (e.g. a dtype or a class
+  -- reference)
+  local function walk_extra(x, prefix)
+    for k, a in pairs(x) do
+      if k ~= "state" and k ~= "args" and k ~= "__global" and type(a) == "table" then
+        walk(a, join(prefix, k))
       end
     end
-    local mods = st._modules
-    if type(mods) == "table" then
-      for _, k in ipairs(ordered_keys(mods)) do walk(mods[k], join(prefix, k)) end
-    end
+  end
+  local function walk_module(x, prefix)
+    -- a pickled torch.nn.Module: the keys, order and tensors of PyTorch's
+    -- state_dict() (ltorch.pymodule); each module's global is noted once,
+    -- however many names it has
+    local first = {}
+    pymodule.visit(x, {
+      module = function(m)
+        if m == x or not seen[m] then
+          seen[m] = true
+          first[m] = true
+          note_global(m.__global)
+        end
+      end,
+      leave = function(m, p)
+        if first[m] then first[m] = nil; walk_extra(m, p) end
+      end,
+      entry = function(k, t) walk(t, k) end,
+      other = function(k, c) walk(c, k) end,
+    }, {prefix = prefix, cycles = "skip"})
   end
   walk = function(x, prefix)
     if is_tensor(x) then
@@ -108,31 +121,25 @@ function M.flatten(v)
       walk(x:state_dict(), prefix)
       return
     end
+    if pymodule.is_module(x) then
+      walk_module(x, prefix)
+      return
+    end
     if is_inert(x) then
       note_global(x.__global)
       local st = rawget(x, "state")
-      if type(st) == "table" and not is_inert(st) and
-         (st._parameters ~= nil or st._modules ~= nil) then
-        walk_module_state(st, prefix)
-      else
-        if type(st) == "table" and not is_inert(st) then
-          for _, k in ipairs(ordered_keys(st)) do walk(st[k], join(prefix, k)) end
-        elseif st ~= nil then
-          walk(st, join(prefix, "state"))
-        end
-        local args = rawget(x, "args")
-        if type(args) == "table" then
-          for i, a in ipairs(args) do
-            if type(a) == "table" or is_tensor(a) then walk(a, join(prefix, "args" .. i)) end
-          end
+      if type(st) == "table" and not is_inert(st) then
+        for _, k in ipairs(ordered_keys(st)) do walk(st[k], join(prefix, k)) end
+      elseif st ~= nil then
+        walk(st, join(prefix, "state"))
+      end
+      local args = rawget(x, "args")
+      if type(args) == "table" then
+        for i, a in ipairs(args) do
+          if type(a) == "table" or is_tensor(a) then walk(a, join(prefix, "args" .. i)) end
         end
       end
-      -- globals nested in the arguments (e.g. a dtype or a class reference)
-      for k, a in pairs(x) do
-        if k ~= "state" and k ~= "args" and k ~= "__global" and type(a) == "table" then
-          walk(a, join(prefix, k))
-        end
-      end
+      walk_extra(x, prefix)
       return
     end
     for _, k in ipairs(ordered_keys(x)) do walk(x[k], join(prefix, k)) end
@@ -246,21 +253,23 @@ local function shared_groups(entries, by_identity)
   return groups
 end
 
--- torch.load for the tools: mmap, foreign globals inert, torch.nn loaded so
--- module files rebuild; a module file whose classes this program does not
--- define falls back to its state dict (returned second: the reason).
+-- torch.load for the tools: mmap, foreign globals inert (nothing is run),
+-- module files rebuilt with the classes this program defines; one whose
+-- classes are not defined gives its PyTorch view (modules as state dicts),
+-- with the reason second. opts: progress. Also returns the raw value, the
+-- extra records and the format, for ltorch convert.
 function M.load(path, opts)
-  pcall(function() return torch.nn end)
-  local lopts = {mmap = true, unknown = "inert"}
+  local serialize = require("ltorch.serialize")
+  local modsave = require("ltorch.modsave")
+  local lopts = {mmap = true}
   for k, v in pairs(opts or {}) do lopts[k] = v end
-  local ok, v = pcall(torch.load, path, lopts)
-  if ok then return v end
-  if tostring(v):find("class", 1, true) then
-    lopts.state_dict = true
-    local ok2, v2 = pcall(torch.load, path, lopts)
-    if ok2 then return v2, tostring(v) end
-  end
-  error(v, 0)
+  local ok, raw, extras, f = pcall(serialize.read, path, lopts, {unknown = "inert"})
+  if not ok then error(raw, 0) end
+  if not modsave.is_module_file(extras) then return raw, nil, raw, extras, f end
+  local uok, v = pcall(modsave.unpack, raw, extras, {}, path)
+  if uok then return v, nil, raw, extras, f end
+  if not tostring(v):find("class", 1, true) then error(v, 0) end
+  return modsave.view(raw, extras, path), tostring(v), raw, extras, f
 end
 
 local FORMAT_NAMES = {

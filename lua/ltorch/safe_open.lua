@@ -1,6 +1,7 @@
 -- safe_open.lua: torch.safe_open(path), lazy access to a safetensors file
--- (as the Python safetensors.safe_open). Opening reads only the header; the
--- tensors are views of one read-only-private mapping of the file.
+-- (as the Python safetensors.safe_open; torch.safe_open(path, {framework =
+-- "pt", device = "cpu"}) takes its options). Opening reads only the header;
+-- the tensors are views of one read-only-private mapping of the file.
 --   f:keys()            names in data order
 --   f:metadata()        the __metadata__ dict (ordered), or an empty one
 --   f:get_tensor(name)  the tensor (zero-copy; {copy = true} reads it instead)
@@ -27,9 +28,38 @@ local function entry(self, name)
   return e
 end
 
-local function safe_open(path)
+-- opts of safe_open(path [, opts]) as Python's safe_open(path, framework,
+-- device): framework "pt" (the only one), device "cpu"; anything else raises
+local function check_opts(opts, fname, valid, argn)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error(string.format("bad argument #%d to '%s' (table of options expected, got %s)", argn, fname, type(opts)), 3)
+  end
+  for k in pairs(opts) do
+    if not valid[k] then
+      local list = {}
+      for n in pairs(valid) do list[#list + 1] = n end
+      table.sort(list)
+      error(string.format("bad option '%s' to '%s' (valid options: %s)", tostring(k), fname,
+        table.concat(list, ", ")), 3)
+    end
+  end
+  return opts
+end
+
+local function safe_open(path, opts)
   if type(path) ~= "string" then
     error("bad argument #1 to 'safe_open' (string expected, got " .. type(path) .. ")", 2)
+  end
+  opts = check_opts(opts, "safe_open", {framework = true, device = true}, 2)
+  if opts.framework ~= nil and opts.framework ~= "pt" then
+    error("bad option 'framework' to 'safe_open' ('pt' expected, got '" .. tostring(opts.framework) .. "')", 2)
+  end
+  if opts.device ~= nil and opts.device ~= "cpu" then
+    if type(opts.device) == "string" and opts.device:match("^cuda") then
+      error("device '" .. opts.device .. "' is not available: ltorch was built without CUDA support", 2)
+    end
+    error("bad option 'device' to 'safe_open' (unknown device '" .. tostring(opts.device) .. "')", 2)
   end
   local h, entries, meta, start = safetensors.open(path)
   local by_name = {}
@@ -49,7 +79,7 @@ function File:metadata() check(self); return self.meta end
 
 function File:get_tensor(name, opts)
   local e = entry(self, name)
-  local copy = opts and opts.copy
+  local copy = check_opts(opts, "get_tensor", {copy = true}, 2).copy
   local ok, t = pcall(self.h.tensor, self.h, self.start + e.begin, e.dtype, e.shape, not copy, e.widen)
   if not ok then error(self.path .. ": tensor '" .. name .. "': " .. tostring(t), 2) end
   return t

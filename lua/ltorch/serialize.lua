@@ -1,15 +1,26 @@
 -- serialize.lua: torch.save / torch.load / torch.load_state_dict.
 -- Chooses the format (by extension or opts.format on save, by the file's
--- first bytes on load), makes saves atomic (temporary file beside the target,
--- then rename), and hands whole modules to ltorch.modsave.
+-- first bytes on load), checks every option, makes saves atomic (temporary
+-- file beside the target, then rename), and hands values holding modules
+-- and the extra records of loaded files to ltorch.modsave, which alone
+-- knows what a module file is.
 --
 -- A format module (lua/ltorch/formats/NAME.lua) returns a table with:
---   name        "pt", "safetensors", ...
---   extensions  {".pt", ".pth"}            used on save
---   detect(head, path) -> boolean          head: the first 64 bytes (or fewer)
---   load(path, opts) -> value              raises "path: what is wrong"
---   save(obj, tmp_path, opts, final_path)  writes tmp_path; raises on error
---   can_hold(obj) -> true | false, why     optional: checked before writing
+--   name          "pt", "safetensors", ...
+--   extensions    {".pt", ".pth"}            used on save
+--   load_options  {"mmap", "keys", ...}      what its load takes
+--   save_options  {"metadata", ...}          what its save takes beyond the common ones
+--   nested        true when it stores nested tables and plain values (.pt);
+--                 otherwise it stores named tensors only
+--   extras        true when it stores extra records (load returns them,
+--                 save writes them); the others have nowhere to put them
+--   detect(head, path) -> boolean            head: the first 64 bytes (or fewer)
+--   load(path, opts) -> value [, extras]     extras: {name = string} of the
+--                 ltorch records stored beside the tensors (or nil);
+--                 raises "path: what is wrong"
+--   save(value, tmp_path, opts, final_path, extras)  writes tmp_path with
+--                 the extra records; raises on error
+--   can_hold(value) -> true | false, why     optional: checked before writing
 
 local M = {}
 
@@ -74,7 +85,27 @@ function M.detect(path)
   return nil, head
 end
 
-local function check_opts(opts, fname)
+---------------------------------------------------------------------------
+-- options
+
+-- options every load takes, whatever the format (device: where tensors go;
+-- map_location: PyTorch's name for it; trust_code: module files)
+local LOAD_COMMON = {"device", "map_location", "trust_code"}
+-- options every save takes: the format, fsync, module files' upvalue
+-- reports, and the streaming writer options (common.write_opts)
+local SAVE_COMMON = {"format", "sync", "upvalues", "progress", "dtype", "release_mapped"}
+
+local function option_set(f, what)
+  local set, list = {}, {}
+  for _, k in ipairs(what == "save" and SAVE_COMMON or LOAD_COMMON) do set[k] = true end
+  for _, k in ipairs(f[what == "save" and "save_options" or "load_options"] or {}) do set[k] = true end
+  for k in pairs(set) do list[#list + 1] = k end
+  table.sort(list)
+  return set, list
+end
+
+-- opts as a table; raises for anything that is not one
+local function opts_table(opts, fname)
   if opts ~= nil and type(opts) ~= "table" then
     error(string.format("bad argument #%d to '%s' (table of options expected, got %s)",
       fname == "save" and 3 or 2, fname, type(opts)), 3)
@@ -82,56 +113,170 @@ local function check_opts(opts, fname)
   return opts or {}
 end
 
+-- every key of opts must be an option of format f for fname ("load", "save",
+-- "load_state_dict"); the error names it and lists the valid ones
+local function check_options(opts, f, fname, level)
+  local set, list = option_set(f, fname == "save" and "save" or "load")
+  local bad = {}
+  for k in pairs(opts) do
+    if not set[k] then bad[#bad + 1] = tostring(k) end
+  end
+  if #bad > 0 then
+    table.sort(bad)
+    error(string.format("bad option '%s' to '%s' (valid options for %s files: %s)",
+      bad[1], fname, f.name, table.concat(list, ", ")), level + 1)
+  end
+end
+
+-- device and map_location: "cpu" loads to memory; a CUDA device needs a
+-- CUDA build (the same error as tensor:to)
+local function check_device(opts, level)
+  local dev = opts.device
+  local ml = opts.map_location
+  if ml ~= nil then
+    if type(ml) ~= "string" then
+      error("bad option 'map_location' (a device name expected, got " .. type(ml) .. ")", level + 1)
+    end
+    if dev ~= nil and dev ~= ml then
+      error("bad option 'map_location' ('" .. ml .. "' differs from device '" .. tostring(dev) .. "')", level + 1)
+    end
+    dev = ml
+  end
+  if dev == nil or dev == "cpu" then return end
+  if type(dev) ~= "string" then
+    error("bad option 'device' (a device name expected, got " .. type(dev) .. ")", level + 1)
+  end
+  if dev:match("^cuda") then
+    error("device '" .. dev .. "' is not available: ltorch was built without CUDA support", level + 1)
+  end
+  error("bad option 'device' (unknown device '" .. dev .. "')", level + 1)
+end
+
+---------------------------------------------------------------------------
+-- loading and saving values and extra records
+
+-- the format options for f: the user's options minus serialize's own, plus
+-- internal ones (as_dict: the safetensors loader gives a dict even for an
+-- R torch single-tensor file)
+local function format_opts(opts, internal)
+  local o = {}
+  for k, v in pairs(opts) do
+    if k ~= "device" and k ~= "map_location" and k ~= "trust_code" then o[k] = v end
+  end
+  for k, v in pairs(internal or {}) do o[k] = v end
+  return o
+end
+
+-- read(path, opts [, internal]) -> value, extras, format: the file as the
+-- format stores it (modules not rebuilt); opts are checked first
+function M.read(path, opts, internal, fname)
+  local ok, f, head = pcall(M.detect, path)
+  if not ok then error(path .. ": " .. tostring(f):gsub("^" .. path:gsub("%p", "%%%0") .. ": ", ""), 2) end
+  if not f then
+    if #head == 0 then error(path .. ": empty file", 2) end
+    error(path .. ": unknown format (not a PyTorch, safetensors, NumPy or TorchSharp file)", 2)
+  end
+  check_options(opts, f, fname or "load", 2)
+  check_device(opts, 2)
+  local res = table.pack(pcall(f.load, path, format_opts(opts, internal)))
+  if not res[1] then error(res[2], 2) end
+  return res[2], res[3], f
+end
+
+-- write(value, path, opts [, extras]): atomic save of value (and extra
+-- records) in the format for path; opts are checked first
+function M.write(value, path, opts, extras, f)
+  f = f or M.format_for_save(path, opts)
+  check_options(opts, f, "save", 2)
+  if f.can_hold then
+    local ok, why = f.can_hold(value)
+    if not ok then error(path .. ": " .. why, 2) end
+  end
+  local tmp = M.temp_path(path)
+  local ok, err = pcall(f.save, value, tmp, format_opts(opts), path, extras)
+  if not ok then
+    os.remove(tmp)
+    error(err, 2)
+  end
+  local rok, rerr = require("ltorch.core")._replace(tmp, path, opts.sync)
+  if not rok then
+    os.remove(tmp)
+    error(path .. ": cannot replace the file: " .. tostring(rerr), 2)
+  end
+  return path
+end
+
 local counter = 0
-local function temp_path(path)
+function M.temp_path(path)
   counter = counter + 1
   local dir, base = path:match("^(.*/)([^/]*)$")
   dir, base = dir or "", base or path
   return string.format("%s.%s.tmp-%d-%d", dir, base, math.random(1, 1 << 30), counter)
 end
 
+---------------------------------------------------------------------------
+-- state dicts
+
+local function is_flat(t)
+  if type(t) ~= "table" or require("ltorch.core").is_tensor(t) then return false end
+  if getmetatable(t) ~= nil and not require("ltorch.odict").is(t) then return false end
+  local n = 0
+  for k, v in pairs(t) do
+    if type(k) ~= "string" or not require("ltorch.core").is_tensor(v) then return false end
+    n = n + 1
+  end
+  return n > 0
+end
+
+-- the state dict in a loaded value: a flat name -> tensor dict itself; a
+-- pickled torch.nn.Module's (ltorch.pymodule); in a training checkpoint
+-- the entry under one of PyTorch's usual names; else the value unchanged
+function M.state_dict_of(v)
+  if is_flat(v) then return v end
+  -- a pickled module: an inert table (only those need ltorch.pymodule)
+  local function module_sd(x)
+    if type(x) ~= "table" or type(rawget(x, "__global")) ~= "string" then return nil end
+    local pym = require("ltorch.pymodule")
+    return pym.is_module(x) and pym.state_dict(x) or nil
+  end
+  local sd = module_sd(v)
+  if sd then return sd end
+  if type(v) == "table" and rawget(v, "__global") == nil then
+    for _, k in ipairs({"state_dict", "model_state_dict", "model", "module", "net", "network"}) do
+      local c = v[k]
+      if is_flat(c) then return c end
+      sd = module_sd(c)
+      if sd then return sd end
+    end
+  end
+  return v
+end
+
+---------------------------------------------------------------------------
+
 function M.install(torch)
   format("pt")   -- the default format, ready as torch.load's code is after `import torch`
   local modsave
-  local function is_module(obj)
-    local mt = type(obj) == "table" and getmetatable(obj)
-    return mt and rawget(mt, "__ltorch_module") ~= nil
-  end
-  local function has_module(obj, seen)
-    if type(obj) ~= "table" then return false end
-    if is_module(obj) then return true end
-    seen = seen or {}
-    if seen[obj] then return false end
-    seen[obj] = true
-    for _, v in pairs(obj) do if has_module(v, seen) then return true end end
-    return false
+  local function ms()
+    modsave = modsave or require("ltorch.modsave")
+    return modsave
   end
 
   function torch.save(obj, path, opts)
     if type(path) ~= "string" then
       error("bad argument #2 to 'save' (string expected, got " .. type(path) .. ")", 2)
     end
-    opts = check_opts(opts, "save")
+    opts = opts_table(opts, "save")
     local f = M.format_for_save(path, opts)
-    if has_module(obj) then
-      modsave = modsave or require("ltorch.modsave")
-      obj = modsave.pack(obj, f, opts)
+    check_options(opts, f, "save", 2)
+    local extras
+    if type(obj) == "table" and ms().holds_modules(obj) then
+      obj, extras = ms().pack(obj, f, opts)
+      -- a format without extra records keeps the state dict only
+      if not f.extras then extras = nil end
     end
-    if f.can_hold then
-      local ok, why = f.can_hold(obj)
-      if not ok then error(path .. ": " .. why, 2) end
-    end
-    local tmp = temp_path(path)
-    local ok, err = pcall(f.save, obj, tmp, opts, path)
-    if not ok then
-      os.remove(tmp)
-      error(err, 2)
-    end
-    local rok, rerr = require("ltorch.core")._replace(tmp, path, opts.sync)
-    if not rok then
-      os.remove(tmp)
-      error(path .. ": cannot replace the file: " .. tostring(rerr), 2)
-    end
+    local ok, err = pcall(M.write, obj, path, opts, extras, f)
+    if not ok then error(err, 2) end
     return path
   end
 
@@ -139,29 +284,35 @@ function M.install(torch)
     if type(path) ~= "string" then
       error("bad argument #1 to 'load' (string expected, got " .. type(path) .. ")", 2)
     end
-    opts = check_opts(opts, "load")
-    local ok, f, head = pcall(M.detect, path)
-    if not ok then error(path .. ": " .. tostring(f):gsub("^" .. path:gsub("%p", "%%%0") .. ": ", ""), 2) end
-    if not f then
-      if #head == 0 then error(path .. ": empty file", 2) end
-      error(path .. ": unknown format (not a PyTorch, safetensors, NumPy or TorchSharp file)", 2)
-    end
-    local lok, val = pcall(f.load, path, opts)
-    if not lok then error(val, 2) end
-    if type(val) == "table" and rawget(val, "__ltorch_module_file") then
-      modsave = modsave or require("ltorch.modsave")
-      val = modsave.unpack(val, opts, path)
+    opts = opts_table(opts, "load")
+    local ok, val, extras = pcall(M.read, path, opts)
+    if not ok then error(val, 2) end
+    if ms().is_module_file(extras) then
+      if opts.keys ~= nil or opts.rename ~= nil then
+        error(path .. ": a whole-module file loads whole: 'keys' and 'rename' select from " ..
+          "state dicts (use torch.load_state_dict)", 2)
+      end
+      val = ms().unpack(val, extras, opts, path)
     end
     return val
   end
 
-  -- R torch's name: the flat, ordered state dict of a checkpoint
+  -- R torch's name: the flat, ordered state dict of a checkpoint. Foreign
+  -- pickle globals load inert (nothing is run), so a pickled PyTorch
+  -- module gives its state dict.
   function torch.load_state_dict(path, opts)
-    opts = check_opts(opts, "load_state_dict")
-    local o = {}
-    for k, v in pairs(opts) do o[k] = v end
-    o.state_dict = true
-    return torch.load(path, o)
+    if type(path) ~= "string" then
+      error("bad argument #1 to 'load_state_dict' (string expected, got " .. type(path) .. ")", 2)
+    end
+    opts = opts_table(opts, "load_state_dict")
+    local internal = {as_dict = true}
+    if opts.unknown == nil then internal.unknown = "inert" end
+    local ok, val, extras, f = pcall(M.read, path, opts, internal, "load_state_dict")
+    if not ok then error(val, 2) end
+    if ms().is_module_file(extras) and opts.keys == nil and opts.rename == nil then
+      val = ms().view(val, extras, path)
+    end
+    return M.state_dict_of(val)
   end
 end
 

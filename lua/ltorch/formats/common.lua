@@ -1,6 +1,6 @@
--- formats/common.lua: what the safetensors, NumPy, TorchSharp and index
--- format modules share: checking that a value is a flat state dict, the
--- keys/rename/progress load options, and path-prefixed errors.
+-- formats/common.lua: what the format modules share: checking that a value
+-- is a flat state dict, the keys/rename selector of every reader, the
+-- progress option, and path-prefixed errors.
 local core = require("ltorch.core")
 local odict = require("ltorch.odict")
 
@@ -28,15 +28,11 @@ M.ordered_keys = odict.ordered_keys
 
 -- can obj be stored as a flat name -> tensor dict? true, or false + why
 function M.flat_dict(obj, fmtname)
-  if type(obj) ~= "table" or is_tensor(obj) or getmetatable(obj) and not odict.is(obj) and not rawget(obj, "__ltorch_pack") then
+  if type(obj) ~= "table" or is_tensor(obj) or getmetatable(obj) and not odict.is(obj) then
     if is_tensor(obj) then
       return false, fmtname .. " stores a table of named tensors, not a single tensor (wrap it: {name = t}, or use .pt)"
     end
     return false, fmtname .. " stores a table of named tensors, got a " .. type(obj) .. " (.pt can store it)"
-  end
-  if rawget(obj, "__ltorch_pack") then
-    obj = obj.tensors
-    if type(obj) ~= "table" then return false, "a packed module without a state dict" end
   end
   for _, k in ipairs(M.ordered_keys(obj)) do
     local v = obj[k]
@@ -52,10 +48,8 @@ function M.flat_dict(obj, fmtname)
   return true
 end
 
--- names and tensors of a flat dict (or of a packed module's state dict:
--- formats without metadata keep only the tensors), in order
+-- names and tensors of a flat dict, in order
 function M.items(obj)
-  if rawget(obj, "__ltorch_pack") then obj = obj.tensors end
   local names, tensors = {}, {}
   for _, k in ipairs(M.ordered_keys(obj)) do
     names[#names + 1] = k
@@ -64,7 +58,10 @@ function M.items(obj)
   return names, tensors
 end
 
--- a function name -> new name or nil (skipped), from opts.keys and opts.rename
+-- The one selector of every reader: a function name -> new name, or nil
+-- for a name not wanted. opts.keys (a list of names or a predicate) selects
+-- on the names in the file; opts.rename ({{pattern, replacement}, ...},
+-- string.gsub in order) applies after, to the names kept.
 function M.selector(opts)
   local keys, rename = opts.keys, opts.rename
   local keep
@@ -77,12 +74,20 @@ function M.selector(opts)
   else
     error("bad option 'keys' (list of names or function expected, got " .. type(keys) .. ")", 0)
   end
-  if rename ~= nil and type(rename) ~= "table" then
-    error("bad option 'rename' (list of {pattern, replacement} expected, got " .. type(rename) .. ")", 0)
+  if rename ~= nil then
+    if type(rename) ~= "table" then
+      error("bad option 'rename' (list of {pattern, replacement} expected, got " .. type(rename) .. ")", 0)
+    end
+    for i, r in ipairs(rename) do
+      if type(r) ~= "table" or type(r[1]) ~= "string" or (type(r[2]) ~= "string" and type(r[2]) ~= "table"
+         and type(r[2]) ~= "function") then
+        error("bad option 'rename' (rule " .. i .. " must be {pattern, replacement})", 0)
+      end
+    end
   end
   return function(name)
     if not keep(name) then return nil end
-    if rename then
+    if rename and type(name) == "string" then
       for _, r in ipairs(rename) do name = name:gsub(r[1], r[2]) end
     end
     return name
@@ -92,10 +97,10 @@ end
 -- f() with the open file handle h (core._fopen), which is closed whatever
 -- happens; an error is raised again prefixed with path
 function M.using(h, path, f)
-  local ok, res = pcall(f)
+  local res = table.pack(pcall(f))
   h:close()
-  if not ok then M.fail(path, res) end
-  return res
+  if not res[1] then M.fail(path, res[2]) end
+  return table.unpack(res, 2, res.n)
 end
 
 -- run the C writer fn(tmp, ..., write_opts(opts)); errors name the final path

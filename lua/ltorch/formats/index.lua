@@ -1,7 +1,7 @@
 -- formats/index.lua: Hugging Face sharded checkpoints (FORMATS.md section 5):
 -- model.safetensors.index.json, pytorch_model.bin.index.json. Loading reads
 -- the shards named in "weight_map" (relative to the index's folder) with
--- torch.load and merges them into one ordered state dict: shard by shard
+-- serialize.read and merges them into one ordered state dict: shard by shard
 -- in order of first mention, each shard's tensors in file order. Every
 -- listed tensor must be in the shard the index names. Shard names may not
 -- leave the folder. opts.keys/rename/mmap/progress apply across shards.
@@ -9,7 +9,8 @@ local odict = require("ltorch.odict")
 local json = require("ltorch.json")
 local common = require("ltorch.formats.common")
 
-local M = {name = "index", extensions = {".index.json"}}
+local M = {name = "index", extensions = {".index.json"},
+  load_options = {"mmap", "keys", "rename", "progress", "unknown"}, save_options = {}}
 
 local MAX_INDEX = 64 * 1024 * 1024
 
@@ -90,15 +91,14 @@ function M.load(path, opts)
   local out, done = odict.new(), 0
   for i, shard in ipairs(shards) do
     local want = wanted[shard]
-    local sopts = {mmap = opts.mmap, state_dict = true, device = opts.device, unknown = opts.unknown,
-      keys = function(n) return want[n] == true end}
+    local sopts = {mmap = opts.mmap, keys = function(n) return want[n] == true end}
     local sp = dir .. shard
-    local sd = torch.load(sp, sopts)
+    local sd = require("ltorch.serialize").read(sp, sopts, {unknown = opts.unknown, as_dict = true})
     if type(sd) ~= "table" then common.fail(path, "shard '" .. shard .. "' is not a state dict") end
     for _, name in ipairs(common.ordered_keys(sd)) do
       if want[name] then
         local t = sd[name]
-        if not torch.is_tensor(t) then
+        if not common.is_tensor(t) then
           common.fail(path, "tensor '" .. name .. "' in shard '" .. shard .. "' is not a tensor")
         end
         local new = rename(name)

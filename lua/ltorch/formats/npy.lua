@@ -7,7 +7,7 @@
 local core = require("ltorch.core")
 local common = require("ltorch.formats.common")
 
-local M = {name = "npy", extensions = {".npy"}}
+local M = {name = "npy", extensions = {".npy"}, load_options = {"mmap"}, save_options = {}}
 
 function M.detect(head)
   return head:sub(1, 6) == "\x93NUMPY"

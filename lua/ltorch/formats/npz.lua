@@ -4,12 +4,15 @@
 -- opts.keys / opts.rename / opts.mmap / opts.progress as for safetensors.
 -- save(obj, tmp, opts): obj a table of named tensors, or a list of tensors
 -- (named arr_0, arr_1, ... like np.savez); opts.compress = true deflates.
+-- Members are written in odict.ordered_keys' order and dated 1980-01-01
+-- 00:00:00 (src/lfmt.c), so one value always gives the same bytes.
 local core = require("ltorch.core")
 local odict = require("ltorch.odict")
 local common = require("ltorch.formats.common")
 local npy = require("ltorch.formats.npy")
 
-local M = {name = "npz", extensions = {".npz"}}
+local M = {name = "npz", extensions = {".npz"},
+  load_options = {"mmap", "keys", "rename", "progress"}, save_options = {"compress"}}
 
 function M.detect(head)
   if head:sub(1, 4) == "PK\5\6" then return true end

@@ -6,10 +6,15 @@
 
 local core = require("ltorch.core")
 local odict = require("ltorch.odict")
+local common = require("ltorch.formats.common")
 
 local M = {
   name = "pt",
   extensions = {".pt", ".pth", ".bin", ".ckpt"},
+  nested = true,   -- data.pkl holds any nested value
+  extras = true,   -- stores extra records (".ltorch/NAME")
+  load_options = {"mmap", "keys", "rename", "progress", "unknown", "verify"},
+  save_options = {},
 }
 
 local LEGACY = "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e"
@@ -30,61 +35,18 @@ local function null()
   return require("ltorch").null
 end
 
--- opts.keys (a list or a predicate) and opts.rename ({{pattern, repl}, ...})
--- combined into one function: original key -> new key, or nil to skip
-local function selector(opts)
-  local keys, rename = opts.keys, opts.rename
-  if keys == nil and rename == nil then return nil end
-  local keep
-  if type(keys) == "table" then
-    local set = {}
-    for _, k in ipairs(keys) do set[k] = true end
-    keep = function(k) return set[k] end
-  elseif type(keys) == "function" then
-    keep = keys
-  elseif keys ~= nil then
-    error("bad option 'keys' (list or function expected, got " .. type(keys) .. ")", 0)
-  end
-  if rename ~= nil and type(rename) ~= "table" then
-    error("bad option 'rename' (list of {pattern, replacement} expected, got " .. type(rename) .. ")", 0)
-  end
-  return function(k)
-    if type(k) == "string" and rename then
-      for _, r in ipairs(rename) do k = k:gsub(r[1], r[2]) end
-    end
-    if keep and not keep(k) then return nil end
-    return k
-  end
-end
-
-local function is_flat(t)
-  if type(t) ~= "table" then return false end
-  local n = 0
-  for k, v in pairs(t) do
-    if type(k) ~= "string" or not core.is_tensor(v) then return false end
-    n = n + 1
-  end
-  return n > 0
-end
-
+-- opts: mmap, unknown ("inert"), progress, verify, keys/rename (applied to
+-- the top-level keys of data.pkl, common.selector). Returns the value and
+-- the archive's ".ltorch/" records ({name = bytes}) when it has any.
 function M.load(path, opts)
   opts = opts or {}
+  local select = common.selector(opts)
   local o = {
     null = null(), odict_from = odict.from, mmap = opts.mmap, unknown = opts.unknown,
-    progress = opts.progress, verify = opts.verify, select = selector(opts),
+    progress = opts.progress, verify = opts.verify,
+    select = (opts.keys ~= nil or opts.rename ~= nil) and select or nil,
   }
-  local val, extras = core._pt_load(path, o)
-  if extras then
-    if opts.state_dict then return val end
-    return {__ltorch_module_file = true, state_dict = val, extra = extras}
-  end
-  if opts.state_dict and not is_flat(val) and type(val) == "table" then
-    -- a training checkpoint: {state_dict = sd, ...} or {model = sd, ...}
-    for _, k in ipairs({"state_dict", "model_state_dict", "model", "module"}) do
-      if is_flat(val[k]) then return val[k] end
-    end
-  end
-  return val
+  return core._pt_load(path, o)
 end
 
 -- the folder name torch.save uses: the file name without its last extension
@@ -100,21 +62,21 @@ M.folder_for = folder_for
 -- storages are written cast to it (the pickle names the cast storage types,
 -- each record is cast into one reused buffer while the archive is written);
 -- release_mapped: pages of file-mapped storages are dropped once written
-function M.save(obj, tmp_path, opts, final_path)
+-- extras ({name = bytes}) are written as the records "<folder>/.ltorch/NAME"
+function M.save(obj, tmp_path, opts, final_path, extras)
   opts = opts or {}
   local o = {
-    null = null(), odict_is = odict.is, odict_keys = odict.keys, progress = opts.progress,
+    -- every dict is written in odict.ordered_keys' order (not next()'s), so
+    -- that saving one value twice gives the same bytes (docs/pt-format.md)
+    null = null(), odict_is = odict.is, ordered_keys = odict.ordered_keys, progress = opts.progress,
     cast = opts.dtype, release = opts.release_mapped,
   }
   if opts.dtype ~= nil and type(opts.dtype) ~= "string" then
     error("bad option 'dtype' (string expected, got " .. type(opts.dtype) .. ")", 0)
   end
-  if type(obj) == "table" and rawget(obj, "__ltorch_pack") then
-    o.extra = obj.extra
-    obj = obj.tensors
-  end
+  o.extra = extras
   -- errors name the file saved (not the temporary one)
-  require("ltorch.formats.common").guard(final_path or tmp_path, core._pt_save, obj, tmp_path,
+  common.guard(final_path or tmp_path, core._pt_save, obj, tmp_path,
     folder_for(final_path or tmp_path), o)
 end
 

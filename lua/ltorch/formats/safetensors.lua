@@ -1,12 +1,14 @@
 -- formats/safetensors.lua: Hugging Face safetensors (FORMATS.md section 4),
 -- including R torch's torch_save files (section 10) and packed modules.
 --
--- load(path, opts) -> ordered state dict. opts: mmap (zero-copy views of one
--- mapping), keys (list or predicate), rename ({{pattern, repl}, ...}),
--- progress(done_bytes, total_bytes), state_dict (plain state dict even for
--- module files). Metadata: torch.safe_open(path):metadata().
--- save(obj, tmp, opts): obj a flat name -> tensor table (or a modsave pack);
--- writes {"format":"pt"} plus opts.metadata (string -> string). Tensors are
+-- load(path, opts) -> ordered state dict [, extras]. opts: mmap (zero-copy
+-- views of one mapping), keys (list or predicate), rename ({{pattern, repl},
+-- ...}), progress(done_bytes, total_bytes); as_dict (internal: an R torch
+-- single-tensor file as a dict). extras: the __metadata__ entries named
+-- "ltorch.NAME", as {NAME = text}. Metadata: torch.safe_open(path):metadata().
+-- save(obj, tmp, opts, final, extras): obj a flat name -> tensor table;
+-- writes {"format":"pt"}, extras as "ltorch.NAME" and opts.metadata
+-- (string -> string). Tensors are
 -- streamed one after another through a bounded buffer: opts.dtype casts
 -- floating tensors chunk by chunk while writing, opts.release_mapped drops
 -- the pages of file-mapped sources once written, opts.progress(done, total)
@@ -15,7 +17,8 @@ local core = require("ltorch.core")
 local odict = require("ltorch.odict")
 local common = require("ltorch.formats.common")
 
-local M = {name = "safetensors", extensions = {".safetensors"}}
+local M = {name = "safetensors", extensions = {".safetensors"}, extras = true,
+  load_options = {"mmap", "keys", "rename", "progress"}, save_options = {"metadata"}}
 
 function M.detect(head)
   if #head < 10 then return false end
@@ -83,26 +86,23 @@ function M.load(path, opts)
       end
     end
     if r then
-      if r.type == "tensor" and not opts.state_dict then
+      if r.type == "tensor" and not opts.as_dict then
         local only = sd["...unnamed..."]
         if only then return only end
       end
-      if robj and not opts.state_dict then sd.__robj__ = robj end
+      if robj and not opts.as_dict then sd.__robj__ = robj end
       return sd
     end
-    local extra
+    local extras
     for k, v in pairs(meta) do
       local n = k:match("^ltorch%.(.+)$")
-      if n then extra = extra or {}; extra[n] = v end
+      if n then extras = extras or {}; extras[n] = v end
     end
-    if extra and not opts.state_dict then
-      return {__ltorch_module_file = true, state_dict = sd, extra = extra, metadata = meta}
-    end
-    return sd
+    return sd, extras
   end)
 end
 
-function M.save(obj, tmp, opts, final)
+function M.save(obj, tmp, opts, final, extras)
   opts = opts or {}
   local tensors, mkeys, mvals = obj, {"format"}, {format = "pt"}
   local function addmeta(k, v)
@@ -112,10 +112,7 @@ function M.save(obj, tmp, opts, final)
     if mvals[k] == nil then mkeys[#mkeys + 1] = k end
     mvals[k] = v
   end
-  if rawget(obj, "__ltorch_pack") then
-    tensors = obj.tensors
-    for _, k in ipairs(common.ordered_keys(obj.extra or {})) do addmeta("ltorch." .. k, obj.extra[k]) end
-  end
+  for _, k in ipairs(common.ordered_keys(extras or {})) do addmeta("ltorch." .. k, extras[k]) end
   if opts.metadata ~= nil then
     if type(opts.metadata) ~= "table" then error("bad option 'metadata' (table expected)", 0) end
     for _, k in ipairs(common.ordered_keys(opts.metadata)) do addmeta(k, opts.metadata[k]) end

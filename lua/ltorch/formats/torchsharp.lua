@@ -2,12 +2,15 @@
 -- TorchSharp's C# reader is the reference). Names are written with their
 -- UTF-8 byte length, as C#'s BinaryReader.ReadString expects.
 -- load(path, opts) -> ordered dict; opts: mmap, keys, rename, progress.
--- save(obj, tmp): obj a flat table of named tensors, in its pairs order.
+-- save(obj, tmp): obj a flat table of named tensors, in odict.ordered_keys'
+-- order (an odict's own; a plain table's names sorted), never next()'s, so
+-- that one value always gives the same bytes (docs/formats.md).
 local core = require("ltorch.core")
 local odict = require("ltorch.odict")
 local common = require("ltorch.formats.common")
 
-local M = {name = "torchsharp", extensions = {".dat"}}
+local M = {name = "torchsharp", extensions = {".dat"},
+  load_options = {"mmap", "keys", "rename", "progress"}, save_options = {}}
 
 local VALID = {[0] = true, true, true, true, true, true, true, true, [9] = true, [10] = true,
   [11] = true, [15] = true}

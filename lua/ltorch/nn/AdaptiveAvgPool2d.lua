@@ -6,7 +6,7 @@ local base = require("ltorch.nn.module")
 return base.module("AdaptiveAvgPool2d", {
   -- AdaptiveAvgPool2d(output_size)
   initialize = function(self, ...)
-    local a = base.args({"output_size"}, ...)
+    local a = base.args("AdaptiveAvgPool2d", {"output_size"}, ...)
     base.pair(a.output_size, "output_size")
     self.output_size = a.output_size
   end,

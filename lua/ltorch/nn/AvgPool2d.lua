@@ -8,7 +8,7 @@ return base.module("AvgPool2d", {
   -- AvgPool2d(kernel_size [, stride, padding = 0, ceil_mode = false,
   -- count_include_pad = true]) or a trailing table of those
   initialize = function(self, ...)
-    local a = base.args({"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+    local a = base.args("AvgPool2d", {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
       "divisor_override"}, ...)
     if a.divisor_override ~= nil then error("AvgPool2d: divisor_override is not supported", 3) end
     base.pair(a.kernel_size, "kernel_size")

@@ -9,9 +9,10 @@ local pyrepr = base.pyrepr
 
 return base.module("BatchNorm2d", {
   -- BatchNorm2d(num_features [, eps = 1e-5, momentum = 0.1, affine = true,
-  -- track_running_stats = true]) or with a trailing table of those names
+  -- track_running_stats = true, device, dtype]) or with a trailing table of those names
   initialize = function(self, ...)
-    local a = base.args({"num_features", "eps", "momentum", "affine", "track_running_stats"}, ...)
+    local a = base.args("BatchNorm2d", {"num_features", "eps", "momentum", "affine",
+      "track_running_stats", "device", "dtype"}, ...)
     local n = a.num_features
     assert(math.type(n) == "integer", "BatchNorm2d: num_features must be an integer")
     self.num_features = n
@@ -28,6 +29,8 @@ return base.module("BatchNorm2d", {
       self.running_var = torch.nn.buffer(torch.ones(n))
       self.num_batches_tracked = torch.nn.buffer(torch.tensor(0, {dtype = "int64"}))
     end
+    if a.dtype ~= nil then self:to(a.dtype) end
+    if a.device ~= nil then self:to(a.device) end
   end,
   forward = function(self, x)
     if x:dim() ~= 4 then

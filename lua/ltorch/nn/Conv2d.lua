@@ -7,23 +7,26 @@ local base = require("ltorch.nn.module")
 local pyrepr = base.pyrepr
 
 return base.module("Conv2d", {
-  -- Conv2d(in, out, kernel_size [, stride, padding, dilation, groups, bias])
-  -- or with a trailing table {stride =, padding =, dilation =, groups =, bias =}
+  -- Conv2d(in, out, kernel_size [, stride, padding, dilation, groups, bias,
+  -- padding_mode, device, dtype]) or with a trailing table {stride =, ...}
   initialize = function(self, ...)
-    local a = base.args({"in_channels", "out_channels", "kernel_size", "stride", "padding",
-      "dilation", "groups", "bias", "padding_mode"}, ...)
+    local a = base.args("Conv2d", {"in_channels", "out_channels", "kernel_size", "stride", "padding",
+      "dilation", "groups", "bias", "padding_mode", "device", "dtype"}, ...)
     local groups = a.groups or 1
     assert(math.type(a.in_channels) == "integer" and math.type(a.out_channels) == "integer",
       "Conv2d: in_channels and out_channels must be integers")
     assert(a.in_channels % groups == 0, "Conv2d: in_channels must be divisible by groups")
     assert(a.out_channels % groups == 0, "Conv2d: out_channels must be divisible by groups")
     if (a.padding_mode or "zeros") ~= "zeros" then
-      error("Conv2d: only padding_mode 'zeros' is supported", 2)
+      error("Conv2d: only padding_mode 'zeros' is supported, got " .. tostring(a.padding_mode), 3)
     end
     self.in_channels, self.out_channels = a.in_channels, a.out_channels
     self.kernel_size = base.pair(a.kernel_size, "kernel_size")
     self.stride = base.pair(a.stride or 1, "stride")
     if a.padding == "valid" then a.padding = 0 end
+    if type(a.padding) == "string" then
+      error("Conv2d: padding '" .. a.padding .. "' is not supported (give 'valid' or the padding as numbers)", 3)
+    end
     self.padding = base.pair(a.padding or 0, "padding")
     self.dilation = base.pair(a.dilation or 1, "dilation")
     self.groups = groups
@@ -35,6 +38,8 @@ return base.module("Conv2d", {
     if a.bias ~= false then
       self.bias = torch.nn.Parameter(base.uniform({a.out_channels}, bound))
     end
+    if a.dtype ~= nil then self:to(a.dtype) end
+    if a.device ~= nil then self:to(a.device) end
   end,
   forward = function(self, x)
     return torch.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)

@@ -6,7 +6,7 @@ local base = require("ltorch.nn.module")
 return base.module("Dropout", {
   -- Dropout([p = 0.5, inplace = false])
   initialize = function(self, ...)
-    local a = base.args({"p", "inplace"}, ...)
+    local a = base.args("Dropout", {"p", "inplace"}, ...)
     local p = a.p or 0.5
     if type(p) ~= "number" or p < 0 or p > 1 then
       error("dropout probability has to be between 0 and 1, but got " .. tostring(p), 3)

@@ -5,7 +5,7 @@ local base = require("ltorch.nn.module")
 return base.module("Flatten", {
   -- Flatten([start_dim = 2, end_dim = -1])
   initialize = function(self, ...)
-    local a = base.args({"start_dim", "end_dim"}, ...)
+    local a = base.args("Flatten", {"start_dim", "end_dim"}, ...)
     self.start_dim = a.start_dim or 2
     self.end_dim = a.end_dim or -1
   end,

@@ -5,7 +5,7 @@ local base = require("ltorch.nn.module")
 return base.module("GELU", {
   -- GELU([approximate = "none"])
   initialize = function(self, ...)
-    local a = base.args({"approximate"}, ...)
+    local a = base.args("GELU", {"approximate"}, ...)
     local ap = a.approximate or "none"
     if ap ~= "none" and ap ~= "tanh" then
       error("GELU: approximate must be 'none' or 'tanh', got '" .. tostring(ap) .. "'", 3)

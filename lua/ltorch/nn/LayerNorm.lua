@@ -5,9 +5,9 @@ local base = require("ltorch.nn.module")
 local pyrepr = base.pyrepr
 
 return base.module("LayerNorm", {
-  -- LayerNorm(normalized_shape [, eps = 1e-5, elementwise_affine = true])
+  -- LayerNorm(normalized_shape [, eps = 1e-5, elementwise_affine = true, device, dtype])
   initialize = function(self, ...)
-    local a = base.args({"normalized_shape", "eps", "elementwise_affine"}, ...)
+    local a = base.args("LayerNorm", {"normalized_shape", "eps", "elementwise_affine", "device", "dtype"}, ...)
     local shape = a.normalized_shape
     if type(shape) == "number" then shape = {shape} end
     assert(type(shape) == "table" and #shape > 0, "LayerNorm: normalized_shape must be a number or a list")
@@ -18,6 +18,8 @@ return base.module("LayerNorm", {
       self.weight = torch.nn.Parameter(torch.ones(shape))
       self.bias = torch.nn.Parameter(torch.zeros(shape))
     end
+    if a.dtype ~= nil then self:to(a.dtype) end
+    if a.device ~= nil then self:to(a.device) end
   end,
   forward = function(self, x)
     return torch.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)

@@ -5,9 +5,9 @@ local torch = require("ltorch")
 local base = require("ltorch.nn.module")
 
 return base.module("Linear", {
-  -- Linear(in_features, out_features [, bias = true]) or with {bias = false}
+  -- Linear(in_features, out_features [, bias = true, device, dtype]) or with {bias = false}
   initialize = function(self, ...)
-    local a = base.args({"in_features", "out_features", "bias"}, ...)
+    local a = base.args("Linear", {"in_features", "out_features", "bias", "device", "dtype"}, ...)
     assert(math.type(a.in_features) == "integer", "Linear: in_features must be an integer")
     assert(math.type(a.out_features) == "integer", "Linear: out_features must be an integer")
     self.in_features, self.out_features = a.in_features, a.out_features
@@ -16,6 +16,8 @@ return base.module("Linear", {
     if a.bias ~= false then
       self.bias = torch.nn.Parameter(base.uniform({a.out_features}, bound))
     end
+    if a.dtype ~= nil then self:to(a.dtype) end
+    if a.device ~= nil then self:to(a.device) end
   end,
   forward = function(self, x)
     return torch.linear(x, self.weight, self.bias)

@@ -8,7 +8,7 @@ return base.module("MaxPool2d", {
   -- MaxPool2d(kernel_size [, stride, padding = 0, dilation = 1,
   -- return_indices = false, ceil_mode = false]) or a trailing table of those
   initialize = function(self, ...)
-    local a = base.args({"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}, ...)
+    local a = base.args("MaxPool2d", {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}, ...)
     if a.return_indices then error("MaxPool2d: return_indices is not supported", 3) end
     base.pair(a.kernel_size, "kernel_size")
     self.kernel_size = a.kernel_size

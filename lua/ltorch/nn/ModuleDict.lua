@@ -14,7 +14,13 @@ return base.module("ModuleDict", {
     end
     local keys = odict.keys(ms)
     if not odict.is(ms) then table.sort(keys, function(a, b) return tostring(a) < tostring(b) end) end
-    for _, k in ipairs(keys) do self:add_module(tostring(k), ms[k]) end
+    for _, k in ipairs(keys) do
+      if not base.is_module(ms[k]) then
+        error(string.format("bad argument #1 to 'ModuleDict' (module expected at '%s', got %s)",
+          tostring(k), type(ms[k])), 3)
+      end
+      self:add_module(tostring(k), ms[k])
+    end
   end,
   keys = function(self)
     return table.move(base.state_of(self).modules.names, 1, #base.state_of(self).modules.names, 1, {})

@@ -4,8 +4,11 @@ local base = require("ltorch.nn.module")
 local list = require("ltorch.nn.Sequential").list
 
 return base.module("ModuleList", {
-  -- ModuleList([list of modules])
-  initialize = function(self, ms) if ms ~= nil then list.fill(self, ms) end end,
+  -- ModuleList([list of modules]) or ModuleList({modules = list})
+  initialize = function(self, ...)
+    local ms = base.args("ModuleList", {"modules"}, ...).modules
+    if ms ~= nil then list.fill(self, ms) end
+  end,
   append = list.append,
   extend = list.extend,
   -- insert(i, m): puts m at 1-based position i, renumbering the ones after it

@@ -6,7 +6,7 @@ local base = require("ltorch.nn.module")
 return base.module("ReLU", {
   -- ReLU([inplace = false])
   initialize = function(self, ...)
-    local a = base.args({"inplace"}, ...)
+    local a = base.args("ReLU", {"inplace"}, ...)
     self.inplace = a.inplace == true
   end,
   forward = function(_, x) return torch.relu(x) end,

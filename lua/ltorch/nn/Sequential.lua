@@ -42,9 +42,30 @@ function list.fill(self, ...)
   local first = ...
   if select("#", ...) == 1 and type(first) == "table" and not base.is_module(first) then
     if odict.is(first) then
-      for k, m in pairs(first) do self:add_module(k, m) end
+      for k, m in pairs(first) do
+        if not base.is_module(m) then
+          error(string.format("bad argument #1 to '%s' (module expected at '%s', got %s)",
+            self:class_name(), tostring(k), type(m)), 4)
+        end
+        self:add_module(k, m)
+      end
     else
-      for i, m in ipairs(first) do self:add_module(tostring(i - 1), m) end
+      -- a plain table must be a list: its other keys would have no order
+      local n = #first
+      for k in pairs(first) do
+        if math.type(k) ~= "integer" or k < 1 or k > n then
+          error(string.format("bad argument #1 to '%s' (list of modules or odict of name -> module " ..
+            "expected; a plain table's names have no order, got key %s)", self:class_name(),
+            type(k) == "string" and "'" .. k .. "'" or tostring(k)), 4)
+        end
+      end
+      for i, m in ipairs(first) do
+        if not base.is_module(m) then
+          error(string.format("bad argument #1 to '%s' (module expected at [%d], got %s)",
+            self:class_name(), i, type(m)), 4)
+        end
+        self:add_module(tostring(i - 1), m)
+      end
     end
     return
   end

@@ -6,7 +6,7 @@ local base = require("ltorch.nn.module")
 return base.module("Softmax", {
   -- Softmax(dim)
   initialize = function(self, ...)
-    local a = base.args({"dim"}, ...)
+    local a = base.args("Softmax", {"dim"}, ...)
     if math.type(a.dim) ~= "integer" then
       error("bad argument #1 to 'Softmax' (dim expected, got " .. type(a.dim) .. ")", 3)
     end

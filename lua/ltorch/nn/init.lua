@@ -10,6 +10,8 @@ local nn = {
   is_class = base.is_class,
   Module = base.Module,       -- the methods every module has
   classes = base.registry,    -- class name -> class (read only by convention)
+  contents = base.contents,   -- what an instance holds (for whole-module files)
+  restore = base.restore,     -- fill an instance made by cls.raw() (ditto)
 }
 
 local BUILTINS = {"Linear", "Conv2d", "BatchNorm2d", "LayerNorm", "Embedding", "Dropout",

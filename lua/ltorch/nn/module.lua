@@ -503,6 +503,11 @@ function Module:load_state_dict(sd, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #2 to 'load_state_dict' (table of options expected, got " .. type(opts) .. ")", 2)
   end
+  for k in pairs(opts or {}) do
+    if k ~= "strict" then
+      error("bad option '" .. tostring(k) .. "' to 'load_state_dict' (valid options: strict)", 2)
+    end
+  end
   if is_module(sd) then sd = sd:state_dict() end   -- e.g. torch.load of a whole-module file
   local strict = not (opts and opts.strict == false)
   local own = self:state_dict()
@@ -618,9 +623,31 @@ end
 ---------------------------------------------------------------------------
 -- helpers for the built-in layers
 
--- split constructor arguments into positional values and a trailing table
--- of named options: f(3, 64, 11, {stride = 4}) -> {3, 64, 11}, {stride = 4}
-function M.args(names, ...)
+-- M.args(class, names, ...) -> {name = value}: a built-in constructor's
+-- arguments, PyTorch's positional ones in the order of names, then a
+-- trailing table of keyword options (string keys only):
+--   args("Conv2d", {"in_channels", ..., "stride"}, 3, 64, 11, {stride = 4})
+-- Everything is checked, and errors are raised at the constructor's caller
+-- (the first frame outside ltorch's nn files): an option not in names
+-- ("bad option 'biass' to 'Linear' (valid options: in_features, ...)"), one
+-- given twice, more positional arguments than names, and the factory
+-- keywords every PyTorch layer with parameters has: dtype (a floating dtype
+-- name) and device ("cpu", "cuda", "cuda:N"), which the class applies.
+function M.args(class, names, ...)
+  if type(class) ~= "string" or type(names) ~= "table" then
+    error("args(class, names, ...): class name and list of names expected", 2)
+  end
+  -- the error level of the constructor's caller: skip the frames of
+  -- ltorch's nn files (initialize, the class's new and __call); a C
+  -- caller (pcall) gives no position
+  local level = 2
+  local dir = debug.getinfo(1, "S").source:match("^(@.*/)[^/]*$")
+  while true do
+    local info = debug.getinfo(level, "S")
+    if info == nil or info.what == "C" or not dir or info.source:sub(1, #dir) ~= dir then break end
+    level = level + 1
+  end
+  local function fail(fmt, ...) error(string.format(fmt, ...), level + 1) end
   local n = select("#", ...)
   local pos = {...}
   local opts = {}
@@ -630,11 +657,40 @@ function M.args(names, ...)
     for k in pairs(last) do if type(k) ~= "string" then named = false break end end
     if named then opts = last; n = n - 1 end
   end
+  if n > #names then
+    if #names == 0 then fail("bad argument #%d to '%s' (no arguments expected, got %s)", n, class, type(pos[n])) end
+    fail("bad argument #%d to '%s' (at most %d argument%s expected: %s)", n, class, #names,
+      #names == 1 and "" or "s", table.concat(names, ", "))
+  end
+  local index = {}
+  for i, name in ipairs(names) do index[name] = i end
+  local given = {}
+  for k in pairs(opts) do given[#given + 1] = k end
+  table.sort(given)
+  for _, k in ipairs(given) do
+    if not index[k] then
+      fail("bad option '%s' to '%s' (%s)", k, class,
+        #names == 0 and "it takes no options" or "valid options: " .. table.concat(names, ", "))
+    end
+    if index[k] <= n and pos[index[k]] ~= nil then
+      fail("bad option '%s' to '%s' (given twice: as argument #%d and as an option)", k, class, index[k])
+    end
+  end
   local out = {}
   for i, name in ipairs(names) do
     if i <= n then out[name] = pos[i] end
   end
   for k, v in pairs(opts) do out[k] = v end
+  local dt, dev = out.dtype, out.device
+  if index.dtype and dt ~= nil and dt ~= "float16" and dt ~= "bfloat16" and dt ~= "float32" and dt ~= "float64" then
+    fail("bad option 'dtype' to '%s' (floating dtype name expected: float16, bfloat16, float32 or float64; got %s)",
+      class, type(dt) == "string" and "'" .. dt .. "'" or type(dt))
+  end
+  if index.device and dev ~= nil and not (dev == "cpu" or dev == "cuda"
+      or type(dev) == "string" and dev:match("^cuda:%d+$")) then
+    fail("bad option 'device' to '%s' (device name expected: 'cpu', 'cuda' or 'cuda:N'; got %s)",
+      class, type(dev) == "string" and "'" .. dev .. "'" or type(dev))
+  end
   return out
 end
 
@@ -651,9 +707,45 @@ function M.uniform(sizes, bound)
   return torch.rand(sizes) * (2 * bound) - bound
 end
 
--- internal access for modsave
-M.STATE = STATE
-M.slot_set = slot_set
-M.newindex = newindex
+---------------------------------------------------------------------------
+-- what whole-module files (ltorch.modsave) need: an instance's contents,
+-- and an instance made from contents without calling initialize
+
+-- M.contents(m) -> {class = cls, training = b, fields = {name -> value},
+--   parameters = {{name, t}...}, buffers = {{name, t, persistent}...},
+--   children = {{name, module}...}}; lists in registration order
+function M.contents(m)
+  local st = state_of(m)
+  if not st then error("bad argument #1 to 'contents' (module expected, got " .. type(m) .. ")", 2) end
+  local c = {class = getmetatable(m).__ltorch_module, training = st.training, fields = {},
+    parameters = {}, buffers = {}, children = {}}
+  for k, v in pairs(st.fields) do c.fields[k] = v end
+  for _, n in ipairs(st.params.names) do c.parameters[#c.parameters + 1] = {n, st.params.map[n]} end
+  for _, n in ipairs(st.buffers.names) do
+    c.buffers[#c.buffers + 1] = {n, st.buffers.map[n], not st.non_persistent[n]}
+  end
+  for _, n in ipairs(st.modules.names) do c.children[#c.children + 1] = {n, st.modules.map[n]} end
+  return c
+end
+
+M.newindex = newindex   -- for the containers' __setitem (Sequential, ModuleList)
+
+-- M.restore(m, c): fills m (an instance from cls.raw(), so initialize never
+-- ran) with contents c in the form M.contents returns (class ignored)
+function M.restore(m, c)
+  local st = state_of(m)
+  st.training = c.training ~= false
+  for k, v in pairs(c.fields or {}) do st.fields[k] = v end
+  for _, p in ipairs(c.parameters or {}) do
+    p[2]:requires_grad(true)
+    slot_set(st.params, p[1], p[2])
+  end
+  for _, b in ipairs(c.buffers or {}) do
+    slot_set(st.buffers, b[1], b[2])
+    st.non_persistent[b[1]] = (b[3] == false) or nil
+  end
+  for _, ch in ipairs(c.children or {}) do slot_set(st.modules, ch[1], ch[2]) end
+  return m
+end
 
 return M
