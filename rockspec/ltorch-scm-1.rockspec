@@ -85,6 +85,7 @@ build = {
     ["ltorch.nn.module"] = "lua/ltorch/nn/module.lua",
     ["ltorch.odict"] = "lua/ltorch/odict.lua",
     ["ltorch.progress"] = "lua/ltorch/progress.lua",
+    ["ltorch.pymodule"] = "lua/ltorch/pymodule.lua",
     ["ltorch.repl"] = "lua/ltorch/repl.lua",
     ["ltorch.safe_open"] = "lua/ltorch/safe_open.lua",
     ["ltorch.serialize"] = "lua/ltorch/serialize.lua",
