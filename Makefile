@@ -33,15 +33,17 @@ $(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj
 $(BUILD)/obj $(BUILD)/ltorch:
 	mkdir -p $@
 
+# the soname lets a program link core.so by name (build/host: found through
+# its rpath, $ORIGIN/ltorch, from any folder)
 $(BUILD)/ltorch/core.so: $(OBJS) | $(BUILD)/ltorch
-	$(CC) -shared $(ALL_CFLAGS) -o $@ $(OBJS) $(DEP_LIBS) $(LDFLAGS) -lm -pthread
+	$(CC) -shared $(ALL_CFLAGS) -Wl,-soname,core.so -o $@ $(OBJS) $(DEP_LIBS) $(LDFLAGS) -lm -pthread
 
 ## host: build the example C host application (examples/host) as build/host
 host: $(BUILD)/host
 
 $(BUILD)/host: examples/host/host.c src/ltorch.h $(BUILD)/ltorch/core.so
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(LUA_INC) -Isrc $(CFLAGS) -o $@ examples/host/host.c \
-	  $(LDFLAGS) $(BUILD)/ltorch/core.so -Wl,-rpath,'$$ORIGIN/ltorch' -llua5.4 -lpthread
+	  $(LDFLAGS) -L$(BUILD)/ltorch -l:core.so -Wl,-rpath,'$$ORIGIN/ltorch' -llua5.4 -lpthread
 
 ## deps: install the Debian packages ltorch needs (apt-get, only what is missing)
 deps:

@@ -21,18 +21,21 @@ build = {
   modules = {
     ["ltorch.core"] = {
       sources = {
+        "src/buf.c",
         "src/deferred.c",
         "src/dtype.c",
         "src/lfmt.c",
         "src/lio.c",
         "src/ljson.c",
         "src/lops.c",
+        "src/lprogress.c",
         "src/lpt.c",
         "src/ltorch.c",
         "src/npy.c",
         "src/ops.c",
         "src/pickle.c",
         "src/ptzip.c",
+        "src/rawio.c",
         "src/readjobs.c",
         "src/safetensors.c",
         "src/storage.c",

@@ -17,6 +17,42 @@ describe("json.decode", function()
     assert.equal("integer", math.type(v[4])); assert.equal(-3, v[5])
     assert.equal(2.5, v[6]); assert.equal("x\n\u{e9}", v[7])
   end)
+  it("keeps floats floats and integers integers, by how the number is written", function()
+    local v = json.decode('[1.0,1e3,-0.5,0.0,-0.0,2E-2,1.5e+300,1,-7,0,-0]')
+    local want = {1.0, 1000.0, -0.5, 0.0, -0.0, 0.02, 1.5e300, 1, -7, 0, 0}
+    local kinds = {"float", "float", "float", "float", "float", "float", "float",
+                   "integer", "integer", "integer", "integer"}
+    for i = 1, #want do
+      assert.equal(want[i], v[i])
+      assert.equal(kinds[i], math.type(v[i]))
+    end
+    assert.equal(-1 / 0, 1 / v[5])   -- -0.0 keeps its sign
+  end)
+  it("decodes integers in int64 range exactly, and beyond it as floats", function()
+    local v = json.decode('[9007199254740993,9223372036854775807,-9223372036854775808,' ..
+      '9223372036854775808,-9223372036854775809,' .. string.rep("1", 30) .. ']')
+    assert.equal(9007199254740993, v[1]); assert.equal("integer", math.type(v[1]))
+    assert.equal(math.maxinteger, v[2]); assert.equal("integer", math.type(v[2]))
+    assert.equal(math.mininteger, v[3]); assert.equal("integer", math.type(v[3]))
+    assert.equal(2.0 ^ 63, v[4]); assert.equal("float", math.type(v[4]))
+    assert.equal(-(2.0 ^ 63), v[5]); assert.equal("float", math.type(v[5]))
+    assert.equal(1.1111111111111111e29, v[6]); assert.equal("float", math.type(v[6]))
+  end)
+  it("keeps the kinds of numbers next to strings, keys and escapes", function()
+    local v = json.decode('{"a\\\\":"1.5 \\" 2","b-1":[-3,"[4.0]",5.0],"c":{"9":7}}')
+    assert.same({"a\\", "b-1", "c"}, odict.keys(v))
+    assert.equal('1.5 " 2', v["a\\"])
+    assert.equal(-3, v["b-1"][1]); assert.equal("integer", math.type(v["b-1"][1]))
+    assert.equal("[4.0]", v["b-1"][2])
+    assert.equal(5.0, v["b-1"][3]); assert.equal("float", math.type(v["b-1"][3]))
+    assert.equal("integer", math.type(v.c["9"]))
+  end)
+  it("keeps NUL bytes in strings and keys", function()
+    local v = json.decode('{"k\\u0000x":"a\\u0000b\\u00e9\\ud83d\\ude00","k":1}')
+    assert.same({"k\0x", "k"}, odict.keys(v))
+    assert.equal("a\0b\u{e9}\u{1F600}", v["k\0x"])
+    assert.equal('"a\\\\u0000b"', json.encode(json.decode('"a\\\\u0000b"')))
+  end)
   it("rejects duplicate keys", function()
     assert.has_error(function() json.decode('{"a":1,"a":2}') end, "json: duplicate key 'a'")
   end)
@@ -42,6 +78,18 @@ describe("json.encode", function()
   end)
   it("keeps integers integers and floats floats", function()
     assert.equal('[9007199254740993,1.0,0.1,-2.5e-300]', json.encode({9007199254740993, 1.0, 0.1, -2.5e-300}))
+  end)
+  it("writes every float with a '.' or an exponent, so it reads back as a float", function()
+    local fs = {1.0, -0.0, 100.0, 1e20, 1e300, 2 ^ 63, 0.1 + 0.7, 5e-324, 1 / 3}
+    local s = json.encode(fs)
+    assert.equal("[1.0,-0.0,100.0,1e+20,1e+300,9.223372036854776e+18,0.7999999999999999,"
+      .. "4.94065645841247e-324,0.3333333333333333]", s)
+    local back = json.decode(s)
+    for i, f in ipairs(fs) do
+      assert.equal(f, back[i]); assert.equal("float", math.type(back[i]))
+    end
+    assert.equal("[-9223372036854775808,9223372036854775807]",
+      json.encode({math.mininteger, math.maxinteger}))
   end)
   it("escapes strings like serde_json", function()
     assert.equal('"a\\"b\\\\c\\n\\u0001\u{e9}"', json.encode("a\"b\\c\n\1\u{e9}"))

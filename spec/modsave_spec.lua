@@ -234,7 +234,7 @@ describe("modsave.unpack", function()
       "new.pt: module structure format 7 is not supported by this ltorch (it reads format 1 to 2)")
     f.extra = {module = "{"}
     assert.has_error(function() unpack(f, {}, "bad.pt") end,
-      "bad.pt: module structure: expected a string key at byte 2")
+      "bad.pt: module structure: json: invalid JSON at byte 0")
     local st = modsave.json_decode(p.extra.module)
     st.root.children[1][2].parameters = {a = 1}
     f.extra = {module = modsave.json_encode(st)}

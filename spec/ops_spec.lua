@@ -226,6 +226,17 @@ describe("activations", function()
     assert.are.equal("float32", torch.tensor({1, 2}):exp():dtype())
     assert.are.equal("int64", torch.tensor({-1, 2}):abs():dtype())
   end)
+  it("relu keeps nan and -0 in every float dtype and layout, as PyTorch", function()
+    for _, dt in ipairs({"float32", "float64", "float16"}) do
+      for _, x in ipairs({torch.tensor({-0.0, 0 / 0, -2}, {dtype = dt}),
+                          torch.tensor({{-0.0, 1}, {0 / 0, 2}, {-2, 3}}, {dtype = dt}):t()[1]}) do
+        local r = x:relu():tolist()
+        assert.are.equal(-math.huge, 1 / r[1], dt)
+        assert.is_true(r[2] ~= r[2], dt)
+        assert.are.equal(0, r[3], dt)
+      end
+    end
+  end)
 end)
 
 describe("reductions", function()

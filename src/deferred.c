@@ -8,6 +8,8 @@
 ** stream (convert) evict it once written, so a conversion holds about one
 ** tensor. Reads use the storage's own descriptor with pread: no pages of the
 ** file are mapped, and a truncated file is an error, not SIGBUS.
+** Layer: above rawio (its range reader reads the bytes, its streamed writer
+** writes them: lt_write_tensor_as), below the containers and formats.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "lt.h"
-#include "ptzip.h"
-#include "fmt.h"
+#include "rawio.h"
 
 struct lt_deferred {
   lt_file *f;
@@ -80,9 +81,9 @@ int lt_storage_fill(lt_storage *s, char *err) {
     snprintf(err, LT_MSG, "%s: %s: not enough memory for %zu bytes", d->f->path, d->what, s->nbytes);
     return -1;
   }
-  pz_entry e = {d->what, strlen(d->what), src->off, src->csize, src->usize, src->crc, src->method};
+  lt_range r = {d->what, src->off, src->csize, src->usize, src->crc, src->method};
   char msg[LT_MSG];
-  if (pz_read_range(d->f->fd, &e, src->skip, p, s->nbytes, src->check_crc, NULL, NULL, msg)) {
+  if (lt_read_range(d->f->fd, &r, src->skip, p, s->nbytes, src->check_crc, NULL, NULL, msg)) {
     lt_free_bytes(p, s->nbytes);
     if (snprintf(err, LT_MSG, "%s: %s", d->f->path, msg) >= LT_MSG) err[LT_MSG - 4] = 0;   /* cut */
     return -1;
@@ -98,4 +99,13 @@ void lt_storage_evict(lt_storage *s) {
   lt_free_bytes(s->data, s->nbytes);
   s->data = NULL;
   lt_storage_count(0, s->nbytes);
+}
+
+/* a deferred storage is read for the write, and with ws->release freed after it */
+int lt_write_tensor_as(int fd, const lt_tensor *t, lt_dtype to, const lt_wstream *ws, char *err) {
+  if (lt_numel(t) == 0) return 0;
+  if (lt_storage_fill(t->storage, err)) return -1;
+  int rc = lt_write_elems(fd, t, to, ws, err);
+  if (ws && ws->release) lt_storage_evict(t->storage);
+  return rc;
 }

@@ -128,48 +128,41 @@ float lt_e4m3_to_float(uint8_t v) {
   return u2f(r);
 }
 
+/* The fp8 byte of bits, a float's bits with the sign cleared and below the
+   format's overflow threshold, rounded as c10 does (to nearest, ties to
+   even): m mantissa bits, exponent bias; magnitudes under min_normal (a
+   float's bits) are denormals, rounded by a float add of denorm_mask. */
+static uint8_t fp8_round(uint32_t bits, int m, int bias, uint32_t min_normal, uint32_t denorm_mask) {
+  if (bits < min_normal) {
+    bits = f2u(u2f(bits) + u2f(denorm_mask));
+    return (uint8_t)(bits - denorm_mask);
+  }
+  int shift = 23 - m;
+  uint32_t mant_odd = (bits >> shift) & 1;
+  bits += ((uint32_t)(bias - 127) << 23) + ((UINT32_C(1) << (shift - 1)) - 1);
+  bits += mant_odd;
+  return (uint8_t)(bits >> shift);
+}
+
+/* e4m3fn has no infinity: overflow and nan give 0x7f (nan) */
 uint8_t lt_float_to_e4m3(float f) {
-  const uint32_t fp8_max = UINT32_C(1087) << 20;
-  const uint32_t denorm_mask = UINT32_C(141) << 23;
   uint32_t bits = f2u(f);
-  uint8_t r;
   const uint32_t sign = bits & UINT32_C(0x80000000);
   bits ^= sign;
-  if (bits >= fp8_max) {
-    r = 0x7f;
-  } else if (bits < (UINT32_C(121) << 23)) {
-    bits = f2u(u2f(bits) + u2f(denorm_mask));
-    r = (uint8_t)(bits - denorm_mask);
-  } else {
-    uint8_t mant_odd = (bits >> 20) & 1;
-    bits += ((uint32_t)(7 - 127) << 23) + 0x7FFFF;
-    bits += mant_odd;
-    r = (uint8_t)(bits >> 20);
-  }
+  uint8_t r = bits >= UINT32_C(1087) << 20 ? 0x7f
+            : fp8_round(bits, 3, 7, UINT32_C(121) << 23, UINT32_C(141) << 23);
   return (uint8_t)(r | (sign >> 24));
 }
 
 float lt_e5m2_to_float(uint8_t v) { return lt_half_to_float((uint16_t)((uint16_t)v << 8)); }
 
+/* e5m2: overflow gives infinity (0x7c), nan 0x7f */
 uint8_t lt_float_to_e5m2(float f) {
-  const uint32_t fp32_inf = UINT32_C(255) << 23;
-  const uint32_t fp8_max = UINT32_C(143) << 23;
-  const uint32_t denorm_mask = UINT32_C(134) << 23;
   uint32_t bits = f2u(f);
-  uint8_t r;
   const uint32_t sign = bits & UINT32_C(0x80000000);
   bits ^= sign;
-  if (bits >= fp8_max) {
-    r = bits > fp32_inf ? UINT8_C(0x7F) : UINT8_C(0x7C);
-  } else if (bits < (UINT32_C(113) << 23)) {
-    bits = f2u(u2f(bits) + u2f(denorm_mask));
-    r = (uint8_t)(bits - denorm_mask);
-  } else {
-    uint32_t mant_odd = (bits >> 21) & 1;
-    bits += ((uint32_t)(15 - 127) << 23) + 0xFFFFF;
-    bits += mant_odd;
-    r = (uint8_t)(bits >> 21);
-  }
+  uint8_t r = bits >= UINT32_C(143) << 23 ? (bits > UINT32_C(255) << 23 ? 0x7f : 0x7c)
+            : fp8_round(bits, 2, 15, UINT32_C(113) << 23, UINT32_C(134) << 23);
   return (uint8_t)(r | (sign >> 24));
 }
 

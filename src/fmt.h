@@ -2,13 +2,15 @@
 ** fmt.h: the C core of the non-pickle formats (safetensors, NumPy .npy,
 ** TorchSharp .dat). Parsers work on buffers or file descriptors and return
 ** 0 or -1 with a message in err (LT_MSG bytes); they never raise and never
-** include Lua. The binding is lfmt.c (and ljson.c for JSON).
+** include Lua. Their reads and writes go through rawio.h; the binding is
+** lfmt.c.
 */
 #ifndef LT_FMT_H
 #define LT_FMT_H
 
 #include <stdio.h>
 #include "lt.h"
+#include "rawio.h"    /* lt_wstream: the writers stream through rawio */
 
 #define LT_ST_MAX_HEADER 100000000u               /* safetensors header limit (reference) */
 #define LT_ST_MAX_META 16384u                     /* metadata entries */
@@ -35,8 +37,7 @@ typedef struct lt_st_header {
   char **meta_key, **meta_val;
 } lt_st_header;
 
-/* dtype <-> safetensors name ("F32"); -1 / NULL when there is none */
-int lt_st_dtype_from_name(const char *s);
+/* the safetensors name ("F32") of a dtype; NULL when there is none */
 const char *lt_st_dtype_name(lt_dtype dt);
 /*
 ** Parse and validate the JSON header (len bytes at json) of a file whose
@@ -49,18 +50,10 @@ void lt_st_free(lt_st_header *h);
 /*
 ** Write a safetensors file to fd as the reference writer does: tensors
 ** sorted by dtype (descending) then name, compact JSON, header padded with
-** spaces to a multiple of 8, then each tensor's bytes (strided views are
-** streamed through a bounded buffer). 0 ok, -1 with err.
+** spaces to a multiple of 8, then each tensor's bytes, tensor i written as
+** out[i] (out NULL: as they are), streamed through lt_write_tensor_as
+** (strided views gathered, casts made chunk by chunk). 0 ok, -1 with err.
 */
-int lt_st_write(int fd, size_t n, const char *const *names, const lt_tensor *const *ts,
-                size_t nmeta, const char *const *keys, const char *const *vals, char *err);
-/* lt_st_write with each tensor written as out[i] (out NULL: as they are),
-   cast chunk by chunk while writing (see lt_write_tensor_as) */
-typedef struct lt_wstream {
-  int release;                             /* drop consumed pages of mapped sources */
-  void (*progress)(void *ud, uint64_t n);  /* after each chunk of n bytes, or NULL */
-  void *ud;
-} lt_wstream;
 int lt_st_write_as(int fd, size_t n, const char *const *names, const lt_tensor *const *ts,
                    const lt_dtype *out, size_t nmeta, const char *const *keys,
                    const char *const *vals, const lt_wstream *ws, char *err);
@@ -114,29 +107,5 @@ int lt_ts_scan(int fd, uint64_t size, lt_ts_file *f, char *err);
 void lt_ts_free(lt_ts_file *f);
 /* LEB128 into out (at most 10 bytes); returns bytes written */
 size_t lt_leb128(uint64_t v, unsigned char *out);
-
-/* ---- helpers ---------------------------------------------------------------- */
-
-/* write all n bytes; 0 ok, -1 with err */
-int lt_write_full(int fd, const void *buf, size_t n, char *err);
-/* write the elements of t in row-major order (no staging copy of the whole
-   tensor: strided views go through a 1 MiB buffer) */
-int lt_write_tensor(int fd, const lt_tensor *t, char *err);
-/* write the elements of t in row-major order as dtype to (converted chunk by
-   chunk through a bounded buffer: no whole converted copy). ws may be NULL;
-   with ws->release, pages of a file-mapped source are dropped from the
-   process (madvise DONTNEED: re-read from the file if touched again) as they
-   are consumed: only for mapped tensors never written to in place */
-int lt_write_tensor_as(int fd, const lt_tensor *t, lt_dtype to, const lt_wstream *ws, char *err);
-/* drop the whole pages of [from, to) of the file-mapped storage s from the
-   process (nothing when s is not mapped); returns where the next range should
-   start (the page holding to, so no page is missed across calls) */
-const char *lt_drop_pages(const lt_storage *s, const char *from, const char *to);
-/* read exactly n bytes at off; 0 ok, -1 with err (short read names counts) */
-int lt_pread_full(int fd, void *buf, size_t n, uint64_t off, char *err);
-
-/* the binding hooks that live outside lfmt.c (declared without lua.h) */
-struct lua_State;
-void lt_open_json(struct lua_State *L, int mod);
 
 #endif

@@ -87,10 +87,11 @@ static fhandle *open_handle(lua_State *L, const char *path) {
   h->path = strdup(path);
   if (!h->path) fmt_error(L, "not enough memory");
   h->fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (h->fd < 0) fmt_error(L, "%s: %s", path, strerror(errno));
+  if (h->fd < 0) lt_file_error(L, path, NULL, "%s", lt_errno_text(errno));
   struct stat st;
-  if (fstat(h->fd, &st) != 0) fmt_error(L, "%s: %s", path, strerror(errno));
-  if (!S_ISREG(st.st_mode)) fmt_error(L, "%s: not a regular file", path);
+  if (fstat(h->fd, &st) != 0) lt_file_error(L, path, NULL, "%s", lt_errno_text(errno));
+  if (!S_ISREG(st.st_mode))
+    lt_file_error(L, path, NULL, "%s", S_ISDIR(st.st_mode) ? lt_errno_text(EISDIR) : "not a regular file");
   h->size = (uint64_t)st.st_size;
   return h;
 }
@@ -214,7 +215,7 @@ static int f_tensor(lua_State *L) {
     nbytes = full;
   }
   lt_push_storage(L, s, dt, nd, shape, NULL, 0);
-  if (!s->mapped && !s->deferred) lt_gc_account(L, (size_t)nbytes);
+  if (!s->mapped && !s->deferred) lt_gc_account(L);
   return 1;
 }
 
@@ -313,50 +314,34 @@ static size_t gather_lists(lua_State *L, int a, int b, const char ***names, cons
 typedef struct wopts {
   int cast;                /* target of floating tensors, or -1 */
   lt_wstream ws;
-  lua_State *L;
-  int fn;                  /* stack index of progress, or 0 */
-  int failed;              /* progress raised: its error is at errref */
-  int errref;
-  uint64_t done, total;
+  lt_progress pg;          /* opts.progress, run protected (lprogress.c) */
   char fill_err[LT_MSG];   /* a deferred source that could not be read (npz) */
 } wopts;
 
-/* progress runs protected: an error is kept and raised once the file is
-   closed, so no buffer of the writer leaks */
-static void wprog(void *ud, uint64_t n) {
-  wopts *w = ud;
-  w->done += n;
-  if (w->failed) return;
-  lua_pushvalue(w->L, w->fn);
-  lua_pushinteger(w->L, (lua_Integer)w->done);
-  lua_pushinteger(w->L, (lua_Integer)w->total);
-  if (lua_pcall(w->L, 2, 0, 0) != LUA_OK) {
-    w->failed = 1;
-    w->errref = luaL_ref(w->L, LUA_REGISTRYINDEX);
-  }
-}
-
+/* read the options at idx (none or nil: the defaults) into w; pushes the
+   progress callback's slots on the stack, where they stay */
 static void read_wopts(lua_State *L, int idx, wopts *w) {
   memset(w, 0, sizeof *w);
   w->cast = -1;
-  w->L = L;
-  if (lua_isnoneornil(L, idx)) return;
-  luaL_checktype(L, idx, LUA_TTABLE);
-  if (lua_getfield(L, idx, "dtype") != LUA_TNIL) {
-    const char *name = lua_tostring(L, -1);
-    w->cast = name ? lt_dtype_from_name(name) : -1;
-    if (w->cast < 0) fmt_error(L, "bad option 'dtype' (unknown dtype '%s')", name ? name : luaL_typename(L, -1));
-  }
-  lua_pop(L, 1);
-  lua_getfield(L, idx, "release");
-  w->ws.release = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  if (lua_getfield(L, idx, "progress") == LUA_TFUNCTION) {
-    w->fn = lua_gettop(L);   /* stays on the stack */
-    w->ws.progress = wprog;
-    w->ws.ud = w;
-  } else {
+  int fn = 0;
+  if (!lua_isnoneornil(L, idx)) {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    if (lua_getfield(L, idx, "dtype") != LUA_TNIL) {
+      const char *name = lua_tostring(L, -1);
+      w->cast = name ? lt_dtype_from_name(name) : -1;
+      if (w->cast < 0) fmt_error(L, "bad option 'dtype' (unknown dtype '%s')", name ? name : luaL_typename(L, -1));
+    }
     lua_pop(L, 1);
+    lua_getfield(L, idx, "release");
+    w->ws.release = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, idx, "progress") == LUA_TFUNCTION) fn = lua_gettop(L);   /* stays on the stack */
+    else lua_pop(L, 1);
+  }
+  lt_progress_init(L, &w->pg, fn, 0);
+  if (fn) {
+    w->ws.progress = lt_progress_step;
+    w->ws.ud = &w->pg;
   }
 }
 
@@ -366,22 +351,18 @@ static lt_dtype out_dtype(const wopts *w, const lt_tensor *t) {
   return t->dtype;
 }
 
-static void wopts_raise(wopts *w) {
-  if (!w->failed) return;
-  lua_rawgeti(w->L, LUA_REGISTRYINDEX, w->errref);
-  luaL_unref(w->L, LUA_REGISTRYINDEX, w->errref);
-  lua_error(w->L);
-}
-
 static int create_out(lua_State *L, const char *path) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fmt_error(L, "%s: %s", path, strerror(errno));
+  if (fd < 0) fmt_error(L, "cannot create: %s", strerror(errno));   /* the Lua side names the file saved */
   return fd;
 }
 
-/* close the written file; durability is the save's sync option (core._replace) */
-static int finish_out(lua_State *L, int fd, int rc, const char *err) {
+/* close the written file, then raise the progress callback's error (which
+   stopped the write) or the write's; durability is the save's sync option
+   (core._replace) */
+static int finish_out(lua_State *L, wopts *w, int fd, int rc, const char *err) {
   if (close(fd) != 0 && rc == 0) { rc = -1; err = strerror(errno); }
+  lt_progress_check(&w->pg);
   if (rc) return fmt_error(L, "%s", err);   /* the Lua side names the file */
   return 0;
 }
@@ -415,12 +396,11 @@ static int l_st_save(lua_State *L) {
     if (!lt_st_dtype_name(out[i]))
       return fmt_error(L, "tensor '%s': dtype %s cannot be stored in safetensors (.pt can)",
                         names[i], lt_dtypes[out[i]].name);
-    w.total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[out[i]].size;
+    w.pg.total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[out[i]].size;
   }
   int fd = create_out(L, path);
   int rc = lt_st_write_as(fd, n, names, ts, out, nm, keys, vals, &w.ws, err);
-  finish_out(L, fd, rc, err);
-  wopts_raise(&w);
+  finish_out(L, &w, fd, rc, err);
   return 0;
 }
 
@@ -466,13 +446,12 @@ static int l_npy_save(lua_State *L) {
   if (!lt_npy_descr(dt))
     return fmt_error(L, "dtype %s cannot be stored in .npy (.pt or safetensors can)", lt_dtypes[dt].name);
   if (t->storage->device != LT_CPU) return fmt_error(L, "the tensor is on the GPU: move it to the CPU first");
-  w.total = (uint64_t)lt_numel(t) * lt_dtypes[dt].size;
+  w.pg.total = (uint64_t)lt_numel(t) * lt_dtypes[dt].size;
   size_t hn = lt_npy_format_header(hdr, sizeof hdr, dt, t->ndim, t->shape);
   int fd = create_out(L, path);
   int rc = lt_write_full(fd, hdr, hn, err);
   if (!rc) rc = lt_write_tensor_as(fd, t, dt, &w.ws, err);
-  finish_out(L, fd, rc, err);
-  wopts_raise(&w);
+  finish_out(L, &w, fd, rc, err);
   return 0;
 }
 
@@ -589,11 +568,11 @@ static int l_release(lua_State *L) {
 
 /* One .npz member as a libzip source that produces its bytes when libzip
    writes the archive (in zip_close): the .npy header, then the tensor's
-   elements gathered and converted chunk by chunk into a bounded buffer (one
-   pair of buffers for the whole archive: libzip writes members one after
-   another). So no member is held in memory whole. The tensor is anchored by
-   the Lua list during the call. */
-#define NPZ_BUF ((size_t)1 << 20)
+   elements through rawio's cast stream (lt_cast: gathered and converted
+   chunk by chunk into one pair of bounded buffers for the whole archive,
+   as libzip writes members one after another). So no member is held in
+   memory whole. The tensor is anchored by the Lua list during the call. */
+#define NPZ_BUF LT_STREAM_CHUNK
 #define NPZ_DOSTIME 0                        /* 00:00:00 */
 #define NPZ_DOSDATE ((0 << 9) | (1 << 5) | 1)  /* 1980-01-01 */
 typedef struct npzsrc {
@@ -604,45 +583,20 @@ typedef struct npzsrc {
   size_t hn;
   uint64_t total;          /* header + data bytes */
   size_t hpos;             /* header bytes produced */
-  int64_t el;              /* elements produced into buf */
-  char *buf, *gbuf;        /* converted chunk; gathered source (strided):
-                              NPZ_BUF bytes each, shared by the members */
+  char *bufs;              /* 2 * NPZ_BUF bytes, shared by the members */
+  lt_cast cast;            /* the elements, from ZIP_SOURCE_OPEN on */
+  const char *chunk;       /* the cast stream's current chunk */
   size_t blen, bpos;
-  const char *dropped;
-  lt_iter it;
   zip_error_t error;
 } npzsrc;
-
-/* the next chunk of converted elements into s->buf */
-static void npz_refill(npzsrc *s) {
-  const lt_tensor *t = s->t;
-  size_t sz = lt_dtypes[t->dtype].size, osz = lt_dtypes[s->to].size;
-  size_t m = NPZ_BUF / (sz > osz ? sz : osz);
-  int contig = lt_is_contiguous(t);
-  int64_t numel = lt_numel(t);
-  size_t k = (size_t)(numel - s->el) > m ? m : (size_t)(numel - s->el);
-  const char *from;
-  if (contig) from = (const char *)lt_data(t) + (size_t)s->el * sz;
-  else {
-    for (size_t j = 0; j < k; j++) memcpy(s->gbuf + j * sz, lt_iter_next(&s->it), sz);
-    from = s->gbuf;
-  }
-  lt_convert(s->to, s->buf, t->dtype, from, k);
-  s->el += (int64_t)k;
-  if (contig && s->w->ws.release)
-    s->dropped = lt_drop_pages(t->storage, s->dropped, (const char *)lt_data(t) + (size_t)s->el * sz);
-  s->blen = k * osz;
-  s->bpos = 0;
-}
 
 static zip_int64_t npz_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd_t cmd) {
   npzsrc *s = ud;
   switch (cmd) {
     case ZIP_SOURCE_OPEN:
       if (lt_storage_fill(s->t->storage, s->w->fill_err)) { zip_error_set(&s->error, ZIP_ER_READ, 0); return -1; }
-      s->hpos = 0; s->el = 0; s->blen = s->bpos = 0;
-      s->dropped = lt_is_contiguous(s->t) ? lt_data(s->t) : NULL;
-      if (!lt_is_contiguous(s->t)) lt_iter_init(&s->it, s->t);
+      s->hpos = 0; s->blen = s->bpos = 0;
+      lt_cast_init(&s->cast, s->t, s->to, s->w->ws.release, s->bufs, NPZ_BUF, NULL);   /* given buffers: cannot fail */
       return 0;
     case ZIP_SOURCE_READ: {
       char *out = data;
@@ -655,17 +609,21 @@ static zip_int64_t npz_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd
           continue;
         }
         if (s->bpos == s->blen) {
-          if (s->el == lt_numel(s->t)) break;
-          npz_refill(s);
+          s->bpos = 0;
+          if (!(s->blen = lt_cast_next(&s->cast, &s->chunk))) break;
         }
         size_t k = s->blen - s->bpos < len - got ? s->blen - s->bpos : (size_t)(len - got);
-        memcpy(out + got, s->buf + s->bpos, k);
+        memcpy(out + got, s->chunk + s->bpos, k);
         s->bpos += k; got += k;
-        if (s->w->ws.progress) s->w->ws.progress(s->w, k);
+        if (s->w->ws.progress && s->w->ws.progress(s->w->ws.ud, k)) {   /* it raised: stop the write */
+          zip_error_set(&s->error, ZIP_ER_CANCELLED, 0);
+          return -1;
+        }
       }
       return (zip_int64_t)got;
     }
     case ZIP_SOURCE_CLOSE:
+      lt_cast_free(&s->cast);
       if (s->w->ws.release) lt_storage_evict(s->t->storage);
       return 0;
     case ZIP_SOURCE_STAT: {
@@ -704,48 +662,46 @@ static int l_npz_save(lua_State *L) {
     if (!lt_npy_descr(dt))
       return fmt_error(L, "tensor '%s': dtype %s cannot be stored in .npz (.pt or safetensors can)",
                         names[i], lt_dtypes[dt].name);
-    w->total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[dt].size;
+    w->pg.total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[dt].size;
   }
   char *bufs = lua_newuserdatauv(L, 2 * NPZ_BUF, 0);   /* the members' chunk buffers */
   zbox *z = newzbox(L);
   int zerr = 0;
   z->za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
-  if (!z->za) return fmt_error(L, "%s: cannot create the archive (libzip error %d)", path, zerr);
+  if (!z->za) return fmt_error(L, "cannot create the archive (libzip error %d)", zerr);
   for (size_t i = 0; i < n; i++) {
     const lt_tensor *t = ts[i];
     npzsrc *s = calloc(1, sizeof *s);
     if (!s) return fmt_error(L, "not enough memory");
     s->t = t;
-    s->buf = bufs;
-    s->gbuf = bufs + NPZ_BUF;
+    s->bufs = bufs;
     s->to = out_dtype(w, t);
     s->w = w;
     s->hn = lt_npy_format_header(s->hdr, sizeof s->hdr, s->to, t->ndim, t->shape);
     s->total = s->hn + (uint64_t)lt_numel(t) * lt_dtypes[s->to].size;
     zip_error_init(&s->error);
     zip_source_t *src = zip_source_function(z->za, npz_cb, s);
-    if (!src) { zip_error_fini(&s->error); free(s); return fmt_error(L, "%s: %s", path, zip_strerror(z->za)); }
+    if (!src) { zip_error_fini(&s->error); free(s); return fmt_error(L, "%s", zip_strerror(z->za)); }
     lua_pushfstring(L, "%s.npy", names[i]);
     zip_int64_t idx = zip_file_add(z->za, lua_tostring(L, -1), src, ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE);
     lua_pop(L, 1);
     if (idx < 0) {
       zip_source_free(src);
-      return fmt_error(L, "%s: entry '%s': %s", path, names[i], zip_strerror(z->za));
+      return fmt_error(L, "entry '%s': %s", names[i], zip_strerror(z->za));
     }
     zip_set_file_compression(z->za, (zip_uint64_t)idx, compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
     /* a fixed modification time, 1980-01-01 00:00:00 (the earliest DOS date,
        as np.savez writes): libzip would stamp each member with the time of
        the save, and saving one value twice must give the same bytes */
     if (zip_file_set_dostime(z->za, (zip_uint64_t)idx, NPZ_DOSTIME, NPZ_DOSDATE, 0) != 0)
-      return fmt_error(L, "%s: entry '%s': %s", path, names[i], zip_strerror(z->za));
+      return fmt_error(L, "entry '%s': %s", names[i], zip_strerror(z->za));
   }
   if (zip_close(z->za) != 0) {
-    wopts_raise(w);
+    lt_progress_check(&w->pg);   /* it stopped the write */
     if (w->fill_err[0]) return fmt_error(L, "%s", w->fill_err);
     return fmt_error(L, "%s", zip_strerror(z->za));
   }
   z->za = NULL;
-  wopts_raise(w);
   return 0;
 }
 
@@ -789,7 +745,7 @@ static int l_ts_save(lua_State *L) {
     if (lt_ts_code(dt) < 0)
       return fmt_error(L, "tensor '%s': dtype %s cannot be stored in TorchSharp .dat (.pt can)",
                         names[i], lt_dtypes[dt].name);
-    w.total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[dt].size;
+    w.pg.total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[dt].size;
   }
   char err[LT_MSG];
   unsigned char hb[16 + 11 * (LT_MAX_DIMS + 2)];
@@ -810,8 +766,7 @@ static int l_ts_save(lua_State *L) {
     rc = lt_write_full(fd, hb, k, err);
     if (!rc) rc = lt_write_tensor_as(fd, t, dt, &w.ws, err);
   }
-  finish_out(L, fd, rc, err);
-  wopts_raise(&w);
+  finish_out(L, &w, fd, rc, err);
   return 0;
 }
 
@@ -830,8 +785,8 @@ static const luaL_Reg funcs[] = {
   {NULL, NULL}
 };
 
-void lt_open_fmt(lua_State *L, int mod, int methods) {
-  (void)methods;
+/* the metatable of the file handles of _fopen */
+static void open_file_meta(lua_State *L) {
   if (luaL_newmetatable(L, FILE_MT)) {
     luaL_newlib(L, file_methods);
     lua_setfield(L, -2, "__index");
@@ -841,8 +796,6 @@ void lt_open_fmt(lua_State *L, int mod, int methods) {
     lua_setfield(L, -2, "__close");
   }
   lua_pop(L, 1);
-  lua_pushvalue(L, mod);
-  luaL_setfuncs(L, funcs, 0);
-  lua_pop(L, 1);
-  lt_open_json(L, mod);
 }
+
+const lt_binding lt_fmt_binding = {funcs, NULL, NULL, NULL, open_file_meta};

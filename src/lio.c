@@ -1,11 +1,14 @@
 /*
-** lio.c: registers the file-format bindings (lpt.c: PyTorch zip, legacy and
-** pickle; lfmt.c: safetensors, NumPy, TorchSharp), and the last step of
-** every save: putting the finished temporary file in place.
+** lio.c: what the file-format bindings (lpt.c: PyTorch zip, legacy and
+** pickle; lfmt.c: safetensors, NumPy, TorchSharp) share: their file errors
+** (lt_file_error), reading the first bytes of a file for format detection,
+** and the last step of every save: putting the finished temporary file in
+** place.
 */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,6 +16,64 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include "lt_lua.h"
+
+/* ---- file errors ------------------------------------------------------------ */
+
+int lt_file_error(lua_State *L, const char *path, const char *entry, const char *fmt, ...) {
+  char msg[LT_MSG];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (entry) lua_pushfstring(L, "%s: entry '%s': %s", path, entry, msg);
+  else lua_pushfstring(L, "%s: %s", path, msg);
+  return lua_error(L);
+}
+
+const char *lt_errno_text(int e) {
+  switch (e) {
+    case ENOENT: return "no such file";
+    case EISDIR: return "is a directory";
+    case EACCES: return "permission denied";
+    case ENOTDIR: return "not a directory";
+    default: return strerror(e);
+  }
+}
+
+/* core._head(path, n) -> the first n bytes (fewer in a shorter file), the
+   file's size. Raises "path: no such file", "path: is a directory", ...
+   (lt_file_error): the first read of every load, so these messages are the
+   same whatever the format and whoever loads (torch.load, the CLI, a C host
+   through ltorch_load) */
+static int l_head(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer n = luaL_optinteger(L, 2, 64);
+  luaL_argcheck(L, n >= 0 && n <= 4096, 2, "byte count out of range (0 to 4096)");
+  char buf[4096];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return lt_file_error(L, path, NULL, "%s", lt_errno_text(errno));
+  struct stat sb;
+  int e = 0;
+  ssize_t got = 0;
+  if (fstat(fd, &sb)) e = errno;
+  else if (S_ISDIR(sb.st_mode)) e = EISDIR;
+  else {
+    while (got < n) {
+      ssize_t r = read(fd, buf + got, (size_t)(n - got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) { e = errno; break; }
+      if (r == 0) break;
+      got += r;
+    }
+  }
+  close(fd);
+  if (e) return lt_file_error(L, path, NULL, "%s", lt_errno_text(e));
+  lua_pushlstring(L, buf, (size_t)got);
+  lua_pushinteger(L, (lua_Integer)sb.st_size);
+  return 2;
+}
+
+/* ---- replacing a file ---------------------------------------------------------- */
 
 static void *closer(void *ud) {
   close((int)(intptr_t)ud);
@@ -93,9 +154,9 @@ fail:
   return 2;
 }
 
-void lt_open_io(lua_State *L, int mod, int methods) {
-  lt_open_pt(L, mod, methods);
-  lt_open_fmt(L, mod, methods);
-  lua_pushcfunction(L, l_replace);
-  lua_setfield(L, mod, "_replace");
-}
+static const luaL_Reg funcs[] = {
+  {"_head", l_head}, {"_replace", l_replace},
+  {NULL, NULL}
+};
+
+const lt_binding lt_io_binding = {funcs, NULL, NULL, NULL, NULL};

@@ -766,41 +766,30 @@ static void pool_geometry(lua_State *L, lt_tensor *x, lt_pool *p, const char *na
                shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p->kh, (int)p->kw);
 }
 
-/* max_pool2d(x, kernel, stride, padding, dilation, ceil_mode) */
-static int l_max_pool2d(lua_State *L) {
+/* max_pool2d(x, kernel, stride, padding, dilation, ceil_mode) and
+   avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad): a
+   stride of nil or {} is the kernel's */
+static int pool2d(lua_State *L, int kind, const char *name) {
   lt_tensor *x = checkt(L, 1);
   lt_pool p;
-  int64_t k[2], s[2], pd[2], dl[2];
-  pool_input(L, x, "max_pool2d", &p);
-  pair(L, 2, 1, 1, "max_pool2d", "kernel size", k);
+  int64_t k[2], s[2], pd[2], dl[2] = {1, 1};
+  int max = kind == LT_POOL_MAX;
+  pool_input(L, x, name, &p);
+  pair(L, 2, 1, 1, name, "kernel size", k);
   if (lua_isnoneornil(L, 3) || (lua_istable(L, 3) && luaL_len(L, 3) == 0)) { s[0] = k[0]; s[1] = k[1]; }
-  else pair(L, 3, 1, 1, "max_pool2d", "stride", s);
-  pair(L, 4, 0, 0, "max_pool2d", "padding", pd);
-  pair(L, 5, 1, 1, "max_pool2d", "dilation", dl);
+  else pair(L, 3, 1, 1, name, "stride", s);
+  pair(L, 4, 0, 0, name, "padding", pd);
+  if (max) pair(L, 5, 1, 1, name, "dilation", dl);
   p.kh = k[0]; p.kw = k[1]; p.sh = s[0]; p.sw = s[1]; p.ph = pd[0]; p.pw = pd[1];
-  p.dh = dl[0]; p.dw = dl[1]; p.count_include_pad = 1;
-  pool_geometry(L, x, &p, "max_pool2d", lua_toboolean(L, 6));
-  pool_run(L, x, &p, LT_POOL_MAX);
+  p.dh = dl[0]; p.dw = dl[1];
+  p.count_include_pad = max || lua_isnoneornil(L, 6) || lua_toboolean(L, 6);
+  pool_geometry(L, x, &p, name, lua_toboolean(L, max ? 6 : 5));
+  pool_run(L, x, &p, kind);
   return 1;
 }
 
-/* avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad) */
-static int l_avg_pool2d(lua_State *L) {
-  lt_tensor *x = checkt(L, 1);
-  lt_pool p;
-  int64_t k[2], s[2], pd[2];
-  pool_input(L, x, "avg_pool2d", &p);
-  pair(L, 2, 1, 1, "avg_pool2d", "kernel size", k);
-  if (lua_isnoneornil(L, 3) || (lua_istable(L, 3) && luaL_len(L, 3) == 0)) { s[0] = k[0]; s[1] = k[1]; }
-  else pair(L, 3, 1, 1, "avg_pool2d", "stride", s);
-  pair(L, 4, 0, 0, "avg_pool2d", "padding", pd);
-  p.kh = k[0]; p.kw = k[1]; p.sh = s[0]; p.sw = s[1]; p.ph = pd[0]; p.pw = pd[1];
-  p.dh = p.dw = 1;
-  p.count_include_pad = lua_isnoneornil(L, 6) ? 1 : lua_toboolean(L, 6);
-  pool_geometry(L, x, &p, "avg_pool2d", lua_toboolean(L, 5));
-  pool_run(L, x, &p, LT_POOL_AVG);
-  return 1;
-}
+static int l_max_pool2d(lua_State *L) { return pool2d(L, LT_POOL_MAX, "max_pool2d"); }
+static int l_avg_pool2d(lua_State *L) { return pool2d(L, LT_POOL_AVG, "avg_pool2d"); }
 
 static int l_adaptive_avg_pool2d(lua_State *L) {
   lt_tensor *x = checkt(L, 1);
@@ -1035,18 +1024,4 @@ static const luaL_Reg metamethods[] = {
   {NULL, NULL}
 };
 
-void lt_open_ops(lua_State *L, int mod, int methods) {
-  for (const luaL_Reg *r = both; r->name; r++) {
-    lua_pushcfunction(L, r->func);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, mod, r->name);
-    lua_setfield(L, methods, r->name);
-  }
-  for (const luaL_Reg *r = funcs; r->name; r++) {
-    lua_pushcfunction(L, r->func);
-    lua_setfield(L, mod, r->name);
-  }
-  luaL_getmetatable(L, LT_TENSOR_MT);
-  luaL_setfuncs(L, metamethods, 0);
-  lua_pop(L, 1);
-}
+const lt_binding lt_ops_binding = {funcs, NULL, both, metamethods, NULL};

@@ -3,20 +3,42 @@
 **
 **   core._pt_load(path, opts) -> value, extras
 **     opts: null (the value for None), odict_from (function(keys, data)),
-**     mmap, unknown ("inert"), select (function(key) -> new key or nil, for
-**     the top-level dict), progress (function(done, total)), verify (check
-**     the crc32 of stored records). extras: {name = bytes} of the archive's
-**     ".ltorch/" records, or nil.
+**     mmap, unknown ("error" or "inert"), select (function(key) -> new key
+**     or nil, for the top-level dict), progress (function(done, total)),
+**     verify (check the crc32 of stored records). extras: {name = bytes}
+**     of the archive's ".ltorch/" records, or nil.
 **   core._pt_save(obj, path, folder, opts) -> nil
-**     opts: null, odict_is, ordered_keys (function(t) -> list of t's keys
-**     in the order they are written: odict.ordered_keys), progress, extra
-**     ({name = bytes}). Every dict (and the extra records) is written in
-**     ordered_keys' order, never next()'s, so that saving one value twice
-**     gives the same bytes (docs/pt-format.md, "Key order").
+**     opts: null, odict_is (function(t) -> is t an ordered dict),
+**     ordered_keys (function(t) -> list of t's keys in the order they are
+**     written: odict.ordered_keys), cast (a dtype name: floating storages
+**     are written as it, cast chunk by chunk), release (drop the pages of
+**     file-mapped storages once written, free deferred ones), progress
+**     (function(done, total)), extra ({name = bytes}, written as the
+**     records "<folder>/.ltorch/NAME"). Every dict (and the extra records)
+**     is written in ordered_keys' order, never next()'s, so that saving one
+**     value twice gives the same bytes (docs/pt-format.md, "Key order").
+**   core._pickle_loads(bytes, opts), core._pt_utf8(s), core._pt_crc32(s
+**     [, crc]): the pickle reader, UTF-8 check and crc32, for tests.
 **
-** Every resource (file descriptor, zip directory, pickle arena, mapping,
-** write buffers) lives in a userdata box whose __gc frees it, so an error
-** raised anywhere (a bad file, a progress callback) leaks nothing.
+** Layout (what the loader relies on):
+**   1. zip (torch.save since 1.6; ptzip.c): every record in one folder,
+**      "<folder>/version" (or ".data/version": text "1".."10"),
+**      "<folder>/byteorder" ("little" or "big"; absent: little),
+**      "<folder>/data.pkl" (the pickle; storages by persistent id
+**      ('storage', type, key, location, numel)), "<folder>/data/<key>" per
+**      storage (stored, 64-byte aligned by the writer), and ltorch's own
+**      "<folder>/.ltorch/NAME" records; "constants.pkl" means TorchScript
+**   2. legacy (torch.save before 1.6): the magic pickle (the number
+**      0x1950a86a20f9469cfc6c), then the pickles of the protocol version
+**      (1001), sys_info and the value, then the list of storage keys, then
+**      per key in that order an int64 LE numel and its bytes,
+**      little-endian whatever the writer
+**
+** Progress runs protected (lprogress.c): an error in the callback stops the
+** load or save and is raised once, unchanged. Every resource (file
+** descriptor, zip directory, pickle arena, mapping, write buffers) lives in
+** a userdata box whose __gc frees it, so an error raised anywhere (a bad
+** file, a callback) leaks nothing.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +50,6 @@
 #include "lt_lua.h"
 #include "pickle.h"
 #include "ptzip.h"
-#include "fmt.h"      /* lt_drop_pages, for saves */
 
 #define MAX_PKL ((uint64_t)1 << 31)     /* data.pkl larger than this is refused */
 #define MAX_EXTRA ((uint64_t)1 << 28)   /* an .ltorch/ record */
@@ -83,7 +104,7 @@ static int raise(lua_State *L, const char *fmt, ...) {
   return lua_error(L);
 }
 
-/* raise "path: message" */
+/* raise "path: message" (lt_file_error) */
 static int fail(lua_State *L, ldctx *c, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(lua_State *L, ldctx *c, const char *fmt, ...) {
   char msg[LT_MSG];
@@ -91,37 +112,13 @@ static int fail(lua_State *L, ldctx *c, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  return raise(L, "%s: %s", c->path, msg);
-}
-
-/* progress: a Lua function at index fn, or 0 */
-typedef struct prog { lua_State *L; int fn; uint64_t done, total, base; } prog;
-
-static void prog_step(void *ud, uint64_t n) {
-  prog *p = ud;
-  p->done += n;
-  if (!p->fn) return;
-  lua_pushvalue(p->L, p->fn);
-  lua_pushinteger(p->L, (lua_Integer)p->done);
-  lua_pushinteger(p->L, (lua_Integer)p->total);
-  lua_call(p->L, 2, 0);
+  return lt_file_error(L, c->path, NULL, "%s", msg);
 }
 
 /* bits of pk_obj.mark while loading */
 #define MK_SEEN 1        /* reached by mark_needed */
 #define MK_SHARED 2      /* reached twice: converted once, through the cache */
 #define MK_BUILDING 4    /* a dict being converted */
-
-/* lt_read_jobs' progress: done bytes of the jobs after base; the callback
-   runs protected, and its error stays on the stack to be raised once every
-   reader thread has stopped */
-static int jobs_progress(void *ud, uint64_t done) {
-  prog *p = ud;
-  lua_pushvalue(p->L, p->fn);
-  lua_pushinteger(p->L, (lua_Integer)(p->base + done));
-  lua_pushinteger(p->L, (lua_Integer)p->total);
-  return lua_pcall(p->L, 2, 0, 0) != LUA_OK;
-}
 
 /* mark the storages reachable from o as needed, and the nodes reachable more
    than once as shared */
@@ -172,7 +169,7 @@ static void push_obj(conv *v, pk_obj *o, int depth);
 static void push_tensor(conv *v, pk_obj *o) {
   pk_tensor *t = o->t;
   lt_storage *s = t->storage->st->data;
-  if (!s) raise(v->L, "%s: storage '%s' was not loaded", v->c->path, t->storage->st->key);
+  if (!s) lt_file_error(v->L, v->c->path, NULL, "storage '%s' was not loaded", t->storage->st->key);
   lt_storage_retain(s);
   lt_tensor *u = lt_push_storage(v->L, s, (lt_dtype)t->dtype, t->ndim, t->dims, t->dims + t->ndim, t->offset);
   u->requires_grad = t->requires_grad;
@@ -193,9 +190,9 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
       lua_call(L, 1, 1);
       if (lua_isnil(L, -1) || (lua_isboolean(L, -1) && !lua_toboolean(L, -1))) { lua_pop(L, 1); continue; }
     }
-    if (lua_isnil(L, -1)) raise(L, "%s: dict key converts to nil", v->c->path);
+    if (lua_isnil(L, -1)) lt_file_error(L, v->c->path, NULL, "dict key converts to nil");
     if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
-      raise(L, "%s: dict key is NaN", v->c->path);
+      lt_file_error(L, v->c->path, NULL, "dict key is NaN");
     lua_pushvalue(L, -1);
     if (lua_rawget(L, data) == LUA_TNIL) {       /* a repeated key keeps its first position */
       lua_pushvalue(L, -2);
@@ -222,7 +219,7 @@ static void push_list(conv *v, pk_obj *o, int depth) {
 
 static void push_obj(conv *v, pk_obj *o, int depth) {
   lua_State *L = v->L;
-  if (depth > PK_MAX_DEPTH) raise(L, "%s: nesting exceeds the limit of %d", v->c->path, PK_MAX_DEPTH);
+  if (depth > PK_MAX_DEPTH) lt_file_error(L, v->c->path, NULL, "nesting exceeds the limit of %d", PK_MAX_DEPTH);
   luaL_checkstack(L, 8, "nesting");
   switch (o->kind) {
     case PK_NONE: lua_pushvalue(L, v->null); return;
@@ -236,7 +233,7 @@ static void push_obj(conv *v, pk_obj *o, int depth) {
       lua_pushnumber(L, o->f); lua_rawseti(L, -2, 1);
       lua_pushnumber(L, o->f2); lua_rawseti(L, -2, 2);
       return;
-    case PK_MARK: luaL_error(L, "%s: a mark leaked into the value", v->c->path); return;
+    case PK_MARK: lt_file_error(L, v->c->path, NULL, "a mark leaked into the value"); return;
     default: break;
   }
   /* shared nodes: the same Lua value each time */
@@ -251,7 +248,7 @@ static void push_obj(conv *v, pk_obj *o, int depth) {
     case PK_DICT: case PK_ODICT:
       /* an odict is made from its finished contents, so a dict inside itself
          cannot be built; lists and inert objects can */
-      if (o->mark & MK_BUILDING) raise(L, "%s: a dict that contains itself is not supported", v->c->path);
+      if (o->mark & MK_BUILDING) lt_file_error(L, v->c->path, NULL, "a dict that contains itself is not supported");
       o->mark |= MK_BUILDING;
       push_dict(v, o, depth, depth == 0);
       o->mark &= (uint8_t)~MK_BUILDING;
@@ -266,7 +263,7 @@ static void push_obj(conv *v, pk_obj *o, int depth) {
       uint64_t off = 0;
       while (r->st->root) { off += r->st->view_off; r = r->st->root; }
       lt_storage *s = r->st->data;
-      if (!s) raise(L, "%s: storage '%s' was not loaded", v->c->path, r->st->key);
+      if (!s) lt_file_error(L, v->c->path, NULL, "storage '%s' was not loaded", r->st->key);
       size_t isz = lt_dtypes[o->st->dtype].size;
       int64_t shape = (int64_t)(o->st->nbytes / isz);
       lt_storage_retain(s);
@@ -290,7 +287,7 @@ static void push_obj(conv *v, pk_obj *o, int depth) {
         lua_setfield(L, -2, "items");
       }
       return;
-    default: luaL_error(L, "%s: unexpected node", v->c->path);
+    default: lt_file_error(L, v->c->path, NULL, "unexpected node");
   }
   if (shared) { lua_pushlightuserdata(L, o); lua_pushvalue(L, -2); lua_rawset(L, v->cache); }
 }
@@ -343,10 +340,347 @@ static const pz_entry *find_rec(ldctx *c, const char *prefix, const char *name) 
   return pz_find(&c->z, full);
 }
 
+/* ---- loading: the steps of core._pt_load --------------------------------------- */
+
+/* What a load was asked for and what its steps found. The resources are in
+   the ldctx box c; this lives on the C stack of l_pt_load. */
+typedef struct loader {
+  lua_State *L;
+  ldctx *c;
+  int null, odict, select, progress;  /* stack indices of the options (0: absent) */
+  int use_mmap, verify, inert;
+  lt_progress pg;
+  uint64_t fsize;
+  const unsigned char *head;          /* the whole file, mapped */
+  int legacy, big_endian;
+  const char *prefix;                 /* the archive's folder ("<folder>/data.pkl") */
+  char prefix_buf[PZ_MAX_NAME + 1];
+  int extras;                         /* stack index of the .ltorch/ records; 0: none */
+  needed *need;                       /* the storages to read, in file order */
+  size_t nneed;
+} loader;
+
+/* 1. the options; pushes their values (and the progress slot) on the stack */
+static void read_load_opts(loader *ld, int opts) {
+  lua_State *L = ld->L;
+  ld->null = opt_field(L, opts, "null", LUA_TNONE);
+  ld->odict = opt_field(L, opts, "odict_from", LUA_TFUNCTION);
+  ld->select = opt_field(L, opts, "select", LUA_TFUNCTION);
+  ld->progress = opt_field(L, opts, "progress", LUA_TFUNCTION);
+  lua_getfield(L, opts, "mmap"); ld->use_mmap = lua_toboolean(L, -1); lua_pop(L, 1);
+  lua_getfield(L, opts, "verify"); ld->verify = lua_toboolean(L, -1); lua_pop(L, 1);
+  lua_getfield(L, opts, "unknown");
+  const char *unk = lua_tostring(L, -1);
+  if (unk && !strcmp(unk, "inert")) ld->inert = 1;
+  else if (unk && strcmp(unk, "error")) luaL_error(L, "bad option 'unknown' (\"error\" or \"inert\" expected, got \"%s\")", unk);
+  lua_pop(L, 1);
+  if (!ld->null || !ld->odict) luaL_error(L, "_pt_load: options 'null' and 'odict_from' are required");
+  lt_progress_init(L, &ld->pg, ld->progress, 0);
+}
+
+/* 2. open the file and map it whole: zip headers, the pickle and small
+   records are read in place; mmap loads point tensors into it */
+static void open_file(loader *ld) {
+  lua_State *L = ld->L;
+  ldctx *c = ld->c;
+  c->fd = open(c->path, O_RDONLY | O_CLOEXEC);
+  if (c->fd < 0) fail(L, c, "%s", lt_errno_text(errno));
+  struct stat sb;
+  if (fstat(c->fd, &sb)) fail(L, c, "%s", lt_errno_text(errno));
+  if (!S_ISREG(sb.st_mode)) fail(L, c, "%s", S_ISDIR(sb.st_mode) ? lt_errno_text(EISDIR) : "not a regular file");
+  ld->fsize = (uint64_t)sb.st_size;
+  if (ld->fsize == 0) fail(L, c, "empty file");
+  char err[LT_MSG];
+  c->map = lt_map_file(c->fd, (size_t)ld->fsize, err);
+  if (!c->map) fail(L, c, "%s", err);
+  ld->head = c->map->base;
+  c->arena = pk_arena_new();
+  if (!c->arena) fail(L, c, "out of memory");
+}
+
+/* the archive's version record: 1 to 10 */
+static void check_version(loader *ld) {
+  lua_State *L = ld->L;
+  ldctx *c = ld->c;
+  const pz_entry *ve = find_rec(c, ld->prefix, ".data/version");
+  if (!ve) ve = find_rec(c, ld->prefix, "version");
+  if (!ve) fail(L, c, "missing record '%s/version'", ld->prefix);
+  push_record(L, c, ve, 64);
+  char vs[65];
+  snprintf(vs, sizeof vs, "%s", lua_tostring(L, -1));
+  for (size_t k = strlen(vs); k > 0 && (vs[k - 1] == '\n' || vs[k - 1] == '\r'); k--) vs[k - 1] = 0;
+  char *end;
+  long ver = strtol(vs, &end, 10);
+  while (*end == '\n' || *end == '\r' || *end == ' ') end++;
+  if (end == vs || *end || ver < 1 || ver > 10)
+    fail(L, c, "entry '%s': unsupported version '%s' (ltorch reads versions 1 to 10)", ve->name, vs);
+  lua_pop(L, 1);
+}
+
+/* 3a. a zip archive: its folder, version and byte order, data.pkl run, and
+   the ".ltorch/" records into a table (ld->extras) */
+static void open_archive(loader *ld) {
+  lua_State *L = ld->L;
+  ldctx *c = ld->c;
+  char err[LT_MSG];
+  if (pz_open(&c->z, c->fd, ld->fsize, c->map->base, err)) fail(L, c, "%s", err);
+  c->zopen = 1;
+  if (c->z.n == 0) fail(L, c, "empty zip archive");
+  const char *first = c->z.entries[0].name, *slash = strchr(first, '/');
+  if (!slash) fail(L, c, "entry '%s' is not in a folder (expected '<folder>/data.pkl')", first);
+  memcpy(ld->prefix_buf, first, (size_t)(slash - first));
+  ld->prefix_buf[slash - first] = 0;
+  ld->prefix = ld->prefix_buf;
+  if (find_rec(c, ld->prefix, "constants.pkl"))
+    fail(L, c, "a TorchScript archive (constants.pkl), not a torch.save file; ltorch cannot run TorchScript");
+  check_version(ld);
+  const pz_entry *bo = find_rec(c, ld->prefix, "byteorder");
+  if (bo) {
+    push_record(L, c, bo, 64);
+    const char *b = lua_tostring(L, -1);
+    if (!strcmp(b, "big")) ld->big_endian = 1;
+    else if (strcmp(b, "little")) fail(L, c, "entry '%s': expected 'little' or 'big', found '%s'", bo->name, b);
+    lua_pop(L, 1);
+  }
+  const pz_entry *pe = find_rec(c, ld->prefix, "data.pkl");
+  if (!pe) fail(L, c, "missing record '%s/data.pkl'", ld->prefix);
+  if (pe->usize > MAX_PKL) fail(L, c, "entry '%s' of %llu bytes exceeds the limit", pe->name, (unsigned long long)pe->usize);
+  const unsigned char *pkl;
+  if (pe->method == 0) {
+    pkl = (const unsigned char *)c->map->base + pe->data_off;
+    uint32_t crc = lt_crc32(0, pkl, (size_t)pe->usize);
+    if (pe->crc != 0 && crc != pe->crc)
+      fail(L, c, "entry '%s': crc32 mismatch (expected %08x, found %08x)", pe->name, pe->crc, (unsigned)crc);
+  } else {
+    c->pkl_size = (size_t)pe->usize;
+    c->pkl = lt_alloc_bytes(c->pkl_size, 0);
+    if (!c->pkl) fail(L, c, "out of memory");
+    if (pz_read(&c->z, pe, c->pkl, 1, NULL, NULL, err)) fail(L, c, "%s", err);
+    pkl = c->pkl;
+  }
+  if (pk_load(c->arena, pkl, (size_t)pe->usize, &c->res, err)) {
+    if (c->res.nunknown && !ld->inert) unknown_error(L, c);
+    fail(L, c, "entry '%s': %s", pe->name, err);
+  }
+  char lp[PZ_MAX_NAME + 16];
+  snprintf(lp, sizeof lp, "%s/.ltorch/", ld->prefix);
+  size_t lpl = strlen(lp);
+  for (size_t i = 0; i < c->z.n; i++) {
+    const pz_entry *e = &c->z.entries[i];
+    if (e->name_len > lpl && !strncmp(e->name, lp, lpl)) {
+      if (!ld->extras) { lua_newtable(L); ld->extras = lua_gettop(L); }
+      push_record(L, c, e, MAX_EXTRA);
+      lua_setfield(L, ld->extras, e->name + lpl);
+    }
+  }
+}
+
+/* 3b. the legacy format (layout, 2.): its four pickles, then the storages
+   in key-list order, each an int64 numel and then its bytes, located here */
+static void open_legacy(loader *ld) {
+  lua_State *L = ld->L;
+  ldctx *c = ld->c;
+  char err[LT_MSG];
+  ld->legacy = 1;
+  if (ld->fsize < sizeof LEGACY_MAGIC || memcmp(ld->head, LEGACY_MAGIC, sizeof LEGACY_MAGIC))
+    fail(L, c, "not a PyTorch file (neither a zip archive nor the legacy magic number)");
+  size_t pos = sizeof LEGACY_MAGIC;
+  static const char *what[] = {"protocol version", "sys_info", "main", "storage keys"};
+  pk_obj *keylist = NULL;
+  for (int part = 0; part < 4; part++) {
+    pk_result tmp;
+    memset(&tmp, 0, sizeof tmp);
+    pk_result *r = part == 2 ? &c->res : &tmp;
+    int rc = pk_load(c->arena, ld->head + pos, (size_t)(ld->fsize - pos), r, err);
+    pk_obj *val = r->value;
+    size_t used = r->consumed;
+    int foreign = part != 2 && tmp.nunknown;
+    pk_result_free(&tmp);
+    if (rc) {
+      if (part == 2 && c->res.nunknown && !ld->inert) unknown_error(L, c);
+      fail(L, c, "legacy %s pickle at offset %zu: %s", what[part], pos, err);
+    }
+    if (foreign) fail(L, c, "legacy %s pickle at offset %zu names a global", what[part], pos);
+    if (part == 0 && (val->kind != PK_INT || val->i != 1001)) fail(L, c, "legacy protocol version is not 1001");
+    if (part == 3) keylist = val;
+    pos += used;
+  }
+  if (keylist->kind != PK_LIST) fail(L, c, "legacy storage key list is a %s, not a list", "non-list value");
+  pk_obj **byname = lua_newuserdatauv(L, (c->res.nstorages ? c->res.nstorages : 1) * sizeof *byname, 0);
+  memcpy(byname, c->res.storages, c->res.nstorages * sizeof *byname);
+  qsort(byname, c->res.nstorages, sizeof *byname, cmp_key);
+  for (size_t i = 0; i < keylist->n; i++) {
+    pk_obj *k = keylist->items[i], *s = NULL;
+    if (k->kind != PK_STR) fail(L, c, "legacy storage key %zu is not a string", i);
+    pk_storage probe = {0};
+    pk_obj po;
+    memset(&po, 0, sizeof po);
+    probe.key = k->s;
+    po.st = &probe;
+    pk_obj *pp = &po, **hit = bsearch(&pp, byname, c->res.nstorages, sizeof *byname, cmp_key);
+    if (hit && !(*hit)->st->root) s = *hit;
+    if (!s) fail(L, c, "legacy storage key '%s' is not used by the pickle", k->s);
+    if (ld->fsize - pos < 8) fail(L, c, "storage '%s': the file ends at offset %zu before its size", k->s, pos);
+    int64_t numel;
+    memcpy(&numel, ld->head + pos, 8);
+    uint64_t isz = lt_dtypes[s->st->dtype].size;
+    if (numel < 0 || (uint64_t)numel > UINT64_MAX / isz || (uint64_t)numel * isz != s->st->nbytes)
+      fail(L, c, "storage '%s' at offset %zu: expected %llu elements, found %lld", k->s, pos,
+           (unsigned long long)(s->st->nbytes / isz), (long long)numel);
+    pos += 8;
+    if (ld->fsize - pos < s->st->nbytes)
+      fail(L, c, "storage '%s': expected %llu bytes at offset %zu, the file ends first", k->s,
+           (unsigned long long)s->st->nbytes, pos);
+    s->st->file_off = pos;
+    s->st->located = 1;
+    pos += s->st->nbytes;
+  }
+  lua_pop(L, 1);   /* byname */
+}
+
+/* 4. which storages are needed: those of the top-level entries select
+   keeps, or all */
+static void mark_selected(loader *ld) {
+  lua_State *L = ld->L;
+  pk_obj *root = ld->c->res.value;
+  int depthfail = 0;
+  if (ld->select && (root->kind == PK_DICT || root->kind == PK_ODICT)) {
+    root->mark |= MK_SEEN;
+    for (size_t i = 0; i + 1 < root->n; i += 2) {
+      pk_obj *k = root->items[i];
+      if (k->kind == PK_STR || k->kind == PK_BYTES) lua_pushlstring(L, k->s, k->len);
+      else if (k->kind == PK_INT) lua_pushinteger(L, (lua_Integer)k->i);
+      else { if (mark_needed(root->items[i + 1], 1)) depthfail = 1; continue; }
+      lua_pushvalue(L, ld->select);
+      lua_insert(L, -2);
+      lua_call(L, 1, 1);
+      int keep = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+      if (keep && mark_needed(root->items[i + 1], 1)) depthfail = 1;
+    }
+  } else if (mark_needed(root, 0)) depthfail = 1;
+  if (depthfail) fail(L, ld->c, "nesting exceeds the limit of %d", PK_MAX_DEPTH);
+}
+
+/* 5. where each needed storage lies (its zip record, or the legacy offset
+   found by open_legacy), in file order; the progress total */
+static void locate_records(loader *ld) {
+  lua_State *L = ld->L;
+  ldctx *c = ld->c;
+  uint64_t total = 0;
+  ld->need = lua_newuserdatauv(L, (c->res.nstorages ? c->res.nstorages : 1) * sizeof *ld->need, 0);
+  for (size_t i = 0; i < c->res.nstorages; i++) {
+    pk_obj *s = c->res.storages[i];
+    if (!s->st->needed || s->st->root) continue;
+    if (!ld->legacy) {
+      char name[PZ_MAX_NAME + 64];
+      if (s->st->key_len > PZ_MAX_NAME) fail(L, c, "storage key of %zu bytes is too long", s->st->key_len);
+      memcpy(name, "data/", 5);
+      memcpy(name + 5, s->st->key, s->st->key_len + 1);
+      const pz_entry *e = find_rec(c, ld->prefix, name);
+      if (!e) fail(L, c, "missing record '%s/%s'", ld->prefix, name);
+      if (e->usize < s->st->nbytes)
+        fail(L, c, "entry '%s': expected %llu bytes, found %llu", e->name,
+             (unsigned long long)s->st->nbytes, (unsigned long long)e->usize);
+      s->st->entry = e;
+      s->st->file_off = e->data_off;
+      s->st->located = 1;
+    } else if (!s->st->located) {
+      fail(L, c, "storage '%s' has no data in the file", s->st->key);
+    }
+    ld->need[ld->nneed].off = s->st->file_off;
+    ld->need[ld->nneed++].s = s;
+    total += s->st->nbytes;
+  }
+  int in_order = 1;   /* torch.save's order is often the file's already */
+  for (size_t i = 1; i < ld->nneed && in_order; i++) in_order = ld->need[i - 1].off <= ld->need[i].off;
+  if (!in_order) qsort(ld->need, ld->nneed, sizeof *ld->need, cmp_off);
+  ld->pg.total = total;
+}
+
+/* 6a. one needed storage: mapped (mmap, usable as it lies), deferred (mmap,
+   not mappable: read when first used), copied from the mapping (small
+   records close together), queued in jobs (big stored records, read in
+   parallel by read_records), or read now (deflated, or checked) */
+static void read_record(loader *ld, pk_obj *s, lt_readjob *jobs, size_t *njobs) {
+  lua_State *L = ld->L;
+  ldctx *c = ld->c;
+  char err[LT_MSG];
+  uint64_t off = s->st->file_off, nb = s->st->nbytes;
+  const pz_entry *e = s->st->entry;
+  int legacy = ld->legacy, stored = legacy || e->method == 0;
+  if (ld->use_mmap && stored && !ld->big_endian && off % MAP_ALIGN == 0 && nb > 0) {
+    s->st->data = lt_storage_from_mapping(c->map, (size_t)off, (size_t)nb);
+    if (!s->st->data) fail(L, c, "out of memory");
+    lt_progress_add(&ld->pg, nb);
+    return;
+  }
+  int check = ld->verify && !legacy && (!stored || e->usize == nb);
+  if (ld->use_mmap && nb > 0) {
+    if (!c->lf && !(c->lf = lt_file_new(c->fd, c->path))) fail(L, c, "cannot keep the file open: %s", strerror(errno));
+    size_t w = lt_part_size((lt_dtype)s->st->dtype);
+    lt_source src = {.off = off, .csize = legacy ? nb : e->csize, .usize = legacy ? nb : e->usize,
+                     .crc = legacy ? 0 : e->crc, .method = legacy ? 0 : e->method, .check_crc = check,
+                     .swap = ld->big_endian && w > 1 ? (int)w : 0, .what = legacy ? s->st->key : e->name};
+    s->st->data = lt_storage_deferred(c->lf, (size_t)nb, &src);
+    if (!s->st->data) fail(L, c, "out of memory");
+    lt_progress_add(&ld->pg, nb);
+    return;
+  }
+  size_t alloc = (size_t)(stored ? nb : (e->usize > nb ? e->usize : nb));
+  lt_gc_account(L);
+  lt_storage *st = lt_storage_new(alloc, 0);
+  if (!st) fail(L, c, "not enough memory for storage '%s' of %llu bytes", s->st->key, (unsigned long long)nb);
+  s->st->data = st;
+  if (legacy || (stored && !check && nb <= SMALL_RECORD && !c->z.sparse)) {
+    /* many small records close together: copies from the mapping (a fault
+       maps many) cost less than a read system call each */
+    memcpy(st->data, (const char *)c->map->base + off, (size_t)nb);
+    lt_progress_add(&ld->pg, nb);
+  } else if (stored && !check) {
+    jobs[(*njobs)++] = (lt_readjob){st->data, off, nb, e->name};
+  } else {
+    pz_entry part = *e;
+    if (stored) part.usize = part.csize = nb;
+    if (pz_read(&c->z, &part, st->data, check, stored ? lt_progress_step : NULL, &ld->pg, err)) {
+      lt_progress_check(&ld->pg);
+      fail(L, c, "%s", err);
+    }
+    if (!stored) lt_progress_add(&ld->pg, nb);
+  }
+}
+
+/* 6. read the needed storages in file order; then the queued big records
+   in parallel, and the byte swap of a big-endian archive */
+static void read_records(loader *ld) {
+  lua_State *L = ld->L;
+  ldctx *c = ld->c;
+  char err[LT_MSG];
+  lt_readjob *jobs = lua_newuserdatauv(L, (ld->nneed ? ld->nneed : 1) * sizeof *jobs, 0);
+  size_t njobs = 0;
+  for (size_t i = 0; i < ld->nneed; i++) read_record(ld, ld->need[i].s, jobs, &njobs);
+  if (njobs) {
+    ld->pg.base = ld->pg.done;
+    int rc = lt_read_jobs(c->fd, jobs, njobs, ld->progress ? lt_progress_jobs : NULL, &ld->pg, err);
+    if (rc < 0) fail(L, c, "%s", err);
+    if (rc > 0) lt_progress_check(&ld->pg);
+  }
+  lua_pop(L, 1);   /* jobs */
+  if (ld->big_endian)
+    for (size_t i = 0; i < ld->nneed; i++) {
+      lt_storage *st = ld->need[i].s->st->data;
+      if (st->deferred || st->mapped) continue;   /* swapped when read */
+      size_t w = lt_part_size((lt_dtype)ld->need[i].s->st->dtype);
+      lt_byteswap(st->data, (size_t)ld->need[i].s->st->nbytes / w, w);
+    }
+  if (!ld->use_mmap && c->map) { lt_mapping_release(c->map); c->map = NULL; }
+}
+
+/* core._pt_load(path, opts): the steps above, then 7. convert the pickle's
+   value to Lua */
 static int l_pt_load(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  int opts = 2;
   ldctx *c = lua_newuserdatauv(L, sizeof *c, 0);
   memset(c, 0, sizeof *c);
   c->fd = -1;
@@ -355,283 +689,22 @@ static int l_pt_load(lua_State *L) {
   lua_pushcfunction(L, ld_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
-
-  int f_null = opt_field(L, opts, "null", LUA_TNONE);
-  int f_odict = opt_field(L, opts, "odict_from", LUA_TFUNCTION);
-  int f_select = opt_field(L, opts, "select", LUA_TFUNCTION);
-  int f_progress = opt_field(L, opts, "progress", LUA_TFUNCTION);
-  lua_getfield(L, opts, "mmap"); int use_mmap = lua_toboolean(L, -1); lua_pop(L, 1);
-  lua_getfield(L, opts, "verify"); int verify = lua_toboolean(L, -1); lua_pop(L, 1);
-  lua_getfield(L, opts, "unknown");
-  const char *unk = lua_tostring(L, -1);
-  pk_unknown_mode mode = PK_UNKNOWN_ERROR;
-  if (unk && !strcmp(unk, "inert")) mode = PK_UNKNOWN_INERT;
-  else if (unk && strcmp(unk, "error")) luaL_error(L, "bad option 'unknown' (\"error\" or \"inert\" expected, got \"%s\")", unk);
-  lua_pop(L, 1);
-  if (!f_null || !f_odict) luaL_error(L, "_pt_load: options 'null' and 'odict_from' are required");
-
-  c->fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (c->fd < 0) return fail(L, c, "cannot open: %s", strerror(errno));
-  struct stat sb;
-  if (fstat(c->fd, &sb)) return fail(L, c, "cannot stat: %s", strerror(errno));
-  if (!S_ISREG(sb.st_mode)) return fail(L, c, "not a regular file");
-  uint64_t fsize = (uint64_t)sb.st_size;
-  if (fsize == 0) return fail(L, c, "empty file");
-  char err[LT_MSG];
-  /* the whole file mapped once: zip headers, the pickle and small records
-     are read in place; mmap loads point tensors into it */
-  c->map = lt_map_file(c->fd, (size_t)fsize, err);
-  if (!c->map) return fail(L, c, "%s", err);
-  const unsigned char *head = c->map->base;
-  c->arena = pk_arena_new();
-  if (!c->arena) return fail(L, c, "out of memory");
-  int big_endian = 0, legacy = 0;
-  const char *prefix = NULL;
-  char prefix_buf[PZ_MAX_NAME + 1];
-  int extras = 0;
-
-  if (fsize >= 4 && !memcmp(head, "PK\3\4", 4)) {
-    if (pz_open(&c->z, c->fd, fsize, c->map->base, err)) return fail(L, c, "%s", err);
-    c->zopen = 1;
-    if (c->z.n == 0) return fail(L, c, "empty zip archive");
-    const char *first = c->z.entries[0].name, *slash = strchr(first, '/');
-    if (!slash) return fail(L, c, "entry '%s' is not in a folder (expected '<folder>/data.pkl')", first);
-    memcpy(prefix_buf, first, (size_t)(slash - first));
-    prefix_buf[slash - first] = 0;
-    prefix = prefix_buf;
-    if (find_rec(c, prefix, "constants.pkl"))
-      return fail(L, c, "a TorchScript archive (constants.pkl), not a torch.save file; ltorch cannot run TorchScript");
-    const pz_entry *ve = find_rec(c, prefix, ".data/version");
-    if (!ve) ve = find_rec(c, prefix, "version");
-    if (!ve) return fail(L, c, "missing record '%s/version'", prefix);
-    push_record(L, c, ve, 64);
-    char vs[65];
-    snprintf(vs, sizeof vs, "%s", lua_tostring(L, -1));
-    for (size_t k = strlen(vs); k > 0 && (vs[k - 1] == '\n' || vs[k - 1] == '\r'); k--) vs[k - 1] = 0;
-    char *end;
-    long ver = strtol(vs, &end, 10);
-    while (*end == '\n' || *end == '\r' || *end == ' ') end++;
-    if (end == vs || *end || ver < 1 || ver > 10)
-      return fail(L, c, "entry '%s': unsupported version '%s' (ltorch reads versions 1 to 10)", ve->name, vs);
-    lua_pop(L, 1);
-    const pz_entry *bo = find_rec(c, prefix, "byteorder");
-    if (bo) {
-      push_record(L, c, bo, 64);
-      const char *b = lua_tostring(L, -1);
-      if (!strcmp(b, "big")) big_endian = 1;
-      else if (strcmp(b, "little")) return fail(L, c, "entry '%s': expected 'little' or 'big', found '%s'", bo->name, b);
-      lua_pop(L, 1);
-    }
-    const pz_entry *pe = find_rec(c, prefix, "data.pkl");
-    if (!pe) return fail(L, c, "missing record '%s/data.pkl'", prefix);
-    if (pe->usize > MAX_PKL) return fail(L, c, "entry '%s' of %llu bytes exceeds the limit", pe->name, (unsigned long long)pe->usize);
-    const unsigned char *pkl;
-    if (pe->method == 0) {
-      pkl = (const unsigned char *)c->map->base + pe->data_off;
-      uint32_t crc = pz_crc32(0, pkl, (size_t)pe->usize);
-      if (pe->crc != 0 && crc != pe->crc)
-        return fail(L, c, "entry '%s': crc32 mismatch (expected %08x, found %08x)", pe->name, pe->crc, (unsigned)crc);
-    } else {
-      c->pkl_size = (size_t)pe->usize;
-      c->pkl = lt_alloc_bytes(c->pkl_size, 0);
-      if (!c->pkl) return fail(L, c, "out of memory");
-      if (pz_read(&c->z, pe, c->pkl, 1, NULL, NULL, err)) return fail(L, c, "%s", err);
-      pkl = c->pkl;
-    }
-    if (pk_load(c->arena, pkl, (size_t)pe->usize, mode, &c->res, err))
-      return c->res.nunknown && mode == PK_UNKNOWN_ERROR ? (unknown_error(L, c), 0) : fail(L, c, "entry '%s': %s", pe->name, err);
-    /* .ltorch/ records */
-    char lp[PZ_MAX_NAME + 16];
-    snprintf(lp, sizeof lp, "%s/.ltorch/", prefix);
-    size_t lpl = strlen(lp);
-    for (size_t i = 0; i < c->z.n; i++) {
-      const pz_entry *e = &c->z.entries[i];
-      if (e->name_len > lpl && !strncmp(e->name, lp, lpl)) {
-        if (!extras) { lua_newtable(L); extras = lua_gettop(L); }
-        push_record(L, c, e, MAX_EXTRA);
-        lua_setfield(L, extras, e->name + lpl);
-      }
-    }
-  } else {
-    legacy = 1;
-    if (fsize < sizeof LEGACY_MAGIC || memcmp(head, LEGACY_MAGIC, sizeof LEGACY_MAGIC))
-      return fail(L, c, "not a PyTorch file (neither a zip archive nor the legacy magic number)");
-    const unsigned char *base = c->map->base;
-    size_t pos = sizeof LEGACY_MAGIC;
-    static const char *what[] = {"protocol version", "sys_info", "main", "storage keys"};
-    pk_obj *keylist = NULL;
-    for (int part = 0; part < 4; part++) {
-      pk_result tmp;
-      memset(&tmp, 0, sizeof tmp);
-      pk_result *r = part == 2 ? &c->res : &tmp;
-      int rc = pk_load(c->arena, base + pos, (size_t)(fsize - pos), part == 2 ? mode : PK_UNKNOWN_INERT, r, err);
-      pk_obj *val = r->value;
-      size_t used = r->consumed;
-      int foreign = part != 2 && tmp.nunknown;
-      pk_result_free(&tmp);
-      if (rc) {
-        if (part == 2 && c->res.nunknown && mode == PK_UNKNOWN_ERROR) unknown_error(L, c);
-        return fail(L, c, "legacy %s pickle at offset %zu: %s", what[part], pos, err);
-      }
-      if (foreign) return fail(L, c, "legacy %s pickle at offset %zu names a global", what[part], pos);
-      if (part == 0 && (val->kind != PK_INT || val->i != 1001))
-        return fail(L, c, "legacy protocol version is not 1001");
-      if (part == 3) keylist = val;
-      pos += used;
-    }
-    /* storages follow, in key-list order: int64 numel, then the bytes
-       (little-endian on disk whatever the writer, FORMATS 3) */
-    if (keylist->kind != PK_LIST) return fail(L, c, "legacy storage key list is a %s, not a list", "non-list value");
-    pk_obj **byname = lua_newuserdatauv(L, (c->res.nstorages ? c->res.nstorages : 1) * sizeof *byname, 0);
-    memcpy(byname, c->res.storages, c->res.nstorages * sizeof *byname);
-    qsort(byname, c->res.nstorages, sizeof *byname, cmp_key);
-    for (size_t i = 0; i < keylist->n; i++) {
-      pk_obj *k = keylist->items[i], *s = NULL;
-      if (k->kind != PK_STR) return fail(L, c, "legacy storage key %zu is not a string", i);
-      pk_storage probe = {0};
-      pk_obj po;
-      memset(&po, 0, sizeof po);
-      probe.key = k->s;
-      po.st = &probe;
-      pk_obj *pp = &po, **hit = bsearch(&pp, byname, c->res.nstorages, sizeof *byname, cmp_key);
-      if (hit && !(*hit)->st->root) s = *hit;
-      if (!s) return fail(L, c, "legacy storage key '%s' is not used by the pickle", k->s);
-      if (fsize - pos < 8) return fail(L, c, "storage '%s': the file ends at offset %zu before its size", k->s, pos);
-      int64_t numel;
-      memcpy(&numel, base + pos, 8);
-      uint64_t isz = lt_dtypes[s->st->dtype].size;
-      if (numel < 0 || (uint64_t)numel > UINT64_MAX / isz || (uint64_t)numel * isz != s->st->nbytes)
-        return fail(L, c, "storage '%s' at offset %zu: expected %llu elements, found %lld", k->s, pos,
-                    (unsigned long long)(s->st->nbytes / isz), (long long)numel);
-      pos += 8;
-      if (fsize - pos < s->st->nbytes)
-        return fail(L, c, "storage '%s': expected %llu bytes at offset %zu, the file ends first", k->s,
-                    (unsigned long long)s->st->nbytes, pos);
-      s->st->file_off = pos;
-      s->st->located = 1;
-      pos += s->st->nbytes;
-    }
-  }
-  if (mode == PK_UNKNOWN_ERROR && c->res.nunknown) unknown_error(L, c);
-
-  /* which storages are needed: those of the selected top-level entries, or all */
-  pk_obj *root = c->res.value;
-  int depthfail = 0;
-  if (f_select && (root->kind == PK_DICT || root->kind == PK_ODICT)) {
-    root->mark |= MK_SEEN;
-    for (size_t i = 0; i + 1 < root->n; i += 2) {
-      pk_obj *k = root->items[i];
-      if (k->kind == PK_STR || k->kind == PK_BYTES) lua_pushlstring(L, k->s, k->len);
-      else if (k->kind == PK_INT) lua_pushinteger(L, (lua_Integer)k->i);
-      else { if (mark_needed(root->items[i + 1], 1)) depthfail = 1; continue; }
-      lua_pushvalue(L, f_select);
-      lua_insert(L, -2);
-      lua_call(L, 1, 1);
-      int keep = lua_toboolean(L, -1);
-      lua_pop(L, 1);
-      if (keep && mark_needed(root->items[i + 1], 1)) depthfail = 1;
-    }
-  } else if (mark_needed(root, 0)) depthfail = 1;
-  if (depthfail) return fail(L, c, "nesting exceeds the limit of %d", PK_MAX_DEPTH);
-
-  /* locate each needed storage, then read them in file order */
-  size_t nneed = 0;
-  uint64_t total = 0;
-  needed *need = lua_newuserdatauv(L, (c->res.nstorages ? c->res.nstorages : 1) * sizeof *need, 0);
-  for (size_t i = 0; i < c->res.nstorages; i++) {
-    pk_obj *s = c->res.storages[i];
-    if (!s->st->needed || s->st->root) continue;
-    if (!legacy) {
-      char name[PZ_MAX_NAME + 64];
-      if (s->st->key_len > PZ_MAX_NAME) return fail(L, c, "storage key of %zu bytes is too long", s->st->key_len);
-      memcpy(name, "data/", 5);
-      memcpy(name + 5, s->st->key, s->st->key_len + 1);
-      const pz_entry *e = find_rec(c, prefix, name);
-      if (!e) return fail(L, c, "missing record '%s/%s'", prefix, name);
-      if (e->usize < s->st->nbytes)
-        return fail(L, c, "entry '%s': expected %llu bytes, found %llu", e->name,
-                    (unsigned long long)s->st->nbytes, (unsigned long long)e->usize);
-      s->st->entry = e;
-      s->st->file_off = e->data_off;
-      s->st->located = 1;
-    } else if (!s->st->located) {
-      return fail(L, c, "storage '%s' has no data in the file", s->st->key);
-    }
-    need[nneed].off = s->st->file_off;
-    need[nneed++].s = s;
-    total += s->st->nbytes;
-  }
-  int in_order = 1;   /* torch.save's order is often the file's already */
-  for (size_t i = 1; i < nneed && in_order; i++) in_order = need[i - 1].off <= need[i].off;
-  if (!in_order) qsort(need, nneed, sizeof *need, cmp_off);
-  prog pg = {L, f_progress, 0, total, 0};
-  lt_readjob *jobs = lua_newuserdatauv(L, (nneed ? nneed : 1) * sizeof *jobs, 0);
-  size_t njobs = 0;
-  for (size_t i = 0; i < nneed; i++) {
-    pk_obj *s = need[i].s;
-    uint64_t off = s->st->file_off, nb = s->st->nbytes;
-    const pz_entry *e = s->st->entry;
-    int stored = legacy || e->method == 0;
-    if (use_mmap && stored && !big_endian && off % MAP_ALIGN == 0 && nb > 0) {
-      s->st->data = lt_storage_from_mapping(c->map, (size_t)off, (size_t)nb);
-      if (!s->st->data) return fail(L, c, "out of memory");
-      prog_step(&pg, nb);
-      continue;
-    }
-    int check = verify && !legacy && (!stored || e->usize == nb);
-    if (use_mmap && nb > 0) {
-      /* not mappable as it is (deflated, misaligned, big-endian, legacy):
-         read when first used */
-      if (!c->lf && !(c->lf = lt_file_new(c->fd, c->path))) return fail(L, c, "cannot keep the file open: %s", strerror(errno));
-      size_t w = lt_part_size((lt_dtype)s->st->dtype);
-      lt_source src = {.off = off, .csize = legacy ? nb : e->csize, .usize = legacy ? nb : e->usize,
-                       .crc = legacy ? 0 : e->crc, .method = legacy ? 0 : e->method, .check_crc = check,
-                       .swap = big_endian && w > 1 ? (int)w : 0, .what = legacy ? s->st->key : e->name};
-      s->st->data = lt_storage_deferred(c->lf, (size_t)nb, &src);
-      if (!s->st->data) return fail(L, c, "out of memory");
-      prog_step(&pg, nb);
-      continue;
-    }
-    size_t alloc = (size_t)(stored ? nb : (e->usize > nb ? e->usize : nb));
-    lt_gc_account(L, alloc);
-    lt_storage *st = lt_storage_new(alloc, 0);
-    if (!st) return fail(L, c, "not enough memory for storage '%s' of %llu bytes", s->st->key, (unsigned long long)nb);
-    s->st->data = st;
-    /* many small records close together: copies from the mapping (a fault
-       maps many) cost less than a read system call each */
-    if (legacy || (stored && !check && nb <= SMALL_RECORD && !c->z.sparse)) {
-      memcpy(st->data, (const char *)c->map->base + off, (size_t)nb);
-      prog_step(&pg, nb);
-    } else if (stored && !check) {
-      /* big records: read together, in parallel, below */
-      jobs[njobs++] = (lt_readjob){st->data, off, nb, e->name};
-    } else {
-      pz_entry part = *e;
-      if (stored) part.usize = part.csize = nb;
-      if (pz_read(&c->z, &part, st->data, check, stored ? prog_step : NULL, &pg, err)) return fail(L, c, "%s", err);
-      if (!stored) prog_step(&pg, nb);
-    }
-  }
-  if (njobs) {
-    pg.base = pg.done;
-    int rc = lt_read_jobs(c->fd, jobs, njobs, f_progress ? jobs_progress : NULL, &pg, err);
-    if (rc < 0) return fail(L, c, "%s", err);
-    if (rc > 0) return lua_error(L);   /* the progress callback's error, on top */
-  }
-  if (big_endian)
-    for (size_t i = 0; i < nneed; i++) {
-      lt_storage *st = need[i].s->st->data;
-      if (st->deferred || st->mapped) continue;   /* swapped when read */
-      size_t w = lt_part_size((lt_dtype)need[i].s->st->dtype);
-      lt_byteswap(st->data, (size_t)need[i].s->st->nbytes / w, w);
-    }
-  if (!use_mmap && c->map) { lt_mapping_release(c->map); c->map = NULL; }
-
-  /* convert */
+  loader ld;
+  memset(&ld, 0, sizeof ld);
+  ld.L = L;
+  ld.c = c;
+  read_load_opts(&ld, 2);
+  open_file(&ld);
+  if (ld.fsize >= 4 && !memcmp(ld.head, "PK\3\4", 4)) open_archive(&ld);
+  else open_legacy(&ld);
+  if (!ld.inert && c->res.nunknown) unknown_error(L, c);
+  mark_selected(&ld);
+  locate_records(&ld);
+  read_records(&ld);
   lua_newtable(L);
-  conv v = {L, c, f_null, f_odict, lua_gettop(L), f_select};
-  push_obj(&v, root, 0);
-  if (extras) { lua_pushvalue(L, extras); return 2; }
+  conv v = {L, c, ld.null, ld.odict, lua_gettop(L), ld.select};
+  push_obj(&v, c->res.value, 0);
+  if (ld.extras) { lua_pushvalue(L, ld.extras); return 2; }
   return 1;
 }
 
@@ -647,16 +720,12 @@ typedef struct svctx {
   svst *st;
   size_t nst, capst;
   char *tmp_path;   /* removed on failure by the Lua side */
-  void *cast_buf;   /* opts.cast: one buffer for the record being cast, grown to
-                       the largest, reused, freed with the context */
-  size_t cast_cap;
 } svctx;
 
 static void sv_free(svctx *c) {
   pk_buf_free(&c->b);
   if (c->winit) { pz_writer_free(&c->w); c->winit = 0; }
   free(c->st); c->st = NULL;
-  free(c->cast_buf); c->cast_buf = NULL; c->cast_cap = 0;
   if (c->fd >= 0) { close(c->fd); c->fd = -1; }
 }
 
@@ -895,7 +964,7 @@ static void save_value(saver *s, int idx, int depth) {
       size_t n;
       const char *p = lua_tolstring(L, idx, &n);
       if (n > UINT32_MAX) serr(s, "string of %zu bytes is too long", n);
-      if (pk_is_utf8(p, n)) pk_w_str(b, p, n); else pk_w_bytes(b, p, n);
+      if (lt_utf8_valid(p, n)) pk_w_str(b, p, n); else pk_w_bytes(b, p, n);
       return;
     }
     case LUA_TTABLE:
@@ -914,23 +983,85 @@ static void save_value(saver *s, int idx, int depth) {
   }
 }
 
-/* progress of a data record; with opts.release, the written pages of a
-   file-mapped source are dropped from the process behind the writer */
-typedef struct svprog {
-  prog *pg;
-  const lt_storage *s;     /* NULL: nothing to release */
-  const char *base, *dropped;
-  uint64_t off;
-  int release;
-} svprog;
+/* Write storage v as the record name through rawio's cast stream (lt_cast:
+   as it is, or cast to v->out chunk by chunk; never a whole cast copy), its
+   crc computed as it goes. A deferred storage is read first; with release,
+   the pages of a mapped one are dropped behind the writer and a deferred
+   one's bytes freed after. Frees what it allocates. 0 ok; -1 with err (or
+   the progress callback failed: pg->failed). */
+static int write_storage(pz_writer *w, const char *name, const svst *v, int release, lt_progress *pg,
+                         char *err) {
+  if (lt_storage_fill(v->s, err)) return -1;
+  lt_tensor t;
+  memset(&t, 0, sizeof t);
+  t.storage = v->s;
+  t.dtype = v->dt;
+  t.ndim = 1;
+  t.shape[0] = (int64_t)(v->s->nbytes / lt_dtypes[v->dt].size);
+  t.stride[0] = 1;
+  lt_cast cs;
+  int rc = lt_cast_init(&cs, &t, v->out, release, NULL, 0, err);
+  if (!rc) rc = pz_record_begin(w, name, (uint64_t)t.shape[0] * lt_dtypes[v->out].size, err);
+  const char *p;
+  size_t k;
+  while (!rc && (k = lt_cast_next(&cs, &p))) {
+    rc = pz_record_data(w, p, k, err);
+    if (!rc && lt_progress_step(pg, k)) rc = -1;
+  }
+  if (!rc) rc = pz_record_end(w, err);
+  lt_cast_free(&cs);
+  if (release) lt_storage_evict(v->s);
+  return rc;
+}
 
-#define CAST_CHUNK ((size_t)1 << 18)   /* elements converted at once */
+/* one record "<folder>/<nm>" of n bytes at p; raises on failure */
+static void write_record(svctx *c, lua_State *L, const char *folder, const char *nm, const void *p,
+                         uint64_t n) {
+  char err[LT_MSG], name[2 * PZ_MAX_NAME + 64];
+  snprintf(name, sizeof name, "%s/%s", folder, nm);
+  if (pz_write_entry(&c->w, name, p, n, NULL, NULL, err)) raise(L, "%s", err);
+}
 
-static void sv_step(void *ud, uint64_t n) {
-  svprog *p = ud;
-  p->off += n;
-  if (p->release && p->s) p->dropped = lt_drop_pages(p->s, p->dropped, p->base + p->off);
-  prog_step(p->pg, n);
+/* the archive's records, in torch.save's order: data.pkl, byteorder, the
+   storages (data/0, ...: progress and opts.release), the extra records
+   (in ordered_keys' order, names sorted, as the dicts), version. Raises on
+   failure; the svctx box closes the file. */
+static void write_records(saver *s, const char *folder, int f_progress, int f_extra, int release) {
+  lua_State *L = s->L;
+  svctx *c = s->c;
+  char err[LT_MSG], name[PZ_MAX_NAME + 64];
+  uint64_t total = 0;
+  for (size_t i = 0; i < c->nst; i++) total += (c->st[i].s->nbytes / lt_dtypes[c->st[i].dt].size) * lt_dtypes[c->st[i].out].size;
+  lt_progress pg;
+  lt_progress_init(L, &pg, f_progress, total);
+  write_record(c, L, folder, "data.pkl", c->b.out.p, c->b.out.n);
+  write_record(c, L, folder, "byteorder", "little", 6);
+  for (size_t i = 0; i < c->nst; i++) {
+    snprintf(name, sizeof name, "%s/data/%zu", folder, i);
+    if (write_storage(&c->w, name, &c->st[i], release, &pg, err)) {
+      lt_progress_check(&pg);
+      raise(L, "%s", err);
+    }
+  }
+  if (f_extra) {
+    int ek = ordered_keys(s, f_extra);
+    lua_Integer ne = (lua_Integer)lua_rawlen(L, ek);
+    for (lua_Integer i = 1; i <= ne; i++) {
+      lua_rawgeti(L, ek, i);
+      lua_pushvalue(L, -1);
+      lua_rawget(L, f_extra);
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        raise(L, "extra records must map names to strings");
+      size_t n;
+      const char *p = lua_tolstring(L, -1, &n);
+      char rn[PZ_MAX_NAME];
+      snprintf(rn, sizeof rn, ".ltorch/%s", lua_tostring(L, -2));
+      write_record(c, L, folder, rn, p, n);
+      lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+  }
+  write_record(c, L, folder, "version", "3\n", 2);
 }
 
 static int l_pt_save(lua_State *L) {
@@ -972,83 +1103,14 @@ static int l_pt_save(lua_State *L) {
   pk_w_op(&c->b, 0x80); pk_w_op(&c->b, 2);
   save_value(&s, 1, 0);
   pk_w_op(&c->b, '.');
-  if (c->b.oom) return raise(L, "out of memory");
+  if (c->b.out.oom) return raise(L, "out of memory");
   /* 2. the archive */
   c->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (c->fd < 0) return raise(L, "%s: cannot create: %s", path, strerror(errno));
+  if (c->fd < 0) return raise(L, "cannot create: %s", strerror(errno));   /* path is the temporary file: the Lua side names the file saved */
   pz_writer_init(&c->w, c->fd);
   c->winit = 1;
-  char err[LT_MSG], name[PZ_MAX_NAME + 64];
-  uint64_t total = 0;
-  for (size_t i = 0; i < c->nst; i++) total += (c->st[i].s->nbytes / lt_dtypes[c->st[i].dt].size) * lt_dtypes[c->st[i].out].size;
-  prog pg = {L, f_progress, 0, total, 0};
-  const void *part[1];
-  uint64_t len[1];
-#define REC(nm, ptr, n, pr) do { \
-    snprintf(name, sizeof name, "%s/%s", folder, nm); \
-    part[0] = (ptr); len[0] = (n); \
-    if (pz_write_entry(&c->w, name, 1, part, len, (pr) ? prog_step : NULL, &pg, err)) \
-      return raise(L, "%s", err); \
-  } while (0)
-  REC("data.pkl", c->b.p, c->b.len, 0);
-  REC("byteorder", "little", 6, 0);
-  for (size_t i = 0; i < c->nst; i++) {
-    char rn[48];
-    snprintf(rn, sizeof rn, "data/%zu", i);
-    const svst *v = &c->st[i];
-    size_t isz = lt_dtypes[v->dt].size, osz = lt_dtypes[v->out].size;
-    size_t numel = v->s->nbytes / isz;
-    if (lt_storage_fill(v->s, err)) return raise(L, "%s", err);
-    const char *data = v->s->data;
-    svprog sp = {&pg, v->s, data, data, 0, release};
-    if (v->out == v->dt) {
-      snprintf(name, sizeof name, "%s/%s", folder, rn);
-      part[0] = v->s->data; len[0] = numel * isz;
-      if (pz_write_entry(&c->w, name, 1, part, len, sv_step, &sp, err)) return raise(L, "%s", err);
-      if (release) lt_storage_evict(v->s);
-      continue;
-    }
-    /* cast: the converted record is made in the one cast buffer (the source
-       read chunk by chunk, its mapped pages dropped behind when
-       opts.release), then written: one record's cast copy at a time */
-    if (numel * osz > c->cast_cap) {
-      free(c->cast_buf);
-      c->cast_cap = 0;
-      c->cast_buf = malloc(numel * osz);
-      if (!c->cast_buf) return raise(L, "not enough memory to cast storage %zu (%zu bytes)", i, numel * osz);
-      c->cast_cap = numel * osz;
-    }
-    for (size_t done = 0; done < numel;) {
-      size_t k = numel - done > CAST_CHUNK ? CAST_CHUNK : numel - done;
-      lt_convert(v->out, (char *)c->cast_buf + done * osz, v->dt, data + done * isz, k);
-      done += k;
-      if (release) sp.dropped = lt_drop_pages(v->s, sp.dropped, data + done * isz);
-    }
-    if (release) lt_storage_evict(v->s);
-    sp.s = NULL;
-    REC(rn, c->cast_buf, numel * osz, 1);
-  }
-  if (f_extra) {
-    /* the extra records in ordered_keys' order (names sorted), as the dicts */
-    int ek = ordered_keys(&s, f_extra);
-    lua_Integer ne = (lua_Integer)lua_rawlen(L, ek);
-    for (lua_Integer i = 1; i <= ne; i++) {
-      lua_rawgeti(L, ek, i);
-      lua_pushvalue(L, -1);
-      lua_rawget(L, f_extra);
-      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-        return raise(L, "extra records must map names to strings");
-      size_t n;
-      const char *p = lua_tolstring(L, -1, &n);
-      char rn[PZ_MAX_NAME];
-      snprintf(rn, sizeof rn, ".ltorch/%s", lua_tostring(L, -2));
-      REC(rn, p, n, 0);
-      lua_pop(L, 2);
-    }
-    lua_pop(L, 1);
-  }
-  REC("version", "3\n", 2, 0);
-#undef REC
+  write_records(&s, folder, f_progress, f_extra, release);
+  char err[LT_MSG];
   if (pz_write_finish(&c->w, err)) return raise(L, "%s", err);
   if (close(c->fd)) { c->fd = -1; return raise(L, "close failed: %s", strerror(errno)); }
   c->fd = -1;
@@ -1076,16 +1138,16 @@ static int l_pickle_loads(lua_State *L) {
   if (!f_null || !f_odict) luaL_error(L, "_pickle_loads: options 'null' and 'odict_from' are required");
   lua_getfield(L, 2, "unknown");
   const char *unk = lua_tostring(L, -1);
-  pk_unknown_mode mode = unk && !strcmp(unk, "inert") ? PK_UNKNOWN_INERT : PK_UNKNOWN_ERROR;
+  int inert = unk && !strcmp(unk, "inert");
   lua_pop(L, 1);
   c->arena = pk_arena_new();
   if (!c->arena) return luaL_error(L, "out of memory");
   char err[LT_MSG];
-  if (pk_load(c->arena, (const unsigned char *)buf, n, mode, &c->res, err)) {
-    if (c->res.nunknown && mode == PK_UNKNOWN_ERROR) unknown_error(L, c);
+  if (pk_load(c->arena, (const unsigned char *)buf, n, &c->res, err)) {
+    if (c->res.nunknown && !inert) unknown_error(L, c);
     return fail(L, c, "%s", err);
   }
-  if (mode == PK_UNKNOWN_ERROR && c->res.nunknown) unknown_error(L, c);
+  if (!inert && c->res.nunknown) unknown_error(L, c);
   if (mark_needed(c->res.value, 0)) return fail(L, c, "nesting exceeds the limit of %d", PK_MAX_DEPTH);
   lua_newtable(L);
   conv v = {L, c, f_null, f_odict, lua_gettop(L), 0};
@@ -1098,7 +1160,7 @@ static int l_pickle_loads(lua_State *L) {
 static int l_pt_utf8(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
-  lua_pushboolean(L, pk_is_utf8(s, n));
+  lua_pushboolean(L, lt_utf8_valid(s, n));
   return 1;
 }
 
@@ -1106,7 +1168,7 @@ static int l_pt_utf8(lua_State *L) {
 static int l_pt_crc32(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
-  lua_pushinteger(L, pz_crc32((uint32_t)luaL_optinteger(L, 2, 0), s, n));
+  lua_pushinteger(L, lt_crc32((uint32_t)luaL_optinteger(L, 2, 0), s, n));
   return 1;
 }
 
@@ -1119,9 +1181,4 @@ static const luaL_Reg funcs[] = {
   {NULL, NULL}
 };
 
-void lt_open_pt(lua_State *L, int mod, int methods) {
-  (void)methods;
-  lua_pushvalue(L, mod);
-  luaL_setfuncs(L, funcs, 0);
-  lua_pop(L, 1);
-}
+const lt_binding lt_pt_binding = {funcs, NULL, NULL, NULL, NULL};

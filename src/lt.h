@@ -1,7 +1,10 @@
 /*
-** lt.h: ltorch's internal header. Types and limits shared by the C core.
-** Nothing here knows about Lua except the binding section at the end, used
-** only by the l*.c binding files. The public API for host programs is ltorch.h.
+** lt.h: ltorch's internal header. Types and limits shared by the C core:
+** byte buffers (buf.c), dtypes (dtype.c), storages and mappings
+** (storage.c), deferred storages (deferred.c), parallel reads (readjobs.c)
+** and tensors (tensor.c). Nothing here knows about Lua: what the binding
+** files (l*.c) share is in lt_lua.h, the raw I/O layer's contracts in
+** rawio.h, the public API for host programs in ltorch.h.
 */
 #ifndef LT_H
 #define LT_H
@@ -13,6 +16,27 @@
 #define LT_MAX_DIMS 16          /* highest rank a tensor may have */
 #define LT_ALIGN 64             /* alignment of heap storages */
 #define LT_MSG 512              /* size of an error message buffer */
+
+/* ---- byte buffers and text (buf.c) ------------------------------------ */
+
+/* A growable byte buffer: starts zeroed ({0}), grows by doubling. When memory
+   runs out it sets oom and drops every later put, so a writer checks once,
+   at the end. p is not NUL-terminated. */
+typedef struct lt_buf {
+  char *p;
+  size_t n, cap;
+  int oom;
+} lt_buf;
+void lt_buf_put(lt_buf *b, const void *s, size_t n);
+void lt_buf_puts(lt_buf *b, const char *s);
+void lt_buf_free(lt_buf *b);   /* back to empty; safe to call twice */
+/* 1 when s[0..n) is valid UTF-8: shortest forms only, no surrogates, at
+   most U+10FFFF */
+int lt_utf8_valid(const char *s, size_t n);
+/* s[0..n) as a JSON string as serde_json writes it: quotes, '"' and '\'
+   escaped, \n \r \t \b \f and other controls below 0x20 as \u00XX,
+   every other byte (UTF-8 included) as it is */
+void lt_buf_json_string(lt_buf *b, const char *s, size_t n);
 
 /* ---- dtypes ----------------------------------------------------------- */
 
@@ -40,8 +64,6 @@ extern const lt_dtype_traits lt_dtypes[LT_NDTYPES];
 static inline size_t lt_part_size(lt_dtype dt) {
   return lt_dtypes[dt].kind == LT_KIND_COMPLEX ? lt_dtypes[dt].size / 2 : lt_dtypes[dt].size;
 }
-/* byte-swap n units of sz bytes in place (safetensors.c) */
-void lt_byteswap(void *p, size_t n, size_t sz);
 
 int lt_dtype_from_name(const char *name);  /* -1 when unknown */
 lt_dtype lt_promote(lt_dtype a, lt_dtype b);
@@ -143,6 +165,14 @@ void lt_storage_evict(lt_storage *s);
 static inline int lt_storage_pending(const lt_storage *s) { return s->deferred && !s->data; }
 /* heap bytes counted by lt_storage_live_bytes, for storages made elsewhere */
 void lt_storage_count(size_t add, size_t sub);
+/* Write the elements of t in row-major order as dtype to through rawio's
+   streamed writer (lt_write_elems, rawio.h: ws may be NULL), a deferred
+   storage's bytes read first and, with ws->release, freed after. 0 ok; -1
+   with err. */
+struct lt_tensor;
+struct lt_wstream;
+int lt_write_tensor_as(int fd, const struct lt_tensor *t, lt_dtype to, const struct lt_wstream *ws,
+                       char *err);
 
 /* ---- hashing ------------------------------------------------------------ */
 

@@ -8,8 +8,13 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include "lt.h"
+#include "ltorch.h"
 
-#define LT_TENSOR_MT "ltorch.Tensor"
+/* the tensor metatable's name is the public one */
+#define LT_TENSOR_MT LTORCH_TENSOR
+
+/* the limits the public header promises are the core's */
+_Static_assert(LTORCH_MAX_DIMS == LT_MAX_DIMS, "ltorch.h and lt.h disagree on the highest rank");
 
 /* the tensor at idx; raises a type error, or "attempt to use a freed tensor".
    Its bytes are in memory: a deferred storage is read here (and raises when
@@ -43,18 +48,72 @@ void lt_to_elem(lua_State *L, int idx, lt_dtype dt, void *p);
 /* push a zeroed userdata of size bytes whose metatable (named mt, made once)
    has gc as __gc: the "UBox" for C memory that must be freed if a call raises */
 void *lt_newbox(lua_State *L, size_t size, const char *mt, lua_CFunction gc);
-/* tell the GC that nbytes of tensor memory were just allocated */
-void lt_gc_account(lua_State *L, size_t nbytes);
+/* pace the GC by tensor memory, around an allocation of it: a full
+   collection when the heap storages alive (lt_storage_live_bytes) exceed
+   twice what was alive after the last one (at least 256 MiB) */
+void lt_gc_account(lua_State *L);
 /* a pseudo-random generator shared by creation functions and dropout */
 uint64_t lt_rand_u64(lua_State *L);
 double lt_rand_uniform(lua_State *L);
 double lt_rand_normal(lua_State *L);
 
-/* registration hooks of the other binding files: each adds functions to the
-   module table at index mod and to the tensor methods table at index methods */
-void lt_open_ops(lua_State *L, int mod, int methods);
-void lt_open_io(lua_State *L, int mod, int methods);
-void lt_open_pt(lua_State *L, int mod, int methods);
-void lt_open_fmt(lua_State *L, int mod, int methods);
+/* raise the file error "path: entry 'entry': message" ("path: message" when
+   entry is NULL) with no "file:line:" position (lua_error, not luaL_error):
+   the one format every binding reports a damaged or unreadable file in.
+   fmt is printf's; text from the file goes in the arguments, never in fmt.
+   Raises; the int return is for "return lt_file_error(...)" */
+int lt_file_error(lua_State *L, const char *path, const char *entry, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* what errno e says about a file: "no such file", "is a directory",
+   "permission denied", ..., else strerror(e) */
+const char *lt_errno_text(int e);
+
+/* What a binding file registers: luaL_Reg arrays (each ending in {NULL,
+   NULL}; any may be NULL) and an opener for the metatables of its own
+   userdata (NULL when it has none). luaopen_ltorch_core (ltorch.c) builds
+   the module table and the tensor metatable from all of them in one place;
+   no binding file touches either. */
+typedef struct lt_binding {
+  const luaL_Reg *funcs;        /* module functions: core.NAME */
+  const luaL_Reg *methods;      /* tensor methods: t:NAME() */
+  const luaL_Reg *both;         /* module functions that are tensor methods too */
+  const luaL_Reg *meta;         /* tensor metamethods: __add, ... */
+  void (*open)(lua_State *L);   /* makes the file's other metatables; keeps the stack */
+} lt_binding;
+
+extern const lt_binding lt_ops_binding;    /* lops.c: math */
+extern const lt_binding lt_pt_binding;     /* lpt.c: PyTorch zip, legacy, pickle */
+extern const lt_binding lt_fmt_binding;    /* lfmt.c: safetensors, NumPy, TorchSharp */
+extern const lt_binding lt_json_binding;   /* ljson.c: JSON */
+extern const lt_binding lt_io_binding;     /* lio.c: a file's first bytes, putting a saved file in place */
+
+/* ---- progress (lprogress.c): one policy for every load and save ---------- */
+
+/* The Lua callback fn(done, total) of a load or save, run protected between
+   chunks: its error is kept, stops the C loop that reported, and is raised
+   once, unchanged, by lt_progress_check after the binding has freed and
+   closed what it holds. */
+typedef struct lt_progress {
+  lua_State *L;
+  int fn;                   /* stack index of the callback; 0: none (counts only) */
+  int slot;                 /* stack index that keeps the callback's error */
+  int failed;               /* the callback raised: it is not called again */
+  uint64_t done, total;
+  uint64_t base;            /* bytes done before lt_read_jobs started (lt_progress_jobs) */
+} lt_progress;
+
+/* set p up for the callback at stack index fn (0: none) and push the slot
+   that keeps its error: the stack grows by one */
+void lt_progress_init(lua_State *L, lt_progress *p, int fn, uint64_t total);
+/* an lt_progress_fn (rawio.h): ud is an lt_progress; adds n bytes and
+   reports; nonzero once the callback has failed */
+int lt_progress_step(void *ud, uint64_t n);
+/* lt_read_jobs' progress (done: bytes of its jobs so far, after p->base) */
+int lt_progress_jobs(void *ud, uint64_t done);
+/* lt_progress_step that raises the callback's error at once: only where
+   everything held is in GC-owned boxes */
+void lt_progress_add(lt_progress *p, uint64_t n);
+/* raise the callback's error if it failed; returns otherwise */
+void lt_progress_check(lt_progress *p);
 
 #endif

@@ -21,8 +21,9 @@
 static void need_data(lua_State *L, lt_tensor *t) {
   if (!lt_storage_pending(t->storage)) return;
   char err[LT_MSG];
-  if (lt_storage_fill(t->storage, err)) luaL_error(L, "%s", err);
-  lt_gc_account(L, t->storage->nbytes);
+  /* err names the file ("path: ..."): raised as it is, with no position */
+  if (lt_storage_fill(t->storage, err)) { lua_pushstring(L, err); lua_error(L); }
+  lt_gc_account(L);
 }
 
 lt_tensor *lt_test(lua_State *L, int idx) {
@@ -96,9 +97,8 @@ static pace *getpace(lua_State *L) {
 
 #define MIN_THRESHOLD ((size_t)256 << 20)
 
-void lt_gc_account(lua_State *L, size_t nbytes) {
+void lt_gc_account(lua_State *L) {
   pace *p = getpace(L);
-  (void)nbytes;
   if (!p) return;
   size_t live = lt_storage_live_bytes();
   if (live > p->threshold) {
@@ -113,7 +113,7 @@ lt_tensor *lt_push_new(lua_State *L, lt_dtype dt, int ndim, const int64_t *shape
   size_t isz = lt_dtypes[dt].size;
   if (n < 0 || (uint64_t)n > SIZE_MAX / isz) luaL_error(L, "tensor size overflows");
   size_t nbytes = (size_t)n * isz;
-  lt_gc_account(L, nbytes);
+  lt_gc_account(L);
   lt_tensor *t = newempty(L);
   lt_storage *s = lt_storage_new(nbytes, zero);
   if (!s) luaL_error(L, "not enough memory for a tensor of %zu bytes", nbytes);
@@ -308,8 +308,7 @@ static int l_manual_seed(lua_State *L) {
 typedef struct nest { int ndim; int64_t shape[LT_MAX_DIMS]; int has_float, has_int, has_bool, has_complex; } nest;
 
 static void scan(lua_State *L, int idx, int depth, nest *n) {
-  if (lua_type(L, idx) == LUA_TTABLE && depth < LT_MAX_DIMS &&
-      !(lua_rawlen(L, idx) == 2 && n->ndim == depth && 0)) {
+  if (lua_type(L, idx) == LUA_TTABLE && depth < LT_MAX_DIMS) {
     if (depth == n->ndim) {  /* first table seen at this depth sets the size */
       n->shape[depth] = (int64_t)lua_rawlen(L, idx);
       n->ndim = depth + 1;
@@ -421,26 +420,22 @@ static void need_float(lua_State *L, lt_dtype dt, const char *fn) {
     luaL_error(L, "'%s' expects a floating dtype, got '%s'", fn, lt_dtypes[dt].name);
 }
 
-static int l_rand(lua_State *L) {
+/* torch.rand(sizes [, opts]) (uniform on [0, 1)) and torch.randn (standard
+   normal) */
+static int random_tensor(lua_State *L, int normal) {
   lt_tensor *t = create(L, LT_FLOAT32, 0, 1);
-  need_float(L, t->dtype, "rand");
+  need_float(L, t->dtype, normal ? "randn" : "rand");
   int64_t n = lt_numel(t);
   char *p = lt_data(t);
   size_t isz = lt_dtypes[t->dtype].size;
-  if (t->dtype == LT_FLOAT32) for (int64_t i = 0; i < n; i++) ((float *)p)[i] = (float)(lt_rand_u64(L) >> 40) * 0x1.0p-24f;
+  if (normal) for (int64_t i = 0; i < n; i++) lt_set_f64(t->dtype, p + i * isz, lt_rand_normal(L));
+  else if (t->dtype == LT_FLOAT32) for (int64_t i = 0; i < n; i++) ((float *)p)[i] = (float)(lt_rand_u64(L) >> 40) * 0x1.0p-24f;
   else for (int64_t i = 0; i < n; i++) lt_set_f64(t->dtype, p + i * isz, lt_rand_uniform(L));
   return 1;
 }
 
-static int l_randn(lua_State *L) {
-  lt_tensor *t = create(L, LT_FLOAT32, 0, 1);
-  need_float(L, t->dtype, "randn");
-  int64_t n = lt_numel(t);
-  char *p = lt_data(t);
-  size_t isz = lt_dtypes[t->dtype].size;
-  for (int64_t i = 0; i < n; i++) lt_set_f64(t->dtype, p + i * isz, lt_rand_normal(L));
-  return 1;
-}
+static int l_rand(lua_State *L) { return random_tensor(L, 0); }
+static int l_randn(lua_State *L) { return random_tensor(L, 1); }
 
 /* torch.randint(low, high, sizes [, opts]) or torch.randint(high, sizes) */
 static int l_randint(lua_State *L) {
@@ -564,29 +559,21 @@ static int l_is_tensor(lua_State *L) {
 
 /* ---- accessors ----------------------------------------------------------- */
 
-static int t_size(lua_State *L) {
-  lt_tensor *t = lt_check_meta(L, 1);
+/* t:size([dim]) and t:stride([dim]), v being t's sizes or strides: the
+   value of dim (1 for a 0-dim tensor), or all of them as a list */
+static int per_dim(lua_State *L, const lt_tensor *t, const int64_t *v) {
   if (!lua_isnoneornil(L, 2)) {
     int d = lt_check_dim(L, 2, luaL_checkinteger(L, 2), t->ndim);
-    lua_pushinteger(L, t->ndim ? t->shape[d] : 1);
+    lua_pushinteger(L, t->ndim ? v[d] : 1);
     return 1;
   }
   lua_createtable(L, t->ndim, 0);
-  for (int i = 0; i < t->ndim; i++) { lua_pushinteger(L, t->shape[i]); lua_rawseti(L, -2, i + 1); }
+  for (int i = 0; i < t->ndim; i++) { lua_pushinteger(L, v[i]); lua_rawseti(L, -2, i + 1); }
   return 1;
 }
 
-static int t_stride(lua_State *L) {
-  lt_tensor *t = lt_check_meta(L, 1);
-  if (!lua_isnoneornil(L, 2)) {
-    int d = lt_check_dim(L, 2, luaL_checkinteger(L, 2), t->ndim);
-    lua_pushinteger(L, t->ndim ? t->stride[d] : 1);
-    return 1;
-  }
-  lua_createtable(L, t->ndim, 0);
-  for (int i = 0; i < t->ndim; i++) { lua_pushinteger(L, t->stride[i]); lua_rawseti(L, -2, i + 1); }
-  return 1;
-}
+static int t_size(lua_State *L) { lt_tensor *t = lt_check_meta(L, 1); return per_dim(L, t, t->shape); }
+static int t_stride(lua_State *L) { lt_tensor *t = lt_check_meta(L, 1); return per_dim(L, t, t->stride); }
 
 static int t_dim(lua_State *L) { lua_pushinteger(L, lt_check_meta(L, 1)->ndim); return 1; }
 static int t_numel(lua_State *L) { lua_pushinteger(L, lt_numel(lt_check_meta(L, 1))); return 1; }
@@ -696,10 +683,10 @@ static int target_shape(lua_State *L, lt_tensor *t, int64_t *ns, const char *fn)
     if (istable) { lua_geti(L, 2, i); v = luaL_checkinteger(L, -1); lua_pop(L, 1); }
     else v = luaL_checkinteger(L, i + 1);
     if (v == -1) {
-      if (infer >= 0) luaL_error(L, "bad argument to '%s' (only one dimension can be inferred)", fn);
+      if (infer >= 0) luaL_argerror(L, istable ? 2 : i + 1, "only one dimension can be inferred");
       infer = nd;
       v = 1;
-    } else if (v < 0) luaL_error(L, "bad argument to '%s' (invalid shape dimension %I)", fn, v);
+    } else if (v < 0) luaL_argerror(L, istable ? 2 : i + 1, lua_pushfstring(L, "invalid shape dimension %I", v));
     ns[nd++] = v;
   }
   int64_t n = lt_numel(t), p = lt_shape_numel(nd, ns);
@@ -708,14 +695,13 @@ static int target_shape(lua_State *L, lt_tensor *t, int64_t *ns, const char *fn)
   if (p != n) {
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    lua_pushfstring(L, "bad argument #1 to '%s' (shape '", fn);
-    luaL_addvalue(&b);
+    luaL_addstring(&b, "shape '");
     if (infer >= 0) ns[infer] = -1;
     shape_str(&b, nd, ns);
-    lua_pushfstring(L, "' is invalid for input of size %I)", (lua_Integer)n);
+    lua_pushfstring(L, "' is invalid for input of size %I", (lua_Integer)n);
     luaL_addvalue(&b);
     luaL_pushresult(&b);
-    lua_error(L);
+    luaL_argerror(L, 2, lua_tostring(L, -1));
   }
   return nd;
 }
@@ -725,7 +711,7 @@ static int t_view(lua_State *L) {
   lt_tensor v = *t;
   v.ndim = target_shape(L, t, v.shape, "view");
   if (!view_strides(t, v.ndim, v.shape, v.stride))
-    luaL_error(L, "bad argument #1 to 'view' (view size is not compatible with input tensor's size and stride; use reshape instead)");
+    luaL_argerror(L, 2, "view size is not compatible with input tensor's size and stride; use reshape instead");
   lt_push_view(L, &v);
   return 1;
 }
@@ -795,7 +781,7 @@ static int t_transpose(lua_State *L) {
 
 static int t_t(lua_State *L) {
   lt_tensor *t = lt_check_meta(L, 1);
-  if (t->ndim > 2) luaL_error(L, "bad argument #1 to 't' (expected a tensor with at most 2 dimensions, got %d)", t->ndim);
+  if (t->ndim > 2) luaL_argerror(L, 1, lua_pushfstring(L, "expected a tensor with at most 2 dimensions, got %d", t->ndim));
   lt_tensor v = *t;
   if (t->ndim == 2) {
     v.shape[0] = t->shape[1]; v.shape[1] = t->shape[0];
@@ -810,14 +796,14 @@ static int t_permute(lua_State *L) {
   lt_tensor v = *t;
   int istable = lua_istable(L, 2);
   int n = istable ? (int)luaL_len(L, 2) : lua_gettop(L) - 1;
-  if (n != t->ndim) luaL_error(L, "bad argument #2 to 'permute' (expected %d dims, got %d)", t->ndim, n);
+  if (n != t->ndim) luaL_argerror(L, 2, lua_pushfstring(L, "expected %d dims, got %d", t->ndim, n));
   int seen[LT_MAX_DIMS] = {0};
   for (int i = 0; i < n; i++) {
     lua_Integer d;
     if (istable) { lua_geti(L, 2, i + 1); d = luaL_checkinteger(L, -1); lua_pop(L, 1); }
     else d = luaL_checkinteger(L, i + 2);
     int dd = lt_check_dim(L, istable ? 2 : i + 2, d, t->ndim);
-    if (seen[dd]++) luaL_error(L, "bad argument #%d to 'permute' (repeated dim %I)", istable ? 2 : i + 2, d);
+    if (seen[dd]++) luaL_argerror(L, istable ? 2 : i + 2, lua_pushfstring(L, "repeated dim %I", d));
     v.shape[i] = t->shape[dd];
     v.stride[i] = t->stride[dd];
   }
@@ -878,11 +864,18 @@ static int t_flatten(lua_State *L) {
   return t_reshape(L);
 }
 
+/* a 1-based (or negative, from the end) index into a dim of size n, as a
+   0-based one. The error says the index as the user wrote it; arg is the
+   argument it came in, or 0 for a subscript (t[i]: an operator, no argument) */
 static int64_t check_index(lua_State *L, int arg, lua_Integer i, int64_t n, const char *what) {
-  if (i < 0) i += n + 1;
-  if (i < 1 || i > n)
-    luaL_argerror(L, arg, lua_pushfstring(L, "index %I out of range for %s of size %I", (lua_Integer)(i <= 0 ? i - n - 1 : i), what, (lua_Integer)n));
-  return i - 1;
+  lua_Integer j = i < 0 ? i + n + 1 : i;
+  if (j < 1 || j > n) {
+    const char *msg = lua_pushfstring(L, "index %I is out of range for %s of size %I (indices are 1-based)",
+                                      i, what, (lua_Integer)n);
+    if (arg == 0) luaL_error(L, "%s", msg);
+    luaL_argerror(L, arg, msg);
+  }
+  return j - 1;
 }
 
 static void do_select(lua_State *L, lt_tensor *t, int d, int64_t i) {
@@ -895,7 +888,7 @@ static void do_select(lua_State *L, lt_tensor *t, int d, int64_t i) {
 
 static int t_select(lua_State *L) {
   lt_tensor *t = lt_check(L, 1);
-  if (t->ndim == 0) luaL_error(L, "bad argument #1 to 'select' (cannot select from a 0-dim tensor)");
+  if (t->ndim == 0) luaL_argerror(L, 1, "cannot select from a 0-dim tensor");
   int d = lt_check_dim(L, 2, luaL_checkinteger(L, 2), t->ndim);
   char what[40];
   snprintf(what, sizeof what, "dim %d", d + 1);
@@ -906,7 +899,7 @@ static int t_select(lua_State *L) {
 
 static int t_narrow(lua_State *L) {
   lt_tensor *t = lt_check_meta(L, 1);
-  if (t->ndim == 0) luaL_error(L, "bad argument #1 to 'narrow' (cannot narrow a 0-dim tensor)");
+  if (t->ndim == 0) luaL_argerror(L, 1, "cannot narrow a 0-dim tensor");
   int d = lt_check_dim(L, 2, luaL_checkinteger(L, 2), t->ndim);
   lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
   if (start < 0) start += t->shape[d] + 1;
@@ -926,7 +919,7 @@ static int t_expand(lua_State *L) {
   int istable = lua_istable(L, 2);
   int nd = istable ? (int)luaL_len(L, 2) : lua_gettop(L) - 1;
   if (nd > LT_MAX_DIMS) luaL_error(L, "expand: rank exceeds the limit of %d", LT_MAX_DIMS);
-  if (nd < t->ndim) luaL_error(L, "bad argument #2 to 'expand' (%d sizes given for a tensor of %d dims)", nd, t->ndim);
+  if (nd < t->ndim) luaL_argerror(L, 2, lua_pushfstring(L, "%d sizes given for a tensor of %d dims", nd, t->ndim));
   lt_tensor v = *t;
   v.ndim = nd;
   for (int i = 0; i < nd; i++) {
@@ -937,9 +930,9 @@ static int t_expand(lua_State *L) {
     if (j >= 0) {
       if (ns[i] == -1 || ns[i] == t->shape[j]) { v.shape[i] = t->shape[j]; v.stride[i] = t->stride[j]; }
       else if (t->shape[j] == 1 && ns[i] >= 0) { v.shape[i] = ns[i]; v.stride[i] = 0; }
-      else luaL_error(L, "bad argument #2 to 'expand' (size %I of dim %d cannot expand to %I)", (lua_Integer)t->shape[j], j + 1, (lua_Integer)ns[i]);
+      else luaL_argerror(L, istable ? 2 : i + 2, lua_pushfstring(L, "size %I of dim %d cannot expand to %I", (lua_Integer)t->shape[j], j + 1, (lua_Integer)ns[i]));
     } else {
-      if (ns[i] < 0) luaL_error(L, "bad argument #2 to 'expand' (size -1 not allowed for a new dim)");
+      if (ns[i] < 0) luaL_argerror(L, istable ? 2 : i + 2, "size -1 not allowed for a new dim");
       v.shape[i] = ns[i]; v.stride[i] = 0;
     }
   }
@@ -961,7 +954,7 @@ static int t_index(lua_State *L) {
     cnt = (int64_t)luaL_len(L, 3);
   }
   lt_tensor src = *t;
-  if (t->ndim == 0) luaL_error(L, "bad argument #1 to 'index' (cannot index a 0-dim tensor)");
+  if (t->ndim == 0) luaL_argerror(L, 1, "cannot index a 0-dim tensor");
   int64_t shape[LT_MAX_DIMS];
   memcpy(shape, t->shape, sizeof shape);
   shape[d] = cnt;
@@ -987,7 +980,7 @@ static int t_index(lua_State *L) {
 static int t_item(lua_State *L) {
   lt_tensor *t = lt_check(L, 1);
   int64_t n = lt_numel(t);
-  if (n != 1) luaL_error(L, "bad argument #1 to 'item' (a tensor with %I elements cannot be converted to a number)", (lua_Integer)n);
+  if (n != 1) luaL_argerror(L, 1, lua_pushfstring(L, "a tensor with %I elements cannot be converted to a number", (lua_Integer)n));
   lt_push_elem(L, t->dtype, lt_data(t));
   return 1;
 }
@@ -1043,7 +1036,7 @@ static int t_copy(lua_State *L) {
     lua_newtable(L);
     for (int i = 0; i < t->ndim; i++) { lua_pushinteger(L, t->shape[i]); lua_rawseti(L, -2, i + 1); }
     if (lua_pcall(L, 2, 1, 0) != LUA_OK)
-      luaL_error(L, "bad argument #2 to 'copy' (source cannot be broadcast to the destination's shape)");
+      luaL_argerror(L, 2, "source cannot be broadcast to the destination's shape");
     src = *lt_check(L, -1);
   }
   if (overlaps(t, &src)) {
@@ -1058,9 +1051,9 @@ static int t_copy(lua_State *L) {
 static int t_index_mm(lua_State *L) {
   if (lua_type(L, 2) == LUA_TNUMBER) {
     lt_tensor *t = lt_check(L, 1);
-    if (!lua_isinteger(L, 2)) luaL_argerror(L, 2, "index must be an integer");
+    if (!lua_isinteger(L, 2)) luaL_error(L, "index must be an integer");
     if (t->ndim == 0) luaL_error(L, "cannot index a 0-dim tensor");
-    int64_t i = check_index(L, 2, lua_tointeger(L, 2), t->shape[0], "dim 1");
+    int64_t i = check_index(L, 0, lua_tointeger(L, 2), t->shape[0], "dim 1");
     do_select(L, t, 0, i);
     return 1;
   }
@@ -1074,7 +1067,7 @@ static int t_newindex(lua_State *L) {
   lt_tensor *t = lt_check(L, 1);
   if (!lua_isinteger(L, 2)) luaL_error(L, "tensors take only integer indices for assignment");
   if (t->ndim == 0) luaL_error(L, "cannot index a 0-dim tensor");
-  int64_t i = check_index(L, 2, lua_tointeger(L, 2), t->shape[0], "dim 1");
+  int64_t i = check_index(L, 0, lua_tointeger(L, 2), t->shape[0], "dim 1");
   lt_tensor row = *t;
   row.offset += i * t->stride[0];
   for (int k = 0; k < t->ndim - 1; k++) { row.shape[k] = t->shape[k + 1]; row.stride[k] = t->stride[k + 1]; }
@@ -1096,6 +1089,33 @@ static int t_len(lua_State *L) {
   lt_tensor *t = lt_check(L, 1);
   lua_pushinteger(L, t->ndim ? t->shape[0] : 0);
   return 1;
+}
+
+/* __tostring. The text is made by Lua code (format.lua prints tensors as
+   PyTorch does), and the C layer never calls up into the Lua modules (it
+   does not know where they are). So the metamethod is set here with all the
+   others, and the Lua side hands it the printer once: init.lua calls
+   core._set_tostring(format.tensor_tostring), which keeps the function in
+   this state's registry. Until then (the core required alone) a tensor
+   prints as other userdata do, "ltorch.Tensor: 0x...". */
+static const char TOSTRING_KEY = 's';
+
+static int t_tostring(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &TOSTRING_KEY) != LUA_TFUNCTION) {
+    lua_pushfstring(L, "%s: %p", LT_TENSOR_MT, lua_topointer(L, 1));
+    return 1;
+  }
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* core._set_tostring(fn): fn(t) -> string makes tostring(t) from now on */
+static int l_set_tostring(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &TOSTRING_KEY);
+  return 0;
 }
 
 /* ---- public C API (ltorch.h) ------------------------------------------------ */
@@ -1154,6 +1174,21 @@ ltorch_Tensor *ltorch_pushwrap(lua_State *L, void *data, const char *dtype, int 
   return lt_push_storage(L, s, v.dtype, ndim, v.shape, v.stride, 0);
 }
 
+/* an ordered dict (odict.lua) walks itself with its __next metafield */
+int ltorch_next(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  int tt = luaL_getmetafield(L, idx, "__next");
+  if (tt != LUA_TFUNCTION) {
+    if (tt != LUA_TNIL) lua_pop(L, 1);
+    return lua_next(L, idx);
+  }
+  lua_pushvalue(L, idx);                      /* key, __next, t */
+  lua_rotate(L, -3, 2);                       /* __next, t, key */
+  lua_call(L, 2, 2);
+  if (lua_isnil(L, -2)) { lua_pop(L, 2); return 0; }
+  return 1;
+}
+
 int ltorch_load(lua_State *L, const char *path) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "ltorch");
@@ -1172,7 +1207,7 @@ static const luaL_Reg funcs[] = {
   {"full", l_full}, {"rand", l_rand}, {"randn", l_randn}, {"randint", l_randint},
   {"arange", l_arange}, {"linspace", l_linspace}, {"eye", l_eye},
   {"frombytes", l_frombytes}, {"is_tensor", l_is_tensor}, {"manual_seed", l_manual_seed},
-  {"_isatty", l_isatty}, {"_clock", l_clock},
+  {"_isatty", l_isatty}, {"_clock", l_clock}, {"_set_tostring", l_set_tostring},
   {NULL, NULL}
 };
 
@@ -1193,6 +1228,58 @@ static const luaL_Reg methods[] = {
   {NULL, NULL}
 };
 
+/* __index is not here: it is a closure over the methods table (below) */
+static const luaL_Reg metamethods[] = {
+  {"__newindex", t_newindex}, {"__len", t_len}, {"__gc", t_free}, {"__close", t_free},
+  {"__tostring", t_tostring},
+  {NULL, NULL}
+};
+
+static const lt_binding core_binding = {funcs, methods, NULL, metamethods, NULL};
+
+/* every binding file, in registration order */
+static const lt_binding *const bindings[] = {
+  &core_binding, &lt_ops_binding, &lt_pt_binding, &lt_fmt_binding, &lt_json_binding,
+  &lt_io_binding,
+};
+
+static void setfuncs(lua_State *L, int t, const luaL_Reg *r) {
+  if (!r) return;
+  lua_pushvalue(L, t);
+  luaL_setfuncs(L, r, 0);
+  lua_pop(L, 1);
+}
+
+/* The one place the module table and the tensor metatable are filled:
+   every binding's functions, methods and metamethods, then __index (integer
+   indices select rows; names are looked up in the methods table, its
+   upvalue). Pushes the module; core._meta is the metatable and
+   core._methods the methods table. A second opening in the same state
+   fills the existing metatable again, so tensors made before it stay
+   tensors. */
+static void open_bindings(lua_State *L) {
+  lua_newtable(L);
+  int mod = lua_gettop(L);
+  lua_newtable(L);
+  int meth = lua_gettop(L);
+  luaL_newmetatable(L, LT_TENSOR_MT);         /* sets __name */
+  int mt = lua_gettop(L);
+  for (size_t i = 0; i < sizeof bindings / sizeof *bindings; i++) {
+    const lt_binding *b = bindings[i];
+    setfuncs(L, mod, b->funcs);
+    setfuncs(L, mod, b->both);
+    setfuncs(L, meth, b->both);
+    setfuncs(L, meth, b->methods);
+    setfuncs(L, mt, b->meta);
+    if (b->open) b->open(L);
+  }
+  lua_pushvalue(L, meth);
+  lua_pushcclosure(L, t_index_mm, 1);
+  lua_setfield(L, mt, "__index");
+  lua_setfield(L, mod, "_meta");
+  lua_setfield(L, mod, "_methods");
+}
+
 int luaopen_ltorch_core(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &PACE_KEY);
   if (lua_isnil(L, -1)) {
@@ -1202,26 +1289,6 @@ int luaopen_ltorch_core(lua_State *L) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &PACE_KEY);
   }
   lua_pop(L, 1);
-  luaL_newlib(L, funcs);                      /* module */
-  int mod = lua_gettop(L);
-  lua_newtable(L);                            /* methods */
-  int meth = lua_gettop(L);
-  luaL_setfuncs(L, methods, 0);
-  if (luaL_newmetatable(L, LT_TENSOR_MT)) {
-    lua_pushvalue(L, meth);
-    lua_pushcclosure(L, t_index_mm, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, t_newindex); lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, t_free); lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, t_free); lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, t_len); lua_setfield(L, -2, "__len");
-    lua_pushliteral(L, "ltorch.Tensor"); lua_setfield(L, -2, "__name");
-  }
-  lua_setfield(L, mod, "_meta");
-  lua_pushvalue(L, meth);
-  lua_setfield(L, mod, "_methods");
-  lt_open_ops(L, mod, meth);
-  lt_open_io(L, mod, meth);
-  lua_settop(L, mod);
+  open_bindings(L);
   return 1;
 }

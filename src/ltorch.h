@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <lua.h>
 
-#define LTORCH_TENSOR "ltorch.Tensor"
-#define LTORCH_MAX_DIMS 16
+#define LTORCH_TENSOR "ltorch.Tensor"   /* the tensors' metatable (luaL_checkudata) */
+#define LTORCH_MAX_DIMS 16              /* the highest rank a tensor may have */
 
 typedef struct lt_tensor ltorch_Tensor;
 
@@ -21,7 +21,10 @@ typedef struct lt_tensor ltorch_Tensor;
 #define LTORCH_API
 #endif
 
-/* the module opener: require("ltorch.core") calls it */
+/* the module opener: require("ltorch.core") calls it. A host linked with
+   core.so can make require use that copy of the library (rather than
+   opening core.so again through package.cpath) by storing this function
+   as package.preload["ltorch.core"]. */
 LTORCH_API int luaopen_ltorch_core(lua_State *L);
 
 /* the tensor at index idx; raises when it is not a live tensor. Its data
@@ -54,8 +57,31 @@ LTORCH_API ltorch_Tensor *ltorch_pushwrap(lua_State *L, void *data, const char *
 
 /*
 ** Run require("ltorch").load(path) and leave its result on the stack.
-** Returns LUA_OK, or an error code with the message on the stack.
+** Returns LUA_OK, or an error code with the message on the stack: for a
+** file that cannot be loaded the one torch.load raises, "path: what is
+** wrong" ("model.pt: no such file", "model.pt: entry 'archive/data/0':
+** expected 4096 bytes, found 100"), the path once and no Lua source position.
 */
 LTORCH_API int ltorch_load(lua_State *L, const char *path);
+
+/*
+** Walk the table at idx as lua_next does: pops a key, pushes the next key
+** and its value and returns 1, or returns 0 (pushing nothing) after the
+** last entry; start with nil. A loaded dict (a state dict, any dict read
+** from a file) is an ordered dict whose entries lua_next cannot see (they
+** live behind a proxy): ltorch_next walks it in its order, the file's.
+** Any other table is walked with lua_next. A value that is itself a dict
+** is walked the same way:
+**
+**   lua_pushnil(L);
+**   while (ltorch_next(L, t)) {        (key at -2, value at -1)
+**     ...
+**     lua_pop(L, 1);                   (keep the key for the next call)
+**   }
+**
+** Keys must not be added or removed during the walk. It may raise (as
+** lua_next does for a key that is not in the table).
+*/
+LTORCH_API int ltorch_next(lua_State *L, int idx);
 
 #endif

@@ -1,15 +1,21 @@
 /*
-** npy.c: NumPy .npy headers (parse and write). The .npz container is
-** handled by the binding through libzip.
+** npy.c: NumPy .npy headers (parse and write). The I/O is the binding's
+** (lfmt.c): .npy files through rawio.c; .npz archives, zips of .npy
+** members, read with ltorch's zip reader (ptzip.c) and written through
+** libzip.
 **
-** Layout (FORMATS.md section 8.1):
+** Layout, as numpy.lib.format reads and writes it:
 **   1. magic "\x93NUMPY" (6 bytes)
-**   2. u8 major, u8 minor: 1.0, 2.0 or 3.0
-**   3. header length HLEN: u16 LE (1.0) or u32 LE (2.0, 3.0)
+**   2. u8 major, u8 minor: 1.0, 2.0 or 3.0 (minor 0 only)
+**   3. header length HLEN: u16 LE (1.0) or u32 LE (2.0, 3.0); at most
+**      LT_NPY_MAX_HEADER here
 **   4. HLEN bytes: a Python dict literal {'descr': '<f4', 'fortran_order':
-**      False, 'shape': (2, 3), } padded with spaces and ending in '\n'
-**      (latin-1 for 1.0/2.0, UTF-8 for 3.0)
-**   5. the data: prod(shape) elements, C order or Fortran order
+**      False, 'shape': (2, 3), } (each key once, in any order) padded with
+**      spaces and ending in '\n' (latin-1 for 1.0/2.0, UTF-8 for 3.0);
+**      descr is a byte order ('<' little, '>' big, '|' not applicable, '='
+**      native) and a kind and size: b1 u1 i1 i2 i4 i8 f2 f4 f8 c8 c16
+**   5. the data: prod(shape) elements, C order or (fortran_order) Fortran
+**      order; numpy writes magic..newline to a multiple of 64 bytes
 */
 #include <stdlib.h>
 #include <string.h>

@@ -3,8 +3,8 @@
 ** broadcast views in chunks: each chunk is read into a buffer of the compute
 ** domain (double, int64 or complex double), computed, and converted into
 ** the contiguous output with lt_convert (so float16/bfloat16/float8 round
-** back from float32 as c10 does). Contiguous float32 has plain loops the
-** compiler vectorises. matmul and convolution go through OpenBLAS gemm;
+** back from float32 as c10 does). Contiguous float32 and float64 have plain
+** loops the compiler vectorises, each written once for both types. matmul and convolution go through OpenBLAS gemm;
 ** pooling and normalisation work on contiguous double buffers.
 **
 ** OpenBLAS is opened on the first gemm (dlopen), not when ltorch loads: its
@@ -85,6 +85,15 @@ static void load_c128(lt_iter *it, lt_dtype dt, double *buf, int n) {
 
 /* ---- binary kernels ---------------------------------------------------- */
 
+/* the comparison cases of a switch over op, in any number type: 1 or 0 */
+#define CMP_CASES(x, y)                \
+  case LT_OP_EQ: return (x) == (y);    \
+  case LT_OP_NE: return (x) != (y);    \
+  case LT_OP_LT: return (x) < (y);     \
+  case LT_OP_LE: return (x) <= (y);    \
+  case LT_OP_GT: return (x) > (y);     \
+  default: return (x) >= (y);
+
 static double bin_f64(int op, double x, double y) {
   switch (op) {
     case LT_OP_ADD: return x + y;
@@ -94,12 +103,7 @@ static double bin_f64(int op, double x, double y) {
     case LT_OP_POW: return pow(x, y);
     case LT_OP_MAX: return (isnan(x) || isnan(y)) ? NAN : (x > y ? x : y);
     case LT_OP_MIN: return (isnan(x) || isnan(y)) ? NAN : (x < y ? x : y);
-    case LT_OP_EQ: return x == y;
-    case LT_OP_NE: return x != y;
-    case LT_OP_LT: return x < y;
-    case LT_OP_LE: return x <= y;
-    case LT_OP_GT: return x > y;
-    default: return x >= y;
+    CMP_CASES(x, y)
   }
 }
 
@@ -124,12 +128,7 @@ static int64_t bin_i64(int op, int64_t x, int64_t y) {
     case LT_OP_POW: return ipow(x, y);
     case LT_OP_MAX: return x > y ? x : y;
     case LT_OP_MIN: return x < y ? x : y;
-    case LT_OP_EQ: return x == y;
-    case LT_OP_NE: return x != y;
-    case LT_OP_LT: return x < y;
-    case LT_OP_LE: return x <= y;
-    case LT_OP_GT: return x > y;
-    default: return x >= y;
+    CMP_CASES(x, y)
   }
 }
 
@@ -155,94 +154,87 @@ static int is_scalar_view(const lt_tensor *t) {
   return 1;
 }
 
-/* contiguous float32: loops the compiler vectorises */
-VECTORIZE static int fast_f32(int op, const lt_tensor *a, const lt_tensor *b, lt_tensor *out, int64_t n) {
-  if (a->dtype != LT_FLOAT32 || b->dtype != LT_FLOAT32 || out->dtype != LT_FLOAT32 ||
-      op > LT_OP_DIV || !lt_is_contiguous(a))
-    return 0;
-  const float *x = (const float *)lt_data(a);
-  float *o = (float *)lt_data(out);
-  if (lt_is_contiguous(b)) {
-    const float *y = (const float *)lt_data(b);
-    switch (op) {
-      case LT_OP_ADD: for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i]; break;
-      case LT_OP_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i] - y[i]; break;
-      case LT_OP_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i]; break;
-      default: for (int64_t i = 0; i < n; i++) o[i] = x[i] / y[i]; break;
-    }
-    return 1;
+/* z[i] = X op Y for i in [0, n), one loop for each arithmetic op (add,
+   sub, mul, div): X and Y are expressions of the loop index i */
+#define ARITH_LOOPS(op, n, z, X, Y)                                              \
+  switch (op) {                                                                  \
+    case LT_OP_ADD: for (int64_t i = 0; i < (n); i++) z[i] = (X) + (Y); break;   \
+    case LT_OP_SUB: for (int64_t i = 0; i < (n); i++) z[i] = (X) - (Y); break;   \
+    case LT_OP_MUL: for (int64_t i = 0; i < (n); i++) z[i] = (X) * (Y); break;   \
+    default: for (int64_t i = 0; i < (n); i++) z[i] = (X) / (Y); break;          \
   }
-  if (is_scalar_view(b)) {
-    float y = *(const float *)lt_data(b);
-    switch (op) {
-      case LT_OP_ADD: for (int64_t i = 0; i < n; i++) o[i] = x[i] + y; break;
-      case LT_OP_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i] - y; break;
-      case LT_OP_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * y; break;
-      default: for (int64_t i = 0; i < n; i++) o[i] = x[i] / y; break;
-    }
-    return 1;
-  }
-  return 0;
-}
 
-/* float32 views whose innermost dims are contiguous or broadcast (stride 1
-   or 0): loop over rows, each row a plain loop */
-VECTORIZE static int rows_f32(int op, const lt_tensor *a, const lt_tensor *b, lt_tensor *out, int64_t n) {
-  int nd = out->ndim;
-  if (a->dtype != LT_FLOAT32 || b->dtype != LT_FLOAT32 || out->dtype != LT_FLOAT32 ||
-      op > LT_OP_DIV || nd == 0)
-    return 0;
-  int64_t L = out->shape[nd - 1], sa = a->stride[nd - 1], sb = b->stride[nd - 1];
-  if (L < 8 || (sa != 0 && sa != 1) || (sb != 0 && sb != 1)) return 0;
-  const float *A = (const float *)lt_data(a), *B = (const float *)lt_data(b);
-  float *o = (float *)lt_data(out);
-  int64_t idx[LT_MAX_DIMS] = {0}, oa = 0, ob = 0, rows = n / L;
-  for (int64_t r = 0; r < rows; r++) {
-    const float *x = A + oa, *y = B + ob;
-    float *z = o + r * L;
-    if (sa && sb) {
-      switch (op) {
-        case LT_OP_ADD: for (int64_t i = 0; i < L; i++) z[i] = x[i] + y[i]; break;
-        case LT_OP_SUB: for (int64_t i = 0; i < L; i++) z[i] = x[i] - y[i]; break;
-        case LT_OP_MUL: for (int64_t i = 0; i < L; i++) z[i] = x[i] * y[i]; break;
-        default: for (int64_t i = 0; i < L; i++) z[i] = x[i] / y[i]; break;
-      }
-    } else if (sa) {
-      float v = *y;
-      switch (op) {
-        case LT_OP_ADD: for (int64_t i = 0; i < L; i++) z[i] = x[i] + v; break;
-        case LT_OP_SUB: for (int64_t i = 0; i < L; i++) z[i] = x[i] - v; break;
-        case LT_OP_MUL: for (int64_t i = 0; i < L; i++) z[i] = x[i] * v; break;
-        default: for (int64_t i = 0; i < L; i++) z[i] = x[i] / v; break;
-      }
-    } else if (sb) {
-      float v = *x;
-      switch (op) {
-        case LT_OP_ADD: for (int64_t i = 0; i < L; i++) z[i] = v + y[i]; break;
-        case LT_OP_SUB: for (int64_t i = 0; i < L; i++) z[i] = v - y[i]; break;
-        case LT_OP_MUL: for (int64_t i = 0; i < L; i++) z[i] = v * y[i]; break;
-        default: for (int64_t i = 0; i < L; i++) z[i] = v / y[i]; break;
-      }
-    } else {
-      float v = (float)bin_f64(op, *x, *y);
-      for (int64_t i = 0; i < L; i++) z[i] = v;
-    }
-    for (int d = nd - 2; d >= 0; d--) {       /* next row */
-      oa += a->stride[d];
-      ob += b->stride[d];
-      if (++idx[d] < out->shape[d]) break;
-      oa -= a->stride[d] * out->shape[d];
-      ob -= b->stride[d] * out->shape[d];
-      idx[d] = 0;
-    }
+/* The arithmetic of a float dtype DT (C type T) as plain loops the compiler
+   vectorises, defined once for float32 and once for float64; each returns 0
+   (doing nothing) when its case does not apply.
+   fast_SUF: a contiguous, b contiguous or one value for all.
+   rows_SUF: views whose innermost dims are contiguous or broadcast (stride 1
+   or 0): a loop over rows, each row a plain loop. */
+#define DEF_ARITH(T, SUF, DT)                                                                    \
+  VECTORIZE static int fast_##SUF(int op, const lt_tensor *a, const lt_tensor *b, lt_tensor *out, \
+                                  int64_t n) {                                                   \
+    if (a->dtype != DT || b->dtype != DT || out->dtype != DT || op > LT_OP_DIV ||                \
+        !lt_is_contiguous(a))                                                                    \
+      return 0;                                                                                  \
+    const T *x = (const T *)lt_data(a);                                                          \
+    T *o = (T *)lt_data(out);                                                                    \
+    if (lt_is_contiguous(b)) {                                                                   \
+      const T *y = (const T *)lt_data(b);                                                        \
+      ARITH_LOOPS(op, n, o, x[i], y[i]);                                                         \
+      return 1;                                                                                  \
+    }                                                                                            \
+    if (is_scalar_view(b)) {                                                                     \
+      T y = *(const T *)lt_data(b);                                                              \
+      ARITH_LOOPS(op, n, o, x[i], y);                                                            \
+      return 1;                                                                                  \
+    }                                                                                            \
+    return 0;                                                                                    \
+  }                                                                                              \
+  VECTORIZE static int rows_##SUF(int op, const lt_tensor *a, const lt_tensor *b, lt_tensor *out, \
+                                  int64_t n) {                                                   \
+    int nd = out->ndim;                                                                          \
+    if (a->dtype != DT || b->dtype != DT || out->dtype != DT || op > LT_OP_DIV || nd == 0)       \
+      return 0;                                                                                  \
+    int64_t L = out->shape[nd - 1], sa = a->stride[nd - 1], sb = b->stride[nd - 1];              \
+    if (L < 8 || (sa != 0 && sa != 1) || (sb != 0 && sb != 1)) return 0;                        \
+    const T *A = (const T *)lt_data(a), *B = (const T *)lt_data(b);                              \
+    T *o = (T *)lt_data(out);                                                                    \
+    int64_t idx[LT_MAX_DIMS] = {0}, oa = 0, ob = 0, rows = n / L;                                \
+    for (int64_t r = 0; r < rows; r++) {                                                         \
+      const T *x = A + oa, *y = B + ob;                                                          \
+      T *z = o + r * L;                                                                          \
+      if (sa && sb) {                                                                            \
+        ARITH_LOOPS(op, L, z, x[i], y[i]);                                                       \
+      } else if (sa) {                                                                           \
+        T v = *y;                                                                                \
+        ARITH_LOOPS(op, L, z, x[i], v);                                                          \
+      } else if (sb) {                                                                           \
+        T v = *x;                                                                                \
+        ARITH_LOOPS(op, L, z, v, y[i]);                                                          \
+      } else {                                                                                   \
+        T v = (T)bin_f64(op, *x, *y);                                                            \
+        for (int64_t i = 0; i < L; i++) z[i] = v;                                                \
+      }                                                                                          \
+      for (int d = nd - 2; d >= 0; d--) {       /* next row */                                   \
+        oa += a->stride[d];                                                                      \
+        ob += b->stride[d];                                                                      \
+        if (++idx[d] < out->shape[d]) break;                                                     \
+        oa -= a->stride[d] * out->shape[d];                                                      \
+        ob -= b->stride[d] * out->shape[d];                                                      \
+        idx[d] = 0;                                                                              \
+      }                                                                                          \
+    }                                                                                            \
+    return 1;                                                                                    \
   }
-  return 1;
-}
+DEF_ARITH(float, f32, LT_FLOAT32)
+DEF_ARITH(double, f64, LT_FLOAT64)
 
 void lt_binary(int op, int dom, const lt_tensor *a, const lt_tensor *b, lt_tensor *out) {
   int64_t n = lt_numel(out);
   if (n == 0) return;
-  if (dom == LT_DOM_F64 && (fast_f32(op, a, b, out, n) || rows_f32(op, a, b, out, n))) return;
+  if (dom == LT_DOM_F64 && (fast_f32(op, a, b, out, n) || rows_f32(op, a, b, out, n) ||
+                            fast_f64(op, a, b, out, n) || rows_f64(op, a, b, out, n)))
+    return;
   lt_iter ia, ib;
   lt_iter_init(&ia, a);
   lt_iter_init(&ib, b);
@@ -254,33 +246,35 @@ void lt_binary(int op, int dom, const lt_tensor *a, const lt_tensor *b, lt_tenso
   uint8_t bo[CH];
   for (int64_t done = 0; done < n;) {
     int m = n - done < CH ? (int)(n - done) : CH;
-    char *dst = o + (size_t)done * osz;
+    /* the chunk's results in the domain's buffer, or in bo (comparisons) */
     if (dom == LT_DOM_F64) {
       load_f64(&ia, a->dtype, fa, m);
       load_f64(&ib, b->dtype, fb, m);
-      if (cmp) {
-        for (int i = 0; i < m; i++) bo[i] = (uint8_t)bin_f64(op, fa[i], fb[i]);
-      } else {
-        for (int i = 0; i < m; i++) fo[i] = bin_f64(op, fa[i], fb[i]);
-        lt_convert(out->dtype, dst, LT_FLOAT64, fo, (size_t)m);
+      for (int i = 0; i < m; i++) {
+        double r = bin_f64(op, fa[i], fb[i]);
+        if (cmp) bo[i] = (uint8_t)r; else fo[i] = r;
       }
     } else if (dom == LT_DOM_I64) {
       load_i64(&ia, a->dtype, xa, m);
       load_i64(&ib, b->dtype, xb, m);
-      if (cmp) {
-        for (int i = 0; i < m; i++) bo[i] = (uint8_t)bin_i64(op, xa[i], xb[i]);
-      } else {
-        for (int i = 0; i < m; i++) xo[i] = bin_i64(op, xa[i], xb[i]);
-        lt_convert(out->dtype, dst, LT_INT64, xo, (size_t)m);
+      for (int i = 0; i < m; i++) {
+        int64_t r = bin_i64(op, xa[i], xb[i]);
+        if (cmp) bo[i] = (uint8_t)r; else xo[i] = r;
       }
     } else {
       load_c128(&ia, a->dtype, fa, m);
       load_c128(&ib, b->dtype, fb, m);
       for (int i = 0; i < m; i++) bin_c128(op, fa + 2 * i, fb + 2 * i, fo + 2 * i);
-      if (cmp) for (int i = 0; i < m; i++) bo[i] = fo[2 * i] != 0;
-      else lt_convert(out->dtype, dst, LT_COMPLEX128, fo, (size_t)m);
+      if (cmp) for (int i = 0; i < m; i++) bo[i] = fo[2 * i] != 0;   /* the real part */
     }
-    if (cmp) lt_convert(out->dtype, dst, LT_BOOL, bo, (size_t)m);
+    char *dst = o + (size_t)done * osz;
+    if (cmp) {
+      lt_convert(out->dtype, dst, LT_BOOL, bo, (size_t)m);
+    } else if (dom == LT_DOM_I64) {
+      lt_convert(out->dtype, dst, LT_INT64, xo, (size_t)m);
+    } else {
+      lt_convert(out->dtype, dst, dom == LT_DOM_F64 ? LT_FLOAT64 : LT_COMPLEX128, fo, (size_t)m);
+    }
     done += m;
   }
 }
@@ -290,50 +284,46 @@ void lt_binary(int op, int dom, const lt_tensor *a, const lt_tensor *b, lt_tenso
 #define SQRT1_2 0.70710678118654752440
 #define SQRT2_PI 0.79788456080286535588
 
-static double un_f64(int op, double x) {
-  switch (op) {
-    case LT_UN_NEG: return -x;
-    case LT_UN_ABS: return fabs(x);
-    case LT_UN_RELU: return x > 0 ? x : (isnan(x) ? x : 0.0);
-    case LT_UN_EXP: return exp(x);
-    case LT_UN_LOG: return log(x);
-    case LT_UN_SQRT: return sqrt(x);
-    case LT_UN_TANH: return tanh(x);
-    case LT_UN_SIGMOID: return 1.0 / (1.0 + exp(-x));
-    case LT_UN_GELU: return 0.5 * x * (1.0 + erf(x * SQRT1_2));
-    default: return 0.5 * x * (1.0 + tanh(SQRT2_PI * (x + 0.044715 * x * x * x)));
+/* The unary ops of a float type T, whose <math.h> functions end in S (f,
+   or nothing for double), defined once for float and once for double:
+   un_SUF(op, x) one element (GELU computed in double for both);
+   unary_SUF(op, x, o, n) a loop for each op over contiguous memory, which
+   the compiler vectorises where it can. */
+#define DEF_UNARY(T, SUF, S)                                                               \
+  static inline T un_##SUF(int op, T x) {                                                  \
+    switch (op) {                                                                          \
+      case LT_UN_NEG: return -x;                                                           \
+      case LT_UN_ABS: return fabs##S(x);                                                   \
+      case LT_UN_RELU: return x < 0 ? (T)0 : x;       /* nan and -0 stay, as PyTorch's */  \
+      case LT_UN_EXP: return exp##S(x);                                                    \
+      case LT_UN_LOG: return log##S(x);                                                    \
+      case LT_UN_SQRT: return sqrt##S(x);                                                  \
+      case LT_UN_TANH: return tanh##S(x);                                                  \
+      case LT_UN_SIGMOID: return (T)1 / ((T)1 + exp##S(-x));                               \
+      case LT_UN_GELU: return (T)(0.5 * x * (1.0 + erf(x * SQRT1_2)));                     \
+      default: return (T)(0.5 * x * (1.0 + tanh(SQRT2_PI * (x + 0.044715 * x * x * x))));  \
+    }                                                                                      \
+  }                                                                                        \
+  VECTORIZE static void unary_##SUF(int op, const T *x, T *o, int64_t n) {                \
+    switch (op) {                                                                          \
+      UN_LOOP(SUF, LT_UN_NEG) UN_LOOP(SUF, LT_UN_ABS) UN_LOOP(SUF, LT_UN_RELU)             \
+      UN_LOOP(SUF, LT_UN_EXP) UN_LOOP(SUF, LT_UN_LOG) UN_LOOP(SUF, LT_UN_SQRT)             \
+      UN_LOOP(SUF, LT_UN_TANH) UN_LOOP(SUF, LT_UN_SIGMOID) UN_LOOP(SUF, LT_UN_GELU)        \
+      default: for (int64_t i = 0; i < n; i++) o[i] = un_##SUF(LT_UN_GELU_TANH, x[i]);     \
+    }                                                                                      \
   }
-}
-
-static float un_f32(int op, float x) {
-  switch (op) {
-    case LT_UN_NEG: return -x;
-    case LT_UN_ABS: return fabsf(x);
-    case LT_UN_RELU: return x > 0 ? x : (isnan(x) ? x : 0.0f);
-    case LT_UN_EXP: return expf(x);
-    case LT_UN_LOG: return logf(x);
-    case LT_UN_SQRT: return sqrtf(x);
-    case LT_UN_TANH: return tanhf(x);
-    case LT_UN_SIGMOID: return 1.0f / (1.0f + expf(-x));
-    default: return (float)un_f64(op, x);
-  }
-}
-
-VECTORIZE static void unary_f32(int op, const float *x, float *o, int64_t n) {
-  switch (op) {
-    case LT_UN_RELU: for (int64_t i = 0; i < n; i++) o[i] = x[i] < 0 ? 0.0f : x[i]; break;  /* nan stays */
-    case LT_UN_NEG: for (int64_t i = 0; i < n; i++) o[i] = -x[i]; break;
-    case LT_UN_ABS: for (int64_t i = 0; i < n; i++) o[i] = fabsf(x[i]); break;
-    default: for (int64_t i = 0; i < n; i++) o[i] = un_f32(op, x[i]); break;
-  }
-}
+/* a case of unary_SUF: the loop of one op, its element function inlined */
+#define UN_LOOP(SUF, OP) \
+  case OP: for (int64_t i = 0; i < n; i++) o[i] = un_##SUF(OP, x[i]); break;
+DEF_UNARY(float, f32, f)
+DEF_UNARY(double, f64, )
 
 void lt_unary(int op, int dom, const lt_tensor *a, lt_tensor *out) {
   int64_t n = lt_numel(out);
   if (n == 0) return;
-  if (dom == LT_DOM_F64 && a->dtype == LT_FLOAT32 && out->dtype == LT_FLOAT32 && lt_is_contiguous(a)) {
-    unary_f32(op, (const float *)lt_data(a), (float *)lt_data(out), n);
-    return;
+  if (dom == LT_DOM_F64 && a->dtype == out->dtype && lt_is_contiguous(a)) {
+    if (a->dtype == LT_FLOAT32) { unary_f32(op, (const float *)lt_data(a), (float *)lt_data(out), n); return; }
+    if (a->dtype == LT_FLOAT64) { unary_f64(op, (const double *)lt_data(a), (double *)lt_data(out), n); return; }
   }
   lt_iter ia;
   lt_iter_init(&ia, a);
@@ -343,11 +333,11 @@ void lt_unary(int op, int dom, const lt_tensor *a, lt_tensor *out) {
   int64_t xa[CH];
   for (int64_t done = 0; done < n;) {
     int m = n - done < CH ? (int)(n - done) : CH;
-    char *dst = o + (size_t)done * osz;
+    lt_dtype rdt = LT_FLOAT64;              /* the results: fo as float64, or ... */
+    const void *res = fo;
     if (dom == LT_DOM_F64) {
       load_f64(&ia, a->dtype, fa, m);
-      for (int i = 0; i < m; i++) fo[i] = un_f64(op, fa[i]);
-      lt_convert(out->dtype, dst, LT_FLOAT64, fo, (size_t)m);
+      unary_f64(op, fa, fo, m);
     } else if (dom == LT_DOM_I64) {
       load_i64(&ia, a->dtype, xa, m);
       for (int i = 0; i < m; i++) {
@@ -356,23 +346,23 @@ void lt_unary(int op, int dom, const lt_tensor *a, lt_tensor *out) {
         xa[i] = op == LT_UN_NEG ? (int64_t)neg : op == LT_UN_ABS ? (x < 0 ? (int64_t)neg : x)
               : (x > 0 ? x : 0);
       }
-      lt_convert(out->dtype, dst, LT_INT64, xa, (size_t)m);
+      rdt = LT_INT64;                       /* ... xa as int64 */
+      res = xa;
+    } else if (op == LT_UN_ABS) {
+      load_c128(&ia, a->dtype, fa, m);
+      for (int i = 0; i < m; i++) fo[i] = cabs(CMPLX(fa[2 * i], fa[2 * i + 1]));
     } else {
       load_c128(&ia, a->dtype, fa, m);
-      if (op == LT_UN_ABS) {
-        for (int i = 0; i < m; i++) fo[i] = cabs(CMPLX(fa[2 * i], fa[2 * i + 1]));
-        lt_convert(out->dtype, dst, LT_FLOAT64, fo, (size_t)m);
-      } else {
-        for (int i = 0; i < m; i++) {
-          double complex z = CMPLX(fa[2 * i], fa[2 * i + 1]);
-          z = op == LT_UN_NEG ? -z : op == LT_UN_EXP ? cexp(z) : op == LT_UN_LOG ? clog(z)
-            : op == LT_UN_SQRT ? csqrt(z) : op == LT_UN_TANH ? ctanh(z) : 1.0 / (1.0 + cexp(-z));
-          fo[2 * i] = creal(z);
-          fo[2 * i + 1] = cimag(z);
-        }
-        lt_convert(out->dtype, dst, LT_COMPLEX128, fo, (size_t)m);
+      for (int i = 0; i < m; i++) {
+        double complex z = CMPLX(fa[2 * i], fa[2 * i + 1]);
+        z = op == LT_UN_NEG ? -z : op == LT_UN_EXP ? cexp(z) : op == LT_UN_LOG ? clog(z)
+          : op == LT_UN_SQRT ? csqrt(z) : op == LT_UN_TANH ? ctanh(z) : 1.0 / (1.0 + cexp(-z));
+        fo[2 * i] = creal(z);
+        fo[2 * i + 1] = cimag(z);
       }
+      rdt = LT_COMPLEX128;                  /* ... fo as complex128 */
     }
+    lt_convert(out->dtype, o + (size_t)done * osz, rdt, res, (size_t)m);
     done += m;
   }
 }
@@ -411,14 +401,12 @@ void lt_clamp(int dom, const lt_tensor *a, int has_lo, double lo, int64_t ilo,
   int64_t x[CH];
   for (int64_t done = 0; done < n;) {
     int m = n - done < CH ? (int)(n - done) : CH;
-    char *dst = o + (size_t)done * osz;
     if (dom == LT_DOM_I64) {
       load_i64(&ia, a->dtype, x, m);
       for (int i = 0; i < m; i++) {
         if (has_lo && x[i] < ilo) x[i] = ilo;
         if (has_hi && x[i] > ihi) x[i] = ihi;
       }
-      lt_convert(out->dtype, dst, LT_INT64, x, (size_t)m);
     } else {
       load_f64(&ia, a->dtype, f, m);
       for (int i = 0; i < m; i++) {
@@ -426,8 +414,9 @@ void lt_clamp(int dom, const lt_tensor *a, int has_lo, double lo, int64_t ilo,
         if (has_lo && !(f[i] >= lo)) f[i] = lo;
         if (has_hi && !(f[i] <= hi)) f[i] = hi;
       }
-      lt_convert(out->dtype, dst, LT_FLOAT64, f, (size_t)m);
     }
+    lt_convert(out->dtype, o + (size_t)done * osz, dom == LT_DOM_I64 ? LT_INT64 : LT_FLOAT64,
+               dom == LT_DOM_I64 ? (const void *)x : f, (size_t)m);
     done += m;
   }
 }
@@ -788,82 +777,74 @@ int64_t lt_pool_out(int64_t in, int64_t k, int64_t pad, int64_t stride, int64_t 
   return out < 1 ? -1 : out;
 }
 
-/* the pooling kernels for float and double, over planes of H x W */
+/* The pooling kernels for float and double: one plane of H x W into one of
+   OH x OW each (max, average, adaptive average); pool_SUF runs a kind over
+   every plane. */
 #define DEF_POOLS(T, SUF)                                                            \
-  static void max_pool_##SUF(const lt_pool *p, const T *x, T *y) {                   \
-    for (int64_t pl = 0; pl < p->planes; pl++) {                                     \
-      const T *xp = x + pl * p->H * p->W;                                            \
-      T *yp = y + pl * p->OH * p->OW;                                                \
-      for (int64_t oh = 0; oh < p->OH; oh++)                                         \
-        for (int64_t ow = 0; ow < p->OW; ow++) {                                     \
-          T best = -INFINITY;                                                        \
-          for (int64_t ki = 0; ki < p->kh; ki++) {                                   \
-            int64_t ih = oh * p->sh - p->ph + ki * p->dh;                            \
-            if (ih < 0 || ih >= p->H) continue;                                      \
-            for (int64_t kj = 0; kj < p->kw; kj++) {                                 \
-              int64_t iw = ow * p->sw - p->pw + kj * p->dw;                          \
-              if (iw < 0 || iw >= p->W) continue;                                    \
-              T v = xp[ih * p->W + iw];                                              \
-              if (v > best || isnan(v)) best = v;                                    \
-            }                                                                        \
+  static void max_pool_##SUF(const lt_pool *p, const T *xp, T *yp) {                 \
+    for (int64_t oh = 0; oh < p->OH; oh++)                                           \
+      for (int64_t ow = 0; ow < p->OW; ow++) {                                       \
+        T best = -INFINITY;                                                          \
+        for (int64_t ki = 0; ki < p->kh; ki++) {                                     \
+          int64_t ih = oh * p->sh - p->ph + ki * p->dh;                              \
+          if (ih < 0 || ih >= p->H) continue;                                        \
+          for (int64_t kj = 0; kj < p->kw; kj++) {                                   \
+            int64_t iw = ow * p->sw - p->pw + kj * p->dw;                            \
+            if (iw < 0 || iw >= p->W) continue;                                      \
+            T v = xp[ih * p->W + iw];                                                \
+            if (v > best || isnan(v)) best = v;                                      \
           }                                                                          \
-          yp[oh * p->OW + ow] = best;                                                \
         }                                                                            \
-    }                                                                                \
-  }                                                                                  \
-  static void avg_pool_##SUF(const lt_pool *p, const T *x, T *y) {                   \
-    for (int64_t pl = 0; pl < p->planes; pl++) {                                     \
-      const T *xp = x + pl * p->H * p->W;                                            \
-      T *yp = y + pl * p->OH * p->OW;                                                \
-      for (int64_t oh = 0; oh < p->OH; oh++)                                         \
-        for (int64_t ow = 0; ow < p->OW; ow++) {                                     \
-          int64_t hs = oh * p->sh - p->ph, ws = ow * p->sw - p->pw;                  \
-          int64_t he = hs + p->kh < p->H + p->ph ? hs + p->kh : p->H + p->ph;        \
-          int64_t we = ws + p->kw < p->W + p->pw ? ws + p->kw : p->W + p->pw;        \
-          int64_t pool = (he - hs) * (we - ws);                                      \
-          if (hs < 0) hs = 0;                                                        \
-          if (ws < 0) ws = 0;                                                        \
-          if (he > p->H) he = p->H;                                                  \
-          if (we > p->W) we = p->W;                                                  \
-          if (hs >= he || ws >= we) { yp[oh * p->OW + ow] = 0; continue; }           \
-          double s = 0;                                                              \
-          for (int64_t ih = hs; ih < he; ih++)                                       \
-            for (int64_t iw = ws; iw < we; iw++) s += xp[ih * p->W + iw];            \
-          int64_t div = p->count_include_pad ? pool : (he - hs) * (we - ws);         \
-          yp[oh * p->OW + ow] = (T)(s / (double)div);                                \
-        }                                                                            \
-    }                                                                                \
-  }                                                                                  \
-  static void adaptive_avg_##SUF(const lt_pool *p, const T *x, T *y) {               \
-    for (int64_t pl = 0; pl < p->planes; pl++) {                                     \
-      const T *xp = x + pl * p->H * p->W;                                            \
-      T *yp = y + pl * p->OH * p->OW;                                                \
-      for (int64_t oh = 0; oh < p->OH; oh++) {                                       \
-        int64_t hs = oh * p->H / p->OH, he = ((oh + 1) * p->H + p->OH - 1) / p->OH;  \
-        for (int64_t ow = 0; ow < p->OW; ow++) {                                     \
-          int64_t ws = ow * p->W / p->OW;                                            \
-          int64_t we = ((ow + 1) * p->W + p->OW - 1) / p->OW;                        \
-          double s = 0;                                                              \
-          for (int64_t ih = hs; ih < he; ih++)                                       \
-            for (int64_t iw = ws; iw < we; iw++) s += xp[ih * p->W + iw];            \
-          yp[oh * p->OW + ow] = (T)(s / (double)((he - hs) * (we - ws)));            \
-        }                                                                            \
+        yp[oh * p->OW + ow] = best;                                                  \
       }                                                                              \
+  }                                                                                  \
+  static void avg_pool_##SUF(const lt_pool *p, const T *xp, T *yp) {                 \
+    for (int64_t oh = 0; oh < p->OH; oh++)                                           \
+      for (int64_t ow = 0; ow < p->OW; ow++) {                                       \
+        int64_t hs = oh * p->sh - p->ph, ws = ow * p->sw - p->pw;                    \
+        int64_t he = hs + p->kh < p->H + p->ph ? hs + p->kh : p->H + p->ph;          \
+        int64_t we = ws + p->kw < p->W + p->pw ? ws + p->kw : p->W + p->pw;          \
+        int64_t pool = (he - hs) * (we - ws);                                        \
+        if (hs < 0) hs = 0;                                                          \
+        if (ws < 0) ws = 0;                                                          \
+        if (he > p->H) he = p->H;                                                    \
+        if (we > p->W) we = p->W;                                                    \
+        if (hs >= he || ws >= we) { yp[oh * p->OW + ow] = 0; continue; }             \
+        double s = 0;                                                                \
+        for (int64_t ih = hs; ih < he; ih++)                                         \
+          for (int64_t iw = ws; iw < we; iw++) s += xp[ih * p->W + iw];              \
+        int64_t div = p->count_include_pad ? pool : (he - hs) * (we - ws);           \
+        yp[oh * p->OW + ow] = (T)(s / (double)div);                                  \
+      }                                                                              \
+  }                                                                                  \
+  static void adaptive_avg_##SUF(const lt_pool *p, const T *xp, T *yp) {             \
+    for (int64_t oh = 0; oh < p->OH; oh++) {                                         \
+      int64_t hs = oh * p->H / p->OH, he = ((oh + 1) * p->H + p->OH - 1) / p->OH;    \
+      for (int64_t ow = 0; ow < p->OW; ow++) {                                       \
+        int64_t ws = ow * p->W / p->OW;                                              \
+        int64_t we = ((ow + 1) * p->W + p->OW - 1) / p->OW;                          \
+        double s = 0;                                                                \
+        for (int64_t ih = hs; ih < he; ih++)                                         \
+          for (int64_t iw = ws; iw < we; iw++) s += xp[ih * p->W + iw];              \
+        yp[oh * p->OW + ow] = (T)(s / (double)((he - hs) * (we - ws)));              \
+      }                                                                              \
+    }                                                                                \
+  }                                                                                  \
+  static void pool_##SUF(int kind_, const lt_pool *p, const T *x, T *y) {            \
+    for (int64_t pl = 0; pl < p->planes; pl++) {                                     \
+      const T *xp = x + pl * p->H * p->W;                                            \
+      T *yp = y + pl * p->OH * p->OW;                                                \
+      if (kind_ == LT_POOL_MAX) max_pool_##SUF(p, xp, yp);                           \
+      else if (kind_ == LT_POOL_AVG) avg_pool_##SUF(p, xp, yp);                      \
+      else adaptive_avg_##SUF(p, xp, yp);                                            \
     }                                                                                \
   }
 DEF_POOLS(float, f32)
 DEF_POOLS(double, f64)
 
 void lt_pool2d(int kind_, lt_dtype dt, const lt_pool *p, const void *x, void *y) {
-  if (dt == LT_FLOAT32) {
-    if (kind_ == LT_POOL_MAX) max_pool_f32(p, x, y);
-    else if (kind_ == LT_POOL_AVG) avg_pool_f32(p, x, y);
-    else adaptive_avg_f32(p, x, y);
-  } else {
-    if (kind_ == LT_POOL_MAX) max_pool_f64(p, x, y);
-    else if (kind_ == LT_POOL_AVG) avg_pool_f64(p, x, y);
-    else adaptive_avg_f64(p, x, y);
-  }
+  if (dt == LT_FLOAT32) pool_f32(kind_, p, x, y);
+  else pool_f64(kind_, p, x, y);
 }
 
 /* ---- normalisation ----------------------------------------------------- */

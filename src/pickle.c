@@ -1,10 +1,23 @@
 /*
-** pickle.c: Python's pickle format, the subset PyTorch checkpoints use
-** (FORMATS.md 1), read by a VM that never imports or calls anything, and a
-** protocol-2 writer.
+** pickle.c: Python's pickle format, the subset PyTorch checkpoints use,
+** read by a VM that never imports or calls anything, and a protocol-2
+** writer.
 **
-** Reader. Every opcode of tiers A, B and C (FORMATS 1.3), plus INST/OBJ,
-** builds pk_obj nodes in an arena. GLOBAL and STACK_GLOBAL are looked up in
+** Layout (one pickle; a legacy .pt file holds several back to back):
+**   1. PROTO (0x80, u8 protocol) first, from protocol 2 on
+**   2. opcodes, each one byte and its argument: fixed-size little-endian
+**      integers, u8/u32/u64 length-prefixed bytes, or for the protocol-0
+**      ones text up to '\n'; protocol 4 groups them in FRAMEs (0x95 u64)
+**   3. STOP ('.'): the value on top of the stack is the pickle's
+** Values live on a stack with marks; the memo keeps them by index; GLOBAL
+** ('c', "module\nname\n") and STACK_GLOBAL (0x93) name classes and
+** functions, REDUCE ('R') and NEWOBJ (0x81) call one, BUILD ('b') sets
+** state, PERSID/BINPERSID ('P', 'Q') name data outside the pickle
+** (PyTorch's storages).
+**
+** Reader. Every opcode of protocols 0 to 5 (INST and OBJ included) builds
+** pk_obj nodes in an arena, but for protocol 5's out-of-band buffers (0x97,
+** 0x98) and the copyreg extension codes (0x82-0x84), which are refused. GLOBAL and STACK_GLOBAL are looked up in
 ** a table of the names PyTorch's weights_only loader allows (2.x list, with
 ** Python 2 spellings mapped); REDUCE, NEWOBJ and BUILD on those are done
 ** natively: _rebuild_tensor(_v2,_v3) and _rebuild_parameter make PK_TENSOR
@@ -207,7 +220,6 @@ const char *pk_storage_class(lt_dtype dt) {
 typedef struct vm {
   pk_arena *a;
   pk_result *res;
-  pk_unknown_mode mode;
   const unsigned char *buf;
   size_t len, pos, op_pos;
   pk_obj **stack;
@@ -769,7 +781,7 @@ static int load_string_repr(vm *v, const char *s, size_t n) {
         } else out[k++] = c;
     }
   }
-  pk_obj *o = mkstr(v, pk_is_utf8(out, k) ? PK_STR : PK_BYTES, out, k);
+  pk_obj *o = mkstr(v, lt_utf8_valid(out, k) ? PK_STR : PK_BYTES, out, k);
   free(out);
   return push(v, o);
 }
@@ -902,7 +914,7 @@ static int step(vm *v, int *stop) {
       if (l > v->len - v->pos) VFAIL("pickle ends early (string of %llu bytes)", (unsigned long long)l);
       p = v->buf + v->pos; v->pos += (size_t)l;
       pk_kind k = (op == 'X' || op == 0x8C || op == 0x8D) ? PK_STR
-                : (op == 'U' || op == 'T') ? (pk_is_utf8((const char *)p, (size_t)l) ? PK_STR : PK_BYTES)
+                : (op == 'U' || op == 'T') ? (lt_utf8_valid((const char *)p, (size_t)l) ? PK_STR : PK_BYTES)
                 : PK_BYTES;
       o = mkstr(v, k, p, (size_t)l);
       if (!o) VFAIL("out of memory");
@@ -969,11 +981,10 @@ static int step(vm *v, int *stop) {
   }
 }
 
-int pk_load(pk_arena *a, const unsigned char *buf, size_t len, pk_unknown_mode mode,
-            pk_result *res, char *err) {
+int pk_load(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err) {
   vm v;
   memset(&v, 0, sizeof v);
-  v.a = a; v.res = res; v.mode = mode; v.buf = buf; v.len = len; v.err = err;
+  v.a = a; v.res = res; v.buf = buf; v.len = len; v.err = err;
   /* storages of earlier pickles of the same file are indexed on first use */
   int rc = 0, stop = 0;
   while (rc == 0 && !stop) rc = step(&v, &stop);
@@ -994,20 +1005,9 @@ void pk_result_free(pk_result *res) {
 
 /* ---- writer -------------------------------------------------------------- */
 
-void pk_buf_free(pk_buf *b) { free(b->p); memset(b, 0, sizeof *b); }
+void pk_buf_free(pk_buf *b) { lt_buf_free(&b->out); b->memo = 0; }
 
-void pk_w_raw(pk_buf *b, const void *p, size_t n) {
-  if (b->oom) return;
-  if (b->cap - b->len < n) {
-    size_t nc = b->cap ? b->cap : 256;
-    while (nc - b->len < n) nc *= 2;
-    unsigned char *np = realloc(b->p, nc);
-    if (!np) { b->oom = 1; return; }
-    b->p = np; b->cap = nc;
-  }
-  memcpy(b->p + b->len, p, n);
-  b->len += n;
-}
+void pk_w_raw(pk_buf *b, const void *p, size_t n) { lt_buf_put(&b->out, p, n); }
 
 void pk_w_op(pk_buf *b, int op) { unsigned char c = (unsigned char)op; pk_w_raw(b, &c, 1); }
 
@@ -1082,27 +1082,4 @@ uint32_t pk_w_put(pk_buf *b) {
 void pk_w_get(pk_buf *b, uint32_t i) {
   if (i < 256) { pk_w_op(b, 'h'); w_le(b, i, 1); }
   else { pk_w_op(b, 'j'); w_le(b, i, 4); }
-}
-
-int pk_is_utf8(const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s, *e = p + n;
-  while (p < e) {
-    unsigned c = *p;
-    if (c < 0x80) { p++; continue; }
-    size_t k;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) { k = 1; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { k = 2; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { k = 3; cp = c & 0x07; }
-    else return 0;
-    if ((size_t)(e - p) <= k) return 0;
-    for (size_t i = 1; i <= k; i++) {
-      if ((p[i] & 0xC0) != 0x80) return 0;
-      cp = cp << 6 | (p[i] & 0x3F);
-    }
-    if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    p += k + 1;
-  }
-  return 1;
 }

@@ -85,8 +85,6 @@ struct pk_obj {
 
 typedef struct pk_arena pk_arena;
 
-typedef enum { PK_UNKNOWN_ERROR, PK_UNKNOWN_INERT } pk_unknown_mode;
-
 typedef struct pk_result {
   pk_obj *value;                 /* the top of the stack at STOP */
   size_t consumed;               /* bytes read, STOP included */
@@ -102,19 +100,17 @@ void pk_arena_free(pk_arena *a);   /* frees every node; NULL is fine */
 
 /* Run the pickle in buf[0..len). Persistent ids are resolved to PK_STORAGE
    nodes, one per key (shared across calls with the same arena and result,
-   as the legacy format needs). Unsupported globals are collected in res; in
-   PK_UNKNOWN_ERROR mode the caller turns a non-empty list into its error.
-   Returns 0, or -1 with err ("at byte N: what"). */
-int pk_load(pk_arena *a, const unsigned char *buf, size_t len, pk_unknown_mode mode,
-            pk_result *res, char *err);
+   as the legacy format needs). Objects of unsupported globals are always
+   built inert, and the globals collected in res: a caller that refuses them
+   (unknown = "error") turns a non-empty list into its error. Returns 0, or
+   -1 with err ("at byte N: what"). */
+int pk_load(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err);
 void pk_result_free(pk_result *res);
 
 /* ---- writer ------------------------------------------------------------ */
 
 typedef struct pk_buf {
-  unsigned char *p;
-  size_t len, cap;
-  int oom;
+  lt_buf out;           /* the pickle's bytes; out.oom when memory ran out */
   uint32_t memo;        /* next memo index */
 } pk_buf;
 
@@ -128,8 +124,6 @@ void pk_w_bytes(pk_buf *b, const char *s, size_t n);    /* _codecs.encode(latin1
 void pk_w_global(pk_buf *b, const char *module, const char *name);
 uint32_t pk_w_put(pk_buf *b);                           /* memoize the top */
 void pk_w_get(pk_buf *b, uint32_t idx);
-/* 1 when s[0..n) is valid UTF-8 (no surrogates, shortest forms) */
-int pk_is_utf8(const char *s, size_t n);
 
 /* storage class name ("FloatStorage") of a dtype, NULL for float8 */
 const char *pk_storage_class(lt_dtype dt);

@@ -1,17 +1,21 @@
 /*
-** ptzip.c: the zip container of PyTorch checkpoints (FORMATS.md 2.1).
+** ptzip.c: the zip container of PyTorch checkpoints (torch.save's
+** PyTorchStreamWriter), and the reader of NumPy's .npz archives.
 **
 ** Why not libzip: torch.save aligns every record's data to 64 bytes with an
 ** "FB" extra field in the local header, and ltorch's mmap loading needs each
 ** record's absolute data offset to point tensors into the mapping. libzip
 ** can neither write that padding nor report data offsets, so this file reads
-** and writes the (small) subset of zip that PyTorch uses itself. zlib
-** provides crc32 and inflate.
+** and writes the (small) subset of zip that PyTorch uses itself. rawio.c
+** does the reads, writes, crc32 and inflating.
 **
 ** Layout written (and the subset read), per record:
 **   1. local header: PK\3\4, version 0, flags 0x0808 (data descriptor, UTF-8
 **      name; 0x0800 for an empty record), method 0, time/date 0, crc/sizes 0,
-**      name, extra field "FB" u16 len + 'Z' padding to a 64-byte data offset
+**      name, then (when the size or the header's offset needs ZIP64) a ZIP64
+**      extra field (id 1, 16 bytes of sizes and/or 8 of offset, zeros), then
+**      the extra field "FB" (id 0x4246) of 'Z' bytes padding the data to the
+**      next multiple of 64 bytes from the start of the file
 **   2. data (stored)
 **   3. data descriptor PK\7\8 crc u32 csize u32 usize (not for empty records;
 **      u64 sizes when a size needs ZIP64)
@@ -27,123 +31,12 @@
 #include <string.h>
 #include <stdio.h>
 #include <errno.h>
-#include <unistd.h>
-#include <zlib.h>
 #include "ptzip.h"
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define PZ_CLMUL 1
-#endif
-
-/*
-** crc32 of the zip records. zlib's table-driven crc32 runs at ~1-2 GB/s,
-** which is a quarter of a save's time; on x86-64 with PCLMULQDQ the folding
-** method of Gopal et al., "Fast CRC Computation for Generic Polynomials
-** Using PCLMULQDQ Instruction" (Intel, 2009), as in Chromium's zlib
-** crc32_simd.c, runs at memory speed. Same results as zlib's crc32.
-*/
-#ifdef PZ_CLMUL
-__attribute__((target("pclmul,sse4.1")))
-static uint32_t crc_fold(const unsigned char *buf, size_t len, uint32_t crc) {
-  /* len >= 64 and a multiple of 16; crc in the non-inverted domain */
-  static const uint64_t _Alignas(16) k1k2[] = {0x0154442bd4, 0x01c6e41596};
-  static const uint64_t _Alignas(16) k3k4[] = {0x01751997d0, 0x00ccaa009e};
-  static const uint64_t _Alignas(16) k5k0[] = {0x0163cd6124, 0x0000000000};
-  static const uint64_t _Alignas(16) poly[] = {0x01db710641, 0x01f7011641};
-  __m128i x0, x1, x2, x3, x4, x5, x6, x7, x8, y5, y6, y7, y8;
-  x1 = _mm_loadu_si128((const __m128i *)(buf + 0x00));
-  x2 = _mm_loadu_si128((const __m128i *)(buf + 0x10));
-  x3 = _mm_loadu_si128((const __m128i *)(buf + 0x20));
-  x4 = _mm_loadu_si128((const __m128i *)(buf + 0x30));
-  x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)crc));
-  x0 = _mm_load_si128((const __m128i *)k1k2);
-  buf += 64; len -= 64;
-  while (len >= 64) {
-    x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
-    x6 = _mm_clmulepi64_si128(x2, x0, 0x00);
-    x7 = _mm_clmulepi64_si128(x3, x0, 0x00);
-    x8 = _mm_clmulepi64_si128(x4, x0, 0x00);
-    x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
-    x2 = _mm_clmulepi64_si128(x2, x0, 0x11);
-    x3 = _mm_clmulepi64_si128(x3, x0, 0x11);
-    x4 = _mm_clmulepi64_si128(x4, x0, 0x11);
-    y5 = _mm_loadu_si128((const __m128i *)(buf + 0x00));
-    y6 = _mm_loadu_si128((const __m128i *)(buf + 0x10));
-    y7 = _mm_loadu_si128((const __m128i *)(buf + 0x20));
-    y8 = _mm_loadu_si128((const __m128i *)(buf + 0x30));
-    x1 = _mm_xor_si128(_mm_xor_si128(x1, x5), y5);
-    x2 = _mm_xor_si128(_mm_xor_si128(x2, x6), y6);
-    x3 = _mm_xor_si128(_mm_xor_si128(x3, x7), y7);
-    x4 = _mm_xor_si128(_mm_xor_si128(x4, x8), y8);
-    buf += 64; len -= 64;
-  }
-  x0 = _mm_load_si128((const __m128i *)k3k4);
-  x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
-  x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
-  x1 = _mm_xor_si128(_mm_xor_si128(x1, x2), x5);
-  x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
-  x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
-  x1 = _mm_xor_si128(_mm_xor_si128(x1, x3), x5);
-  x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
-  x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
-  x1 = _mm_xor_si128(_mm_xor_si128(x1, x4), x5);
-  while (len >= 16) {
-    x2 = _mm_loadu_si128((const __m128i *)buf);
-    x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
-    x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
-    x1 = _mm_xor_si128(_mm_xor_si128(x1, x2), x5);
-    buf += 16; len -= 16;
-  }
-  x2 = _mm_clmulepi64_si128(x1, x0, 0x10);
-  x3 = _mm_setr_epi32(~0, 0, ~0, 0);
-  x1 = _mm_srli_si128(x1, 8);
-  x1 = _mm_xor_si128(x1, x2);
-  x0 = _mm_loadl_epi64((const __m128i *)k5k0);
-  x2 = _mm_srli_si128(x1, 4);
-  x1 = _mm_and_si128(x1, x3);
-  x1 = _mm_clmulepi64_si128(x1, x0, 0x00);
-  x1 = _mm_xor_si128(x1, x2);
-  x0 = _mm_load_si128((const __m128i *)poly);
-  x2 = _mm_and_si128(x1, x3);
-  x2 = _mm_clmulepi64_si128(x2, x0, 0x10);
-  x2 = _mm_and_si128(x2, x3);
-  x2 = _mm_clmulepi64_si128(x2, x0, 0x00);
-  x1 = _mm_xor_si128(x1, x2);
-  return (uint32_t)_mm_extract_epi32(x1, 1);
-}
-#endif
-
-uint32_t pz_crc32(uint32_t crc, const void *data, size_t n) {
-  const unsigned char *p = data;
-#ifdef PZ_CLMUL
-  static int have = -1;
-  if (have < 0) have = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
-  if (have && n >= 64) {
-    size_t m = n & ~(size_t)15;
-    crc = ~crc_fold(p, m, ~crc);
-    p += m; n -= m;
-  }
-#endif
-  return (uint32_t)crc32_z(crc, p, n);
-}
-
 static uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t rd32(const unsigned char *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 static uint64_t rd64(const unsigned char *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
-
-/* read exactly n bytes at off; -1 on error or short file */
-static int pread_all(int fd, void *buf, size_t n, uint64_t off) {
-  char *p = buf;
-  while (n > 0) {
-    ssize_t r = pread(fd, p, n > (1u << 30) ? (1u << 30) : n, (off_t)off);
-    if (r < 0) { if (errno == EINTR) continue; return -1; }
-    if (r == 0) { errno = 0; return -1; }
-    p += r; n -= (size_t)r; off += (uint64_t)r;
-  }
-  return 0;
-}
 
 void pz_close(pz_reader *z) {
   free(z->names);
@@ -265,7 +158,7 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
        many headers of an archive of small records */
     const unsigned char *lh = base + loff;
     if (sparse) {   /* one small read: touching the mapping would map 64 KiB around it */
-      if (pread_all(fd, hdr, 30 + nl, loff)) FAIL("entry '%s': cannot read its local header: %s", en->name,
+      if (lt_pread_all(fd, hdr, 30 + nl, loff, NULL)) FAIL("entry '%s': cannot read its local header: %s", en->name,
                                                   errno ? strerror(errno) : "the file ends first");
       lh = hdr;
     }
@@ -323,106 +216,21 @@ const pz_entry *pz_find(const pz_reader *z, const char *name) {
   return NULL;
 }
 
-#define CHUNK ((size_t)64 << 20)
+/* an entry's bytes as rawio's range reader sees them */
+static lt_range entry_range(const pz_entry *e) {
+  lt_range r = {e->name, e->data_off, e->csize, e->usize, e->crc, e->method};
+  return r;
+}
 
 int pz_read(const pz_reader *z, const pz_entry *e, void *dst, int check_crc,
-            void (*progress)(void *ud, uint64_t n), void *ud, char *err) {
+            lt_progress_fn progress, void *ud, char *err) {
   return pz_read_range(z->fd, e, 0, dst, e->usize, check_crc, progress, ud, err);
 }
 
-static int read_failed(const pz_entry *e, size_t n, uint64_t off, char *err) {
-  snprintf(err, LT_MSG, "entry '%s': cannot read %zu bytes at offset %llu: %s", e->name, n,
-           (unsigned long long)off, errno ? strerror(errno) : "the file ends first");
-  return -1;
-}
-
-#define IN_CHUNK ((size_t)256 << 10)   /* compressed bytes read at once */
-#define SKIP_CHUNK ((size_t)64 << 10)
-
 int pz_read_range(int fd, const pz_entry *e, uint64_t skip, void *dst, uint64_t n, int check_crc,
-                  void (*progress)(void *ud, uint64_t n), void *ud, char *err) {
-  if (skip > e->usize || n > e->usize - skip) {
-    snprintf(err, LT_MSG, "entry '%s': bytes %llu to %llu lie outside its %llu bytes", e->name,
-             (unsigned long long)skip, (unsigned long long)(skip + n), (unsigned long long)e->usize);
-    return -1;
-  }
-  uint64_t end = skip + n;
-  int whole = end == e->usize;   /* read to the end: the crc can be checked */
-  if (e->method == 0) {
-    check_crc = check_crc && skip == 0 && whole;
-    uLong crc = crc32(0, NULL, 0);
-    for (uint64_t done = 0; done < n;) {
-      size_t k = n - done > CHUNK ? CHUNK : (size_t)(n - done);
-      uint64_t off = e->data_off + skip + done;
-      errno = 0;
-      if (pread_all(fd, (char *)dst + done, k, off)) return read_failed(e, k, off, err);
-      if (check_crc) crc = pz_crc32((uint32_t)crc, (const char *)dst + done, k);
-      done += k;
-      if (progress) progress(ud, k);
-    }
-    if (check_crc && e->crc != 0 && (uint32_t)crc != e->crc) {
-      snprintf(err, LT_MSG, "entry '%s': crc32 mismatch (expected %08x, found %08x)", e->name,
-               e->crc, (unsigned)crc);
-      return -1;
-    }
-    return 0;
-  }
-  /* deflated: stream the compressed bytes through inflate; the first skip
-     bytes go to a scratch buffer, the next n to dst; read to the end, the
-     stream's length and crc are checked */
-  z_stream s;
-  memset(&s, 0, sizeof s);
-  if (inflateInit2(&s, -MAX_WBITS) != Z_OK) { snprintf(err, LT_MSG, "inflate init failed"); return -1; }
-  unsigned char *in = malloc(IN_CHUNK), *scratch = skip ? malloc(SKIP_CHUNK) : NULL;
-  if (!in || (skip && !scratch)) {
-    inflateEnd(&s); free(in); free(scratch);
-    snprintf(err, LT_MSG, "out of memory");
-    return -1;
-  }
-  uint64_t in_done = 0, out_done = 0;
-  uLong crc = crc32(0, NULL, 0);
-  int rc = Z_OK, ioerr = 0;
-  while (rc != Z_STREAM_END && (whole || out_done < end)) {
-    if (s.avail_in == 0) {
-      size_t k = e->csize - in_done > IN_CHUNK ? IN_CHUNK : (size_t)(e->csize - in_done);
-      if (k == 0) break;
-      errno = 0;
-      if (pread_all(fd, in, k, e->data_off + in_done)) { ioerr = 1; read_failed(e, k, e->data_off + in_done, err); break; }
-      in_done += k;
-      s.next_in = in;
-      s.avail_in = (uInt)k;
-    }
-    unsigned char sink, *o;
-    uint64_t room;
-    if (out_done < skip) { o = scratch; room = skip - out_done > SKIP_CHUNK ? SKIP_CHUNK : skip - out_done; }
-    else if (out_done < end) { o = (unsigned char *)dst + (out_done - skip); room = end - out_done; }
-    else { o = &sink; room = 1; }   /* past the end: detect overlong data */
-    if (room > (1u << 30)) room = 1u << 30;
-    s.next_out = o;
-    s.avail_out = (uInt)room;
-    rc = inflate(&s, Z_NO_FLUSH);
-    uint64_t got = room - s.avail_out;
-    if (out_done >= end && got) { out_done++; break; }
-    if (got) crc = pz_crc32((uint32_t)crc, o, (size_t)got);
-    if (got && o != scratch && progress) progress(ud, got);
-    out_done += got;
-    if (rc != Z_OK && rc != Z_STREAM_END) break;
-  }
-  inflateEnd(&s);
-  free(in);
-  free(scratch);
-  if (ioerr) return -1;
-  if (whole ? (rc != Z_STREAM_END || out_done != e->usize) : out_done != end) {
-    snprintf(err, LT_MSG, "entry '%s': corrupt deflated data (expected %llu bytes)", e->name,
-             (unsigned long long)e->usize);
-    return -1;
-  }
-  if (whole && (uint32_t)crc != e->crc) {
-    snprintf(err, LT_MSG, "entry '%s': crc32 mismatch (expected %08x, found %08x)", e->name,
-             e->crc, (unsigned)crc);
-    return -1;
-  }
-  return 0;
+                  lt_progress_fn progress, void *ud, char *err) {
+  lt_range r = entry_range(e);
+  return lt_read_range(fd, &r, skip, dst, n, check_crc, progress, ud, err);
 }
 
 /* ---- writer -------------------------------------------------------------- */
@@ -440,26 +248,17 @@ void pz_writer_free(pz_writer *w) {
 }
 
 static int write_all(pz_writer *w, const void *buf, size_t n, char *err) {
-  const char *p = buf;
-  while (n > 0) {
-    ssize_t r = write(w->fd, p, n > (1u << 30) ? (1u << 30) : n);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      snprintf(err, LT_MSG, "write failed: %s", strerror(errno));
-      w->failed = 1;
-      return -1;
-    }
-    p += r; n -= (size_t)r; w->pos += (uint64_t)r;
+  if (lt_write_all(w->fd, buf, n)) {
+    snprintf(err, LT_MSG, "write failed: %s", strerror(errno));
+    w->failed = 1;
+    return -1;
   }
+  w->pos += n;
   return 0;
 }
 
-int pz_write_entry(pz_writer *w, const char *name, int nparts,
-                   const void *const *parts, const uint64_t *lens,
-                   void (*progress)(void *ud, uint64_t n), void *ud, char *err) {
+int pz_record_begin(pz_writer *w, const char *name, uint64_t size, char *err) {
   size_t nl = strlen(name);
-  uint64_t size = 0;
-  for (int i = 0; i < nparts; i++) size += lens[i];
   if (nl == 0 || nl > PZ_MAX_NAME) { snprintf(err, LT_MSG, "bad entry name"); return -1; }
   if (w->n == w->cap) {
     size_t nc = w->cap ? w->cap * 2 : 16;
@@ -473,7 +272,10 @@ int pz_write_entry(pz_writer *w, const char *name, int nparts,
   w->n++;
   e->hdr_off = w->pos;
   e->size = size;
-  /* padding as PyTorch computes it (FORMATS 2.1) */
+  e->crc = 0;
+  w->left = size;
+  /* padding as PyTorch computes it (layout, 1.): the data starts at the
+     next multiple of 64 after the header and a 4-byte "FB" field header */
   uint64_t start = w->pos + 30 + nl + 4;
   if (size >= 0xFFFFFFFF || w->pos >= 0xFFFFFFFF) start += 4 + (size >= 0xFFFFFFFF ? 16 : 0) + (w->pos >= 0xFFFFFFFF ? 8 : 0);
   size_t pad = (size_t)((PZ_ALIGN - start % PZ_ALIGN) % PZ_ALIGN);
@@ -496,29 +298,55 @@ int pz_write_entry(pz_writer *w, const char *name, int nparts,
   wr16(hdr + 26, (unsigned)nl);
   wr16(hdr + 28, (unsigned)xl);
   memcpy(hdr + 30, name, nl);
-  if (write_all(w, hdr, 30 + nl + xl, err)) return -1;
-  uLong crc = crc32(0, NULL, 0);
-  for (int i = 0; i < nparts; i++) {
-    const unsigned char *p = parts[i];
-    for (uint64_t done = 0; done < lens[i];) {
-      size_t n = lens[i] - done > CHUNK ? CHUNK : (size_t)(lens[i] - done);
-      crc = pz_crc32((uint32_t)crc, p + done, n);
-      if (write_all(w, p + done, n, err)) return -1;
-      done += n;
-      if (progress) progress(ud, n);
+  return write_all(w, hdr, 30 + nl + xl, err);
+}
+
+int pz_record_data(pz_writer *w, const void *p, size_t n, char *err) {
+  pz_wentry *e = &w->entries[w->n - 1];
+  if (n > w->left) {
+    snprintf(err, LT_MSG, "entry '%s': more data than the %llu bytes declared", e->name,
+             (unsigned long long)e->size);
+    return -1;
+  }
+  e->crc = lt_crc32(e->crc, p, n);
+  w->left -= n;
+  return write_all(w, p, n, err);
+}
+
+int pz_record_end(pz_writer *w, char *err) {
+  pz_wentry *e = &w->entries[w->n - 1];
+  uint64_t size = e->size;
+  if (w->left) {
+    snprintf(err, LT_MSG, "entry '%s': %llu of its %llu bytes were written", e->name,
+             (unsigned long long)(size - w->left), (unsigned long long)size);
+    return -1;
+  }
+  if (!size) return 0;
+  unsigned char dd[24];
+  wr32(dd, 0x08074b50);
+  wr32(dd + 4, e->crc);
+  size_t dl = 16;
+  if (size >= 0xFFFFFFFF) { wr64(dd + 8, size); wr64(dd + 16, size); dl = 24; }
+  else { wr32(dd + 8, (uint32_t)size); wr32(dd + 12, (uint32_t)size); }
+  return write_all(w, dd, dl, err);
+}
+
+#define CHUNK ((size_t)64 << 20)   /* bytes written between progress reports */
+
+int pz_write_entry(pz_writer *w, const char *name, const void *data, uint64_t size,
+                   lt_progress_fn progress, void *ud, char *err) {
+  if (pz_record_begin(w, name, size, err)) return -1;
+  const char *p = data;
+  for (uint64_t done = 0; done < size;) {
+    size_t n = size - done > CHUNK ? CHUNK : (size_t)(size - done);
+    if (pz_record_data(w, p + done, n, err)) return -1;
+    done += n;
+    if (progress && progress(ud, n)) {
+      snprintf(err, LT_MSG, "stopped by the progress callback");
+      return -1;
     }
   }
-  e->crc = (uint32_t)crc;
-  if (size) {
-    unsigned char dd[24];
-    wr32(dd, 0x08074b50);
-    wr32(dd + 4, e->crc);
-    size_t dl = 16;
-    if (size >= 0xFFFFFFFF) { wr64(dd + 8, size); wr64(dd + 16, size); dl = 24; }
-    else { wr32(dd + 8, (uint32_t)size); wr32(dd + 12, (uint32_t)size); }
-    if (write_all(w, dd, dl, err)) return -1;
-  }
-  return 0;
+  return pz_record_end(w, err);
 }
 
 int pz_write_finish(pz_writer *w, char *err) {

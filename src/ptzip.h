@@ -1,6 +1,7 @@
 /*
-** ptzip.h: the zip container of PyTorch checkpoints, read and written by
-** ltorch's own code (ptzip.c). C core: no Lua.
+** ptzip.h: the zip container of PyTorch checkpoints (and the reader of
+** .npz archives), read and written by ltorch's own code (ptzip.c) on top
+** of rawio.c. C core: no Lua.
 */
 #ifndef PTZIP_H
 #define PTZIP_H
@@ -8,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "lt.h"
+#include "rawio.h"
 
 #define PZ_MAX_ENTRIES 1000000      /* central directory entries */
 #define PZ_MAX_NAME 4096            /* bytes in an entry name */
@@ -45,20 +47,19 @@ const pz_entry *pz_find(const pz_reader *z, const char *name);
 /* Read the whole uncompressed entry into dst (e->usize bytes); inflates
    deflated entries. If check_crc, stored data is checked against its CRC
    (deflated always is). progress(ud, n) is called after each chunk of n
-   bytes when not NULL. 0 ok; -1 with err. */
+   bytes when not NULL (nonzero stops the read: lt_progress_fn). 0 ok; -1
+   with err. */
 int pz_read(const pz_reader *z, const pz_entry *e, void *dst, int check_crc,
-            void (*progress)(void *ud, uint64_t n), void *ud, char *err);
+            lt_progress_fn progress, void *ud, char *err);
 
 /* Read n bytes of e's uncompressed data, from byte skip on, into dst, with
    fd the archive's file. Deflated data is inflated from the start (the
    skipped bytes through a small buffer); a read to the entry's end checks
    its length and crc (stored data: only with check_crc, and only when the
-   whole entry is read). 0 ok; -1 with err naming the entry. */
+   whole entry is read). 0 ok; -1 with err naming the entry. rawio.c's
+   lt_read_range does the reading. */
 int pz_read_range(int fd, const pz_entry *e, uint64_t skip, void *dst, uint64_t n, int check_crc,
-                  void (*progress)(void *ud, uint64_t n), void *ud, char *err);
-
-/* zlib-compatible crc32 (PCLMULQDQ folding where the CPU has it) */
-uint32_t pz_crc32(uint32_t crc, const void *data, size_t n);
+                  lt_progress_fn progress, void *ud, char *err);
 
 /* ---- writer ---------------------------------------------------------- */
 
@@ -73,17 +74,24 @@ typedef struct pz_writer {
   uint64_t pos;
   pz_wentry *entries;
   size_t n, cap;
+  uint64_t left;           /* bytes the open record still expects */
   int failed;
 } pz_writer;
 
 void pz_writer_init(pz_writer *w, int fd);
-/* Write one stored record: local header with "FB" padding so the data starts
-   at a multiple of 64, then the data given as nparts (ptr, len) pieces, then
-   a data descriptor (none for an empty record), as PyTorch's writer does.
-   progress(ud, n) after each chunk. 0 ok; -1 with err. */
-int pz_write_entry(pz_writer *w, const char *name, int nparts,
-                   const void *const *parts, const uint64_t *lens,
-                   void (*progress)(void *ud, uint64_t n), void *ud, char *err);
+/* One stored record, as PyTorch's writer makes it, written in pieces:
+   pz_record_begin writes the local header (with "FB" padding so the data
+   starts at a multiple of 64) of a record of size bytes; pz_record_data
+   writes the next n of them (crc computed as they go); pz_record_end checks
+   that all size bytes came and writes the data descriptor (none for an
+   empty record). Each returns 0, or -1 with err. */
+int pz_record_begin(pz_writer *w, const char *name, uint64_t size, char *err);
+int pz_record_data(pz_writer *w, const void *p, size_t n, char *err);
+int pz_record_end(pz_writer *w, char *err);
+/* a whole record from memory: begin, data in chunks (progress after each,
+   NULL for none; nonzero stops with err), end */
+int pz_write_entry(pz_writer *w, const char *name, const void *data, uint64_t size,
+                   lt_progress_fn progress, void *ud, char *err);
 /* central directory, ZIP64 end record and locator, end record; 0 ok */
 int pz_write_finish(pz_writer *w, char *err);
 void pz_writer_free(pz_writer *w);

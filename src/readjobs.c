@@ -5,7 +5,8 @@
 ** single reader leaves the other cores idle. Jobs are cut into chunks that
 ** the threads (the caller's included) take in file order from an atomic
 ** counter. Only the caller's thread reports progress, between its chunks,
-** so a Lua progress callback never runs beside the workers' writes.
+** so a Lua progress callback never runs beside the workers' writes. Each
+** chunk is one lt_pread_all (rawio.c).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <pthread.h>
 #include <time.h>
 #include "lt.h"
+#include "rawio.h"
 
 #define CHUNK ((uint64_t)4 << 20)        /* 2 MiB huge pages: two per chunk */
 #define PARALLEL_MIN ((uint64_t)16 << 20) /* below this, one thread */
@@ -62,15 +64,11 @@ static int one_chunk(rjctx *c) {
   const lt_readjob *jb = &c->jobs[j];
   uint64_t at = (k - c->first[j]) * CHUNK;
   uint64_t n = jb->len - at < CHUNK ? jb->len - at : CHUNK;
-  char *dst = (char *)jb->dst + at;
   uint64_t off = jb->off + at;
-  while (n > 0) {
-    ssize_t r = pread(c->fd, dst, (size_t)n, (off_t)off);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) { record_error(c, j, off, r < 0 ? errno : 0); return 0; }
-    dst += r; off += (uint64_t)r; n -= (uint64_t)r;
-    atomic_fetch_add(&c->done, (uint64_t)r);
-  }
+  size_t got;
+  int rc = lt_pread_all(c->fd, (char *)jb->dst + at, (size_t)n, off, &got);
+  atomic_fetch_add(&c->done, (uint64_t)got);
+  if (rc) { record_error(c, j, off + got, errno); return 0; }
   return 1;
 }
 

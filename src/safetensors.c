@@ -1,21 +1,25 @@
 /*
-** safetensors.c: the safetensors header parser/validator and writer, plus
-** the raw-byte helpers the other formats share (pread, streamed writes of
-** strided views, byte swapping).
+** safetensors.c: the safetensors header parser/validator and writer (the
+** tensor bytes go through rawio.c's streamed writer).
 **
-** Layout (FORMATS.md section 4):
+** Layout, as the reference crate (Hugging Face's safetensors) reads and
+** writes it:
 **   1. u64 LE N: header length in bytes (at most LT_ST_MAX_HEADER)
-**   2. N bytes: a UTF-8 JSON object starting with '{', maybe padded with
-**      spaces: {"__metadata__": {str: str}, name: {"dtype": "F32",
-**      "shape": [d0, ...], "data_offsets": [begin, end]}, ...}
+**   2. N bytes: a UTF-8 JSON object starting with '{', maybe followed by
+**      spaces (the writer pads N to a multiple of 8):
+**      {"__metadata__": {str: str}, name: {"dtype": "F32", "shape": [d0,
+**      ...], "data_offsets": [begin, end]}, ...}; names unique, dims and
+**      offsets non-negative integers
 **   3. the data buffer: tensors back to back, row-major, little-endian;
-**      offsets relative to its start, contiguous from 0, fully indexed.
+**      offsets relative to its start, contiguous from 0 (no holes, no
+**      overlaps), the buffer fully indexed; end - begin = numel * size
+**   4. dtypes: BOOL U8 I8 F8_E5M2 F8_E4M3 I16 U16 F16 BF16 I32 U32 F32 C64
+**      F64 I64 U64 (and F4, F6_*, F8_E8M0, which ltorch has no dtype for);
+**      the reference writer orders tensors by this list's rank, descending,
+**      then by name. C128 is R torch's, read only.
 */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <sys/mman.h>
 #include <cJSON.h>
 #include "fmt.h"
 
@@ -34,12 +38,6 @@ static const st_type ST_TYPES[] = {
 };
 #define ST_NTYPES (sizeof ST_TYPES / sizeof ST_TYPES[0])
 
-int lt_st_dtype_from_name(const char *s) {
-  for (size_t i = 0; i < ST_NTYPES; i++)
-    if (strcmp(ST_TYPES[i].name, s) == 0) return ST_TYPES[i].lt;
-  return -1;
-}
-
 static int st_rank(lt_dtype dt) {
   for (size_t i = 0; i < ST_NTYPES; i++)
     if (ST_TYPES[i].lt == (int)dt) return (int)i;
@@ -53,24 +51,6 @@ const char *lt_st_dtype_name(lt_dtype dt) {
 }
 
 /* ---- reading ------------------------------------------------------------ */
-
-static int valid_utf8(const unsigned char *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    unsigned c = s[i];
-    size_t k;
-    if (c < 0x80) { i++; continue; }
-    else if ((c & 0xE0) == 0xC0 && c >= 0xC2) k = 1;
-    else if ((c & 0xF0) == 0xE0) k = 2;
-    else if ((c & 0xF8) == 0xF0 && c <= 0xF4) k = 3;
-    else return 0;
-    if (i + k >= n) return 0;
-    for (size_t j = 1; j <= k; j++)
-      if ((s[i + j] & 0xC0) != 0x80) return 0;
-    i += k + 1;
-  }
-  return 1;
-}
 
 /* a JSON number that is a non-negative integer below 2^53 */
 static int json_uint(const cJSON *v, uint64_t *out) {
@@ -188,7 +168,7 @@ int lt_st_parse(const char *json, size_t len, uint64_t data_len, lt_st_header *h
     snprintf(err, LT_MSG, "header does not start with '{'");
     return -1;
   }
-  if (!valid_utf8((const unsigned char *)json, len)) {
+  if (!lt_utf8_valid(json, len)) {
     snprintf(err, LT_MSG, "header is not valid UTF-8");
     return -1;
   }
@@ -299,46 +279,6 @@ fail:
 
 /* ---- writing ------------------------------------------------------------- */
 
-typedef struct sbuf { char *p; size_t n, cap; int oom; } sbuf;
-
-static void sput(sbuf *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->n + n + 1) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) { b->oom = 1; return; }
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-static void sputs(sbuf *b, const char *s) { sput(b, s, strlen(s)); }
-
-/* a JSON string as serde_json writes it */
-static void sput_json(sbuf *b, const char *s) {
-  sputs(b, "\"");
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    char esc[8];
-    switch (c) {
-      case '"': sputs(b, "\\\""); break;
-      case '\\': sputs(b, "\\\\"); break;
-      case '\n': sputs(b, "\\n"); break;
-      case '\r': sputs(b, "\\r"); break;
-      case '\t': sputs(b, "\\t"); break;
-      case '\b': sputs(b, "\\b"); break;
-      case '\f': sputs(b, "\\f"); break;
-      default:
-        if (c < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", c); sputs(b, esc); }
-        else sput(b, (const char *)s, 1);
-    }
-  }
-  sputs(b, "\"");
-}
-
 typedef struct st_item { const char *name; const lt_tensor *t; lt_dtype dt; int rank; } st_item;
 
 static int by_dtype_name(const void *a, const void *b) {
@@ -347,16 +287,11 @@ static int by_dtype_name(const void *a, const void *b) {
   return strcmp(x->name, y->name);
 }
 
-int lt_st_write(int fd, size_t n, const char *const *names, const lt_tensor *const *ts,
-                size_t nmeta, const char *const *keys, const char *const *vals, char *err) {
-  return lt_st_write_as(fd, n, names, ts, NULL, nmeta, keys, vals, NULL, err);
-}
-
 int lt_st_write_as(int fd, size_t n, const char *const *names, const lt_tensor *const *ts,
                    const lt_dtype *out, size_t nmeta, const char *const *keys,
                    const char *const *vals, const lt_wstream *ws, char *err) {
   st_item *items = calloc(n ? n : 1, sizeof *items);
-  sbuf b = {0};
+  lt_buf b = {0};
   int rc = -1;
   if (!items) { snprintf(err, LT_MSG, "not enough memory"); return -1; }
   for (size_t i = 0; i < n; i++) {
@@ -373,38 +308,38 @@ int lt_st_write_as(int fd, size_t n, const char *const *names, const lt_tensor *
     items[i].rank = st_rank(dt);
   }
   qsort(items, n, sizeof *items, by_dtype_name);
-  sputs(&b, "{");
+  lt_buf_puts(&b, "{");
   if (nmeta) {
-    sputs(&b, "\"__metadata__\":{");
+    lt_buf_puts(&b, "\"__metadata__\":{");
     for (size_t i = 0; i < nmeta; i++) {
-      if (i) sputs(&b, ",");
-      sput_json(&b, keys[i]);
-      sputs(&b, ":");
-      sput_json(&b, vals[i]);
+      if (i) lt_buf_puts(&b, ",");
+      lt_buf_json_string(&b, keys[i], strlen(keys[i]));
+      lt_buf_puts(&b, ":");
+      lt_buf_json_string(&b, vals[i], strlen(vals[i]));
     }
-    sputs(&b, "}");
+    lt_buf_puts(&b, "}");
   }
   uint64_t off = 0;
   char num[64];
   for (size_t i = 0; i < n; i++) {
     const lt_tensor *t = items[i].t;
-    if (nmeta || i) sputs(&b, ",");
-    sput_json(&b, items[i].name);
-    sputs(&b, ":{\"dtype\":\"");
-    sputs(&b, lt_st_dtype_name(items[i].dt));
-    sputs(&b, "\",\"shape\":[");
+    if (nmeta || i) lt_buf_puts(&b, ",");
+    lt_buf_json_string(&b, items[i].name, strlen(items[i].name));
+    lt_buf_puts(&b, ":{\"dtype\":\"");
+    lt_buf_puts(&b, lt_st_dtype_name(items[i].dt));
+    lt_buf_puts(&b, "\",\"shape\":[");
     for (int d = 0; d < t->ndim; d++) {
       snprintf(num, sizeof num, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-      sputs(&b, num);
+      lt_buf_puts(&b, num);
     }
     uint64_t nb = (uint64_t)lt_numel(t) * lt_dtypes[items[i].dt].size;
     snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
              (unsigned long long)(off + nb));
-    sputs(&b, num);
+    lt_buf_puts(&b, num);
     off += nb;
   }
-  sputs(&b, "}");
-  while (b.n % 8) sputs(&b, " ");
+  lt_buf_puts(&b, "}");
+  lt_buf_put(&b, "        ", (8 - b.n % 8) % 8);   /* spaces to a multiple of 8 */
   if (b.oom) { snprintf(err, LT_MSG, "not enough memory for the header"); goto done; }
   unsigned char len8[8];
   for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)b.n >> (8 * i));
@@ -414,136 +349,6 @@ int lt_st_write_as(int fd, size_t n, const char *const *names, const lt_tensor *
   rc = 0;
 done:
   free(items);
-  free(b.p);
+  lt_buf_free(&b);
   return rc;
-}
-
-/* ---- shared raw-byte helpers ---------------------------------------------- */
-
-int lt_pread_full(int fd, void *buf, size_t n, uint64_t off, char *err) {
-  char *p = buf;
-  size_t got = 0;
-  while (got < n) {
-    size_t want = n - got > (1u << 30) ? (1u << 30) : n - got;
-    ssize_t r = pread(fd, p + got, want, (off_t)(off + got));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      snprintf(err, LT_MSG, "read error at byte %llu: %s", (unsigned long long)(off + got), strerror(errno));
-      return -1;
-    }
-    if (r == 0) {
-      snprintf(err, LT_MSG, "truncated: expected %zu bytes at byte %llu, found %zu", n,
-               (unsigned long long)off, got);
-      return -1;
-    }
-    got += (size_t)r;
-  }
-  return 0;
-}
-
-int lt_write_full(int fd, const void *buf, size_t n, char *err) {
-  const char *p = buf;
-  while (n) {
-    size_t want = n > (1u << 30) ? (1u << 30) : n;
-    ssize_t w = write(fd, p, want);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      snprintf(err, LT_MSG, "write error: %s", strerror(errno));
-      return -1;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-#define STREAM_CHUNK (1u << 20)
-
-const char *lt_drop_pages(const lt_storage *s, const char *from, const char *to) {
-  if (!s->mapped || to <= from) return from;
-  long ps = sysconf(_SC_PAGESIZE);
-  uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096;
-  uintptr_t lo = ((uintptr_t)from + page - 1) / page * page, hi = (uintptr_t)to / page * page;
-  if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);   /* advice: failure is harmless */
-  return hi > (uintptr_t)from ? (const char *)hi : from;
-}
-
-static void step(const lt_wstream *ws, size_t n) {
-  if (ws && ws->progress) ws->progress(ws->ud, n);
-}
-
-int lt_write_tensor(int fd, const lt_tensor *t, char *err) {
-  return lt_write_tensor_as(fd, t, t->dtype, NULL, err);
-}
-
-static int write_tensor_as(int fd, const lt_tensor *t, lt_dtype to, const lt_wstream *ws, char *err);
-
-/* a deferred storage is read for the write, and with ws->release freed after it */
-int lt_write_tensor_as(int fd, const lt_tensor *t, lt_dtype to, const lt_wstream *ws, char *err) {
-  if (lt_numel(t) == 0) return 0;
-  if (lt_storage_fill(t->storage, err)) return -1;
-  int rc = write_tensor_as(fd, t, to, ws, err);
-  if (ws && ws->release) lt_storage_evict(t->storage);
-  return rc;
-}
-
-static int write_tensor_as(int fd, const lt_tensor *t, lt_dtype to, const lt_wstream *ws, char *err) {
-  size_t sz = lt_dtypes[t->dtype].size, osz = lt_dtypes[to].size;
-  int64_t numel = lt_numel(t);
-  if (numel == 0) return 0;
-  if (ws && !ws->progress && !ws->release) ws = NULL;   /* one write when nothing listens */
-  int contig = lt_is_contiguous(t);
-  int release = ws && ws->release && contig && t->storage->mapped;
-  const char *src = contig ? lt_data(t) : NULL, *dropped = src;
-  if (contig && to == t->dtype && !ws) return lt_write_full(fd, src, (size_t)numel * sz, err);
-  if (contig && to == t->dtype) {
-    /* as is, in chunks: progress and page release between them */
-    size_t total = (size_t)numel * sz;
-    for (size_t off = 0; off < total;) {
-      size_t k = total - off > STREAM_CHUNK ? STREAM_CHUNK : total - off;
-      if (lt_write_full(fd, src + off, k, err)) return -1;
-      off += k;
-      if (release) dropped = lt_drop_pages(t->storage, dropped, src + off);
-      step(ws, k);
-    }
-    return 0;
-  }
-  /* converted and/or gathered through bounded buffers: per chunk, m
-     elements are gathered (strided source) and converted into buf */
-  size_t m = STREAM_CHUNK / (sz > osz ? sz : osz);
-  if ((uint64_t)numel < m) m = (size_t)numel;   /* small tensors: small buffers */
-  char *buf = malloc(m * osz), *gbuf = contig ? NULL : malloc(m * sz);
-  if (!buf || (!contig && !gbuf)) { free(buf); free(gbuf); snprintf(err, LT_MSG, "not enough memory"); return -1; }
-  lt_iter it;
-  if (!contig) lt_iter_init(&it, t);
-  int rc = 0;
-  for (int64_t done = 0; done < numel;) {
-    size_t k = (size_t)(numel - done) > m ? m : (size_t)(numel - done);
-    const char *from;
-    if (contig) from = src + (size_t)done * sz;
-    else {
-      for (size_t j = 0; j < k; j++) memcpy(gbuf + j * sz, lt_iter_next(&it), sz);
-      from = gbuf;
-    }
-    const char *wr = from;
-    if (to != t->dtype) { lt_convert(to, buf, t->dtype, from, k); wr = buf; }
-    if ((rc = lt_write_full(fd, wr, k * osz, err))) break;
-    done += (int64_t)k;
-    if (release) dropped = lt_drop_pages(t->storage, dropped, src + (size_t)done * sz);
-    step(ws, k * osz);
-  }
-  free(buf);
-  free(gbuf);
-  return rc;
-}
-
-void lt_byteswap(void *p, size_t n, size_t sz) {
-  unsigned char *b = p;
-  if (sz < 2) return;
-  for (size_t i = 0; i < n; i++, b += sz)
-    for (size_t j = 0; j < sz / 2; j++) {
-      unsigned char c = b[j];
-      b[j] = b[sz - 1 - j];
-      b[sz - 1 - j] = c;
-    }
 }

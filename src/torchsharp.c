@@ -1,12 +1,17 @@
 /*
 ** torchsharp.c: TorchSharp's .dat state-dict format (exportsd.py,
-** TorchSharp's Module.save/load).
+** TorchSharp's Module.save/load), scanned through rawio.c's reads.
 **
-** Layout (FORMATS.md section 6):
-**   1. LEB128 count of entries
-**   2. per entry: LEB128 byte length + UTF-8 name; LEB128 dtype code
-**      (ScalarType); LEB128 ndim; LEB128 dims, outermost first; then
-**      numel * itemsize raw bytes, C order, little-endian
+** Layout, as TorchSharp's BinaryReader/BinaryWriter use it:
+**   1. LEB128 count of entries (7 bits a byte, low first, at most 10 bytes)
+**   2. per entry: LEB128 byte length + UTF-8 name (C#'s BinaryWriter
+**      string); LEB128 dtype code (TorchSharp's ScalarType: 0 uint8, 1
+**      int8, 2 int16, 3 int32, 4 int64, 5 float16, 6 float32, 7 float64,
+**      9 complex64, 10 complex128, 11 bool, 15 bfloat16; exportsd.py
+**      writes 4711 for a type it does not know); LEB128 ndim; LEB128
+**      dims, outermost first; then numel * itemsize raw bytes, C order,
+**      little-endian
+**   3. nothing after the last entry
 ** There is no magic, header, alignment or sharing.
 */
 #include <stdlib.h>

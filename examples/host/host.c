@@ -3,13 +3,19 @@
 ** Runs N threads, each with its own lua_State: the host wraps its own float
 ** buffer as a tensor, Lua code computes on it, and the host reads the
 ** result back through the accessors of ltorch.h. With a path argument it
-** also loads that checkpoint with ltorch_load and prints its tensors.
+** then loads that checkpoint with ltorch_load and lists its tensors, one
+** line each: name, dtype, shape ("fc.weight float32 [10, 4]"; the names of
+** dicts inside dicts joined with '.'), in the file's order (ltorch_next).
 **   build/host [checkpoint]
+** It runs from any folder: core.so is found through the rpath
+** ($ORIGIN/ltorch), the Lua modules in $LTORCH_ROOT/lua, by default the
+** folder above the program's (build/host: the checkout).
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <lua.h>
 #include <lualib.h>
 #include <lauxlib.h>
@@ -17,24 +23,47 @@
 
 #define NTHREADS 4
 
-typedef struct job { int id; const char *root; const char *ckpt; int ok; } job;
+typedef struct job { int id; const char *root; int ok; } job;
 
-static void set_paths(lua_State *L, const char *root) {
+/* where lua/ltorch is: $LTORCH_ROOT, else the folder above the one that
+   holds this program; buf holds it */
+static const char *find_root(char *buf, size_t n) {
+  const char *env = getenv("LTORCH_ROOT");
+  if (env && *env) return env;
+  ssize_t len = readlink("/proc/self/exe", buf, n - 1);
+  if (len <= 0) return ".";
+  buf[len] = 0;
+  for (int up = 0; up < 2; up++) {
+    char *slash = strrchr(buf, '/');
+    if (!slash) return ".";
+    *slash = 0;
+  }
+  return *buf ? buf : "/";
+}
+
+/* a new state whose require finds ltorch's Lua modules under root, and
+   whose require("ltorch.core") opens the copy of core.so this program is
+   linked with (the one the ltorch_* functions belong to) */
+static lua_State *new_state(const char *root) {
+  lua_State *L = luaL_newstate();
+  luaL_openlibs(L);
   lua_getglobal(L, "package");
-  lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua", root, root);
-  lua_setfield(L, -2, "path");
-  lua_pushfstring(L, "%s/build/?.so", root);
-  lua_setfield(L, -2, "cpath");
+  lua_getfield(L, -1, "path");
+  lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s", root, root, lua_tostring(L, -1));
+  lua_setfield(L, -3, "path");
   lua_pop(L, 1);
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, luaopen_ltorch_core);
+  lua_setfield(L, -2, "ltorch.core");
+  lua_pop(L, 2);
+  return L;
 }
 
 static void released(void *ctx) { *(int *)ctx = 1; }
 
 static void *run(void *arg) {
   job *j = arg;
-  lua_State *L = luaL_newstate();
-  luaL_openlibs(L);
-  set_paths(L, j->root);
+  lua_State *L = new_state(j->root);
   float buf[6];
   for (int i = 0; i < 6; i++) buf[i] = (float)(i + j->id);
   int64_t shape[2] = {2, 3};
@@ -58,23 +87,6 @@ static void *run(void *arg) {
              strcmp(ltorch_dtype(r), "float32") == 0 && ltorch_is_contiguous(r) &&
              d[0] == 100 && d[1] == (float)(3 + j->id) && buf[0] == 100;
   lua_pop(L, 1);
-  if (j->ckpt && j->id == 0) {
-    if (ltorch_load(L, j->ckpt) != LUA_OK) goto fail;
-    if (lua_istable(L, -1)) {
-      lua_pushnil(L);
-      while (lua_next(L, -2)) {
-        ltorch_Tensor *t = ltorch_totensor(L, -1);
-        if (t && lua_type(L, -2) == LUA_TSTRING)
-          printf("%s %s ndim=%d numel=%lld\n", lua_tostring(L, -2), ltorch_dtype(t),
-                 ltorch_ndim(t), (long long)ltorch_numel(t));
-        lua_pop(L, 1);
-      }
-    } else if (ltorch_totensor(L, -1)) {
-      ltorch_Tensor *t = ltorch_totensor(L, -1);
-      printf("tensor %s numel=%lld\n", ltorch_dtype(t), (long long)ltorch_numel(t));
-    }
-    lua_pop(L, 1);
-  }
   lua_close(L);   /* collects the wrapped tensor: release must have run */
   j->ok = good && freed;
   printf("thread %d: %s\n", j->id, j->ok ? "ok" : "FAILED");
@@ -85,18 +97,61 @@ fail:
   return NULL;
 }
 
+static void print_tensor(const char *name, const ltorch_Tensor *t) {
+  printf("%s %s [", name, ltorch_dtype(t));
+  for (int d = 0; d < ltorch_ndim(t); d++) printf(d ? ", %lld" : "%lld", (long long)ltorch_size(t, d));
+  printf("]\n");
+}
+
+/* print the tensors of the dict at index dict, walking the dicts in it;
+   prefix (with a '.') comes before their names */
+static void list_dict(lua_State *L, int dict, const char *prefix) {
+  luaL_checkstack(L, 8, "dicts nested too deep");
+  lua_pushnil(L);
+  while (ltorch_next(L, dict)) {                   /* key, value */
+    luaL_tolstring(L, -2, NULL);                   /* key, value, key as text */
+    const char *name = lua_pushfstring(L, "%s%s%s", prefix, *prefix ? "." : "", lua_tostring(L, -1));
+    int v = lua_gettop(L) - 2;
+    ltorch_Tensor *t = ltorch_totensor(L, v);
+    if (t) print_tensor(name, t);
+    else if (lua_istable(L, v)) list_dict(L, v, name);
+    lua_pop(L, 3);                                 /* the key stays for ltorch_next */
+  }
+}
+
+/* list(path): load the checkpoint and list its tensors (raises on errors) */
+static int list(lua_State *L) {
+  if (ltorch_load(L, luaL_checkstring(L, 1)) != LUA_OK) return lua_error(L);
+  ltorch_Tensor *t = ltorch_totensor(L, -1);
+  if (t) print_tensor("tensor", t);
+  else if (lua_istable(L, -1)) list_dict(L, lua_gettop(L), "");
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  const char *root = getenv("LTORCH_ROOT") ? getenv("LTORCH_ROOT") : ".";
+  char buf[4096];
+  const char *root = find_root(buf, sizeof buf);
   pthread_t th[NTHREADS];
   job jobs[NTHREADS];
   for (int i = 0; i < NTHREADS; i++) {
-    jobs[i] = (job){i, root, argc > 1 ? argv[1] : NULL, 0};
+    jobs[i] = (job){i, root, 0};
     pthread_create(&th[i], NULL, run, &jobs[i]);
   }
   int ok = 1;
   for (int i = 0; i < NTHREADS; i++) {
     pthread_join(th[i], NULL);
     ok &= jobs[i].ok;
+  }
+  if (argc > 1) {
+    fflush(stdout);
+    lua_State *L = new_state(root);
+    lua_pushcfunction(L, list);
+    lua_pushstring(L, argv[1]);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+      fprintf(stderr, "host: %s\n", lua_tostring(L, -1));
+      ok = 0;
+    }
+    lua_close(L);
   }
   return ok ? 0 : 1;
 }

@@ -13,7 +13,8 @@ end
 
 local function run_script(path, args)
   local f, err = io.open(path, "rb")
-  if not f then io.stderr:write("ltorch: cannot open ", path, ": ", err, "\n") return 1 end
+  -- err is io.open's "path: reason" (luaL_fileresult): the path once
+  if not f then io.stderr:write("ltorch: cannot open ", err, "\n") return 1 end
   local src = f:read("a")
   f:close()
   src = src:gsub("^#![^\n]*", "")

@@ -19,25 +19,13 @@ local function usage_error(fmt, ...)
   error(setmetatable({msg = string.format(fmt, ...)}, Usage), 0)
 end
 
--- one line for people: no "file.lua:12:" positions, no traceback, lowercase
--- system messages
-local function clean(msg)
-  msg = tostring(msg)
-  msg = msg:match("^[^\n]*")
-  -- positions anywhere ("x.pt: ./lua/ltorch/serialize.lua:140: x.pt: ...")
-  msg = msg:gsub("[^%s:]+%.lua:%d+: ", ""):gsub("%[string [^%]]*%]:%d+: ", "")
-  -- then a path said twice ("x.pt: x.pt: no such file")
-  local prev
-  repeat
-    prev = msg
-    msg = msg:gsub("^([^:]+): %1: ", "%1: ")
-  until msg == prev
-  msg = msg:gsub(": No such file or directory$", ": no such file")
-    :gsub(": Permission denied$", ": permission denied")
-    :gsub(": Is a directory$", ": is a directory")
-  return msg
+-- The library builds its messages for people ("model.pt: entry 'x': what
+-- is wrong", file errors with no "file.lua:12:" position): the command
+-- prints them as they are, rewriting nothing. An error that is not a string
+-- is shown with tostring.
+local function message(e)
+  return tostring(e)
 end
-M.clean_error = clean
 
 ---------------------------------------------------------------------------
 -- options
@@ -172,12 +160,17 @@ local function stdout_lines(s)
   io.stdout:write(s, "\n")
 end
 
+-- raises "path: no such file", "path: is a directory", ... as every load does
 local function check_readable(path)
-  local f, err = io.open(path, "rb")
-  if not f then error(clean(err), 0) end
-  local ok, _, code = f:read(0)
-  f:close()
-  if ok == nil and code == 21 then error(path .. ": is a directory", 0) end
+  require("ltorch.core")._head(path, 0)
+end
+
+-- serialize.write(...) under pcall: what it raises at its caller's line (a
+-- value the format cannot hold) then has no position in this file, and is
+-- raised again as it is
+local function save(serialize, ...)
+  local ok, err = pcall(serialize.write, ...)
+  if not ok then error(err, 0) end
 end
 
 -- a progress bar labelled with the verb and the file's base name
@@ -262,7 +255,7 @@ local function parse_rename(rules)
       usage_error("convert: --rename expects 'PATTERN=REPLACEMENT', got '%s'", r)
     end
     local ok, err = pcall(string.gsub, "", pat, rep)
-    if not ok then usage_error("convert: --rename pattern '%s': %s", pat, clean(err)) end
+    if not ok then usage_error("convert: --rename pattern '%s': %s", pat, message(err)) end
     out[#out + 1] = {pat, rep}
   end
   return out
@@ -364,7 +357,7 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
         io.stderr:write(string.format("ltorch: note: %s: a whole-module file; %s is one too\n", inp, outp))
         local scb = bar("writing", outp)
         sopts.progress = scb
-        serialize.write(v2, outp, sopts, x2, target)
+        save(serialize, v2, outp, sopts, x2, target)
         finish(scb)
         return 0
       end
@@ -431,7 +424,7 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
     -- memory is about one tensor
     local scb = bar("writing", outp)
     sopts.progress = scb
-    serialize.write(value, outp, sopts, nil, target)
+    save(serialize, value, outp, sopts, nil, target)
     finish(scb)
     return 0
   end,
@@ -635,7 +628,7 @@ for name, c in pairs(COMMANDS) do c.name = name end
 
 local debug_mode = false
 
--- run fn; on error return false and one clean line (the traceback too, on
+-- run fn; on error return false and the message (the traceback too, on
 -- stderr, in debug mode). Usage errors propagate.
 function M.protect(fn)
   local tb
@@ -647,7 +640,7 @@ function M.protect(fn)
   if ok then return true, res end
   if getmetatable(res) == Usage then error(res, 0) end
   if tb then io.stderr:write(tb, "\n") end
-  return false, clean(res)
+  return false, message(res)
 end
 
 function M.dispatch(argv)
@@ -690,7 +683,7 @@ function M.dispatch(argv)
       io.stderr:write("ltorch: ", err.msg, "\n")
       return 2
     end
-    io.stderr:write("ltorch: ", clean(err), "\n")
+    io.stderr:write("ltorch: ", message(err), "\n")
     return 2
   end
   io.stdout:flush()

@@ -10,9 +10,10 @@ for k, v in pairs(core) do
   if k:sub(1, 1) ~= "_" then torch[k] = v end
 end
 
-local methods, meta = core._methods, core._meta
-meta.__tostring = format.tensor_tostring
-torch._methods, torch._meta = methods, meta
+-- The core fills the tensor metatable, __tostring included; the text of
+-- tostring(t) is Lua code, handed to the core once here (ltorch.c, t_tostring)
+core._set_tostring(format.tensor_tostring)
+torch._methods, torch._meta = core._methods, core._meta
 
 -- torch.null stands for Python's None in saved files and loaded values
 torch.null = setmetatable({}, {

@@ -283,11 +283,8 @@ local FORMAT_NAMES = {
 function M.report(path, opts)
   opts = opts or {}
   local serialize = require("ltorch.serialize")
-  local fh, err = io.open(path, "rb")
-  if not fh then error((tostring(err):gsub(": No such file or directory$", ": no such file"))
-    :gsub("^.*: Permission denied$", path .. ": permission denied"), 0) end
-  local file_bytes = fh:seek("end")
-  fh:close()
+  -- raises "path: no such file", "path: is a directory", ... as every load does
+  local _, file_bytes = require("ltorch.core")._head(path, 0)
   local fmt = serialize.detect(path)
   local lopts = {progress = opts.progress}
   for k, v in pairs(opts.load or {}) do lopts[k] = v end

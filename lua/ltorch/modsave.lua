@@ -48,6 +48,7 @@
 
 local torch = require("ltorch")
 local odict = require("ltorch.odict")
+local json = require("ltorch.json")
 local nn = require("ltorch.nn")
 
 local M = {}
@@ -55,167 +56,38 @@ local M = {}
 M.FORMAT_VERSION = 2
 
 ---------------------------------------------------------------------------
--- JSON: a small encoder and a strict decoder, local to the structure so that
--- integers stay integers and floats stay floats across a round trip.
+-- JSON through ltorch.json. In a structure, objects are plain tables
+-- (written with sorted keys) and lists are tables marked by json.array (so
+-- an empty list is written []); a decoded structure is given the same form.
+-- Integers stay integers and floats floats across a round trip.
 
-local function json_string(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    local map = {['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t"}
-    return map[c] or string.format("\\u%04x", c:byte())
-  end) .. '"'
-end
+local arr, is_list = json.array, json.is_array
 
-local ARRAY = {}   -- metatable marking a Lua table to be written as a JSON array
-local NULL = setmetatable({}, {__name = "json null"})   -- JSON's null, both ways
-
-local function arr(t) return setmetatable(t or {}, ARRAY) end
-
-local function encode(v, out)
-  local tv = type(v)
-  if tv == "string" then out[#out + 1] = json_string(v)
-  elseif tv == "boolean" then out[#out + 1] = tostring(v)
-  elseif v == nil or v == NULL then out[#out + 1] = "null"
-  elseif math.type(v) == "integer" then out[#out + 1] = string.format("%d", v)
-  elseif math.type(v) == "float" then
-    local s = string.format("%.17g", v)
-    for p = 1, 17 do
-      local c = string.format("%." .. p .. "g", v)
-      if tonumber(c) == v then s = c break end
-    end
-    if not s:find("[%.eEn]") then s = s .. ".0" end
-    out[#out + 1] = s
-  elseif getmetatable(v) == ARRAY then
-    out[#out + 1] = "["
-    for i = 1, #v do
-      if i > 1 then out[#out + 1] = "," end
-      encode(v[i], out)
-    end
-    out[#out + 1] = "]"
-  elseif tv == "table" then
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = k end
-    table.sort(keys)
-    out[#out + 1] = "{"
-    for i, k in ipairs(keys) do
-      if i > 1 then out[#out + 1] = "," end
-      out[#out + 1] = json_string(k)
-      out[#out + 1] = ":"
-      encode(v[k], out)
-    end
-    out[#out + 1] = "}"
-  else
-    error("cannot encode a " .. tv .. " in JSON")
+-- a value from json.decode in the structure's form: objects (odicts) become
+-- plain tables, lists are marked (json.decode bounds the nesting)
+local function structure_form(v)
+  if type(v) ~= "table" or v == torch.null then return v end
+  if odict.is(v) then
+    local t = {}
+    for k, x in pairs(v) do t[k] = structure_form(x) end
+    return t
   end
+  for i = 1, #v do v[i] = structure_form(v[i]) end
+  return arr(v)
 end
 
-local function json_encode(v)
-  local out = {}
-  encode(v, out)
-  return table.concat(out)
-end
+local json_encode = json.encode
 M.json_encode = json_encode
 
-local MAX_DEPTH = 200
-
--- decodes JSON text; raises "module structure: ..." with the byte offset
+-- decodes JSON text into the structure's form; raises "module structure:
+-- json: ..." with the byte offset
 local function json_decode(s)
-  local pos = 1
-  local function fail(what) error(string.format("module structure: %s at byte %d", what, pos), 0) end
-  local function ws() pos = s:find("[^ \t\r\n]", pos) or #s + 1 end
-  local value
-  local function str()
-    pos = pos + 1
-    local parts = {}
-    while true do
-      local a, b = s:find('^[^"\\%c]+', pos)
-      if a then parts[#parts + 1] = s:sub(a, b); pos = b + 1 end
-      local c = s:sub(pos, pos)
-      if c == '"' then pos = pos + 1 return table.concat(parts) end
-      if c == "\\" then
-        local e = s:sub(pos + 1, pos + 1)
-        local simple = ({['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t"})[e]
-        if simple then parts[#parts + 1] = simple; pos = pos + 2
-        elseif e == "u" then
-          local h = s:match("^%x%x%x%x", pos + 2)
-          if not h then fail("bad \\u escape") end
-          local cp = tonumber(h, 16)
-          pos = pos + 6
-          if cp >= 0xD800 and cp <= 0xDBFF then
-            local l = s:match("^\\u(%x%x%x%x)", pos)
-            local lo = l and tonumber(l, 16)
-            if not lo or lo < 0xDC00 or lo > 0xDFFF then fail("unpaired surrogate") end
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
-            pos = pos + 6
-          end
-          parts[#parts + 1] = utf8.char(cp)
-        else fail("bad escape") end
-      elseif c == "" then fail("unterminated string")
-      else fail("control character in string") end
-    end
-  end
-  value = function(depth)
-    if depth > MAX_DEPTH then fail("nesting deeper than " .. MAX_DEPTH) end
-    ws()
-    local c = s:sub(pos, pos)
-    if c == "{" then
-      pos = pos + 1
-      local t = {}
-      ws()
-      if s:sub(pos, pos) == "}" then pos = pos + 1 return t end
-      while true do
-        ws()
-        if s:sub(pos, pos) ~= '"' then fail("expected a string key") end
-        local k = str()
-        ws()
-        if s:sub(pos, pos) ~= ":" then fail("expected ':'") end
-        pos = pos + 1
-        if t[k] ~= nil then fail("duplicate key '" .. k .. "'") end
-        t[k] = value(depth + 1)
-        ws()
-        c = s:sub(pos, pos)
-        pos = pos + 1
-        if c == "}" then return t end
-        if c ~= "," then pos = pos - 1 fail("expected ',' or '}'") end
-      end
-    elseif c == "[" then
-      pos = pos + 1
-      local t = arr()
-      ws()
-      if s:sub(pos, pos) == "]" then pos = pos + 1 return t end
-      while true do
-        t[#t + 1] = value(depth + 1)
-        ws()
-        c = s:sub(pos, pos)
-        pos = pos + 1
-        if c == "]" then return t end
-        if c ~= "," then pos = pos - 1 fail("expected ',' or ']'") end
-      end
-    elseif c == '"' then return str()
-    elseif s:find("^true", pos) then pos = pos + 4 return true
-    elseif s:find("^false", pos) then pos = pos + 5 return false
-    elseif s:find("^null", pos) then pos = pos + 4 return NULL
-    else
-      local num = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
-      if not num or num == "" or num == "-" then fail("unexpected character") end
-      pos = pos + #num
-      if num:find("[%.eE]") then
-        local f = tonumber(num)
-        if not f then fail("bad number") end
-        return f + 0.0
-      end
-      local i = math.tointeger(tonumber(num))
-      if not i then fail("integer out of range") end
-      return i
-    end
-  end
   if type(s) ~= "string" then error("module structure: expected a JSON string, got " .. type(s), 0) end
-  local v = value(0)
-  ws()
-  if pos <= #s then fail("trailing characters") end
-  return v
+  local ok, v = pcall(json.decode, s)
+  if not ok then error("module structure: " .. tostring(v), 0) end
+  return structure_form(v)
 end
 M.json_decode = json_decode
-M.NULL = NULL
 
 ---------------------------------------------------------------------------
 -- plain values (declared fields, class constants, values in saved tables)
@@ -277,7 +149,7 @@ local function decode_value(j, where)
   local tj = type(j)
   if tj == "string" or tj == "boolean" or tj == "number" then return j end
   if tj == "table" then
-    if getmetatable(j) == ARRAY then
+    if is_list(j) then
       local out = {}
       for i, e in ipairs(j) do out[i] = decode_value(e, where) end
       return out
@@ -287,10 +159,10 @@ local function decode_value(j, where)
     if f == "nan" then return 0.0 / 0.0 elseif f == "inf" then return math.huge
     elseif f == "-inf" then return -math.huge end
     local t = j["$table"]
-    if getmetatable(t) == ARRAY then
+    if is_list(t) then
       local out = {}
       for _, kv in ipairs(t) do
-        if getmetatable(kv) ~= ARRAY or #kv ~= 2 then
+        if not is_list(kv) or #kv ~= 2 then
           error("module structure: " .. where .. ": bad table entry", 0)
         end
         local k = decode_value(kv[1], where)
@@ -427,7 +299,7 @@ end
 local function value_tensor(j, where)
   local d = type(j) == "table" and j["$tensor"]
   if type(d) ~= "table" or type(d.dtype) ~= "string" or type(d.base64) ~= "string"
-     or getmetatable(d.shape) ~= ARRAY then
+     or not is_list(d.shape) then
     error("module structure: " .. where .. ": bad tensor value", 0)
   end
   for _, n in ipairs(d.shape) do
@@ -489,7 +361,7 @@ local function describe(obj, opts)
         put(key, b[2], "a buffer")
         node.buffers[#node.buffers + 1] = arr({b[1], key, true})
       else
-        node.buffers[#node.buffers + 1] = arr({b[1], NULL, false, tensor_value(b[2])})
+        node.buffers[#node.buffers + 1] = arr({b[1], torch.null, false, tensor_value(b[2])})
       end
     end
     for _, ch in ipairs(c.children) do
@@ -553,7 +425,7 @@ local EMPTY = {}
 local function list_of(node, field, where, path)
   local v = node[field]
   if v == nil then return EMPTY end
-  check(getmetatable(v) == ARRAY, path, where .. ": '" .. field .. "' must be a list")
+  check(is_list(v), path, where .. ": '" .. field .. "' must be a list")
   return v
 end
 
@@ -568,7 +440,7 @@ local function index_nodes(root, path)
       by_id[node.id] = node
     end
     for _, field in ipairs({"children", "table"}) do
-      if getmetatable(node[field]) == ARRAY then
+      if is_list(node[field]) then
         for _, c in ipairs(node[field]) do
           if type(c) == "table" then walk(c[2], depth + 1) end
         end
@@ -596,12 +468,12 @@ local function node_walker(flat, path, on_module)
   local walk
   walk = function(node, where, depth)
     check(depth < 200, path, "nesting too deep")
-    check(type(node) == "table" and getmetatable(node) ~= ARRAY, path, where .. ": expected a node")
+    check(type(node) == "table" and not is_list(node), path, where .. ": expected a node")
     if node.module ~= nil or node.ref ~= nil then return on_module(node, where, depth) end
     if node.tensor ~= nil then return tensor_of(flat, node.tensor, where, path) end
     if node.value ~= nil then return decode_value(node.value, where) end
     if node.table ~= nil then
-      check(getmetatable(node.table) == ARRAY, path, where .. ": bad table")
+      check(is_list(node.table), path, where .. ": bad table")
       local out = {}
       for _, kv in ipairs(node.table) do
         check(type(kv) == "table" and (type(kv[1]) == "string" or math.type(kv[1]) == "integer"),
@@ -713,7 +585,7 @@ local function structure_of(extras, path)
   if type(extras) ~= "table" or extras.module == nil then return nil end
   local ok, structure = pcall(json_decode, extras.module)
   if not ok then error(path .. ": " .. tostring(structure), 0) end
-  check(type(structure) == "table" and getmetatable(structure) ~= ARRAY, path, "expected an object")
+  check(type(structure) == "table" and not is_list(structure), path, "expected an object")
   local version = structure.ltorch_module_format
   check(math.type(version) == "integer", path, "no 'ltorch_module_format' version")
   if version > M.FORMAT_VERSION or version < 1 then

@@ -1,6 +1,8 @@
 -- odict.lua: ordered dictionaries. pairs() follows insertion order, which is
 -- how loaded state dicts keep the file's key order. Values live behind a
--- proxy, so every assignment passes through __newindex.
+-- proxy, so every assignment passes through __newindex. C code walks an
+-- odict with the __next metafield, next() in insertion order (ltorch_next in
+-- src/ltorch.h: lua_next sees nothing in the proxy).
 
 local M = {}
 
@@ -34,6 +36,24 @@ local function make(keys, data)
     end,
     __len = function() return #data end,
   }
+  -- __next(t, k): the entry after key k (the first after nil), or nil; a
+  -- walk in order takes one step a call (at is where the last call stood)
+  local at = 0
+  mt.__next = function(_, k)
+    local i = 1
+    if k ~= nil then
+      if keys[at] ~= k then
+        at = nil
+        for j = 1, #keys do if keys[j] == k then at = j break end end
+        if not at then at = 0 error("invalid key to 'next'", 2) end
+      end
+      i = at + 1
+    end
+    local nk = keys[i]
+    if nk == nil then return nil end
+    at = i
+    return nk, data[nk]
+  end
   local t = setmetatable({}, mt)
   meta_of[t] = mt
   return t

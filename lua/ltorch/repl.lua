@@ -205,20 +205,19 @@ function M.run(opts)
       -- as inert tables (nothing is imported or run) and say so
       local ok2, v2 = pcall(torch.load, opts.file, {mmap = true, unknown = "inert"})
       if ok2 then
-        io.stdout:write("note: ", require("ltorch.commands").clean_error(v):gsub(" %(.*%)$", ""),
+        io.stdout:write("note: ", tostring(v):gsub(" %(.*%)$", ""),
           "; loaded as inert tables {__global = ..., args = ..., state = ...}\n")
         ok, v = ok2, v2
       end
     end
     progress.finish(cb)
     if not ok then
-      io.stderr:write("ltorch: ", require("ltorch.commands").clean_error(v), "\n")
+      io.stderr:write("ltorch: ", tostring(v), "\n")
       return 1
     end
     env.ckpt = v
     banner = banner .. "; ckpt = " .. opts.file
   end
-  io.stdout:write(banner, "\n")
   local interactive
   do
     local core = require("ltorch.core")
@@ -227,6 +226,8 @@ function M.run(opts)
     elseif ok and type(term) == "table" and term.isatty then interactive = term.isatty(io.stdin)
     else interactive = os.execute("test -t 0") == true end
   end
+  -- on a pipe only results print (docs/cli.md): no banner, no prompts
+  if interactive then io.stdout:write(banner, "\n") end
   local read, close = plain_reader(interactive), function() end
   if interactive and not opts.plain then
     local r, c = readline_reader(opts, env)

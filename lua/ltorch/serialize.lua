@@ -71,12 +71,11 @@ function M.format_for_save(path, opts)
   return format("pt")
 end
 
--- the format of an existing file, from its bytes
+-- the format of an existing file, from its bytes; raises the file errors
+-- of a file that cannot be read ("path: no such file", "path: is a
+-- directory"), made by core._head as every binding makes them
 function M.detect(path)
-  local fh, err = io.open(path, "rb")
-  if not fh then error(err, 3) end
-  local head = fh:read(64) or ""
-  fh:close()
+  local head = require("ltorch.core")._head(path, 64)
   -- modules load on demand: the usual file needs only its own format's code
   for _, n in ipairs(FORMATS) do
     local f = format(n)
@@ -128,6 +127,26 @@ local function check_options(opts, f, fname, level)
   end
 end
 
+-- the values of the load options the formats share (formats/common.lua,
+-- the loaders): keys, rename, unknown, progress. The formats check them
+-- too, deep in a load; checked here first, a bad value is a usage error at
+-- the caller's line, as a bad option name is. (A save's option values are
+-- checked by the writer and named with the file: "x.pt: bad option ...")
+local function check_load_values(opts, level)
+  if opts.keys ~= nil or opts.rename ~= nil then
+    local ok, err = pcall(require("ltorch.formats.common").selector, opts)
+    if not ok then error(err, level + 1) end
+  end
+  local u = opts.unknown
+  if u ~= nil and u ~= "error" and u ~= "inert" then
+    error(string.format("bad option 'unknown' (\"error\" or \"inert\" expected, got %s)",
+      type(u) == "string" and '"' .. u .. '"' or type(u)), level + 1)
+  end
+  if opts.progress ~= nil and type(opts.progress) ~= "function" then
+    error("bad option 'progress' (function expected, got " .. type(opts.progress) .. ")", level + 1)
+  end
+end
+
 -- device and map_location: "cpu" loads to memory; a CUDA device needs a
 -- CUDA build (the same error as tensor:to)
 local function check_device(opts, level)
@@ -167,41 +186,49 @@ local function format_opts(opts, internal)
   return o
 end
 
--- read(path, opts [, internal]) -> value, extras, format: the file as the
--- format stores it (modules not rebuilt); opts are checked first
-function M.read(path, opts, internal, fname)
-  local ok, f, head = pcall(M.detect, path)
-  if not ok then error(path .. ": " .. tostring(f):gsub("^" .. path:gsub("%p", "%%%0") .. ": ", ""), 2) end
+-- read(path, opts [, internal, fname, level]) -> value, extras, format:
+-- the file as the format stores it (modules not rebuilt); opts are checked
+-- first. Errors about the file are raised as the layer that knows the file
+-- made them, "path: what is wrong", with no position (level 0); bad options
+-- are usage errors, raised at level (default 1: read's caller) as seen from
+-- read's caller
+function M.read(path, opts, internal, fname, level)
+  level = (level or 1) + 1
+  local f, head = M.detect(path)
   if not f then
-    if #head == 0 then error(path .. ": empty file", 2) end
-    error(path .. ": unknown format (not a PyTorch, safetensors, NumPy or TorchSharp file)", 2)
+    if #head == 0 then error(path .. ": empty file", 0) end
+    error(path .. ": unknown format (not a PyTorch, safetensors, NumPy or TorchSharp file)", 0)
   end
-  check_options(opts, f, fname or "load", 2)
-  check_device(opts, 2)
-  local res = table.pack(pcall(f.load, path, format_opts(opts, internal)))
-  if not res[1] then error(res[2], 2) end
-  return res[2], res[3], f
+  check_options(opts, f, fname or "load", level)
+  check_load_values(opts, level)
+  check_device(opts, level)
+  local value, extras = f.load(path, format_opts(opts, internal))
+  return value, extras, f
 end
 
--- write(value, path, opts [, extras]): atomic save of value (and extra
--- records) in the format for path; opts are checked first
-function M.write(value, path, opts, extras, f)
+-- write(value, path, opts [, extras, f, level]): atomic save of value (and
+-- extra records) in the format for path; opts are checked first. Usage
+-- errors (bad options, a value the format cannot hold) are raised at level
+-- (default 1: write's caller) as seen from write's caller; file errors as
+-- the format made them, with no position
+function M.write(value, path, opts, extras, f, level)
+  level = (level or 1) + 1
   f = f or M.format_for_save(path, opts)
-  check_options(opts, f, "save", 2)
+  check_options(opts, f, "save", level)
   if f.can_hold then
     local ok, why = f.can_hold(value)
-    if not ok then error(path .. ": " .. why, 2) end
+    if not ok then error(path .. ": " .. why, level) end
   end
   local tmp = M.temp_path(path)
   local ok, err = pcall(f.save, value, tmp, format_opts(opts), path, extras)
   if not ok then
     os.remove(tmp)
-    error(err, 2)
+    error(err, 0)
   end
   local rok, rerr = require("ltorch.core")._replace(tmp, path, opts.sync)
   if not rok then
     os.remove(tmp)
-    error(path .. ": cannot replace the file: " .. tostring(rerr), 2)
+    error(path .. ": cannot replace the file: " .. tostring(rerr), 0)
   end
   return path
 end
@@ -275,8 +302,7 @@ function M.install(torch)
       -- a format without extra records keeps the state dict only
       if not f.extras then extras = nil end
     end
-    local ok, err = pcall(M.write, obj, path, opts, extras, f)
-    if not ok then error(err, 2) end
+    M.write(obj, path, opts, extras, f, 2)
     return path
   end
 
@@ -285,8 +311,7 @@ function M.install(torch)
       error("bad argument #1 to 'load' (string expected, got " .. type(path) .. ")", 2)
     end
     opts = opts_table(opts, "load")
-    local ok, val, extras = pcall(M.read, path, opts)
-    if not ok then error(val, 2) end
+    local val, extras = M.read(path, opts, nil, "load", 2)
     if ms().is_module_file(extras) then
       if opts.keys ~= nil or opts.rename ~= nil then
         error(path .. ": a whole-module file loads whole: 'keys' and 'rename' select from " ..
@@ -307,8 +332,7 @@ function M.install(torch)
     opts = opts_table(opts, "load_state_dict")
     local internal = {as_dict = true}
     if opts.unknown == nil then internal.unknown = "inert" end
-    local ok, val, extras, f = pcall(M.read, path, opts, internal, "load_state_dict")
-    if not ok then error(val, 2) end
+    local val, extras = M.read(path, opts, internal, "load_state_dict", 2)
     if ms().is_module_file(extras) and opts.keys == nil and opts.rename == nil then
       val = ms().view(val, extras, path)
     end

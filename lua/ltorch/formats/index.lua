@@ -1,4 +1,4 @@
--- formats/index.lua: Hugging Face sharded checkpoints (FORMATS.md section 5):
+-- formats/index.lua: Hugging Face sharded checkpoints (docs/formats.md):
 -- model.safetensors.index.json, pytorch_model.bin.index.json. Loading reads
 -- the shards named in "weight_map" (relative to the index's folder) with
 -- serialize.read and merges them into one ordered state dict: shard by shard

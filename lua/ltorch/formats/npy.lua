@@ -1,4 +1,4 @@
--- formats/npy.lua: NumPy .npy (FORMATS.md section 8.1).
+-- formats/npy.lua: NumPy .npy (layout in src/npy.c).
 -- load(path, {mmap=}) -> tensor. Big-endian data is byte-swapped on load
 -- (under mmap, when first used); Fortran-order data loads as a transposed
 -- (non-contiguous) view of the file's bytes, no copy.

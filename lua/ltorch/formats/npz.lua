@@ -1,4 +1,4 @@
--- formats/npz.lua: NumPy .npz, a zip of .npy members (FORMATS.md 8.3),
+-- formats/npz.lua: NumPy .npz, a zip of .npy members (docs/formats.md),
 -- read with ltorch's zip reader (ptzip.c) and written through libzip.
 -- load(path, opts) -> ordered dict name -> tensor (names without ".npy");
 -- opts.keys / opts.rename / opts.mmap / opts.progress as for safetensors.

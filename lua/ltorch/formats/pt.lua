@@ -72,7 +72,8 @@ function M.save(obj, tmp_path, opts, final_path, extras)
     cast = opts.dtype, release = opts.release_mapped,
   }
   if opts.dtype ~= nil and type(opts.dtype) ~= "string" then
-    error("bad option 'dtype' (string expected, got " .. type(opts.dtype) .. ")", 0)
+    -- named with the file saved, as the writers' option errors are
+    common.fail(final_path or tmp_path, "bad option 'dtype' (string expected, got " .. type(opts.dtype) .. ")")
   end
   o.extra = extras
   -- errors name the file saved (not the temporary one)

@@ -1,5 +1,6 @@
--- formats/safetensors.lua: Hugging Face safetensors (FORMATS.md section 4),
--- including R torch's torch_save files (section 10) and packed modules.
+-- formats/safetensors.lua: Hugging Face safetensors (docs/formats.md; the
+-- layout is in src/safetensors.c), including R torch's torch_save files and
+-- packed modules.
 --
 -- load(path, opts) -> ordered state dict [, extras]. opts: mmap (zero-copy
 -- views of one mapping), keys (list or predicate), rename ({{pattern, repl},
@@ -107,14 +108,16 @@ function M.save(obj, tmp, opts, final, extras)
   local tensors, mkeys, mvals = obj, {"format"}, {format = "pt"}
   local function addmeta(k, v)
     if type(k) ~= "string" or type(v) ~= "string" then
-      error(string.format("bad option 'metadata' (string keys and values expected, got %s -> %s)", type(k), type(v)), 0)
+      -- named with the file saved, as the writers' option errors are
+      common.fail(final or tmp, string.format("bad option 'metadata' (string keys and values expected, got %s -> %s)",
+        type(k), type(v)))
     end
     if mvals[k] == nil then mkeys[#mkeys + 1] = k end
     mvals[k] = v
   end
   for _, k in ipairs(common.ordered_keys(extras or {})) do addmeta("ltorch." .. k, extras[k]) end
   if opts.metadata ~= nil then
-    if type(opts.metadata) ~= "table" then error("bad option 'metadata' (table expected)", 0) end
+    if type(opts.metadata) ~= "table" then common.fail(final or tmp, "bad option 'metadata' (table expected)") end
     for _, k in ipairs(common.ordered_keys(opts.metadata)) do addmeta(k, opts.metadata[k]) end
   end
   local names, ts = common.items(tensors)

@@ -1,4 +1,4 @@
--- formats/torchsharp.lua: TorchSharp .dat state dicts (FORMATS.md section 6;
+-- formats/torchsharp.lua: TorchSharp .dat state dicts (layout in src/torchsharp.c;
 -- TorchSharp's C# reader is the reference). Names are written with their
 -- UTF-8 byte length, as C#'s BinaryReader.ReadString expects.
 -- load(path, opts) -> ordered dict; opts: mmap, keys, rename, progress.

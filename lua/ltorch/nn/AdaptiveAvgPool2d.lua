@@ -7,7 +7,7 @@ return base.module("AdaptiveAvgPool2d", {
   -- AdaptiveAvgPool2d(output_size)
   initialize = function(self, ...)
     local a = base.args("AdaptiveAvgPool2d", {"output_size"}, ...)
-    base.pair(a.output_size, "output_size")
+    base.pair(a.output_size, "output_size", "AdaptiveAvgPool2d")
     self.output_size = a.output_size
   end,
   forward = function(self, x) return torch.adaptive_avg_pool2d(x, self.output_size) end,

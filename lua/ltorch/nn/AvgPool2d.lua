@@ -10,8 +10,8 @@ return base.module("AvgPool2d", {
   initialize = function(self, ...)
     local a = base.args("AvgPool2d", {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
       "divisor_override"}, ...)
-    if a.divisor_override ~= nil then error("AvgPool2d: divisor_override is not supported", 3) end
-    base.pair(a.kernel_size, "kernel_size")
+    if a.divisor_override ~= nil then base.fail("AvgPool2d", "divisor_override is not supported") end
+    base.pair(a.kernel_size, "kernel_size", "AvgPool2d")
     self.kernel_size = a.kernel_size
     self.stride = a.stride or a.kernel_size
     self.padding = a.padding or 0

@@ -14,7 +14,7 @@ return base.module("BatchNorm2d", {
     local a = base.args("BatchNorm2d", {"num_features", "eps", "momentum", "affine",
       "track_running_stats", "device", "dtype"}, ...)
     local n = a.num_features
-    assert(math.type(n) == "integer", "BatchNorm2d: num_features must be an integer")
+    base.check(math.type(n) == "integer", "BatchNorm2d", "num_features must be an integer")
     self.num_features = n
     self.eps = a.eps or 1e-5
     if a.momentum == nil then self.momentum = 0.1 else self.momentum = a.momentum end

@@ -13,22 +13,23 @@ return base.module("Conv2d", {
     local a = base.args("Conv2d", {"in_channels", "out_channels", "kernel_size", "stride", "padding",
       "dilation", "groups", "bias", "padding_mode", "device", "dtype"}, ...)
     local groups = a.groups or 1
-    assert(math.type(a.in_channels) == "integer" and math.type(a.out_channels) == "integer",
-      "Conv2d: in_channels and out_channels must be integers")
-    assert(a.in_channels % groups == 0, "Conv2d: in_channels must be divisible by groups")
-    assert(a.out_channels % groups == 0, "Conv2d: out_channels must be divisible by groups")
+    base.check(math.type(a.in_channels) == "integer" and math.type(a.out_channels) == "integer",
+      "Conv2d", "in_channels and out_channels must be integers")
+    base.check(math.type(groups) == "integer" and groups > 0, "Conv2d", "groups must be a positive integer")
+    base.check(a.in_channels % groups == 0, "Conv2d", "in_channels must be divisible by groups")
+    base.check(a.out_channels % groups == 0, "Conv2d", "out_channels must be divisible by groups")
     if (a.padding_mode or "zeros") ~= "zeros" then
-      error("Conv2d: only padding_mode 'zeros' is supported, got " .. tostring(a.padding_mode), 3)
+      base.fail("Conv2d", "only padding_mode 'zeros' is supported, got %s", tostring(a.padding_mode))
     end
     self.in_channels, self.out_channels = a.in_channels, a.out_channels
-    self.kernel_size = base.pair(a.kernel_size, "kernel_size")
-    self.stride = base.pair(a.stride or 1, "stride")
+    self.kernel_size = base.pair(a.kernel_size, "kernel_size", "Conv2d")
+    self.stride = base.pair(a.stride or 1, "stride", "Conv2d")
     if a.padding == "valid" then a.padding = 0 end
     if type(a.padding) == "string" then
-      error("Conv2d: padding '" .. a.padding .. "' is not supported (give 'valid' or the padding as numbers)", 3)
+      base.fail("Conv2d", "padding '%s' is not supported (give 'valid' or the padding as numbers)", a.padding)
     end
-    self.padding = base.pair(a.padding or 0, "padding")
-    self.dilation = base.pair(a.dilation or 1, "dilation")
+    self.padding = base.pair(a.padding or 0, "padding", "Conv2d")
+    self.dilation = base.pair(a.dilation or 1, "dilation", "Conv2d")
     self.groups = groups
     self.padding_mode = "zeros"
     local k = self.kernel_size

@@ -9,7 +9,7 @@ return base.module("Dropout", {
     local a = base.args("Dropout", {"p", "inplace"}, ...)
     local p = a.p or 0.5
     if type(p) ~= "number" or p < 0 or p > 1 then
-      error("dropout probability has to be between 0 and 1, but got " .. tostring(p), 3)
+      base.raise("dropout probability has to be between 0 and 1, but got " .. tostring(p))
     end
     self.p = p
     self.inplace = a.inplace == true

@@ -13,9 +13,9 @@ return base.module("Embedding", {
   initialize = function(self, ...)
     local a = base.args("Embedding", {"num_embeddings", "embedding_dim", "padding_idx", "max_norm",
       "norm_type", "scale_grad_by_freq", "sparse", "_weight", "device", "dtype"}, ...)
-    assert(math.type(a.num_embeddings) == "integer" and math.type(a.embedding_dim) == "integer",
-      "Embedding: num_embeddings and embedding_dim must be integers")
-    if a.max_norm ~= nil then error("Embedding: max_norm is not supported", 3) end
+    base.check(math.type(a.num_embeddings) == "integer" and math.type(a.embedding_dim) == "integer",
+      "Embedding", "num_embeddings and embedding_dim must be integers")
+    if a.max_norm ~= nil then base.fail("Embedding", "max_norm is not supported") end
     self.num_embeddings, self.embedding_dim = a.num_embeddings, a.embedding_dim
     self.norm_type = a.norm_type or 2.0
     self.scale_grad_by_freq = a.scale_grad_by_freq == true
@@ -24,16 +24,16 @@ return base.module("Embedding", {
     if w ~= nil then
       if not torch.is_tensor(w) or w:dim() ~= 2 or w:size(1) ~= a.num_embeddings
           or w:size(2) ~= a.embedding_dim then
-        error(string.format("Embedding: _weight must be a tensor of shape {%d, %d}", a.num_embeddings,
-          a.embedding_dim), 3)
+        base.fail("Embedding", "_weight must be a tensor of shape {%d, %d}", a.num_embeddings, a.embedding_dim)
       end
     else
       w = torch.randn(a.num_embeddings, a.embedding_dim)
     end
     if a.padding_idx ~= nil then
       local p = a.padding_idx
+      base.check(math.type(p) == "integer", "Embedding", "padding_idx must be an integer")
       if p < 0 then p = p + a.num_embeddings + 1 end
-      assert(p >= 1 and p <= a.num_embeddings, "Embedding: padding_idx must be within num_embeddings")
+      base.check(p >= 1 and p <= a.num_embeddings, "Embedding", "padding_idx must be within num_embeddings")
       self.padding_idx = p
       if a._weight == nil then w[p]:fill(0) end
     end

@@ -8,7 +8,7 @@ return base.module("GELU", {
     local a = base.args("GELU", {"approximate"}, ...)
     local ap = a.approximate or "none"
     if ap ~= "none" and ap ~= "tanh" then
-      error("GELU: approximate must be 'none' or 'tanh', got '" .. tostring(ap) .. "'", 3)
+      base.fail("GELU", "approximate must be 'none' or 'tanh', got '%s'", tostring(ap))
     end
     self.approximate = ap
   end,

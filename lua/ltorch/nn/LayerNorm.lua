@@ -10,7 +10,7 @@ return base.module("LayerNorm", {
     local a = base.args("LayerNorm", {"normalized_shape", "eps", "elementwise_affine", "device", "dtype"}, ...)
     local shape = a.normalized_shape
     if type(shape) == "number" then shape = {shape} end
-    assert(type(shape) == "table" and #shape > 0, "LayerNorm: normalized_shape must be a number or a list")
+    base.check(type(shape) == "table" and #shape > 0, "LayerNorm", "normalized_shape must be a number or a list")
     self.normalized_shape = shape
     self.eps = a.eps or 1e-5
     self.elementwise_affine = a.elementwise_affine ~= false

@@ -8,8 +8,8 @@ return base.module("Linear", {
   -- Linear(in_features, out_features [, bias = true, device, dtype]) or with {bias = false}
   initialize = function(self, ...)
     local a = base.args("Linear", {"in_features", "out_features", "bias", "device", "dtype"}, ...)
-    assert(math.type(a.in_features) == "integer", "Linear: in_features must be an integer")
-    assert(math.type(a.out_features) == "integer", "Linear: out_features must be an integer")
+    base.check(math.type(a.in_features) == "integer", "Linear", "in_features must be an integer")
+    base.check(math.type(a.out_features) == "integer", "Linear", "out_features must be an integer")
     self.in_features, self.out_features = a.in_features, a.out_features
     local bound = a.in_features > 0 and 1 / math.sqrt(a.in_features) or 0
     self.weight = torch.nn.Parameter(base.uniform({a.out_features, a.in_features}, bound))

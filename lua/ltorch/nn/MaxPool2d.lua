@@ -9,8 +9,8 @@ return base.module("MaxPool2d", {
   -- return_indices = false, ceil_mode = false]) or a trailing table of those
   initialize = function(self, ...)
     local a = base.args("MaxPool2d", {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}, ...)
-    if a.return_indices then error("MaxPool2d: return_indices is not supported", 3) end
-    base.pair(a.kernel_size, "kernel_size")
+    if a.return_indices then base.fail("MaxPool2d", "return_indices is not supported") end
+    base.pair(a.kernel_size, "kernel_size", "MaxPool2d")
     self.kernel_size = a.kernel_size
     self.stride = a.stride or a.kernel_size
     self.padding = a.padding or 0

@@ -10,14 +10,14 @@ return base.module("ModuleDict", {
   initialize = function(self, ms)
     if ms == nil then return end
     if type(ms) ~= "table" then
-      error("bad argument #1 to 'ModuleDict' (table of modules expected, got " .. type(ms) .. ")", 3)
+      base.raise("bad argument #1 to 'ModuleDict' (table of modules expected, got " .. type(ms) .. ")")
     end
     local keys = odict.keys(ms)
     if not odict.is(ms) then table.sort(keys, function(a, b) return tostring(a) < tostring(b) end) end
     for _, k in ipairs(keys) do
       if not base.is_module(ms[k]) then
-        error(string.format("bad argument #1 to 'ModuleDict' (module expected at '%s', got %s)",
-          tostring(k), type(ms[k])), 3)
+        base.raise(string.format("bad argument #1 to 'ModuleDict' (module expected at '%s', got %s)",
+          tostring(k), type(ms[k])))
       end
       self:add_module(tostring(k), ms[k])
     end

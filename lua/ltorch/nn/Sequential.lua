@@ -44,8 +44,8 @@ function list.fill(self, ...)
     if odict.is(first) then
       for k, m in pairs(first) do
         if not base.is_module(m) then
-          error(string.format("bad argument #1 to '%s' (module expected at '%s', got %s)",
-            self:class_name(), tostring(k), type(m)), 4)
+          base.raise(string.format("bad argument #1 to '%s' (module expected at '%s', got %s)",
+            self:class_name(), tostring(k), type(m)))
         end
         self:add_module(k, m)
       end
@@ -54,15 +54,15 @@ function list.fill(self, ...)
       local n = #first
       for k in pairs(first) do
         if math.type(k) ~= "integer" or k < 1 or k > n then
-          error(string.format("bad argument #1 to '%s' (list of modules or odict of name -> module " ..
+          base.raise(string.format("bad argument #1 to '%s' (list of modules or odict of name -> module " ..
             "expected; a plain table's names have no order, got key %s)", self:class_name(),
-            type(k) == "string" and "'" .. k .. "'" or tostring(k)), 4)
+            type(k) == "string" and "'" .. k .. "'" or tostring(k)))
         end
       end
       for i, m in ipairs(first) do
         if not base.is_module(m) then
-          error(string.format("bad argument #1 to '%s' (module expected at [%d], got %s)",
-            self:class_name(), i, type(m)), 4)
+          base.raise(string.format("bad argument #1 to '%s' (module expected at [%d], got %s)",
+            self:class_name(), i, type(m)))
         end
         self:add_module(tostring(i - 1), m)
       end
@@ -72,8 +72,8 @@ function list.fill(self, ...)
   for i = 1, select("#", ...) do
     local m = select(i, ...)
     if not base.is_module(m) then
-      error(string.format("bad argument #%d to '%s' (module expected, got %s)", i,
-        self:class_name(), type(m)), 4)
+      base.raise(string.format("bad argument #%d to '%s' (module expected, got %s)", i,
+        self:class_name(), type(m)))
     end
     self:add_module(tostring(i - 1), m)
   end

@@ -8,7 +8,7 @@ return base.module("Softmax", {
   initialize = function(self, ...)
     local a = base.args("Softmax", {"dim"}, ...)
     if math.type(a.dim) ~= "integer" then
-      error("bad argument #1 to 'Softmax' (dim expected, got " .. type(a.dim) .. ")", 3)
+      base.raise("bad argument #1 to 'Softmax' (dim expected, got " .. type(a.dim) .. ")")
     end
     self.dim = a.dim
   end,

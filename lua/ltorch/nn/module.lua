@@ -623,6 +623,45 @@ end
 ---------------------------------------------------------------------------
 -- helpers for the built-in layers
 
+-- ltorch's nn and models folders: a built-in constructor's errors are the
+-- caller's, so they are raised past the frames of these files
+local NN_DIR = debug.getinfo(1, "S").source:match("^(@.*/)[^/]*$")
+local MODELS_DIR = NN_DIR and NN_DIR:gsub("/nn/$", "/models/")
+
+-- the error level, as seen from the function calling user_level, of the
+-- constructor's caller: the first frame outside ltorch's nn and models
+-- files (initialize, the class's new and __call, these helpers); a C
+-- caller (pcall) gives no position
+local function user_level()
+  local level = 3   -- 1 is user_level, 2 the function calling it
+  while NN_DIR do
+    local info = debug.getinfo(level, "S")
+    if info == nil or info.what == "C" then break end
+    local src = info.source
+    if src:sub(1, #NN_DIR) ~= NN_DIR and src:sub(1, #MODELS_DIR) ~= MODELS_DIR then break end
+    level = level + 1
+  end
+  return level - 1
+end
+
+-- M.raise(msg): a built-in constructor's error, raised at its caller
+-- ("user.lua:2: bad argument #1 to 'Softmax' (dim expected, got nil)")
+function M.raise(msg)
+  error(msg, user_level())
+end
+
+-- M.fail(class, fmt, ...): raise "class: message" at the constructor's
+-- caller ("user.lua:2: Linear: in_features must be an integer")
+function M.fail(class, fmt, ...)
+  error(class .. ": " .. string.format(fmt, ...), user_level())
+end
+
+-- M.check(ok, class, fmt, ...): M.fail(class, fmt, ...) unless ok
+function M.check(ok, class, fmt, ...)
+  if not ok then error(class .. ": " .. string.format(fmt, ...), user_level()) end
+  return ok
+end
+
 -- M.args(class, names, ...) -> {name = value}: a built-in constructor's
 -- arguments, PyTorch's positional ones in the order of names, then a
 -- trailing table of keyword options (string keys only):
@@ -637,16 +676,8 @@ function M.args(class, names, ...)
   if type(class) ~= "string" or type(names) ~= "table" then
     error("args(class, names, ...): class name and list of names expected", 2)
   end
-  -- the error level of the constructor's caller: skip the frames of
-  -- ltorch's nn files (initialize, the class's new and __call); a C
-  -- caller (pcall) gives no position
-  local level = 2
-  local dir = debug.getinfo(1, "S").source:match("^(@.*/)[^/]*$")
-  while true do
-    local info = debug.getinfo(level, "S")
-    if info == nil or info.what == "C" or not dir or info.source:sub(1, #dir) ~= dir then break end
-    level = level + 1
-  end
+  -- errors are the constructor's caller's (user_level)
+  local level = user_level()
   local function fail(fmt, ...) error(string.format(fmt, ...), level + 1) end
   local n = select("#", ...)
   local pos = {...}
@@ -694,11 +725,12 @@ function M.args(class, names, ...)
   return out
 end
 
--- v or {v, v}: a 2-element list of a number or a {h, w} pair
-function M.pair(v, what)
+-- v or {v, v}: a 2-element list of a number or a {h, w} pair; else the
+-- constructor of class fails ("Conv2d: kernel_size must be ...")
+function M.pair(v, what, class)
   if type(v) == "number" then return {v, v} end
   if type(v) == "table" and #v == 2 then return {v[1], v[2]} end
-  error(string.format("%s must be a number or a {h, w} pair, got %s", what, type(v)), 3)
+  M.fail(class, "%s must be a number or a {h, w} pair, got %s", what, type(v))
 end
 
 -- uniform(-bound, bound) of the given sizes, float32, from torch.rand
