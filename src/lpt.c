@@ -993,12 +993,7 @@ static int write_storage(pz_writer *w, const char *name, const svst *v, int rele
                          char *err) {
   if (lt_storage_fill(v->s, err)) return -1;
   lt_tensor t;
-  memset(&t, 0, sizeof t);
-  t.storage = v->s;
-  t.dtype = v->dt;
-  t.ndim = 1;
-  t.shape[0] = (int64_t)(v->s->nbytes / lt_dtypes[v->dt].size);
-  t.stride[0] = 1;
+  lt_storage_tensor(&t, v->s, v->dt);
   lt_cast cs;
   int rc = lt_cast_init(&cs, &t, v->out, release, NULL, 0, err);
   if (!rc) rc = pz_record_begin(w, name, (uint64_t)t.shape[0] * lt_dtypes[v->out].size, err);

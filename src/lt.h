@@ -214,6 +214,8 @@ typedef struct lt_tensor {
 int64_t lt_numel(const lt_tensor *t);
 int lt_is_contiguous(const lt_tensor *t);
 void lt_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+/* *t = a 1-D view of dtype dt over all of storage s (no reference taken) */
+void lt_storage_tensor(lt_tensor *t, lt_storage *s, lt_dtype dt);
 static inline char *lt_data(const lt_tensor *t) {
   return (char *)t->storage->data + t->offset * (int64_t)lt_dtypes[t->dtype].size;
 }

@@ -81,10 +81,12 @@ typedef struct lt_binding {
   void (*open)(lua_State *L);   /* makes the file's other metatables; keeps the stack */
 } lt_binding;
 
+extern const lt_binding lt_core_binding;   /* ltorch.c: tensors, creation, views */
 extern const lt_binding lt_ops_binding;    /* lops.c: math */
 extern const lt_binding lt_pt_binding;     /* lpt.c: PyTorch zip, legacy, pickle */
 extern const lt_binding lt_fmt_binding;    /* lfmt.c: safetensors, NumPy, TorchSharp */
 extern const lt_binding lt_json_binding;   /* ljson.c: JSON */
+extern lua_CFunction lt_tensor_index;       /* ltorch.c: the metatable's __index (upvalue: methods) */
 extern const lt_binding lt_io_binding;     /* lio.c: a file's first bytes, putting a saved file in place */
 
 /* ---- progress (lprogress.c): one policy for every load and save ---------- */

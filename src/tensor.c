@@ -23,6 +23,15 @@ int64_t lt_numel(const lt_tensor *t) {
   return n;
 }
 
+void lt_storage_tensor(lt_tensor *t, lt_storage *s, lt_dtype dt) {
+  memset(t, 0, sizeof *t);
+  t->storage = s;
+  t->dtype = dt;
+  t->ndim = 1;
+  t->shape[0] = (int64_t)(s->nbytes / lt_dtypes[dt].size);
+  t->stride[0] = 1;
+}
+
 void lt_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
   int64_t s = 1;
   for (int i = ndim - 1; i >= 0; i--) {
