@@ -30,7 +30,7 @@ build = {
         "src/lops.c",
         "src/lprogress.c",
         "src/lpt.c",
-        "src/ltorch.c", "src/linit.c",
+        "src/ltorch.c", "src/linit.c", "src/lmath.c",
         "src/npy.c",
         "src/ops.c",
         "src/pickle.c",

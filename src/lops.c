@@ -10,154 +10,36 @@
 #include <stdio.h>
 #include <limits.h>
 #include <math.h>
-#include "lt_lua.h"
-#include "ops.h"
-
-/* ---- helpers ----------------------------------------------------------- */
-
-static int kindof(lt_dtype d) { return lt_dtypes[d].kind; }
-
-static void no_cuda(lua_State *L, const lt_tensor *t) {
-  if (t->storage->device == LT_CUDA)
-    luaL_error(L, "CPU math on a CUDA tensor: move it with t:to('cpu') first");
-}
-
-static lt_tensor *checkt(lua_State *L, int i) {
-  lt_tensor *t = lt_check(L, i);
-  no_cuda(L, t);
-  return t;
-}
-
-static lt_tensor *testt(lua_State *L, int i) {
-  lt_tensor *t = lt_test(L, i);
-  if (t) no_cuda(L, t);
-  return t;
-}
-
-/* a tensor argument or nil */
-static lt_tensor *optt(lua_State *L, int i) {
-  if (lua_isnoneornil(L, i)) return NULL;
-  return checkt(L, i);
-}
-
-/* "{2, 3}" into buf */
-static const char *shape_str(char *buf, size_t len, int nd, const int64_t *s) {
-  size_t k = 0;
-  k += (size_t)snprintf(buf, len, "{");
-  for (int i = 0; i < nd && k < len; i++)
-    k += (size_t)snprintf(buf + k, len - k, i ? ", %lld" : "%lld", (long long)s[i]);
-  if (k < len) snprintf(buf + k, len - k, "}");
-  return buf;
-}
-
-static int domain_of(lt_dtype d) {
-  int k = kindof(d);
-  return k == LT_KIND_FLOAT ? LT_DOM_F64 : k == LT_KIND_COMPLEX ? LT_DOM_C128 : LT_DOM_I64;
-}
-
-static lt_dtype domain_dtype(int dom) {
-  return dom == LT_DOM_F64 ? LT_FLOAT64 : dom == LT_DOM_I64 ? LT_INT64 : LT_COMPLEX128;
-}
-
-/* a new contiguous copy of t in dtype dt, pushed */
-static lt_tensor *push_copy(lua_State *L, const lt_tensor *t, lt_dtype dt) {
-  lt_tensor *c = lt_push_new(L, dt, t->ndim, t->shape, 0);
-  lt_copy(c, t);
-  return c;
-}
-
-/* t itself when contiguous in dt, else a pushed copy */
-static lt_tensor *contig(lua_State *L, lt_tensor *t, lt_dtype dt) {
-  if (t->dtype == dt && lt_is_contiguous(t)) return t;
-  return push_copy(L, t, dt);
-}
-
-/* a pushed converted copy of the contiguous tensor src as dtype dt */
-static lt_tensor *push_convert(lua_State *L, const lt_tensor *src, lt_dtype dt) {
-  lt_tensor *o = lt_push_new(L, dt, src->ndim, src->shape, 0);
-  lt_convert(dt, lt_data(o), src->dtype, lt_data(src), (size_t)lt_numel(src));
-  return o;
-}
-
-static int64_t prod(const int64_t *s, int from, int to) {
-  int64_t n = 1;
-  for (int i = from; i < to; i++) n *= s[i];
-  return n;
-}
-
-static void need_floating(lua_State *L, lt_dtype dt, int arg, const char *name) {
-  if (kindof(dt) != LT_KIND_FLOAT)
-    luaL_error(L, "bad argument #%d to '%s' (expected a floating point tensor, got %s)",
-               arg, name, lt_dtypes[dt].name);
-}
-
-/* dtype of a tensor of dtype t combined with a Lua number (PyTorch: a
-   float with an integral tensor gives the default float32; an integer
-   keeps the tensor's dtype, bool becoming int64) */
-static lt_dtype scalar_promote(lt_dtype t, int isfloat) {
-  int k = kindof(t);
-  if (isfloat) return k <= LT_KIND_INT ? LT_FLOAT32 : t;
-  return k == LT_KIND_BOOL ? LT_INT64 : t;
-}
-
-static int is_float_number(lua_State *L, int i) {
-  return lua_type(L, i) == LUA_TNUMBER && !lua_isinteger(L, i);
-}
-
-/* push a 0-dim tensor holding the Lua number at idx for compute dtype cd:
-   float32 for float32/16/bfloat16/float8 (PyTorch's opmath), else the
-   domain's dtype */
-static lt_tensor *push_scalar(lua_State *L, int idx, lt_dtype cd) {
-  int dom = domain_of(cd);
-  lt_dtype sd = dom == LT_DOM_F64 ? (cd == LT_FLOAT64 ? LT_FLOAT64 : LT_FLOAT32) : domain_dtype(dom);
-  lt_tensor *s = lt_push_new(L, sd, 0, NULL, 0);
-  lt_to_elem(L, idx, sd, lt_data(s));
-  return s;
-}
-
-static void check_operand(lua_State *L, int i, const char *name) {
-  int ty = lua_type(L, i);
-  if (ty != LUA_TNUMBER && ty != LUA_TBOOLEAN && !lt_test(L, i)) {
-    if (ty == LUA_TUSERDATA && luaL_testudata(L, i, LT_TENSOR_MT)) lt_check(L, i);
-    luaL_error(L, "bad argument #%d to '%s' (tensor or number expected, got %s)", i, name,
-               luaL_typename(L, i));
-  }
-}
-
-static void broadcast_error(lua_State *L, int arg, const char *name, const lt_tensor *a, const lt_tensor *b) {
-  char sa[256], sb[256];
-  luaL_error(L, "bad argument #%d to '%s' (shapes %s and %s cannot be broadcast)", arg, name,
-             shape_str(sa, sizeof sa, a->ndim, a->shape), shape_str(sb, sizeof sb, b->ndim, b->shape));
-}
+#include "lmath.h"
 
 /* ---- arithmetic and comparisons ---------------------------------------- */
 
 static int binop(lua_State *L, int op, const char *name) {
   lua_settop(L, 2);
-  check_operand(L, 1, name);
-  check_operand(L, 2, name);
-  lt_tensor *ta = testt(L, 1), *tb = testt(L, 2);
+  lm_check_operand(L, 1, name);
+  lm_check_operand(L, 2, name);
+  lt_tensor *ta = lm_testt(L, 1), *tb = lm_testt(L, 2);
   if (!ta && !tb) luaL_error(L, "bad argument #1 to '%s' (tensor expected, got %s)", name, luaL_typename(L, 1));
   lt_dtype cd;
   if (ta && tb) cd = lt_promote(ta->dtype, tb->dtype);
-  else if (ta) cd = scalar_promote(ta->dtype, is_float_number(L, 2));
-  else cd = scalar_promote(tb->dtype, is_float_number(L, 1));
-  if (op == LT_OP_DIV && kindof(cd) <= LT_KIND_INT) cd = LT_FLOAT32;
-  if (op == LT_OP_POW && kindof(cd) == LT_KIND_BOOL) cd = LT_INT64;
+  else if (ta) cd = lm_scalar_promote(ta->dtype, lm_is_float_number(L, 2));
+  else cd = lm_scalar_promote(tb->dtype, lm_is_float_number(L, 1));
+  if (op == LT_OP_DIV && lm_kindof(cd) <= LT_KIND_INT) cd = LT_FLOAT32;
+  if (op == LT_OP_POW && lm_kindof(cd) == LT_KIND_BOOL) cd = LT_INT64;
   if (op == LT_OP_SUB && cd == LT_BOOL)
     luaL_error(L, "bad argument #2 to '%s' (subtraction of bool tensors is not supported: use logical ops)", name);
-  if ((op == LT_OP_MAX || op == LT_OP_MIN || op >= LT_OP_LT) && kindof(cd) == LT_KIND_COMPLEX && op != LT_OP_EQ && op != LT_OP_NE)
+  if ((op == LT_OP_MAX || op == LT_OP_MIN || op >= LT_OP_LT) && lm_kindof(cd) == LT_KIND_COMPLEX && op != LT_OP_EQ && op != LT_OP_NE)
     luaL_error(L, "bad argument #1 to '%s' (not supported for complex tensors)", name);
-  lt_tensor A = ta ? *ta : *push_scalar(L, 1, cd);
-  lt_tensor B = tb ? *tb : *push_scalar(L, 2, cd);
+  lt_tensor A = ta ? *ta : *lm_push_scalar(L, 1, cd);
+  lt_tensor B = tb ? *tb : *lm_push_scalar(L, 2, cd);
   int64_t shape[LT_MAX_DIMS];
   int nd = lt_broadcast_shape(A.ndim, A.shape, B.ndim, B.shape, shape);
-  if (nd < 0) broadcast_error(L, 2, name, &A, &B);
+  if (nd < 0) lm_broadcast_error(L, 2, name, &A, &B);
   lt_tensor *out = lt_push_new(L, op >= LT_OP_EQ ? LT_BOOL : cd, nd, shape, 0);
   lt_tensor ea, eb;
   lt_expand_view(&A, nd, shape, &ea);
   lt_expand_view(&B, nd, shape, &eb);
-  lt_binary(op, domain_of(cd), &ea, &eb, out);
+  lt_binary(op, lm_domain_of(cd), &ea, &eb, out);
   return 1;
 }
 
@@ -178,9 +60,9 @@ static int l_minimum(lua_State *L) { return binop(L, LT_OP_MIN, "minimum"); }
 /* ---- unary ------------------------------------------------------------- */
 
 static int unop_t(lua_State *L, lt_tensor *t, int op, const char *name) {
-  int k = kindof(t->dtype);
+  int k = lm_kindof(t->dtype);
   lt_dtype od = t->dtype;
-  int dom = domain_of(od);
+  int dom = lm_domain_of(od);
   if (op == LT_UN_NEG && k == LT_KIND_BOOL)
     luaL_error(L, "bad argument #1 to '%s' (negation of a bool tensor is not supported: use logical ops)", name);
   if (op >= LT_UN_EXP) {                   /* floating results */
@@ -197,7 +79,7 @@ static int unop_t(lua_State *L, lt_tensor *t, int op, const char *name) {
 }
 
 static int unop(lua_State *L, int op, const char *name) {
-  return unop_t(L, checkt(L, 1), op, name);
+  return unop_t(L, lm_checkt(L, 1), op, name);
 }
 
 static int l_neg(lua_State *L) { return unop(L, LT_UN_NEG, "neg"); }
@@ -211,7 +93,7 @@ static int l_sigmoid(lua_State *L) { return unop(L, LT_UN_SIGMOID, "sigmoid"); }
 
 static int l_gelu(lua_State *L) {
   static const char *const modes[] = {"none", "tanh", NULL};
-  lt_tensor *t = checkt(L, 1);
+  lt_tensor *t = lm_checkt(L, 1);
   int m = luaL_checkoption(L, 2, "none", modes);
   return unop_t(L, t, m ? LT_UN_GELU_TANH : LT_UN_GELU, "gelu");
 }
@@ -222,26 +104,26 @@ static int l_unm(lua_State *L) { lua_settop(L, 1); return l_neg(L); }
 
 static int l_where(lua_State *L) {
   lua_settop(L, 3);
-  lt_tensor *c = checkt(L, 1);
-  check_operand(L, 2, "where");
-  check_operand(L, 3, "where");
-  lt_tensor *ta = testt(L, 2), *tb = testt(L, 3);
+  lt_tensor *c = lm_checkt(L, 1);
+  lm_check_operand(L, 2, "where");
+  lm_check_operand(L, 3, "where");
+  lt_tensor *ta = lm_testt(L, 2), *tb = lm_testt(L, 3);
   lt_dtype od;
   if (ta && tb) od = lt_promote(ta->dtype, tb->dtype);
-  else if (ta) od = scalar_promote(ta->dtype, is_float_number(L, 3));
-  else if (tb) od = scalar_promote(tb->dtype, is_float_number(L, 2));
-  else od = (is_float_number(L, 2) || is_float_number(L, 3)) ? LT_FLOAT32 : LT_INT64;
-  lt_tensor A = ta ? *ta : *push_scalar(L, 2, od);
-  lt_tensor B = tb ? *tb : *push_scalar(L, 3, od);
+  else if (ta) od = lm_scalar_promote(ta->dtype, lm_is_float_number(L, 3));
+  else if (tb) od = lm_scalar_promote(tb->dtype, lm_is_float_number(L, 2));
+  else od = (lm_is_float_number(L, 2) || lm_is_float_number(L, 3)) ? LT_FLOAT32 : LT_INT64;
+  lt_tensor A = ta ? *ta : *lm_push_scalar(L, 2, od);
+  lt_tensor B = tb ? *tb : *lm_push_scalar(L, 3, od);
   int64_t s1[LT_MAX_DIMS], s2[LT_MAX_DIMS];
   int n1 = lt_broadcast_shape(c->ndim, c->shape, A.ndim, A.shape, s1);
-  if (n1 < 0) broadcast_error(L, 2, "where", c, &A);
+  if (n1 < 0) lm_broadcast_error(L, 2, "where", c, &A);
   int n2 = lt_broadcast_shape(n1, s1, B.ndim, B.shape, s2);
   if (n2 < 0) {
     lt_tensor tmp = A;
     tmp.ndim = n1;
     memcpy(tmp.shape, s1, sizeof s1);
-    broadcast_error(L, 3, "where", &tmp, &B);
+    lm_broadcast_error(L, 3, "where", &tmp, &B);
   }
   lt_tensor *out = lt_push_new(L, od, n2, s2, 0);
   lt_tensor ec, ea, eb;
@@ -253,15 +135,15 @@ static int l_where(lua_State *L) {
 }
 
 static int l_clamp(lua_State *L) {
-  lt_tensor *t = checkt(L, 1);
+  lt_tensor *t = lm_checkt(L, 1);
   int has_lo = !lua_isnoneornil(L, 2), has_hi = !lua_isnoneornil(L, 3);
   if (!has_lo && !has_hi) luaL_error(L, "bad argument #2 to 'clamp' (at least one of min and max must be given)");
   double lo = has_lo ? luaL_checknumber(L, 2) : 0, hi = has_hi ? luaL_checknumber(L, 3) : 0;
   lt_dtype od = t->dtype;
-  if (kindof(od) == LT_KIND_COMPLEX) luaL_error(L, "bad argument #1 to 'clamp' (not supported for complex tensors)");
-  if (kindof(od) <= LT_KIND_INT && ((has_lo && is_float_number(L, 2)) || (has_hi && is_float_number(L, 3))))
+  if (lm_kindof(od) == LT_KIND_COMPLEX) luaL_error(L, "bad argument #1 to 'clamp' (not supported for complex tensors)");
+  if (lm_kindof(od) <= LT_KIND_INT && ((has_lo && lm_is_float_number(L, 2)) || (has_hi && lm_is_float_number(L, 3))))
     od = LT_FLOAT32;
-  int dom = domain_of(od);
+  int dom = lm_domain_of(od);
   int64_t ilo = has_lo && dom == LT_DOM_I64 ? luaL_checkinteger(L, 2) : 0;
   int64_t ihi = has_hi && dom == LT_DOM_I64 ? luaL_checkinteger(L, 3) : 0;
   lt_tensor *out = lt_push_new(L, od, t->ndim, t->shape, 0);
@@ -270,18 +152,18 @@ static int l_clamp(lua_State *L) {
 }
 
 static int l_equal(lua_State *L) {
-  lt_tensor *a = checkt(L, 1), *b = checkt(L, 2);
+  lt_tensor *a = lm_checkt(L, 1), *b = lm_checkt(L, 2);
   int same = a->ndim == b->ndim && memcmp(a->shape, b->shape, sizeof(int64_t) * (size_t)a->ndim) == 0;
   lua_pushboolean(L, same && lt_all_equal(a, b));
   return 1;
 }
 
 static int l_allclose(lua_State *L) {
-  lt_tensor *a = checkt(L, 1), *b = checkt(L, 2);
+  lt_tensor *a = lm_checkt(L, 1), *b = lm_checkt(L, 2);
   double rtol = luaL_optnumber(L, 3, 1e-5), atol = luaL_optnumber(L, 4, 1e-8);
   int64_t shape[LT_MAX_DIMS];
   int nd = lt_broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, shape);
-  if (nd < 0) broadcast_error(L, 2, "allclose", a, b);
+  if (nd < 0) lm_broadcast_error(L, 2, "allclose", a, b);
   lt_tensor ea, eb;
   lt_expand_view(a, nd, shape, &ea);
   lt_expand_view(b, nd, shape, &eb);
@@ -289,123 +171,18 @@ static int l_allclose(lua_State *L) {
   return 1;
 }
 
-/* ---- matmul ------------------------------------------------------------ */
-
-/* OpenBLAS for a gemm in dtype gd (integer gemms are plain loops) */
-static void need_blas(lua_State *L, lt_dtype gd) {
-  char err[LT_MSG];
-  if (gd != LT_INT64 && lt_blas_load(err)) luaL_error(L, "%s", err);
-}
-
-static lt_dtype gemm_dtype(lt_dtype od) {
-  switch (kindof(od)) {
-    case LT_KIND_FLOAT: return od == LT_FLOAT64 ? LT_FLOAT64 : LT_FLOAT32;
-    case LT_KIND_COMPLEX: return od;
-    default: return LT_INT64;
-  }
-}
-
-/* can BLAS read the R x C matrices in the last two dims of t as they are?
-   sets *trans (stored transposed) and *ld */
-static int blas_ok(const lt_tensor *t, int64_t R, int64_t C, int *trans, int64_t *ld) {
-  int64_t sr = t->stride[t->ndim - 2], sc = t->stride[t->ndim - 1];
-  int64_t r1 = R > 1 ? R : 1, c1 = C > 1 ? C : 1;
-  if (R == 1) sr = c1;
-  if (C == 1) sc = 1;
-  if (sc == 1 && sr >= c1 && sr < INT_MAX) { *trans = 0; *ld = sr; return 1; }
-  if (R == 1 && C == 1) { *trans = 0; *ld = 1; return 1; }
-  if (sr == 1 && sc >= r1 && sc < INT_MAX) { *trans = 1; *ld = sc; return 1; }
-  return 0;
-}
-
-/* pushes a @ b; a and b are views whose storages stay alive on the stack */
-static lt_tensor *do_matmul(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, const char *name) {
-  char s1[256], s2[256];
-  if (a0->ndim == 0 || b0->ndim == 0)
-    luaL_error(L, "bad argument #%d to '%s' (both arguments to matmul need to be at least 1-D, got 0-D)",
-               a0->ndim == 0 ? 1 : 2, name);
-  lt_tensor a = *a0, b = *b0;
-  if (a.ndim == 1) {
-    a.ndim = 2;
-    a.shape[1] = a.shape[0]; a.stride[1] = a.stride[0];
-    a.shape[0] = 1; a.stride[0] = 0;
-  }
-  if (b.ndim == 1) {
-    b.ndim = 2;
-    b.shape[1] = 1; b.stride[1] = 1;
-  }
-  int64_t M = a.shape[a.ndim - 2], K = a.shape[a.ndim - 1];
-  int64_t K2 = b.shape[b.ndim - 2], N = b.shape[b.ndim - 1];
-  if (K != K2)
-    luaL_error(L, "bad argument #2 to '%s' (size mismatch: %s @ %s)", name,
-               shape_str(s1, sizeof s1, a0->ndim, a0->shape), shape_str(s2, sizeof s2, b0->ndim, b0->shape));
-  int ba = a.ndim - 2, bb = b.ndim - 2;
-  int64_t bs[LT_MAX_DIMS + 2];
-  int nbd = lt_broadcast_shape(ba, a.shape, bb, b.shape, bs);
-  if (nbd < 0)
-    luaL_error(L, "bad argument #2 to '%s' (batch shapes %s and %s cannot be broadcast)", name,
-               shape_str(s1, sizeof s1, ba, a.shape), shape_str(s2, sizeof s2, bb, b.shape));
-  if (M >= INT_MAX || N >= INT_MAX || K >= INT_MAX)
-    luaL_error(L, "bad argument #1 to '%s' (matrix sizes exceed the BLAS limit of 2^31-1)", name);
-  int64_t oshape[LT_MAX_DIMS + 2];
-  int ond = nbd;
-  memcpy(oshape, bs, sizeof(int64_t) * (size_t)nbd);
-  if (a0->ndim > 1) oshape[ond++] = M;
-  if (b0->ndim > 1) oshape[ond++] = N;
-  if (ond > LT_MAX_DIMS) luaL_error(L, "bad argument #1 to '%s' (rank exceeds the limit of %d)", name, LT_MAX_DIMS);
-  lt_dtype od = lt_promote(a.dtype, b.dtype), gd = gemm_dtype(od);
-  need_blas(L, gd);
-  int ta, tb;
-  int64_t lda, ldb;
-  if (a.dtype != gd || !blas_ok(&a, M, K, &ta, &lda)) {
-    a = *push_copy(L, &a, gd);
-    blas_ok(&a, M, K, &ta, &lda);
-  }
-  if (b.dtype != gd || !blas_ok(&b, K, N, &tb, &ldb)) {
-    b = *push_copy(L, &b, gd);
-    blas_ok(&b, K, N, &tb, &ldb);
-  }
-  lt_tensor *out = lt_push_new(L, od, ond, oshape, 0);
-  lt_tensor *res = od == gd ? out : lt_push_new(L, gd, ond, oshape, 0);
-  size_t isz = lt_dtypes[gd].size;
-  int64_t nb = prod(bs, 0, nbd), ldc = N > 1 ? N : 1;
-  char *pc = lt_data(res);
-  if (bb == 0 && !ta && lt_is_contiguous(&a) && lda == (K > 1 ? K : 1)) {
-    /* fold a's batch dims into its rows: one gemm */
-    lt_gemm(gd, 0, tb, nb * M, N, K, lt_data(&a), lda, lt_data(&b), ldb, pc, ldc);
-  } else {
-    for (int64_t i = 0; i < nb; i++) {
-      int64_t rem = i, oa = 0, ob = 0;
-      for (int d = nbd - 1; d >= 0; d--) {
-        int64_t ix = rem % bs[d];
-        rem /= bs[d];
-        int ja = d - (nbd - ba), jb = d - (nbd - bb);
-        if (ja >= 0 && a.shape[ja] != 1) oa += ix * a.stride[ja];
-        if (jb >= 0 && b.shape[jb] != 1) ob += ix * b.stride[jb];
-      }
-      lt_gemm(gd, ta, tb, M, N, K, lt_data(&a) + oa * (int64_t)isz, lda,
-              lt_data(&b) + ob * (int64_t)isz, ldb, pc + (size_t)(i * M * N) * isz, ldc);
-    }
-  }
-  if (res != out) {
-    lt_convert(od, lt_data(out), gd, lt_data(res), (size_t)lt_numel(out));
-    lua_pop(L, 1);
-  }
-  return out;
-}
-
 static int l_matmul(lua_State *L) {
-  lt_tensor *a = checkt(L, 1), *b = checkt(L, 2);
-  do_matmul(L, a, b, "matmul");
+  lt_tensor *a = lm_checkt(L, 1), *b = lm_checkt(L, 2);
+  lm_matmul(L, a, b, "matmul");
   return 1;
 }
 
 /* ---- reductions -------------------------------------------------------- */
 
 static int reduce(lua_State *L, int op, const char *name) {
-  lt_tensor *t = checkt(L, 1);
-  int k = kindof(t->dtype);
-  if ((op == LT_RED_MAX || op == LT_RED_MIN) && testt(L, 2)) {
+  lt_tensor *t = lm_checkt(L, 1);
+  int k = lm_kindof(t->dtype);
+  if ((op == LT_RED_MAX || op == LT_RED_MIN) && lm_testt(L, 2)) {
     lua_settop(L, 2);
     return binop(L, op == LT_RED_MAX ? LT_OP_MAX : LT_OP_MIN, name);
   }
@@ -424,9 +201,9 @@ static int reduce(lua_State *L, int op, const char *name) {
   if (has_dim) {
     int d = lt_check_dim(L, dimarg, luaL_checkinteger(L, dimarg), t->ndim);
     if (t->ndim > 0) {
-      outer = prod(t->shape, 0, d);
+      outer = lm_prod(t->shape, 0, d);
       n = t->shape[d];
-      inner = prod(t->shape, d + 1, t->ndim);
+      inner = lm_prod(t->shape, d + 1, t->ndim);
     }
     for (int i = 0; i < t->ndim; i++) {
       if (i != d) oshape[ond++] = t->shape[i];
@@ -437,8 +214,8 @@ static int reduce(lua_State *L, int op, const char *name) {
   int withidx = isarg || ((op == LT_RED_MAX || op == LT_RED_MIN) && has_dim);
   if (n == 0 && (op == LT_RED_MAX || op == LT_RED_MIN || isarg) && outer * inner > 0)
     luaL_error(L, "bad argument #1 to '%s' (cannot reduce an empty dimension: it has no identity)", name);
-  int dom = domain_of(t->dtype);
-  lt_dtype ddt = domain_dtype(dom);
+  int dom = lm_domain_of(t->dtype);
+  lt_dtype ddt = lm_domain_dtype(dom);
   if (!has_dim && dom == LT_DOM_F64 && n > 0) {     /* streamed, no copy */
     int64_t at = 0;
     double v = lt_reduce_all_f64(op, t, &at, unbiased);
@@ -451,7 +228,7 @@ static int reduce(lua_State *L, int op, const char *name) {
     }
     return 1;
   }
-  lt_tensor *x = contig(L, t, ddt);
+  lt_tensor *x = lm_contig(L, t, ddt);
   lt_tensor *val = lt_push_new(L, ddt, ond, oshape, 0);
   int vi = lua_gettop(L), ii = 0;
   lt_tensor *idx = NULL;
@@ -467,7 +244,7 @@ static int reduce(lua_State *L, int op, const char *name) {
   if (isarg) { lua_pushvalue(L, ii); return 1; }
   lt_dtype vdt = t->dtype;
   if (op == LT_RED_SUM && k <= LT_KIND_INT) vdt = LT_INT64;
-  if (vdt != ddt) { push_convert(L, val, vdt); vi = lua_gettop(L); }
+  if (vdt != ddt) { lm_push_convert(L, val, vdt); vi = lua_gettop(L); }
   lua_pushvalue(L, vi);
   if (withidx) { lua_pushvalue(L, ii); return 2; }
   return 1;
@@ -482,19 +259,19 @@ static int l_argmin(lua_State *L) { return reduce(L, LT_RED_ARGMIN, "argmin"); }
 static int l_std(lua_State *L) { return reduce(L, LT_RED_STD, "std"); }
 
 static int softmax(lua_State *L, int log_, const char *name) {
-  lt_tensor *t = checkt(L, 1);
+  lt_tensor *t = lm_checkt(L, 1);
   int d = lt_check_dim(L, 2, luaL_checkinteger(L, 2), t->ndim);
-  lt_dtype od = kindof(t->dtype) == LT_KIND_FLOAT ? t->dtype : LT_FLOAT32;
-  if (kindof(t->dtype) == LT_KIND_COMPLEX) luaL_error(L, "bad argument #1 to '%s' (not supported for complex tensors)", name);
+  lt_dtype od = lm_kindof(t->dtype) == LT_KIND_FLOAT ? t->dtype : LT_FLOAT32;
+  if (lm_kindof(t->dtype) == LT_KIND_COMPLEX) luaL_error(L, "bad argument #1 to '%s' (not supported for complex tensors)", name);
   int64_t outer = 1, n = 1, inner = 1;
   if (t->ndim > 0) {
-    outer = prod(t->shape, 0, d);
+    outer = lm_prod(t->shape, 0, d);
     n = t->shape[d];
-    inner = prod(t->shape, d + 1, t->ndim);
+    inner = lm_prod(t->shape, d + 1, t->ndim);
   }
-  lt_tensor *x = push_copy(L, t, LT_FLOAT64);
+  lt_tensor *x = lm_push_copy(L, t, LT_FLOAT64);
   lt_softmax_f64((double *)lt_data(x), outer, n, inner, log_);
-  if (od != LT_FLOAT64) push_convert(L, x, od);
+  if (od != LT_FLOAT64) lm_push_convert(L, x, od);
   return 1;
 }
 
@@ -515,7 +292,7 @@ static int list_tensors(lua_State *L, const char *name, int *first) {
     lua_geti(L, 1, i);
     lt_tensor *t = lt_test(L, -1);
     if (!t) luaL_error(L, "bad argument #1 to '%s' (element %d is not a tensor)", name, i);
-    no_cuda(L, t);
+    lm_no_cuda(L, t);
   }
   return n;
 }
@@ -545,8 +322,8 @@ static int l_cat(lua_State *L) {
     if (!ok) {
       char s1[256], s2[256];
       luaL_error(L, "bad argument #1 to 'cat' (sizes must match except in dim %d: tensor 1 has %s, tensor %d has %s)",
-                 d + 1, shape_str(s1, sizeof s1, ref->ndim, ref->shape), i + 1,
-                 shape_str(s2, sizeof s2, t->ndim, t->shape));
+                 d + 1, lm_shape_str(s1, sizeof s1, ref->ndim, ref->shape), i + 1,
+                 lm_shape_str(s2, sizeof s2, t->ndim, t->shape));
     }
     shape[d] += t->shape[d];
   }
@@ -577,7 +354,7 @@ static int l_stack(lua_State *L) {
     if (t->ndim != ref->ndim || memcmp(t->shape, ref->shape, sizeof(int64_t) * (size_t)t->ndim) != 0) {
       char s1[256], s2[256];
       luaL_error(L, "bad argument #1 to 'stack' (all tensors must have the same shape: tensor 1 has %s, tensor %d has %s)",
-                 shape_str(s1, sizeof s1, ref->ndim, ref->shape), i + 1, shape_str(s2, sizeof s2, t->ndim, t->shape));
+                 lm_shape_str(s1, sizeof s1, ref->ndim, ref->shape), i + 1, lm_shape_str(s2, sizeof s2, t->ndim, t->shape));
     }
   }
   int d = lt_check_dim(L, 2, dimv, ref->ndim + 1);
@@ -597,19 +374,19 @@ static int l_stack(lua_State *L) {
 /* ---- functional: linear and conv2d ------------------------------------- */
 
 static int l_linear(lua_State *L) {
-  lt_tensor *x = checkt(L, 1), *w = checkt(L, 2), *bias = optt(L, 3);
+  lt_tensor *x = lm_checkt(L, 1), *w = lm_checkt(L, 2), *bias = lm_optt(L, 3);
   if (w->ndim != 2) luaL_error(L, "bad argument #2 to 'linear' (weight must be 2-D, got %d-D)", w->ndim);
   lt_tensor wt = *w;
   wt.shape[0] = w->shape[1]; wt.shape[1] = w->shape[0];
   wt.stride[0] = w->stride[1]; wt.stride[1] = w->stride[0];
-  lt_tensor *out = do_matmul(L, x, &wt, "linear");
+  lt_tensor *out = lm_matmul(L, x, &wt, "linear");
   if (!bias) return 1;
   int64_t shape[LT_MAX_DIMS];
   int nd = lt_broadcast_shape(out->ndim, out->shape, bias->ndim, bias->shape, shape);
   if (nd != out->ndim || memcmp(shape, out->shape, sizeof(int64_t) * (size_t)nd) != 0) {
     char s1[256], s2[256];
     luaL_error(L, "bad argument #3 to 'linear' (bias of shape %s does not fit the output of shape %s)",
-               shape_str(s1, sizeof s1, bias->ndim, bias->shape), shape_str(s2, sizeof s2, out->ndim, out->shape));
+               lm_shape_str(s1, sizeof s1, bias->ndim, bias->shape), lm_shape_str(s2, sizeof s2, out->ndim, out->shape));
   }
   int64_t N = out->ndim ? out->shape[out->ndim - 1] : 1;
   if (out->dtype == LT_FLOAT32 && bias->dtype == LT_FLOAT32 && bias->ndim == 1 &&
@@ -623,7 +400,7 @@ static int l_linear(lua_State *L) {
   }
   lt_tensor eb;
   lt_expand_view(bias, out->ndim, out->shape, &eb);
-  lt_binary(LT_OP_ADD, domain_of(out->dtype), out, &eb, out);
+  lt_binary(LT_OP_ADD, lm_domain_of(out->dtype), out, &eb, out);
   return 1;
 }
 
@@ -658,7 +435,7 @@ static void pair(lua_State *L, int arg, lua_Integer def, lua_Integer lo, const c
 }
 
 static int l_conv2d(lua_State *L) {
-  lt_tensor *x = checkt(L, 1), *w = checkt(L, 2), *bias = optt(L, 3);
+  lt_tensor *x = lm_checkt(L, 1), *w = lm_checkt(L, 2), *bias = lm_optt(L, 3);
   char s1[256], s2[256];
   int64_t st[2], pd[2] = {0, 0}, dl[2];
   pair(L, 4, 1, 1, "conv2d", "stride", st);
@@ -692,33 +469,33 @@ static int l_conv2d(lua_State *L) {
   p.groups = groups;
   if (w->shape[1] * groups != p.C)
     luaL_error(L, "bad argument #1 to 'conv2d' (input %s has %d channels, weight %s with groups %d expects %d)",
-               shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p.C,
-               shape_str(s2, sizeof s2, w->ndim, w->shape), (int)groups, (int)(w->shape[1] * groups));
+               lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p.C,
+               lm_shape_str(s2, sizeof s2, w->ndim, w->shape), (int)groups, (int)(w->shape[1] * groups));
   if (p.O % groups)
     luaL_error(L, "bad argument #7 to 'conv2d' (%d output channels are not divisible by groups %d)", (int)p.O, (int)groups);
   int64_t eh = p.dh * (p.kh - 1) + 1, ew = p.dw * (p.kw - 1) + 1;
   if (p.H + 2 * p.ph < eh || p.W + 2 * p.pw < ew)
     luaL_error(L, "bad argument #1 to 'conv2d' (input %s (with padding) is smaller than the kernel %dx%d)",
-               shape_str(s1, sizeof s1, x->ndim, x->shape), (int)eh, (int)ew);
+               lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)eh, (int)ew);
   p.OH = (p.H + 2 * p.ph - eh) / p.sh + 1;
   p.OW = (p.W + 2 * p.pw - ew) / p.sw + 1;
   lt_dtype od = lt_promote(x->dtype, w->dtype);
-  need_floating(L, od, 1, "conv2d");
+  lm_need_floating(L, od, 1, "conv2d");
   if (bias && lt_numel(bias) != p.O)
     luaL_error(L, "bad argument #3 to 'conv2d' (bias has %d elements, expected %d)", (int)lt_numel(bias), (int)p.O);
   lt_dtype gd = od == LT_FLOAT64 ? LT_FLOAT64 : LT_FLOAT32;
-  need_blas(L, gd);
+  lm_need_blas(L, gd);
   int64_t Kc = (p.C / groups) * p.kh * p.kw;
   int64_t P = lt_shape_numel(2, (int64_t[]){p.OH, p.OW});
   if (Kc >= INT_MAX || P < 0 || P >= INT_MAX || p.O >= INT_MAX || lt_shape_numel(2, (int64_t[]){Kc, P}) < 0)
     luaL_error(L, "bad argument #1 to 'conv2d' (sizes exceed the BLAS limit of 2^31-1)");
-  lt_tensor *xc = contig(L, x, gd), *wc = contig(L, w, gd), *bc = bias ? contig(L, bias, gd) : NULL;
+  lt_tensor *xc = lm_contig(L, x, gd), *wc = lm_contig(L, w, gd), *bc = bias ? lm_contig(L, bias, gd) : NULL;
   int64_t ncol = Kc * P;
   lt_tensor *col = lt_push_new(L, gd, 1, &ncol, 0);
   int64_t oshape[4] = {p.N, p.O, p.OH, p.OW};
   lt_tensor *y = lt_push_new(L, gd, 4, oshape, 0);
   lt_conv2d(gd, &p, lt_data(xc), lt_data(wc), bc ? lt_data(bc) : NULL, lt_data(col), lt_data(y));
-  if (od != gd) y = push_convert(L, y, od);
+  if (od != gd) y = lm_push_convert(L, y, od);
   if (!batched) {       /* drop the batch dim */
     lt_tensor v = *y;
     v.ndim = 3;
@@ -734,10 +511,10 @@ static int l_conv2d(lua_State *L) {
 static void pool_input(lua_State *L, lt_tensor *x, const char *name, lt_pool *p) {
   if (x->ndim != 3 && x->ndim != 4)
     luaL_error(L, "bad argument #1 to '%s' (expected a 3-D or 4-D input, got %d-D)", name, x->ndim);
-  need_floating(L, x->dtype, 1, name);
+  lm_need_floating(L, x->dtype, 1, name);
   p->H = x->shape[x->ndim - 2];
   p->W = x->shape[x->ndim - 1];
-  p->planes = prod(x->shape, 0, x->ndim - 2);
+  p->planes = lm_prod(x->shape, 0, x->ndim - 2);
 }
 
 /* runs a pooling kernel in float32 (float64 for float64 input) and pushes
@@ -748,10 +525,10 @@ static void pool_run(lua_State *L, lt_tensor *x, lt_pool *p, int kind) {
   shape[x->ndim - 2] = p->OH;
   shape[x->ndim - 1] = p->OW;
   lt_dtype gd = x->dtype == LT_FLOAT64 ? LT_FLOAT64 : LT_FLOAT32;
-  lt_tensor *xc = contig(L, x, gd);
+  lt_tensor *xc = lm_contig(L, x, gd);
   lt_tensor *y = lt_push_new(L, gd, x->ndim, shape, 0);
   lt_pool2d(kind, gd, p, lt_data(xc), lt_data(y));
-  if (x->dtype != gd) push_convert(L, y, x->dtype);
+  if (x->dtype != gd) lm_push_convert(L, y, x->dtype);
 }
 
 static void pool_geometry(lua_State *L, lt_tensor *x, lt_pool *p, const char *name, int ceil_mode) {
@@ -763,14 +540,14 @@ static void pool_geometry(lua_State *L, lt_tensor *x, lt_pool *p, const char *na
   p->OW = lt_pool_out(p->W, p->kw, p->pw, p->sw, p->dw, ceil_mode);
   if (p->OH < 1 || p->OW < 1)
     luaL_error(L, "bad argument #1 to '%s' (input %s is too small for the kernel {%d, %d})", name,
-               shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p->kh, (int)p->kw);
+               lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p->kh, (int)p->kw);
 }
 
 /* max_pool2d(x, kernel, stride, padding, dilation, ceil_mode) and
    avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad): a
    stride of nil or {} is the kernel's */
 static int pool2d(lua_State *L, int kind, const char *name) {
-  lt_tensor *x = checkt(L, 1);
+  lt_tensor *x = lm_checkt(L, 1);
   lt_pool p;
   int64_t k[2], s[2], pd[2], dl[2] = {1, 1};
   int max = kind == LT_POOL_MAX;
@@ -792,7 +569,7 @@ static int l_max_pool2d(lua_State *L) { return pool2d(L, LT_POOL_MAX, "max_pool2
 static int l_avg_pool2d(lua_State *L) { return pool2d(L, LT_POOL_AVG, "avg_pool2d"); }
 
 static int l_adaptive_avg_pool2d(lua_State *L) {
-  lt_tensor *x = checkt(L, 1);
+  lt_tensor *x = lm_checkt(L, 1);
   lt_pool p;
   char s1[256];
   memset(&p, 0, sizeof p);
@@ -811,7 +588,7 @@ static int l_adaptive_avg_pool2d(lua_State *L) {
     luaL_error(L, "bad argument #2 to 'adaptive_avg_pool2d' (output size must not be negative)");
   if (p.H == 0 || p.W == 0)
     luaL_error(L, "bad argument #1 to 'adaptive_avg_pool2d' (input %s has empty spatial dims)",
-               shape_str(s1, sizeof s1, x->ndim, x->shape));
+               lm_shape_str(s1, sizeof s1, x->ndim, x->shape));
   p.OH = o[0];
   p.OW = o[1];
   pool_run(L, x, &p, LT_POOL_ADAPTIVE_AVG);
@@ -822,35 +599,35 @@ static int l_adaptive_avg_pool2d(lua_State *L) {
 
 /* a contiguous double copy of a per-channel tensor with n elements, or NULL */
 static double *per_channel(lua_State *L, int arg, int64_t n, const char *name, const char *what) {
-  lt_tensor *t = optt(L, arg);
+  lt_tensor *t = lm_optt(L, arg);
   if (!t) return NULL;
   if (lt_numel(t) != n)
     luaL_error(L, "bad argument #%d to '%s' (%s has %d elements, expected %d)", arg, name, what,
                (int)lt_numel(t), (int)n);
-  return (double *)lt_data(push_copy(L, t, LT_FLOAT64));
+  return (double *)lt_data(lm_push_copy(L, t, LT_FLOAT64));
 }
 
 /* batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps) */
 static int l_batch_norm(lua_State *L) {
-  lt_tensor *x = checkt(L, 1);
-  lt_tensor *rm = optt(L, 2), *rv = optt(L, 3);
+  lt_tensor *x = lm_checkt(L, 1);
+  lt_tensor *rm = lm_optt(L, 2), *rv = lm_optt(L, 3);
   int training = lua_toboolean(L, 6);
   double momentum = luaL_optnumber(L, 7, 0.1), eps = luaL_optnumber(L, 8, 1e-5);
   char s1[256];
   if (x->ndim < 2) luaL_error(L, "bad argument #1 to 'batch_norm' (expected at least a 2-D input, got %d-D)", x->ndim);
-  need_floating(L, x->dtype, 1, "batch_norm");
-  int64_t N = x->shape[0], C = x->shape[1], S = prod(x->shape, 2, x->ndim);
+  lm_need_floating(L, x->dtype, 1, "batch_norm");
+  int64_t N = x->shape[0], C = x->shape[1], S = lm_prod(x->shape, 2, x->ndim);
   if (!training && (!rm || !rv))
     luaL_error(L, "bad argument #2 to 'batch_norm' (running_mean and running_var are needed when not training)");
   if (training && N * S <= 1)
     luaL_error(L, "bad argument #1 to 'batch_norm' (expected more than 1 value per channel when training, got input %s)",
-               shape_str(s1, sizeof s1, x->ndim, x->shape));
+               lm_shape_str(s1, sizeof s1, x->ndim, x->shape));
   double *m64 = per_channel(L, 2, C, "batch_norm", "running_mean");
   double *v64 = per_channel(L, 3, C, "batch_norm", "running_var");
   double *w64 = per_channel(L, 4, C, "batch_norm", "weight");
   double *b64 = per_channel(L, 5, C, "batch_norm", "bias");
   lt_dtype gd = x->dtype == LT_FLOAT64 ? LT_FLOAT64 : LT_FLOAT32;
-  lt_tensor *xc = contig(L, x, gd);
+  lt_tensor *xc = lm_contig(L, x, gd);
   int64_t five = 5 * C;
   double *st = (double *)lt_data(lt_push_new(L, LT_FLOAT64, 1, &five, 0));
   double *mean = st, *var = st + C, *uvar = st + 2 * C, *scale = st + 3 * C, *shift = st + 4 * C;
@@ -878,31 +655,31 @@ static int l_batch_norm(lua_State *L) {
   }
   lt_tensor *y = lt_push_new(L, gd, x->ndim, x->shape, 0);
   lt_channel_affine(gd, lt_data(xc), lt_data(y), N, C, S, scale, shift);
-  if (x->dtype != gd) push_convert(L, y, x->dtype);
+  if (x->dtype != gd) lm_push_convert(L, y, x->dtype);
   return 1;
 }
 
 /* layer_norm(x, normalized_shape, weight, bias, eps) */
 static int l_layer_norm(lua_State *L) {
-  lt_tensor *x = checkt(L, 1);
+  lt_tensor *x = lm_checkt(L, 1);
   char s1[256], s2[256];
   int64_t ns[LT_MAX_DIMS];
   int k;
   if (lua_isnumber(L, 2)) { ns[0] = luaL_checkinteger(L, 2); k = 1; }
   else k = lt_check_sizes(L, 2, ns);
-  need_floating(L, x->dtype, 1, "layer_norm");
+  lm_need_floating(L, x->dtype, 1, "layer_norm");
   int ok = k >= 1 && k <= x->ndim;
   for (int i = 0; ok && i < k; i++) if (ns[i] != x->shape[x->ndim - k + i]) ok = 0;
   if (!ok)
     luaL_error(L, "bad argument #2 to 'layer_norm' (normalized shape %s does not match the last dims of input %s)",
-               shape_str(s1, sizeof s1, k, ns), shape_str(s2, sizeof s2, x->ndim, x->shape));
-  int64_t n = prod(ns, 0, k), rows = prod(x->shape, 0, x->ndim - k);
+               lm_shape_str(s1, sizeof s1, k, ns), lm_shape_str(s2, sizeof s2, x->ndim, x->shape));
+  int64_t n = lm_prod(ns, 0, k), rows = lm_prod(x->shape, 0, x->ndim - k);
   double eps = luaL_optnumber(L, 5, 1e-5);
   double *w = per_channel(L, 3, n, "layer_norm", "weight");
   double *b = per_channel(L, 4, n, "layer_norm", "bias");
-  lt_tensor *xc = push_copy(L, x, LT_FLOAT64);
+  lt_tensor *xc = lm_push_copy(L, x, LT_FLOAT64);
   lt_layer_norm_f64((double *)lt_data(xc), rows, n, w, b, eps);
-  if (x->dtype != LT_FLOAT64) push_convert(L, xc, x->dtype);
+  if (x->dtype != LT_FLOAT64) lm_push_convert(L, xc, x->dtype);
   return 1;
 }
 
@@ -910,9 +687,9 @@ static int l_layer_norm(lua_State *L) {
 
 /* embedding(weight, indices): rows of weight at 1-based indices */
 static int l_embedding(lua_State *L) {
-  lt_tensor *w = checkt(L, 1), *ix = checkt(L, 2);
+  lt_tensor *w = lm_checkt(L, 1), *ix = lm_checkt(L, 2);
   if (w->ndim != 2) luaL_error(L, "bad argument #1 to 'embedding' (weight must be 2-D, got %d-D)", w->ndim);
-  if (kindof(ix->dtype) != LT_KIND_INT)
+  if (lm_kindof(ix->dtype) != LT_KIND_INT)
     luaL_error(L, "bad argument #2 to 'embedding' (expected an integer tensor of indices, got %s)", lt_dtypes[ix->dtype].name);
   if (ix->ndim >= LT_MAX_DIMS) luaL_error(L, "bad argument #2 to 'embedding' (rank exceeds the limit of %d)", LT_MAX_DIMS);
   int64_t V = w->shape[0], D = w->shape[1], shape[LT_MAX_DIMS];
@@ -941,13 +718,13 @@ static int l_embedding(lua_State *L) {
 
 /* dropout(x, p = 0.5, training = true): x itself when not training */
 static int l_dropout(lua_State *L) {
-  lt_tensor *x = checkt(L, 1);
+  lt_tensor *x = lm_checkt(L, 1);
   double p = luaL_optnumber(L, 2, 0.5);
   int training = lua_isnoneornil(L, 3) ? 1 : lua_toboolean(L, 3);
   if (!(p >= 0 && p <= 1))
     luaL_error(L, "bad argument #2 to 'dropout' (probability must be between 0 and 1, got %f)", p);
   if (!training || p == 0) { lua_settop(L, 1); return 1; }
-  need_floating(L, x->dtype, 1, "dropout");
+  lm_need_floating(L, x->dtype, 1, "dropout");
   lt_tensor *out = lt_push_new(L, x->dtype, x->ndim, x->shape, 1);
   if (p == 1) return 1;
   lt_copy(out, x);
@@ -973,7 +750,7 @@ static int l_dropout(lua_State *L) {
    for it and freed after, so inspect --stats holds one tensor at a time */
 static int l_stats(lua_State *L) {
   int in_file = lt_storage_pending(lt_check_meta(L, 1)->storage);
-  lt_tensor *t = checkt(L, 1);
+  lt_tensor *t = lm_checkt(L, 1);
   lt_stats s;
   lt_stats_of(t, &s);
   if (in_file) lt_storage_evict(t->storage);

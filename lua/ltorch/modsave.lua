@@ -49,7 +49,14 @@
 local torch = require("ltorch")
 local odict = require("ltorch.odict")
 local json = require("ltorch.json")
-local nn = require("ltorch.nn")
+-- torch.nn (and its built-in classes) loads when a module is packed or
+-- rebuilt, not when this file is required to look at a loaded file
+local nn = setmetatable({}, {__index = function(t, k)
+  local lib = require("ltorch.nn")
+  setmetatable(t, {__index = lib})
+  return lib[k]
+end})
+local base = require("ltorch.nn.module")
 
 local M = {}
 
@@ -571,7 +578,7 @@ end
 -- does a value hold modules (a module, or a table with one inside)?
 function M.holds_modules(obj, seen)
   if type(obj) ~= "table" then return false end
-  if nn.is_module(obj) then return true end
+  if base.is_module(obj) then return true end
   if getmetatable(obj) ~= nil and not odict.is(obj) then return false end
   seen = seen or {}
   if seen[obj] then return false end

@@ -312,7 +312,7 @@ function M.install(torch)
     end
     opts = opts_table(opts, "load")
     local val, extras = M.read(path, opts, nil, "load", 2)
-    if ms().is_module_file(extras) then
+    if extras ~= nil and ms().is_module_file(extras) then
       if opts.keys ~= nil or opts.rename ~= nil then
         error(path .. ": a whole-module file loads whole: 'keys' and 'rename' select from " ..
           "state dicts (use torch.load_state_dict)", 2)
@@ -333,7 +333,7 @@ function M.install(torch)
     local internal = {as_dict = true}
     if opts.unknown == nil then internal.unknown = "inert" end
     local val, extras = M.read(path, opts, internal, "load_state_dict", 2)
-    if ms().is_module_file(extras) and opts.keys == nil and opts.rename == nil then
+    if extras ~= nil and ms().is_module_file(extras) and opts.keys == nil and opts.rename == nil then
       val = ms().view(val, extras, path)
     end
     return M.state_dict_of(val)
