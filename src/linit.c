@@ -12,7 +12,14 @@
 
 /* every binding file, in registration order */
 static const lt_binding *const bindings[] = {
-  &lt_core_binding, &lt_ops_binding, &lt_pt_binding, &lt_fmt_binding, &lt_json_binding,
+  &lt_core_binding,
+  &lt_ops_binding,
+  &lt_reduce_binding,
+  &lt_shape_binding,
+  &lt_nn_binding,
+  &lt_pt_binding,
+  &lt_fmt_binding,
+  &lt_json_binding,
   &lt_io_binding,
 };
 

@@ -83,6 +83,9 @@ typedef struct lt_binding {
 
 extern const lt_binding lt_core_binding;   /* ltorch.c: tensors, creation, views */
 extern const lt_binding lt_ops_binding;    /* lops.c: math */
+extern const lt_binding lt_reduce_binding; /* lreduce.c: reductions, scans, sorting */
+extern const lt_binding lt_shape_binding;  /* lshape.c: indexing and shape ops, bmm */
+extern const lt_binding lt_nn_binding;     /* lnn.c: functional ops that need C */
 extern const lt_binding lt_pt_binding;     /* lpt.c: PyTorch zip, legacy, pickle */
 extern const lt_binding lt_fmt_binding;    /* lfmt.c: safetensors, NumPy, TorchSharp */
 extern const lt_binding lt_json_binding;   /* ljson.c: JSON */

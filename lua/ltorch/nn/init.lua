@@ -14,9 +14,19 @@ local nn = {
   restore = base.restore,     -- fill an instance made by cls.raw() (ditto)
 }
 
-local BUILTINS = {"Linear", "Conv2d", "BatchNorm2d", "LayerNorm", "Embedding", "Dropout",
-  "ReLU", "GELU", "Sigmoid", "Tanh", "Softmax", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
-  "Flatten", "Identity", "Sequential", "ModuleList", "ModuleDict"}
+local BUILTINS = {
+  -- containers
+  "Sequential", "ModuleList", "ModuleDict",
+  -- linear, convolution, embedding
+  "Linear", "Conv2d", "Embedding",
+  -- normalisation
+  "BatchNorm2d", "LayerNorm",
+  -- activations
+  "ReLU", "GELU", "Sigmoid", "Tanh", "Softmax",
+  -- pooling, shape, regularisation
+  "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Identity", "Dropout",
+  -- attention and recurrent layers
+}
 nn.BUILTINS = BUILTINS
 
 package.loaded["ltorch.nn"] = nn
