@@ -129,4 +129,34 @@ function H.maxdiff(a, b)
   return m
 end
 
+-- Parity with PyTorch: got and want (tensors of one shape) agree when the
+-- largest absolute difference is at most rtol times the largest |want|
+-- (the tensor's scale; 1e-4 for layers, 1e-5 for ops). Integer and bool
+-- tensors must be equal. Raises with the worst element named otherwise.
+function H.assert_parity(got, want, rtol, what)
+  what = what or "output"
+  assert(torch.is_tensor(got), what .. ": expected a tensor, got " .. type(got))
+  local gs, ws = table.concat(got:size(), "x"), table.concat(want:size(), "x")
+  if gs ~= ws then error(string.format("%s: shape %s, PyTorch's is %s", what, gs, ws), 2) end
+  local dt = want:dtype()
+  if not (dt:match("float") or dt:match("complex")) then
+    if not torch.equal(got:to(dt), want) then error(what .. ": values differ from PyTorch's", 2) end
+    return
+  end
+  if got:numel() == 0 then return end
+  local g, w = got:to("float64"), want:to("float64")
+  local diff = (g - w):abs():max():item()
+  local scale = w:abs():max():item()
+  if diff ~= diff or diff > (rtol or 1e-4) * math.max(scale, 1e-12) then
+    error(string.format("%s: max |difference| %.3g with PyTorch's max |value| %.3g (rtol %g)",
+      what, diff, scale, rtol or 1e-4), 2)
+  end
+end
+
+-- run python code that writes PyTorch fixtures into the folder DIR (the code
+-- gets DIR as a Python string variable); returns nothing, raises on failure
+function H.py_fixtures(code, dir)
+  return H.python("DIR = " .. string.format("%q", dir) .. "\n" .. code, dir)
+end
+
 return H
