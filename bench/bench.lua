@@ -3,7 +3,8 @@
 -- process with the file in the page cache (as a second run of a program meets
 -- it) and no writeback pending (`sync` before each run, untimed); the median
 -- of REPS runs is reported, with peak resident memory above the process's
--- baseline. `cp` of the same file is the physical reference.
+-- baseline. `cp` of the same file is the physical reference. Then forward
+-- passes of four models, PyTorch and ltorch on the same weights and input.
 
 local REPS = tonumber(os.getenv("BENCH_REPS") or "5")
 local dir = os.getenv("BENCH_DIR") or "bench/out"
@@ -86,6 +87,26 @@ for _, f in ipairs(files) do
   rows[#rows + 1] = {name, string.format("cp: %.0f MB/s (%.1f MB)", size(path) / c / 1e6, size(path) / 1e6)}
 end
 
+-- forward passes: the same model, weights and input in both, each timed in
+-- one process (median of REPS after two warm-up runs), both on all cores
+local FORWARD = {
+  {"ResNet-18, 1x3x224x224", "resnet18"},
+  {"MobileNetV2, 1x3x224x224", "mobilenet_v2"},
+  {"Transformer enc. 2x256, 4x128", "transformer"},
+  {"LSTM 2x256, 8x64 steps", "lstm"},
+}
+for _, c in ipairs(FORWARD) do
+  local fixture = dir .. "/fwd_" .. c[2] .. ".pt"
+  local reps = tostring(math.max(REPS, 5))
+  local tt = tonumber(sh(py .. " bench/forward_torch.py " .. c[2] .. " " .. fixture .. " " .. reps))
+  local ok, out = pcall(sh, lua .. " bench/forward_ltorch.lua " .. c[2] .. " " .. fixture .. " " .. reps .. " 2>&1")
+  if ok then
+    rows[#rows + 1] = {c[1], "forward", tt, tonumber(out)}
+  else
+    rows[#rows + 1] = {c[1], "forward: ltorch failed: " .. tostring(out):match("[^\n]*\n([^\n]*)")}
+  end
+end
+
 local function ms(t) return string.format("%8.1f", t * 1000) end
 local function mib(b) return string.format("%7.1f", b / 1048576) end
 print(string.format("%-31s %-13s %8s %8s %7s %8s %8s", "case", "operation", "torch ms", "ltorch ms", "ratio", "torch MiB", "ltorch MiB"))
@@ -94,7 +115,8 @@ for _, r in ipairs(rows) do
   if #r == 2 then
     print(string.format("%-31s %s", r[1], r[2]))
   else
-    print(string.format("%-31s %-13s %s %s %6.1fx %s %s", r[1], r[2], ms(r[3]), ms(r[4]), r[3] / r[4], mib(r[5]), mib(r[6])))
+    print(string.format("%-31s %-13s %s %s %6.1fx %s %s", r[1], r[2], ms(r[3]), ms(r[4]), r[3] / r[4],
+      r[5] and mib(r[5]) or "      -", r[6] and mib(r[6]) or "      -"))
   end
 end
 print("ratio = torch time / ltorch time (higher is better for ltorch); MiB = peak RSS above the process baseline")

@@ -120,10 +120,6 @@ Sub(3, 4, {bais = false})]])
 
   it("says which PyTorch options ltorch does not implement", function()
     assert.are.equal("user.lua:2: Embedding: max_norm is not supported", err_of("nn.Embedding(5, 3, {max_norm = 1})"))
-    assert.are.equal("user.lua:2: Conv2d: only padding_mode 'zeros' is supported, got reflect",
-      err_of("nn.Conv2d(1, 1, 3, {padding_mode = 'reflect'})"))
-    assert.are.equal("user.lua:2: Conv2d: padding 'same' is not supported (give 'valid' or the padding as numbers)",
-      err_of("nn.Conv2d(1, 1, 3, {padding = 'same'})"))
     assert.are.equal("user.lua:2: AvgPool2d: divisor_override is not supported",
       err_of("nn.AvgPool2d(2, {divisor_override = 3})"))
     assert.are.equal("user.lua:2: MaxPool2d: return_indices is not supported",

@@ -235,8 +235,8 @@ describe("errors", function()
       "bad argument #1 to 'view' (shape '{4, 2}' is invalid for input of size 6)")
     assert.has_error(function() a:t():view(6) end,
       "bad argument #1 to 'view' (view size is not compatible with input tensor's size and stride; use reshape instead)")
-    assert.has_error(function() return a[3] end,
-      "index 3 is out of range for dim 1 of size 2 (indices are 1-based)")
+    assert.has_error(function() return a[4] end,    -- a[3] is nil: ipairs(a) stops there
+      "index 4 is out of range for dim 1 of size 2 (indices are 1-based)")
     assert.has_error(function() a:select(2, 4) end,
       "bad argument #2 to 'select' (index 4 is out of range for dim 2 of size 3 (indices are 1-based))")
     assert.has_error(function() a:transpose(1, 3) end,

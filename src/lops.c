@@ -1,7 +1,8 @@
 /*
-** lops.c: the Lua binding of the math in ops.c: arithmetic and comparisons
-** with NumPy broadcasting and PyTorch's type promotion, matmul, activations,
-** reductions, cat/stack, and the functional ops nn layers call (linear,
+** lops.c: the Lua binding of the math in ops.c: arithmetic, comparisons and
+** logical ops with NumPy broadcasting and PyTorch's result_type, unary math
+** and activations, where, masked_fill and clamp, matmul,
+** cat/stack (reductions are in lreduce.c), and the functional ops nn layers call (linear,
 ** conv2d, pooling, batch_norm, layer_norm, embedding, dropout).
 ** Temporaries are tensors pushed on the Lua stack (GC-owned), so an error
 ** anywhere leaks nothing. Outputs are new contiguous tensors.
@@ -12,142 +13,463 @@
 #include <math.h>
 #include "lmath.h"
 
-/* ---- arithmetic and comparisons ---------------------------------------- */
+/* ---- PyTorch's type promotion ------------------------------------------ */
 
+/* The dtype PyTorch's result_type gives for the operands at the stack
+   indices args[0..n) (nil ones skipped): dimensioned tensors, 0-dim tensors
+   and Lua values (integers int64, floats the default float32, booleans
+   bool) each promote among themselves; a lower class decides only where it
+   is of a higher category (bool < integer < floating < complex), so
+   uint8 + torch.tensor(-1) is uint8 and float16 * 2.5 float16. */
+#define RT_NONE (-1)
+static int rt_promote(int a, int b) { return a == RT_NONE ? b : b == RT_NONE ? a : (int)lt_promote(a, b); }
+static int rt_combine(int hi, int lo) {
+  if (hi == RT_NONE) return lo;
+  if (lo == RT_NONE) return hi;
+  int kh = lm_kindof(hi), kl = lm_kindof(lo);
+  if (kh == LT_KIND_COMPLEX || (kh == LT_KIND_FLOAT && kl != LT_KIND_COMPLEX)) return hi;
+  if (kh == LT_KIND_BOOL || kl >= LT_KIND_FLOAT) return (int)lt_promote(hi, lo);
+  return hi;
+}
+
+static lt_dtype result_type(lua_State *L, const int *args, int n) {
+  int dim = RT_NONE, zero = RT_NONE, wrapped = RT_NONE;
+  for (int i = 0; i < n; i++) {
+    lt_tensor *t = lm_testt(L, args[i]);
+    if (t && t->ndim > 0) dim = rt_promote(dim, t->dtype);
+    else if (t) zero = rt_promote(zero, t->dtype);
+    else if (lua_isboolean(L, args[i])) wrapped = rt_promote(wrapped, LT_BOOL);
+    else if (lua_isinteger(L, args[i])) wrapped = rt_promote(wrapped, LT_INT64);
+    else if (lua_type(L, args[i]) == LUA_TNUMBER) wrapped = rt_promote(wrapped, LT_FLOAT32);
+  }
+  return (lt_dtype)rt_combine(dim, rt_combine(zero, wrapped));
+}
+
+/* does loading an element of dtype from into the compute domain give what
+   converting it to dtype to first would (so no copy is needed)? */
+static int loads_exact(lt_dtype from, lt_dtype to) {
+  if (from == to || from == LT_BOOL) return 1;
+  int small = from == LT_INT8 || from == LT_UINT8 || from == LT_FLOAT8_E4M3FN || from == LT_FLOAT8_E5M2;
+  switch (to) {
+    case LT_FLOAT64: case LT_COMPLEX128: return 1;
+    case LT_COMPLEX64: if (from == LT_FLOAT32) return 1; /* fall through */
+    case LT_FLOAT32:
+      return small || from == LT_INT16 || from == LT_FLOAT16 || from == LT_BFLOAT16;
+    case LT_FLOAT16: case LT_BFLOAT16: return small;
+    case LT_INT16: return from == LT_INT8 || from == LT_UINT8;
+    case LT_INT32: return from == LT_INT8 || from == LT_UINT8 || from == LT_INT16;
+    case LT_INT64: return lm_kindof(from) == LT_KIND_INT;
+    default: return 0;
+  }
+}
+
+/* The operand at idx as a view for an op computed in dtype cd. As PyTorch
+   1.13's CPU kernels cast every input to the common dtype (numbers and
+   0-dim tensors included: float16 + 0.1 adds float16(0.1)), a tensor whose
+   values would change on that cast is converted (int64 to float32, a
+   0-dim float64 to float16, -1 to uint8 ...) and a number becomes a 0-dim
+   tensor of cd. Pushes what it makes. */
+static lt_tensor operand(lua_State *L, int idx, lt_dtype cd) {
+  lt_tensor *t = lm_testt(L, idx);
+  if (!t) {
+    lt_tensor *s = lt_push_new(L, cd, 0, NULL, 0);
+    lt_to_elem(L, idx, cd, lt_data(s));
+    return *s;
+  }
+  if (loads_exact(t->dtype, cd)) return *t;
+  return *lm_push_copy(L, t, cd);
+}
+
+/* the largest finite value of a floating or complex dtype */
+static double float_max(lt_dtype dt) {
+  switch (dt) {
+    case LT_FLOAT64: case LT_COMPLEX128: return 1.7976931348623157e308;
+    case LT_FLOAT16: return 65504.0;
+    case LT_BFLOAT16: return 3.3895313892515355e38;
+    case LT_FLOAT8_E4M3FN: return 448.0;
+    case LT_FLOAT8_E5M2: return 57344.0;
+    default: return 3.4028234663852886e38;
+  }
+}
+
+/* the Lua number or boolean at idx as an element of dt in p; raises as
+   PyTorch where it does not fit: an integer dtype's range, or beyond a
+   float dtype's largest finite value (inf and nan fit) */
+static void fit_value(lua_State *L, int idx, int arg, const char *name, lt_dtype dt, void *p) {
+  int k = lm_kindof(dt), bad = 0;
+  if (lua_type(L, idx) == LUA_TNUMBER && k == LT_KIND_INT) {
+    static const double lo[] = {[LT_INT8] = -128.0, [LT_INT16] = -32768.0, [LT_INT32] = -2147483648.0,
+                                [LT_INT64] = -9223372036854775808.0, [LT_UINT8] = 0};
+    static const double hi[] = {[LT_INT8] = 127.0, [LT_INT16] = 32767.0, [LT_INT32] = 2147483647.0,
+                                [LT_INT64] = 9223372036854775807.0, [LT_UINT8] = 255.0};
+    if (lua_isinteger(L, idx)) {
+      lua_Integer v = lua_tointeger(L, idx);
+      bad = dt != LT_INT64 && ((double)v < lo[dt] || (double)v > hi[dt]);
+    } else {
+      double v = lua_tonumber(L, idx);
+      bad = !(v >= lo[dt] && v < hi[dt] + 1);
+    }
+  } else if (lua_type(L, idx) == LUA_TNUMBER && k != LT_KIND_BOOL) {
+    double v = lua_tonumber(L, idx);
+    bad = isfinite(v) && fabs(v) > float_max(dt);
+  }
+  if (bad)
+    luaL_error(L, "bad argument #%d to '%s' (value %s cannot be converted to %s without overflow)",
+               arg, name, luaL_tolstring(L, idx, NULL), lt_dtypes[dt].name);
+  lt_to_elem(L, idx, dt, p);
+}
+
+/* ---- arithmetic, comparisons and logical ops ---------------------------- */
+
+static void not_for(lua_State *L, int arg, const char *name, const char *what) {
+  luaL_error(L, "bad argument #%d to '%s' (not supported for %s tensors)", arg, name, what);
+}
+
+/* a op b for two operands (tensors or numbers, one at least a tensor) at 1
+   and 2, broadcast, in PyTorch's result dtype */
 static int binop(lua_State *L, int op, const char *name) {
   lua_settop(L, 2);
   lm_check_operand(L, 1, name);
   lm_check_operand(L, 2, name);
   lt_tensor *ta = lm_testt(L, 1), *tb = lm_testt(L, 2);
   if (!ta && !tb) luaL_error(L, "bad argument #1 to '%s' (tensor expected, got %s)", name, luaL_typename(L, 1));
-  lt_dtype cd;
-  if (ta && tb) cd = lt_promote(ta->dtype, tb->dtype);
-  else if (ta) cd = lm_scalar_promote(ta->dtype, lm_is_float_number(L, 2));
-  else cd = lm_scalar_promote(tb->dtype, lm_is_float_number(L, 1));
-  if (op == LT_OP_DIV && lm_kindof(cd) <= LT_KIND_INT) cd = LT_FLOAT32;
-  if (op == LT_OP_POW && lm_kindof(cd) == LT_KIND_BOOL) cd = LT_INT64;
+  static const int args[2] = {1, 2};
+  lt_dtype cd = result_type(L, args, 2);
+  int k = lm_kindof(cd);
+  if ((op == LT_OP_DIV || op == LT_OP_ATAN2) && k <= LT_KIND_INT) cd = LT_FLOAT32;
   if (op == LT_OP_SUB && cd == LT_BOOL)
     luaL_error(L, "bad argument #2 to '%s' (subtraction of bool tensors is not supported: use logical ops)", name);
-  if ((op == LT_OP_MAX || op == LT_OP_MIN || op >= LT_OP_LT) && lm_kindof(cd) == LT_KIND_COMPLEX && op != LT_OP_EQ && op != LT_OP_NE)
-    luaL_error(L, "bad argument #1 to '%s' (not supported for complex tensors)", name);
-  lt_tensor A = ta ? *ta : *lm_push_scalar(L, 1, cd);
-  lt_tensor B = tb ? *tb : *lm_push_scalar(L, 2, cd);
+  if ((op == LT_OP_POW || op == LT_OP_REM || op == LT_OP_FLOORDIV) && k == LT_KIND_BOOL)
+    not_for(L, 1, name, "bool");
+  if (k == LT_KIND_COMPLEX && op != LT_OP_EQ && op != LT_OP_NE && op > LT_OP_POW && op < LT_OP_AND)
+    not_for(L, 1, name, "complex");
+  if (op == LT_OP_POW && k == LT_KIND_INT && lua_isinteger(L, 2) && lua_tointeger(L, 2) < 0)
+    luaL_error(L, "bad argument #2 to 'pow' (integers to negative integer powers are not allowed)");
+  if (op == LT_OP_POW && k >= LT_KIND_FLOAT && k != LT_KIND_COMPLEX && ta && lm_is_float_number(L, 2)) {
+    double e = lua_tonumber(L, 2);   /* PyTorch's pow(t, 0.5) is sqrt: sqrt(-0.0) = -0.0 ... */
+    if (e == 0.5 || e == -0.5) {
+      lt_tensor x = operand(L, 1, cd);
+      lt_tensor *out = lt_push_new(L, cd, x.ndim, x.shape, 0);
+      lt_unary(e > 0 ? LT_UN_SQRT : LT_UN_RSQRT, LT_DOM_F64, &x, out);
+      return 1;
+    }
+  }
+  lt_tensor A = operand(L, 1, cd), B = operand(L, 2, cd);
   int64_t shape[LT_MAX_DIMS];
   int nd = lt_broadcast_shape(A.ndim, A.shape, B.ndim, B.shape, shape);
   if (nd < 0) lm_broadcast_error(L, 2, name, &A, &B);
-  lt_tensor *out = lt_push_new(L, op >= LT_OP_EQ ? LT_BOOL : cd, nd, shape, 0);
+  lt_tensor *out = lt_push_new(L, LT_OP_BOOL_RESULT(op) ? LT_BOOL : cd, nd, shape, 0);
   lt_tensor ea, eb;
   lt_expand_view(&A, nd, shape, &ea);
   lt_expand_view(&B, nd, shape, &eb);
-  lt_binary(op, lm_domain_of(cd), &ea, &eb, out);
+  if (lt_binary(op, lm_domain_of(cd), &ea, &eb, out) == LT_EZERODIV)
+    luaL_error(L, "bad argument #2 to '%s' (integer division by zero)", name);
   return 1;
 }
 
-static int l_add(lua_State *L) { return binop(L, LT_OP_ADD, "add"); }
-static int l_sub(lua_State *L) { return binop(L, LT_OP_SUB, "sub"); }
-static int l_mul(lua_State *L) { return binop(L, LT_OP_MUL, "mul"); }
-static int l_div(lua_State *L) { return binop(L, LT_OP_DIV, "div"); }
-static int l_pow(lua_State *L) { return binop(L, LT_OP_POW, "pow"); }
-static int l_eq(lua_State *L) { return binop(L, LT_OP_EQ, "eq"); }
-static int l_ne(lua_State *L) { return binop(L, LT_OP_NE, "ne"); }
-static int l_lt(lua_State *L) { return binop(L, LT_OP_LT, "lt"); }
-static int l_le(lua_State *L) { return binop(L, LT_OP_LE, "le"); }
-static int l_gt(lua_State *L) { return binop(L, LT_OP_GT, "gt"); }
-static int l_ge(lua_State *L) { return binop(L, LT_OP_GE, "ge"); }
-static int l_maximum(lua_State *L) { return binop(L, LT_OP_MAX, "maximum"); }
-static int l_minimum(lua_State *L) { return binop(L, LT_OP_MIN, "minimum"); }
+#define BINOP(NAME, OP) static int l_##NAME(lua_State *L) { return binop(L, OP, #NAME); }
+BINOP(add, LT_OP_ADD) BINOP(sub, LT_OP_SUB) BINOP(mul, LT_OP_MUL) BINOP(div, LT_OP_DIV)
+BINOP(pow, LT_OP_POW) BINOP(maximum, LT_OP_MAX) BINOP(minimum, LT_OP_MIN)
+BINOP(atan2, LT_OP_ATAN2) BINOP(remainder, LT_OP_REM) BINOP(floor_divide, LT_OP_FLOORDIV)
+BINOP(eq, LT_OP_EQ) BINOP(ne, LT_OP_NE) BINOP(lt, LT_OP_LT) BINOP(le, LT_OP_LE)
+BINOP(gt, LT_OP_GT) BINOP(ge, LT_OP_GE)
+BINOP(logical_and, LT_OP_AND) BINOP(logical_or, LT_OP_OR) BINOP(logical_xor, LT_OP_XOR)
 
 /* ---- unary ------------------------------------------------------------- */
 
-static int unop_t(lua_State *L, lt_tensor *t, int op, const char *name) {
+/* what each unary op gives (R_FLOAT: integers and bool become float32;
+   R_KEEP: the input's dtype; R_BOOL) and accepts besides floating dtypes */
+enum { R_FLOAT, R_KEEP, R_BOOL };
+static const struct { const char *name; unsigned char res, ints, bools, cplx; } uinfo[LT_UN_COUNT] = {
+  [LT_UN_NEG] = {"neg", R_KEEP, 1, 0, 1},        [LT_UN_ABS] = {"abs", R_KEEP, 1, 0, 1},
+  [LT_UN_RELU] = {"relu", R_KEEP, 1, 0, 0},      [LT_UN_EXP] = {"exp", R_FLOAT, 1, 1, 1},
+  [LT_UN_LOG] = {"log", R_FLOAT, 1, 1, 1},       [LT_UN_SQRT] = {"sqrt", R_FLOAT, 1, 1, 1},
+  [LT_UN_TANH] = {"tanh", R_FLOAT, 1, 1, 1},     [LT_UN_SIGMOID] = {"sigmoid", R_FLOAT, 1, 1, 1},
+  [LT_UN_GELU] = {"gelu", R_KEEP, 0, 0, 0},      [LT_UN_GELU_TANH] = {"gelu", R_KEEP, 0, 0, 0},
+  [LT_UN_SIN] = {"sin", R_FLOAT, 1, 1, 1},       [LT_UN_COS] = {"cos", R_FLOAT, 1, 1, 1},
+  [LT_UN_TAN] = {"tan", R_FLOAT, 1, 1, 1},       [LT_UN_ASIN] = {"asin", R_FLOAT, 1, 1, 1},
+  [LT_UN_ACOS] = {"acos", R_FLOAT, 1, 1, 1},     [LT_UN_ATAN] = {"atan", R_FLOAT, 1, 1, 1},
+  [LT_UN_SINH] = {"sinh", R_FLOAT, 1, 1, 1},     [LT_UN_COSH] = {"cosh", R_FLOAT, 1, 1, 1},
+  [LT_UN_RSQRT] = {"rsqrt", R_FLOAT, 1, 1, 1},   [LT_UN_ERF] = {"erf", R_FLOAT, 1, 1, 0},
+  [LT_UN_ERFINV] = {"erfinv", R_FLOAT, 1, 1, 0}, [LT_UN_FLOOR] = {"floor", R_KEEP, 1, 0, 0},
+  [LT_UN_CEIL] = {"ceil", R_KEEP, 1, 0, 0},      [LT_UN_ROUND] = {"round", R_KEEP, 1, 0, 0},
+  [LT_UN_ROUND_DEC] = {"round", R_KEEP, 0, 0, 0}, [LT_UN_TRUNC] = {"trunc", R_KEEP, 1, 0, 0},
+  [LT_UN_SIGN] = {"sign", R_KEEP, 1, 1, 0},      [LT_UN_NAN_TO_NUM] = {"nan_to_num", R_KEEP, 1, 1, 0},
+  [LT_UN_SILU] = {"silu", R_KEEP, 0, 0, 1},      [LT_UN_MISH] = {"mish", R_KEEP, 0, 0, 0},
+  [LT_UN_HARDSWISH] = {"hardswish", R_KEEP, 0, 0, 0},
+  [LT_UN_HARDSIGMOID] = {"hardsigmoid", R_KEEP, 0, 0, 0},
+  [LT_UN_RELU6] = {"relu6", R_KEEP, 1, 0, 0},    [LT_UN_LEAKY_RELU] = {"leaky_relu", R_KEEP, 0, 0, 0},
+  [LT_UN_ELU] = {"elu", R_KEEP, 0, 0, 0},        [LT_UN_SOFTPLUS] = {"softplus", R_KEEP, 0, 0, 0},
+  [LT_UN_ISINF] = {"isinf", R_BOOL, 1, 1, 1},    [LT_UN_ISNAN] = {"isnan", R_BOOL, 1, 1, 1},
+  [LT_UN_ISFINITE] = {"isfinite", R_BOOL, 1, 1, 1},
+  [LT_UN_LOGICAL_NOT] = {"logical_not", R_BOOL, 1, 1, 1},
+};
+
+/* op(t) with parameters p (NULL: the defaults), pushed */
+static lt_tensor *unop_t(lua_State *L, lt_tensor *t, int op, const lt_unparam *p) {
   int k = lm_kindof(t->dtype);
-  lt_dtype od = t->dtype;
-  int dom = lm_domain_of(od);
+  const char *name = uinfo[op].name;
   if (op == LT_UN_NEG && k == LT_KIND_BOOL)
-    luaL_error(L, "bad argument #1 to '%s' (negation of a bool tensor is not supported: use logical ops)", name);
-  if (op >= LT_UN_EXP) {                   /* floating results */
-    if (k <= LT_KIND_INT) { od = LT_FLOAT32; dom = LT_DOM_F64; }
+    luaL_error(L, "bad argument #1 to 'neg' (negation of a bool tensor is not supported: use logical ops)");
+  if ((k == LT_KIND_INT && !uinfo[op].ints) || (k == LT_KIND_BOOL && !uinfo[op].bools)) {
+    if (uinfo[op].ints) not_for(L, 1, name, "bool");
+    luaL_error(L, "bad argument #1 to '%s' (expected a floating point%s tensor, got %s)", name,
+               uinfo[op].cplx ? " or complex" : "", lt_dtypes[t->dtype].name);
   }
-  if (k == LT_KIND_COMPLEX) {
-    if (op == LT_UN_RELU || op >= LT_UN_GELU)
-      luaL_error(L, "bad argument #1 to '%s' (not supported for complex tensors)", name);
-    if (op == LT_UN_ABS) od = t->dtype == LT_COMPLEX64 ? LT_FLOAT32 : LT_FLOAT64;
-  }
+  if (k == LT_KIND_COMPLEX && !uinfo[op].cplx) not_for(L, 1, name, "complex");
+  lt_dtype od = t->dtype;
+  if (uinfo[op].res == R_BOOL) od = LT_BOOL;
+  else if (uinfo[op].res == R_FLOAT && k <= LT_KIND_INT) od = LT_FLOAT32;
+  else if (op == LT_UN_ABS && k == LT_KIND_COMPLEX) od = t->dtype == LT_COMPLEX64 ? LT_FLOAT32 : LT_FLOAT64;
   lt_tensor *out = lt_push_new(L, od, t->ndim, t->shape, 0);
-  lt_unary(op, dom, t, out);
+  lt_unary_p(op, lm_domain_of(od == LT_BOOL || k == LT_KIND_COMPLEX ? t->dtype : od), p, t, out);
+  return out;
+}
+
+static int unop(lua_State *L, int op) {
+  unop_t(L, lm_checkt(L, 1), op, NULL);
   return 1;
 }
 
-static int unop(lua_State *L, int op, const char *name) {
-  return unop_t(L, lm_checkt(L, 1), op, name);
-}
+#define UNOP(NAME, OP) static int l_##NAME(lua_State *L) { return unop(L, OP); }
+UNOP(neg, LT_UN_NEG) UNOP(abs, LT_UN_ABS) UNOP(relu, LT_UN_RELU) UNOP(exp, LT_UN_EXP)
+UNOP(log, LT_UN_LOG) UNOP(sqrt, LT_UN_SQRT) UNOP(tanh, LT_UN_TANH) UNOP(sigmoid, LT_UN_SIGMOID)
+UNOP(sin, LT_UN_SIN) UNOP(cos, LT_UN_COS) UNOP(tan, LT_UN_TAN) UNOP(asin, LT_UN_ASIN)
+UNOP(acos, LT_UN_ACOS) UNOP(atan, LT_UN_ATAN) UNOP(sinh, LT_UN_SINH) UNOP(cosh, LT_UN_COSH)
+UNOP(rsqrt, LT_UN_RSQRT) UNOP(erf, LT_UN_ERF) UNOP(erfinv, LT_UN_ERFINV)
+UNOP(ceil, LT_UN_CEIL) UNOP(trunc, LT_UN_TRUNC) UNOP(sign, LT_UN_SIGN)
+UNOP(logical_not, LT_UN_LOGICAL_NOT) UNOP(isinf, LT_UN_ISINF) UNOP(isnan, LT_UN_ISNAN)
+UNOP(isfinite, LT_UN_ISFINITE) UNOP(silu, LT_UN_SILU) UNOP(mish, LT_UN_MISH)
+UNOP(hardswish, LT_UN_HARDSWISH) UNOP(hardsigmoid, LT_UN_HARDSIGMOID) UNOP(relu6, LT_UN_RELU6)
+static int l_floor_(lua_State *L) { return unop(L, LT_UN_FLOOR); }   /* l_floor is luaconf.h's */
 
-static int l_neg(lua_State *L) { return unop(L, LT_UN_NEG, "neg"); }
-static int l_abs(lua_State *L) { return unop(L, LT_UN_ABS, "abs"); }
-static int l_relu(lua_State *L) { return unop(L, LT_UN_RELU, "relu"); }
-static int l_exp(lua_State *L) { return unop(L, LT_UN_EXP, "exp"); }
-static int l_log(lua_State *L) { return unop(L, LT_UN_LOG, "log"); }
-static int l_sqrt(lua_State *L) { return unop(L, LT_UN_SQRT, "sqrt"); }
-static int l_tanh(lua_State *L) { return unop(L, LT_UN_TANH, "tanh"); }
-static int l_sigmoid(lua_State *L) { return unop(L, LT_UN_SIGMOID, "sigmoid"); }
+static int l_unm(lua_State *L) { lua_settop(L, 1); return l_neg(L); }
 
+/* gelu(x [, approximate = "none" | "tanh"]) */
 static int l_gelu(lua_State *L) {
   static const char *const modes[] = {"none", "tanh", NULL};
   lt_tensor *t = lm_checkt(L, 1);
   int m = luaL_checkoption(L, 2, "none", modes);
-  return unop_t(L, t, m ? LT_UN_GELU_TANH : LT_UN_GELU, "gelu");
+  unop_t(L, t, m ? LT_UN_GELU_TANH : LT_UN_GELU, NULL);
+  return 1;
 }
 
-static int l_unm(lua_State *L) { lua_settop(L, 1); return l_neg(L); }
+/* leaky_relu(x [, negative_slope = 0.01]) */
+static int l_leaky_relu(lua_State *L) {
+  lt_tensor *t = lm_checkt(L, 1);
+  lt_unparam p = {luaL_optnumber(L, 2, 0.01), 0, 0};
+  unop_t(L, t, LT_UN_LEAKY_RELU, &p);
+  return 1;
+}
 
-/* ---- where, clamp, equal, allclose ------------------------------------- */
+/* elu(x [, alpha = 1]) */
+static int l_elu(lua_State *L) {
+  lt_tensor *t = lm_checkt(L, 1);
+  lt_unparam p = {luaL_optnumber(L, 2, 1.0), 1, 1};
+  unop_t(L, t, LT_UN_ELU, &p);
+  return 1;
+}
 
+/* softplus(x [, beta = 1 [, threshold = 20]]) */
+static int l_softplus(lua_State *L) {
+  lt_tensor *t = lm_checkt(L, 1);
+  lt_unparam p = {luaL_optnumber(L, 2, 1.0), luaL_optnumber(L, 3, 20.0), 0};
+  unop_t(L, t, LT_UN_SOFTPLUS, &p);
+  return 1;
+}
+
+/* round(x [, decimals | {decimals = n}]): half to even. With decimals,
+   float32 and float64 compute in their own type as PyTorch; float16 and
+   bfloat16 round after each step (x * 10^d, round, / 10^d) as PyTorch's
+   kernel does in those types */
+static int l_round(lua_State *L) {
+  lt_tensor *t = lm_checkt(L, 1);
+  lua_Integer dec = 0;
+  if (lua_istable(L, 2)) {
+    lua_getfield(L, 2, "decimals");
+    dec = luaL_optinteger(L, -1, 0);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "decimals") != 0)
+        luaL_error(L, "bad argument #2 to 'round' (unknown option '%s': the only option is 'decimals')",
+                   luaL_tolstring(L, -1, NULL));
+    }
+  } else if (!lua_isnoneornil(L, 2)) {
+    dec = luaL_checkinteger(L, 2);
+  }
+  if (dec == 0) { unop_t(L, t, LT_UN_ROUND, NULL); return 1; }
+  if (lm_kindof(t->dtype) != LT_KIND_FLOAT) {
+    unop_t(L, t, LT_UN_ROUND_DEC, NULL);   /* raises the dtype error */
+    return 1;
+  }
+  if (t->dtype != LT_FLOAT16 && t->dtype != LT_BFLOAT16) {
+    lt_unparam p = {(double)dec, 0, 0};
+    unop_t(L, t, LT_UN_ROUND_DEC, &p);
+    return 1;
+  }
+  lt_tensor *ten = lt_push_new(L, t->dtype, 0, NULL, 0);
+  lt_set_f64(t->dtype, lt_data(ten), pow(10.0, fabs((double)dec)));
+  lt_tensor e;
+  lt_expand_view(ten, t->ndim, t->shape, &e);
+  lt_tensor *out = lt_push_new(L, t->dtype, t->ndim, t->shape, 0);
+  lt_binary(dec > 0 ? LT_OP_MUL : LT_OP_DIV, LT_DOM_F64, t, &e, out);
+  lt_unary(LT_UN_ROUND, LT_DOM_F64, out, out);
+  lt_binary(dec > 0 ? LT_OP_DIV : LT_OP_MUL, LT_DOM_F64, out, &e, out);
+  return 1;
+}
+
+/* nan_to_num(x [, nan = 0 [, posinf [, neginf]]]): the infinities default
+   to the dtype's largest and lowest finite values; integers and bool are
+   copied */
+static int l_nan_to_num(lua_State *L) {
+  lt_tensor *t = lm_checkt(L, 1);
+  double mx = float_max(t->dtype);
+  lt_unparam p = {luaL_optnumber(L, 2, 0.0), luaL_optnumber(L, 3, mx), luaL_optnumber(L, 4, -mx)};
+  unop_t(L, t, LT_UN_NAN_TO_NUM, &p);
+  return 1;
+}
+
+/* ---- where, masked_fill, clamp, equal, allclose ------------------------ */
+
+/* the broadcast shape of n views into shape; raises naming the argument
+   (args[i]) that does not fit; returns the rank */
+static int broadcast_all(lua_State *L, const char *name, lt_tensor *v, const int *args, int n, int64_t *shape) {
+  int nd = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t s[LT_MAX_DIMS];
+    int r = lt_broadcast_shape(nd, shape, v[i].ndim, v[i].shape, s);
+    if (r < 0) {
+      lt_tensor so = v[i];
+      so.ndim = nd;
+      memcpy(so.shape, shape, sizeof(int64_t) * (size_t)nd);
+      lm_broadcast_error(L, args[i], name, &so, &v[i]);
+    }
+    nd = r;
+    memcpy(shape, s, sizeof(int64_t) * (size_t)nd);
+  }
+  return nd;
+}
+
+/* the condition tensor at 1 of where/masked_fill: bool (or uint8, which
+   PyTorch 1.13 still accepts) */
+static lt_tensor *check_mask(lua_State *L, int arg, const char *name, const char *what) {
+  lt_tensor *c = lt_test(L, arg);
+  if (!c) luaL_error(L, "bad argument #%d to '%s' (%s tensor expected, got %s)", arg, name, what, luaL_typename(L, arg));
+  lm_no_cuda(L, c);
+  if (c->dtype != LT_BOOL && c->dtype != LT_UINT8)
+    luaL_error(L, "bad argument #%d to '%s' (expected a bool %s tensor, got %s)", arg, name, what, lt_dtypes[c->dtype].name);
+  return c;
+}
+
+/* where(cond, a, b): a where cond, else b, broadcast; a and b tensors or numbers */
 static int l_where(lua_State *L) {
   lua_settop(L, 3);
-  lt_tensor *c = lm_checkt(L, 1);
+  lt_tensor *c = check_mask(L, 1, "where", "condition");
   lm_check_operand(L, 2, "where");
   lm_check_operand(L, 3, "where");
-  lt_tensor *ta = lm_testt(L, 2), *tb = lm_testt(L, 3);
-  lt_dtype od;
-  if (ta && tb) od = lt_promote(ta->dtype, tb->dtype);
-  else if (ta) od = lm_scalar_promote(ta->dtype, lm_is_float_number(L, 3));
-  else if (tb) od = lm_scalar_promote(tb->dtype, lm_is_float_number(L, 2));
-  else od = (lm_is_float_number(L, 2) || lm_is_float_number(L, 3)) ? LT_FLOAT32 : LT_INT64;
-  lt_tensor A = ta ? *ta : *lm_push_scalar(L, 2, od);
-  lt_tensor B = tb ? *tb : *lm_push_scalar(L, 3, od);
-  int64_t s1[LT_MAX_DIMS], s2[LT_MAX_DIMS];
-  int n1 = lt_broadcast_shape(c->ndim, c->shape, A.ndim, A.shape, s1);
-  if (n1 < 0) lm_broadcast_error(L, 2, "where", c, &A);
-  int n2 = lt_broadcast_shape(n1, s1, B.ndim, B.shape, s2);
-  if (n2 < 0) {
-    lt_tensor tmp = A;
-    tmp.ndim = n1;
-    memcpy(tmp.shape, s1, sizeof s1);
-    lm_broadcast_error(L, 3, "where", &tmp, &B);
-  }
-  lt_tensor *out = lt_push_new(L, od, n2, s2, 0);
+  static const int args[3] = {1, 2, 3};
+  lt_dtype od = result_type(L, args + 1, 2);
+  lt_tensor v[3] = {*c, operand(L, 2, od), operand(L, 3, od)};
+  int64_t shape[LT_MAX_DIMS];
+  int nd = broadcast_all(L, "where", v, args, 3, shape);
+  lt_tensor *out = lt_push_new(L, od, nd, shape, 0);
   lt_tensor ec, ea, eb;
-  lt_expand_view(c, n2, s2, &ec);
-  lt_expand_view(&A, n2, s2, &ea);
-  lt_expand_view(&B, n2, s2, &eb);
+  lt_expand_view(&v[0], nd, shape, &ec);
+  lt_expand_view(&v[1], nd, shape, &ea);
+  lt_expand_view(&v[2], nd, shape, &eb);
   lt_where(&ec, &ea, &eb, out);
   return 1;
 }
 
-static int l_clamp(lua_State *L) {
+/* t:where(cond, other): torch.where(cond, t, other) */
+static int l_where_method(lua_State *L) {
+  lua_settop(L, 3);
+  lua_rotate(L, 1, -1);         /* cond, other, t */
+  lua_insert(L, 2);             /* cond, t, other */
+  return l_where(L);
+}
+
+/* masked_fill(t, mask, value): t with value where mask (bool, broadcast
+   with t) is true; value a number, boolean or 0-dim tensor, converted to
+   t's dtype (an error when it does not fit) */
+static int l_masked_fill(lua_State *L) {
+  lua_settop(L, 3);
   lt_tensor *t = lm_checkt(L, 1);
-  int has_lo = !lua_isnoneornil(L, 2), has_hi = !lua_isnoneornil(L, 3);
+  lt_tensor *m = check_mask(L, 2, "masked_fill", "mask");
+  lt_tensor *vt = lm_testt(L, 3);
+  if (vt) {
+    if (vt->ndim != 0)
+      luaL_error(L, "bad argument #3 to 'masked_fill' (expected a 0-dim value tensor, got %d dims)", vt->ndim);
+    if (lm_kindof(vt->dtype) == LT_KIND_COMPLEX && lm_kindof(t->dtype) != LT_KIND_COMPLEX)
+      not_for(L, 3, "masked_fill", "complex value");
+    lt_push_elem(L, vt->dtype, lt_data(vt));
+    lua_replace(L, 3);
+  } else if (lua_type(L, 3) != LUA_TNUMBER && !lua_isboolean(L, 3)) {
+    luaL_error(L, "bad argument #3 to 'masked_fill' (number, boolean or 0-dim tensor expected, got %s)",
+               luaL_typename(L, 3));
+  }
+  char elem[16];
+  if (lua_istable(L, 3)) lt_to_elem(L, 3, t->dtype, elem);   /* a complex value */
+  else fit_value(L, 3, 3, "masked_fill", t->dtype, elem);
+  static const int args[2] = {1, 2};
+  lt_tensor v[2] = {*t, *m};
+  int64_t shape[LT_MAX_DIMS];
+  int nd = broadcast_all(L, "masked_fill", v, args, 2, shape);
+  lt_tensor *out = lt_push_new(L, t->dtype, nd, shape, 0);
+  lt_tensor et, em;
+  lt_expand_view(t, nd, shape, &et);
+  lt_expand_view(m, nd, shape, &em);
+  lt_copy(out, &et);
+  lt_masked_fill(&em, elem, out);
+  return 1;
+}
+
+/* clamp(t, min, max): either bound nil; numbers or tensors (broadcast).
+   The dtype is PyTorch's result type of all three; number bounds must fit
+   in it; a nan bound gives nan; min > max gives max */
+static int l_clamp(lua_State *L) {
+  lua_settop(L, 3);
+  lt_tensor *t = lm_checkt(L, 1);
+  int has_lo = !lua_isnil(L, 2), has_hi = !lua_isnil(L, 3);
   if (!has_lo && !has_hi) luaL_error(L, "bad argument #2 to 'clamp' (at least one of min and max must be given)");
-  double lo = has_lo ? luaL_checknumber(L, 2) : 0, hi = has_hi ? luaL_checknumber(L, 3) : 0;
-  lt_dtype od = t->dtype;
-  if (lm_kindof(od) == LT_KIND_COMPLEX) luaL_error(L, "bad argument #1 to 'clamp' (not supported for complex tensors)");
-  if (lm_kindof(od) <= LT_KIND_INT && ((has_lo && lm_is_float_number(L, 2)) || (has_hi && lm_is_float_number(L, 3))))
-    od = LT_FLOAT32;
+  for (int i = 2; i <= 3; i++) if (!lua_isnil(L, i)) lm_check_operand(L, i, "clamp");
+  static const int args[3] = {1, 2, 3};
+  lt_dtype od = result_type(L, args, 3);
+  if (lm_kindof(od) == LT_KIND_COMPLEX) not_for(L, 1, "clamp", "complex");
   int dom = lm_domain_of(od);
-  int64_t ilo = has_lo && dom == LT_DOM_I64 ? luaL_checkinteger(L, 2) : 0;
-  int64_t ihi = has_hi && dom == LT_DOM_I64 ? luaL_checkinteger(L, 3) : 0;
-  lt_tensor *out = lt_push_new(L, od, t->ndim, t->shape, 0);
-  lt_clamp(dom, t, has_lo, lo, ilo, has_hi, hi, ihi, out);
+  lt_tensor x = operand(L, 1, od);
+  if (!lm_testt(L, 2) && !lm_testt(L, 3)) {        /* number bounds */
+    char e[16];
+    double lo = 0, hi = 0;
+    int64_t ilo = 0, ihi = 0;
+    for (int i = 2; i <= 3; i++) {
+      if (lua_isnil(L, i)) continue;
+      fit_value(L, i, i, "clamp", od, e);
+      double f = lt_get_f64(od, e);
+      int64_t n = dom == LT_DOM_I64 ? lt_get_i64(od, e) : 0;
+      if (i == 2) { lo = f; ilo = n; } else { hi = f; ihi = n; }
+    }
+    lt_tensor *out = lt_push_new(L, od, t->ndim, t->shape, 0);
+    lt_clamp(dom, &x, has_lo, lo, ilo, has_hi, hi, ihi, out);
+    return 1;
+  }
+  /* tensor bounds: minimum(maximum(t, min), max), both propagating nan */
+  lt_tensor v[3];
+  int ids[3], n = 0;
+  v[n] = x; ids[n++] = 1;
+  for (int i = 2; i <= 3; i++) if (!lua_isnil(L, i)) { v[n] = operand(L, i, od); ids[n++] = i; }
+  int64_t shape[LT_MAX_DIMS];
+  int nd = broadcast_all(L, "clamp", v, ids, n, shape);
+  lt_tensor *out = lt_push_new(L, od, nd, shape, 0);
+  lt_tensor ex, eb;
+  lt_expand_view(&v[0], nd, shape, &ex);
+  lt_copy(out, &ex);
+  for (int j = 1; j < n; j++) {
+    lt_expand_view(&v[j], nd, shape, &eb);
+    lt_binary(ids[j] == 2 ? LT_OP_MAX : LT_OP_MIN, dom, out, &eb, out);
+  }
   return 1;
 }
 
@@ -176,107 +498,6 @@ static int l_matmul(lua_State *L) {
   lm_matmul(L, a, b, "matmul");
   return 1;
 }
-
-/* ---- reductions -------------------------------------------------------- */
-
-static int reduce(lua_State *L, int op, const char *name) {
-  lt_tensor *t = lm_checkt(L, 1);
-  int k = lm_kindof(t->dtype);
-  if ((op == LT_RED_MAX || op == LT_RED_MIN) && lm_testt(L, 2)) {
-    lua_settop(L, 2);
-    return binop(L, op == LT_RED_MAX ? LT_OP_MAX : LT_OP_MIN, name);
-  }
-  int unbiased = 1, dimarg = 2;
-  if (op == LT_RED_STD && lua_isboolean(L, 2)) { unbiased = lua_toboolean(L, 2); dimarg = 0; }
-  int has_dim = dimarg && !lua_isnoneornil(L, dimarg);
-  int keepdim = has_dim && lua_toboolean(L, 3);
-  if (op == LT_RED_STD && has_dim && !lua_isnoneornil(L, 4)) unbiased = lua_toboolean(L, 4);
-  if ((op == LT_RED_MEAN || op == LT_RED_STD) && k <= LT_KIND_INT)
-    luaL_error(L, "bad argument #1 to '%s' (expected a floating point or complex tensor, got %s)",
-               name, lt_dtypes[t->dtype].name);
-  if (k == LT_KIND_COMPLEX && op != LT_RED_SUM && op != LT_RED_MEAN)
-    luaL_error(L, "bad argument #1 to '%s' (not supported for complex tensors)", name);
-  int64_t outer = 1, n = lt_numel(t), inner = 1, oshape[LT_MAX_DIMS];
-  int ond = 0;
-  if (has_dim) {
-    int d = lt_check_dim(L, dimarg, luaL_checkinteger(L, dimarg), t->ndim);
-    if (t->ndim > 0) {
-      outer = lm_prod(t->shape, 0, d);
-      n = t->shape[d];
-      inner = lm_prod(t->shape, d + 1, t->ndim);
-    }
-    for (int i = 0; i < t->ndim; i++) {
-      if (i != d) oshape[ond++] = t->shape[i];
-      else if (keepdim) oshape[ond++] = 1;
-    }
-  }
-  int isarg = op == LT_RED_ARGMAX || op == LT_RED_ARGMIN;
-  int withidx = isarg || ((op == LT_RED_MAX || op == LT_RED_MIN) && has_dim);
-  if (n == 0 && (op == LT_RED_MAX || op == LT_RED_MIN || isarg) && outer * inner > 0)
-    luaL_error(L, "bad argument #1 to '%s' (cannot reduce an empty dimension: it has no identity)", name);
-  int dom = lm_domain_of(t->dtype);
-  lt_dtype ddt = lm_domain_dtype(dom);
-  if (!has_dim && dom == LT_DOM_F64 && n > 0) {     /* streamed, no copy */
-    int64_t at = 0;
-    double v = lt_reduce_all_f64(op, t, &at, unbiased);
-    if (isarg) {
-      lt_tensor *r = lt_push_new(L, LT_INT64, 0, NULL, 0);
-      *(int64_t *)lt_data(r) = at + 1;
-    } else {
-      lt_tensor *r = lt_push_new(L, t->dtype, 0, NULL, 0);
-      lt_set_f64(t->dtype, lt_data(r), v);
-    }
-    return 1;
-  }
-  lt_tensor *x = lm_contig(L, t, ddt);
-  lt_tensor *val = lt_push_new(L, ddt, ond, oshape, 0);
-  int vi = lua_gettop(L), ii = 0;
-  lt_tensor *idx = NULL;
-  if (withidx) { idx = lt_push_new(L, LT_INT64, ond, oshape, 0); ii = lua_gettop(L); }
-  int64_t *ip = idx ? (int64_t *)lt_data(idx) : NULL;
-  if (dom == LT_DOM_F64)
-    lt_reduce_f64(op, (const double *)lt_data(x), outer, n, inner, (double *)lt_data(val), ip, unbiased);
-  else if (dom == LT_DOM_I64)
-    lt_reduce_i64(op, (const int64_t *)lt_data(x), outer, n, inner, (int64_t *)lt_data(val), ip);
-  else
-    lt_reduce_c128(op, (const double *)lt_data(x), outer, n, inner, (double *)lt_data(val));
-  if (ip) for (int64_t i = 0, m = lt_numel(idx); i < m; i++) ip[i] += 1;
-  if (isarg) { lua_pushvalue(L, ii); return 1; }
-  lt_dtype vdt = t->dtype;
-  if (op == LT_RED_SUM && k <= LT_KIND_INT) vdt = LT_INT64;
-  if (vdt != ddt) { lm_push_convert(L, val, vdt); vi = lua_gettop(L); }
-  lua_pushvalue(L, vi);
-  if (withidx) { lua_pushvalue(L, ii); return 2; }
-  return 1;
-}
-
-static int l_sum(lua_State *L) { return reduce(L, LT_RED_SUM, "sum"); }
-static int l_mean(lua_State *L) { return reduce(L, LT_RED_MEAN, "mean"); }
-static int l_max(lua_State *L) { return reduce(L, LT_RED_MAX, "max"); }
-static int l_min(lua_State *L) { return reduce(L, LT_RED_MIN, "min"); }
-static int l_argmax(lua_State *L) { return reduce(L, LT_RED_ARGMAX, "argmax"); }
-static int l_argmin(lua_State *L) { return reduce(L, LT_RED_ARGMIN, "argmin"); }
-static int l_std(lua_State *L) { return reduce(L, LT_RED_STD, "std"); }
-
-static int softmax(lua_State *L, int log_, const char *name) {
-  lt_tensor *t = lm_checkt(L, 1);
-  int d = lt_check_dim(L, 2, luaL_checkinteger(L, 2), t->ndim);
-  lt_dtype od = lm_kindof(t->dtype) == LT_KIND_FLOAT ? t->dtype : LT_FLOAT32;
-  if (lm_kindof(t->dtype) == LT_KIND_COMPLEX) luaL_error(L, "bad argument #1 to '%s' (not supported for complex tensors)", name);
-  int64_t outer = 1, n = 1, inner = 1;
-  if (t->ndim > 0) {
-    outer = lm_prod(t->shape, 0, d);
-    n = t->shape[d];
-    inner = lm_prod(t->shape, d + 1, t->ndim);
-  }
-  lt_tensor *x = lm_push_copy(L, t, LT_FLOAT64);
-  lt_softmax_f64((double *)lt_data(x), outer, n, inner, log_);
-  if (od != LT_FLOAT64) lm_push_convert(L, x, od);
-  return 1;
-}
-
-static int l_softmax(lua_State *L) { return softmax(L, 0, "softmax"); }
-static int l_log_softmax(lua_State *L) { return softmax(L, 1, "log_softmax"); }
 
 /* ---- cat and stack ----------------------------------------------------- */
 
@@ -777,10 +998,24 @@ static const luaL_Reg both[] = {
   {"clamp", l_clamp}, {"matmul", l_matmul},
   {"exp", l_exp}, {"log", l_log}, {"sqrt", l_sqrt}, {"abs", l_abs}, {"tanh", l_tanh},
   {"sigmoid", l_sigmoid}, {"relu", l_relu}, {"gelu", l_gelu},
-  {"softmax", l_softmax}, {"log_softmax", l_log_softmax},
-  {"sum", l_sum}, {"mean", l_mean}, {"max", l_max}, {"min", l_min},
-  {"argmax", l_argmax}, {"argmin", l_argmin}, {"std", l_std},
   {"equal", l_equal}, {"allclose", l_allclose},
+  /* elementwise math (docs/api.md "Elementwise math") */
+  {"sin", l_sin}, {"cos", l_cos}, {"tan", l_tan}, {"asin", l_asin}, {"acos", l_acos},
+  {"atan", l_atan}, {"sinh", l_sinh}, {"cosh", l_cosh}, {"rsqrt", l_rsqrt}, {"erf", l_erf},
+  {"erfinv", l_erfinv}, {"floor", l_floor_}, {"ceil", l_ceil}, {"round", l_round},
+  {"trunc", l_trunc}, {"sign", l_sign}, {"nan_to_num", l_nan_to_num},
+  {"logical_not", l_logical_not}, {"isinf", l_isinf}, {"isnan", l_isnan}, {"isfinite", l_isfinite},
+  {"atan2", l_atan2}, {"remainder", l_remainder}, {"floor_divide", l_floor_divide},
+  {"logical_and", l_logical_and}, {"logical_or", l_logical_or}, {"logical_xor", l_logical_xor},
+  {"masked_fill", l_masked_fill},
+  {"silu", l_silu}, {"leaky_relu", l_leaky_relu}, {"elu", l_elu}, {"softplus", l_softplus},
+  {"hardswish", l_hardswish}, {"hardsigmoid", l_hardsigmoid}, {"mish", l_mish}, {"relu6", l_relu6},
+  {NULL, NULL}
+};
+
+/* tensor methods only: t:where(cond, other) is torch.where(cond, t, other) */
+static const luaL_Reg methods[] = {
+  {"where", l_where_method},
   {NULL, NULL}
 };
 
@@ -797,8 +1032,8 @@ static const luaL_Reg funcs[] = {
 
 static const luaL_Reg metamethods[] = {
   {"__add", l_add}, {"__sub", l_sub}, {"__mul", l_mul}, {"__div", l_div},
-  {"__pow", l_pow}, {"__unm", l_unm},
+  {"__pow", l_pow}, {"__unm", l_unm}, {"__mod", l_remainder}, {"__idiv", l_floor_divide},
   {NULL, NULL}
 };
 
-const lt_binding lt_ops_binding = {funcs, NULL, both, metamethods, NULL};
+const lt_binding lt_ops_binding = {funcs, methods, both, metamethods, NULL};

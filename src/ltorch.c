@@ -1048,6 +1048,9 @@ static int t_index_mm(lua_State *L) {
     lt_tensor *t = lt_check(L, 1);
     if (!lua_isinteger(L, 2)) luaL_error(L, "index must be an integer");
     if (t->ndim == 0) luaL_error(L, "cannot index a 0-dim tensor");
+    /* one past the last row is nil, so ipairs(t) walks the rows and stops;
+       every other index out of range raises */
+    if (lua_tointeger(L, 2) == t->shape[0] + 1) { lua_pushnil(L); return 1; }
     int64_t i = check_index(L, 0, lua_tointeger(L, 2), t->shape[0], "dim 1");
     do_select(L, t, 0, i);
     return 1;

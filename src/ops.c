@@ -1,11 +1,15 @@
 /*
-** ops.c: tensor math without Lua. Elementwise kernels run over strided,
+** ops.c: tensor math without Lua. Elementwise kernels (the unary and
+** binary tables DEF_UNARY and DEF_BINARY, written once for float and once
+** for double, and their integer and complex cases) run over strided,
 ** broadcast views in chunks: each chunk is read into a buffer of the compute
-** domain (double, int64 or complex double), computed, and converted into
-** the contiguous output with lt_convert (so float16/bfloat16/float8 round
-** back from float32 as c10 does). Contiguous float32 and float64 have plain
-** loops the compiler vectorises, each written once for both types. matmul and convolution go through OpenBLAS gemm;
-** pooling and normalisation work on contiguous double buffers.
+** domain (double, int64 or complex double), computed (in float for float
+** results other than float64, as PyTorch's opmath), and converted into the
+** contiguous output with lt_convert (so float16/bfloat16/float8 round back
+** from float32 as c10 does). Contiguous float32 and float64 have plain
+** loops the compiler vectorises. where and masked_fill select with bit
+** masks. matmul and convolution go through OpenBLAS gemm; pooling and
+** normalisation work on contiguous double buffers.
 **
 ** OpenBLAS is opened on the first gemm (dlopen), not when ltorch loads: its
 ** start-up costs milliseconds and starts a thread pool whose threads spin
@@ -29,6 +33,16 @@
 #else
 #define VECTORIZE
 #endif
+
+/* an element function inlined into each loop of its op, so the switch
+   over ops folds away (GCC stops inlining a function this large) */
+#if defined(__GNUC__)
+#define ELEMENT static inline __attribute__((always_inline))
+#else
+#define ELEMENT static inline
+#endif
+
+static int kind(lt_dtype d) { return lt_dtypes[d].kind; }
 
 /* ---- broadcasting ------------------------------------------------------ */
 
@@ -85,27 +99,73 @@ static void load_c128(lt_iter *it, lt_dtype dt, double *buf, int n) {
 
 /* ---- binary kernels ---------------------------------------------------- */
 
-/* the comparison cases of a switch over op, in any number type: 1 or 0 */
-#define CMP_CASES(x, y)                \
-  case LT_OP_EQ: return (x) == (y);    \
-  case LT_OP_NE: return (x) != (y);    \
-  case LT_OP_LT: return (x) < (y);     \
-  case LT_OP_LE: return (x) <= (y);    \
-  case LT_OP_GT: return (x) > (y);     \
-  default: return (x) >= (y);
+/* the comparison and logical cases of a switch over op, in any number
+   type: 1 or 0 (nan is nonzero, as in PyTorch's logical ops) */
+#define CMP_CASES(x, y)                              \
+  case LT_OP_EQ: return (x) == (y);                  \
+  case LT_OP_NE: return (x) != (y);                  \
+  case LT_OP_LT: return (x) < (y);                   \
+  case LT_OP_LE: return (x) <= (y);                  \
+  case LT_OP_GT: return (x) > (y);                   \
+  case LT_OP_GE: return (x) >= (y);                  \
+  case LT_OP_AND: return ((x) != 0) && ((y) != 0);   \
+  case LT_OP_OR: return ((x) != 0) || ((y) != 0);    \
+  default: return ((x) != 0) != ((y) != 0);
 
-static double bin_f64(int op, double x, double y) {
-  switch (op) {
-    case LT_OP_ADD: return x + y;
-    case LT_OP_SUB: return x - y;
-    case LT_OP_MUL: return x * y;
-    case LT_OP_DIV: return x / y;
-    case LT_OP_POW: return pow(x, y);
-    case LT_OP_MAX: return (isnan(x) || isnan(y)) ? NAN : (x > y ? x : y);
-    case LT_OP_MIN: return (isnan(x) || isnan(y)) ? NAN : (x < y ? x : y);
-    CMP_CASES(x, y)
+/* The binary ops of a float type T, whose <math.h> functions end in S (f,
+   or nothing for double), defined once for float and once for double, so
+   that float32/float16/bfloat16 results come from float arithmetic as
+   PyTorch's (opmath) do.
+   floordiv_SUF: Python's floor division: the quotient is taken from fmod so
+   that it stays exact where x / y would round up to an integer; a zero
+   divisor gives IEEE's x / y; a zero quotient has the sign of x / y.
+   rem_SUF: Python's remainder (the divisor's sign); -0.0 stays -0.0.
+   maximum and minimum propagate nan and give x when x and y compare equal
+   (so maximum(-0.0, 0.0) is -0.0, as std::max). */
+#define DEF_BINARY(T, SUF, S)                                                      \
+  static inline T floordiv_##SUF(T x, T y) {                                       \
+    if (y == 0) return x / y;                                                      \
+    T m = fmod##S(x, y), q = (x - m) / y;                                          \
+    if (m != 0 && (y < 0) != (m < 0)) q -= 1;                                      \
+    if (q == 0) return copysign##S((T)0, x / y);                                   \
+    T f = floor##S(q);                                                             \
+    return q - f > (T)0.5 ? f + 1 : f;                                             \
+  }                                                                                \
+  static inline T rem_##SUF(T x, T y) {                                            \
+    T m = fmod##S(x, y);                                                           \
+    return (m != 0 && (y < 0) != (m < 0)) ? m + y : m;                             \
+  }                                                                                \
+  ELEMENT T bin_##SUF(int op, T x, T y) {                                          \
+    switch (op) {                                                                  \
+      case LT_OP_ADD: return x + y;                                                \
+      case LT_OP_SUB: return x - y;                                                \
+      case LT_OP_MUL: return x * y;                                                \
+      case LT_OP_DIV: return x / y;                                                \
+      case LT_OP_POW: return pow##S(x, y);                                         \
+      case LT_OP_MAX: return (isnan(x) || isnan(y)) ? (T)NAN : (x < y ? y : x);    \
+      case LT_OP_MIN: return (isnan(x) || isnan(y)) ? (T)NAN : (y < x ? y : x);    \
+      case LT_OP_ATAN2: return atan2##S(x, y);                                     \
+      case LT_OP_REM: return rem_##SUF(x, y);                                      \
+      case LT_OP_FLOORDIV: return floordiv_##SUF(x, y);                            \
+      CMP_CASES(x, y)                                                              \
+    }                                                                              \
+  }                                                                                \
+  /* o[i] = x[i] op y[i] for i < m: one loop per op */                             \
+  VECTORIZE static void binary_##SUF(int op, const T *x, const T *y, T *o, int m) {  \
+    switch (op) {                                                                  \
+      BIN_LOOP(SUF, LT_OP_ADD) BIN_LOOP(SUF, LT_OP_SUB) BIN_LOOP(SUF, LT_OP_MUL)   \
+      BIN_LOOP(SUF, LT_OP_DIV) BIN_LOOP(SUF, LT_OP_POW) BIN_LOOP(SUF, LT_OP_MAX)   \
+      BIN_LOOP(SUF, LT_OP_MIN) BIN_LOOP(SUF, LT_OP_ATAN2) BIN_LOOP(SUF, LT_OP_REM) \
+      BIN_LOOP(SUF, LT_OP_FLOORDIV) BIN_LOOP(SUF, LT_OP_EQ) BIN_LOOP(SUF, LT_OP_NE) \
+      BIN_LOOP(SUF, LT_OP_LT) BIN_LOOP(SUF, LT_OP_LE) BIN_LOOP(SUF, LT_OP_GT)      \
+      BIN_LOOP(SUF, LT_OP_GE) BIN_LOOP(SUF, LT_OP_AND) BIN_LOOP(SUF, LT_OP_OR)     \
+      default: for (int i = 0; i < m; i++) o[i] = bin_##SUF(LT_OP_XOR, x[i], y[i]); \
+    }                                                                              \
   }
-}
+#define BIN_LOOP(SUF, OP) \
+  case OP: for (int i = 0; i < m; i++) o[i] = bin_##SUF(OP, x[i], y[i]); break;
+DEF_BINARY(float, f32, f)
+DEF_BINARY(double, f64, )
 
 /* integer power with wrap-around, as PyTorch's int pow */
 static int64_t ipow(int64_t b, int64_t e) {
@@ -119,7 +179,9 @@ static int64_t ipow(int64_t b, int64_t e) {
   return (int64_t)r;
 }
 
-static int64_t bin_i64(int op, int64_t x, int64_t y) {
+/* integer ops, wrapping as PyTorch's (INT64_MIN / -1 is INT64_MIN); a zero
+   divisor of REM or FLOORDIV sets *zdiv */
+static int64_t bin_i64(int op, int64_t x, int64_t y, int *zdiv) {
   switch (op) {
     case LT_OP_ADD: return (int64_t)((uint64_t)x + (uint64_t)y);
     case LT_OP_SUB: return (int64_t)((uint64_t)x - (uint64_t)y);
@@ -128,12 +190,26 @@ static int64_t bin_i64(int op, int64_t x, int64_t y) {
     case LT_OP_POW: return ipow(x, y);
     case LT_OP_MAX: return x > y ? x : y;
     case LT_OP_MIN: return x < y ? x : y;
+    case LT_OP_ATAN2: return 0;            /* never: the binding computes it in float */
+    case LT_OP_REM: {
+      if (y == 0) { *zdiv = 1; return 0; }
+      if (y == -1) return 0;
+      int64_t r = x % y;
+      return (r != 0 && (r < 0) != (y < 0)) ? r + y : r;
+    }
+    case LT_OP_FLOORDIV: {
+      if (y == 0) { *zdiv = 1; return 0; }
+      if (y == -1) return (int64_t)(0 - (uint64_t)x);
+      int64_t q = x / y;
+      return (x % y != 0 && (x < 0) != (y < 0)) ? q - 1 : q;
+    }
     CMP_CASES(x, y)
   }
 }
 
 static void bin_c128(int op, const double *x, const double *y, double *o) {
   double complex a = CMPLX(x[0], x[1]), b = CMPLX(y[0], y[1]), r;
+  int nx = x[0] != 0 || x[1] != 0, ny = y[0] != 0 || y[1] != 0;
   switch (op) {
     case LT_OP_ADD: r = a + b; break;
     case LT_OP_SUB: r = a - b; break;
@@ -142,6 +218,9 @@ static void bin_c128(int op, const double *x, const double *y, double *o) {
     case LT_OP_POW: r = cpow(a, b); break;
     case LT_OP_EQ: r = a == b; break;
     case LT_OP_NE: r = a != b; break;
+    case LT_OP_AND: r = nx && ny; break;
+    case LT_OP_OR: r = nx || ny; break;
+    case LT_OP_XOR: r = nx != ny; break;
     default: r = bin_f64(op, x[0], y[0]); break;
   }
   o[0] = creal(r);
@@ -229,38 +308,43 @@ static int is_scalar_view(const lt_tensor *t) {
 DEF_ARITH(float, f32, LT_FLOAT32)
 DEF_ARITH(double, f64, LT_FLOAT64)
 
-void lt_binary(int op, int dom, const lt_tensor *a, const lt_tensor *b, lt_tensor *out) {
+int lt_binary(int op, int dom, const lt_tensor *a, const lt_tensor *b, lt_tensor *out) {
   int64_t n = lt_numel(out);
-  if (n == 0) return;
+  if (n == 0) return LT_OK;
   if (dom == LT_DOM_F64 && (fast_f32(op, a, b, out, n) || rows_f32(op, a, b, out, n) ||
                             fast_f64(op, a, b, out, n) || rows_f64(op, a, b, out, n)))
-    return;
+    return LT_OK;
   lt_iter ia, ib;
   lt_iter_init(&ia, a);
   lt_iter_init(&ib, b);
   size_t osz = lt_dtypes[out->dtype].size;
   char *o = lt_data(out);
-  int cmp = op >= LT_OP_EQ;
+  int cmp = LT_OP_BOOL_RESULT(op), zdiv = 0;
+  /* float results other than float64 are computed in float */
+  int in_float = dom == LT_DOM_F64 && !cmp && out->dtype != LT_FLOAT64;
   double fa[2 * CH], fb[2 * CH], fo[2 * CH];
+  float ga[CH], gb[CH], go[CH];
   int64_t xa[CH], xb[CH], xo[CH];
   uint8_t bo[CH];
   for (int64_t done = 0; done < n;) {
     int m = n - done < CH ? (int)(n - done) : CH;
-    /* the chunk's results in the domain's buffer, or in bo (comparisons) */
+    /* the chunk's results in the domain's buffer, or in bo (bool results) */
     if (dom == LT_DOM_F64) {
       load_f64(&ia, a->dtype, fa, m);
       load_f64(&ib, b->dtype, fb, m);
-      for (int i = 0; i < m; i++) {
-        double r = bin_f64(op, fa[i], fb[i]);
-        if (cmp) bo[i] = (uint8_t)r; else fo[i] = r;
+      if (in_float) {
+        for (int i = 0; i < m; i++) { ga[i] = (float)fa[i]; gb[i] = (float)fb[i]; }
+        binary_f32(op, ga, gb, go, m);
+        for (int i = 0; i < m; i++) fo[i] = go[i];
+      } else {
+        binary_f64(op, fa, fb, fo, m);
+        if (cmp) for (int i = 0; i < m; i++) bo[i] = fo[i] != 0;
       }
     } else if (dom == LT_DOM_I64) {
       load_i64(&ia, a->dtype, xa, m);
       load_i64(&ib, b->dtype, xb, m);
-      for (int i = 0; i < m; i++) {
-        int64_t r = bin_i64(op, xa[i], xb[i]);
-        if (cmp) bo[i] = (uint8_t)r; else xo[i] = r;
-      }
+      if (cmp) for (int i = 0; i < m; i++) bo[i] = (uint8_t)bin_i64(op, xa[i], xb[i], &zdiv);
+      else for (int i = 0; i < m; i++) xo[i] = bin_i64(op, xa[i], xb[i], &zdiv);
     } else {
       load_c128(&ia, a->dtype, fa, m);
       load_c128(&ib, b->dtype, fb, m);
@@ -277,20 +361,46 @@ void lt_binary(int op, int dom, const lt_tensor *a, const lt_tensor *b, lt_tenso
     }
     done += m;
   }
+  return zdiv ? LT_EZERODIV : LT_OK;
 }
 
 /* ---- unary kernels ----------------------------------------------------- */
 
 #define SQRT1_2 0.70710678118654752440
 #define SQRT2_PI 0.79788456080286535588
+#define TWO_SQRTPI 1.12837916709551257390   /* 2 / sqrt(pi), erf's slope at 0 */
+
+/* The inverse error function in double: Winitzki's closed form (relative
+   error about 2e-3) refined by two Halley steps on f(x) = erf(x) - |y|,
+   written as (1 - |y|) - erfc(x) past 0.5, where 1 - |y| is exact and erfc
+   keeps its precision. erfinv(+-1) = +-inf, nan outside [-1, 1], -0.0 stays. */
+static double erfinv(double y) {
+  double ay = fabs(y);
+  if (!(ay <= 1)) return NAN;
+  if (ay == 1) return copysign(INFINITY, y);
+  if (ay == 0) return y;
+  const double a = 0.147;
+  double l = log1p(-ay) + log1p(ay);          /* log(1 - y^2) */
+  double t = 2 / (M_PI * a) + l / 2;
+  double x = sqrt(sqrt(t * t - l / a) - t);
+  for (int i = 0; i < 2; i++) {
+    double f = ay > 0.5 ? (1 - ay) - erfc(x) : erf(x) - ay;
+    double d = TWO_SQRTPI * exp(-x * x);      /* f'(x); f'' = -2x f' */
+    x -= f / (d + x * f);
+  }
+  return copysign(x, y);
+}
 
 /* The unary ops of a float type T, whose <math.h> functions end in S (f,
    or nothing for double), defined once for float and once for double:
-   un_SUF(op, x) one element (GELU computed in double for both);
-   unary_SUF(op, x, o, n) a loop for each op over contiguous memory, which
-   the compiler vectorises where it can. */
+   un_SUF(op, x, pa, pb, pc) one element with the op's parameters already
+   in T (see unary_SUF; erfinv computed in double for both);
+   unary_SUF(op, p, x, o, n) a loop for each op over contiguous memory,
+   which the compiler vectorises where it can. The formulas and their
+   order of operations are PyTorch's, so float results agree bit for bit
+   where the libm functions do; nan propagates through every activation. */
 #define DEF_UNARY(T, SUF, S)                                                               \
-  static inline T un_##SUF(int op, T x) {                                                  \
+  ELEMENT T un_##SUF(int op, T x, T pa, T pb, T pc) {                                      \
     switch (op) {                                                                          \
       case LT_UN_NEG: return -x;                                                           \
       case LT_UN_ABS: return fabs##S(x);                                                   \
@@ -300,52 +410,194 @@ void lt_binary(int op, int dom, const lt_tensor *a, const lt_tensor *b, lt_tenso
       case LT_UN_SQRT: return sqrt##S(x);                                                  \
       case LT_UN_TANH: return tanh##S(x);                                                  \
       case LT_UN_SIGMOID: return (T)1 / ((T)1 + exp##S(-x));                               \
-      case LT_UN_GELU: return (T)(0.5 * x * (1.0 + erf(x * SQRT1_2)));                     \
-      default: return (T)(0.5 * x * (1.0 + tanh(SQRT2_PI * (x + 0.044715 * x * x * x))));  \
+      case LT_UN_GELU: return x * (T)0.5 * ((T)1 + erf##S(x * (T)SQRT1_2));                \
+      case LT_UN_GELU_TANH:                                                                \
+        return (T)0.5 * x * ((T)1 + tanh##S((T)SQRT2_PI * (x + (T)0.044715 * x * x * x))); \
+      case LT_UN_SIN: return sin##S(x);                                                    \
+      case LT_UN_COS: return cos##S(x);                                                    \
+      case LT_UN_TAN: return tan##S(x);                                                    \
+      case LT_UN_ASIN: return asin##S(x);                                                  \
+      case LT_UN_ACOS: return acos##S(x);                                                  \
+      case LT_UN_ATAN: return atan##S(x);                                                  \
+      case LT_UN_SINH: return sinh##S(x);                                                  \
+      case LT_UN_COSH: return cosh##S(x);                                                  \
+      case LT_UN_RSQRT: return (T)1 / sqrt##S(x);                                          \
+      case LT_UN_ERF: return erf##S(x);                                                    \
+      case LT_UN_ERFINV: return (T)erfinv(x);                                              \
+      case LT_UN_FLOOR: return floor##S(x);                                                \
+      case LT_UN_CEIL: return ceil##S(x);                                                  \
+      case LT_UN_ROUND: return nearbyint##S(x);       /* half to even */                   \
+      case LT_UN_ROUND_DEC: /* pa: 1 or -1 (the sign of decimals), pb = 10^|decimals| */   \
+        return pa > 0 ? nearbyint##S(x * pb) / pb : nearbyint##S(x / pb) * pb;             \
+      case LT_UN_TRUNC: return trunc##S(x);                                                \
+      case LT_UN_SIGN: return (T)((0 < x) - (x < 0));  /* sign(nan) = sign(-0) = 0 */      \
+      case LT_UN_NAN_TO_NUM:                                                               \
+        return isnan(x) ? pa : x == (T)INFINITY ? pb : x == -(T)INFINITY ? pc : x;         \
+      case LT_UN_SILU: return x / ((T)1 + exp##S(-x));                                     \
+      case LT_UN_MISH: return x * tanh##S(log1p##S(exp##S(x)));                            \
+      case LT_UN_HARDSWISH: case LT_UN_HARDSIGMOID: {                                      \
+        T c = x + (T)3;                               /* min(max(x + 3, 0), 6), nan kept */ \
+        c = c < 0 ? (T)0 : c;                                                              \
+        c = c > 6 ? (T)6 : c;                                                              \
+        return op == LT_UN_HARDSWISH ? x * c / (T)6 : c / (T)6;                            \
+      }                                                                                    \
+      case LT_UN_RELU6: return x < 0 ? (T)0 : x > 6 ? (T)6 : x;                            \
+      case LT_UN_LEAKY_RELU: return x > 0 ? x : x * pa;                                    \
+      case LT_UN_ELU: /* pa = alpha * scale, pb = scale, pc = input scale */               \
+        return x <= 0 ? (exp##S(x * pc) - (T)1) * pa : x * pb;                             \
+      case LT_UN_SOFTPLUS: /* pa = beta, pb = threshold */                                 \
+        return x * pa > pb ? x : log1p##S(exp##S(x * pa)) / pa;                            \
+      default: return x;                                                                   \
     }                                                                                      \
   }                                                                                        \
-  VECTORIZE static void unary_##SUF(int op, const T *x, T *o, int64_t n) {                \
+  VECTORIZE static void unary_##SUF(int op, const lt_unparam *p, const T *x, T *o,        \
+                                    int64_t n) {                                           \
+    T pa = (T)p->a, pb = (T)p->b, pc = (T)p->c;                                            \
+    if (op == LT_UN_ROUND_DEC) {                                                           \
+      pa = p->a < 0 ? (T)-1 : (T)1;                                                        \
+      pb = (T)pow(10.0, fabs(p->a));                                                       \
+    } else if (op == LT_UN_ELU) {                                                          \
+      pa = (T)p->a * (T)p->b;                                                              \
+    }                                                                                      \
     switch (op) {                                                                          \
       UN_LOOP(SUF, LT_UN_NEG) UN_LOOP(SUF, LT_UN_ABS) UN_LOOP(SUF, LT_UN_RELU)             \
       UN_LOOP(SUF, LT_UN_EXP) UN_LOOP(SUF, LT_UN_LOG) UN_LOOP(SUF, LT_UN_SQRT)             \
       UN_LOOP(SUF, LT_UN_TANH) UN_LOOP(SUF, LT_UN_SIGMOID) UN_LOOP(SUF, LT_UN_GELU)        \
-      default: for (int64_t i = 0; i < n; i++) o[i] = un_##SUF(LT_UN_GELU_TANH, x[i]);     \
+      UN_LOOP(SUF, LT_UN_GELU_TANH) UN_LOOP(SUF, LT_UN_SIN) UN_LOOP(SUF, LT_UN_COS)        \
+      UN_LOOP(SUF, LT_UN_TAN) UN_LOOP(SUF, LT_UN_ASIN) UN_LOOP(SUF, LT_UN_ACOS)            \
+      UN_LOOP(SUF, LT_UN_ATAN) UN_LOOP(SUF, LT_UN_SINH) UN_LOOP(SUF, LT_UN_COSH)           \
+      UN_LOOP(SUF, LT_UN_RSQRT) UN_LOOP(SUF, LT_UN_ERF) UN_LOOP(SUF, LT_UN_ERFINV)         \
+      UN_LOOP(SUF, LT_UN_FLOOR) UN_LOOP(SUF, LT_UN_CEIL) UN_LOOP(SUF, LT_UN_ROUND)         \
+      UN_LOOP(SUF, LT_UN_ROUND_DEC) UN_LOOP(SUF, LT_UN_TRUNC) UN_LOOP(SUF, LT_UN_SIGN)     \
+      UN_LOOP(SUF, LT_UN_NAN_TO_NUM) UN_LOOP(SUF, LT_UN_SILU) UN_LOOP(SUF, LT_UN_MISH)     \
+      UN_LOOP(SUF, LT_UN_HARDSWISH) UN_LOOP(SUF, LT_UN_HARDSIGMOID)                        \
+      UN_LOOP(SUF, LT_UN_RELU6) UN_LOOP(SUF, LT_UN_LEAKY_RELU) UN_LOOP(SUF, LT_UN_ELU)     \
+      UN_LOOP(SUF, LT_UN_SOFTPLUS)                                                         \
+      default: for (int64_t i = 0; i < n; i++) o[i] = x[i];                                \
     }                                                                                      \
   }
 /* a case of unary_SUF: the loop of one op, its element function inlined */
 #define UN_LOOP(SUF, OP) \
-  case OP: for (int64_t i = 0; i < n; i++) o[i] = un_##SUF(OP, x[i]); break;
+  case OP: for (int64_t i = 0; i < n; i++) o[i] = un_##SUF(OP, x[i], pa, pb, pc); break;
 DEF_UNARY(float, f32, f)
 DEF_UNARY(double, f64, )
 
+lt_unparam lt_unparam_default(int op) {
+  lt_unparam p = {0, 0, 0};
+  switch (op) {
+    case LT_UN_LEAKY_RELU: p.a = 0.01; break;
+    case LT_UN_ELU: p.a = 1; p.b = 1; p.c = 1; break;
+    case LT_UN_SOFTPLUS: p.a = 1; p.b = 20; break;
+    case LT_UN_NAN_TO_NUM: p.b = INFINITY; p.c = -INFINITY; break;  /* the binding gives the dtype's limits */
+    default: break;
+  }
+  return p;
+}
+
+/* the bool-valued ops (isinf, isnan, isfinite, logical_not) of a chunk of
+   m elements of a, into bo (0/1) */
+static void predicate_chunk(int op, lt_iter *it, lt_dtype dt, int m, uint8_t *bo, double *f, int64_t *x) {
+  int k = kind(dt);
+  if (k == LT_KIND_FLOAT) {
+    load_f64(it, dt, f, m);
+    for (int i = 0; i < m; i++)
+      bo[i] = op == LT_UN_ISINF ? isinf(f[i]) != 0 : op == LT_UN_ISNAN ? isnan(f[i]) != 0
+            : op == LT_UN_ISFINITE ? isfinite(f[i]) != 0 : f[i] == 0;
+  } else if (k == LT_KIND_COMPLEX) {
+    load_c128(it, dt, f, m);
+    for (int i = 0; i < m; i++) {
+      double re = f[2 * i], im = f[2 * i + 1];
+      bo[i] = op == LT_UN_ISINF ? (isinf(re) || isinf(im)) : op == LT_UN_ISNAN ? (isnan(re) || isnan(im))
+            : op == LT_UN_ISFINITE ? (isfinite(re) && isfinite(im)) : (re == 0 && im == 0);
+    }
+  } else {
+    load_i64(it, dt, x, m);
+    for (int i = 0; i < m; i++)
+      bo[i] = op == LT_UN_ISFINITE ? 1 : op == LT_UN_LOGICAL_NOT ? x[i] == 0 : 0;
+  }
+}
+
+/* one element of an integer op: sign, abs, neg, relu, relu6; the rounding
+   ops and nan_to_num leave integers as they are */
+static int64_t un_i64(int op, int64_t x) {
+  uint64_t neg = 0 - (uint64_t)x;
+  switch (op) {
+    case LT_UN_NEG: return (int64_t)neg;
+    case LT_UN_ABS: return x < 0 ? (int64_t)neg : x;
+    case LT_UN_RELU: return x > 0 ? x : 0;
+    case LT_UN_RELU6: return x < 0 ? 0 : x > 6 ? 6 : x;
+    case LT_UN_SIGN: return (x > 0) - (x < 0);
+    default: return x;
+  }
+}
+
+/* one element of a complex op (those PyTorch has for complex) */
+static double complex un_c128(int op, double complex z) {
+  switch (op) {
+    case LT_UN_NEG: return -z;
+    case LT_UN_EXP: return cexp(z);
+    case LT_UN_LOG: return clog(z);
+    case LT_UN_SQRT: return csqrt(z);
+    case LT_UN_TANH: return ctanh(z);
+    case LT_UN_SIGMOID: return 1.0 / (1.0 + cexp(-z));
+    case LT_UN_SIN: return csin(z);
+    case LT_UN_COS: return ccos(z);
+    case LT_UN_TAN: return ctan(z);
+    case LT_UN_ASIN: return casin(z);
+    case LT_UN_ACOS: return cacos(z);
+    case LT_UN_ATAN: return catan(z);
+    case LT_UN_SINH: return csinh(z);
+    case LT_UN_COSH: return ccosh(z);
+    case LT_UN_RSQRT: return z == 0 ? CMPLX(NAN, NAN) : 1.0 / csqrt(z);
+    case LT_UN_SILU: return z / (1.0 + cexp(-z));
+    default: return z;
+  }
+}
+
 void lt_unary(int op, int dom, const lt_tensor *a, lt_tensor *out) {
+  lt_unary_p(op, dom, NULL, a, out);
+}
+
+void lt_unary_p(int op, int dom, const lt_unparam *p, const lt_tensor *a, lt_tensor *out) {
   int64_t n = lt_numel(out);
   if (n == 0) return;
-  if (dom == LT_DOM_F64 && a->dtype == out->dtype && lt_is_contiguous(a)) {
-    if (a->dtype == LT_FLOAT32) { unary_f32(op, (const float *)lt_data(a), (float *)lt_data(out), n); return; }
-    if (a->dtype == LT_FLOAT64) { unary_f64(op, (const double *)lt_data(a), (double *)lt_data(out), n); return; }
+  lt_unparam def = lt_unparam_default(op);
+  if (!p) p = &def;
+  int pred = LT_UN_BOOL_RESULT(op);
+  if (!pred && dom == LT_DOM_F64 && a->dtype == out->dtype && lt_is_contiguous(a)) {
+    if (a->dtype == LT_FLOAT32) { unary_f32(op, p, (const float *)lt_data(a), (float *)lt_data(out), n); return; }
+    if (a->dtype == LT_FLOAT64) { unary_f64(op, p, (const double *)lt_data(a), (double *)lt_data(out), n); return; }
   }
   lt_iter ia;
   lt_iter_init(&ia, a);
   size_t osz = lt_dtypes[out->dtype].size;
   char *o = lt_data(out);
   double fa[2 * CH], fo[2 * CH];
+  float ga[CH], go[CH];
   int64_t xa[CH];
+  uint8_t bo[CH];
+  /* float results other than float64 are computed in float, as PyTorch's */
+  int in_float = dom == LT_DOM_F64 && out->dtype != LT_FLOAT64;
   for (int64_t done = 0; done < n;) {
     int m = n - done < CH ? (int)(n - done) : CH;
     lt_dtype rdt = LT_FLOAT64;              /* the results: fo as float64, or ... */
     const void *res = fo;
-    if (dom == LT_DOM_F64) {
+    if (pred) {
+      predicate_chunk(op, &ia, a->dtype, m, bo, fa, xa);
+      rdt = LT_BOOL;                        /* ... bo as bool */
+      res = bo;
+    } else if (dom == LT_DOM_F64 && in_float) {
       load_f64(&ia, a->dtype, fa, m);
-      unary_f64(op, fa, fo, m);
+      for (int i = 0; i < m; i++) ga[i] = (float)fa[i];
+      unary_f32(op, p, ga, go, m);
+      rdt = LT_FLOAT32;                     /* ... go as float32 */
+      res = go;
+    } else if (dom == LT_DOM_F64) {
+      load_f64(&ia, a->dtype, fa, m);
+      unary_f64(op, p, fa, fo, m);
     } else if (dom == LT_DOM_I64) {
       load_i64(&ia, a->dtype, xa, m);
-      for (int i = 0; i < m; i++) {
-        int64_t x = xa[i];
-        uint64_t neg = 0 - (uint64_t)x;
-        xa[i] = op == LT_UN_NEG ? (int64_t)neg : op == LT_UN_ABS ? (x < 0 ? (int64_t)neg : x)
-              : (x > 0 ? x : 0);
-      }
+      for (int i = 0; i < m; i++) xa[i] = un_i64(op, xa[i]);
       rdt = LT_INT64;                       /* ... xa as int64 */
       res = xa;
     } else if (op == LT_UN_ABS) {
@@ -354,9 +606,7 @@ void lt_unary(int op, int dom, const lt_tensor *a, lt_tensor *out) {
     } else {
       load_c128(&ia, a->dtype, fa, m);
       for (int i = 0; i < m; i++) {
-        double complex z = CMPLX(fa[2 * i], fa[2 * i + 1]);
-        z = op == LT_UN_NEG ? -z : op == LT_UN_EXP ? cexp(z) : op == LT_UN_LOG ? clog(z)
-          : op == LT_UN_SQRT ? csqrt(z) : op == LT_UN_TANH ? ctanh(z) : 1.0 / (1.0 + cexp(-z));
+        double complex z = un_c128(op, CMPLX(fa[2 * i], fa[2 * i + 1]));
         fo[2 * i] = creal(z);
         fo[2 * i + 1] = cimag(z);
       }
@@ -367,26 +617,99 @@ void lt_unary(int op, int dom, const lt_tensor *a, lt_tensor *out) {
   }
 }
 
-void lt_where(const lt_tensor *cond, const lt_tensor *a, const lt_tensor *b, lt_tensor *out) {
+/* how a view walks out's elements in a flat loop: 1 contiguous, 0 one
+   value for all, -1 neither */
+static int flat_step(const lt_tensor *t) {
+  if (is_scalar_view(t)) return 0;
+  return lt_is_contiguous(t) ? 1 : -1;
+}
+
+/* z[i] = c[i] ? x[i] : y[i] for an unsigned element type T, each view
+   contiguous or one value (its step 1 or 0): a bit mask selects, so the
+   loop has no branch (a random mask would mispredict half of them) */
+#define SEL(T, c, x, y) ((T)(((x) & (T)(0 - (T)((c) != 0))) | ((y) & (T)~(T)(0 - (T)((c) != 0)))))
+#define WHERE_FLAT(T)                                                                   \
+  {                                                                                     \
+    const T *x = (const T *)lt_data(a), *y = (const T *)lt_data(b);                     \
+    T *z = (T *)o, vx = *x, vy = *y;                                                    \
+    if (sc && sx && sy) for (int64_t i = 0; i < n; i++) z[i] = SEL(T, c[i], x[i], y[i]); \
+    else if (sc && sx) for (int64_t i = 0; i < n; i++) z[i] = SEL(T, c[i], x[i], vy);    \
+    else if (sc && sy) for (int64_t i = 0; i < n; i++) z[i] = SEL(T, c[i], vx, y[i]);    \
+    else for (int64_t i = 0; i < n; i++) z[i] = SEL(T, c[i * sc], x[i * sx], y[i * sy]); \
+    return;                                                                             \
+  }
+
+VECTORIZE void lt_where(const lt_tensor *cond, const lt_tensor *a, const lt_tensor *b, lt_tensor *out) {
   int64_t n = lt_numel(out);
   if (n == 0) return;
+  size_t osz = lt_dtypes[out->dtype].size;
+  char *o = lt_data(out);
+  int64_t sc = flat_step(cond), sx = flat_step(a), sy = flat_step(b);
+  if (lt_dtypes[cond->dtype].size == 1 && a->dtype == out->dtype && b->dtype == out->dtype &&
+      sc >= 0 && sx >= 0 && sy >= 0) {
+    const uint8_t *c = (const uint8_t *)lt_data(cond);
+    switch (osz) {
+      case 1: WHERE_FLAT(uint8_t)
+      case 2: WHERE_FLAT(uint16_t)
+      case 4: WHERE_FLAT(uint32_t)
+      case 8: WHERE_FLAT(uint64_t)
+      default: break;
+    }
+  }
   lt_iter ic, ia, ib;
   lt_iter_init(&ic, cond);
   lt_iter_init(&ia, a);
   lt_iter_init(&ib, b);
-  size_t osz = lt_dtypes[out->dtype].size;
-  char *o = lt_data(out);
+  int byte = lt_dtypes[cond->dtype].size == 1 && kind(cond->dtype) != LT_KIND_FLOAT;
   char e[16];
   for (int64_t i = 0; i < n; i++) {
-    double c[2];
-    lt_get_c128(cond->dtype, lt_iter_next(&ic), c);
-    const char *pa = lt_iter_next(&ia), *pb = lt_iter_next(&ib);
-    const lt_tensor *src = (c[0] != 0 || c[1] != 0) ? a : b;
-    const char *p = src == a ? pa : pb;
+    const char *pc = lt_iter_next(&ic), *pa = lt_iter_next(&ia), *pb = lt_iter_next(&ib);
+    int take;
+    if (byte) {
+      take = *(const uint8_t *)pc != 0;
+    } else {
+      double c[2];
+      lt_get_c128(cond->dtype, pc, c);
+      take = c[0] != 0 || c[1] != 0;
+    }
+    const lt_tensor *src = take ? a : b;
+    const char *p = take ? pa : pb;
     if (src->dtype == out->dtype) memcpy(e, p, osz);
     else lt_convert(out->dtype, e, src->dtype, p, 1);
     memcpy(o + (size_t)i * osz, e, osz);
   }
+}
+
+/* z[i] = m[i] ? v : z[i] for an element type T over a contiguous mask */
+#define FILL_FLAT(T)                                                               \
+  {                                                                                \
+    T v, *z = (T *)o;                                                              \
+    memcpy(&v, value, sizeof v);                                                   \
+    for (int64_t i = 0; i < n; i++) z[i] = m[i] ? v : z[i];                        \
+    return;                                                                        \
+  }
+
+VECTORIZE void lt_masked_fill(const lt_tensor *mask, const void *value, lt_tensor *out) {
+  int64_t n = lt_numel(out);
+  if (n == 0) return;
+  size_t osz = lt_dtypes[out->dtype].size;
+  char *o = lt_data(out);
+  if (lt_is_contiguous(mask) && lt_dtypes[mask->dtype].size == 1) {
+    const uint8_t *m = (const uint8_t *)lt_data(mask);
+    switch (osz) {
+      case 1: FILL_FLAT(uint8_t)
+      case 2: FILL_FLAT(uint16_t)
+      case 4: FILL_FLAT(uint32_t)
+      case 8: FILL_FLAT(uint64_t)
+      default:
+        for (int64_t i = 0; i < n; i++) if (m[i]) memcpy(o + (size_t)i * osz, value, osz);
+        return;
+    }
+  }
+  lt_iter im;
+  lt_iter_init(&im, mask);
+  for (int64_t i = 0; i < n; i++)
+    if (*(const uint8_t *)lt_iter_next(&im)) memcpy(o + (size_t)i * osz, value, osz);
 }
 
 void lt_clamp(int dom, const lt_tensor *a, int has_lo, double lo, int64_t ilo,
@@ -409,10 +732,9 @@ void lt_clamp(int dom, const lt_tensor *a, int has_lo, double lo, int64_t ilo,
       }
     } else {
       load_f64(&ia, a->dtype, f, m);
-      for (int i = 0; i < m; i++) {
-        if (isnan(f[i])) continue;
-        if (has_lo && !(f[i] >= lo)) f[i] = lo;
-        if (has_hi && !(f[i] <= hi)) f[i] = hi;
+      for (int i = 0; i < m; i++) {      /* minimum(maximum(x, lo), hi), nan propagating */
+        if (has_lo) f[i] = (isnan(f[i]) || isnan(lo)) ? NAN : f[i] < lo ? lo : f[i];
+        if (has_hi) f[i] = (isnan(f[i]) || isnan(hi)) ? NAN : hi < f[i] ? hi : f[i];
       }
     }
     lt_convert(out->dtype, o + (size_t)done * osz, dom == LT_DOM_I64 ? LT_INT64 : LT_FLOAT64,
@@ -422,8 +744,6 @@ void lt_clamp(int dom, const lt_tensor *a, int has_lo, double lo, int64_t ilo,
 }
 
 /* ---- equality ---------------------------------------------------------- */
-
-static int kind(lt_dtype d) { return lt_dtypes[d].kind; }
 
 int lt_all_equal(const lt_tensor *a, const lt_tensor *b) {
   int64_t n = lt_numel(a);
@@ -570,139 +890,6 @@ void lt_gemm(lt_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K,
           }
         }
       }
-    }
-  }
-}
-
-/* ---- reductions -------------------------------------------------------- */
-
-void lt_reduce_f64(int op, const double *x, int64_t outer, int64_t n, int64_t inner,
-                   double *out, int64_t *idx, int unbiased) {
-  for (int64_t o = 0; o < outer; o++) {
-    const double *xo = x + o * n * inner;
-    double *r = out + o * inner;
-    int64_t *ix = idx ? idx + o * inner : NULL;
-    if (op == LT_RED_SUM || op == LT_RED_MEAN || op == LT_RED_STD) {
-      for (int64_t i = 0; i < inner; i++) r[i] = 0;
-      for (int64_t k = 0; k < n; k++)
-        for (int64_t i = 0; i < inner; i++) r[i] += xo[k * inner + i];
-      if (op == LT_RED_SUM) continue;
-      for (int64_t i = 0; i < inner; i++) r[i] /= (double)n;
-      if (op == LT_RED_MEAN) continue;
-      for (int64_t i = 0; i < inner; i++) {
-        double m = r[i], ss = 0;
-        for (int64_t k = 0; k < n; k++) { double d = xo[k * inner + i] - m; ss += d * d; }
-        r[i] = sqrt(ss / (double)(n - (unbiased ? 1 : 0)));
-      }
-      continue;
-    }
-    int want_max = op == LT_RED_MAX || op == LT_RED_ARGMAX;
-    for (int64_t i = 0; i < inner; i++) {
-      double best = xo[i];
-      int64_t bi = 0;
-      for (int64_t k = 1; k < n && !isnan(best); k++) {
-        double v = xo[k * inner + i];
-        if (isnan(v) || (want_max ? v > best : v < best)) { best = v; bi = k; }
-      }
-      r[i] = best;
-      if (ix) ix[i] = bi;
-    }
-  }
-}
-
-/* a reduction over every element of a view, streamed (no copy): sum, mean,
-   max, min (with the 0-based flat index), std (Welford) */
-double lt_reduce_all_f64(int op, const lt_tensor *t, int64_t *index, int unbiased) {
-  lt_iter it;
-  lt_iter_init(&it, t);
-  int64_t n = it.left, k = 0, bi = 0;
-  double buf[CH], acc = 0, mean = 0, m2 = 0;
-  int want_max = op == LT_RED_MAX || op == LT_RED_ARGMAX, found_nan = 0;
-  double best = want_max ? -INFINITY : INFINITY;
-  while (it.left > 0 && !found_nan) {
-    int m = it.left < CH ? (int)it.left : CH;
-    load_f64(&it, t->dtype, buf, m);
-    switch (op) {
-      case LT_RED_SUM: case LT_RED_MEAN:
-        for (int i = 0; i < m; i++) acc += buf[i];
-        break;
-      case LT_RED_STD:
-        for (int i = 0; i < m; i++) {
-          double d = buf[i] - mean;
-          mean += d / (double)(k + i + 1);
-          m2 += d * (buf[i] - mean);
-        }
-        break;
-      default:
-        for (int i = 0; i < m; i++) {
-          double v = buf[i];
-          if (isnan(v)) { best = v; bi = k + i; found_nan = 1; break; }
-          if (k + i == 0 || (want_max ? v > best : v < best)) { best = v; bi = k + i; }
-        }
-    }
-    k += m;
-  }
-  if (index) *index = bi;
-  switch (op) {
-    case LT_RED_SUM: return acc;
-    case LT_RED_MEAN: return acc / (double)n;
-    case LT_RED_STD: return sqrt(m2 / (double)(n - (unbiased ? 1 : 0)));
-    default: return best;
-  }
-}
-
-void lt_reduce_i64(int op, const int64_t *x, int64_t outer, int64_t n, int64_t inner,
-                   int64_t *out, int64_t *idx) {
-  for (int64_t o = 0; o < outer; o++) {
-    const int64_t *xo = x + o * n * inner;
-    int64_t *r = out + o * inner;
-    int64_t *ix = idx ? idx + o * inner : NULL;
-    if (op == LT_RED_SUM) {
-      for (int64_t i = 0; i < inner; i++) r[i] = 0;
-      for (int64_t k = 0; k < n; k++)
-        for (int64_t i = 0; i < inner; i++) r[i] = (int64_t)((uint64_t)r[i] + (uint64_t)xo[k * inner + i]);
-      continue;
-    }
-    int want_max = op == LT_RED_MAX || op == LT_RED_ARGMAX;
-    for (int64_t i = 0; i < inner; i++) {
-      int64_t best = xo[i], bi = 0;
-      for (int64_t k = 1; k < n; k++) {
-        int64_t v = xo[k * inner + i];
-        if (want_max ? v > best : v < best) { best = v; bi = k; }
-      }
-      r[i] = best;
-      if (ix) ix[i] = bi;
-    }
-  }
-}
-
-void lt_reduce_c128(int op, const double *x, int64_t outer, int64_t n, int64_t inner, double *out) {
-  for (int64_t o = 0; o < outer; o++) {
-    for (int64_t i = 0; i < inner; i++) {
-      double re = 0, im = 0;
-      for (int64_t k = 0; k < n; k++) {
-        const double *p = x + 2 * ((o * n + k) * inner + i);
-        re += p[0];
-        im += p[1];
-      }
-      if (op == LT_RED_MEAN) { re /= (double)n; im /= (double)n; }
-      out[2 * (o * inner + i)] = re;
-      out[2 * (o * inner + i) + 1] = im;
-    }
-  }
-}
-
-void lt_softmax_f64(double *x, int64_t outer, int64_t n, int64_t inner, int log_) {
-  for (int64_t o = 0; o < outer; o++) {
-    for (int64_t i = 0; i < inner; i++) {
-      double *p = x + o * n * inner + i;
-      double mx = -INFINITY, s = 0;
-      for (int64_t k = 0; k < n; k++) if (p[k * inner] > mx || isnan(p[k * inner])) mx = p[k * inner];
-      if (isinf(mx) && mx < 0) mx = 0;
-      for (int64_t k = 0; k < n; k++) s += exp(p[k * inner] - mx);
-      double ls = log(s);
-      for (int64_t k = 0; k < n; k++)
-        p[k * inner] = log_ ? p[k * inner] - mx - ls : exp(p[k * inner] - mx) / s;
     }
   }
 }

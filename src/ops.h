@@ -12,17 +12,41 @@
 /* compute domains of elementwise kernels */
 enum { LT_DOM_F64, LT_DOM_I64, LT_DOM_C128 };
 
-/* binary ops (arithmetic, then comparisons producing 0/1) */
+/* binary ops: arithmetic (add, sub, mul, div first: the fast paths), then
+   the ops producing bool (0/1): comparisons and logical ops. REM is Python's
+   remainder (the divisor's sign), FLOORDIV floor division; both raise
+   (lt_binary's status) on an integer zero divisor */
 enum {
   LT_OP_ADD, LT_OP_SUB, LT_OP_MUL, LT_OP_DIV, LT_OP_POW, LT_OP_MAX, LT_OP_MIN,
-  LT_OP_EQ, LT_OP_NE, LT_OP_LT, LT_OP_LE, LT_OP_GT, LT_OP_GE
+  LT_OP_ATAN2, LT_OP_REM, LT_OP_FLOORDIV,
+  LT_OP_EQ, LT_OP_NE, LT_OP_LT, LT_OP_LE, LT_OP_GT, LT_OP_GE,
+  LT_OP_AND, LT_OP_OR, LT_OP_XOR
 };
+#define LT_OP_BOOL_RESULT(op) ((op) >= LT_OP_EQ)
 
-/* unary ops */
+/* unary ops. Parameters (lt_unparam) are: LEAKY_RELU a = slope; ELU a =
+   alpha, b = scale, c = input scale; SOFTPLUS a = beta, b = threshold;
+   ROUND_DEC a = decimals; NAN_TO_NUM a, b, c = the values for nan, +inf,
+   -inf. ISINF ... LOGICAL_NOT write bool (0/1) */
 enum {
   LT_UN_NEG, LT_UN_ABS, LT_UN_RELU, LT_UN_EXP, LT_UN_LOG, LT_UN_SQRT,
-  LT_UN_TANH, LT_UN_SIGMOID, LT_UN_GELU, LT_UN_GELU_TANH
+  LT_UN_TANH, LT_UN_SIGMOID, LT_UN_GELU, LT_UN_GELU_TANH,
+  LT_UN_SIN, LT_UN_COS, LT_UN_TAN, LT_UN_ASIN, LT_UN_ACOS, LT_UN_ATAN,
+  LT_UN_SINH, LT_UN_COSH, LT_UN_RSQRT, LT_UN_ERF, LT_UN_ERFINV,
+  LT_UN_FLOOR, LT_UN_CEIL, LT_UN_ROUND, LT_UN_ROUND_DEC, LT_UN_TRUNC, LT_UN_SIGN,
+  LT_UN_NAN_TO_NUM,
+  LT_UN_SILU, LT_UN_MISH, LT_UN_HARDSWISH, LT_UN_HARDSIGMOID, LT_UN_RELU6,
+  LT_UN_LEAKY_RELU, LT_UN_ELU, LT_UN_SOFTPLUS,
+  LT_UN_ISINF, LT_UN_ISNAN, LT_UN_ISFINITE, LT_UN_LOGICAL_NOT,
+  LT_UN_COUNT
 };
+#define LT_UN_BOOL_RESULT(op) ((op) >= LT_UN_ISINF && (op) <= LT_UN_LOGICAL_NOT)
+
+/* the parameters of a unary op (unused ones ignored) */
+typedef struct lt_unparam { double a, b, c; } lt_unparam;
+
+/* lt_binary's status */
+enum { LT_OK = 0, LT_EZERODIV = 1 };
 
 /* the broadcast shape of two shapes into out; returns its rank or -1 */
 int lt_broadcast_shape(int na, const int64_t *sa, int nb, const int64_t *sb, int64_t *out);
@@ -30,13 +54,26 @@ int lt_broadcast_shape(int na, const int64_t *sa, int nb, const int64_t *sb, int
 void lt_expand_view(const lt_tensor *t, int ndim, const int64_t *shape, lt_tensor *out);
 
 /* out = a op b elementwise in domain dom; a, b have out's shape (expanded
-   views); out is contiguous and may be the same memory as a */
-void lt_binary(int op, int dom, const lt_tensor *a, const lt_tensor *b, lt_tensor *out);
-/* out = op(a); same rules; param is unused so far */
+   views); out is contiguous and may be the same memory as a. A float
+   result other than float64 is computed in float (PyTorch's opmath for
+   float32, float16, bfloat16), float64 in double. Returns LT_OK, or
+   LT_EZERODIV when an integer REM or FLOORDIV met a zero divisor (out then
+   holds garbage) */
+int lt_binary(int op, int dom, const lt_tensor *a, const lt_tensor *b, lt_tensor *out);
+/* out = op(a); same rules (dom is a's domain; out may be bool for the
+   predicates); default parameters */
 void lt_unary(int op, int dom, const lt_tensor *a, lt_tensor *out);
+/* lt_unary with parameters p (NULL: the defaults of lt_unparam_default) */
+void lt_unary_p(int op, int dom, const lt_unparam *p, const lt_tensor *a, lt_tensor *out);
+/* PyTorch's default parameters of op */
+lt_unparam lt_unparam_default(int op);
+/* writes the element value (out's dtype) where mask (expanded to out's
+   shape; bool or uint8) is nonzero; out is contiguous */
+void lt_masked_fill(const lt_tensor *mask, const void *value, lt_tensor *out);
 /* out = cond ? a : b (all expanded to out's shape) */
 void lt_where(const lt_tensor *cond, const lt_tensor *a, const lt_tensor *b, lt_tensor *out);
-/* out = clamp(a, lo, hi); has_lo/has_hi say which bound applies */
+/* out = clamp(a, lo, hi) = minimum(maximum(a, lo), hi): has_lo/has_hi say
+   which bound applies; a nan (in a or a bound) gives nan, lo > hi gives hi */
 void lt_clamp(int dom, const lt_tensor *a, int has_lo, double lo, int64_t ilo,
               int has_hi, double hi, int64_t ihi, lt_tensor *out);
 /* 1 when a and b (expanded to one shape) hold equal values */
@@ -53,19 +90,7 @@ void lt_gemm(lt_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K,
    complex dtype needs it. 0, or -1 with err */
 int lt_blas_load(char *err);
 
-/* reductions over a contiguous (outer, n, inner) block */
-enum { LT_RED_SUM, LT_RED_MEAN, LT_RED_MAX, LT_RED_MIN, LT_RED_ARGMAX, LT_RED_ARGMIN, LT_RED_STD };
-/* f64 domain: values to out (outer*inner), indices (0-based) to idx when not NULL */
-void lt_reduce_f64(int op, const double *x, int64_t outer, int64_t n, int64_t inner,
-                   double *out, int64_t *idx, int unbiased);
-/* a float reduction of every element of any view, streamed; index gets the
-   0-based flat position for max/min/argmax/argmin */
-double lt_reduce_all_f64(int op, const lt_tensor *t, int64_t *index, int unbiased);
-void lt_reduce_i64(int op, const int64_t *x, int64_t outer, int64_t n, int64_t inner,
-                   int64_t *out, int64_t *idx);
-void lt_reduce_c128(int op, const double *x, int64_t outer, int64_t n, int64_t inner, double *out);
-/* softmax (or log_softmax) along the middle dim of (outer, n, inner), in place */
-void lt_softmax_f64(double *x, int64_t outer, int64_t n, int64_t inner, int log);
+/* reductions, scans, sorting and softmax: reduce.h */
 
 /* 2-D convolution, NCHW, float32 or float64 contiguous buffers. col has room
    for (C/groups*kh*kw) x (OH*OW) elements; bias may be NULL */

@@ -24,6 +24,9 @@ torch.null = setmetatable({}, {
 
 torch.version = "0.1.0"
 
+-- torch.einsum plans in Lua over the core's views and bmm (einsum.lua)
+torch.einsum = require("ltorch.einsum").einsum
+
 -- submodules load on first use: torch.nn, torch.models
 local lazy = {nn = "ltorch.nn", models = "ltorch.models"}
 lazy.safe_open = "ltorch.safe_open"   -- torch.safe_open(path): lazy safetensors access

@@ -61,7 +61,7 @@ function M.human_bytes(n)
   local i = 1
   n = n or 0
   while n >= 1024 and i < #units do n = n / 1024; i = i + 1 end
-  if i == 1 then return string.format("%d B", n) end
+  if i == 1 then return string.format("%.0f B", n) end   -- n may be a float (a rate)
   return string.format(n >= 100 and "%.0f %s" or n >= 10 and "%.1f %s" or "%.2f %s", n, units[i])
 end
 

@@ -2,15 +2,17 @@
 -- features.N (conv/relu/maxpool), avgpool = AdaptiveAvgPool2d(6, 6),
 -- classifier.N (dropout/linear/relu). Layers keep their default init.
 local torch = require("ltorch")
+local base = require("ltorch.nn.module")
 local nn = torch.nn
 
 local M = {}
 
 M.AlexNet = nn.module("AlexNet", {
-  initialize = function(self, opts)
-    opts = opts or {}
-    local num_classes = opts.num_classes or 1000
-    local dropout = opts.dropout or 0.5
+  -- AlexNet([num_classes = 1000, dropout = 0.5]), usually as a table of those
+  initialize = function(self, ...)
+    local a = base.args("AlexNet", {"num_classes", "dropout"}, ...)
+    local num_classes = a.num_classes or 1000
+    local dropout = a.dropout or 0.5
     self.features = nn.Sequential(
       nn.Conv2d(3, 64, 11, {stride = 4, padding = 2}), nn.ReLU(true), nn.MaxPool2d(3, 2),
       nn.Conv2d(64, 192, 5, {padding = 2}), nn.ReLU(true), nn.MaxPool2d(3, 2),

@@ -12,6 +12,7 @@ local nn = {
   classes = base.registry,    -- class name -> class (read only by convention)
   contents = base.contents,   -- what an instance holds (for whole-module files)
   restore = base.restore,     -- fill an instance made by cls.raw() (ditto)
+  functional = require("ltorch.nn.functional"),  -- torch.nn.functional: PyTorch's F
 }
 
 local BUILTINS = {
@@ -19,13 +20,19 @@ local BUILTINS = {
   "Sequential", "ModuleList", "ModuleDict",
   -- linear, convolution, embedding
   "Linear", "Conv2d", "Embedding",
+  "Conv1d", "ConvTranspose2d",
   -- normalisation
   "BatchNorm2d", "LayerNorm",
+  "BatchNorm1d", "GroupNorm",
   -- activations
   "ReLU", "GELU", "Sigmoid", "Tanh", "Softmax",
+  "LeakyReLU", "SiLU", "ELU", "Softplus", "Hardswish", "Hardsigmoid", "Mish", "ReLU6", "LogSoftmax",
   -- pooling, shape, regularisation
   "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Identity", "Dropout",
+  "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d", "Upsample",
   -- attention and recurrent layers
+  "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder", "TransformerDecoderLayer",
+  "TransformerDecoder", "Transformer", "LSTM", "GRU", "RNN",
 }
 nn.BUILTINS = BUILTINS
 

@@ -1,0 +1,230 @@
+-- rnn_base.lua: what LSTM, GRU and RNN share (PyTorch's RNNBase): the
+-- constructor's arguments, the parameters, the checks of forward's
+-- arguments, and the loop over layers, directions and time steps.
+--
+-- Parameters, for layer k (0-based, as PyTorch names them) and direction
+-- suffix "" or "_reverse": weight_ih_lk {G, in}, weight_hh_lk {G, Hr},
+-- bias_ih_lk {G}, bias_hh_lk {G}, weight_hr_lk {proj_size, H} (LSTM with
+-- proj_size), where G is 4H (LSTM: gates i, f, g, o), 3H (GRU: r, z, n) or
+-- H (RNN), Hr is proj_size or H, and in is input_size for layer 0, else
+-- Hr * directions. All drawn uniform(-1/sqrt(H), 1/sqrt(H)), as PyTorch.
+--
+-- The input projection of a whole sequence is one matmul (x W_ih^T + b_ih
+-- for all time steps); each time step is then one matmul with W_hh and the
+-- gate arithmetic, all C tensor ops.
+local torch = require("ltorch")
+local base = require("ltorch.nn.module")
+
+local M = {}
+
+local GATES = {LSTM = 4, GRU = 3, RNN_TANH = 1, RNN_RELU = 1}
+
+local function size_str(s)
+  if torch.is_tensor(s) then s = s:size() end
+  return "{" .. table.concat(s, ", ") .. "}"
+end
+
+-- M.init(self, class, mode, a): the fields and parameters of args a (from
+-- base.args with input_size, hidden_size, num_layers, bias, batch_first,
+-- dropout, bidirectional, [proj_size,] device, dtype)
+function M.init(self, class, mode, a)
+  local I, H = a.input_size, a.hidden_size
+  base.check(math.type(I) == "integer" and I >= 0, class, "input_size must be a non-negative integer")
+  base.check(math.type(H) == "integer" and H > 0, class, "hidden_size must be a positive integer")
+  local L = a.num_layers or 1
+  base.check(math.type(L) == "integer" and L > 0, class, "num_layers must be a positive integer")
+  local p = a.dropout or 0
+  if type(p) ~= "number" or p < 0 or p > 1 then
+    base.fail(class, "dropout should be a number in range [0, 1] representing the probability of an element " ..
+      "being zeroed, got %s", tostring(p))
+  end
+  local proj = a.proj_size or 0
+  base.check(math.type(proj) == "integer" and proj >= 0, class,
+    "proj_size should be a positive integer or zero to disable projections")
+  base.check(proj < H, class, "proj_size has to be smaller than hidden_size")
+  self.mode = mode
+  self.input_size, self.hidden_size, self.num_layers = I, H, L
+  self.bias = a.bias ~= false
+  self.batch_first = a.batch_first == true
+  self.dropout = p + 0.0
+  self.bidirectional = a.bidirectional == true
+  self.proj_size = proj
+  local D = self.bidirectional and 2 or 1
+  local G = GATES[mode] * H
+  local Hr = proj > 0 and proj or H
+  local bound = 1 / math.sqrt(H)
+  local function param(...) return torch.nn.Parameter(base.uniform({...}, bound)) end
+  for k = 0, L - 1 do
+    for d = 0, D - 1 do
+      local sfx = k .. (d == 1 and "_reverse" or "")
+      local lin = k == 0 and I or Hr * D
+      self["weight_ih_l" .. sfx] = param(G, lin)
+      self["weight_hh_l" .. sfx] = param(G, Hr)
+      if self.bias then
+        self["bias_ih_l" .. sfx] = param(G)
+        self["bias_hh_l" .. sfx] = param(G)
+      end
+      if proj > 0 then self["weight_hr_l" .. sfx] = param(proj, H) end
+    end
+  end
+  if a.dtype ~= nil then self:to(a.dtype) end
+  if a.device ~= nil then self:to(a.device) end
+end
+
+-- PyTorch's extra_repr of RNNBase
+function M.extra_repr(self)
+  local s = string.format("%d, %d", self.input_size, self.hidden_size)
+  if self.proj_size ~= 0 then s = s .. ", proj_size=" .. self.proj_size end
+  if self.num_layers ~= 1 then s = s .. ", num_layers=" .. self.num_layers end
+  if not self.bias then s = s .. ", bias=False" end
+  if self.batch_first then s = s .. ", batch_first=True" end
+  if self.dropout ~= 0 then s = s .. ", dropout=" .. base.pyrepr(self.dropout) end
+  if self.bidirectional then s = s .. ", bidirectional=True" end
+  return s
+end
+
+local function fail(class, argn, fmt, ...)
+  error(string.format("bad argument #%d to '%s' (" .. fmt .. ")", argn, class, ...), 0)
+end
+
+-- M.check_input(self, class, x) -> batched: x must be a 2-D (unbatched) or
+-- 3-D tensor whose last size is input_size
+function M.check_input(self, class, x)
+  if not torch.is_tensor(x) then fail(class, 1, "input tensor expected, got %s", type(x)) end
+  if x:dim() ~= 2 and x:dim() ~= 3 then
+    fail(class, 1, "2-D (unbatched) or 3-D input expected, got %d-D", x:dim())
+  end
+  if x:size(-1) ~= self.input_size then
+    fail(class, 1, "input:size(-1) must be equal to input_size: expected %d, got %d", self.input_size, x:size(-1))
+  end
+  return x:dim() == 3
+end
+
+-- M.check_state(class, argn, what, t, batched, want): t (h0 or c0) must be a
+-- tensor of size want ({L * D, N, size}), or {L * D, size} unbatched;
+-- returns it with the batch dim
+function M.check_state(class, argn, what, t, batched, want)
+  if not torch.is_tensor(t) then fail(class, argn, "%s tensor expected, got %s", what, type(t)) end
+  local nd = batched and 3 or 2
+  if t:dim() ~= nd then
+    fail(class, argn, "for %s input, %s should be %d-D, got %d-D", batched and "batched 3-D" or "unbatched 2-D",
+      what, nd, t:dim())
+  end
+  if not batched then t = t:unsqueeze(2) end
+  local s = t:size()
+  if s[1] ~= want[1] or s[2] ~= want[2] or s[3] ~= want[3] then
+    local w = batched and want or {want[1], want[3]}
+    fail(class, argn, "%s of size %s expected, got %s", what, size_str(w),
+      size_str(batched and s or {s[1], s[3]}))
+  end
+  return t
+end
+
+-- one step of a cell: the new state from the input projection xp {N, G}
+-- (x W_ih^T + b_ih) and the state; returns the new (h, c)
+local function lstm_step(xp, h, c, w_hh, b_hh, w_hr, H)
+  local g = xp + torch.linear(h, w_hh, b_hh)
+  local i = torch.sigmoid(g:narrow(2, 1, H))
+  local f = torch.sigmoid(g:narrow(2, H + 1, H))
+  local gg = torch.tanh(g:narrow(2, 2 * H + 1, H))
+  local o = torch.sigmoid(g:narrow(2, 3 * H + 1, H))
+  c = f * c + i * gg
+  h = o * torch.tanh(c)
+  if w_hr ~= nil then h = torch.linear(h, w_hr) end
+  return h, c
+end
+
+local function gru_step(xp, h, w_hh, b_hh, H)
+  local gh = torch.linear(h, w_hh, b_hh)
+  local r = torch.sigmoid(xp:narrow(2, 1, H) + gh:narrow(2, 1, H))
+  local z = torch.sigmoid(xp:narrow(2, H + 1, H) + gh:narrow(2, H + 1, H))
+  local n = torch.tanh(xp:narrow(2, 2 * H + 1, H) + r * gh:narrow(2, 2 * H + 1, H))
+  return n + z * (h - n)
+end
+
+local function rnn_step(xp, h, w_hh, b_hh, relu)
+  local a = xp + torch.linear(h, w_hh, b_hh)
+  return relu and torch.relu(a) or torch.tanh(a)
+end
+
+-- M.run(self, x, h0, c0) -> output {T, N, D * Hr}, h_n {L * D, N, Hr},
+-- c_n {L * D, N, H} (LSTM): x is {T, N, in} (sequence first, batched), h0
+-- and c0 checked states or nil (zeros)
+function M.run(self, x, h0, c0)
+  local mode = self.mode
+  local T, N = x:size(1), x:size(2)
+  local H, L = self.hidden_size, self.num_layers
+  local D = self.bidirectional and 2 or 1
+  local Hr = self.proj_size > 0 and self.proj_size or H
+  local dt = x:dtype()
+  if not (dt:match("^float") or dt:match("^bfloat")) then dt = self.weight_ih_l0:dtype() x = x:to(dt) end
+  local hs, cs = {}, {}
+  local layer_in = x
+  for k = 0, L - 1 do
+    local outs = {}
+    for d = 0, D - 1 do
+      local sfx = k .. (d == 1 and "_reverse" or "")
+      local idx = k * D + d + 1
+      local w_hh, b_hh = self["weight_hh_l" .. sfx], self["bias_hh_l" .. sfx]
+      local w_hr = self["weight_hr_l" .. sfx]
+      local h = h0 and h0:select(1, idx) or torch.zeros({N, Hr}, {dtype = dt})
+      local c
+      if mode == "LSTM" then c = c0 and c0:select(1, idx) or torch.zeros({N, H}, {dtype = dt}) end
+      -- the input projection of all time steps at once: {T, N, G}
+      local xp = torch.linear(layer_in, self["weight_ih_l" .. sfx], self["bias_ih_l" .. sfx])
+      local steps = {}
+      local first, last, step = 1, T, 1
+      if d == 1 then first, last, step = T, 1, -1 end
+      for t = first, last, step do
+        local xt = xp:select(1, t)
+        if mode == "LSTM" then
+          h, c = lstm_step(xt, h, c, w_hh, b_hh, w_hr, H)
+        elseif mode == "GRU" then
+          h = gru_step(xt, h, w_hh, b_hh, H)
+        else
+          h = rnn_step(xt, h, w_hh, b_hh, mode == "RNN_RELU")
+        end
+        steps[t] = h
+      end
+      outs[d + 1] = T > 0 and torch.stack(steps, 1) or torch.zeros({0, N, Hr}, {dtype = dt})
+      hs[idx], cs[idx] = h, c
+    end
+    layer_in = D == 2 and torch.cat(outs, 3) or outs[1]
+    if self.training and self.dropout > 0 and k < L - 1 then
+      layer_in = torch.dropout(layer_in, self.dropout, true)
+    end
+  end
+  local h_n = torch.stack(hs, 1)
+  local c_n = mode == "LSTM" and torch.stack(cs, 1) or nil
+  return layer_in, h_n, c_n
+end
+
+-- M.forward(self, class, x, h0, c0, argn) -> output, h_n, c_n: forward of
+-- any of the three, with PyTorch's batch_first and unbatched handling
+function M.forward(self, class, x, h0, c0)
+  local batched = M.check_input(self, class, x)
+  local D = self.bidirectional and 2 or 1
+  local Hr = self.proj_size > 0 and self.proj_size or self.hidden_size
+  if not batched then
+    x = x:unsqueeze(2)
+  elseif self.batch_first then
+    x = x:transpose(1, 2)
+  end
+  local N = x:size(2)
+  local what = "h0"
+  if h0 ~= nil then h0 = M.check_state(class, 2, what, h0, batched, {self.num_layers * D, N, Hr}) end
+  if c0 ~= nil then c0 = M.check_state(class, 2, "c0", c0, batched, {self.num_layers * D, N, self.hidden_size}) end
+  local out, h_n, c_n = M.run(self, x, h0, c0)
+  if not batched then
+    out, h_n = out:squeeze(2), h_n:squeeze(2)
+    if c_n then c_n = c_n:squeeze(2) end
+  elseif self.batch_first then
+    out = out:transpose(1, 2)
+  end
+  return out, h_n, c_n
+end
+
+-- flatten_parameters(): PyTorch's cuDNN weight packing; nothing to do here
+function M.flatten_parameters() end
+
+return M

@@ -1,0 +1,228 @@
+-- rnn_spec.lua: LSTM, GRU and RNN against PyTorch 1.13 on the same weights
+-- (at_helper.lua: one Python process writes every case; ltorch builds the
+-- same module, must have PyTorch's state dict keys, shapes and repr, loads
+-- the state dict strictly and gives the same output and final states, rtol
+-- 1e-4): multi-layer, bidirectional, batch_first, no bias, initial states,
+-- proj_size, unbatched input. Then init, training mode, errors, and a
+-- whole-module round trip of a user class through a fresh process.
+local torch = require("ltorch")
+local H = require("nn_helpers")
+local A = require("at_helper")
+local nn = torch.nn
+
+local CASES = {}
+local function case(name, py_make, py_inp, py_call, make, call)
+  CASES[#CASES + 1] = {name = name, py_make = py_make, py_inp = py_inp, py_call = py_call, make = make, call = call}
+end
+local function with_state(m, i) return m(i.x, {i.h0, i.c0}) end
+local function plain(m, i) return m(i.x) end
+local function with_h0(m, i) return m(i.x, i.h0) end
+
+case("lstm", "nn.LSTM(4, 6)", "dict(x=r(5, 3, 4))", "m(i['x'])", function() return nn.LSTM(4, 6) end, plain)
+case("lstm_2_layers_bidirectional_state", "nn.LSTM(4, 6, num_layers=2, bidirectional=True)",
+  "dict(x=r(5, 3, 4), h0=r(4, 3, 6), c0=r(4, 3, 6))", "m(i['x'], (i['h0'], i['c0']))",
+  function() return nn.LSTM(4, 6, {num_layers = 2, bidirectional = true}) end, with_state)
+case("lstm_batch_first_no_bias", "nn.LSTM(4, 6, 2, False, True)",
+  "dict(x=r(3, 5, 4), h0=r(2, 3, 6), c0=r(2, 3, 6))", "m(i['x'], (i['h0'], i['c0']))",
+  function() return nn.LSTM(4, 6, 2, false, true) end, with_state)
+case("lstm_proj_bidirectional", "nn.LSTM(4, 6, num_layers=2, bidirectional=True, proj_size=3)",
+  "dict(x=r(5, 2, 4), h0=r(4, 2, 3), c0=r(4, 2, 6))", "m(i['x'], (i['h0'], i['c0']))",
+  function() return nn.LSTM(4, 6, {num_layers = 2, bidirectional = true, proj_size = 3}) end, with_state)
+case("lstm_unbatched_state", "nn.LSTM(4, 6, bidirectional=True, batch_first=True)",
+  "dict(x=r(5, 4), h0=r(2, 6), c0=r(2, 6))", "m(i['x'], (i['h0'], i['c0']))",
+  function() return nn.LSTM(4, 6, {bidirectional = true, batch_first = true}) end, with_state)
+case("lstm_unbatched", "nn.LSTM(4, 6, num_layers=3)", "dict(x=r(5, 4))", "m(i['x'])",
+  function() return nn.LSTM(4, 6, {num_layers = 3}) end, plain)
+case("lstm_dropout_eval", "nn.LSTM(4, 6, num_layers=2, dropout=0.5)", "dict(x=r(5, 3, 4))", "m(i['x'])",
+  function() return nn.LSTM(4, 6, {num_layers = 2, dropout = 0.5}) end, plain)
+
+case("gru", "nn.GRU(4, 6)", "dict(x=r(5, 3, 4))", "m(i['x'])", function() return nn.GRU(4, 6) end, plain)
+case("gru_2_layers_bidirectional_h0", "nn.GRU(4, 6, 2, bidirectional=True)",
+  "dict(x=r(5, 3, 4), h0=r(4, 3, 6))", "m(i['x'], i['h0'])",
+  function() return nn.GRU(4, 6, 2, {bidirectional = true}) end, with_h0)
+case("gru_batch_first_no_bias", "nn.GRU(4, 6, bias=False, batch_first=True, num_layers=2)",
+  "dict(x=r(3, 5, 4), h0=r(2, 3, 6))", "m(i['x'], i['h0'])",
+  function() return nn.GRU(4, 6, {bias = false, batch_first = true, num_layers = 2}) end, with_h0)
+case("gru_unbatched_h0", "nn.GRU(4, 6, num_layers=2, bidirectional=True)",
+  "dict(x=r(5, 4), h0=r(4, 6))", "m(i['x'], i['h0'])",
+  function() return nn.GRU(4, 6, {num_layers = 2, bidirectional = true}) end, with_h0)
+
+case("rnn_tanh_bidirectional_h0", "nn.RNN(4, 6, 2, bidirectional=True)",
+  "dict(x=r(5, 3, 4), h0=r(4, 3, 6))", "m(i['x'], i['h0'])",
+  function() return nn.RNN(4, 6, 2, {bidirectional = true}) end, with_h0)
+case("rnn_relu_batch_first", "nn.RNN(4, 6, nonlinearity='relu', batch_first=True)",
+  "dict(x=r(3, 5, 4))", "m(i['x'])",
+  function() return nn.RNN(4, 6, {nonlinearity = "relu", batch_first = true}) end, plain)
+
+local dir, meta
+setup(function()
+  dir = H.tmpdir()
+  meta = A.fixtures(CASES, dir)
+end)
+teardown(function() H.rmdir(dir) end)
+
+describe("parity with PyTorch 1.13", function()
+  for _, c in ipairs(CASES) do
+    it(c.name, function() A.check_case(c, dir, meta) end)
+  end
+end)
+
+describe("LSTM and GRU", function()
+  it("initialise every parameter uniform(-1/sqrt(hidden), 1/sqrt(hidden))", function()
+    torch.manual_seed(1)
+    local m = nn.LSTM(5, 16, {num_layers = 2})
+    for k, p in pairs(m:named_parameters()) do
+      local mx = p:abs():max():item()
+      assert.is_true(mx <= 0.25 and mx > 0.2, k)
+    end
+  end)
+
+  it("return states of PyTorch's shapes, zeros when no state is given", function()
+    torch.manual_seed(2)
+    local m = nn.LSTM(4, 6, {num_layers = 2, bidirectional = true, batch_first = true})
+    local out, state = m(torch.randn(3, 5, 4))
+    assert.are.same({3, 5, 12}, out:size())
+    assert.are.same({4, 3, 6}, state[1]:size())
+    assert.are.same({4, 3, 6}, state[2]:size())
+    local out2, state2 = m(torch.randn(5, 3, 4):transpose(1, 2), {torch.zeros(4, 3, 6), torch.zeros(4, 3, 6)})
+    assert.are.same(out:size(), out2:size())
+    assert.are.same(state[1]:size(), state2[1]:size())
+    -- the last forward step of the forward direction is h_n of the last layer
+    local g = nn.GRU(4, 6, {num_layers = 2})
+    local x = torch.randn(5, 3, 4)
+    local o, h = g(x)
+    assert.is_true(torch.equal(o:select(1, 5), h:select(1, 2)))
+    assert.is_true(torch.equal(o, (g(x, torch.zeros(2, 3, 6)))))
+  end)
+
+  it("apply dropout between layers in training mode only", function()
+    torch.manual_seed(3)
+    local m = nn.LSTM(4, 6, {num_layers = 2, dropout = 0.5})
+    local x = torch.randn(5, 3, 4)
+    m:eval()
+    local e = m(x)
+    m:train()
+    local t = m(x)
+    assert.are.same(e:size(), t:size())
+    assert.is_false(torch.allclose(e, t))
+  end)
+
+  it("have PyTorch's reprs", function()
+    assert.are.equal("LSTM(4, 6, proj_size=3, num_layers=2, bias=False, batch_first=True, dropout=0.5, " ..
+      "bidirectional=True)", tostring(nn.LSTM(4, 6, {proj_size = 3, num_layers = 2, bias = false,
+        batch_first = true, dropout = 0.5, bidirectional = true})))
+    assert.are.equal("GRU(4, 6)", tostring(nn.GRU(4, 6)))
+  end)
+end)
+
+describe("errors", function()
+  local BAD_CTOR = {
+    {"nn.GRU(4, 6, {proj_size = 2})", "bad option 'proj_size' to 'GRU' (valid options: input_size, hidden_size, " ..
+      "num_layers, bias, batch_first, dropout, bidirectional, device, dtype)"},
+    {"nn.LSTM(4, 6, {proj_size = 6})", "LSTM: proj_size has to be smaller than hidden_size"},
+    {"nn.LSTM(4, 6, {dropout = 2})", "LSTM: dropout should be a number in range [0, 1] representing the " ..
+      "probability of an element being zeroed, got 2"},
+    {"nn.GRU(4)", "GRU: hidden_size must be a positive integer"},
+    {"nn.RNN(4, 6, {nonlinearity = 'sigmoid'})", "RNN: unknown nonlinearity 'sigmoid' (expected 'tanh' or 'relu')"},
+  }
+  for _, c in ipairs(BAD_CTOR) do
+    it("refuses " .. c[1], function()
+      assert.are.equal("user.lua:2: " .. c[2], A.err_of(c[1]))
+    end)
+  end
+
+  local function err(f)
+    local ok, e = pcall(f)
+    assert.is_false(ok)
+    return e
+  end
+
+  it("names the bad argument of forward", function()
+    local lstm = nn.LSTM(4, 6, {num_layers = 2})
+    local gru = nn.GRU(4, 6)
+    local x = torch.randn(5, 3, 4)
+    assert.are.equal("bad argument #1 to 'LSTM' (input:size(-1) must be equal to input_size: expected 4, got 5)",
+      err(function() lstm(torch.randn(5, 3, 5)) end))
+    assert.are.equal("bad argument #1 to 'LSTM' (2-D (unbatched) or 3-D input expected, got 4-D)",
+      err(function() lstm(torch.randn(1, 5, 3, 4)) end))
+    assert.are.equal("bad argument #1 to 'GRU' (input tensor expected, got nil)", err(function() gru() end))
+    assert.are.equal("bad argument #2 to 'LSTM' (h0 of size {2, 3, 6} expected, got {2, 2, 6})",
+      err(function() lstm(x, {torch.zeros(2, 2, 6), torch.zeros(2, 3, 6)}) end))
+    assert.are.equal("bad argument #2 to 'LSTM' (c0 of size {2, 3, 6} expected, got {1, 3, 6})",
+      err(function() lstm(x, {torch.zeros(2, 3, 6), torch.zeros(1, 3, 6)}) end))
+    assert.are.equal("bad argument #2 to 'LSTM' (state {h0, c0} expected, got tensor)",
+      err(function() lstm(x, torch.zeros(2, 3, 6)) end))
+    assert.are.equal("bad argument #2 to 'LSTM' (state {h0, c0} expected, got a table without c0)",
+      err(function() lstm(x, {torch.zeros(2, 3, 6)}) end))
+    assert.are.equal("bad argument #2 to 'GRU' (for batched 3-D input, h0 should be 3-D, got 2-D)",
+      err(function() gru(x, torch.zeros(1, 6)) end))
+    assert.are.equal("bad argument #2 to 'GRU' (for unbatched 2-D input, h0 should be 2-D, got 3-D)",
+      err(function() gru(torch.randn(5, 4), torch.zeros(1, 1, 6)) end))
+    assert.are.equal("bad argument #2 to 'GRU' (h0 of size {1, 6} expected, got {2, 6})",
+      err(function() gru(torch.randn(5, 4), torch.zeros(2, 6)) end))
+    assert.are.equal("bad argument #2 to 'GRU' (h0 tensor expected, got table)",
+      err(function() gru(x, {torch.zeros(1, 3, 6)}) end))
+  end)
+end)
+
+-- a user model: embedding, a 2-layer bidirectional LSTM, a head on the last step
+local TinyLSTM = nn.module("at_tiny_lstm", {
+  initialize = function(self, vocab, d, hidden)
+    self.emb = nn.Embedding(vocab, d)
+    self.rnn = nn.LSTM(d, hidden, {num_layers = 2, bidirectional = true, batch_first = true})
+    self.head = nn.Linear(2 * hidden, 3)
+  end,
+  forward = function(self, ids)
+    local out, state = self.rnn(self.emb(ids))
+    return self.head(out:select(2, out:size(2))), state[1]
+  end,
+})
+
+describe("whole-module round trip", function()
+  it("saves an LSTM model and loads it in a fresh process with the same output", function()
+    torch.manual_seed(9)
+    local m = TinyLSTM(10, 4, 5):eval()
+    local ids = torch.tensor({{1, 4, 7, 2}, {5, 5, 8, 9}})
+    local y, h = m(ids)
+    local d = H.tmpdir()
+    torch.save(m, d .. "/model.pt")
+    torch.save(ids, d .. "/ids.pt")
+    -- the class defined again in the fresh process (no trust_code needed)
+    local ok, out = H.lua(string.format([[
+local torch = require("ltorch")
+local nn = torch.nn
+nn.module("at_tiny_lstm", {
+  initialize = function(self) end,
+  forward = function(self, ids)
+    local out, state = self.rnn(self.emb(ids))
+    return self.head(out:select(2, out:size(2))), state[1]
+  end,
+})
+local m = torch.load(%q)
+local y, h = m(torch.load(%q))
+torch.save({y = y, h = h}, %q)
+print(tostring(m.rnn))
+]], d .. "/model.pt", d .. "/ids.pt", d .. "/y.pt"), d)
+    assert.is_true(ok, out)
+    assert.are.equal("LSTM(4, 5, num_layers=2, batch_first=True, bidirectional=True)\n", out)
+    local got = torch.load(d .. "/y.pt")
+    assert.is_true(torch.equal(y, got.y))
+    assert.is_true(torch.equal(h, got.h))
+    -- and PyTorch runs the same weights to the same output
+    local py = H.python(string.format([[
+import torch
+sd = torch.load(%q, weights_only=True)
+emb = torch.nn.Embedding(10, 4); rnn = torch.nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True)
+head = torch.nn.Linear(10, 3)
+emb.weight.data.copy_(sd['emb.weight'])
+rnn.load_state_dict({k[4:]: v for k, v in sd.items() if k.startswith('rnn.')})
+head.load_state_dict({k[5:]: v for k, v in sd.items() if k.startswith('head.')})
+ids = torch.load(%q)
+with torch.no_grad():
+    out, (h, c) = rnn(emb(ids - 1))
+    torch.save({'y': head(out[:, -1])}, %q)
+]], d .. "/model.pt", d .. "/ids.pt", d .. "/py.pt"), d)
+    H.assert_parity(y, torch.load(d .. "/py.pt").y, 1e-4, "PyTorch on the saved weights")
+    H.rmdir(d)
+  end)
+end)

@@ -1,0 +1,525 @@
+/*
+** reduce.c: reductions, scans, sorting and softmax without Lua (reduce.h).
+**
+** A reduction splits the input's dims into kept and reduced ones: the kept
+** dims, in order, index the output; for each output element the reduced
+** dims are a strided sub-view (a block), read through lt_iter in chunks
+** into a buffer of the compute domain, so any layout and dtype is reduced
+** where it lies, and a reduction of every element holds no copy of it.
+** Two-pass statistics (variance, logsumexp) simply read the block twice.
+** Scans and sorts walk lines along one dim the same way.
+*/
+#include <math.h>
+#include <string.h>
+#include "reduce.h"
+
+#define CH 256            /* elements per chunk */
+
+enum { D_F, D_I, D_C };   /* compute domains: double, int64, complex double */
+
+/* ---- chunked reads of a block ----------------------------------------- */
+
+typedef struct reader {
+  lt_iter it;
+  lt_dtype dt;
+  int64_t base;           /* block position of the chunk's first element */
+  int64_t next;           /* of the one after it */
+} reader;
+
+static void rd_start(reader *rd, const lt_tensor *block) {
+  lt_iter_init(&rd->it, block);
+  rd->dt = block->dtype;
+  rd->base = rd->next = 0;
+}
+
+static int rd_count(reader *rd) {
+  int m = rd->it.left < CH ? (int)rd->it.left : CH;
+  rd->base = rd->next;
+  rd->next += m;
+  return m;
+}
+
+/* the next chunk as doubles (complex: the real part); 0 at the end */
+static int next_f(reader *rd, double *buf) {
+  int m = rd_count(rd);
+  switch (rd->dt) {
+    case LT_FLOAT32:
+      for (int i = 0; i < m; i++) { float f; memcpy(&f, lt_iter_next(&rd->it), 4); buf[i] = f; }
+      break;
+    case LT_FLOAT64:
+      for (int i = 0; i < m; i++) memcpy(&buf[i], lt_iter_next(&rd->it), 8);
+      break;
+    default:
+      for (int i = 0; i < m; i++) buf[i] = lt_get_f64(rd->dt, lt_iter_next(&rd->it));
+  }
+  return m;
+}
+
+static int next_i(reader *rd, int64_t *buf) {
+  int m = rd_count(rd);
+  if (rd->dt == LT_INT64)
+    for (int i = 0; i < m; i++) memcpy(&buf[i], lt_iter_next(&rd->it), 8);
+  else
+    for (int i = 0; i < m; i++) buf[i] = lt_get_i64(rd->dt, lt_iter_next(&rd->it));
+  return m;
+}
+
+/* pairs re, im */
+static int next_c(reader *rd, double *buf) {
+  int m = rd_count(rd);
+  for (int i = 0; i < m; i++) lt_get_c128(rd->dt, lt_iter_next(&rd->it), buf + 2 * i);
+  return m;
+}
+
+/* the next chunk of |x| (complex: the modulus) */
+static int next_abs(reader *rd, int cplx, double *buf) {
+  if (!cplx) {
+    int m = next_f(rd, buf);
+    for (int i = 0; i < m; i++) buf[i] = fabs(buf[i]);
+    return m;
+  }
+  double c[2 * CH];
+  int m = next_c(rd, c);
+  for (int i = 0; i < m; i++) buf[i] = hypot(c[2 * i], c[2 * i + 1]);
+  return m;
+}
+
+/* ---- compensated sums -------------------------------------------------- */
+
+/* Neumaier's summation: s plus the lost low-order parts in c */
+typedef struct ksum { double s, c; } ksum;
+
+static inline void kadd(ksum *k, double x) {
+  double t = k->s + x;
+  if (fabs(k->s) >= fabs(x)) k->c += (k->s - t) + x;
+  else k->c += (x - t) + k->s;
+  k->s = t;
+}
+
+/* once the sum is inf or nan the compensation means nothing */
+static inline double kval(const ksum *k) { return isfinite(k->s) ? k->s + k->c : k->s; }
+
+/* ---- one block in each domain ------------------------------------------ */
+
+/* the float reductions of one block of n elements: res[0] (res[1] for a
+   complex result) and *at (max/min) */
+static void block_f(const lt_reduce_op *r, const lt_tensor *b, int64_t n, double *res, int64_t *at) {
+  reader rd;
+  double buf[CH];
+  int m;
+  rd_start(&rd, b);
+  switch (r->op) {
+    case LT_RD_SUM: case LT_RD_MEAN: {
+      ksum k = {0, 0};
+      while ((m = next_f(&rd, buf)) > 0) for (int i = 0; i < m; i++) kadd(&k, buf[i]);
+      *res = kval(&k);          /* MEAN: lt_reduce divides (PyTorch's rounding) */
+      return;
+    }
+    case LT_RD_PROD: {
+      double p = 1;
+      while ((m = next_f(&rd, buf)) > 0) for (int i = 0; i < m; i++) p *= buf[i];
+      *res = p;
+      return;
+    }
+    case LT_RD_VAR: case LT_RD_STD: {
+      ksum k = {0, 0}, q = {0, 0};
+      while ((m = next_f(&rd, buf)) > 0) for (int i = 0; i < m; i++) kadd(&k, buf[i]);
+      double mean = kval(&k) / (double)n;
+      rd_start(&rd, b);
+      while ((m = next_f(&rd, buf)) > 0)
+        for (int i = 0; i < m; i++) { double d = buf[i] - mean; kadd(&q, d * d); }
+      double div = (double)n - r->correction;
+      double v = kval(&q) / (div > 0 ? div : 0);
+      *res = r->op == LT_RD_STD ? sqrt(v) : v;
+      return;
+    }
+    case LT_RD_ANY: case LT_RD_ALL: {
+      int any = r->op == LT_RD_ANY, v = !any;
+      while (v != any && (m = next_f(&rd, buf)) > 0)
+        for (int i = 0; i < m; i++) if ((buf[i] != 0) == any) { v = any; break; }
+      *res = v;
+      return;
+    }
+    case LT_RD_LOGSUMEXP: {
+      double mx = -INFINITY;
+      ksum k = {0, 0};
+      while ((m = next_f(&rd, buf)) > 0)
+        for (int i = 0; i < m; i++) if (buf[i] > mx || isnan(buf[i])) mx = buf[i];
+      if (isinf(mx)) mx = 0;   /* PyTorch's shift: none for an infinite max */
+      rd_start(&rd, b);
+      while ((m = next_f(&rd, buf)) > 0) for (int i = 0; i < m; i++) kadd(&k, exp(buf[i] - mx));
+      *res = log(kval(&k)) + mx;
+      return;
+    }
+    default: {   /* amax amin max min: the first nan, else the first of ties */
+      int want_max = r->op == LT_RD_AMAX || r->op == LT_RD_MAX, found = 0;
+      double best = 0;
+      int64_t bi = 0;
+      while (!found && (m = next_f(&rd, buf)) > 0)
+        for (int i = 0; i < m; i++) {
+          double v = buf[i];
+          if (isnan(v)) { best = v; bi = rd.base + i; found = 1; break; }
+          if ((rd.base == 0 && i == 0) || (want_max ? v > best : v < best)) { best = v; bi = rd.base + i; }
+        }
+      *res = best;
+      if (at) *at = bi;
+    }
+  }
+}
+
+/* the vector p-norm of a real or complex block; 0 for an empty one */
+static double block_norm(const lt_tensor *b, int64_t n, double p, int cplx) {
+  reader rd;
+  double buf[CH];
+  int m;
+  if (n == 0) return 0;
+  rd_start(&rd, b);
+  if (isinf(p)) {
+    double best = p > 0 ? 0 : INFINITY;
+    while ((m = next_abs(&rd, cplx, buf)) > 0)
+      for (int i = 0; i < m; i++) {
+        if (isnan(buf[i])) return buf[i];
+        if (p > 0 ? buf[i] > best : buf[i] < best) best = buf[i];
+      }
+    return best;
+  }
+  ksum k = {0, 0};
+  while ((m = next_abs(&rd, cplx, buf)) > 0)
+    for (int i = 0; i < m; i++) {
+      double a = buf[i];
+      if (p == 0) kadd(&k, a != 0);
+      else if (p == 1) kadd(&k, a);
+      else if (p == 2) kadd(&k, a * a);
+      else kadd(&k, pow(a, p));
+    }
+  double s = kval(&k);
+  if (p == 0 || p == 1) return s;
+  if (p == 2) return sqrt(s);
+  return pow(s, 1.0 / p);
+}
+
+/* the integer reductions of one block (sum prod any all amax amin max min) */
+static int64_t block_i(const lt_reduce_op *r, const lt_tensor *b, int64_t *at) {
+  reader rd;
+  int64_t buf[CH];
+  int m;
+  rd_start(&rd, b);
+  switch (r->op) {
+    case LT_RD_SUM: {
+      uint64_t s = 0;
+      while ((m = next_i(&rd, buf)) > 0) for (int i = 0; i < m; i++) s += (uint64_t)buf[i];
+      return (int64_t)s;
+    }
+    case LT_RD_PROD: {
+      uint64_t p = 1;
+      while ((m = next_i(&rd, buf)) > 0) for (int i = 0; i < m; i++) p *= (uint64_t)buf[i];
+      return (int64_t)p;
+    }
+    case LT_RD_ANY: case LT_RD_ALL: {
+      int any = r->op == LT_RD_ANY, v = !any;
+      while (v != any && (m = next_i(&rd, buf)) > 0)
+        for (int i = 0; i < m; i++) if ((buf[i] != 0) == any) { v = any; break; }
+      return v;
+    }
+    default: {
+      int want_max = r->op == LT_RD_AMAX || r->op == LT_RD_MAX;
+      int64_t best = 0, bi = 0;
+      while ((m = next_i(&rd, buf)) > 0)
+        for (int i = 0; i < m; i++) {
+          int64_t v = buf[i];
+          if ((rd.base == 0 && i == 0) || (want_max ? v > best : v < best)) { best = v; bi = rd.base + i; }
+        }
+      if (at) *at = bi;
+      return best;
+    }
+  }
+}
+
+/* the complex reductions of one block: sum mean prod (complex results),
+   var std (real), any all */
+static void block_c(const lt_reduce_op *r, const lt_tensor *b, int64_t n, double *res) {
+  reader rd;
+  double buf[2 * CH];
+  int m;
+  rd_start(&rd, b);
+  res[1] = 0;
+  switch (r->op) {
+    case LT_RD_PROD: {
+      double re = 1, im = 0;
+      while ((m = next_c(&rd, buf)) > 0)
+        for (int i = 0; i < m; i++) {
+          double a = buf[2 * i], c = buf[2 * i + 1], t = re * a - im * c;
+          im = re * c + im * a;
+          re = t;
+        }
+      res[0] = re;
+      res[1] = im;
+      return;
+    }
+    case LT_RD_ANY: case LT_RD_ALL: {
+      int any = r->op == LT_RD_ANY, v = !any;
+      while (v != any && (m = next_c(&rd, buf)) > 0)
+        for (int i = 0; i < m; i++)
+          if ((buf[2 * i] != 0 || buf[2 * i + 1] != 0) == any) { v = any; break; }
+      res[0] = v;
+      return;
+    }
+    default: {   /* sum mean var std */
+      ksum kr = {0, 0}, ki = {0, 0};
+      while ((m = next_c(&rd, buf)) > 0)
+        for (int i = 0; i < m; i++) { kadd(&kr, buf[2 * i]); kadd(&ki, buf[2 * i + 1]); }
+      double sr = kval(&kr), si = kval(&ki);
+      if (r->op == LT_RD_SUM || r->op == LT_RD_MEAN) { res[0] = sr; res[1] = si; return; }
+      double mr = sr / (double)n, mi = si / (double)n;
+      ksum q = {0, 0};
+      rd_start(&rd, b);
+      while ((m = next_c(&rd, buf)) > 0)
+        for (int i = 0; i < m; i++) {
+          double dr = buf[2 * i] - mr, di = buf[2 * i + 1] - mi;
+          kadd(&q, dr * dr + di * di);
+        }
+      double div = (double)n - r->correction;
+      double v = kval(&q) / (div > 0 ? div : 0);
+      res[0] = r->op == LT_RD_STD ? sqrt(v) : v;
+    }
+  }
+}
+
+/* ---- the reduction driver ---------------------------------------------- */
+
+void lt_reduce(const lt_reduce_op *r, const lt_tensor *t, uint32_t mask, lt_tensor *out,
+               lt_tensor *idx) {
+  /* the block view (reduced dims) and the kept dims' shape and strides */
+  lt_tensor b = *t;
+  int64_t ks[LT_MAX_DIMS], kst[LT_MAX_DIMS], ki[LT_MAX_DIMS];
+  int nk = 0;
+  b.ndim = 0;
+  for (int d = 0; d < t->ndim; d++) {
+    if (mask & (1u << d)) {
+      b.shape[b.ndim] = t->shape[d];
+      b.stride[b.ndim++] = t->stride[d];
+    } else {
+      ks[nk] = t->shape[d];
+      kst[nk] = t->stride[d];
+      ki[nk++] = 0;
+    }
+  }
+  int64_t n = lt_numel(&b), rows = lt_numel(out);
+  int kind = lt_dtypes[t->dtype].kind, op = r->op;
+  int dom = kind == LT_KIND_COMPLEX ? D_C : kind == LT_KIND_FLOAT ? D_F : D_I;
+  if (op == LT_RD_LOGSUMEXP) dom = D_F;
+  if (dom == D_I && (op == LT_RD_MEAN || op == LT_RD_VAR || op == LT_RD_STD || op == LT_RD_NORM)) dom = D_F;
+  size_t osz = lt_dtypes[out->dtype].size;
+  char *o = lt_data(out);
+  int64_t *ix = idx ? (int64_t *)lt_data(idx) : NULL;
+  int64_t base = t->offset;
+  for (int64_t row = 0; row < rows; row++) {
+    b.offset = base;
+    char *dst = o + (size_t)row * osz;
+    int64_t at = 0;
+    if (op == LT_RD_NORM) {
+      lt_set_f64(out->dtype, dst, block_norm(&b, n, r->p, dom == D_C));
+    } else if (dom == D_I) {
+      lt_set_i64(out->dtype, dst, block_i(r, &b, &at));
+    } else if (dom == D_C) {
+      double v[2];
+      block_c(r, &b, n, v);
+      if (op == LT_RD_MEAN) {      /* the sum rounded to out's dtype, then divided */
+        lt_set_c128(out->dtype, dst, v);
+        lt_get_c128(out->dtype, dst, v);
+        v[0] /= (double)n;
+        v[1] /= (double)n;
+      }
+      lt_set_c128(out->dtype, dst, v);
+    } else {
+      double v;
+      block_f(r, &b, n, &v, &at);
+      if (op == LT_RD_MEAN) {
+        lt_set_f64(out->dtype, dst, v);
+        v = lt_get_f64(out->dtype, dst) / (double)n;
+      }
+      lt_set_f64(out->dtype, dst, v);
+    }
+    if (ix) ix[row] = at;
+    for (int d = nk - 1; d >= 0; d--) {     /* the next block */
+      base += kst[d];
+      if (++ki[d] < ks[d]) break;
+      base -= kst[d] * ks[d];
+      ki[d] = 0;
+    }
+  }
+}
+
+/* ---- lines along one dim ----------------------------------------------- */
+
+/* The lines of t along dim d: t's other dims walked in row-major order,
+   each line's offset in t (elements) and in a contiguous tensor of shape
+   oshape (t's shape with osize at d). */
+typedef struct lines {
+  int nd;
+  int64_t shape[LT_MAX_DIMS], st[LT_MAX_DIMS], ost[LT_MAX_DIMS], i[LT_MAX_DIMS];
+  int64_t toff, ooff, count;
+  int64_t n, step, ostep;     /* the line's length and strides along d */
+} lines;
+
+static void lines_init(lines *ls, const lt_tensor *t, int d, int64_t osize) {
+  int64_t oshape[LT_MAX_DIMS], ostride[LT_MAX_DIMS];
+  memset(ls, 0, sizeof *ls);
+  if (t->ndim == 0) { ls->n = 1; ls->count = 1; ls->toff = t->offset; return; }
+  memcpy(oshape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+  oshape[d] = osize;
+  lt_contiguous_strides(t->ndim, oshape, ostride);
+  ls->count = 1;
+  for (int k = 0; k < t->ndim; k++) {
+    if (k == d) continue;
+    ls->shape[ls->nd] = t->shape[k];
+    ls->st[ls->nd] = t->stride[k];
+    ls->ost[ls->nd++] = ostride[k];
+    ls->count *= t->shape[k];
+  }
+  ls->n = t->shape[d];
+  ls->step = t->stride[d];
+  ls->ostep = ostride[d];
+  ls->toff = t->offset;
+}
+
+static void lines_next(lines *ls) {
+  for (int k = ls->nd - 1; k >= 0; k--) {
+    ls->toff += ls->st[k];
+    ls->ooff += ls->ost[k];
+    if (++ls->i[k] < ls->shape[k]) return;
+    ls->toff -= ls->st[k] * ls->shape[k];
+    ls->ooff -= ls->ost[k] * ls->shape[k];
+    ls->i[k] = 0;
+  }
+}
+
+/* ---- scans ------------------------------------------------------------- */
+
+void lt_scan(int op, const lt_tensor *t, int d, lt_tensor *out) {
+  lines ls;
+  lines_init(&ls, t, d, t->ndim ? t->shape[d] : 1);
+  size_t isz = lt_dtypes[t->dtype].size, osz = lt_dtypes[out->dtype].size;
+  const char *src = (const char *)t->storage->data;
+  char *dst = (char *)out->storage->data + out->offset * (int64_t)osz;
+  int kind = lt_dtypes[out->dtype].kind, prod = op == LT_SCAN_CUMPROD;
+  if (lt_numel(out) == 0) return;
+  for (int64_t l = 0; l < ls.count; l++, lines_next(&ls)) {
+    double f = prod, c[2] = {prod, 0};
+    uint64_t iv = (uint64_t)prod;
+    for (int64_t j = 0; j < ls.n; j++) {
+      const char *p = src + (size_t)(ls.toff + j * ls.step) * isz;
+      char *q = dst + (size_t)(ls.ooff + j * ls.ostep) * osz;
+      if (kind == LT_KIND_COMPLEX) {
+        double x[2];
+        lt_get_c128(t->dtype, p, x);
+        if (prod) {
+          double re = c[0] * x[0] - c[1] * x[1];
+          c[1] = c[0] * x[1] + c[1] * x[0];
+          c[0] = re;
+        } else {
+          c[0] += x[0];
+          c[1] += x[1];
+        }
+        lt_set_c128(out->dtype, q, c);
+      } else if (kind == LT_KIND_FLOAT) {
+        double x = lt_get_f64(t->dtype, p);
+        f = prod ? f * x : f + x;
+        lt_set_f64(out->dtype, q, f);
+      } else {
+        uint64_t x = (uint64_t)lt_get_i64(t->dtype, p);
+        iv = prod ? iv * x : iv + x;
+        lt_set_i64(out->dtype, q, (int64_t)iv);
+      }
+    }
+  }
+}
+
+/* ---- sorting ----------------------------------------------------------- */
+
+typedef int (*before_fn)(const lt_sortkey *a, const lt_sortkey *b);
+
+/* a goes strictly before b: nan is the largest value */
+static int asc_f(const lt_sortkey *a, const lt_sortkey *b) {
+  return a->v.f < b->v.f || (isnan(b->v.f) && !isnan(a->v.f));
+}
+static int desc_f(const lt_sortkey *a, const lt_sortkey *b) {
+  return a->v.f > b->v.f || (isnan(a->v.f) && !isnan(b->v.f));
+}
+static int asc_i(const lt_sortkey *a, const lt_sortkey *b) { return a->v.i < b->v.i; }
+static int desc_i(const lt_sortkey *a, const lt_sortkey *b) { return a->v.i > b->v.i; }
+
+/* stable merge sort of a[0..n) with tmp[0..n): insertion-sorted runs of
+   RUN, then bottom-up merges that take from the right run only when its
+   key goes strictly before the left's. The result is in a. */
+#define RUN 16
+static void merge_sort(lt_sortkey *a, lt_sortkey *tmp, int64_t n, before_fn before) {
+  for (int64_t s = 0; s < n; s += RUN) {
+    int64_t e = s + RUN < n ? s + RUN : n;
+    for (int64_t i = s + 1; i < e; i++) {
+      lt_sortkey k = a[i];
+      int64_t j = i;
+      while (j > s && before(&k, &a[j - 1])) { a[j] = a[j - 1]; j--; }
+      a[j] = k;
+    }
+  }
+  lt_sortkey *src = a, *dst = tmp;
+  for (int64_t w = RUN; w < n; w *= 2) {
+    for (int64_t s = 0; s < n; s += 2 * w) {
+      int64_t mid = s + w < n ? s + w : n, e = s + 2 * w < n ? s + 2 * w : n;
+      int64_t i = s, j = mid, k = s;
+      while (i < mid && j < e) dst[k++] = before(&src[j], &src[i]) ? src[j++] : src[i++];
+      while (i < mid) dst[k++] = src[i++];
+      while (j < e) dst[k++] = src[j++];
+    }
+    lt_sortkey *x = src;
+    src = dst;
+    dst = x;
+  }
+  if (src != a) memcpy(a, src, sizeof *a * (size_t)n);
+}
+
+void lt_sort(const lt_tensor *t, int d, int descending, int64_t k, lt_tensor *vals,
+             lt_tensor *idx, lt_sortkey *work) {
+  lines ls;
+  lines_init(&ls, t, d, k);
+  if (lt_numel(idx) == 0) return;
+  int kind = lt_dtypes[t->dtype].kind;
+  int isf = kind == LT_KIND_FLOAT;
+  before_fn before = isf ? (descending ? desc_f : asc_f) : (descending ? desc_i : asc_i);
+  size_t isz = lt_dtypes[t->dtype].size;
+  const char *src = (const char *)t->storage->data;
+  int64_t *ip = (int64_t *)lt_data(idx);
+  char *vp = vals ? lt_data(vals) : NULL;
+  for (int64_t l = 0; l < ls.count; l++, lines_next(&ls)) {
+    for (int64_t j = 0; j < ls.n; j++) {
+      const char *p = src + (size_t)(ls.toff + j * ls.step) * isz;
+      if (isf) work[j].v.f = lt_get_f64(t->dtype, p);
+      else work[j].v.i = lt_get_i64(t->dtype, p);
+      work[j].at = j;
+    }
+    merge_sort(work, work + ls.n, ls.n, before);
+    for (int64_t j = 0; j < k; j++) {
+      int64_t o = ls.ooff + j * ls.ostep;
+      ip[o] = work[j].at;
+      if (vp) memcpy(vp + (size_t)o * isz, src + (size_t)(ls.toff + work[j].at * ls.step) * isz, isz);
+    }
+  }
+}
+
+/* ---- softmax ----------------------------------------------------------- */
+
+void lt_softmax_f64(double *x, int64_t outer, int64_t n, int64_t inner, int log_) {
+  for (int64_t o = 0; o < outer; o++) {
+    for (int64_t i = 0; i < inner; i++) {
+      double *p = x + o * n * inner + i;
+      double mx = -INFINITY, s = 0;
+      for (int64_t k = 0; k < n; k++) if (p[k * inner] > mx || isnan(p[k * inner])) mx = p[k * inner];
+      if (isinf(mx) && mx < 0) mx = 0;
+      for (int64_t k = 0; k < n; k++) s += exp(p[k * inner] - mx);
+      double ls = log(s);
+      for (int64_t k = 0; k < n; k++)
+        p[k * inner] = log_ ? p[k * inner] - mx - ls : exp(p[k * inner] - mx) / s;
+    }
+  }
+}
