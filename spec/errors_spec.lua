@@ -89,6 +89,52 @@ describe("tensor errors", function()
     assert.are.equal("user.lua:1: calling 'item' on bad self (a tensor with 6 elements cannot be converted " ..
       "to a number)", err_of("local t = x; return t:item()", t))
   end)
+
+  it("number the arguments of the math, reductions, shape and nn ops by the same rule", function()
+    local t = torch.zeros(2, 3)
+    -- lops.c (and lmath.c's checks): self is not counted; a metamethod's operands are #1 and #2
+    assert.are.equal("user.lua:1: bad argument #1 to 'add' (tensor or number expected, got string)",
+      err_of("local t = x; return t:add('x')", t))
+    assert.are.equal("user.lua:1: bad argument #2 to 'add' (tensor or number expected, got string)",
+      err_of("local t = x; return torch.add(t, 'x')", t))
+    assert.are.equal("user.lua:1: bad argument #2 to 'add' (tensor or number expected, got string)",
+      err_of("local t = x; return t + 'x'", t))
+    assert.are.equal("user.lua:1: bad argument #1 to 'matmul' (size mismatch: {2, 3} @ {4})",
+      err_of("local t = x; return t:matmul(torch.zeros(4))", t))
+    -- t:where(cond, other) is torch.where(cond, t, other): cond is still the first argument written
+    assert.are.equal("user.lua:1: bad argument #1 to 'where' (expected a bool condition tensor, got int64)",
+      err_of("local t = x; return t:where(torch.tensor({1, 0, 1}), 0)", t))
+    assert.are.equal("user.lua:1: calling 'neg' on bad self (negation of a bool tensor is not supported: " ..
+      "use logical ops)", err_of("return torch.tensor({true}):neg()"))
+    -- lreduce.c: positional arguments and options; t:max(u) is maximum's error under max's name
+    assert.are.equal("user.lua:1: bad argument #1 to 'sum' (integer or list of integers expected, got string)",
+      err_of("local t = x; return t:sum('a')", t))
+    assert.are.equal("user.lua:1: bad argument #2 to 'sum' (integer or list of integers expected, got string)",
+      err_of("local t = x; return torch.sum(t, 'a')", t))
+    assert.are.equal("user.lua:1: bad option 'dim' to 'sum' (given twice: as argument #1 and as an option)",
+      err_of("local t = x; return t:sum(1, {dim = 2})", t))
+    assert.are.equal("user.lua:1: bad argument #4 to 'std' (at most 3 arguments expected: dim, unbiased, keepdim)",
+      err_of("local t = x; return t:std(1, true, false, true)", t))
+    assert.are.equal("user.lua:1: bad argument #1 to 'max' (shapes {2, 3} and {4} cannot be broadcast)",
+      err_of("local t = x; return t:max(torch.zeros(4))", t))
+    assert.are.equal("user.lua:1: calling 'mean' on bad self (expected a floating point or complex tensor, " ..
+      "got int64)", err_of("return torch.tensor({1, 2}):mean()"))
+    -- lshape.c
+    assert.are.equal("user.lua:1: bad argument #2 to 'gather' (index tensor expected, got nil)",
+      err_of("local t = x; return t:gather(1, nil)", t))
+    assert.are.equal("user.lua:1: bad argument #3 to 'gather' (index tensor expected, got nil)",
+      err_of("local t = x; return torch.gather(t, 1, nil)", t))
+    -- lnn.c, reached through functional.lua: raised at the wrapper's line, under F's name (pad is
+    -- called as C.pad; the class loss and max_pool_indices are told the F function they serve)
+    local function tail(code) return (err_of(code, t):gsub("^.-functional%.lua:%d+: ", "")) end
+    assert.are.equal("bad argument #2 to 'pad' (table of paddings expected, got string)",
+      tail("local t = x; return torch.nn.functional.pad(t, 'x')"))
+    assert.are.equal("bad argument #2 to 'cross_entropy' (target 4 is out of range for 3 classes)",
+      tail("local t = x; return torch.nn.functional.cross_entropy(t, torch.tensor({1, 4}))"))
+    assert.are.equal("bad argument #4 to 'max_pool2d' (padding must be at most half of the kernel size)",
+      tail("return torch.nn.functional.max_pool2d(torch.zeros(1, 4, 4), {kernel_size = 2, padding = 2, " ..
+        "return_indices = true})"))
+  end)
 end)
 
 describe("nn constructor errors", function()

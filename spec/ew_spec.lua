@@ -441,19 +441,19 @@ describe("elementwise errors", function()
   it("checks masks, values and shapes", function()
     local t = torch.zeros(2, 3)
     assert.has_error(function() t:masked_fill(torch.tensor({1, 0, 1}), 1) end,
-      "bad argument #2 to 'masked_fill' (expected a bool mask tensor, got int64)")
+      "bad argument #1 to 'masked_fill' (expected a bool mask tensor, got int64)")
     assert.has_error(function() t:masked_fill(nil, 1) end,
-      "bad argument #2 to 'masked_fill' (mask tensor expected, got nil)")
+      "bad argument #1 to 'masked_fill' (mask tensor expected, got nil)")
     assert.has_error(function() t:masked_fill(torch.tensor({true, false, true}), torch.zeros(1)) end,
-      "bad argument #3 to 'masked_fill' (expected a 0-dim value tensor, got 1 dims)")
+      "bad argument #2 to 'masked_fill' (expected a 0-dim value tensor, got 1 dims)")
     assert.has_error(function() t:masked_fill(torch.tensor({true, false, true}), "x") end,
-      "bad argument #3 to 'masked_fill' (number, boolean or 0-dim tensor expected, got string)")
+      "bad argument #2 to 'masked_fill' (number, boolean or 0-dim tensor expected, got string)")
     assert.has_error(function() torch.zeros(2, {dtype = "int8"}):masked_fill(torch.tensor({true, false}), 300) end,
-      "bad argument #3 to 'masked_fill' (value 300 cannot be converted to int8 without overflow)")
+      "bad argument #2 to 'masked_fill' (value 300 cannot be converted to int8 without overflow)")
     assert.has_error(function() torch.zeros(2, {dtype = "float16"}):masked_fill(torch.tensor({true, false}), 1e6) end,
-      "bad argument #3 to 'masked_fill' (value 1000000.0 cannot be converted to float16 without overflow)")
+      "bad argument #2 to 'masked_fill' (value 1000000.0 cannot be converted to float16 without overflow)")
     assert.has_error(function() t:masked_fill(torch.tensor({true, false}), 1) end,
-      "bad argument #2 to 'masked_fill' (shapes {2, 3} and {2} cannot be broadcast)")
+      "bad argument #1 to 'masked_fill' (shapes {2, 3} and {2} cannot be broadcast)")
     assert.has_error(function() torch.where(torch.tensor({1, 0}), 1, 2) end,
       "bad argument #1 to 'where' (expected a bool condition tensor, got int64)")
     assert.has_error(function() torch.where(torch.tensor({true, false}), torch.zeros(3), 2) end,

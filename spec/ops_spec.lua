@@ -273,7 +273,7 @@ describe("reductions", function()
   end)
   it("mean of an integer tensor is an error", function()
     assert.has_error(function() a:mean() end,
-      "bad argument #1 to 'mean' (expected a floating point or complex tensor, got int64)")
+      "calling 'mean' on bad self (expected a floating point or complex tensor, got int64)")
   end)
 end)
 

@@ -309,49 +309,49 @@ end
 -- bad calls: PyTorch's must raise too; ltorch's exact messages
 local ERRORS = {
   {"torch.zeros(0, 3).max()", function() return torch.zeros(0, 3):max() end,
-    "bad argument #1 to 'max' (expected a dim to reduce for an empty tensor: max has no identity)"},
+    "calling 'max' on bad self (expected a dim to reduce for an empty tensor: max has no identity)"},
   {"torch.zeros(0, 3).amax(0)", function() return torch.zeros(0, 3):amax(1) end,
-    "bad argument #2 to 'amax' (dimension 1 has size 0: amax has no identity)"},
+    "bad argument #1 to 'amax' (dimension 1 has size 0: amax has no identity)"},
   {"torch.zeros(0, 3).argmax()", function() return torch.argmax(torch.zeros(0, 3)) end,
     "bad argument #1 to 'argmax' (expected a dim to reduce for an empty tensor: argmax has no identity)"},
   {"torch.zeros(0, 3).min(0)", function() return torch.zeros(0, 3):min({dim = 1}) end,
     "bad option 'dim' to 'min' (dimension 1 has size 0: min has no identity)"},
   {"torch.zeros(2, 3, 4).sum(3)", function() return torch.zeros(2, 3, 4):sum(4) end,
-    "bad argument #2 to 'sum' (dimension 4 out of range (expected 1 to 3, or -3 to -1))"},
+    "bad argument #1 to 'sum' (dimension 4 out of range (expected 1 to 3, or -3 to -1))"},
   {"torch.zeros(2, 3, 4).sum([0, -3])", function() return torch.zeros(2, 3, 4):sum({1, -3}) end,
-    "bad argument #2 to 'sum' (dim 1 appears multiple times in the list of dims)"},
+    "bad argument #1 to 'sum' (dim 1 appears multiple times in the list of dims)"},
   {"torch.tensor([1, 2]).mean()", function() return torch.tensor({1, 2}):mean() end,
-    "bad argument #1 to 'mean' (expected a floating point or complex tensor, got int64)"},
+    "calling 'mean' on bad self (expected a floating point or complex tensor, got int64)"},
   {"torch.tensor([1, 2]).mean(dtype=torch.int32)", function() return torch.tensor({1, 2}):mean({dtype = "int32"}) end,
     "bad option 'dtype' to 'mean' (expected a floating point or complex dtype, got int32)"},
   {"torch.tensor([1, 2]).var()", function() return torch.var(torch.tensor({1, 2})) end,
     "bad argument #1 to 'var' (expected a floating point or complex tensor, got int64)"},
   {"torch.tensor([1, 2]).norm()", function() return torch.tensor({1, 2}):norm() end,
-    "bad argument #1 to 'norm' (expected a floating point or complex tensor, got int64)"},
+    "calling 'norm' on bad self (expected a floating point or complex tensor, got int64)"},
   {"torch.zeros(2, 5).topk(6)", function() return torch.zeros(2, 5):topk(6) end,
-    "bad argument #2 to 'topk' (k 6 out of range for dimension 2 of size 5)"},
+    "bad argument #1 to 'topk' (k 6 out of range for dimension 2 of size 5)"},
   {"torch.zeros(2, 5).topk(-1)", function() return torch.zeros(2, 5):topk(-1) end,
-    "bad argument #2 to 'topk' (k -1 out of range for dimension 2 of size 5)"},
+    "bad argument #1 to 'topk' (k -1 out of range for dimension 2 of size 5)"},
   {"torch.zeros(2, dtype=torch.complex64).max()", function() return torch.zeros(2, {dtype = "complex64"}):max() end,
-    "bad argument #1 to 'max' (not supported for complex tensors)"},
+    "calling 'max' on bad self (not supported for complex tensors)"},
   {"torch.zeros(2, dtype=torch.complex64).sort()", function() return torch.zeros(2, {dtype = "complex64"}):sort() end,
-    "bad argument #1 to 'sort' (not supported for complex tensors)"},
+    "calling 'sort' on bad self (not supported for complex tensors)"},
   {"torch.zeros(2, 3).cumsum()", function() return torch.zeros(2, 3):cumsum() end,
-    "bad argument #2 to 'cumsum' (integer expected, got no value)"},
+    "bad argument #1 to 'cumsum' (integer expected, got no value)"},
   {"torch.zeros(2, 3).logsumexp()", function() return torch.zeros(2, 3):logsumexp() end,
-    "bad argument #2 to 'logsumexp' (integer or list of integers expected, got no value)"},
+    "bad argument #1 to 'logsumexp' (integer or list of integers expected, got no value)"},
   {"torch.zeros(2, 3).sum(keepdims=True)", function() return torch.zeros(2, 3):sum({keepdims = true}) end,
     "bad option 'keepdims' to 'sum' (valid options: dim, keepdim, dtype)"},
   {"torch.zeros(2, 3).sum(0, 1)", function() return torch.zeros(2, 3):sum(1, 1) end,
-    "bad argument #3 to 'sum' (boolean expected, got number)"},
+    "bad argument #2 to 'sum' (boolean expected, got number)"},
   {"torch.zeros(2, 3).max(dim=[0, 1])", function() return torch.zeros(2, 3):max({1, 2}) end,
-    "bad argument #2 to 'max' (integer expected, got table)"},
+    "bad argument #1 to 'max' (integer expected, got table)"},
   {"torch.zeros(2, 3).std(0, True, False, True)", function() return torch.zeros(2, 3):std(1, true, false, true) end,
-    "bad argument #5 to 'std' (at most 4 arguments expected: input, dim, unbiased, keepdim)"},
+    "bad argument #4 to 'std' (at most 3 arguments expected: dim, unbiased, keepdim)"},
   {"torch.zeros(2, 3).var(0, True, correction=1)", function() return torch.zeros(2, 3):var(1, true, {correction = 1}) end,
     "bad option 'correction' to 'var' (give unbiased or correction, not both)"},
   {"torch.zeros(2, 3).softmax(2)", function() return torch.zeros(2, 3):softmax(3) end,
-    "bad argument #2 to 'softmax' (dimension 3 out of range (expected 1 to 2, or -2 to -1))"},
+    "bad argument #1 to 'softmax' (dimension 3 out of range (expected 1 to 2, or -2 to -1))"},
 }
 
 local PY_TAIL = [==[
@@ -533,12 +533,12 @@ describe("reduction calls", function()
     assert.has_error(function() x:sort({reverse = true}) end,
       "bad option 'reverse' to 'sort' (valid options: dim, descending, stable)")
     assert.has_error(function() x:sum(1, {dim = 2}) end,
-      "bad option 'dim' to 'sum' (given twice: as argument #2 and as an option)")
+      "bad option 'dim' to 'sum' (given twice: as argument #1 and as an option)")
     assert.has_error(function() x:cumsum(1, {dtype = "float31"}) end,
       "bad option 'dtype' to 'cumsum' (unknown dtype 'float31')")
     assert.has_error(function() x:sum({1, keepdim = true}) end,
-      "bad argument #2 to 'sum' (a list of dims holds integers only: give options in a table of their own)")
+      "bad argument #1 to 'sum' (a list of dims holds integers only: give options in a table of their own)")
     assert.has_error(function() x:norm("nuc") end,
-      "bad argument #2 to 'norm' (the nuclear norm is not supported)")
+      "bad argument #1 to 'norm' (the nuclear norm is not supported)")
   end)
 end)

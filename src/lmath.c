@@ -82,10 +82,11 @@ int64_t lm_prod(const int64_t *s, int from, int to) {
   return n;
 }
 
+/* name: NULL for the name of the call (lt_argerror), else a fixed one
+   (lt_argerror_in) */
 void lm_need_floating(lua_State *L, lt_dtype dt, int arg, const char *name) {
   if (lm_kindof(dt) != LT_KIND_FLOAT)
-    luaL_error(L, "bad argument #%d to '%s' (expected a floating point tensor, got %s)",
-               arg, name, lt_dtypes[dt].name);
+    lt_argerror_in(L, arg, name, "expected a floating point tensor, got %s", lt_dtypes[dt].name);
 }
 
 /* dtype of a tensor of dtype t combined with a Lua number (PyTorch: a
@@ -112,19 +113,20 @@ lt_tensor *lm_push_scalar(lua_State *L, int idx, lt_dtype cd) {
   return s;
 }
 
-void lm_check_operand(lua_State *L, int i, const char *name) {
+/* the tensor, number or boolean at stack index i; arg: its argument number
+   for luaL_argerror (i itself, unless the function moved its arguments) */
+void lm_check_operand(lua_State *L, int i, int arg) {
   int ty = lua_type(L, i);
   if (ty != LUA_TNUMBER && ty != LUA_TBOOLEAN && !lt_test(L, i)) {
     if (ty == LUA_TUSERDATA && luaL_testudata(L, i, LT_TENSOR_MT)) lt_check(L, i);
-    luaL_error(L, "bad argument #%d to '%s' (tensor or number expected, got %s)", i, name,
-               luaL_typename(L, i));
+    lt_argerror(L, arg, "tensor or number expected, got %s", luaL_typename(L, i));
   }
 }
 
-void lm_broadcast_error(lua_State *L, int arg, const char *name, const lt_tensor *a, const lt_tensor *b) {
+void lm_broadcast_error(lua_State *L, int arg, const lt_tensor *a, const lt_tensor *b) {
   char sa[256], sb[256];
-  luaL_error(L, "bad argument #%d to '%s' (shapes %s and %s cannot be broadcast)", arg, name,
-             lm_shape_str(sa, sizeof sa, a->ndim, a->shape), lm_shape_str(sb, sizeof sb, b->ndim, b->shape));
+  lt_argerror(L, arg, "shapes %s and %s cannot be broadcast",
+              lm_shape_str(sa, sizeof sa, a->ndim, a->shape), lm_shape_str(sb, sizeof sb, b->ndim, b->shape));
 }
 
 /* ---- matmul ------------------------------------------------------------ */
@@ -156,12 +158,12 @@ int lm_blas_ok(const lt_tensor *t, int64_t R, int64_t C, int *trans, int64_t *ld
   return 0;
 }
 
-/* pushes a @ b; a and b are views whose storages stay alive on the stack */
-lt_tensor *lm_matmul(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, const char *name) {
+/* pushes a @ b; a and b are views whose storages stay alive on the stack;
+   errors name a argument arg and b arg + 1 */
+lt_tensor *lm_matmul(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, int arg) {
   char s1[256], s2[256];
   if (a0->ndim == 0 || b0->ndim == 0)
-    luaL_error(L, "bad argument #%d to '%s' (both arguments to matmul need to be at least 1-D, got 0-D)",
-               a0->ndim == 0 ? 1 : 2, name);
+    lt_argerror(L, a0->ndim == 0 ? arg : arg + 1, "both arguments to matmul need to be at least 1-D, got 0-D");
   lt_tensor a = *a0, b = *b0;
   if (a.ndim == 1) {
     a.ndim = 2;
@@ -175,22 +177,22 @@ lt_tensor *lm_matmul(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, con
   int64_t M = a.shape[a.ndim - 2], K = a.shape[a.ndim - 1];
   int64_t K2 = b.shape[b.ndim - 2], N = b.shape[b.ndim - 1];
   if (K != K2)
-    luaL_error(L, "bad argument #2 to '%s' (size mismatch: %s @ %s)", name,
-               lm_shape_str(s1, sizeof s1, a0->ndim, a0->shape), lm_shape_str(s2, sizeof s2, b0->ndim, b0->shape));
+    lt_argerror(L, arg + 1, "size mismatch: %s @ %s",
+                lm_shape_str(s1, sizeof s1, a0->ndim, a0->shape), lm_shape_str(s2, sizeof s2, b0->ndim, b0->shape));
   int ba = a.ndim - 2, bb = b.ndim - 2;
   int64_t bs[LT_MAX_DIMS + 2];
   int nbd = lt_broadcast_shape(ba, a.shape, bb, b.shape, bs);
   if (nbd < 0)
-    luaL_error(L, "bad argument #2 to '%s' (batch shapes %s and %s cannot be broadcast)", name,
-               lm_shape_str(s1, sizeof s1, ba, a.shape), lm_shape_str(s2, sizeof s2, bb, b.shape));
+    lt_argerror(L, arg + 1, "batch shapes %s and %s cannot be broadcast",
+                lm_shape_str(s1, sizeof s1, ba, a.shape), lm_shape_str(s2, sizeof s2, bb, b.shape));
   if (M >= INT_MAX || N >= INT_MAX || K >= INT_MAX)
-    luaL_error(L, "bad argument #1 to '%s' (matrix sizes exceed the BLAS limit of 2^31-1)", name);
+    lt_argerror(L, arg, "matrix sizes exceed the BLAS limit of 2^31-1");
   int64_t oshape[LT_MAX_DIMS + 2];
   int ond = nbd;
   memcpy(oshape, bs, sizeof(int64_t) * (size_t)nbd);
   if (a0->ndim > 1) oshape[ond++] = M;
   if (b0->ndim > 1) oshape[ond++] = N;
-  if (ond > LT_MAX_DIMS) luaL_error(L, "bad argument #1 to '%s' (rank exceeds the limit of %d)", name, LT_MAX_DIMS);
+  if (ond > LT_MAX_DIMS) lt_argerror(L, arg, "rank exceeds the limit of %d", LT_MAX_DIMS);
   lt_dtype od = lt_promote(a.dtype, b.dtype), gd = lm_gemm_dtype(od);
   lm_need_blas(L, gd);
   int ta, tb;

@@ -24,11 +24,11 @@ void lm_need_floating(lua_State *L, lt_dtype dt, int arg, const char *name);
 lt_dtype lm_scalar_promote(lt_dtype t, int isfloat);
 int lm_is_float_number(lua_State *L, int i);
 lt_tensor *lm_push_scalar(lua_State *L, int idx, lt_dtype cd);
-void lm_check_operand(lua_State *L, int i, const char *name);
-void lm_broadcast_error(lua_State *L, int arg, const char *name, const lt_tensor *a, const lt_tensor *b);
+void lm_check_operand(lua_State *L, int i, int arg);
+void lm_broadcast_error(lua_State *L, int arg, const lt_tensor *a, const lt_tensor *b);
 void lm_need_blas(lua_State *L, lt_dtype gd);
 lt_dtype lm_gemm_dtype(lt_dtype od);
 int lm_blas_ok(const lt_tensor *t, int64_t R, int64_t C, int *trans, int64_t *ld);
-lt_tensor *lm_matmul(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, const char *name);
+lt_tensor *lm_matmul(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, int arg);
 
 #endif

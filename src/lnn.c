@@ -6,7 +6,12 @@
 ** torch.conv_transpose2d and torch.group_norm are public as in PyTorch; the
 ** others are core._pad, core._interpolate, core._one_hot and
 ** core._class_loss, which lua/ltorch/nn/functional.lua wraps with PyTorch's
-** F signatures (their messages name the F function and its arguments).
+** F signatures, in F's argument order. Usage errors go through luaL_argerror
+** (lt_argerror), which names the function as called: functional.lua calls
+** _pad, _interpolate and _one_hot as C.pad, C.interpolate, C.one_hot; the
+** ones that serve two F functions, _class_loss (cross_entropy, nll_loss)
+** and _max_pool_indices (max_pool1d, max_pool2d), take the F name and raise
+** under it (lt_argerror_in).
 ** Temporaries are tensors pushed on the Lua stack (GC-owned), so an error
 ** anywhere leaks nothing. Outputs are new contiguous tensors.
 */
@@ -20,7 +25,8 @@
 /* ---- argument helpers ---------------------------------------------------- */
 
 /* n integers (n = 1 or 2) at arg: a number for all, or a table of n (a
-   table of 1 counts for all); nil gives def. Each must be at least lo */
+   table of 1 counts for all); nil gives def. Each must be at least lo.
+   Errors raise under name (NULL: the function's name as called) */
 static void ints(lua_State *L, int arg, int n, lua_Integer def, lua_Integer lo, const char *name,
                  const char *what, int64_t *out) {
   int ok = 1;
@@ -39,13 +45,13 @@ static void ints(lua_State *L, int arg, int n, lua_Integer def, lua_Integer lo, 
     for (int i = 1; ok && i < n; i++) out[i] = out[0];
   }
   if (!ok) {
-    if (n == 1) luaL_error(L, "bad argument #%d to '%s' (%s must be an integer or {n})", arg, name, what);
-    luaL_error(L, "bad argument #%d to '%s' (%s must be an integer or {h, w} of integers)", arg, name, what);
+    if (n == 1) lt_argerror_in(L, arg, name, "%s must be an integer or {n}", what);
+    lt_argerror_in(L, arg, name, "%s must be an integer or {h, w} of integers", what);
   }
   for (int i = 0; i < n; i++) {
     if (out[i] < lo || out[i] > INT_MAX)
-      luaL_error(L, "bad argument #%d to '%s' (%s must be between %d and %d, got %I)", arg, name, what,
-                 (int)lo, INT_MAX, (lua_Integer)out[i]);
+      lt_argerror_in(L, arg, name, "%s must be between %d and %d, got %lld", what,
+                     (int)lo, INT_MAX, (lua_Integer)out[i]);
   }
 }
 
@@ -59,13 +65,13 @@ static void push_unbatched(lua_State *L, const lt_tensor *y) {
 }
 
 /* a contiguous double copy of a per-channel tensor of n elements at arg, or
-   NULL when it is nil */
+   NULL when it is nil; errors raise under name as ints' do */
 static double *per_channel(lua_State *L, int arg, int64_t n, const char *name, const char *what) {
   lt_tensor *t = lm_optt(L, arg);
   if (!t) return NULL;
   if (lt_numel(t) != n)
-    luaL_error(L, "bad argument #%d to '%s' (%s has %I elements, expected %I)", arg, name, what,
-               (lua_Integer)lt_numel(t), (lua_Integer)n);
+    lt_argerror_in(L, arg, name, "%s has %lld elements, expected %lld", what,
+                   (lua_Integer)lt_numel(t), (lua_Integer)n);
   return (double *)lt_data(lm_push_copy(L, t, LT_FLOAT64));
 }
 
@@ -85,11 +91,11 @@ static int l_pad(lua_State *L) {
   lt_tensor *x = lm_checkt(L, 1);
   int nd = x->ndim;
   if (!lua_istable(L, 2))
-    luaL_error(L, "bad argument #2 to 'pad' (table of paddings expected, got %s)", luaL_typename(L, 2));
+    lt_argerror(L, 2, "table of paddings expected, got %s", luaL_typename(L, 2));
   lua_Integer np = luaL_len(L, 2);
-  if (np % 2) luaL_error(L, "bad argument #2 to 'pad' (padding length must be even, got %I)", np);
+  if (np % 2) lt_argerror(L, 2, "padding length must be even, got %lld", np);
   if (np / 2 > nd)
-    luaL_error(L, "bad argument #2 to 'pad' (padding of %I dims is too long for a %d-D input)", np / 2, nd);
+    lt_argerror(L, 2, "padding of %lld dims is too long for a %d-D input", np / 2, nd);
   int k = (int)(np / 2);
   int64_t pads[2 * LT_MAX_DIMS];
   for (int i = 0; i < 2 * k; i++) {
@@ -98,34 +104,34 @@ static int l_pad(lua_State *L) {
     pads[i] = lua_tointegerx(L, -1, &ok);
     lua_pop(L, 1);
     if (!ok || pads[i] > INT_MAX || pads[i] < -(lua_Integer)INT_MAX)
-      luaL_error(L, "bad argument #2 to 'pad' (padding %d is not an integer)", i + 1);
+      lt_argerror(L, 2, "padding %d is not an integer", i + 1);
   }
   const char *ms = lua_isnoneornil(L, 3) ? "constant" : lua_tostring(L, 3);
   int mode = -1;
   for (int i = 0; ms && modes[i]; i++) if (strcmp(ms, modes[i]) == 0) mode = i;
   if (mode < 0) {
     if (lua_type(L, 3) != LUA_TSTRING)
-      luaL_error(L, "bad argument #3 to 'pad' (padding mode expected, got %s)", luaL_typename(L, 3));
-    luaL_error(L, "bad argument #3 to 'pad' (padding mode must be 'constant', 'reflect', 'replicate' "
-               "or 'circular', got '%s')", ms);
+      lt_argerror(L, 3, "padding mode expected, got %s", luaL_typename(L, 3));
+    lt_argerror(L, 3, "padding mode must be 'constant', 'reflect', 'replicate' "
+                "or 'circular', got '%s'", ms);
   }
   int vt = lua_type(L, 4);
   if (vt != LUA_TNONE && vt != LUA_TNIL && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN)
-    luaL_error(L, "bad argument #4 to 'pad' (number expected, got %s)", luaL_typename(L, 4));
+    lt_argerror(L, 4, "number expected, got %s", luaL_typename(L, 4));
   if (mode != LT_PAD_CONSTANT && vt == LUA_TNUMBER && lua_tonumber(L, 4) != 0)
-    luaL_error(L, "bad argument #4 to 'pad' (padding mode '%s' takes no value)", ms);
+    lt_argerror(L, 4, "padding mode '%s' takes no value", ms);
   if (mode == LT_PAD_REFLECT || mode == LT_PAD_REPLICATE) {
     if (k < 1 || k > 3)
-      luaL_error(L, "bad argument #2 to 'pad' ('%s' padding pads 1, 2 or 3 dims, got %d)", ms, k);
+      lt_argerror(L, 2, "'%s' padding pads 1, 2 or 3 dims, got %d", ms, k);
     if (nd != k + 1 && nd != k + 2)
-      luaL_error(L, "bad argument #2 to 'pad' ('%s' padding of %d dim%s needs a %d-D or %d-D input, got %d-D)",
-                 ms, k, k == 1 ? "" : "s", k + 1, k + 2, nd);
+      lt_argerror(L, 2, "'%s' padding of %d dim%s needs a %d-D or %d-D input, got %d-D",
+                  ms, k, k == 1 ? "" : "s", k + 1, k + 2, nd);
   } else if (mode == LT_PAD_CIRCULAR) {
     if (nd < 3 || nd > 5)
-      luaL_error(L, "bad argument #1 to 'pad' ('circular' padding needs a 3-D, 4-D or 5-D input, got %d-D)", nd);
+      lt_argerror(L, 1, "'circular' padding needs a 3-D, 4-D or 5-D input, got %d-D", nd);
     if (k != nd - 2)
-      luaL_error(L, "bad argument #2 to 'pad' ('circular' padding of a %d-D input pads its last %d dims, got %d)",
-                 nd, nd - 2, k);
+      lt_argerror(L, 2, "'circular' padding of a %d-D input pads its last %d dims, got %d",
+                  nd, nd - 2, k);
   }
   int64_t shape[LT_MAX_DIMS], total = 0;
   memcpy(shape, x->shape, sizeof(int64_t) * (size_t)nd);
@@ -139,21 +145,21 @@ static int l_pad(lua_State *L) {
        whole input) */
     int64_t m = in + (pl < 0 ? pl : 0) + (pr < 0 ? pr : 0);
     if (m < 0 && (mode == LT_PAD_CONSTANT || mode == LT_PAD_CIRCULAR))
-      luaL_error(L, "bad argument #2 to 'pad' (padding {%I, %I} crops more than the size %I of dim %d)",
-                 (lua_Integer)pl, (lua_Integer)pr, (lua_Integer)in, d + 1);
+      lt_argerror(L, 2, "padding {%lld, %lld} crops more than the size %lld of dim %d",
+                  (lua_Integer)pl, (lua_Integer)pr, (lua_Integer)in, d + 1);
     if (out < 0 || (out == 0 && mode == LT_PAD_CONSTANT && grows))
-      luaL_error(L, "bad argument #2 to 'pad' (padding {%I, %I} leaves dim %d of input %s empty)",
-                 (lua_Integer)pl, (lua_Integer)pr, d + 1, lm_shape_str(s1, sizeof s1, nd, x->shape));
+      lt_argerror(L, 2, "padding {%lld, %lld} leaves dim %d of input %s empty",
+                  (lua_Integer)pl, (lua_Integer)pr, d + 1, lm_shape_str(s1, sizeof s1, nd, x->shape));
     if (mode == LT_PAD_REFLECT && (pl >= in || pr >= in))
-      luaL_error(L, "bad argument #2 to 'pad' (reflect padding {%I, %I} of dim %d must be less than its size %I)",
-                 (lua_Integer)pl, (lua_Integer)pr, d + 1, (lua_Integer)in);
+      lt_argerror(L, 2, "reflect padding {%lld, %lld} of dim %d must be less than its size %lld",
+                  (lua_Integer)pl, (lua_Integer)pr, d + 1, (lua_Integer)in);
     if (mode == LT_PAD_REPLICATE && in == 0 && out > 0)
-      luaL_error(L, "bad argument #1 to 'pad' (replicate padding of the empty dim %d)", d + 1);
+      lt_argerror(L, 1, "replicate padding of the empty dim %d", d + 1);
     if (mode == LT_PAD_CIRCULAR) {
       /* PyTorch 1.13 checks pl, pr <= in; past m it copies memory it never wrote */
       if (pl > m || pr > m)
-        luaL_error(L, "bad argument #2 to 'pad' (circular padding {%I, %I} of dim %d wraps around more than "
-                   "once: at most %I)", (lua_Integer)pl, (lua_Integer)pr, d + 1, (lua_Integer)m);
+        lt_argerror(L, 2, "circular padding {%lld, %lld} of dim %d wraps around more than "
+                    "once: at most %lld", (lua_Integer)pl, (lua_Integer)pr, d + 1, (lua_Integer)m);
     }
     shape[d] = out;
     total += out;
@@ -207,16 +213,16 @@ static int l_interpolate(lua_State *L) {
   int linear = strcmp(mode, "linear") == 0, bilinear = strcmp(mode, "bilinear") == 0;
   int bicubic = strcmp(mode, "bicubic") == 0;
   if (!nearest && !exact && !linear && !bilinear && !bicubic)
-    luaL_error(L, "bad argument #1 to 'interpolate' (mode must be 'nearest', 'nearest-exact', 'linear', "
-               "'bilinear' or 'bicubic', got '%s')", mode);
+    lt_argerror(L, 1, "mode must be 'nearest', 'nearest-exact', 'linear', "
+                "'bilinear' or 'bicubic', got '%s'", mode);
   if ((nearest || exact) && (nd < 3 || nd > 5))
-    luaL_error(L, "bad argument #1 to 'interpolate' (mode '%s' needs a 3-D, 4-D or 5-D input, got %d-D)", mode, nd);
+    lt_argerror(L, 1, "mode '%s' needs a 3-D, 4-D or 5-D input, got %d-D", mode, nd);
   if ((linear && nd != 3) || ((bilinear || bicubic) && nd != 4))
-    luaL_error(L, "bad argument #1 to 'interpolate' (mode '%s' needs a %d-D input, got %d-D)", mode,
-               linear ? 3 : 4, nd);
+    lt_argerror(L, 1, "mode '%s' needs a %d-D input, got %d-D", mode,
+                linear ? 3 : 4, nd);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (luaL_len(L, 2) != k)
-    luaL_error(L, "bad argument #2 to 'interpolate' (expected %d output sizes, got %d)", k, (int)luaL_len(L, 2));
+    lt_argerror(L, 2, "expected %d output sizes, got %d", k, (int)luaL_len(L, 2));
   int64_t shape[LT_MAX_DIMS];
   double scales[3] = {0, 0, 0};
   memcpy(shape, x->shape, sizeof(int64_t) * (size_t)nd);
@@ -226,7 +232,7 @@ static int l_interpolate(lua_State *L) {
     lua_geti(L, 2, i + 1);
     shape[2 + i] = lua_tointegerx(L, -1, &ok);
     lua_pop(L, 1);
-    if (!ok) luaL_error(L, "bad argument #2 to 'interpolate' (output sizes must be integers)");
+    if (!ok) lt_argerror(L, 2, "output sizes must be integers");
     if (shape[2 + i] <= 0 || x->shape[2 + i] <= 0) bad = 1;
     if (lua_istable(L, 3)) {
       lua_geti(L, 3, i + 1);
@@ -235,9 +241,9 @@ static int l_interpolate(lua_State *L) {
     }
   }
   if (bad)
-    luaL_error(L, "bad argument #1 to 'interpolate' (input and output sizes must be greater than 0, got "
-               "input %s and output size %s)", lm_shape_str(s1, sizeof s1, k, x->shape + 2),
-               lm_shape_str(s2, sizeof s2, k, shape + 2));
+    lt_argerror(L, 1, "input and output sizes must be greater than 0, got "
+                "input %s and output size %s", lm_shape_str(s1, sizeof s1, k, x->shape + 2),
+                lm_shape_str(s2, sizeof s2, k, shape + 2));
   if (nearest || exact) {
     int64_t *maps[LT_MAX_DIMS] = {0}, total = 0;
     for (int i = 0; i < k; i++) total += shape[2 + i];
@@ -253,7 +259,7 @@ static int l_interpolate(lua_State *L) {
     lt_map_copy(x, out, (const int64_t *const *)maps, fill);
     return 1;
   }
-  lm_need_floating(L, x->dtype, 1, "interpolate");
+  lm_need_floating(L, x->dtype, 1, NULL);
   lt_dtype gd = work_dtype(x->dtype);
   int64_t planes = x->shape[0] * x->shape[1];
   int64_t H = linear ? 1 : x->shape[2], W = x->shape[nd - 1];
@@ -282,7 +288,7 @@ static int l_max_pool_indices(lua_State *L) {
   lt_tensor *x = lm_checkt(L, 1);
   int64_t k[2], st[2], pd[2], dl[2];
   if (x->ndim != 3 && x->ndim != 4)
-    luaL_error(L, "bad argument #1 to '%s' (expected a 3-D or 4-D input, got %d-D)", name, x->ndim);
+    lt_argerror_in(L, 1, name, "expected a 3-D or 4-D input, got %d-D", x->ndim);
   lm_need_floating(L, x->dtype, 1, name);
   ints(L, 2, 2, 1, 1, name, "kernel_size", k);
   if (lua_isnoneornil(L, 3) || (lua_istable(L, 3) && luaL_len(L, 3) == 0)) { st[0] = k[0]; st[1] = k[1]; }
@@ -291,7 +297,7 @@ static int l_max_pool_indices(lua_State *L) {
   ints(L, 5, 2, 1, 1, name, "dilation", dl);
   int ceil_mode = lua_toboolean(L, 6);
   if (pd[0] * 2 > k[0] || pd[1] * 2 > k[1])
-    luaL_error(L, "bad argument #4 to '%s' (padding must be at most half of the kernel size)", name);
+    lt_argerror_in(L, 4, name, "padding must be at most half of the kernel size");
   lt_pool p;
   memset(&p, 0, sizeof p);
   p.H = x->shape[x->ndim - 2]; p.W = x->shape[x->ndim - 1];
@@ -300,8 +306,8 @@ static int l_max_pool_indices(lua_State *L) {
   p.OH = lt_pool_out(p.H, p.kh, p.ph, p.sh, p.dh, ceil_mode);
   p.OW = lt_pool_out(p.W, p.kw, p.pw, p.sw, p.dw, ceil_mode);
   if (p.OH < 1 || p.OW < 1)
-    luaL_error(L, "bad argument #1 to '%s' (input %s is too small for the kernel)", name,
-               lm_shape_str(s1, sizeof s1, x->ndim, x->shape));
+    lt_argerror_in(L, 1, name, "input %s is too small for the kernel",
+                   lm_shape_str(s1, sizeof s1, x->ndim, x->shape));
   int64_t shape[4];
   memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
   shape[x->ndim - 2] = p.OH;
@@ -331,25 +337,25 @@ static int l_conv1d(lua_State *L) {
   char s1[256], s2[256];
   lt_tensor *x = lm_checkt(L, 1), *w = lm_checkt(L, 2), *bias = lm_optt(L, 3);
   int64_t st, pd = 0, dl, extra = 0;
-  ints(L, 4, 1, 1, 1, "conv1d", "stride", &st);
-  ints(L, 6, 1, 1, 1, "conv1d", "dilation", &dl);
+  ints(L, 4, 1, 1, 1, NULL, "stride", &st);
+  ints(L, 6, 1, 1, 1, NULL, "dilation", &dl);
   lua_Integer groups = luaL_optinteger(L, 7, 1);
-  if (groups < 1 || groups > INT_MAX) luaL_error(L, "bad argument #7 to 'conv1d' (groups must be positive)");
+  if (groups < 1 || groups > INT_MAX) lt_argerror(L, 7, "groups must be positive");
   if (x->ndim != 2 && x->ndim != 3)
-    luaL_error(L, "bad argument #1 to 'conv1d' (expected a 2-D or 3-D input, got %d-D)", x->ndim);
-  if (w->ndim != 3) luaL_error(L, "bad argument #2 to 'conv1d' (expected a 3-D weight, got %d-D)", w->ndim);
+    lt_argerror(L, 1, "expected a 2-D or 3-D input, got %d-D", x->ndim);
+  if (w->ndim != 3) lt_argerror(L, 2, "expected a 3-D weight, got %d-D", w->ndim);
   if (lua_type(L, 5) == LUA_TSTRING) {
     const char *mode = lua_tostring(L, 5);
     if (strcmp(mode, "same") == 0) {
-      if (st != 1) luaL_error(L, "bad argument #5 to 'conv1d' (padding 'same' is not supported for strided convolutions)");
+      if (st != 1) lt_argerror(L, 5, "padding 'same' is not supported for strided convolutions");
       int64_t tot = dl * (w->shape[2] - 1);
       pd = tot / 2;
       extra = tot % 2;
     } else if (strcmp(mode, "valid") != 0) {
-      luaL_error(L, "bad argument #5 to 'conv1d' (padding must be an integer, {p}, 'valid' or 'same', got '%s')", mode);
+      lt_argerror(L, 5, "padding must be an integer, {p}, 'valid' or 'same', got '%s'", mode);
     }
   } else {
-    ints(L, 5, 1, 0, 0, "conv1d", "padding", &pd);
+    ints(L, 5, 1, 0, 0, NULL, "padding", &pd);
   }
   int batched = x->ndim == 3;
   lt_conv p;
@@ -359,26 +365,26 @@ static int l_conv1d(lua_State *L) {
   p.sh = 1; p.sw = st; p.ph = 0; p.pw = pd; p.dh = 1; p.dw = dl;
   p.groups = groups;
   if (w->shape[1] * groups != p.C)
-    luaL_error(L, "bad argument #1 to 'conv1d' (input %s has %d channels, weight %s with groups %d expects %d)",
-               lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p.C,
-               lm_shape_str(s2, sizeof s2, w->ndim, w->shape), (int)groups, (int)(w->shape[1] * groups));
+    lt_argerror(L, 1, "input %s has %d channels, weight %s with groups %d expects %d",
+                lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p.C,
+                lm_shape_str(s2, sizeof s2, w->ndim, w->shape), (int)groups, (int)(w->shape[1] * groups));
   if (p.O % groups)
-    luaL_error(L, "bad argument #7 to 'conv1d' (%d output channels are not divisible by groups %d)", (int)p.O, (int)groups);
+    lt_argerror(L, 7, "%d output channels are not divisible by groups %d", (int)p.O, (int)groups);
   int64_t ew = p.dw * (p.kw - 1) + 1;
   if (p.W + 2 * p.pw < ew)
-    luaL_error(L, "bad argument #1 to 'conv1d' (input %s (with padding) is smaller than the kernel %d)",
-               lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)ew);
+    lt_argerror(L, 1, "input %s (with padding) is smaller than the kernel %d",
+                lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)ew);
   p.OH = 1;
   p.OW = (p.W + 2 * p.pw - ew) / p.sw + 1;
   lt_dtype od = lt_promote(x->dtype, w->dtype);
-  lm_need_floating(L, od, 1, "conv1d");
+  lm_need_floating(L, od, 1, NULL);
   if (bias && lt_numel(bias) != p.O)
-    luaL_error(L, "bad argument #3 to 'conv1d' (bias has %d elements, expected %d)", (int)lt_numel(bias), (int)p.O);
+    lt_argerror(L, 3, "bias has %d elements, expected %d", (int)lt_numel(bias), (int)p.O);
   lt_dtype gd = work_dtype(od);
   lm_need_blas(L, gd);
   int64_t Kc = (p.C / groups) * p.kw;
   if (Kc >= INT_MAX || p.OW >= INT_MAX || p.O >= INT_MAX || lt_shape_numel(2, (int64_t[]){Kc, p.OW}) < 0)
-    luaL_error(L, "bad argument #1 to 'conv1d' (sizes exceed the BLAS limit of 2^31-1)");
+    lt_argerror(L, 1, "sizes exceed the BLAS limit of 2^31-1");
   lt_tensor *xc;
   if (extra) {          /* 'same' with an odd total: one zero on the right */
     int64_t xs[3] = {p.N, p.C, p.W};
@@ -411,20 +417,20 @@ static int l_conv1d(lua_State *L) {
 /* conv_transpose{1,2}d(x, weight, bias, stride, padding, output_padding,
    groups, dilation): PyTorch's, as gemm + col2im (nnops.c). x (N, C, ...)
    or unbatched; weight (C, O/groups, k...); nsp spatial dims */
-static int conv_transpose(lua_State *L, int nsp, const char *name) {
+static int conv_transpose(lua_State *L, int nsp) {
   char s1[256], s2[256];
   lt_tensor *x = lm_checkt(L, 1), *w = lm_checkt(L, 2), *bias = lm_optt(L, 3);
   int64_t st[2], pd[2], op[2], dl[2];
-  ints(L, 4, nsp, 1, 1, name, "stride", st);
-  ints(L, 5, nsp, 0, 0, name, "padding", pd);
-  ints(L, 6, nsp, 0, 0, name, "output_padding", op);
-  ints(L, 8, nsp, 1, 1, name, "dilation", dl);
+  ints(L, 4, nsp, 1, 1, NULL, "stride", st);
+  ints(L, 5, nsp, 0, 0, NULL, "padding", pd);
+  ints(L, 6, nsp, 0, 0, NULL, "output_padding", op);
+  ints(L, 8, nsp, 1, 1, NULL, "dilation", dl);
   lua_Integer groups = luaL_optinteger(L, 7, 1);
-  if (groups < 1 || groups > INT_MAX) luaL_error(L, "bad argument #7 to '%s' (groups must be positive)", name);
+  if (groups < 1 || groups > INT_MAX) lt_argerror(L, 7, "groups must be positive");
   if (x->ndim != nsp + 1 && x->ndim != nsp + 2)
-    luaL_error(L, "bad argument #1 to '%s' (expected a %d-D or %d-D input, got %d-D)", name, nsp + 1, nsp + 2, x->ndim);
+    lt_argerror(L, 1, "expected a %d-D or %d-D input, got %d-D", nsp + 1, nsp + 2, x->ndim);
   if (w->ndim != nsp + 2)
-    luaL_error(L, "bad argument #2 to '%s' (expected a %d-D weight, got %d-D)", name, nsp + 2, w->ndim);
+    lt_argerror(L, 2, "expected a %d-D weight, got %d-D", nsp + 2, w->ndim);
   int batched = x->ndim == nsp + 2;
   lt_conv p;
   p.N = batched ? x->shape[0] : 1;
@@ -440,34 +446,34 @@ static int conv_transpose(lua_State *L, int nsp, const char *name) {
   p.ph = two ? pd[0] : 0; p.pw = pd[nsp - 1];
   p.dh = two ? dl[0] : 1; p.dw = dl[nsp - 1];
   if (w->shape[0] != p.C)
-    luaL_error(L, "bad argument #1 to '%s' (input %s has %d channels, weight %s expects %d)", name,
-               lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p.C,
-               lm_shape_str(s2, sizeof s2, w->ndim, w->shape), (int)w->shape[0]);
+    lt_argerror(L, 1, "input %s has %d channels, weight %s expects %d",
+                lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p.C,
+                lm_shape_str(s2, sizeof s2, w->ndim, w->shape), (int)w->shape[0]);
   if (p.C % groups)
-    luaL_error(L, "bad argument #7 to '%s' (%d input channels are not divisible by groups %d)", name, (int)p.C, (int)groups);
+    lt_argerror(L, 7, "%d input channels are not divisible by groups %d", (int)p.C, (int)groups);
   for (int i = 0; i < nsp; i++) {
     if (op[i] >= st[i] && op[i] >= dl[i])
-      luaL_error(L, "bad argument #6 to '%s' (output_padding %I must be smaller than either stride %I or "
-                 "dilation %I)", name, (lua_Integer)op[i], (lua_Integer)st[i], (lua_Integer)dl[i]);
+      lt_argerror(L, 6, "output_padding %lld must be smaller than either stride %lld or "
+                  "dilation %lld", (lua_Integer)op[i], (lua_Integer)st[i], (lua_Integer)dl[i]);
   }
   /* (in - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
      (1 for the unit height of the 1-d form) */
   p.OH = (p.H - 1) * p.sh - 2 * p.ph + p.dh * (p.kh - 1) + (two ? op[0] : 0) + 1;
   p.OW = (p.W - 1) * p.sw - 2 * p.pw + p.dw * (p.kw - 1) + op[nsp - 1] + 1;
   if (p.OH < 1 || p.OW < 1)
-    luaL_error(L, "bad argument #1 to '%s' (input %s gives an empty output of size %I)", name,
-               lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (lua_Integer)(p.OH < 1 ? p.OH : p.OW));
+    lt_argerror(L, 1, "input %s gives an empty output of size %lld",
+                lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (lua_Integer)(p.OH < 1 ? p.OH : p.OW));
   lt_dtype od = lt_promote(x->dtype, w->dtype);
-  lm_need_floating(L, od, 1, name);
+  lm_need_floating(L, od, 1, NULL);
   if (bias && lt_numel(bias) != p.O)
-    luaL_error(L, "bad argument #3 to '%s' (bias has %d elements, expected %d)", name, (int)lt_numel(bias), (int)p.O);
+    lt_argerror(L, 3, "bias has %d elements, expected %d", (int)lt_numel(bias), (int)p.O);
   lt_dtype gd = work_dtype(od);
   lm_need_blas(L, gd);
   int64_t M = (p.O / groups) * p.kh * p.kw;
   int64_t P = lt_shape_numel(2, (int64_t[]){p.H, p.W});
   if (M >= INT_MAX || P < 0 || P >= INT_MAX || p.C >= INT_MAX || lt_shape_numel(2, (int64_t[]){M, P}) < 0 ||
       lt_shape_numel(4, (int64_t[]){p.N, p.O, p.OH, p.OW}) < 0)
-    luaL_error(L, "bad argument #1 to '%s' (sizes exceed the BLAS limit of 2^31-1)", name);
+    lt_argerror(L, 1, "sizes exceed the BLAS limit of 2^31-1");
   lt_tensor *xc = lm_contig(L, x, gd), *wc = lm_contig(L, w, gd), *bc = bias ? lm_contig(L, bias, gd) : NULL;
   int64_t ncol = M * P;
   lt_tensor *col = lt_push_new(L, gd, 1, &ncol, 0);
@@ -480,8 +486,8 @@ static int conv_transpose(lua_State *L, int nsp, const char *name) {
   return 1;
 }
 
-static int l_conv_transpose1d(lua_State *L) { return conv_transpose(L, 1, "conv_transpose1d"); }
-static int l_conv_transpose2d(lua_State *L) { return conv_transpose(L, 2, "conv_transpose2d"); }
+static int l_conv_transpose1d(lua_State *L) { return conv_transpose(L, 1); }
+static int l_conv_transpose2d(lua_State *L) { return conv_transpose(L, 2); }
 
 /* ---- group_norm ---------------------------------------------------------- */
 
@@ -492,14 +498,14 @@ static int l_group_norm(lua_State *L) {
   lua_Integer G = luaL_checkinteger(L, 2);
   double eps = luaL_optnumber(L, 5, 1e-5);
   if (x->ndim < 2)
-    luaL_error(L, "bad argument #1 to 'group_norm' (expected at least a 2-D input, got %d-D)", x->ndim);
-  lm_need_floating(L, x->dtype, 1, "group_norm");
+    lt_argerror(L, 1, "expected at least a 2-D input, got %d-D", x->ndim);
+  lm_need_floating(L, x->dtype, 1, NULL);
   int64_t N = x->shape[0], C = x->shape[1], S = lm_prod(x->shape, 2, x->ndim);
   if (G < 1 || C % G)
-    luaL_error(L, "bad argument #2 to 'group_norm' (the %I channels of input %s are not divisible into %I groups)",
-               (lua_Integer)C, lm_shape_str(s1, sizeof s1, x->ndim, x->shape), G);
-  double *w = per_channel(L, 3, C, "group_norm", "weight");
-  double *b = per_channel(L, 4, C, "group_norm", "bias");
+    lt_argerror(L, 2, "the %lld channels of input %s are not divisible into %lld groups",
+                (lua_Integer)C, lm_shape_str(s1, sizeof s1, x->ndim, x->shape), G);
+  double *w = per_channel(L, 3, C, NULL, "weight");
+  double *b = per_channel(L, 4, C, NULL, "bias");
   lt_dtype gd = work_dtype(x->dtype);
   lt_tensor *xc = lm_contig(L, x, gd);
   lt_tensor *y = lt_push_new(L, gd, x->ndim, x->shape, 0);
@@ -516,31 +522,31 @@ static int l_one_hot(lua_State *L) {
   lt_tensor *t = lm_checkt(L, 1);
   lua_Integer C = luaL_optinteger(L, 2, -1);
   if (lm_kindof(t->dtype) != LT_KIND_INT)
-    luaL_error(L, "bad argument #1 to 'one_hot' (expected an integer tensor of class indices, got %s)",
-               lt_dtypes[t->dtype].name);
+    lt_argerror(L, 1, "expected an integer tensor of class indices, got %s",
+                lt_dtypes[t->dtype].name);
   if (t->ndim >= LT_MAX_DIMS)
-    luaL_error(L, "bad argument #1 to 'one_hot' (rank exceeds the limit of %d)", LT_MAX_DIMS);
-  if (C < -1 || C == 0) luaL_error(L, "bad argument #2 to 'one_hot' (num_classes must be positive or -1, got %I)", C);
+    lt_argerror(L, 1, "rank exceeds the limit of %d", LT_MAX_DIMS);
+  if (C < -1 || C == 0) lt_argerror(L, 2, "num_classes must be positive or -1, got %lld", C);
   lt_tensor *ix = lm_contig(L, t, LT_INT64);
   const int64_t *iv = (const int64_t *)lt_data(ix);
   int64_t n = lt_numel(ix), mx = 0;
   for (int64_t i = 0; i < n; i++) {
     if (iv[i] < 1)
-      luaL_error(L, "bad argument #1 to 'one_hot' (class index %I is out of range: classes are 1-based)",
-                 (lua_Integer)iv[i]);
+      lt_argerror(L, 1, "class index %lld is out of range: classes are 1-based",
+                  (lua_Integer)iv[i]);
     if (iv[i] > mx) mx = iv[i];
   }
   if (C == -1) {
-    if (n == 0) luaL_error(L, "bad argument #1 to 'one_hot' (cannot infer the number of classes from an empty tensor)");
+    if (n == 0) lt_argerror(L, 1, "cannot infer the number of classes from an empty tensor");
     C = mx;
   } else if (mx > C) {
-    luaL_error(L, "bad argument #1 to 'one_hot' (class index %I is out of range for %I classes)", (lua_Integer)mx, C);
+    lt_argerror(L, 1, "class index %lld is out of range for %lld classes", (lua_Integer)mx, C);
   }
   int64_t shape[LT_MAX_DIMS];
   memcpy(shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
   shape[t->ndim] = C;
   if (lt_shape_numel(t->ndim + 1, shape) < 0)
-    luaL_error(L, "bad argument #2 to 'one_hot' (the output's size overflows)");
+    lt_argerror(L, 2, "the output's size overflows");
   lt_tensor *out = lt_push_new(L, LT_INT64, t->ndim + 1, shape, 1);
   int64_t *o = (int64_t *)lt_data(out);
   for (int64_t i = 0; i < n; i++) o[i * C + iv[i] - 1] = 1;
@@ -563,12 +569,12 @@ static int l_class_loss(lua_State *L) {
   double ls = luaL_optnumber(L, 6, 0);
   int rnone = strcmp(red, "none") == 0, rsum = strcmp(red, "sum") == 0;
   if (!rnone && !rsum && strcmp(red, "mean") != 0)
-    luaL_error(L, "bad argument #1 to '%s' (reduction must be 'mean', 'sum' or 'none', got '%s')", name, red);
+    lt_argerror_in(L, 1, name, "reduction must be 'mean', 'sum' or 'none', got '%s'", red);
   lm_need_floating(L, x->dtype, 1, name);
-  if (x->ndim < 1) luaL_error(L, "bad argument #1 to '%s' (expected a 1-D or higher input, got 0-D)", name);
+  if (x->ndim < 1) lt_argerror_in(L, 1, name, "expected a 1-D or higher input, got 0-D");
   if (lm_kindof(t->dtype) != LT_KIND_INT)
-    luaL_error(L, "bad argument #2 to '%s' (expected an integer tensor of class indices, got %s)", name,
-               lt_dtypes[t->dtype].name);
+    lt_argerror_in(L, 2, name, "expected an integer tensor of class indices, got %s",
+                   lt_dtypes[t->dtype].name);
   int64_t N, C, S, want[LT_MAX_DIMS];
   int wnd;
   if (x->ndim == 1) { N = 1; C = x->shape[0]; S = 1; wnd = 0; }
@@ -579,17 +585,17 @@ static int l_class_loss(lua_State *L) {
     for (int i = 2; i < x->ndim; i++) want[i - 1] = x->shape[i];
   }
   if (t->ndim != wnd || memcmp(t->shape, want, sizeof(int64_t) * (size_t)wnd) != 0)
-    luaL_error(L, "bad argument #2 to '%s' (target %s does not match input %s: expected %s)", name,
-               lm_shape_str(s1, sizeof s1, t->ndim, t->shape), lm_shape_str(s2, sizeof s2, x->ndim, x->shape),
-               lm_shape_str(s3, sizeof s3, wnd, want));
+    lt_argerror_in(L, 2, name, "target %s does not match input %s: expected %s",
+                   lm_shape_str(s1, sizeof s1, t->ndim, t->shape), lm_shape_str(s2, sizeof s2, x->ndim, x->shape),
+                   lm_shape_str(s3, sizeof s3, wnd, want));
   double *w = per_channel(L, 3, C, name, "weight");
   lt_tensor *tc = lm_push_copy(L, t, LT_INT64);
   int64_t *tv = (int64_t *)lt_data(tc), n = N * S;
   for (int64_t i = 0; i < n; i++) {
     if (tv[i] == ignore) { tv[i] = -1; continue; }
     if (tv[i] < 1 || tv[i] > C)
-      luaL_error(L, "bad argument #2 to '%s' (target %I is out of range for %I classes)", name,
-                 (lua_Integer)tv[i], (lua_Integer)C);
+      lt_argerror_in(L, 2, name, "target %lld is out of range for %lld classes",
+                     (lua_Integer)tv[i], (lua_Integer)C);
     tv[i] -= 1;
   }
   lt_tensor *lp = lm_push_copy(L, x, LT_FLOAT64);

@@ -6,6 +6,10 @@
 ** conv2d, pooling, batch_norm, layer_norm, embedding, dropout).
 ** Temporaries are tensors pushed on the Lua stack (GC-owned), so an error
 ** anywhere leaks nothing. Outputs are new contiguous tensors.
+** Usage errors go through luaL_argerror (lt_argerror), which numbers the
+** arguments as the call was written: t:add(u) names u #1, torch.add(t, u)
+** #2; a metamethod's operands are #1 and #2 under the event's name (t + u
+** 'add', -t 'unm', t % u 'mod', t // u 'idiv').
 */
 #include <string.h>
 #include <stdio.h>
@@ -95,7 +99,7 @@ static double float_max(lt_dtype dt) {
 /* the Lua number or boolean at idx as an element of dt in p; raises as
    PyTorch where it does not fit: an integer dtype's range, or beyond a
    float dtype's largest finite value (inf and nan fit) */
-static void fit_value(lua_State *L, int idx, int arg, const char *name, lt_dtype dt, void *p) {
+static void fit_value(lua_State *L, int idx, int arg, lt_dtype dt, void *p) {
   int k = lm_kindof(dt), bad = 0;
   if (lua_type(L, idx) == LUA_TNUMBER && k == LT_KIND_INT) {
     static const double lo[] = {[LT_INT8] = -128.0, [LT_INT16] = -32768.0, [LT_INT32] = -2147483648.0,
@@ -114,37 +118,37 @@ static void fit_value(lua_State *L, int idx, int arg, const char *name, lt_dtype
     bad = isfinite(v) && fabs(v) > float_max(dt);
   }
   if (bad)
-    luaL_error(L, "bad argument #%d to '%s' (value %s cannot be converted to %s without overflow)",
-               arg, name, luaL_tolstring(L, idx, NULL), lt_dtypes[dt].name);
+    lt_argerror(L, arg, "value %s cannot be converted to %s without overflow", luaL_tolstring(L, idx, NULL),
+                lt_dtypes[dt].name);
   lt_to_elem(L, idx, dt, p);
 }
 
 /* ---- arithmetic, comparisons and logical ops ---------------------------- */
 
-static void not_for(lua_State *L, int arg, const char *name, const char *what) {
-  luaL_error(L, "bad argument #%d to '%s' (not supported for %s tensors)", arg, name, what);
+static void not_for(lua_State *L, int arg, const char *what) {
+  lt_argerror(L, arg, "not supported for %s tensors", what);
 }
 
 /* a op b for two operands (tensors or numbers, one at least a tensor) at 1
    and 2, broadcast, in PyTorch's result dtype */
-static int binop(lua_State *L, int op, const char *name) {
+static int binop(lua_State *L, int op) {
   lua_settop(L, 2);
-  lm_check_operand(L, 1, name);
-  lm_check_operand(L, 2, name);
+  lm_check_operand(L, 1, 1);
+  lm_check_operand(L, 2, 2);
   lt_tensor *ta = lm_testt(L, 1), *tb = lm_testt(L, 2);
-  if (!ta && !tb) luaL_error(L, "bad argument #1 to '%s' (tensor expected, got %s)", name, luaL_typename(L, 1));
+  if (!ta && !tb) lt_argerror(L, 1, "tensor expected, got %s", luaL_typename(L, 1));
   static const int args[2] = {1, 2};
   lt_dtype cd = result_type(L, args, 2);
   int k = lm_kindof(cd);
   if ((op == LT_OP_DIV || op == LT_OP_ATAN2) && k <= LT_KIND_INT) cd = LT_FLOAT32;
   if (op == LT_OP_SUB && cd == LT_BOOL)
-    luaL_error(L, "bad argument #2 to '%s' (subtraction of bool tensors is not supported: use logical ops)", name);
+    lt_argerror(L, 2, "subtraction of bool tensors is not supported: use logical ops");
   if ((op == LT_OP_POW || op == LT_OP_REM || op == LT_OP_FLOORDIV) && k == LT_KIND_BOOL)
-    not_for(L, 1, name, "bool");
+    not_for(L, 1, "bool");
   if (k == LT_KIND_COMPLEX && op != LT_OP_EQ && op != LT_OP_NE && op > LT_OP_POW && op < LT_OP_AND)
-    not_for(L, 1, name, "complex");
+    not_for(L, 1, "complex");
   if (op == LT_OP_POW && k == LT_KIND_INT && lua_isinteger(L, 2) && lua_tointeger(L, 2) < 0)
-    luaL_error(L, "bad argument #2 to 'pow' (integers to negative integer powers are not allowed)");
+    lt_argerror(L, 2, "integers to negative integer powers are not allowed");
   if (op == LT_OP_POW && k >= LT_KIND_FLOAT && k != LT_KIND_COMPLEX && ta && lm_is_float_number(L, 2)) {
     double e = lua_tonumber(L, 2);   /* PyTorch's pow(t, 0.5) is sqrt: sqrt(-0.0) = -0.0 ... */
     if (e == 0.5 || e == -0.5) {
@@ -157,17 +161,17 @@ static int binop(lua_State *L, int op, const char *name) {
   lt_tensor A = operand(L, 1, cd), B = operand(L, 2, cd);
   int64_t shape[LT_MAX_DIMS];
   int nd = lt_broadcast_shape(A.ndim, A.shape, B.ndim, B.shape, shape);
-  if (nd < 0) lm_broadcast_error(L, 2, name, &A, &B);
+  if (nd < 0) lm_broadcast_error(L, 2, &A, &B);
   lt_tensor *out = lt_push_new(L, LT_OP_BOOL_RESULT(op) ? LT_BOOL : cd, nd, shape, 0);
   lt_tensor ea, eb;
   lt_expand_view(&A, nd, shape, &ea);
   lt_expand_view(&B, nd, shape, &eb);
   if (lt_binary(op, lm_domain_of(cd), &ea, &eb, out) == LT_EZERODIV)
-    luaL_error(L, "bad argument #2 to '%s' (integer division by zero)", name);
+    lt_argerror(L, 2, "integer division by zero");
   return 1;
 }
 
-#define BINOP(NAME, OP) static int l_##NAME(lua_State *L) { return binop(L, OP, #NAME); }
+#define BINOP(NAME, OP) static int l_##NAME(lua_State *L) { return binop(L, OP); }
 BINOP(add, LT_OP_ADD) BINOP(sub, LT_OP_SUB) BINOP(mul, LT_OP_MUL) BINOP(div, LT_OP_DIV)
 BINOP(pow, LT_OP_POW) BINOP(maximum, LT_OP_MAX) BINOP(minimum, LT_OP_MIN)
 BINOP(atan2, LT_OP_ATAN2) BINOP(remainder, LT_OP_REM) BINOP(floor_divide, LT_OP_FLOORDIV)
@@ -180,43 +184,40 @@ BINOP(logical_and, LT_OP_AND) BINOP(logical_or, LT_OP_OR) BINOP(logical_xor, LT_
 /* what each unary op gives (R_FLOAT: integers and bool become float32;
    R_KEEP: the input's dtype; R_BOOL) and accepts besides floating dtypes */
 enum { R_FLOAT, R_KEEP, R_BOOL };
-static const struct { const char *name; unsigned char res, ints, bools, cplx; } uinfo[LT_UN_COUNT] = {
-  [LT_UN_NEG] = {"neg", R_KEEP, 1, 0, 1},        [LT_UN_ABS] = {"abs", R_KEEP, 1, 0, 1},
-  [LT_UN_RELU] = {"relu", R_KEEP, 1, 0, 0},      [LT_UN_EXP] = {"exp", R_FLOAT, 1, 1, 1},
-  [LT_UN_LOG] = {"log", R_FLOAT, 1, 1, 1},       [LT_UN_SQRT] = {"sqrt", R_FLOAT, 1, 1, 1},
-  [LT_UN_TANH] = {"tanh", R_FLOAT, 1, 1, 1},     [LT_UN_SIGMOID] = {"sigmoid", R_FLOAT, 1, 1, 1},
-  [LT_UN_GELU] = {"gelu", R_KEEP, 0, 0, 0},      [LT_UN_GELU_TANH] = {"gelu", R_KEEP, 0, 0, 0},
-  [LT_UN_SIN] = {"sin", R_FLOAT, 1, 1, 1},       [LT_UN_COS] = {"cos", R_FLOAT, 1, 1, 1},
-  [LT_UN_TAN] = {"tan", R_FLOAT, 1, 1, 1},       [LT_UN_ASIN] = {"asin", R_FLOAT, 1, 1, 1},
-  [LT_UN_ACOS] = {"acos", R_FLOAT, 1, 1, 1},     [LT_UN_ATAN] = {"atan", R_FLOAT, 1, 1, 1},
-  [LT_UN_SINH] = {"sinh", R_FLOAT, 1, 1, 1},     [LT_UN_COSH] = {"cosh", R_FLOAT, 1, 1, 1},
-  [LT_UN_RSQRT] = {"rsqrt", R_FLOAT, 1, 1, 1},   [LT_UN_ERF] = {"erf", R_FLOAT, 1, 1, 0},
-  [LT_UN_ERFINV] = {"erfinv", R_FLOAT, 1, 1, 0}, [LT_UN_FLOOR] = {"floor", R_KEEP, 1, 0, 0},
-  [LT_UN_CEIL] = {"ceil", R_KEEP, 1, 0, 0},      [LT_UN_ROUND] = {"round", R_KEEP, 1, 0, 0},
-  [LT_UN_ROUND_DEC] = {"round", R_KEEP, 0, 0, 0}, [LT_UN_TRUNC] = {"trunc", R_KEEP, 1, 0, 0},
-  [LT_UN_SIGN] = {"sign", R_KEEP, 1, 1, 0},      [LT_UN_NAN_TO_NUM] = {"nan_to_num", R_KEEP, 1, 1, 0},
-  [LT_UN_SILU] = {"silu", R_KEEP, 0, 0, 1},      [LT_UN_MISH] = {"mish", R_KEEP, 0, 0, 0},
-  [LT_UN_HARDSWISH] = {"hardswish", R_KEEP, 0, 0, 0},
-  [LT_UN_HARDSIGMOID] = {"hardsigmoid", R_KEEP, 0, 0, 0},
-  [LT_UN_RELU6] = {"relu6", R_KEEP, 1, 0, 0},    [LT_UN_LEAKY_RELU] = {"leaky_relu", R_KEEP, 0, 0, 0},
-  [LT_UN_ELU] = {"elu", R_KEEP, 0, 0, 0},        [LT_UN_SOFTPLUS] = {"softplus", R_KEEP, 0, 0, 0},
-  [LT_UN_ISINF] = {"isinf", R_BOOL, 1, 1, 1},    [LT_UN_ISNAN] = {"isnan", R_BOOL, 1, 1, 1},
-  [LT_UN_ISFINITE] = {"isfinite", R_BOOL, 1, 1, 1},
-  [LT_UN_LOGICAL_NOT] = {"logical_not", R_BOOL, 1, 1, 1},
+static const struct { unsigned char res, ints, bools, cplx; } uinfo[LT_UN_COUNT] = {
+  [LT_UN_NEG] = {R_KEEP, 1, 0, 1},          [LT_UN_ABS] = {R_KEEP, 1, 0, 1},
+  [LT_UN_RELU] = {R_KEEP, 1, 0, 0},         [LT_UN_EXP] = {R_FLOAT, 1, 1, 1},
+  [LT_UN_LOG] = {R_FLOAT, 1, 1, 1},         [LT_UN_SQRT] = {R_FLOAT, 1, 1, 1},
+  [LT_UN_TANH] = {R_FLOAT, 1, 1, 1},        [LT_UN_SIGMOID] = {R_FLOAT, 1, 1, 1},
+  [LT_UN_GELU] = {R_KEEP, 0, 0, 0},         [LT_UN_GELU_TANH] = {R_KEEP, 0, 0, 0},
+  [LT_UN_SIN] = {R_FLOAT, 1, 1, 1},         [LT_UN_COS] = {R_FLOAT, 1, 1, 1},
+  [LT_UN_TAN] = {R_FLOAT, 1, 1, 1},         [LT_UN_ASIN] = {R_FLOAT, 1, 1, 1},
+  [LT_UN_ACOS] = {R_FLOAT, 1, 1, 1},        [LT_UN_ATAN] = {R_FLOAT, 1, 1, 1},
+  [LT_UN_SINH] = {R_FLOAT, 1, 1, 1},        [LT_UN_COSH] = {R_FLOAT, 1, 1, 1},
+  [LT_UN_RSQRT] = {R_FLOAT, 1, 1, 1},       [LT_UN_ERF] = {R_FLOAT, 1, 1, 0},
+  [LT_UN_ERFINV] = {R_FLOAT, 1, 1, 0},      [LT_UN_FLOOR] = {R_KEEP, 1, 0, 0},
+  [LT_UN_CEIL] = {R_KEEP, 1, 0, 0},         [LT_UN_ROUND] = {R_KEEP, 1, 0, 0},
+  [LT_UN_ROUND_DEC] = {R_KEEP, 0, 0, 0},    [LT_UN_TRUNC] = {R_KEEP, 1, 0, 0},
+  [LT_UN_SIGN] = {R_KEEP, 1, 1, 0},         [LT_UN_NAN_TO_NUM] = {R_KEEP, 1, 1, 0},
+  [LT_UN_SILU] = {R_KEEP, 0, 0, 1},         [LT_UN_MISH] = {R_KEEP, 0, 0, 0},
+  [LT_UN_HARDSWISH] = {R_KEEP, 0, 0, 0},    [LT_UN_HARDSIGMOID] = {R_KEEP, 0, 0, 0},
+  [LT_UN_RELU6] = {R_KEEP, 1, 0, 0},        [LT_UN_LEAKY_RELU] = {R_KEEP, 0, 0, 0},
+  [LT_UN_ELU] = {R_KEEP, 0, 0, 0},          [LT_UN_SOFTPLUS] = {R_KEEP, 0, 0, 0},
+  [LT_UN_ISINF] = {R_BOOL, 1, 1, 1},        [LT_UN_ISNAN] = {R_BOOL, 1, 1, 1},
+  [LT_UN_ISFINITE] = {R_BOOL, 1, 1, 1},     [LT_UN_LOGICAL_NOT] = {R_BOOL, 1, 1, 1},
 };
 
 /* op(t) with parameters p (NULL: the defaults), pushed */
 static lt_tensor *unop_t(lua_State *L, lt_tensor *t, int op, const lt_unparam *p) {
   int k = lm_kindof(t->dtype);
-  const char *name = uinfo[op].name;
   if (op == LT_UN_NEG && k == LT_KIND_BOOL)
-    luaL_error(L, "bad argument #1 to 'neg' (negation of a bool tensor is not supported: use logical ops)");
+    lt_argerror(L, 1, "negation of a bool tensor is not supported: use logical ops");
   if ((k == LT_KIND_INT && !uinfo[op].ints) || (k == LT_KIND_BOOL && !uinfo[op].bools)) {
-    if (uinfo[op].ints) not_for(L, 1, name, "bool");
-    luaL_error(L, "bad argument #1 to '%s' (expected a floating point%s tensor, got %s)", name,
-               uinfo[op].cplx ? " or complex" : "", lt_dtypes[t->dtype].name);
+    if (uinfo[op].ints) not_for(L, 1, "bool");
+    lt_argerror(L, 1, "expected a floating point%s tensor, got %s",
+                uinfo[op].cplx ? " or complex" : "", lt_dtypes[t->dtype].name);
   }
-  if (k == LT_KIND_COMPLEX && !uinfo[op].cplx) not_for(L, 1, name, "complex");
+  if (k == LT_KIND_COMPLEX && !uinfo[op].cplx) not_for(L, 1, "complex");
   lt_dtype od = t->dtype;
   if (uinfo[op].res == R_BOOL) od = LT_BOOL;
   else if (uinfo[op].res == R_FLOAT && k <= LT_KIND_INT) od = LT_FLOAT32;
@@ -293,8 +294,8 @@ static int l_round(lua_State *L) {
     while (lua_next(L, 2)) {
       lua_pop(L, 1);
       if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "decimals") != 0)
-        luaL_error(L, "bad argument #2 to 'round' (unknown option '%s': the only option is 'decimals')",
-                   luaL_tolstring(L, -1, NULL));
+        lt_argerror(L, 2, "unknown option '%s': the only option is 'decimals'",
+                    luaL_tolstring(L, -1, NULL));
     }
   } else if (!lua_isnoneornil(L, 2)) {
     dec = luaL_checkinteger(L, 2);
@@ -335,7 +336,7 @@ static int l_nan_to_num(lua_State *L) {
 
 /* the broadcast shape of n views into shape; raises naming the argument
    (args[i]) that does not fit; returns the rank */
-static int broadcast_all(lua_State *L, const char *name, lt_tensor *v, const int *args, int n, int64_t *shape) {
+static int broadcast_all(lua_State *L, lt_tensor *v, const int *args, int n, int64_t *shape) {
   int nd = 0;
   for (int i = 0; i < n; i++) {
     int64_t s[LT_MAX_DIMS];
@@ -344,7 +345,7 @@ static int broadcast_all(lua_State *L, const char *name, lt_tensor *v, const int
       lt_tensor so = v[i];
       so.ndim = nd;
       memcpy(so.shape, shape, sizeof(int64_t) * (size_t)nd);
-      lm_broadcast_error(L, args[i], name, &so, &v[i]);
+      lm_broadcast_error(L, args[i], &so, &v[i]);
     }
     nd = r;
     memcpy(shape, s, sizeof(int64_t) * (size_t)nd);
@@ -352,28 +353,28 @@ static int broadcast_all(lua_State *L, const char *name, lt_tensor *v, const int
   return nd;
 }
 
-/* the condition tensor at 1 of where/masked_fill: bool (or uint8, which
+/* the condition tensor at arg of where/masked_fill: bool (or uint8, which
    PyTorch 1.13 still accepts) */
-static lt_tensor *check_mask(lua_State *L, int arg, const char *name, const char *what) {
+static lt_tensor *check_mask(lua_State *L, int arg, const char *what) {
   lt_tensor *c = lt_test(L, arg);
-  if (!c) luaL_error(L, "bad argument #%d to '%s' (%s tensor expected, got %s)", arg, name, what, luaL_typename(L, arg));
+  if (!c) lt_argerror(L, arg, "%s tensor expected, got %s", what, luaL_typename(L, arg));
   lm_no_cuda(L, c);
   if (c->dtype != LT_BOOL && c->dtype != LT_UINT8)
-    luaL_error(L, "bad argument #%d to '%s' (expected a bool %s tensor, got %s)", arg, name, what, lt_dtypes[c->dtype].name);
+    lt_argerror(L, arg, "expected a bool %s tensor, got %s", what, lt_dtypes[c->dtype].name);
   return c;
 }
 
-/* where(cond, a, b): a where cond, else b, broadcast; a and b tensors or numbers */
-static int l_where(lua_State *L) {
+/* where(cond, a, b) with cond, a and b the arguments at stack indices
+   at[0..3): a where cond, else b, broadcast; a and b tensors or numbers */
+static int where_at(lua_State *L, const int at[3]) {
   lua_settop(L, 3);
-  lt_tensor *c = check_mask(L, 1, "where", "condition");
-  lm_check_operand(L, 2, "where");
-  lm_check_operand(L, 3, "where");
-  static const int args[3] = {1, 2, 3};
-  lt_dtype od = result_type(L, args + 1, 2);
-  lt_tensor v[3] = {*c, operand(L, 2, od), operand(L, 3, od)};
+  lt_tensor *c = check_mask(L, at[0], "condition");
+  lm_check_operand(L, at[1], at[1]);
+  lm_check_operand(L, at[2], at[2]);
+  lt_dtype od = result_type(L, at + 1, 2);
+  lt_tensor v[3] = {*c, operand(L, at[1], od), operand(L, at[2], od)};
   int64_t shape[LT_MAX_DIMS];
-  int nd = broadcast_all(L, "where", v, args, 3, shape);
+  int nd = broadcast_all(L, v, at, 3, shape);
   lt_tensor *out = lt_push_new(L, od, nd, shape, 0);
   lt_tensor ec, ea, eb;
   lt_expand_view(&v[0], nd, shape, &ec);
@@ -383,12 +384,16 @@ static int l_where(lua_State *L) {
   return 1;
 }
 
-/* t:where(cond, other): torch.where(cond, t, other) */
+static int l_where(lua_State *L) {
+  static const int at[3] = {1, 2, 3};
+  return where_at(L, at);
+}
+
+/* t:where(cond, other): torch.where(cond, t, other), the arguments left
+   where they are so that errors number them as the call was written */
 static int l_where_method(lua_State *L) {
-  lua_settop(L, 3);
-  lua_rotate(L, 1, -1);         /* cond, other, t */
-  lua_insert(L, 2);             /* cond, t, other */
-  return l_where(L);
+  static const int at[3] = {2, 1, 3};
+  return where_at(L, at);
 }
 
 /* masked_fill(t, mask, value): t with value where mask (bool, broadcast
@@ -397,26 +402,26 @@ static int l_where_method(lua_State *L) {
 static int l_masked_fill(lua_State *L) {
   lua_settop(L, 3);
   lt_tensor *t = lm_checkt(L, 1);
-  lt_tensor *m = check_mask(L, 2, "masked_fill", "mask");
+  lt_tensor *m = check_mask(L, 2, "mask");
   lt_tensor *vt = lm_testt(L, 3);
   if (vt) {
     if (vt->ndim != 0)
-      luaL_error(L, "bad argument #3 to 'masked_fill' (expected a 0-dim value tensor, got %d dims)", vt->ndim);
+      lt_argerror(L, 3, "expected a 0-dim value tensor, got %d dims", vt->ndim);
     if (lm_kindof(vt->dtype) == LT_KIND_COMPLEX && lm_kindof(t->dtype) != LT_KIND_COMPLEX)
-      not_for(L, 3, "masked_fill", "complex value");
+      not_for(L, 3, "complex value");
     lt_push_elem(L, vt->dtype, lt_data(vt));
     lua_replace(L, 3);
   } else if (lua_type(L, 3) != LUA_TNUMBER && !lua_isboolean(L, 3)) {
-    luaL_error(L, "bad argument #3 to 'masked_fill' (number, boolean or 0-dim tensor expected, got %s)",
-               luaL_typename(L, 3));
+    lt_argerror(L, 3, "number, boolean or 0-dim tensor expected, got %s",
+                luaL_typename(L, 3));
   }
   char elem[16];
   if (lua_istable(L, 3)) lt_to_elem(L, 3, t->dtype, elem);   /* a complex value */
-  else fit_value(L, 3, 3, "masked_fill", t->dtype, elem);
+  else fit_value(L, 3, 3, t->dtype, elem);
   static const int args[2] = {1, 2};
   lt_tensor v[2] = {*t, *m};
   int64_t shape[LT_MAX_DIMS];
-  int nd = broadcast_all(L, "masked_fill", v, args, 2, shape);
+  int nd = broadcast_all(L, v, args, 2, shape);
   lt_tensor *out = lt_push_new(L, t->dtype, nd, shape, 0);
   lt_tensor et, em;
   lt_expand_view(t, nd, shape, &et);
@@ -433,11 +438,11 @@ static int l_clamp(lua_State *L) {
   lua_settop(L, 3);
   lt_tensor *t = lm_checkt(L, 1);
   int has_lo = !lua_isnil(L, 2), has_hi = !lua_isnil(L, 3);
-  if (!has_lo && !has_hi) luaL_error(L, "bad argument #2 to 'clamp' (at least one of min and max must be given)");
-  for (int i = 2; i <= 3; i++) if (!lua_isnil(L, i)) lm_check_operand(L, i, "clamp");
+  if (!has_lo && !has_hi) lt_argerror(L, 2, "at least one of min and max must be given");
+  for (int i = 2; i <= 3; i++) if (!lua_isnil(L, i)) lm_check_operand(L, i, i);
   static const int args[3] = {1, 2, 3};
   lt_dtype od = result_type(L, args, 3);
-  if (lm_kindof(od) == LT_KIND_COMPLEX) not_for(L, 1, "clamp", "complex");
+  if (lm_kindof(od) == LT_KIND_COMPLEX) not_for(L, 1, "complex");
   int dom = lm_domain_of(od);
   lt_tensor x = operand(L, 1, od);
   if (!lm_testt(L, 2) && !lm_testt(L, 3)) {        /* number bounds */
@@ -446,7 +451,7 @@ static int l_clamp(lua_State *L) {
     int64_t ilo = 0, ihi = 0;
     for (int i = 2; i <= 3; i++) {
       if (lua_isnil(L, i)) continue;
-      fit_value(L, i, i, "clamp", od, e);
+      fit_value(L, i, i, od, e);
       double f = lt_get_f64(od, e);
       int64_t n = dom == LT_DOM_I64 ? lt_get_i64(od, e) : 0;
       if (i == 2) { lo = f; ilo = n; } else { hi = f; ihi = n; }
@@ -461,7 +466,7 @@ static int l_clamp(lua_State *L) {
   v[n] = x; ids[n++] = 1;
   for (int i = 2; i <= 3; i++) if (!lua_isnil(L, i)) { v[n] = operand(L, i, od); ids[n++] = i; }
   int64_t shape[LT_MAX_DIMS];
-  int nd = broadcast_all(L, "clamp", v, ids, n, shape);
+  int nd = broadcast_all(L, v, ids, n, shape);
   lt_tensor *out = lt_push_new(L, od, nd, shape, 0);
   lt_tensor ex, eb;
   lt_expand_view(&v[0], nd, shape, &ex);
@@ -485,7 +490,7 @@ static int l_allclose(lua_State *L) {
   double rtol = luaL_optnumber(L, 3, 1e-5), atol = luaL_optnumber(L, 4, 1e-8);
   int64_t shape[LT_MAX_DIMS];
   int nd = lt_broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, shape);
-  if (nd < 0) lm_broadcast_error(L, 2, "allclose", a, b);
+  if (nd < 0) lm_broadcast_error(L, 2, a, b);
   lt_tensor ea, eb;
   lt_expand_view(a, nd, shape, &ea);
   lt_expand_view(b, nd, shape, &eb);
@@ -495,7 +500,7 @@ static int l_allclose(lua_State *L) {
 
 static int l_matmul(lua_State *L) {
   lt_tensor *a = lm_checkt(L, 1), *b = lm_checkt(L, 2);
-  lm_matmul(L, a, b, "matmul");
+  lm_matmul(L, a, b, 1);
   return 1;
 }
 
@@ -503,16 +508,16 @@ static int l_matmul(lua_State *L) {
 
 /* pushes the tensors of the list at index 1; returns their count and the
    stack index of the first */
-static int list_tensors(lua_State *L, const char *name, int *first) {
+static int list_tensors(lua_State *L, int *first) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int n = (int)luaL_len(L, 1);
-  if (n <= 0) luaL_error(L, "bad argument #1 to '%s' (expected a non-empty list of tensors)", name);
+  if (n <= 0) lt_argerror(L, 1, "expected a non-empty list of tensors");
   luaL_checkstack(L, n + 8, "too many tensors");
   *first = lua_gettop(L) + 1;
   for (int i = 1; i <= n; i++) {
     lua_geti(L, 1, i);
     lt_tensor *t = lt_test(L, -1);
-    if (!t) luaL_error(L, "bad argument #1 to '%s' (element %d is not a tensor)", name, i);
+    if (!t) lt_argerror(L, 1, "element %d is not a tensor", i);
     lm_no_cuda(L, t);
   }
   return n;
@@ -521,7 +526,7 @@ static int list_tensors(lua_State *L, const char *name, int *first) {
 static int l_cat(lua_State *L) {
   lua_Integer dimv = luaL_optinteger(L, 2, 1);
   lua_settop(L, 1);
-  int first, n = list_tensors(L, "cat", &first);
+  int first, n = list_tensors(L, &first);
   const lt_tensor *ref = NULL;
   lt_dtype od = lt_check(L, first)->dtype;
   for (int i = 0; i < n; i++) {
@@ -530,7 +535,7 @@ static int l_cat(lua_State *L) {
     if (!ref && !(t->ndim == 1 && t->shape[0] == 0)) ref = t;
   }
   if (!ref) { lt_push_new(L, od, 1, (int64_t[]){0}, 0); return 1; }
-  if (ref->ndim == 0) luaL_error(L, "bad argument #1 to 'cat' (0-dim tensors cannot be concatenated)");
+  if (ref->ndim == 0) lt_argerror(L, 1, "0-dim tensors cannot be concatenated");
   int d = lt_check_dim(L, 2, dimv, ref->ndim);
   int64_t shape[LT_MAX_DIMS];
   memcpy(shape, ref->shape, sizeof shape);
@@ -542,9 +547,9 @@ static int l_cat(lua_State *L) {
     for (int j = 0; ok && j < t->ndim; j++) if (j != d && t->shape[j] != ref->shape[j]) ok = 0;
     if (!ok) {
       char s1[256], s2[256];
-      luaL_error(L, "bad argument #1 to 'cat' (sizes must match except in dim %d: tensor 1 has %s, tensor %d has %s)",
-                 d + 1, lm_shape_str(s1, sizeof s1, ref->ndim, ref->shape), i + 1,
-                 lm_shape_str(s2, sizeof s2, t->ndim, t->shape));
+      lt_argerror(L, 1, "sizes must match except in dim %d: tensor 1 has %s, tensor %d has %s",
+                  d + 1, lm_shape_str(s1, sizeof s1, ref->ndim, ref->shape), i + 1,
+                  lm_shape_str(s2, sizeof s2, t->ndim, t->shape));
     }
     shape[d] += t->shape[d];
   }
@@ -565,17 +570,17 @@ static int l_cat(lua_State *L) {
 static int l_stack(lua_State *L) {
   lua_Integer dimv = luaL_optinteger(L, 2, 1);
   lua_settop(L, 1);
-  int first, n = list_tensors(L, "stack", &first);
+  int first, n = list_tensors(L, &first);
   lt_tensor *ref = lt_check(L, first);
   lt_dtype od = ref->dtype;
-  if (ref->ndim >= LT_MAX_DIMS) luaL_error(L, "bad argument #1 to 'stack' (rank exceeds the limit of %d)", LT_MAX_DIMS);
+  if (ref->ndim >= LT_MAX_DIMS) lt_argerror(L, 1, "rank exceeds the limit of %d", LT_MAX_DIMS);
   for (int i = 1; i < n; i++) {
     lt_tensor *t = lt_check(L, first + i);
     od = lt_promote(od, t->dtype);
     if (t->ndim != ref->ndim || memcmp(t->shape, ref->shape, sizeof(int64_t) * (size_t)t->ndim) != 0) {
       char s1[256], s2[256];
-      luaL_error(L, "bad argument #1 to 'stack' (all tensors must have the same shape: tensor 1 has %s, tensor %d has %s)",
-                 lm_shape_str(s1, sizeof s1, ref->ndim, ref->shape), i + 1, lm_shape_str(s2, sizeof s2, t->ndim, t->shape));
+      lt_argerror(L, 1, "all tensors must have the same shape: tensor 1 has %s, tensor %d has %s",
+                  lm_shape_str(s1, sizeof s1, ref->ndim, ref->shape), i + 1, lm_shape_str(s2, sizeof s2, t->ndim, t->shape));
     }
   }
   int d = lt_check_dim(L, 2, dimv, ref->ndim + 1);
@@ -596,18 +601,18 @@ static int l_stack(lua_State *L) {
 
 static int l_linear(lua_State *L) {
   lt_tensor *x = lm_checkt(L, 1), *w = lm_checkt(L, 2), *bias = lm_optt(L, 3);
-  if (w->ndim != 2) luaL_error(L, "bad argument #2 to 'linear' (weight must be 2-D, got %d-D)", w->ndim);
+  if (w->ndim != 2) lt_argerror(L, 2, "weight must be 2-D, got %d-D", w->ndim);
   lt_tensor wt = *w;
   wt.shape[0] = w->shape[1]; wt.shape[1] = w->shape[0];
   wt.stride[0] = w->stride[1]; wt.stride[1] = w->stride[0];
-  lt_tensor *out = lm_matmul(L, x, &wt, "linear");
+  lt_tensor *out = lm_matmul(L, x, &wt, 1);
   if (!bias) return 1;
   int64_t shape[LT_MAX_DIMS];
   int nd = lt_broadcast_shape(out->ndim, out->shape, bias->ndim, bias->shape, shape);
   if (nd != out->ndim || memcmp(shape, out->shape, sizeof(int64_t) * (size_t)nd) != 0) {
     char s1[256], s2[256];
-    luaL_error(L, "bad argument #3 to 'linear' (bias of shape %s does not fit the output of shape %s)",
-               lm_shape_str(s1, sizeof s1, bias->ndim, bias->shape), lm_shape_str(s2, sizeof s2, out->ndim, out->shape));
+    lt_argerror(L, 3, "bias of shape %s does not fit the output of shape %s",
+                lm_shape_str(s1, sizeof s1, bias->ndim, bias->shape), lm_shape_str(s2, sizeof s2, out->ndim, out->shape));
   }
   int64_t N = out->ndim ? out->shape[out->ndim - 1] : 1;
   if (out->dtype == LT_FLOAT32 && bias->dtype == LT_FLOAT32 && bias->ndim == 1 &&
@@ -626,8 +631,7 @@ static int l_linear(lua_State *L) {
 }
 
 /* a number or {h, w} at arg, each >= lo */
-static void pair(lua_State *L, int arg, lua_Integer def, lua_Integer lo, const char *name,
-                 const char *what, int64_t out[2]) {
+static void pair(lua_State *L, int arg, lua_Integer def, lua_Integer lo, const char *what, int64_t out[2]) {
   if (lua_isnoneornil(L, arg)) { out[0] = out[1] = def; }
   else if (lua_istable(L, arg)) {
     lua_Integer n = luaL_len(L, arg);
@@ -637,30 +641,30 @@ static void pair(lua_State *L, int arg, lua_Integer def, lua_Integer lo, const c
         int ok;
         out[i] = lua_tointegerx(L, -1, &ok);
         lua_pop(L, 1);
-        if (!ok) luaL_error(L, "bad argument #%d to '%s' (%s must be integers)", arg, name, what);
+        if (!ok) lt_argerror(L, arg, "%s must be integers", what);
       }
     } else {
-      luaL_error(L, "bad argument #%d to '%s' (%s must be a number or {h, w})", arg, name, what);
+      lt_argerror(L, arg, "%s must be a number or {h, w}", what);
     }
   } else {
     int ok;
     out[0] = out[1] = lua_tointegerx(L, arg, &ok);
-    if (!ok) luaL_error(L, "bad argument #%d to '%s' (%s must be a number or {h, w})", arg, name, what);
+    if (!ok) lt_argerror(L, arg, "%s must be a number or {h, w}", what);
   }
   if (out[0] < lo || out[1] < lo)
-    luaL_error(L, "bad argument #%d to '%s' (%s must be at least %d, got {%I, %I})", arg, name, what,
-               (int)lo, (lua_Integer)out[0], (lua_Integer)out[1]);
+    lt_argerror(L, arg, "%s must be at least %d, got {%lld, %lld}", what,
+                (int)lo, (lua_Integer)out[0], (lua_Integer)out[1]);
   if (out[0] > INT_MAX || out[1] > INT_MAX)
-    luaL_error(L, "bad argument #%d to '%s' (%s must be at most %d, got {%I, %I})", arg, name, what,
-               INT_MAX, (lua_Integer)out[0], (lua_Integer)out[1]);
+    lt_argerror(L, arg, "%s must be at most %d, got {%lld, %lld}", what,
+                INT_MAX, (lua_Integer)out[0], (lua_Integer)out[1]);
 }
 
 static int l_conv2d(lua_State *L) {
   lt_tensor *x = lm_checkt(L, 1), *w = lm_checkt(L, 2), *bias = lm_optt(L, 3);
   char s1[256], s2[256];
   int64_t st[2], pd[2] = {0, 0}, dl[2];
-  pair(L, 4, 1, 1, "conv2d", "stride", st);
-  pair(L, 6, 1, 1, "conv2d", "dilation", dl);
+  pair(L, 4, 1, 1, "stride", st);
+  pair(L, 6, 1, 1, "dilation", dl);
   if (lua_type(L, 5) == LUA_TSTRING) {
     const char *mode = lua_tostring(L, 5);
     if (strcmp(mode, "valid") == 0) pd[0] = pd[1] = 0;
@@ -668,19 +672,19 @@ static int l_conv2d(lua_State *L) {
       for (int i = 0; i < 2; i++) {
         int64_t tot = dl[i] * (w->shape[2 + i] - 1);
         if (tot % 2 || st[i] != 1)
-          luaL_error(L, "bad argument #5 to 'conv2d' (padding 'same' needs stride 1 and an even total padding)");
+          lt_argerror(L, 5, "padding 'same' needs stride 1 and an even total padding");
         pd[i] = tot / 2;
       }
-    } else luaL_error(L, "bad argument #5 to 'conv2d' (padding must be a number, {h, w}, 'valid' or 'same')");
+    } else lt_argerror(L, 5, "padding must be a number, {h, w}, 'valid' or 'same'");
   } else {
-    pair(L, 5, 0, 0, "conv2d", "padding", pd);
+    pair(L, 5, 0, 0, "padding", pd);
   }
   lua_Integer groups = luaL_optinteger(L, 7, 1);
-  if (groups < 1) luaL_error(L, "bad argument #7 to 'conv2d' (groups must be positive)");
+  if (groups < 1) lt_argerror(L, 7, "groups must be positive");
   if (x->ndim != 3 && x->ndim != 4)
-    luaL_error(L, "bad argument #1 to 'conv2d' (expected a 3-D or 4-D input, got %d-D)", x->ndim);
+    lt_argerror(L, 1, "expected a 3-D or 4-D input, got %d-D", x->ndim);
   if (w->ndim != 4)
-    luaL_error(L, "bad argument #2 to 'conv2d' (expected a 4-D weight, got %d-D)", w->ndim);
+    lt_argerror(L, 2, "expected a 4-D weight, got %d-D", w->ndim);
   int batched = x->ndim == 4;
   lt_conv p;
   p.N = batched ? x->shape[0] : 1;
@@ -689,27 +693,27 @@ static int l_conv2d(lua_State *L) {
   p.sh = st[0]; p.sw = st[1]; p.ph = pd[0]; p.pw = pd[1]; p.dh = dl[0]; p.dw = dl[1];
   p.groups = groups;
   if (w->shape[1] * groups != p.C)
-    luaL_error(L, "bad argument #1 to 'conv2d' (input %s has %d channels, weight %s with groups %d expects %d)",
-               lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p.C,
-               lm_shape_str(s2, sizeof s2, w->ndim, w->shape), (int)groups, (int)(w->shape[1] * groups));
+    lt_argerror(L, 1, "input %s has %d channels, weight %s with groups %d expects %d",
+                lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p.C,
+                lm_shape_str(s2, sizeof s2, w->ndim, w->shape), (int)groups, (int)(w->shape[1] * groups));
   if (p.O % groups)
-    luaL_error(L, "bad argument #7 to 'conv2d' (%d output channels are not divisible by groups %d)", (int)p.O, (int)groups);
+    lt_argerror(L, 7, "%d output channels are not divisible by groups %d", (int)p.O, (int)groups);
   int64_t eh = p.dh * (p.kh - 1) + 1, ew = p.dw * (p.kw - 1) + 1;
   if (p.H + 2 * p.ph < eh || p.W + 2 * p.pw < ew)
-    luaL_error(L, "bad argument #1 to 'conv2d' (input %s (with padding) is smaller than the kernel %dx%d)",
-               lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)eh, (int)ew);
+    lt_argerror(L, 1, "input %s (with padding) is smaller than the kernel %dx%d",
+                lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)eh, (int)ew);
   p.OH = (p.H + 2 * p.ph - eh) / p.sh + 1;
   p.OW = (p.W + 2 * p.pw - ew) / p.sw + 1;
   lt_dtype od = lt_promote(x->dtype, w->dtype);
-  lm_need_floating(L, od, 1, "conv2d");
+  lm_need_floating(L, od, 1, NULL);
   if (bias && lt_numel(bias) != p.O)
-    luaL_error(L, "bad argument #3 to 'conv2d' (bias has %d elements, expected %d)", (int)lt_numel(bias), (int)p.O);
+    lt_argerror(L, 3, "bias has %d elements, expected %d", (int)lt_numel(bias), (int)p.O);
   lt_dtype gd = od == LT_FLOAT64 ? LT_FLOAT64 : LT_FLOAT32;
   lm_need_blas(L, gd);
   int64_t Kc = (p.C / groups) * p.kh * p.kw;
   int64_t P = lt_shape_numel(2, (int64_t[]){p.OH, p.OW});
   if (Kc >= INT_MAX || P < 0 || P >= INT_MAX || p.O >= INT_MAX || lt_shape_numel(2, (int64_t[]){Kc, P}) < 0)
-    luaL_error(L, "bad argument #1 to 'conv2d' (sizes exceed the BLAS limit of 2^31-1)");
+    lt_argerror(L, 1, "sizes exceed the BLAS limit of 2^31-1");
   lt_tensor *xc = lm_contig(L, x, gd), *wc = lm_contig(L, w, gd), *bc = bias ? lm_contig(L, bias, gd) : NULL;
   int64_t ncol = Kc * P;
   lt_tensor *col = lt_push_new(L, gd, 1, &ncol, 0);
@@ -729,10 +733,10 @@ static int l_conv2d(lua_State *L) {
 /* ---- functional: pooling ----------------------------------------------- */
 
 /* checks a 3-D or 4-D floating input; fills planes, H, W */
-static void pool_input(lua_State *L, lt_tensor *x, const char *name, lt_pool *p) {
+static void pool_input(lua_State *L, lt_tensor *x, lt_pool *p) {
   if (x->ndim != 3 && x->ndim != 4)
-    luaL_error(L, "bad argument #1 to '%s' (expected a 3-D or 4-D input, got %d-D)", name, x->ndim);
-  lm_need_floating(L, x->dtype, 1, name);
+    lt_argerror(L, 1, "expected a 3-D or 4-D input, got %d-D", x->ndim);
+  lm_need_floating(L, x->dtype, 1, NULL);
   p->H = x->shape[x->ndim - 2];
   p->W = x->shape[x->ndim - 1];
   p->planes = lm_prod(x->shape, 0, x->ndim - 2);
@@ -752,49 +756,49 @@ static void pool_run(lua_State *L, lt_tensor *x, lt_pool *p, int kind) {
   if (x->dtype != gd) lm_push_convert(L, y, x->dtype);
 }
 
-static void pool_geometry(lua_State *L, lt_tensor *x, lt_pool *p, const char *name, int ceil_mode) {
+static void pool_geometry(lua_State *L, lt_tensor *x, lt_pool *p, int ceil_mode) {
   char s1[256];
   if (p->ph * 2 > p->kh || p->pw * 2 > p->kw)
-    luaL_error(L, "bad argument #4 to '%s' (padding {%d, %d} must be at most half of the kernel {%d, %d})",
-               name, (int)p->ph, (int)p->pw, (int)p->kh, (int)p->kw);
+    lt_argerror(L, 4, "padding {%d, %d} must be at most half of the kernel {%d, %d}", (int)p->ph, (int)p->pw,
+                (int)p->kh, (int)p->kw);
   p->OH = lt_pool_out(p->H, p->kh, p->ph, p->sh, p->dh, ceil_mode);
   p->OW = lt_pool_out(p->W, p->kw, p->pw, p->sw, p->dw, ceil_mode);
   if (p->OH < 1 || p->OW < 1)
-    luaL_error(L, "bad argument #1 to '%s' (input %s is too small for the kernel {%d, %d})", name,
-               lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p->kh, (int)p->kw);
+    lt_argerror(L, 1, "input %s is too small for the kernel {%d, %d}",
+                lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p->kh, (int)p->kw);
 }
 
 /* max_pool2d(x, kernel, stride, padding, dilation, ceil_mode) and
    avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad): a
    stride of nil or {} is the kernel's */
-static int pool2d(lua_State *L, int kind, const char *name) {
+static int pool2d(lua_State *L, int kind) {
   lt_tensor *x = lm_checkt(L, 1);
   lt_pool p;
   int64_t k[2], s[2], pd[2], dl[2] = {1, 1};
   int max = kind == LT_POOL_MAX;
-  pool_input(L, x, name, &p);
-  pair(L, 2, 1, 1, name, "kernel size", k);
+  pool_input(L, x, &p);
+  pair(L, 2, 1, 1, "kernel size", k);
   if (lua_isnoneornil(L, 3) || (lua_istable(L, 3) && luaL_len(L, 3) == 0)) { s[0] = k[0]; s[1] = k[1]; }
-  else pair(L, 3, 1, 1, name, "stride", s);
-  pair(L, 4, 0, 0, name, "padding", pd);
-  if (max) pair(L, 5, 1, 1, name, "dilation", dl);
+  else pair(L, 3, 1, 1, "stride", s);
+  pair(L, 4, 0, 0, "padding", pd);
+  if (max) pair(L, 5, 1, 1, "dilation", dl);
   p.kh = k[0]; p.kw = k[1]; p.sh = s[0]; p.sw = s[1]; p.ph = pd[0]; p.pw = pd[1];
   p.dh = dl[0]; p.dw = dl[1];
   p.count_include_pad = max || lua_isnoneornil(L, 6) || lua_toboolean(L, 6);
-  pool_geometry(L, x, &p, name, lua_toboolean(L, max ? 6 : 5));
+  pool_geometry(L, x, &p, lua_toboolean(L, max ? 6 : 5));
   pool_run(L, x, &p, kind);
   return 1;
 }
 
-static int l_max_pool2d(lua_State *L) { return pool2d(L, LT_POOL_MAX, "max_pool2d"); }
-static int l_avg_pool2d(lua_State *L) { return pool2d(L, LT_POOL_AVG, "avg_pool2d"); }
+static int l_max_pool2d(lua_State *L) { return pool2d(L, LT_POOL_MAX); }
+static int l_avg_pool2d(lua_State *L) { return pool2d(L, LT_POOL_AVG); }
 
 static int l_adaptive_avg_pool2d(lua_State *L) {
   lt_tensor *x = lm_checkt(L, 1);
   lt_pool p;
   char s1[256];
   memset(&p, 0, sizeof p);
-  pool_input(L, x, "adaptive_avg_pool2d", &p);
+  pool_input(L, x, &p);
   int64_t o[2];
   if (lua_istable(L, 2) && luaL_len(L, 2) == 2) {   /* nil/torch.null keeps that size */
     for (int i = 0; i < 2; i++) {
@@ -803,13 +807,13 @@ static int l_adaptive_avg_pool2d(lua_State *L) {
       lua_pop(L, 1);
     }
   } else {
-    pair(L, 2, 1, 0, "adaptive_avg_pool2d", "output size", o);
+    pair(L, 2, 1, 0, "output size", o);
   }
   if (o[0] < 0 || o[1] < 0)
-    luaL_error(L, "bad argument #2 to 'adaptive_avg_pool2d' (output size must not be negative)");
+    lt_argerror(L, 2, "output size must not be negative");
   if (p.H == 0 || p.W == 0)
-    luaL_error(L, "bad argument #1 to 'adaptive_avg_pool2d' (input %s has empty spatial dims)",
-               lm_shape_str(s1, sizeof s1, x->ndim, x->shape));
+    lt_argerror(L, 1, "input %s has empty spatial dims",
+                lm_shape_str(s1, sizeof s1, x->ndim, x->shape));
   p.OH = o[0];
   p.OW = o[1];
   pool_run(L, x, &p, LT_POOL_ADAPTIVE_AVG);
@@ -819,12 +823,12 @@ static int l_adaptive_avg_pool2d(lua_State *L) {
 /* ---- functional: normalisation ----------------------------------------- */
 
 /* a contiguous double copy of a per-channel tensor with n elements, or NULL */
-static double *per_channel(lua_State *L, int arg, int64_t n, const char *name, const char *what) {
+static double *per_channel(lua_State *L, int arg, int64_t n, const char *what) {
   lt_tensor *t = lm_optt(L, arg);
   if (!t) return NULL;
   if (lt_numel(t) != n)
-    luaL_error(L, "bad argument #%d to '%s' (%s has %d elements, expected %d)", arg, name, what,
-               (int)lt_numel(t), (int)n);
+    lt_argerror(L, arg, "%s has %d elements, expected %d", what,
+                (int)lt_numel(t), (int)n);
   return (double *)lt_data(lm_push_copy(L, t, LT_FLOAT64));
 }
 
@@ -835,18 +839,18 @@ static int l_batch_norm(lua_State *L) {
   int training = lua_toboolean(L, 6);
   double momentum = luaL_optnumber(L, 7, 0.1), eps = luaL_optnumber(L, 8, 1e-5);
   char s1[256];
-  if (x->ndim < 2) luaL_error(L, "bad argument #1 to 'batch_norm' (expected at least a 2-D input, got %d-D)", x->ndim);
-  lm_need_floating(L, x->dtype, 1, "batch_norm");
+  if (x->ndim < 2) lt_argerror(L, 1, "expected at least a 2-D input, got %d-D", x->ndim);
+  lm_need_floating(L, x->dtype, 1, NULL);
   int64_t N = x->shape[0], C = x->shape[1], S = lm_prod(x->shape, 2, x->ndim);
   if (!training && (!rm || !rv))
-    luaL_error(L, "bad argument #2 to 'batch_norm' (running_mean and running_var are needed when not training)");
+    lt_argerror(L, 2, "running_mean and running_var are needed when not training");
   if (training && N * S <= 1)
-    luaL_error(L, "bad argument #1 to 'batch_norm' (expected more than 1 value per channel when training, got input %s)",
-               lm_shape_str(s1, sizeof s1, x->ndim, x->shape));
-  double *m64 = per_channel(L, 2, C, "batch_norm", "running_mean");
-  double *v64 = per_channel(L, 3, C, "batch_norm", "running_var");
-  double *w64 = per_channel(L, 4, C, "batch_norm", "weight");
-  double *b64 = per_channel(L, 5, C, "batch_norm", "bias");
+    lt_argerror(L, 1, "expected more than 1 value per channel when training, got input %s",
+                lm_shape_str(s1, sizeof s1, x->ndim, x->shape));
+  double *m64 = per_channel(L, 2, C, "running_mean");
+  double *v64 = per_channel(L, 3, C, "running_var");
+  double *w64 = per_channel(L, 4, C, "weight");
+  double *b64 = per_channel(L, 5, C, "bias");
   lt_dtype gd = x->dtype == LT_FLOAT64 ? LT_FLOAT64 : LT_FLOAT32;
   lt_tensor *xc = lm_contig(L, x, gd);
   int64_t five = 5 * C;
@@ -888,16 +892,16 @@ static int l_layer_norm(lua_State *L) {
   int k;
   if (lua_isnumber(L, 2)) { ns[0] = luaL_checkinteger(L, 2); k = 1; }
   else k = lt_check_sizes(L, 2, ns);
-  lm_need_floating(L, x->dtype, 1, "layer_norm");
+  lm_need_floating(L, x->dtype, 1, NULL);
   int ok = k >= 1 && k <= x->ndim;
   for (int i = 0; ok && i < k; i++) if (ns[i] != x->shape[x->ndim - k + i]) ok = 0;
   if (!ok)
-    luaL_error(L, "bad argument #2 to 'layer_norm' (normalized shape %s does not match the last dims of input %s)",
-               lm_shape_str(s1, sizeof s1, k, ns), lm_shape_str(s2, sizeof s2, x->ndim, x->shape));
+    lt_argerror(L, 2, "normalized shape %s does not match the last dims of input %s",
+                lm_shape_str(s1, sizeof s1, k, ns), lm_shape_str(s2, sizeof s2, x->ndim, x->shape));
   int64_t n = lm_prod(ns, 0, k), rows = lm_prod(x->shape, 0, x->ndim - k);
   double eps = luaL_optnumber(L, 5, 1e-5);
-  double *w = per_channel(L, 3, n, "layer_norm", "weight");
-  double *b = per_channel(L, 4, n, "layer_norm", "bias");
+  double *w = per_channel(L, 3, n, "weight");
+  double *b = per_channel(L, 4, n, "bias");
   lt_tensor *xc = lm_push_copy(L, x, LT_FLOAT64);
   lt_layer_norm_f64((double *)lt_data(xc), rows, n, w, b, eps);
   if (x->dtype != LT_FLOAT64) lm_push_convert(L, xc, x->dtype);
@@ -909,10 +913,10 @@ static int l_layer_norm(lua_State *L) {
 /* embedding(weight, indices): rows of weight at 1-based indices */
 static int l_embedding(lua_State *L) {
   lt_tensor *w = lm_checkt(L, 1), *ix = lm_checkt(L, 2);
-  if (w->ndim != 2) luaL_error(L, "bad argument #1 to 'embedding' (weight must be 2-D, got %d-D)", w->ndim);
+  if (w->ndim != 2) lt_argerror(L, 1, "weight must be 2-D, got %d-D", w->ndim);
   if (lm_kindof(ix->dtype) != LT_KIND_INT)
-    luaL_error(L, "bad argument #2 to 'embedding' (expected an integer tensor of indices, got %s)", lt_dtypes[ix->dtype].name);
-  if (ix->ndim >= LT_MAX_DIMS) luaL_error(L, "bad argument #2 to 'embedding' (rank exceeds the limit of %d)", LT_MAX_DIMS);
+    lt_argerror(L, 2, "expected an integer tensor of indices, got %s", lt_dtypes[ix->dtype].name);
+  if (ix->ndim >= LT_MAX_DIMS) lt_argerror(L, 2, "rank exceeds the limit of %d", LT_MAX_DIMS);
   int64_t V = w->shape[0], D = w->shape[1], shape[LT_MAX_DIMS];
   memcpy(shape, ix->shape, sizeof(int64_t) * (size_t)ix->ndim);
   shape[ix->ndim] = D;
@@ -925,8 +929,8 @@ static int l_embedding(lua_State *L) {
   for (int64_t k = 0; k < n; k++) {
     int64_t v = lt_get_i64(ix->dtype, lt_iter_next(&it));
     if (v < 1 || v > V)
-      luaL_error(L, "bad argument #2 to 'embedding' (index %I out of range for %I embeddings)",
-                 (lua_Integer)v, (lua_Integer)V);
+      lt_argerror(L, 2, "index %lld out of range for %lld embeddings",
+                  (lua_Integer)v, (lua_Integer)V);
     char *dst = lt_data(out) + (size_t)(k * D) * isz;
     if (wc) { memcpy(dst, lt_data(w) + (size_t)((v - 1) * D) * isz, (size_t)D * isz); continue; }
     lt_tensor row = *w, o = *out;
@@ -943,9 +947,9 @@ static int l_dropout(lua_State *L) {
   double p = luaL_optnumber(L, 2, 0.5);
   int training = lua_isnoneornil(L, 3) ? 1 : lua_toboolean(L, 3);
   if (!(p >= 0 && p <= 1))
-    luaL_error(L, "bad argument #2 to 'dropout' (probability must be between 0 and 1, got %f)", p);
+    lt_argerror(L, 2, "probability must be between 0 and 1, got %.14g", p);
   if (!training || p == 0) { lua_settop(L, 1); return 1; }
-  lm_need_floating(L, x->dtype, 1, "dropout");
+  lm_need_floating(L, x->dtype, 1, NULL);
   lt_tensor *out = lt_push_new(L, x->dtype, x->ndim, x->shape, 1);
   if (p == 1) return 1;
   lt_copy(out, x);

@@ -10,7 +10,9 @@
 ** x:sum(2, true), x:sum({1, 3}, {keepdim = true, dtype = "float64"}),
 ** x:var({dim = 2, correction = 0}). Dims are 1-based, negative from the
 ** end; a dim argument of the reductions may be a list of dims. Indices
-** that come back are 1-based. Errors count the tensor as argument #1.
+** that come back are 1-based. Errors count the tensor as argument #1 of
+** torch.X(t, ...); in t:X(...) it is self (luaL_argerror's rule), so the
+** first argument after it is #1.
 */
 #include <stdarg.h>
 #include <stdio.h>
@@ -77,10 +79,12 @@ static void parse(lua_State *L, callargs *c, const char *fn, const char *const *
   if (top >= 2 && is_options(L, top)) opts = top--;
   if (top - 1 > npos) {
     if (npos == 0)
-      luaL_error(L, "bad argument #%d to '%s' (no arguments expected after the tensor but an options table: %s)",
-                 npos + 2, fn, name_list(c, c->nnames, list, sizeof list));
-    luaL_error(L, "bad argument #%d to '%s' (at most %d arguments expected: input, %s)", npos + 2, fn,
-               npos + 1, name_list(c, npos, list, sizeof list));
+      lt_argerror(L, npos + 2, "no arguments expected after the tensor but an options table: %s",
+                  name_list(c, c->nnames, list, sizeof list));
+    /* counted as the argument numbers are: t:std(...) has no input before dim */
+    int self = lt_argnum(L, 1) == 0;
+    lt_argerror(L, npos + 2, "at most %d arguments expected: %s%s", npos + 1 - self, self ? "" : "input, ",
+                name_list(c, npos, list, sizeof list));
   }
   for (int i = 2; i <= top; i++)
     if (!lua_isnil(L, i)) { c->at[i - 2] = i; c->argn[i - 2] = i; }
@@ -93,7 +97,8 @@ static void parse(lua_State *L, callargs *c, const char *fn, const char *const *
     int j = find_name(c, k);
     if (j < 0 && (!bad || strcmp(k, bad) < 0)) bad = k;
     if (j >= 0 && c->at[j])
-      luaL_error(L, "bad option '%s' to '%s' (given twice: as argument #%d and as an option)", k, fn, c->argn[j]);
+      luaL_error(L, "bad option '%s' to '%s' (given twice: as argument #%d and as an option)", k, fn,
+                 lt_argnum(L, c->argn[j]));
     lua_pop(L, 1);
   }
   if (bad) luaL_error(L, "bad option '%s' to '%s' (valid options: %s)", bad, fn, name_list(c, c->nnames, list, sizeof list));
@@ -104,15 +109,18 @@ static void parse(lua_State *L, callargs *c, const char *fn, const char *const *
   }
 }
 
-/* raise "bad argument #N to 'fn' (msg)" or "bad option 'name' to 'fn' (msg)"
-   (an absent positional argument is named by its position) */
+/* raise "bad argument #N to 'fn' (msg)" (luaL_argerror: a method call does
+   not count self) or "bad option 'name' to 'fn' (msg)"; an absent positional
+   argument is named by its position. fmt is printf's (lt_pushvf) */
+static int arg_error(lua_State *L, const callargs *c, int j, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static int arg_error(lua_State *L, const callargs *c, int j, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  const char *msg = lua_pushvfstring(L, fmt, ap);
+  const char *msg = lt_pushvf(L, fmt, ap);
   va_end(ap);
   int n = c->argn[j] ? c->argn[j] : !c->at[j] && j < c->npos ? j + 2 : 0;
-  if (n) return luaL_error(L, "bad argument #%d to '%s' (%s)", n, c->fn, msg);
+  if (n) return luaL_argerror(L, n, msg);
   return luaL_error(L, "bad option '%s' to '%s' (%s)", c->names[j], c->fn, msg);
 }
 
@@ -150,7 +158,7 @@ static lt_dtype get_dtype(lua_State *L, const callargs *c, int j) {
 static int check_dim(lua_State *L, const callargs *c, int j, lua_Integer d, int ndim) {
   int n = ndim > 0 ? ndim : 1;
   if (d == 0 || d > n || d < -n)
-    arg_error(L, c, j, "dimension %I out of range (expected 1 to %d, or -%d to -1)", d, n, n);
+    arg_error(L, c, j, "dimension %lld out of range (expected 1 to %d, or -%d to -1)", d, n, n);
   return (int)(d > 0 ? d - 1 : n + d);
 }
 
@@ -180,7 +188,7 @@ static uint32_t get_dims(lua_State *L, const callargs *c, int j, int ndim) {
     lua_geti(L, i, k);
     int ok;
     lua_Integer d = lua_tointegerx(L, -1, &ok);
-    if (!ok) arg_error(L, c, j, "list of dims must hold integers, got %s at %I", luaL_typename(L, -1), k);
+    if (!ok) arg_error(L, c, j, "list of dims must hold integers, got %s at %lld", luaL_typename(L, -1), k);
     lua_pop(L, 1);
     int dd = check_dim(L, c, j, d, ndim);
     if (mask & (1u << dd)) arg_error(L, c, j, "dim %d appears multiple times in the list of dims", dd + 1);
@@ -204,8 +212,7 @@ static int reduced_shape(const lt_tensor *t, uint32_t mask, int keepdim, int64_t
 static void need_nonempty(lua_State *L, const callargs *c, int jdim, const lt_tensor *t, uint32_t mask) {
   if (!has(c, jdim)) {
     if (lt_numel(t) == 0)
-      luaL_error(L, "bad argument #1 to '%s' (expected a dim to reduce for an empty tensor: %s has no identity)",
-                 c->fn, c->fn);
+      lt_argerror(L, 1, "expected a dim to reduce for an empty tensor: %s has no identity", c->fn);
     return;
   }
   for (int d = 0; d < t->ndim; d++)
@@ -213,15 +220,14 @@ static void need_nonempty(lua_State *L, const callargs *c, int jdim, const lt_te
       arg_error(L, c, jdim, "dimension %d has size 0: %s has no identity", d + 1, c->fn);
 }
 
-static void no_complex(lua_State *L, const lt_tensor *t, const char *fn) {
+static void no_complex(lua_State *L, const lt_tensor *t) {
   if (lm_kindof(t->dtype) == LT_KIND_COMPLEX)
-    luaL_error(L, "bad argument #1 to '%s' (not supported for complex tensors)", fn);
+    lt_argerror(L, 1, "not supported for complex tensors");
 }
 
-static void need_float_or_complex(lua_State *L, lt_dtype dt, const char *fn) {
+static void need_float_or_complex(lua_State *L, lt_dtype dt) {
   if (lm_kindof(dt) <= LT_KIND_INT)
-    luaL_error(L, "bad argument #1 to '%s' (expected a floating point or complex tensor, got %s)",
-               fn, lt_dtypes[dt].name);
+    lt_argerror(L, 1, "expected a floating point or complex tensor, got %s", lt_dtypes[dt].name);
 }
 
 /* the real dtype of a complex one (var, std, norm results) */
@@ -311,21 +317,21 @@ static int reduce(lua_State *L, int op, const char *fn) {
       if (k <= LT_KIND_INT && !has(&c, jdtype)) od = LT_INT64;
       break;
     case LT_RD_MEAN:
-      need_float_or_complex(L, x->dtype, fn);
+      need_float_or_complex(L, x->dtype);
       break;
     case LT_RD_VAR: case LT_RD_STD: case LT_RD_NORM:
-      need_float_or_complex(L, x->dtype, fn);
+      need_float_or_complex(L, x->dtype);
       if (!(op == LT_RD_NORM && has(&c, jdtype))) od = real_of(x->dtype);   /* norm: dtype as given */
       break;
     case LT_RD_ANY: case LT_RD_ALL:
       od = x->dtype == LT_UINT8 ? LT_UINT8 : LT_BOOL;   /* PyTorch 1.13 keeps uint8 */
       break;
     case LT_RD_AMAX: case LT_RD_AMIN:
-      no_complex(L, x, fn);
+      no_complex(L, x);
       need_nonempty(L, &c, jdim, x, mask);
       break;
     case LT_RD_LOGSUMEXP:
-      no_complex(L, x, fn);
+      no_complex(L, x);
       if (!has(&c, jdim)) arg_error(L, &c, jdim, "integer or list of integers expected, got no value");
       if (k != LT_KIND_FLOAT) od = LT_FLOAT32;
       break;
@@ -363,15 +369,19 @@ static int maxmin(lua_State *L, int want_max, int arg, const char *fn) {
   lt_tensor *t = lm_checkt(L, 1);
   if (!arg && lm_testt(L, 2)) {          /* the elementwise form */
     if (lua_gettop(L) > 2)
-      luaL_error(L, "bad argument #3 to '%s' (no arguments expected after the other tensor)", fn);
+      lt_argerror(L, 3, "no arguments expected after the other tensor");
+    /* maximum's C function run in this call, not through lua_call: its
+       errors name the call as written (t:max(u), torch.max(t, u)) */
     lua_getfield(L, 1, want_max ? "maximum" : "minimum");
-    lua_insert(L, 1);
+    lua_CFunction f = lua_tocfunction(L, -1);
+    if (f) { lua_pop(L, 1); return f(L); }
+    lua_insert(L, 1);                    /* replaced by Lua code: called as it is */
     lua_call(L, 2, 1);
     return 1;
   }
   callargs c;
   parse(L, &c, fn, N_DIMKEEP, 2);
-  no_complex(L, t, fn);
+  no_complex(L, t);
   int keepdim = get_bool(L, &c, 1, 0);
   int hasdim = has(&c, 0);
   if (hasdim && lua_type(L, c.at[0]) != LUA_TNUMBER)
@@ -442,8 +452,8 @@ static void sort_push(lua_State *L, lt_tensor *t, int d, int descending, int64_t
   add_one(idx);
 }
 
-static void need_sortable(lua_State *L, const lt_tensor *t, const char *fn) {
-  no_complex(L, t, fn);
+static void need_sortable(lua_State *L, const lt_tensor *t) {
+  no_complex(L, t);
 }
 
 static int sort_or_argsort(lua_State *L, int values, const char *fn) {
@@ -453,7 +463,7 @@ static int sort_or_argsort(lua_State *L, int values, const char *fn) {
   int d = get_dim(L, &c, 0, t->ndim, t->ndim ? t->ndim - 1 : 0);
   int descending = get_bool(L, &c, 1, 0);
   get_bool(L, &c, 2, 0);            /* every sort is stable */
-  need_sortable(L, t, fn);
+  need_sortable(L, t);
   int64_t n = t->ndim ? t->shape[d] : 1;
   sort_push(L, t, d, descending, n, values);
   return values ? 2 : 1;
@@ -471,10 +481,10 @@ static int l_topk(lua_State *L) {
   int d = get_dim(L, &c, 1, t->ndim, t->ndim ? t->ndim - 1 : 0);
   int largest = get_bool(L, &c, 2, 1);
   get_bool(L, &c, 3, 1);
-  need_sortable(L, t, "topk");
+  need_sortable(L, t);
   int64_t n = t->ndim ? t->shape[d] : 1;
   if (k < 0 || k > n)
-    arg_error(L, &c, 0, "k %I out of range for dimension %d of size %I", k, d + 1, (lua_Integer)n);
+    arg_error(L, &c, 0, "k %lld out of range for dimension %d of size %lld", k, d + 1, (lua_Integer)n);
   sort_push(L, t, d, largest, k, 1);
   return 2;
 }
@@ -490,7 +500,7 @@ static int softmax(lua_State *L, int log_, const char *fn) {
   callargs c;
   parse(L, &c, fn, N_SOFTMAX, 2);
   int d = get_dim(L, &c, 0, t->ndim, -1);
-  no_complex(L, t, fn);
+  no_complex(L, t);
   lt_dtype od = lm_kindof(t->dtype) == LT_KIND_FLOAT ? t->dtype : LT_FLOAT32;
   if (has(&c, 1)) {
     od = get_dtype(L, &c, 1);

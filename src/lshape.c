@@ -12,7 +12,6 @@
 */
 #include <string.h>
 #include <stdio.h>
-#include <stdarg.h>
 #include "lmath.h"
 #include "shape.h"
 
@@ -27,14 +26,6 @@ static lt_tensor *check_tensor(lua_State *L, int arg, const char *what) {
     luaL_typeerror(L, arg, what);
   }
   return t;
-}
-
-static int argerrorf(lua_State *L, int arg, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  const char *msg = lua_pushvfstring(L, fmt, ap);
-  va_end(ap);
-  return luaL_argerror(L, arg, msg);
 }
 
 /* the options table at arg (nil or absent: none): every key must be one of
@@ -81,13 +72,13 @@ static int int_list(lua_State *L, int arg, int varargs, const char *what, lua_In
   int n = 0;
   if (lua_istable(L, arg)) {
     lua_Integer len = luaL_len(L, arg);
-    if (len > LT_MAX_DIMS) argerrorf(L, arg, "%s: %I given, the limit is %d", what, len, LT_MAX_DIMS);
+    if (len > LT_MAX_DIMS) lt_argerror(L, arg, "%s: %lld given, the limit is %d", what, len, LT_MAX_DIMS);
     for (int i = 1; i <= (int)len; i++) {
       int isint;
       lua_geti(L, arg, i);
       out[n++] = lua_tointegerx(L, -1, &isint);
       lua_pop(L, 1);
-      if (!isint) argerrorf(L, arg, "%s must be integers", what);
+      if (!isint) lt_argerror(L, arg, "%s must be integers", what);
     }
     return n;
   }
@@ -95,9 +86,9 @@ static int int_list(lua_State *L, int arg, int varargs, const char *what, lua_In
   for (int i = arg; i <= top; i++) {
     if (!lua_isinteger(L, i)) {
       if (i > arg && varargs && lua_isnoneornil(L, i)) break;
-      argerrorf(L, i, "%s must be integers or a table of them, got %s", what, luaL_typename(L, i));
+      lt_argerror(L, i, "%s must be integers or a table of them, got %s", what, luaL_typename(L, i));
     }
-    if (n >= LT_MAX_DIMS) argerrorf(L, i, "%s: more than the limit of %d", what, LT_MAX_DIMS);
+    if (n >= LT_MAX_DIMS) lt_argerror(L, i, "%s: more than the limit of %d", what, LT_MAX_DIMS);
     out[n++] = lua_tointeger(L, i);
   }
   return n;
@@ -105,16 +96,16 @@ static int int_list(lua_State *L, int arg, int varargs, const char *what, lua_In
 
 /* raise the error of a failed index check of the index tensor at arg */
 static int bad_index(lua_State *L, int arg, const lt_badindex *b) {
-  return argerrorf(L, arg, "index %I is out of range for dim %d of size %I (indices are 1-based)",
-                   (lua_Integer)b->value, b->dim + 1, (lua_Integer)b->n);
+  return lt_argerror(L, arg, "index %lld is out of range for dim %d of size %lld (indices are 1-based)",
+                     (lua_Integer)b->value, b->dim + 1, (lua_Integer)b->n);
 }
 
 /* an index tensor of int64 (or int32 too, with int32_ok) at arg */
 static lt_tensor *check_index_tensor(lua_State *L, int arg, int int32_ok) {
   lt_tensor *ix = check_tensor(L, arg, "index tensor");
   if (ix->dtype != LT_INT64 && !(int32_ok && ix->dtype == LT_INT32))
-    argerrorf(L, arg, "index tensor must be %s, got %s", int32_ok ? "int64 or int32" : "int64",
-              lt_dtypes[ix->dtype].name);
+    lt_argerror(L, arg, "index tensor must be %s, got %s", int32_ok ? "int64 or int32" : "int64",
+                lt_dtypes[ix->dtype].name);
   return ix;
 }
 
@@ -139,21 +130,21 @@ static void check_index_shape(lua_State *L, const lt_tensor *t, int d, const lt_
   char s1[256], s2[256];
   lt_tensor T = as1d(t), I = as1d(ix);
   if (I.ndim != T.ndim)
-    argerrorf(L, 3, "index %s must have the rank of the input %s", shape_str(s1, sizeof s1, ix),
-              shape_str(s2, sizeof s2, t));
+    lt_argerror(L, 3, "index %s must have the rank of the input %s", shape_str(s1, sizeof s1, ix),
+                shape_str(s2, sizeof s2, t));
   for (int i = 0; i < I.ndim; i++)
     if (i != d && I.shape[i] > T.shape[i])
-      argerrorf(L, 3, "index %s is larger than the input %s in dim %d", shape_str(s1, sizeof s1, ix),
-                shape_str(s2, sizeof s2, t), i + 1);
+      lt_argerror(L, 3, "index %s is larger than the input %s in dim %d", shape_str(s1, sizeof s1, ix),
+                  shape_str(s2, sizeof s2, t), i + 1);
   if (!src) return;
   lt_tensor S = as1d(src);
   if (S.ndim != I.ndim)
-    argerrorf(L, 4, "src %s must have the rank of the index %s", shape_str(s1, sizeof s1, src),
-              shape_str(s2, sizeof s2, ix));
+    lt_argerror(L, 4, "src %s must have the rank of the index %s", shape_str(s1, sizeof s1, src),
+                shape_str(s2, sizeof s2, ix));
   for (int i = 0; i < I.ndim; i++)
     if (I.shape[i] > S.shape[i])
-      argerrorf(L, 4, "src %s is smaller than the index %s in dim %d", shape_str(s1, sizeof s1, src),
-                shape_str(s2, sizeof s2, ix), i + 1);
+      lt_argerror(L, 4, "src %s is smaller than the index %s in dim %d", shape_str(s1, sizeof s1, src),
+                  shape_str(s2, sizeof s2, ix), i + 1);
 }
 
 /* gather(t, dim, index [, {sparse_grad=}]): out[c] = t[c with c[dim] =
@@ -200,8 +191,8 @@ static int scatter(lua_State *L, const char *name, int fixed_op) {
   }
   lua_settop(L, 4);
   if (src && src->dtype != t->dtype)
-    argerrorf(L, 4, "src has dtype %s, expected the input's %s", lt_dtypes[src->dtype].name,
-              lt_dtypes[t->dtype].name);
+    lt_argerror(L, 4, "src has dtype %s, expected the input's %s", lt_dtypes[src->dtype].name,
+                lt_dtypes[t->dtype].name);
   check_index_shape(L, t, d, ix, src);
   lt_tensor idx = as1d(ix), sv;
   if (src) sv = as1d(src);
@@ -230,7 +221,7 @@ static int l_index_select(lua_State *L) {
   lt_tensor *t = lm_checkt(L, 1);
   int d = lt_check_dim(L, 2, luaL_checkinteger(L, 2), t->ndim);
   lt_tensor *ix = check_index_tensor(L, 3, 1);
-  if (ix->ndim > 1) argerrorf(L, 3, "index must be 1-D or 0-dim, got %d-D", ix->ndim);
+  if (ix->ndim > 1) lt_argerror(L, 3, "index must be 1-D or 0-dim, got %d-D", ix->ndim);
   int64_t cnt = lt_numel(ix), n = t->ndim ? t->shape[d] : 1;
   int64_t *map = scratch(L, cnt);
   size_t isz = lt_dtypes[ix->dtype].size;
@@ -259,7 +250,7 @@ static int l_index_select(lua_State *L) {
 static int tri(lua_State *L, int upper) {
   lt_tensor *t = lm_checkt(L, 1);
   lua_Integer k = luaL_optinteger(L, 2, 0);
-  if (t->ndim < 2) argerrorf(L, 1, "expected a tensor of at least 2 dims, got %d-D", t->ndim);
+  if (t->ndim < 2) lt_argerror(L, 1, "expected a tensor of at least 2 dims, got %d-D", t->ndim);
   lt_tensor *out = lm_push_copy(L, t, t->dtype);
   lt_tri_zero(out, k, upper);
   return 1;
@@ -274,10 +265,10 @@ static int l_diag(lua_State *L) {
   lt_tensor *t = lm_checkt(L, 1);
   lua_Integer k = luaL_optinteger(L, 2, 0);
   if (t->ndim == 1) {
-    if (k > INT32_MAX || k < -INT32_MAX) argerrorf(L, 2, "diagonal %I is too far from the main one", k);
+    if (k > INT32_MAX || k < -INT32_MAX) lt_argerror(L, 2, "diagonal %lld is too far from the main one", k);
     int64_t n = t->shape[0], ak = k < 0 ? -k : k;
     int64_t m = n + ak, shape[2] = {m, m};
-    if (lt_shape_numel(2, shape) < 0) argerrorf(L, 2, "diagonal %I makes a matrix too large", k);
+    if (lt_shape_numel(2, shape) < 0) lt_argerror(L, 2, "diagonal %lld makes a matrix too large", k);
     lt_tensor *out = lt_push_new(L, t->dtype, 2, shape, 1);
     lt_tensor v = *out;
     v.ndim = 1;
@@ -287,7 +278,7 @@ static int l_diag(lua_State *L) {
     lt_copy(&v, t);
     return 1;
   }
-  if (t->ndim != 2) argerrorf(L, 1, "expected a 1-D or 2-D tensor, got %d-D", t->ndim);
+  if (t->ndim != 2) lt_argerror(L, 1, "expected a 1-D or 2-D tensor, got %d-D", t->ndim);
   int64_t R = t->shape[0], C = t->shape[1], len;
   if (k >= 0) len = k < C ? (R < C - k ? R : C - k) : 0;
   else len = k > -R ? (C < R + k ? C : R + k) : 0;
@@ -320,8 +311,8 @@ static int push_pieces(lua_State *L, lt_tensor *t, int d, const int64_t *sizes, 
 /* the views of split(t, size) along d: pieces of size, the last smaller */
 static int split_even(lua_State *L, lt_tensor *t, int d, int64_t size, int arg) {
   int64_t n = t->shape[d];
-  if (size < 0) argerrorf(L, arg, "split size must not be negative, got %I", (lua_Integer)size);
-  if (size == 0 && n != 0) argerrorf(L, arg, "split size can be 0 only for a dim of size 0, got size %I", (lua_Integer)n);
+  if (size < 0) lt_argerror(L, arg, "split size must not be negative, got %lld", (lua_Integer)size);
+  if (size == 0 && n != 0) lt_argerror(L, arg, "split size can be 0 only for a dim of size 0, got size %lld", (lua_Integer)n);
   int64_t cnt = size == 0 ? 1 : n / size + (n % size != 0);
   if (cnt < 1) cnt = 1;
   if (cnt > 1000000) luaL_error(L, "too many pieces (%I)", (lua_Integer)cnt);
@@ -335,9 +326,9 @@ static int split_even(lua_State *L, lt_tensor *t, int d, int64_t size, int arg) 
 static int l_chunk(lua_State *L) {
   lt_tensor *t = lt_check_meta(L, 1);
   lua_Integer chunks = luaL_checkinteger(L, 2);
-  if (t->ndim == 0) argerrorf(L, 1, "chunk needs a tensor of at least 1 dim");
+  if (t->ndim == 0) lt_argerror(L, 1, "chunk needs a tensor of at least 1 dim");
   int d = lt_check_dim(L, 3, luaL_optinteger(L, 3, 1), t->ndim);
-  if (chunks < 1) argerrorf(L, 2, "chunks must be at least 1, got %I", chunks);
+  if (chunks < 1) lt_argerror(L, 2, "chunks must be at least 1, got %lld", chunks);
   lua_settop(L, 1);
   int64_t n = t->shape[d];
   int64_t size = n / chunks + (n % chunks != 0);
@@ -353,7 +344,7 @@ static int l_chunk(lua_State *L) {
 /* split(t, size | sizes [, dim = 1]) */
 static int l_split(lua_State *L) {
   lt_tensor *t = lt_check_meta(L, 1);
-  if (t->ndim == 0) argerrorf(L, 1, "split needs a tensor of at least 1 dim");
+  if (t->ndim == 0) lt_argerror(L, 1, "split needs a tensor of at least 1 dim");
   int d = lt_check_dim(L, 3, luaL_optinteger(L, 3, 1), t->ndim);
   if (!lua_istable(L, 2)) {
     lua_Integer size = luaL_checkinteger(L, 2);
@@ -361,7 +352,7 @@ static int l_split(lua_State *L) {
     return split_even(L, t, d, size, 2);
   }
   lua_Integer cnt = luaL_len(L, 2);
-  if (cnt < 0 || cnt > 1000000) argerrorf(L, 2, "too many sizes");
+  if (cnt < 0 || cnt > 1000000) lt_argerror(L, 2, "too many sizes");
   lua_settop(L, 2);
   int64_t *sizes = scratch(L, cnt), sum = 0;
   for (lua_Integer i = 0; i < cnt; i++) {
@@ -369,13 +360,13 @@ static int l_split(lua_State *L) {
     lua_geti(L, 2, i + 1);
     lua_Integer v = lua_tointegerx(L, -1, &isint);
     lua_pop(L, 1);
-    if (!isint || v < 0) argerrorf(L, 2, "split sizes must be integers of at least 0");
+    if (!isint || v < 0) lt_argerror(L, 2, "split sizes must be integers of at least 0");
     sizes[i] = v;
     sum += v;
     if (sum > t->shape[d]) break;
   }
   if (sum != t->shape[d])
-    argerrorf(L, 2, "split sizes must sum to %I, the size of dim %d", (lua_Integer)t->shape[d], d + 1);
+    lt_argerror(L, 2, "split sizes must sum to %lld, the size of dim %d", (lua_Integer)t->shape[d], d + 1);
   return push_pieces(L, t, d, sizes, cnt);
 }
 
@@ -389,7 +380,7 @@ static int dim_list(lua_State *L, int arg, const lt_tensor *t, int varargs, int 
   for (int i = 0; i < n; i++) {
     dims[i] = lt_check_dim(L, arg, v[i], t->ndim);
     for (int j = 0; j < i; j++)
-      if (dims[j] == dims[i]) argerrorf(L, arg, "dim %d appears more than once in the dims", dims[i] + 1);
+      if (dims[j] == dims[i]) lt_argerror(L, arg, "dim %d appears more than once in the dims", dims[i] + 1);
   }
   return n;
 }
@@ -420,7 +411,7 @@ static int l_roll(lua_State *L) {
   lua_Integer sh[LT_MAX_DIMS];
   int ns = int_list(L, 2, 0, "shifts", sh);
   if (lua_isnoneornil(L, 3)) {
-    if (ns != 1) argerrorf(L, 2, "one shift is needed when no dims are given, got %d", ns);
+    if (ns != 1) lt_argerror(L, 2, "one shift is needed when no dims are given, got %d", ns);
     lt_tensor *c = lm_contig(L, t, t->dtype);
     lt_tensor *out = lt_push_new(L, t->dtype, t->ndim, t->shape, 0);
     int64_t n = lt_numel(t);
@@ -438,7 +429,7 @@ static int l_roll(lua_State *L) {
   }
   lua_Integer dv[LT_MAX_DIMS];
   int nd = int_list(L, 3, 0, "dims", dv);
-  if (nd != ns) argerrorf(L, 3, "%d dims given for %d shifts", nd, ns);
+  if (nd != ns) lt_argerror(L, 3, "%d dims given for %d shifts", nd, ns);
   int64_t total[LT_MAX_DIMS] = {0};
   int used[LT_MAX_DIMS] = {0};
   for (int i = 0; i < nd; i++) {
@@ -480,11 +471,11 @@ static int l_tile(lua_State *L) {
     in.shape[i] = j >= 0 ? t->shape[j] : 1;
     in.stride[i] = j >= 0 ? t->stride[j] : 0;
     reps[i] = q >= 0 ? r[q] : 1;
-    if (reps[i] < 0) argerrorf(L, 2, "reps must not be negative, got %I", (lua_Integer)reps[i]);
-    if (reps[i] > 0 && in.shape[i] > INT64_MAX / reps[i]) argerrorf(L, 2, "reps make a tensor too large");
+    if (reps[i] < 0) lt_argerror(L, 2, "reps must not be negative, got %lld", (lua_Integer)reps[i]);
+    if (reps[i] > 0 && in.shape[i] > INT64_MAX / reps[i]) lt_argerror(L, 2, "reps make a tensor too large");
     shape[i] = in.shape[i] * reps[i];
   }
-  if (lt_shape_numel(nd, shape) < 0) argerrorf(L, 2, "reps make a tensor too large");
+  if (lt_shape_numel(nd, shape) < 0) lt_argerror(L, 2, "reps make a tensor too large");
   lt_tensor *out = lt_push_new(L, t->dtype, nd, shape, 0);
   int oi = lua_gettop(L);
   const int64_t *maps[LT_MAX_DIMS] = {NULL};
@@ -530,11 +521,11 @@ static int l_repeat_interleave(lua_State *L) {
   int64_t one = 0, per = 0;            /* one count for all, or per slice (rt) */
   if (rt) {
     if (rt->dtype != LT_INT64 && rt->dtype != LT_INT32)
-      argerrorf(L, 2, "repeats must be an int64 or int32 tensor, got %s", lt_dtypes[rt->dtype].name);
-    if (rt->ndim > 1) argerrorf(L, 2, "repeats must be 0-dim or 1-D, got %d-D", rt->ndim);
+      lt_argerror(L, 2, "repeats must be an int64 or int32 tensor, got %s", lt_dtypes[rt->dtype].name);
+    if (rt->ndim > 1) lt_argerror(L, 2, "repeats must be 0-dim or 1-D, got %d-D", rt->ndim);
     int64_t m = lt_numel(rt);
     if (m == 1) one = lt_get_i64(rt->dtype, lt_data(rt));
-    else if (m != n) argerrorf(L, 2, "repeats has %I counts for dim %d of size %I", (lua_Integer)m, d + 1, (lua_Integer)n);
+    else if (m != n) lt_argerror(L, 2, "repeats has %lld counts for dim %d of size %lld", (lua_Integer)m, d + 1, (lua_Integer)n);
     else per = 1;
   } else {
     if (!lua_isinteger(L, 2)) luaL_typeerror(L, 2, "integer or tensor of repeats");
@@ -547,15 +538,15 @@ static int l_repeat_interleave(lua_State *L) {
   }
   for (int64_t k = 0; k < (per ? n : 1); k++) {
     int64_t c = per ? counts[k] : one;
-    if (c < 0) argerrorf(L, 2, "repeats must not be negative, got %I", (lua_Integer)c);
+    if (c < 0) lt_argerror(L, 2, "repeats must not be negative, got %lld", (lua_Integer)c);
   }
   if (per) {
     for (int64_t k = 0; k < n; k++) {
-      if (counts[k] > INT64_MAX - total) argerrorf(L, 2, "repeats make a tensor too large");
+      if (counts[k] > INT64_MAX - total) lt_argerror(L, 2, "repeats make a tensor too large");
       total += counts[k];
     }
   } else {
-    if (one > 0 && n > INT64_MAX / one) argerrorf(L, 2, "repeats make a tensor too large");
+    if (one > 0 && n > INT64_MAX / one) lt_argerror(L, 2, "repeats make a tensor too large");
     total = n * one;
   }
   if (get_opt(L, optarg, "output_size") != LUA_TNIL) {
@@ -568,7 +559,7 @@ static int l_repeat_interleave(lua_State *L) {
   int64_t shape[LT_MAX_DIMS];
   memcpy(shape, in.shape, sizeof(int64_t) * (size_t)in.ndim);
   shape[d] = total;
-  if (lt_shape_numel(in.ndim, shape) < 0) argerrorf(L, 2, "repeats make a tensor too large");
+  if (lt_shape_numel(in.ndim, shape) < 0) lt_argerror(L, 2, "repeats make a tensor too large");
   lt_tensor *out = lt_push_new(L, t->dtype, in.ndim, shape, 0);
   int oi = lua_gettop(L);
   int64_t *map = scratch(L, total);
@@ -586,8 +577,8 @@ static int l_repeat_interleave(lua_State *L) {
 /* outer(a, b): a[i] * b[j], promoted */
 static int l_outer(lua_State *L) {
   lt_tensor *a = check_tensor(L, 1, "tensor"), *b = check_tensor(L, 2, "tensor");
-  if (a->ndim != 1) argerrorf(L, 1, "expected a 1-D tensor, got %d-D", a->ndim);
-  if (b->ndim != 1) argerrorf(L, 2, "expected a 1-D tensor, got %d-D", b->ndim);
+  if (a->ndim != 1) lt_argerror(L, 1, "expected a 1-D tensor, got %d-D", a->ndim);
+  if (b->ndim != 1) lt_argerror(L, 2, "expected a 1-D tensor, got %d-D", b->ndim);
   lt_dtype od = lt_promote(a->dtype, b->dtype);
   int64_t shape[2] = {a->shape[0], b->shape[0]};
   lt_tensor *out = lt_push_new(L, od, 2, shape, 0);
@@ -603,18 +594,18 @@ static int l_outer(lua_State *L) {
 /* the batched operands a (B x N x M) and b (B x M x P) at 1 and 2 of arg */
 static void check_batches(lua_State *L, int arg, const lt_tensor *a, const lt_tensor *b) {
   char s1[256], s2[256];
-  if (a->ndim != 3) argerrorf(L, arg, "expected a 3-D tensor, got %d-D", a->ndim);
-  if (b->ndim != 3) argerrorf(L, arg + 1, "expected a 3-D tensor, got %d-D", b->ndim);
+  if (a->ndim != 3) lt_argerror(L, arg, "expected a 3-D tensor, got %d-D", a->ndim);
+  if (b->ndim != 3) lt_argerror(L, arg + 1, "expected a 3-D tensor, got %d-D", b->ndim);
   if (a->shape[0] != b->shape[0] || a->shape[2] != b->shape[1])
-    argerrorf(L, arg + 1, "size mismatch: %s by %s (expected %I x %I x P)", shape_str(s1, sizeof s1, a),
-              shape_str(s2, sizeof s2, b), (lua_Integer)a->shape[0], (lua_Integer)a->shape[2]);
+    lt_argerror(L, arg + 1, "size mismatch: %s by %s (expected %lld x %lld x P)", shape_str(s1, sizeof s1, a),
+                shape_str(s2, sizeof s2, b), (lua_Integer)a->shape[0], (lua_Integer)a->shape[2]);
 }
 
 /* bmm(a, b): one product per batch entry, no broadcasting */
 static int l_bmm(lua_State *L) {
   lt_tensor *a = check_tensor(L, 1, "tensor"), *b = check_tensor(L, 2, "tensor");
   check_batches(L, 1, a, b);
-  lm_matmul(L, a, b, "bmm");
+  lm_matmul(L, a, b, 1);
   return 1;
 }
 
@@ -645,13 +636,13 @@ static int l_baddbmm(lua_State *L) {
   double beta = num_opt(L, 4, "beta", "baddbmm", 1, &bi), alpha = num_opt(L, 4, "alpha", "baddbmm", 1, &ai);
   lua_settop(L, 4);
   check_batches(L, 2, a, b);
-  lt_tensor *r = lm_matmul(L, a, b, "baddbmm");
+  lt_tensor *r = lm_matmul(L, a, b, 2);
   int64_t bs[LT_MAX_DIMS];
   int nd = lt_broadcast_shape(in->ndim, in->shape, 3, r->shape, bs);
   if (nd != 3 || memcmp(bs, r->shape, sizeof(int64_t) * 3) != 0) {
     char s1[256], s2[256];
-    argerrorf(L, 1, "input %s cannot be broadcast to the product's %s", shape_str(s1, sizeof s1, in),
-              shape_str(s2, sizeof s2, r));
+    lt_argerror(L, 1, "input %s cannot be broadcast to the product's %s", shape_str(s1, sizeof s1, in),
+                shape_str(s2, sizeof s2, r));
   }
   lt_dtype od = lt_promote(in->dtype, r->dtype);
   int dom = lm_domain_of(od);

@@ -5,6 +5,7 @@
 #ifndef LT_LUA_H
 #define LT_LUA_H
 
+#include <stdarg.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include "lt.h"
@@ -56,6 +57,33 @@ void lt_gc_account(lua_State *L);
 uint64_t lt_rand_u64(lua_State *L);
 double lt_rand_uniform(lua_State *L);
 double lt_rand_normal(lua_State *L);
+
+/* ---- usage errors: one path, Lua's luaL_argerror ----------------------- */
+
+/* raise the usage error "bad argument #N to 'f' (message)" on stack index
+   arg of the running C function through luaL_argerror, which names the
+   function as it was called and numbers its arguments as Lua does: in a
+   method call t:f(...) self is not counted, and an error on self itself
+   reads "calling 'f' on bad self (message)". The caller's "file:line:" is
+   prepended (as luaL_error does). message is formatted from fmt by
+   vsnprintf (printf's conversions, checked by the compiler: %lld for a
+   lua_Integer, %.14g for a lua_Number as Lua prints it); fmt is a literal,
+   text from a file goes in the arguments. Raises; the int return is for
+   "return lt_argerror(...)" */
+int lt_argerror(lua_State *L, int arg, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* lt_argerror under a fixed function name: for a C function reached under
+   a name of its own (core._class_loss raising as F.cross_entropy or
+   F.nll_loss), where luaL_argerror's name would be wrong. The same method
+   rule (lt_argnum) applies. A NULL name is lt_argerror's: the call's */
+int lt_argerror_in(lua_State *L, int arg, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* the number luaL_argerror gives stack index arg of the running C function:
+   arg - 1 in a method call (0: self), else arg. For an argument number said
+   inside another message ("given twice: as argument #1 and as an option") */
+int lt_argnum(lua_State *L, int arg);
+/* push fmt and ap formatted by vsnprintf (no length limit); returns the
+   pushed string */
+const char *lt_pushvf(lua_State *L, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* raise the file error "path: entry 'entry': message" ("path: message" when
    entry is NULL) with no "file:line:" position (lua_error, not luaL_error):

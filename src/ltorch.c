@@ -137,6 +137,45 @@ static int t_free(lua_State *L) {
 
 /* ---- argument helpers ---------------------------------------------------- */
 
+const char *lt_pushvf(lua_State *L, const char *fmt, va_list ap) {
+  va_list aq;
+  va_copy(aq, ap);
+  int n = vsnprintf(NULL, 0, fmt, aq);
+  va_end(aq);
+  if (n < 0) return lua_pushstring(L, fmt);   /* an encoding error: the format as it is */
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, (size_t)n + 1);
+  vsnprintf(p, (size_t)n + 1, fmt, ap);
+  luaL_pushresultsize(&b, (size_t)n);
+  return lua_tostring(L, -1);
+}
+
+int lt_argerror(lua_State *L, int arg, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  const char *msg = lt_pushvf(L, fmt, ap);
+  va_end(ap);
+  return luaL_argerror(L, arg, msg);
+}
+
+/* luaL_argerror's rule (lauxlib.c): the running function's call, level 0 */
+int lt_argnum(lua_State *L, int arg) {
+  lua_Debug ar;
+  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && strcmp(ar.namewhat, "method") == 0) return arg - 1;
+  return arg;
+}
+
+int lt_argerror_in(lua_State *L, int arg, const char *name, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  const char *msg = lt_pushvf(L, fmt, ap);
+  va_end(ap);
+  if (!name) return luaL_argerror(L, arg, msg);
+  int n = lt_argnum(L, arg);
+  if (n == 0) return luaL_error(L, "calling '%s' on bad self (%s)", name, msg);
+  return luaL_error(L, "bad argument #%d to '%s' (%s)", n, name, msg);
+}
+
 lt_dtype lt_check_dtype(lua_State *L, int idx, int def) {
   if (lua_isnoneornil(L, idx) && def >= 0) return (lt_dtype)def;
   const char *name = luaL_checkstring(L, idx);
