@@ -11,6 +11,7 @@
 ** #2; a metamethod's operands are #1 and #2 under the event's name (t + u
 ** 'add', -t 'unm', t % u 'mod', t // u 'idiv').
 */
+#include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
 #include <limits.h>
@@ -715,11 +716,18 @@ static int l_conv2d(lua_State *L) {
   if (Kc >= INT_MAX || P < 0 || P >= INT_MAX || p.O >= INT_MAX || lt_shape_numel(2, (int64_t[]){Kc, P}) < 0)
     lt_argerror(L, 1, "sizes exceed the BLAS limit of 2^31-1");
   lt_tensor *xc = lm_contig(L, x, gd), *wc = lm_contig(L, w, gd), *bc = bias ? lm_contig(L, bias, gd) : NULL;
-  int64_t ncol = Kc * P;
-  lt_tensor *col = lt_push_new(L, gd, 1, &ncol, 0);
   int64_t oshape[4] = {p.N, p.O, p.OH, p.OW};
   lt_tensor *y = lt_push_new(L, gd, 4, oshape, 0);
-  lt_conv2d(gd, &p, lt_data(xc), lt_data(wc), bc ? lt_data(bc) : NULL, lt_data(col), lt_data(y));
+  /* the im2col scratch is plain malloc memory, taken after the last call
+     that can raise and freed before the next: malloc hands the same pages
+     to the next convolution, where a fresh mapping would fault them in */
+  size_t ncol = (size_t)lt_conv2d_col_numel(&p);
+  void *col = NULL;
+  if (ncol && !(col = malloc(ncol * lt_dtypes[gd].size)))
+    luaL_error(L, "not enough memory for a convolution scratch of %I bytes",
+               (lua_Integer)(ncol * lt_dtypes[gd].size));
+  lt_conv2d(gd, &p, lt_data(xc), lt_data(wc), bc ? lt_data(bc) : NULL, col, lt_data(y));
+  free(col);
   if (od != gd) y = lm_push_convert(L, y, od);
   if (!batched) {       /* drop the batch dim */
     lt_tensor v = *y;
@@ -902,6 +910,12 @@ static int l_layer_norm(lua_State *L) {
   double eps = luaL_optnumber(L, 5, 1e-5);
   double *w = per_channel(L, 3, n, "weight");
   double *b = per_channel(L, 4, n, "bias");
+  if (x->dtype == LT_FLOAT32) {   /* float32 in and out, sums in double */
+    lt_tensor *xf = lm_contig(L, x, LT_FLOAT32);
+    lt_tensor *y = lt_push_new(L, LT_FLOAT32, x->ndim, x->shape, 0);
+    lt_layer_norm_f32((const float *)lt_data(xf), (float *)lt_data(y), rows, n, w, b, eps);
+    return 1;
+  }
   lt_tensor *xc = lm_push_copy(L, x, LT_FLOAT64);
   lt_layer_norm_f64((double *)lt_data(xc), rows, n, w, b, eps);
   if (x->dtype != LT_FLOAT64) lm_push_convert(L, xc, x->dtype);

@@ -493,8 +493,8 @@ static int l_topk(lua_State *L) {
 
 static const char *const N_SOFTMAX[] = {"dim", "dtype", NULL};
 
-/* softmax(t, dim [, dtype]): computed in double; integer input gives
-   float32 */
+/* softmax(t, dim [, dtype]): float64 computed in double, the other float
+   dtypes in float32 (sums in double); integer input gives float32 */
 static int softmax(lua_State *L, int log_, const char *fn) {
   lt_tensor *t = lm_checkt(L, 1);
   callargs c;
@@ -517,6 +517,15 @@ static int softmax(lua_State *L, int log_, const char *fn) {
      rounded before the softmax */
   lt_tensor *src = t;
   if (has(&c, 1) && od != LT_FLOAT64 && t->dtype != od) src = lm_push_copy(L, t, od);
+  if (od != LT_FLOAT64 && src->dtype != LT_FLOAT64) {
+    /* float32, float16, bfloat16: in float32, one exp per element */
+    lt_tensor *x = lm_push_copy(L, src, LT_FLOAT32);
+    float *buf = lua_newuserdatauv(L, (size_t)(2 * n + 1) * sizeof(float), 0);
+    lt_softmax_f32((float *)lt_data(x), outer, n, inner, log_, buf);
+    lua_pop(L, 1);
+    if (od != LT_FLOAT32) lm_push_convert(L, x, od);
+    return 1;
+  }
   lt_tensor *x = lm_push_copy(L, src, LT_FLOAT64);
   lt_softmax_f64((double *)lt_data(x), outer, n, inner, log_);
   if (od != LT_FLOAT64) lm_push_convert(L, x, od);

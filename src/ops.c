@@ -896,38 +896,122 @@ void lt_gemm(lt_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K,
 
 /* ---- convolution ------------------------------------------------------- */
 
-/* im2col of one group of one image: rows (c, ki, kj), columns (oh, ow) */
+/* the output columns o in [*lo, *hi) whose input index o * s + off falls
+   in [0, n); the others read padding */
+static void conv_span(int64_t on, int64_t n, int64_t s, int64_t off, int64_t *lo, int64_t *hi) {
+  int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;
+  int64_t b = n - off <= 0 ? 0 : (n - off - 1) / s + 1;
+  if (a > on) a = on;
+  if (b > on) b = on;
+  if (b < a) b = a;
+  *lo = a;
+  *hi = b;
+}
+
+/* im2col of one group of one image: rows (c, ki, kj), columns (oh, ow).
+   Each column row is padding zeros around a copy of an input row (a
+   memcpy at stride 1), so there is no bounds test per element. */
 #define DEF_IM2COL(T, NAME)                                                        \
-  static void NAME(const lt_conv *p, int64_t C, const T *x, T *col) {              \
-    int64_t P = p->OH * p->OW;                                                     \
-    for (int64_t c = 0; c < C; c++)                                                \
-      for (int64_t ki = 0; ki < p->kh; ki++)                                       \
-        for (int64_t kj = 0; kj < p->kw; kj++) {                                   \
+  VECTORIZE static void NAME(const lt_conv *p, int64_t C, const T *x, T *col) {    \
+    int64_t P = p->OH * p->OW, OW = p->OW, sw = p->sw;                             \
+    for (int64_t kj = 0; kj < p->kw; kj++) {                                       \
+      int64_t off = kj * p->dw - p->pw, lo, hi;                                    \
+      conv_span(OW, p->W, sw, off, &lo, &hi);                                      \
+      for (int64_t c = 0; c < C; c++)                                              \
+        for (int64_t ki = 0; ki < p->kh; ki++) {                                   \
           T *dst = col + ((c * p->kh + ki) * p->kw + kj) * P;                      \
           for (int64_t oh = 0; oh < p->OH; oh++) {                                 \
             int64_t ih = oh * p->sh - p->ph + ki * p->dh;                          \
-            T *d = dst + oh * p->OW;                                               \
+            T *d = dst + oh * OW;                                                  \
             if (ih < 0 || ih >= p->H) {                                            \
-              for (int64_t ow = 0; ow < p->OW; ow++) d[ow] = 0;                    \
+              memset(d, 0, (size_t)OW * sizeof(T));                                \
               continue;                                                            \
             }                                                                      \
-            const T *row = x + (c * p->H + ih) * p->W;                             \
-            for (int64_t ow = 0; ow < p->OW; ow++) {                               \
-              int64_t iw = ow * p->sw - p->pw + kj * p->dw;                        \
-              d[ow] = (iw >= 0 && iw < p->W) ? row[iw] : 0;                        \
-            }                                                                      \
+            const T *row = x + (c * p->H + ih) * p->W + off;                       \
+            for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0;                         \
+            if (sw == 1) memcpy(d + lo, row + lo, (size_t)(hi - lo) * sizeof(T)); \
+            else for (int64_t ow = lo; ow < hi; ow++) d[ow] = row[ow * sw];        \
+            for (int64_t ow = hi; ow < OW; ow++) d[ow] = 0;                        \
           }                                                                        \
         }                                                                          \
+    }                                                                              \
   }
 DEF_IM2COL(float, im2col_f32)
 DEF_IM2COL(double, im2col_f64)
+
+/* a depthwise convolution (one input channel per group) computed directly:
+   each output row starts at the bias and gains one scaled input row per
+   tap, over the columns that tap does not read from the padding */
+#define DEF_DEPTHWISE(T, NAME)                                                     \
+  VECTORIZE static void NAME(const lt_conv *p, const T *x, const T *w,             \
+                             const T *bias, T *y) {                                \
+    int64_t Og = p->O / p->groups, OW = p->OW, sw = p->sw;                         \
+    for (int64_t n = 0; n < p->N; n++)                                             \
+      for (int64_t o = 0; o < p->O; o++) {                                         \
+        const T *xp = x + (n * p->C + o / Og) * p->H * p->W;                       \
+        const T *wp = w + o * p->kh * p->kw;                                       \
+        T *yp = y + (n * p->O + o) * p->OH * OW, b = bias ? bias[o] : 0;           \
+        for (int64_t oh = 0; oh < p->OH; oh++) {                                   \
+          T *yr = yp + oh * OW;                                                    \
+          for (int64_t ow = 0; ow < OW; ow++) yr[ow] = b;                          \
+          for (int64_t ki = 0; ki < p->kh; ki++) {                                 \
+            int64_t ih = oh * p->sh - p->ph + ki * p->dh;                          \
+            if (ih < 0 || ih >= p->H) continue;                                    \
+            const T *xr = xp + ih * p->W - p->pw, *wr = wp + ki * p->kw;           \
+            int64_t a = 0, z = 0, dw = p->dw;                                      \
+            if (p->kw == 3) {   /* the columns all three taps read: one pass */    \
+              int64_t l2, h2;                                                      \
+              conv_span(OW, p->W, sw, -p->pw, &a, &h2);                            \
+              conv_span(OW, p->W, sw, 2 * dw - p->pw, &l2, &z);                    \
+              if (l2 > a) a = l2;                                                  \
+              if (z < a) z = a;                                                    \
+              T w0 = wr[0], w1 = wr[1], w2 = wr[2];                                \
+              if (sw == 1)                                                         \
+                for (int64_t ow = a; ow < z; ow++)                                 \
+                  yr[ow] += w0 * xr[ow] + w1 * xr[ow + dw] + w2 * xr[ow + 2 * dw]; \
+              else                                                                 \
+                for (int64_t ow = a; ow < z; ow++)                                 \
+                  yr[ow] += w0 * xr[ow * sw] + w1 * xr[ow * sw + dw]               \
+                            + w2 * xr[ow * sw + 2 * dw];                           \
+            }                                                                      \
+            for (int64_t kj = 0; kj < p->kw; kj++) {   /* one tap at a time */     \
+              int64_t off = kj * dw, lo, hi;                                       \
+              conv_span(OW, p->W, sw, off - p->pw, &lo, &hi);                      \
+              T wv = wr[kj];                                                       \
+              for (int64_t ow = lo; ow < hi; ow++) {                               \
+                if (ow == a && z > a) { ow = z - 1; continue; }   /* done above */ \
+                yr[ow] += wv * xr[ow * sw + off];                                  \
+              }                                                                    \
+            }                                                                      \
+          }                                                                        \
+        }                                                                          \
+      }                                                                            \
+  }
+DEF_DEPTHWISE(float, depthwise_f32)
+DEF_DEPTHWISE(double, depthwise_f64)
+
+/* 1x1, stride 1, no padding: the input of a group is already its column
+   matrix */
+static int conv_is_pointwise(const lt_conv *p) {
+  return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->ph == 0 && p->pw == 0;
+}
+
+int64_t lt_conv2d_col_numel(const lt_conv *p) {
+  if (p->C == p->groups || conv_is_pointwise(p)) return 0;
+  return (p->C / p->groups) * p->kh * p->kw * p->OH * p->OW;
+}
 
 void lt_conv2d(lt_dtype dt, const lt_conv *p, const void *x, const void *w,
                const void *bias, void *col, void *y) {
   int64_t Cg = p->C / p->groups, Og = p->O / p->groups, Kc = Cg * p->kh * p->kw;
   int64_t P = p->OH * p->OW;
   size_t isz = lt_dtypes[dt].size;
-  int direct = p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->ph == 0 && p->pw == 0;
+  if (Cg == 1) {        /* depthwise: no im2col, no gemm per channel */
+    if (dt == LT_FLOAT32) depthwise_f32(p, x, w, bias, y);
+    else depthwise_f64(p, x, w, bias, y);
+    return;
+  }
+  int direct = conv_is_pointwise(p);
   for (int64_t n = 0; n < p->N; n++) {
     for (int64_t g = 0; g < p->groups; g++) {
       const char *xg = (const char *)x + (size_t)((n * p->C + g * Cg) * p->H * p->W) * isz;
@@ -968,22 +1052,27 @@ int64_t lt_pool_out(int64_t in, int64_t k, int64_t pad, int64_t stride, int64_t 
    OH x OW each (max, average, adaptive average); pool_SUF runs a kind over
    every plane. */
 #define DEF_POOLS(T, SUF)                                                            \
-  static void max_pool_##SUF(const lt_pool *p, const T *xp, T *yp) {                 \
-    for (int64_t oh = 0; oh < p->OH; oh++)                                           \
-      for (int64_t ow = 0; ow < p->OW; ow++) {                                       \
-        T best = -INFINITY;                                                          \
-        for (int64_t ki = 0; ki < p->kh; ki++) {                                     \
-          int64_t ih = oh * p->sh - p->ph + ki * p->dh;                              \
-          if (ih < 0 || ih >= p->H) continue;                                        \
-          for (int64_t kj = 0; kj < p->kw; kj++) {                                   \
-            int64_t iw = ow * p->sw - p->pw + kj * p->dw;                            \
-            if (iw < 0 || iw >= p->W) continue;                                      \
-            T v = xp[ih * p->W + iw];                                                \
-            if (v > best || isnan(v)) best = v;                                      \
+  /* taps in PyTorch's order (rows, then columns; a nan sticks), each over   \
+     the output columns it reads inside the input: no test per element */    \
+  VECTORIZE static void max_pool_##SUF(const lt_pool *p, const T *xp, T *yp) {       \
+    int64_t OW = p->OW, sw = p->sw;                                                  \
+    for (int64_t oh = 0; oh < p->OH; oh++) {                                         \
+      T *yr = yp + oh * OW;                                                          \
+      for (int64_t ow = 0; ow < OW; ow++) yr[ow] = -INFINITY;                        \
+      for (int64_t ki = 0; ki < p->kh; ki++) {                                       \
+        int64_t ih = oh * p->sh - p->ph + ki * p->dh;                                \
+        if (ih < 0 || ih >= p->H) continue;                                          \
+        for (int64_t kj = 0; kj < p->kw; kj++) {                                     \
+          int64_t off = kj * p->dw - p->pw, lo, hi;                                  \
+          conv_span(OW, p->W, sw, off, &lo, &hi);                                    \
+          const T *xr = xp + ih * p->W + off;                                        \
+          for (int64_t ow = lo; ow < hi; ow++) {                                     \
+            T v = xr[ow * sw], m = yr[ow];                                           \
+            yr[ow] = (v > m || v != v) ? v : m;                                      \
           }                                                                          \
         }                                                                            \
-        yp[oh * p->OW + ow] = best;                                                  \
       }                                                                              \
+    }                                                                                \
   }                                                                                  \
   static void avg_pool_##SUF(const lt_pool *p, const T *xp, T *yp) {                 \
     for (int64_t oh = 0; oh < p->OH; oh++)                                           \
@@ -1083,6 +1172,28 @@ void lt_layer_norm_f64(double *x, int64_t rows, int64_t n, const double *w,
     double inv = 1.0 / sqrt((n ? ss / (double)n : 0) + eps);
     for (int64_t i = 0; i < n; i++)
       p[i] = (p[i] - m) * inv * (w ? w[i] : 1.0) + (b ? b[i] : 0.0);
+  }
+}
+
+/* the same from float32 x into float32 y (x and y may be the same): the
+   arithmetic of lt_layer_norm_f64 on the widened values, so the results are
+   those rounded to float32 */
+void lt_layer_norm_f32(const float *x, float *y, int64_t rows, int64_t n, const double *w,
+                       const double *b, double eps) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *p = x + r * n;
+    float *q = y + r * n;
+    double s = 0, ss = 0;
+    for (int64_t i = 0; i < n; i++) s += p[i];
+    double m = n ? s / (double)n : 0;
+    for (int64_t i = 0; i < n; i++) { double d = p[i] - m; ss += d * d; }
+    double inv = 1.0 / sqrt((n ? ss / (double)n : 0) + eps);
+    if (w && b) {
+      for (int64_t i = 0; i < n; i++) q[i] = (float)((p[i] - m) * inv * w[i] + b[i]);
+    } else {
+      for (int64_t i = 0; i < n; i++)
+        q[i] = (float)((p[i] - m) * inv * (w ? w[i] : 1.0) + (b ? b[i] : 0.0));
+    }
   }
 }
 

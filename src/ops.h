@@ -93,14 +93,19 @@ int lt_blas_load(char *err);
 /* reductions, scans, sorting and softmax: reduce.h */
 
 /* 2-D convolution, NCHW, float32 or float64 contiguous buffers. col has room
-   for (C/groups*kh*kw) x (OH*OW) elements; bias may be NULL */
+   for lt_conv2d_col_numel(p) elements (it may be NULL when that is 0); bias
+   may be NULL. Depthwise convolutions (C == groups) run a direct kernel,
+   1x1 stride-1 unpadded ones a gemm on the input, the rest im2col and one
+   gemm per group of each image. */
 typedef struct lt_conv {
   int64_t N, C, H, W, O, kh, kw, sh, sw, ph, pw, dh, dw, groups, OH, OW;
 } lt_conv;
 void lt_conv2d(lt_dtype dt, const lt_conv *p, const void *x, const void *w,
                const void *bias, void *col, void *y);
+/* the im2col scratch lt_conv2d needs: (C/groups*kh*kw) x (OH*OW) elements, or 0 */
+int64_t lt_conv2d_col_numel(const lt_conv *p);
 
-/* pooling over planes of H x W (f64, contiguous) */
+/* pooling over planes of H x W (float32 or float64, contiguous) */
 typedef struct lt_pool {
   int64_t planes, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW;
   int count_include_pad;
@@ -120,6 +125,9 @@ void lt_channel_affine(lt_dtype dt, const void *x, void *y, int64_t N, int64_t C
                        const double *scale, const double *shift);
 /* layer norm of rows of n elements in place; w, b may be NULL */
 void lt_layer_norm_f64(double *x, int64_t rows, int64_t n, const double *w,
+                       const double *b, double eps);
+/* lt_layer_norm_f64's arithmetic from float32 x into float32 y (may be x) */
+void lt_layer_norm_f32(const float *x, float *y, int64_t rows, int64_t n, const double *w,
                        const double *b, double eps);
 
 /* one streaming pass over any view */

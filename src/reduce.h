@@ -73,5 +73,11 @@ void lt_sort(const lt_tensor *t, int d, int descending, int64_t k, lt_tensor *va
    inner) block of doubles, in place; nan propagates, -inf everywhere gives
    nan as PyTorch */
 void lt_softmax_f64(double *x, int64_t outer, int64_t n, int64_t inner, int log);
+/* the same over float32 (float16 and bfloat16 go through it): one exp per
+   element, sums in double; buf is scratch room for 2 n floats */
+void lt_softmax_f32(float *x, int64_t outer, int64_t n, int64_t inner, int log, float *buf);
+/* x[k] = exp(x[k] - sub) for k < n, in place, within about 1 ulp of expf;
+   0 below e^-87, nan stays nan */
+void lt_exp_f32(float *x, int64_t n, float sub);
 
 #endif
