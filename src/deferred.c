@@ -96,7 +96,7 @@ int lt_storage_fill(lt_storage *s, char *err) {
 
 void lt_storage_evict(lt_storage *s) {
   if (!s->deferred || !s->data) return;
-  lt_free_bytes(s->data, s->nbytes);
+  lt_free_bytes_now(s->data, s->nbytes);
   s->data = NULL;
   lt_storage_count(0, s->nbytes);
 }

@@ -205,6 +205,15 @@ lt_tensor *lm_matmul(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, int
     b = *lm_push_copy(L, &b, gd);
     lm_blas_ok(&b, K, N, &tb, &ldb);
   }
+  /* a 2-D b against a batched a whose rows do not fold into one matrix (a
+     transposed or strided view, e.g. a batch_first input seen sequence
+     first): one contiguous copy of a gives a single gemm, instead of one
+     small gemm per batch element that each packs all of b again */
+  if (bb == 0 && ba > 0 && lm_prod(a.shape, 0, ba) > 1 &&
+      (ta || !lt_is_contiguous(&a) || lda != (K > 1 ? K : 1))) {
+    a = *lm_push_copy(L, &a, gd);
+    lm_blas_ok(&a, M, K, &ta, &lda);
+  }
   lt_tensor *out = lt_push_new(L, od, ond, oshape, 0);
   lt_tensor *res = od == gd ? out : lt_push_new(L, gd, ond, oshape, 0);
   size_t isz = lt_dtypes[gd].size;

@@ -613,6 +613,28 @@ static int l_class_loss(lua_State *L) {
   return 1;
 }
 
+/* ---- recurrent cells --------------------------------------------------------- */
+
+/* core._lstm_cell(gates, c) -> h, c': one LSTM step (nnops.c) for float32
+   or float64 gates {N, 4H} and state {N, H}; nil for anything else (the
+   caller then takes the composite path) */
+static int l_lstm_cell(lua_State *L) {
+  lt_tensor *g = lm_checkt(L, 1), *c = lm_checkt(L, 2);
+  if ((g->dtype != LT_FLOAT32 && g->dtype != LT_FLOAT64) || c->dtype != g->dtype ||
+      g->ndim != 2 || c->ndim != 2 || c->shape[0] != g->shape[0] || g->shape[1] != 4 * c->shape[1]) {
+    lua_pushnil(L);
+    return 1;
+  }
+  int64_t N = c->shape[0], H = c->shape[1];
+  g = lm_contig(L, g, g->dtype);
+  c = lm_contig(L, c, c->dtype);
+  int64_t shape[2] = {N, H};
+  lt_tensor *h = lt_push_new(L, g->dtype, 2, shape, 0);
+  lt_tensor *cn = lt_push_new(L, g->dtype, 2, shape, 0);
+  lt_lstm_cell(g->dtype, lt_data(g), lt_data(c), lt_data(h), lt_data(cn), N, H);
+  return 2;
+}
+
 /* ---- registration -------------------------------------------------------- */
 
 static const luaL_Reg funcs[] = {
@@ -620,6 +642,7 @@ static const luaL_Reg funcs[] = {
   {"conv_transpose2d", l_conv_transpose2d}, {"group_norm", l_group_norm},
   {"_pad", l_pad}, {"_interpolate", l_interpolate}, {"_one_hot", l_one_hot},
   {"_class_loss", l_class_loss}, {"_max_pool_indices", l_max_pool_indices},
+  {"_lstm_cell", l_lstm_cell},
   {NULL, NULL}
 };
 

@@ -116,7 +116,8 @@ void lt_storage_release(lt_storage *s);
 /* bytes of heap storage alive in this process (for GC pacing) */
 size_t lt_storage_live_bytes(void);
 void *lt_alloc_bytes(size_t nbytes, int zero);   /* big-page aware; NULL on ENOMEM */
-void lt_free_bytes(void *p, size_t nbytes);
+void lt_free_bytes(void *p, size_t nbytes);        /* big blocks may be kept for reuse */
+void lt_free_bytes_now(void *p, size_t nbytes);    /* given back to the system at once */
 
 /* A read-only file mapping shared by the storages that point into it. */
 typedef struct lt_mapping {

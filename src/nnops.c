@@ -361,3 +361,30 @@ double lt_nll_f64(const double *logp, int64_t N, int64_t C, int64_t S, const int
   }
   return wsum;
 }
+
+/* ---- recurrent cells ------------------------------------------------------ */
+
+static float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
+static double sigmoid_(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+void lt_lstm_cell(lt_dtype dt, const void *g, const void *c, void *h, void *cn, int64_t N, int64_t H) {
+  for (int64_t n = 0; n < N; n++) {
+    if (dt == LT_FLOAT32) {
+      const float *gr = (const float *)g + n * 4 * H, *cr = (const float *)c + n * H;
+      float *hr = (float *)h + n * H, *nr = (float *)cn + n * H;
+      for (int64_t j = 0; j < H; j++) {
+        float cv = sigmoidf_(gr[H + j]) * cr[j] + sigmoidf_(gr[j]) * tanhf(gr[2 * H + j]);
+        nr[j] = cv;
+        hr[j] = sigmoidf_(gr[3 * H + j]) * tanhf(cv);
+      }
+    } else {
+      const double *gr = (const double *)g + n * 4 * H, *cr = (const double *)c + n * H;
+      double *hr = (double *)h + n * H, *nr = (double *)cn + n * H;
+      for (int64_t j = 0; j < H; j++) {
+        double cv = sigmoid_(gr[H + j]) * cr[j] + sigmoid_(gr[j]) * tanh(gr[2 * H + j]);
+        nr[j] = cv;
+        hr[j] = sigmoid_(gr[3 * H + j]) * tanh(cv);
+      }
+    }
+  }
+}

@@ -3,6 +3,11 @@
 ** host memory) and read-only file mappings. Heap storages of 2 MiB and more
 ** are 2 MiB-aligned anonymous mappings advised for transparent huge pages:
 ** filling fresh memory costs mostly page faults, and huge pages cut them 512x.
+** Freed big blocks up to 16 MiB are kept in a small cache (at most 16 blocks,
+** 64 MiB in all) and handed out again for a request of exactly their length:
+** a forward pass frees and allocates the same activation sizes over and
+** over, and fresh anonymous memory costs a fault and a zeroed page each time.
+** What streaming writers read and drop (deferred records) bypasses it.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +15,55 @@
 #include <errno.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <pthread.h>
 #include "lt.h"
 
 #define BIG (2u << 20)
+#define CACHE_SLOTS 16
+#define CACHE_BLOCK ((size_t)16 << 20)   /* larger blocks are unmapped at once */
+#define CACHE_BYTES ((size_t)64 << 20)
+
+/* freed big blocks, oldest first; guarded by cache_mu (several lua_States
+   in several threads share it) */
+static struct { void *p; size_t len; } cache[CACHE_SLOTS];
+static size_t cache_n, cache_bytes;
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* a cached block of exactly len bytes, or NULL */
+static void *cache_take(size_t len) {
+  void *p = NULL;
+  pthread_mutex_lock(&cache_mu);
+  for (size_t i = cache_n; i-- > 0;) {
+    if (cache[i].len == len) {
+      p = cache[i].p;
+      cache_bytes -= len;
+      memmove(&cache[i], &cache[i + 1], (cache_n - i - 1) * sizeof cache[0]);
+      cache_n--;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&cache_mu);
+  return p;
+}
+
+/* keep block p of len bytes for reuse, unmapping the oldest ones to make room */
+static void cache_put(void *p, size_t len) {
+  void *drop[CACHE_SLOTS];
+  size_t dlen[CACHE_SLOTS], nd = 0;
+  pthread_mutex_lock(&cache_mu);
+  while (cache_n > 0 && (cache_n == CACHE_SLOTS || cache_bytes + len > CACHE_BYTES)) {
+    drop[nd] = cache[0].p;
+    dlen[nd++] = cache[0].len;
+    cache_bytes -= cache[0].len;
+    memmove(&cache[0], &cache[1], (cache_n - 1) * sizeof cache[0]);
+    cache_n--;
+  }
+  cache[cache_n].p = p;
+  cache[cache_n++].len = len;
+  cache_bytes += len;
+  pthread_mutex_unlock(&cache_mu);
+  for (size_t i = 0; i < nd; i++) munmap(drop[i], dlen[i]);
+}
 
 static atomic_size_t live_bytes;
 
@@ -33,6 +84,11 @@ void *lt_alloc_bytes(size_t n, int zero) {
   if (n == 0) n = 1;
   if (n >= BIG) {
     size_t len = page_round(n);
+    void *c = len <= CACHE_BLOCK ? cache_take(len) : NULL;
+    if (c) {
+      if (zero) memset(c, 0, n);
+      return c;
+    }
     char *p = mmap(NULL, len + BIG, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
@@ -55,6 +111,17 @@ void *lt_alloc_bytes(size_t n, int zero) {
 }
 
 void lt_free_bytes(void *p, size_t n) {
+  if (!p) return;
+  if (n == 0) n = 1;
+  if (n >= BIG) {
+    size_t len = page_round(n);
+    if (len <= CACHE_BLOCK) cache_put(p, len);
+    else munmap(p, len);
+  }
+  else free(p);
+}
+
+void lt_free_bytes_now(void *p, size_t n) {
   if (!p) return;
   if (n == 0) n = 1;
   if (n >= BIG) munmap(p, page_round(n));
