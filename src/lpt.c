@@ -994,6 +994,13 @@ static int write_storage(pz_writer *w, const char *name, const svst *v, int rele
   if (lt_storage_fill(v->s, err)) return -1;
   lt_tensor t;
   lt_storage_tensor(&t, v->s, v->dt);
+  if (!release && !pg->fn && v->out == v->dt) {
+    /* nothing listens and nothing is cast: the bytes in one piece */
+    size_t n = v->s->nbytes;
+    int rc1 = pz_record_begin(w, name, (uint64_t)n, err);
+    if (!rc1 && n) rc1 = pz_record_data(w, lt_data(&t), n, err);
+    return rc1 ? rc1 : pz_record_end(w, err);
+  }
   lt_cast cs;
   int rc = lt_cast_init(&cs, &t, v->out, release, NULL, 0, err);
   if (!rc) rc = pz_record_begin(w, name, (uint64_t)t.shape[0] * lt_dtypes[v->out].size, err);
