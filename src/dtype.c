@@ -270,31 +270,22 @@ void lt_convert(lt_dtype to, void *dst, lt_dtype from, const void *src, size_t n
   const char *s = src;
   char *d = dst;
   if (to == from) { memcpy(dst, src, n * os); return; }
-  /* hot paths used by loading and by --dtype conversion */
-  if (from == LT_FLOAT32 && to == LT_BFLOAT16) {
-    for (size_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = lt_float_to_bf16(((const float *)src)[i]);
-    return;
+  /* hot paths used by loading and by --dtype conversion: one loop for each
+     pair, dst[i] = CONV(src[i]) */
+#define HOT_PATH(FROM, TF, TO, TT, CONV)                                           \
+  if (from == FROM && to == TO) {                                                  \
+    for (size_t i = 0; i < n; i++) ((TT *)dst)[i] = CONV(((const TF *)src)[i]);    \
+    return;                                                                        \
   }
-  if (from == LT_BFLOAT16 && to == LT_FLOAT32) {
-    for (size_t i = 0; i < n; i++) ((float *)dst)[i] = lt_bf16_to_float(((const uint16_t *)src)[i]);
-    return;
-  }
-  if (from == LT_FLOAT32 && to == LT_FLOAT16) {
-    for (size_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = lt_float_to_half(((const float *)src)[i]);
-    return;
-  }
-  if (from == LT_FLOAT16 && to == LT_FLOAT32) {
-    for (size_t i = 0; i < n; i++) ((float *)dst)[i] = lt_half_to_float(((const uint16_t *)src)[i]);
-    return;
-  }
-  if (from == LT_FLOAT32 && to == LT_FLOAT64) {
-    for (size_t i = 0; i < n; i++) ((double *)dst)[i] = ((const float *)src)[i];
-    return;
-  }
-  if (from == LT_FLOAT64 && to == LT_FLOAT32) {
-    for (size_t i = 0; i < n; i++) ((float *)dst)[i] = (float)((const double *)src)[i];
-    return;
-  }
+#define AS_FLOAT(v) (float)(v)
+  HOT_PATH(LT_FLOAT32, float, LT_BFLOAT16, uint16_t, lt_float_to_bf16)
+  HOT_PATH(LT_BFLOAT16, uint16_t, LT_FLOAT32, float, lt_bf16_to_float)
+  HOT_PATH(LT_FLOAT32, float, LT_FLOAT16, uint16_t, lt_float_to_half)
+  HOT_PATH(LT_FLOAT16, uint16_t, LT_FLOAT32, float, lt_half_to_float)
+  HOT_PATH(LT_FLOAT32, float, LT_FLOAT64, double, )
+  HOT_PATH(LT_FLOAT64, double, LT_FLOAT32, float, AS_FLOAT)
+#undef AS_FLOAT
+#undef HOT_PATH
   int fk = lt_dtypes[from].kind, tk = lt_dtypes[to].kind;
   if (fk == LT_KIND_COMPLEX || tk == LT_KIND_COMPLEX) {
     double c[2];

@@ -244,6 +244,16 @@ static void push_shape(lua_State *L, int nd, const int64_t *shape) {
   }
 }
 
+/* push {name =, dtype =, shape =} with room for nfields fields in all:
+   the start of an entry of a scanned file's table of contents */
+static void push_entry(lua_State *L, int nfields, const char *name, lt_dtype dt, int nd,
+                       const int64_t *shape) {
+  lua_createtable(L, 0, nfields);
+  lua_pushstring(L, name); lua_setfield(L, -2, "name");
+  lua_pushstring(L, lt_dtypes[dt].name); lua_setfield(L, -2, "dtype");
+  push_shape(L, nd, shape); lua_setfield(L, -2, "shape");
+}
+
 static int l_st_header(lua_State *L) {
   fhandle *h = checkfile(L, 1);
   char err[LT_MSG];
@@ -266,10 +276,7 @@ static int l_st_header(lua_State *L) {
   lua_createtable(L, (int)b->h.n, 0);
   for (size_t i = 0; i < b->h.n; i++) {
     const lt_st_entry *e = &b->h.e[i];
-    lua_createtable(L, 0, 5);
-    lua_pushstring(L, e->name); lua_setfield(L, -2, "name");
-    lua_pushstring(L, lt_dtypes[e->dtype].name); lua_setfield(L, -2, "dtype");
-    push_shape(L, e->ndim, e->shape); lua_setfield(L, -2, "shape");
+    push_entry(L, 5, e->name, e->dtype, e->ndim, e->shape);
     lua_pushinteger(L, (lua_Integer)e->begin); lua_setfield(L, -2, "begin");
     lua_pushinteger(L, (lua_Integer)e->end); lua_setfield(L, -2, "end");
     if (e->widen) { lua_pushinteger(L, e->widen); lua_setfield(L, -2, "widen"); }
@@ -455,20 +462,9 @@ static int l_npy_save(lua_State *L) {
   return 0;
 }
 
-/* the libzip archive being written, in a GC-owned box so that a raise never leaks */
-typedef struct zbox { zip_t *za; } zbox;
-
-static int zbox_gc(lua_State *L) {
-  zbox *z = lua_touserdata(L, 1);
-  if (z->za) zip_discard(z->za);
-  z->za = NULL;
-  return 0;
-}
-
-static zbox *newzbox(lua_State *L) {
-  zbox *z = lt_newbox(L, sizeof *z, "ltorch.zipbox", zbox_gc);
-  return z;
-}
+/* the release of the libzip archive being written, kept in a GC-owned box
+   (lt_newptrbox) so that a raise never leaks it */
+static void discard_zip(void *za) { zip_discard(za); }
 
 
 /* the zip reader of an .npz in a GC-owned box */
@@ -665,10 +661,11 @@ static int l_npz_save(lua_State *L) {
     w->pg.total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[dt].size;
   }
   char *bufs = lua_newuserdatauv(L, 2 * NPZ_BUF, 0);   /* the members' chunk buffers */
-  zbox *z = newzbox(L);
+  lt_ptrbox *z = lt_newptrbox(L, discard_zip);
   int zerr = 0;
-  z->za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
-  if (!z->za) return fmt_error(L, "cannot create the archive (libzip error %d)", zerr);
+  zip_t *za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
+  z->p = za;
+  if (!za) return fmt_error(L, "cannot create the archive (libzip error %d)", zerr);
   for (size_t i = 0; i < n; i++) {
     const lt_tensor *t = ts[i];
     npzsrc *s = calloc(1, sizeof *s);
@@ -680,28 +677,28 @@ static int l_npz_save(lua_State *L) {
     s->hn = lt_npy_format_header(s->hdr, sizeof s->hdr, s->to, t->ndim, t->shape);
     s->total = s->hn + (uint64_t)lt_numel(t) * lt_dtypes[s->to].size;
     zip_error_init(&s->error);
-    zip_source_t *src = zip_source_function(z->za, npz_cb, s);
-    if (!src) { zip_error_fini(&s->error); free(s); return fmt_error(L, "%s", zip_strerror(z->za)); }
+    zip_source_t *src = zip_source_function(za, npz_cb, s);
+    if (!src) { zip_error_fini(&s->error); free(s); return fmt_error(L, "%s", zip_strerror(za)); }
     lua_pushfstring(L, "%s.npy", names[i]);
-    zip_int64_t idx = zip_file_add(z->za, lua_tostring(L, -1), src, ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE);
+    zip_int64_t idx = zip_file_add(za, lua_tostring(L, -1), src, ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE);
     lua_pop(L, 1);
     if (idx < 0) {
       zip_source_free(src);
-      return fmt_error(L, "entry '%s': %s", names[i], zip_strerror(z->za));
+      return fmt_error(L, "entry '%s': %s", names[i], zip_strerror(za));
     }
-    zip_set_file_compression(z->za, (zip_uint64_t)idx, compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
+    zip_set_file_compression(za, (zip_uint64_t)idx, compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
     /* a fixed modification time, 1980-01-01 00:00:00 (the earliest DOS date,
        as np.savez writes): libzip would stamp each member with the time of
        the save, and saving one value twice must give the same bytes */
-    if (zip_file_set_dostime(z->za, (zip_uint64_t)idx, NPZ_DOSTIME, NPZ_DOSDATE, 0) != 0)
-      return fmt_error(L, "entry '%s': %s", names[i], zip_strerror(z->za));
+    if (zip_file_set_dostime(za, (zip_uint64_t)idx, NPZ_DOSTIME, NPZ_DOSDATE, 0) != 0)
+      return fmt_error(L, "entry '%s': %s", names[i], zip_strerror(za));
   }
-  if (zip_close(z->za) != 0) {
+  if (zip_close(za) != 0) {
     lt_progress_check(&w->pg);   /* it stopped the write */
     if (w->fill_err[0]) return fmt_error(L, "%s", w->fill_err);
-    return fmt_error(L, "%s", zip_strerror(z->za));
+    return fmt_error(L, "%s", zip_strerror(za));
   }
-  z->za = NULL;
+  z->p = NULL;
   return 0;
 }
 
@@ -723,10 +720,7 @@ static int l_ts_scan(lua_State *L) {
   lua_createtable(L, (int)b->f.n, 0);
   for (size_t i = 0; i < b->f.n; i++) {
     const lt_ts_entry *e = &b->f.e[i];
-    lua_createtable(L, 0, 4);
-    lua_pushstring(L, e->name); lua_setfield(L, -2, "name");
-    lua_pushstring(L, lt_dtypes[e->dtype].name); lua_setfield(L, -2, "dtype");
-    push_shape(L, e->ndim, e->shape); lua_setfield(L, -2, "shape");
+    push_entry(L, 4, e->name, e->dtype, e->ndim, e->shape);
     lua_pushinteger(L, (lua_Integer)e->data_off); lua_setfield(L, -2, "offset");
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }

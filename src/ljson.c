@@ -32,14 +32,8 @@
 
 /* ---- decoding --------------------------------------------------------------- */
 
-typedef struct jbox { cJSON *root; } jbox;
-
-static int jbox_gc(lua_State *L) {
-  jbox *b = lua_touserdata(L, 1);
-  if (b->root) cJSON_Delete(b->root);
-  b->root = NULL;
-  return 0;
-}
+/* the release of a parsed tree, kept in a GC-owned box (lt_newptrbox) */
+static void delete_json(void *root) { cJSON_Delete(root); }
 
 /* the original text, read in step with the tree; p: where the next token
    is looked for, end: where cJSON's value ended */
@@ -240,10 +234,11 @@ static int l_json_decode(lua_State *L) {
   }
   if (lua_isnone(L, 3)) lua_pushnil(L);
   lua_settop(L, 3);
-  jbox *b = lt_newbox(L, sizeof *b, "ltorch.jsonbox", jbox_gc);
+  lt_ptrbox *b = lt_newptrbox(L, delete_json);
   const char *end = NULL;
-  b->root = cJSON_ParseWithLengthOpts(s, len, &end, 0);
-  if (!b->root) {
+  cJSON *root = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+  b->p = root;
+  if (!root) {
     size_t at = end && end >= s && end <= s + len ? (size_t)(end - s) : 0;
     return luaL_error(L, "json: invalid JSON at byte %d", (int)at);
   }
@@ -252,9 +247,9 @@ static int l_json_decode(lua_State *L) {
     used++;
   if (used < len) return luaL_error(L, "json: unexpected text after the value at byte %d", (int)used);
   jscan sc = {s, s, end ? end : s + len};
-  push_node(L, &sc, b->root, 2, 3, 0);
-  cJSON_Delete(b->root);
-  b->root = NULL;
+  push_node(L, &sc, root, 2, 3, 0);
+  b->p = NULL;
+  cJSON_Delete(root);
   return 1;
 }
 

@@ -137,6 +137,28 @@ void lm_need_blas(lua_State *L, lt_dtype gd) {
   if (gd != LT_INT64 && lt_blas_load(err)) luaL_error(L, "%s", err);
 }
 
+void lm_conv_check_groups(lua_State *L, const lt_tensor *x, const lt_tensor *w, const lt_conv *p) {
+  char s1[256], s2[256];
+  if (w->shape[1] * p->groups != p->C)
+    lt_argerror(L, 1, "input %s has %d channels, weight %s with groups %d expects %d",
+                lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p->C,
+                lm_shape_str(s2, sizeof s2, w->ndim, w->shape), (int)p->groups,
+                (int)(w->shape[1] * p->groups));
+  if (p->O % p->groups)
+    lt_argerror(L, 7, "%d output channels are not divisible by groups %d", (int)p->O, (int)p->groups);
+}
+
+lt_dtype lm_conv_dtypes(lua_State *L, const lt_tensor *x, const lt_tensor *w, const lt_tensor *bias,
+                        const lt_conv *p, lt_dtype *gd) {
+  lt_dtype od = lt_promote(x->dtype, w->dtype);
+  lm_need_floating(L, od, 1, NULL);
+  if (bias && lt_numel(bias) != p->O)
+    lt_argerror(L, 3, "bias has %d elements, expected %d", (int)lt_numel(bias), (int)p->O);
+  *gd = od == LT_FLOAT64 ? LT_FLOAT64 : LT_FLOAT32;
+  lm_need_blas(L, *gd);
+  return od;
+}
+
 lt_dtype lm_gemm_dtype(lt_dtype od) {
   switch (lm_kindof(od)) {
     case LT_KIND_FLOAT: return od == LT_FLOAT64 ? LT_FLOAT64 : LT_FLOAT32;

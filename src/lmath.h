@@ -28,6 +28,15 @@ void lm_check_operand(lua_State *L, int i, int arg);
 void lm_broadcast_error(lua_State *L, int arg, const lt_tensor *a, const lt_tensor *b);
 void lm_need_blas(lua_State *L, lt_dtype gd);
 lt_dtype lm_gemm_dtype(lt_dtype od);
+/* the channel checks of a convolution of x by w (p->C, p->O and p->groups
+   set): w's input channels times groups are p->C (raised on arg 1), p->O
+   is divisible by groups (arg 7) */
+void lm_conv_check_groups(lua_State *L, const lt_tensor *x, const lt_tensor *w, const lt_conv *p);
+/* the dtype of a convolution of x by w (floating, raised on arg 1) with
+   bias (p->O elements, arg 3) or NULL; *gd the dtype it computes in
+   (float32 or float64), whose BLAS is loaded */
+lt_dtype lm_conv_dtypes(lua_State *L, const lt_tensor *x, const lt_tensor *w, const lt_tensor *bias,
+                        const lt_conv *p, lt_dtype *gd);
 int lm_blas_ok(const lt_tensor *t, int64_t R, int64_t C, int *trans, int64_t *ld);
 lt_tensor *lm_matmul(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, int arg);
 

@@ -334,7 +334,7 @@ static int l_max_pool_indices(lua_State *L) {
    weight (O, C/groups, k); padding an integer, {p}, "valid" or "same" (an
    odd total puts the extra element on the right, as PyTorch) */
 static int l_conv1d(lua_State *L) {
-  char s1[256], s2[256];
+  char s1[256];
   lt_tensor *x = lm_checkt(L, 1), *w = lm_checkt(L, 2), *bias = lm_optt(L, 3);
   int64_t st, pd = 0, dl, extra = 0;
   ints(L, 4, 1, 1, 1, NULL, "stride", &st);
@@ -364,24 +364,14 @@ static int l_conv1d(lua_State *L) {
   p.O = w->shape[0]; p.kh = 1; p.kw = w->shape[2];
   p.sh = 1; p.sw = st; p.ph = 0; p.pw = pd; p.dh = 1; p.dw = dl;
   p.groups = groups;
-  if (w->shape[1] * groups != p.C)
-    lt_argerror(L, 1, "input %s has %d channels, weight %s with groups %d expects %d",
-                lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p.C,
-                lm_shape_str(s2, sizeof s2, w->ndim, w->shape), (int)groups, (int)(w->shape[1] * groups));
-  if (p.O % groups)
-    lt_argerror(L, 7, "%d output channels are not divisible by groups %d", (int)p.O, (int)groups);
+  lm_conv_check_groups(L, x, w, &p);
   int64_t ew = p.dw * (p.kw - 1) + 1;
   if (p.W + 2 * p.pw < ew)
     lt_argerror(L, 1, "input %s (with padding) is smaller than the kernel %d",
                 lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)ew);
   p.OH = 1;
   p.OW = (p.W + 2 * p.pw - ew) / p.sw + 1;
-  lt_dtype od = lt_promote(x->dtype, w->dtype);
-  lm_need_floating(L, od, 1, NULL);
-  if (bias && lt_numel(bias) != p.O)
-    lt_argerror(L, 3, "bias has %d elements, expected %d", (int)lt_numel(bias), (int)p.O);
-  lt_dtype gd = work_dtype(od);
-  lm_need_blas(L, gd);
+  lt_dtype gd, od = lm_conv_dtypes(L, x, w, bias, &p, &gd);
   int64_t Kc = (p.C / groups) * p.kw;
   if (Kc >= INT_MAX || p.OW >= INT_MAX || p.O >= INT_MAX || lt_shape_numel(2, (int64_t[]){Kc, p.OW}) < 0)
     lt_argerror(L, 1, "sizes exceed the BLAS limit of 2^31-1");
@@ -463,12 +453,7 @@ static int conv_transpose(lua_State *L, int nsp) {
   if (p.OH < 1 || p.OW < 1)
     lt_argerror(L, 1, "input %s gives an empty output of size %lld",
                 lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (lua_Integer)(p.OH < 1 ? p.OH : p.OW));
-  lt_dtype od = lt_promote(x->dtype, w->dtype);
-  lm_need_floating(L, od, 1, NULL);
-  if (bias && lt_numel(bias) != p.O)
-    lt_argerror(L, 3, "bias has %d elements, expected %d", (int)lt_numel(bias), (int)p.O);
-  lt_dtype gd = work_dtype(od);
-  lm_need_blas(L, gd);
+  lt_dtype gd, od = lm_conv_dtypes(L, x, w, bias, &p, &gd);
   int64_t M = (p.O / groups) * p.kh * p.kw;
   int64_t P = lt_shape_numel(2, (int64_t[]){p.H, p.W});
   if (M >= INT_MAX || P < 0 || P >= INT_MAX || p.C >= INT_MAX || lt_shape_numel(2, (int64_t[]){M, P}) < 0 ||

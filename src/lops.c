@@ -662,7 +662,7 @@ static void pair(lua_State *L, int arg, lua_Integer def, lua_Integer lo, const c
 
 static int l_conv2d(lua_State *L) {
   lt_tensor *x = lm_checkt(L, 1), *w = lm_checkt(L, 2), *bias = lm_optt(L, 3);
-  char s1[256], s2[256];
+  char s1[256];
   int64_t st[2], pd[2] = {0, 0}, dl[2];
   pair(L, 4, 1, 1, "stride", st);
   pair(L, 6, 1, 1, "dilation", dl);
@@ -693,24 +693,14 @@ static int l_conv2d(lua_State *L) {
   p.O = w->shape[0]; p.kh = w->shape[2]; p.kw = w->shape[3];
   p.sh = st[0]; p.sw = st[1]; p.ph = pd[0]; p.pw = pd[1]; p.dh = dl[0]; p.dw = dl[1];
   p.groups = groups;
-  if (w->shape[1] * groups != p.C)
-    lt_argerror(L, 1, "input %s has %d channels, weight %s with groups %d expects %d",
-                lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)p.C,
-                lm_shape_str(s2, sizeof s2, w->ndim, w->shape), (int)groups, (int)(w->shape[1] * groups));
-  if (p.O % groups)
-    lt_argerror(L, 7, "%d output channels are not divisible by groups %d", (int)p.O, (int)groups);
+  lm_conv_check_groups(L, x, w, &p);
   int64_t eh = p.dh * (p.kh - 1) + 1, ew = p.dw * (p.kw - 1) + 1;
   if (p.H + 2 * p.ph < eh || p.W + 2 * p.pw < ew)
     lt_argerror(L, 1, "input %s (with padding) is smaller than the kernel %dx%d",
                 lm_shape_str(s1, sizeof s1, x->ndim, x->shape), (int)eh, (int)ew);
   p.OH = (p.H + 2 * p.ph - eh) / p.sh + 1;
   p.OW = (p.W + 2 * p.pw - ew) / p.sw + 1;
-  lt_dtype od = lt_promote(x->dtype, w->dtype);
-  lm_need_floating(L, od, 1, NULL);
-  if (bias && lt_numel(bias) != p.O)
-    lt_argerror(L, 3, "bias has %d elements, expected %d", (int)lt_numel(bias), (int)p.O);
-  lt_dtype gd = od == LT_FLOAT64 ? LT_FLOAT64 : LT_FLOAT32;
-  lm_need_blas(L, gd);
+  lt_dtype gd, od = lm_conv_dtypes(L, x, w, bias, &p, &gd);
   int64_t Kc = (p.C / groups) * p.kh * p.kw;
   int64_t P = lt_shape_numel(2, (int64_t[]){p.OH, p.OW});
   if (Kc >= INT_MAX || P < 0 || P >= INT_MAX || p.O >= INT_MAX || lt_shape_numel(2, (int64_t[]){Kc, P}) < 0)

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <stdatomic.h>
 
 #define LT_MAX_DIMS 16          /* highest rank a tensor may have */
@@ -248,6 +249,18 @@ static inline char *lt_iter_next(lt_iter *it) {
     d--;
   }
   return cur;
+}
+
+/* one element of isz bytes; the common sizes as fixed-size copies */
+static inline void lt_copy_elem(char *dst, const char *src, size_t isz) {
+  switch (isz) {
+    case 1: *dst = *src; break;
+    case 2: memcpy(dst, src, 2); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 8: memcpy(dst, src, 8); break;
+    case 16: memcpy(dst, src, 16); break;
+    default: memcpy(dst, src, isz); break;
+  }
 }
 
 /* copy src into dst (same shape), converting dtypes; handles any strides */

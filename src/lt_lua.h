@@ -49,6 +49,11 @@ void lt_to_elem(lua_State *L, int idx, lt_dtype dt, void *p);
 /* push a zeroed userdata of size bytes whose metatable (named mt, made once)
    has gc as __gc: the "UBox" for C memory that must be freed if a call raises */
 void *lt_newbox(lua_State *L, size_t size, const char *mt, lua_CFunction gc);
+/* push a box (lt_newbox) for one C object p, NULL at first: its __gc calls
+   release(p) when p is not NULL. The caller sets p once it owns the object
+   and sets it back to NULL once the object is released or handed on */
+typedef struct lt_ptrbox { void *p; void (*release)(void *); } lt_ptrbox;
+lt_ptrbox *lt_newptrbox(lua_State *L, void (*release)(void *));
 /* pace the GC by tensor memory, around an allocation of it: a full
    collection when the heap storages alive (lt_storage_live_bytes) exceed
    twice what was alive after the last one (at least 256 MiB) */

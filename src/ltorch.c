@@ -84,6 +84,19 @@ void *lt_newbox(lua_State *L, size_t size, const char *mt, lua_CFunction gc) {
   return b;
 }
 
+static int ptrbox_gc(lua_State *L) {
+  lt_ptrbox *b = lua_touserdata(L, 1);
+  if (b->p) b->release(b->p);
+  b->p = NULL;
+  return 0;
+}
+
+lt_ptrbox *lt_newptrbox(lua_State *L, void (*release)(void *)) {
+  lt_ptrbox *b = lt_newbox(L, sizeof *b, "ltorch.ptrbox", ptrbox_gc);
+  b->release = release;
+  return b;
+}
+
 typedef struct pace { size_t threshold; uint64_t rng[4]; } pace;
 static const char PACE_KEY = 'p';
 

@@ -51,17 +51,6 @@ void lt_nearest_map(int64_t in, int64_t out, double scale, int exact, int shortc
   }
 }
 
-/* one element of isz bytes; the common sizes as fixed-size copies */
-static inline void copy_elem(char *dst, const char *src, size_t isz) {
-  switch (isz) {
-    case 1: *dst = *src; break;
-    case 2: memcpy(dst, src, 2); break;
-    case 4: memcpy(dst, src, 4); break;
-    case 8: memcpy(dst, src, 8); break;
-    default: memcpy(dst, src, isz);
-  }
-}
-
 void lt_map_copy(const lt_tensor *x, lt_tensor *out, const int64_t *const *maps, const void *fill) {
   int nd = out->ndim;
   size_t isz = lt_dtypes[out->dtype].size;
@@ -69,7 +58,7 @@ void lt_map_copy(const lt_tensor *x, lt_tensor *out, const int64_t *const *maps,
   char *o = lt_data(out);
   const char *xb = lt_data(x);
   if (n == 0) return;
-  if (nd == 0) { copy_elem(o, xb, isz); return; }
+  if (nd == 0) { lt_copy_elem(o, xb, isz); return; }
   int64_t last = out->shape[nd - 1], rows = n / last, xs = x->stride[nd - 1];
   const int64_t *lm = maps[nd - 1];
   int64_t idx[LT_MAX_DIMS] = {0};
@@ -83,8 +72,8 @@ void lt_map_copy(const lt_tensor *x, lt_tensor *out, const int64_t *const *maps,
     }
     for (int64_t j = 0; j < last; j++, o += isz) {
       int64_t s = lm ? lm[j] : j;
-      if (fillrow || s < 0) copy_elem(o, fill, isz);
-      else copy_elem(o, xb + (off + s * xs) * (int64_t)isz, isz);
+      if (fillrow || s < 0) lt_copy_elem(o, fill, isz);
+      else lt_copy_elem(o, xb + (off + s * xs) * (int64_t)isz, isz);
     }
     for (int d = nd - 2; d >= 0; d--) {
       if (++idx[d] < out->shape[d]) break;
@@ -147,10 +136,8 @@ DEF_LINEAR(double, linear_f64)
 void lt_upsample_bilinear(lt_dtype dt, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW,
                           int align_corners, double scale_h, double scale_w, const void *x, void *y,
                           void *scratch) {
-  if (dt == LT_FLOAT32)
-    linear_f32(planes, H, W, OH, OW, align_corners, scale_h, scale_w, x, y, scratch);
-  else
-    linear_f64(planes, H, W, OH, OW, align_corners, scale_h, scale_w, x, y, scratch);
+  LT_BY_FLOAT(dt, linear_f32, linear_f64, planes, H, W, OH, OW, align_corners, scale_h, scale_w, x, y,
+              scratch);
 }
 
 /* PyTorch 1.13's bicubic convolution coefficients (A = -0.75) of the
@@ -207,10 +194,8 @@ DEF_CUBIC(double, cubic_f64, linear_f64_ratio)
 void lt_upsample_bicubic(lt_dtype dt, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW,
                          int align_corners, double scale_h, double scale_w, const void *x, void *y,
                          void *scratch) {
-  if (dt == LT_FLOAT32)
-    cubic_f32(planes, H, W, OH, OW, align_corners, scale_h, scale_w, x, y, scratch);
-  else
-    cubic_f64(planes, H, W, OH, OW, align_corners, scale_h, scale_w, x, y, scratch);
+  LT_BY_FLOAT(dt, cubic_f32, cubic_f64, planes, H, W, OH, OW, align_corners, scale_h, scale_w, x, y,
+              scratch);
 }
 
 /* ---- max pooling with indices -------------------------------------------- */
@@ -290,16 +275,7 @@ void lt_conv_transpose2d(lt_dtype dt, const lt_conv *p, const void *x, const voi
       lt_gemm(dt, 1, 0, M, P, Cg, wg, M, xg, P, col, P);
       if (dt == LT_FLOAT32) col2im_f32(p, Og, col, (float *)yg);
       else col2im_f64(p, Og, col, (double *)yg);
-      if (!bias) continue;
-      for (int64_t oc = 0; oc < Og; oc++) {
-        if (dt == LT_FLOAT32) {
-          float bv = ((const float *)bias)[g * Og + oc], *r = (float *)yg + oc * OP;
-          for (int64_t i = 0; i < OP; i++) r[i] += bv;
-        } else {
-          double bv = ((const double *)bias)[g * Og + oc], *r = (double *)yg + oc * OP;
-          for (int64_t i = 0; i < OP; i++) r[i] += bv;
-        }
-      }
+      if (bias) lt_add_bias(dt, (const char *)bias + (size_t)(g * Og) * isz, Og, OP, yg);
     }
   }
 }
@@ -367,24 +343,21 @@ double lt_nll_f64(const double *logp, int64_t N, int64_t C, int64_t S, const int
 static float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
 static double sigmoid_(double x) { return 1.0 / (1.0 + exp(-x)); }
 
-void lt_lstm_cell(lt_dtype dt, const void *g, const void *c, void *h, void *cn, int64_t N, int64_t H) {
-  for (int64_t n = 0; n < N; n++) {
-    if (dt == LT_FLOAT32) {
-      const float *gr = (const float *)g + n * 4 * H, *cr = (const float *)c + n * H;
-      float *hr = (float *)h + n * H, *nr = (float *)cn + n * H;
-      for (int64_t j = 0; j < H; j++) {
-        float cv = sigmoidf_(gr[H + j]) * cr[j] + sigmoidf_(gr[j]) * tanhf(gr[2 * H + j]);
-        nr[j] = cv;
-        hr[j] = sigmoidf_(gr[3 * H + j]) * tanhf(cv);
-      }
-    } else {
-      const double *gr = (const double *)g + n * 4 * H, *cr = (const double *)c + n * H;
-      double *hr = (double *)h + n * H, *nr = (double *)cn + n * H;
-      for (int64_t j = 0; j < H; j++) {
-        double cv = sigmoid_(gr[H + j]) * cr[j] + sigmoid_(gr[j]) * tanh(gr[2 * H + j]);
-        nr[j] = cv;
-        hr[j] = sigmoid_(gr[3 * H + j]) * tanh(cv);
-      }
-    }
+#define DEF_LSTM_CELL(T, NAME, SIGMOID, TANH)                                     \
+  static void NAME(const T *g, const T *c, T *h, T *cn, int64_t N, int64_t H) {   \
+    for (int64_t n = 0; n < N; n++) {                                             \
+      const T *gr = g + n * 4 * H, *cr = c + n * H;                               \
+      T *hr = h + n * H, *nr = cn + n * H;                                        \
+      for (int64_t j = 0; j < H; j++) {                                           \
+        T cv = SIGMOID(gr[H + j]) * cr[j] + SIGMOID(gr[j]) * TANH(gr[2 * H + j]); \
+        nr[j] = cv;                                                               \
+        hr[j] = SIGMOID(gr[3 * H + j]) * TANH(cv);                                \
+      }                                                                           \
+    }                                                                             \
   }
+DEF_LSTM_CELL(float, lstm_cell_f32, sigmoidf_, tanhf)
+DEF_LSTM_CELL(double, lstm_cell_f64, sigmoid_, tanh)
+
+void lt_lstm_cell(lt_dtype dt, const void *g, const void *c, void *h, void *cn, int64_t N, int64_t H) {
+  LT_BY_FLOAT(dt, lstm_cell_f32, lstm_cell_f64, g, c, h, cn, N, H);
 }

@@ -153,17 +153,16 @@ static void load_c128(lt_iter *it, lt_dtype dt, double *buf, int n) {
   /* o[i] = x[i] op y[i] for i < m: one loop per op */                             \
   VECTORIZE static void binary_##SUF(int op, const T *x, const T *y, T *o, int m) {  \
     switch (op) {                                                                  \
-      BIN_LOOP(SUF, LT_OP_ADD) BIN_LOOP(SUF, LT_OP_SUB) BIN_LOOP(SUF, LT_OP_MUL)   \
-      BIN_LOOP(SUF, LT_OP_DIV) BIN_LOOP(SUF, LT_OP_POW) BIN_LOOP(SUF, LT_OP_MAX)   \
-      BIN_LOOP(SUF, LT_OP_MIN) BIN_LOOP(SUF, LT_OP_ATAN2) BIN_LOOP(SUF, LT_OP_REM) \
-      BIN_LOOP(SUF, LT_OP_FLOORDIV) BIN_LOOP(SUF, LT_OP_EQ) BIN_LOOP(SUF, LT_OP_NE) \
-      BIN_LOOP(SUF, LT_OP_LT) BIN_LOOP(SUF, LT_OP_LE) BIN_LOOP(SUF, LT_OP_GT)      \
-      BIN_LOOP(SUF, LT_OP_GE) BIN_LOOP(SUF, LT_OP_AND) BIN_LOOP(SUF, LT_OP_OR)     \
+      BIN_LOOP(SUF, ADD) BIN_LOOP(SUF, SUB) BIN_LOOP(SUF, MUL) BIN_LOOP(SUF, DIV) \
+      BIN_LOOP(SUF, POW) BIN_LOOP(SUF, MAX) BIN_LOOP(SUF, MIN) BIN_LOOP(SUF, ATAN2) \
+      BIN_LOOP(SUF, REM) BIN_LOOP(SUF, FLOORDIV) BIN_LOOP(SUF, EQ) BIN_LOOP(SUF, NE) \
+      BIN_LOOP(SUF, LT) BIN_LOOP(SUF, LE) BIN_LOOP(SUF, GT) BIN_LOOP(SUF, GE)   \
+      BIN_LOOP(SUF, AND) BIN_LOOP(SUF, OR)                                      \
       default: for (int i = 0; i < m; i++) o[i] = bin_##SUF(LT_OP_XOR, x[i], y[i]); \
     }                                                                              \
   }
 #define BIN_LOOP(SUF, OP) \
-  case OP: for (int i = 0; i < m; i++) o[i] = bin_##SUF(OP, x[i], y[i]); break;
+  case LT_OP_##OP: for (int i = 0; i < m; i++) o[i] = bin_##SUF(LT_OP_##OP, x[i], y[i]); break;
 DEF_BINARY(float, f32, f)
 DEF_BINARY(double, f64, )
 
@@ -460,25 +459,21 @@ static double erfinv(double y) {
       pa = (T)p->a * (T)p->b;                                                              \
     }                                                                                      \
     switch (op) {                                                                          \
-      UN_LOOP(SUF, LT_UN_NEG) UN_LOOP(SUF, LT_UN_ABS) UN_LOOP(SUF, LT_UN_RELU)             \
-      UN_LOOP(SUF, LT_UN_EXP) UN_LOOP(SUF, LT_UN_LOG) UN_LOOP(SUF, LT_UN_SQRT)             \
-      UN_LOOP(SUF, LT_UN_TANH) UN_LOOP(SUF, LT_UN_SIGMOID) UN_LOOP(SUF, LT_UN_GELU)        \
-      UN_LOOP(SUF, LT_UN_GELU_TANH) UN_LOOP(SUF, LT_UN_SIN) UN_LOOP(SUF, LT_UN_COS)        \
-      UN_LOOP(SUF, LT_UN_TAN) UN_LOOP(SUF, LT_UN_ASIN) UN_LOOP(SUF, LT_UN_ACOS)            \
-      UN_LOOP(SUF, LT_UN_ATAN) UN_LOOP(SUF, LT_UN_SINH) UN_LOOP(SUF, LT_UN_COSH)           \
-      UN_LOOP(SUF, LT_UN_RSQRT) UN_LOOP(SUF, LT_UN_ERF) UN_LOOP(SUF, LT_UN_ERFINV)         \
-      UN_LOOP(SUF, LT_UN_FLOOR) UN_LOOP(SUF, LT_UN_CEIL) UN_LOOP(SUF, LT_UN_ROUND)         \
-      UN_LOOP(SUF, LT_UN_ROUND_DEC) UN_LOOP(SUF, LT_UN_TRUNC) UN_LOOP(SUF, LT_UN_SIGN)     \
-      UN_LOOP(SUF, LT_UN_NAN_TO_NUM) UN_LOOP(SUF, LT_UN_SILU) UN_LOOP(SUF, LT_UN_MISH)     \
-      UN_LOOP(SUF, LT_UN_HARDSWISH) UN_LOOP(SUF, LT_UN_HARDSIGMOID)                        \
-      UN_LOOP(SUF, LT_UN_RELU6) UN_LOOP(SUF, LT_UN_LEAKY_RELU) UN_LOOP(SUF, LT_UN_ELU)     \
-      UN_LOOP(SUF, LT_UN_SOFTPLUS)                                                         \
+      UN_LOOP(SUF, NEG) UN_LOOP(SUF, ABS) UN_LOOP(SUF, RELU) UN_LOOP(SUF, EXP)                \
+      UN_LOOP(SUF, LOG) UN_LOOP(SUF, SQRT) UN_LOOP(SUF, TANH) UN_LOOP(SUF, SIGMOID)           \
+      UN_LOOP(SUF, GELU) UN_LOOP(SUF, GELU_TANH) UN_LOOP(SUF, SIN) UN_LOOP(SUF, COS)          \
+      UN_LOOP(SUF, TAN) UN_LOOP(SUF, ASIN) UN_LOOP(SUF, ACOS) UN_LOOP(SUF, ATAN)              \
+      UN_LOOP(SUF, SINH) UN_LOOP(SUF, COSH) UN_LOOP(SUF, RSQRT) UN_LOOP(SUF, ERF)             \
+      UN_LOOP(SUF, ERFINV) UN_LOOP(SUF, FLOOR) UN_LOOP(SUF, CEIL) UN_LOOP(SUF, ROUND)         \
+      UN_LOOP(SUF, ROUND_DEC) UN_LOOP(SUF, TRUNC) UN_LOOP(SUF, SIGN) UN_LOOP(SUF, NAN_TO_NUM) \
+      UN_LOOP(SUF, SILU) UN_LOOP(SUF, MISH) UN_LOOP(SUF, HARDSWISH) UN_LOOP(SUF, HARDSIGMOID) \
+      UN_LOOP(SUF, RELU6) UN_LOOP(SUF, LEAKY_RELU) UN_LOOP(SUF, ELU) UN_LOOP(SUF, SOFTPLUS)   \
       default: for (int64_t i = 0; i < n; i++) o[i] = x[i];                                \
     }                                                                                      \
   }
 /* a case of unary_SUF: the loop of one op, its element function inlined */
 #define UN_LOOP(SUF, OP) \
-  case OP: for (int64_t i = 0; i < n; i++) o[i] = un_##SUF(OP, x[i], pa, pb, pc); break;
+  case LT_UN_##OP: for (int64_t i = 0; i < n; i++) o[i] = un_##SUF(LT_UN_##OP, x[i], pa, pb, pc); break;
 DEF_UNARY(float, f32, f)
 DEF_UNARY(double, f64, )
 
@@ -1001,6 +996,18 @@ int64_t lt_conv2d_col_numel(const lt_conv *p) {
   return (p->C / p->groups) * p->kh * p->kw * p->OH * p->OW;
 }
 
+#define DEF_ADD_BIAS(T, NAME)                                                      \
+  static void NAME(const T *bias, int64_t n, int64_t P, T *y) {                    \
+    for (int64_t c = 0; c < n; c++)                                                \
+      for (int64_t i = 0; i < P; i++) y[c * P + i] += bias[c];                     \
+  }
+DEF_ADD_BIAS(float, add_bias_f32)
+DEF_ADD_BIAS(double, add_bias_f64)
+
+void lt_add_bias(lt_dtype dt, const void *bias, int64_t n, int64_t P, void *y) {
+  LT_BY_FLOAT(dt, add_bias_f32, add_bias_f64, bias, n, P, y);
+}
+
 void lt_conv2d(lt_dtype dt, const lt_conv *p, const void *x, const void *w,
                const void *bias, void *col, void *y) {
   int64_t Cg = p->C / p->groups, Og = p->O / p->groups, Kc = Cg * p->kh * p->kw;
@@ -1024,16 +1031,7 @@ void lt_conv2d(lt_dtype dt, const lt_conv *p, const void *x, const void *w,
       char *yg = (char *)y + (size_t)((n * p->O + g * Og) * P) * isz;
       lt_gemm(dt, 0, 0, Og, P, Kc, (const char *)w + (size_t)(g * Og * Kc) * isz, Kc,
               cp, P, yg, P);
-      if (!bias) continue;
-      for (int64_t oc = 0; oc < Og; oc++) {
-        if (dt == LT_FLOAT32) {
-          float bv = ((const float *)bias)[g * Og + oc], *r = (float *)yg + oc * P;
-          for (int64_t i = 0; i < P; i++) r[i] += bv;
-        } else {
-          double bv = ((const double *)bias)[g * Og + oc], *r = (double *)yg + oc * P;
-          for (int64_t i = 0; i < P; i++) r[i] += bv;
-        }
-      }
+      if (bias) lt_add_bias(dt, (const char *)bias + (size_t)(g * Og) * isz, Og, P, yg);
     }
   }
 }

@@ -104,6 +104,13 @@ void lt_conv2d(lt_dtype dt, const lt_conv *p, const void *x, const void *w,
                const void *bias, void *col, void *y);
 /* the im2col scratch lt_conv2d needs: (C/groups*kh*kw) x (OH*OW) elements, or 0 */
 int64_t lt_conv2d_col_numel(const lt_conv *p);
+/* y[i][j] += bias[i] for the n rows of P elements of y (float32 or float64):
+   the bias of n output channels, added after a convolution's gemm */
+void lt_add_bias(lt_dtype dt, const void *bias, int64_t n, int64_t P, void *y);
+
+/* F32(...) when the floating dtype dt is float32, else F64(...): the
+   dispatch of a kernel written once for float and once for double */
+#define LT_BY_FLOAT(dt, F32, F64, ...) ((dt) == LT_FLOAT32 ? F32(__VA_ARGS__) : F64(__VA_ARGS__))
 
 /* pooling over planes of H x W (float32 or float64, contiguous) */
 typedef struct lt_pool {

@@ -9,18 +9,6 @@
 #include <string.h>
 #include "shape.h"
 
-/* one element of isz bytes */
-static inline void copy_elem(char *d, const char *s, size_t isz) {
-  switch (isz) {
-    case 1: *d = *s; break;
-    case 2: memcpy(d, s, 2); break;
-    case 4: memcpy(d, s, 4); break;
-    case 8: memcpy(d, s, 8); break;
-    case 16: memcpy(d, s, 16); break;
-    default: memcpy(d, s, isz); break;
-  }
-}
-
 /* the next position of c over shape[0..last) (the row index, the last dim
    left out); 0 when every row has been visited */
 static int next_row(int64_t *c, const int64_t *shape, int last) {
@@ -40,6 +28,21 @@ static int badindex(lt_badindex *bad, int64_t v, int dim, int64_t n) {
 
 /* ---- gather ------------------------------------------------------------ */
 
+/* the element offset in t of row c (its dims before last), dim skip left
+   out (-1: none) */
+static int64_t row_offset(const lt_tensor *t, const int64_t *c, int last, int skip) {
+  int64_t off = 0;
+  for (int d = 0; d < last; d++)
+    if (d != skip) off += c[d] * t->stride[d];
+  return off;
+}
+
+/* the element offset in t, from its row's, of column k of a row of the
+   index whose value there is v (1-based, along dim) */
+static inline int64_t index_offset(const lt_tensor *t, int dim, int last, int64_t k, int64_t v) {
+  return dim == last ? (v - 1) * t->stride[last] : k * t->stride[last] + (v - 1) * t->stride[dim];
+}
+
 int lt_gather_dim(lt_tensor *out, const lt_tensor *in, int dim, const lt_tensor *index,
                   lt_badindex *bad) {
   int nd = index->ndim;
@@ -50,23 +53,19 @@ int lt_gather_dim(lt_tensor *out, const lt_tensor *in, int dim, const lt_tensor 
   char *o = lt_data(out);
   if (nd == 0) {                       /* a 0-dim input and index */
     if (ip[0] != 1) return badindex(bad, ip[0], 0, 1);
-    copy_elem(o, xp, isz);
+    lt_copy_elem(o, xp, isz);
     return 0;
   }
   int last = nd - 1;
   int64_t n = in->shape[dim], c[LT_MAX_DIMS] = {0};
-  int64_t rowlen = index->shape[last], istr = index->stride[last], xstr = in->stride[last];
+  int64_t rowlen = index->shape[last], istr = index->stride[last];
   do {
-    int64_t ioff = 0, xoff = 0;
-    for (int d = 0; d < last; d++) {
-      ioff += c[d] * index->stride[d];
-      if (d != dim) xoff += c[d] * in->stride[d];
-    }
+    int64_t ioff = row_offset(index, c, last, -1), xoff = row_offset(in, c, last, dim);
     for (int64_t k = 0; k < rowlen; k++) {
       int64_t v = ip[ioff + k * istr];
       if (v < 1 || v > n) return badindex(bad, v, dim, n);
-      int64_t x = dim == last ? xoff + (v - 1) * xstr : xoff + k * xstr + (v - 1) * in->stride[dim];
-      copy_elem(o, xp + x * (int64_t)isz, isz);
+      int64_t x = xoff + index_offset(in, dim, last, k, v);
+      lt_copy_elem(o, xp + x * (int64_t)isz, isz);
       o += isz;
     }
   } while (next_row(c, index->shape, last));
@@ -112,28 +111,24 @@ int lt_scatter_dim(lt_tensor *out, int dim, const lt_tensor *index, const lt_ten
   char *op_ = lt_data(out);
   if (nd == 0) {
     if (ip[0] != 1) return badindex(bad, ip[0], 0, 1);
-    if (op == LT_SCATTER_SET) copy_elem(op_, sp, isz);
+    if (op == LT_SCATTER_SET) lt_copy_elem(op_, sp, isz);
     else combine(out->dtype, op, op_, sp);
     return 0;
   }
   int last = nd - 1;
   int64_t n = out->shape[dim], c[LT_MAX_DIMS] = {0};
   int64_t rowlen = index->shape[last];
-  int64_t istr = index->stride[last], sstr = src->stride[last], ostr = out->stride[last];
+  int64_t istr = index->stride[last], sstr = src->stride[last];
   do {
-    int64_t ioff = 0, soff = 0, ooff = 0;
-    for (int d = 0; d < last; d++) {
-      ioff += c[d] * index->stride[d];
-      soff += c[d] * src->stride[d];
-      if (d != dim) ooff += c[d] * out->stride[d];
-    }
+    int64_t ioff = row_offset(index, c, last, -1), soff = row_offset(src, c, last, -1);
+    int64_t ooff = row_offset(out, c, last, dim);
     for (int64_t k = 0; k < rowlen; k++) {
       int64_t v = ip[ioff + k * istr];
       if (v < 1 || v > n) return badindex(bad, v, dim, n);
-      int64_t o = dim == last ? ooff + (v - 1) * ostr : ooff + k * ostr + (v - 1) * out->stride[dim];
+      int64_t o = ooff + index_offset(out, dim, last, k, v);
       char *dp = op_ + o * (int64_t)isz;
       const char *s = sp + (soff + k * sstr) * (int64_t)isz;
-      if (op == LT_SCATTER_SET) copy_elem(dp, s, isz);
+      if (op == LT_SCATTER_SET) lt_copy_elem(dp, s, isz);
       else combine(out->dtype, op, dp, s);
     }
   } while (next_row(c, index->shape, last));
@@ -148,7 +143,7 @@ void lt_remap(lt_tensor *out, const lt_tensor *in, const int64_t *const *maps) {
   if (lt_numel(out) == 0) return;
   const char *xp = lt_data(in);
   char *o = lt_data(out);
-  if (nd == 0) { copy_elem(o, xp, isz); return; }
+  if (nd == 0) { lt_copy_elem(o, xp, isz); return; }
   int last = nd - 1;
   int64_t c[LT_MAX_DIMS] = {0};
   int64_t rowlen = out->shape[last], xstr = in->stride[last];
@@ -158,12 +153,12 @@ void lt_remap(lt_tensor *out, const lt_tensor *in, const int64_t *const *maps) {
     for (int d = 0; d < last; d++) xoff += (maps[d] ? maps[d][c[d]] : c[d]) * in->stride[d];
     const char *row = xp + xoff * (int64_t)isz;
     if (m) {
-      for (int64_t k = 0; k < rowlen; k++, o += isz) copy_elem(o, row + m[k] * xstr * (int64_t)isz, isz);
+      for (int64_t k = 0; k < rowlen; k++, o += isz) lt_copy_elem(o, row + m[k] * xstr * (int64_t)isz, isz);
     } else if (xstr == 1) {
       memcpy(o, row, (size_t)rowlen * isz);
       o += (size_t)rowlen * isz;
     } else {
-      for (int64_t k = 0; k < rowlen; k++, o += isz) copy_elem(o, row + k * xstr * (int64_t)isz, isz);
+      for (int64_t k = 0; k < rowlen; k++, o += isz) lt_copy_elem(o, row + k * xstr * (int64_t)isz, isz);
     }
   } while (next_row(c, out->shape, last));
 }

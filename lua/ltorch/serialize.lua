@@ -112,6 +112,14 @@ local function opts_table(opts, fname)
   return opts or {}
 end
 
+-- the path argument of torch.fname (#2 of save, else #1) must be a string
+local function check_path(path, fname)
+  if type(path) ~= "string" then
+    error(string.format("bad argument #%d to '%s' (string expected, got %s)",
+      fname == "save" and 2 or 1, fname, type(path)), 3)
+  end
+end
+
 -- every key of opts must be an option of format f for fname ("load", "save",
 -- "load_state_dict"); the error names it and lists the valid ones
 local function check_options(opts, f, fname, level)
@@ -290,9 +298,7 @@ function M.install(torch)
   end
 
   function torch.save(obj, path, opts)
-    if type(path) ~= "string" then
-      error("bad argument #2 to 'save' (string expected, got " .. type(path) .. ")", 2)
-    end
+    check_path(path, "save")
     opts = opts_table(opts, "save")
     local f = M.format_for_save(path, opts)
     check_options(opts, f, "save", 2)
@@ -307,9 +313,7 @@ function M.install(torch)
   end
 
   function torch.load(path, opts)
-    if type(path) ~= "string" then
-      error("bad argument #1 to 'load' (string expected, got " .. type(path) .. ")", 2)
-    end
+    check_path(path, "load")
     opts = opts_table(opts, "load")
     local val, extras = M.read(path, opts, nil, "load", 2)
     if extras ~= nil and ms().is_module_file(extras) then
@@ -326,9 +330,7 @@ function M.install(torch)
   -- pickle globals load inert (nothing is run), so a pickled PyTorch
   -- module gives its state dict.
   function torch.load_state_dict(path, opts)
-    if type(path) ~= "string" then
-      error("bad argument #1 to 'load_state_dict' (string expected, got " .. type(path) .. ")", 2)
-    end
+    check_path(path, "load_state_dict")
     opts = opts_table(opts, "load_state_dict")
     local internal = {as_dict = true}
     if opts.unknown == nil then internal.unknown = "inert" end

@@ -103,6 +103,12 @@ function M.using(h, path, f)
   return table.unpack(res, 2, res.n)
 end
 
+-- f(h) with path open as the file handle h (core._fopen), as using does
+function M.with_file(path, f)
+  local h = M.guard(path, core._fopen, path)
+  return M.using(h, path, function() return f(h) end)
+end
+
 -- run the C writer fn(tmp, ..., write_opts(opts)); errors name the final path
 function M.write(fn, tmp, final, opts, ...)
   local where = final or tmp

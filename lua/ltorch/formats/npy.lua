@@ -29,8 +29,7 @@ end
 
 function M.load(path, opts)
   opts = opts or {}
-  local h = common.guard(path, core._fopen, path)
-  return common.using(h, path, function()
+  return common.with_file(path, function(h)
     local hd = core._npy_header(h)
     local shape = hd.shape
     if hd.fortran then

@@ -55,8 +55,7 @@ end
 
 function M.load(path, opts)
   opts = opts or {}
-  local h = common.guard(path, core._fopen, path)
-  return common.using(h, path, function()
+  return common.with_file(path, function(h)
     local select = common.selector(opts)
     local progress = common.progress(opts)
     local entries = core._ts_scan(h)

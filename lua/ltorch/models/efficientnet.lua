@@ -172,20 +172,10 @@ M.EfficientNet = base.module("EfficientNet", {
     self.features = nn.Sequential(table.unpack(layers))
     self.avgpool = nn.AdaptiveAvgPool2d(1)
     self.classifier = nn.Sequential(nn.Dropout(a.dropout, true), nn.Linear(last_out, a.num_classes or 1000))
-    for _, m in ipairs(self:modules()) do
-      local name = m:class_name()
-      if name == "Conv2d" then
-        init.kaiming_normal_(m.weight, "fan_out")
-        if m.bias then init.zeros_(m.bias) end
-      elseif (name == "BatchNorm2d" or name == "GroupNorm") and m.weight then
-        init.ones_(m.weight)
-        init.zeros_(m.bias)
-      elseif name == "Linear" then
-        local r = 1 / math.sqrt(m.out_features)
-        init.uniform_(m.weight, -r, r)
-        init.zeros_(m.bias)
-      end
-    end
+    misc.init_mobile(self, function(w, m)
+      local r = 1 / math.sqrt(m.out_features)
+      init.uniform_(w, -r, r)
+    end)
   end,
   forward = function(self, x)
     x = self.avgpool(self.features(x)):flatten(2)

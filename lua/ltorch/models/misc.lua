@@ -93,6 +93,26 @@ function init.trunc_normal_(t, std, a, b)
   return t:copy(x:clamp(a, b))
 end
 
+-- M.init_mobile(model, linear): the init MobileNetV2 and EfficientNet give
+-- every module of model: Conv2d kaiming_normal_ (fan_out) and a zero bias,
+-- BatchNorm2d and GroupNorm (affine) ones and zeros, Linear linear(m.weight,
+-- m) and a zero bias
+function M.init_mobile(model, linear)
+  for _, m in ipairs(model:modules()) do
+    local name = m:class_name()
+    if name == "Conv2d" then
+      init.kaiming_normal_(m.weight, "fan_out")
+      if m.bias then init.zeros_(m.bias) end
+    elseif (name == "BatchNorm2d" or name == "GroupNorm") and m.weight then
+      init.ones_(m.weight)
+      init.zeros_(m.bias)
+    elseif name == "Linear" then
+      linear(m.weight, m)
+      init.zeros_(m.bias)
+    end
+  end
+end
+
 ---------------------------------------------------------------------------
 -- Conv2dNormActivation: Sequential(Conv2d, norm, activation) (torchvision's
 -- ops.misc.Conv2dNormActivation); children "0", "1", "2" as torchvision's.

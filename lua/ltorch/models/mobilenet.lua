@@ -107,19 +107,7 @@ M.MobileNetV2 = base.module("MobileNetV2", {
       norm_layer = norm_layer, activation_layer = nn.ReLU6})
     self.features = nn.Sequential(table.unpack(features))
     self.classifier = nn.Sequential(nn.Dropout(a.dropout or 0.2), nn.Linear(self.last_channel, a.num_classes or 1000))
-    for _, m in ipairs(self:modules()) do
-      local name = m:class_name()
-      if name == "Conv2d" then
-        init.kaiming_normal_(m.weight, "fan_out")
-        if m.bias then init.zeros_(m.bias) end
-      elseif (name == "BatchNorm2d" or name == "GroupNorm") and m.weight then
-        init.ones_(m.weight)
-        init.zeros_(m.bias)
-      elseif name == "Linear" then
-        init.normal_(m.weight, 0, 0.01)
-        init.zeros_(m.bias)
-      end
-    end
+    misc.init_mobile(self, function(w) init.normal_(w, 0, 0.01) end)
   end,
   forward = function(self, x)
     x = self.features(x)

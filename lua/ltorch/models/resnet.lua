@@ -29,6 +29,20 @@ local function norm_of(v, class)
   return misc.factory(v, "norm_layer", class)
 end
 
+-- a block's last fields: the downsample child (when given) and its stride
+local function set_downsample(self, a, stride)
+  if a.downsample ~= nil and not misc.is_none(a.downsample) then self.downsample = a.downsample end
+  self.stride = stride
+end
+
+-- a block's output: relu(out + identity), identity being x through the
+-- downsample child when the block has one
+local function residual(self, x, out)
+  local identity = x
+  if self.downsample then identity = self.downsample(x) end
+  return self.relu(out + identity)
+end
+
 local BLOCK_ARGS = {"inplanes", "planes", "stride", "downsample", "groups", "base_width", "dilation", "norm_layer"}
 
 M.BasicBlock = base.module("BasicBlock", {
@@ -48,15 +62,11 @@ M.BasicBlock = base.module("BasicBlock", {
     self.relu = nn.ReLU(true)
     self.conv2 = conv3x3(a.planes, a.planes)
     self.bn2 = norm_layer(a.planes)
-    if a.downsample ~= nil and not misc.is_none(a.downsample) then self.downsample = a.downsample end
-    self.stride = stride
+    set_downsample(self, a, stride)
   end,
   forward = function(self, x)
-    local identity = x
     local out = self.relu(self.bn1(self.conv1(x)))
-    out = self.bn2(self.conv2(out))
-    if self.downsample then identity = self.downsample(x) end
-    return self.relu(out + identity)
+    return residual(self, x, self.bn2(self.conv2(out)))
   end,
 }, misc.LIB)
 
@@ -78,16 +88,12 @@ M.Bottleneck = base.module("Bottleneck", {
     self.conv3 = conv1x1(width, a.planes * 4)
     self.bn3 = norm_layer(a.planes * 4)
     self.relu = nn.ReLU(true)
-    if a.downsample ~= nil and not misc.is_none(a.downsample) then self.downsample = a.downsample end
-    self.stride = stride
+    set_downsample(self, a, stride)
   end,
   forward = function(self, x)
-    local identity = x
     local out = self.relu(self.bn1(self.conv1(x)))
     out = self.relu(self.bn2(self.conv2(out)))
-    out = self.bn3(self.conv3(out))
-    if self.downsample then identity = self.downsample(x) end
-    return self.relu(out + identity)
+    return residual(self, x, self.bn3(self.conv3(out)))
   end,
 }, misc.LIB)
 

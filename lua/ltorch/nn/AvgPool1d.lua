@@ -3,7 +3,7 @@
 -- 1-element lists, as PyTorch's tuples ((3,)). The math is F.avg_pool1d.
 local base = require("ltorch.nn.module")
 local convnd = require("ltorch.nn.convnd")
-local pyrepr = base.pyrepr
+local pool = require("ltorch.nn.pool")
 
 local F = require("ltorch.nn.functional")
 
@@ -22,8 +22,5 @@ return base.module("AvgPool1d", {
     return F.avg_pool1d(x, self.kernel_size[1], self.stride[1], self.padding[1], self.ceil_mode,
       self.count_include_pad)
   end,
-  extra_repr = function(self)
-    return string.format("kernel_size=%s, stride=%s, padding=%s", pyrepr(self.kernel_size),
-      pyrepr(self.stride), pyrepr(self.padding))
-  end,
+  extra_repr = pool.avg_repr,
 }, {builtin = true})

@@ -2,7 +2,7 @@
 -- defaults to kernel_size.
 local torch = require("ltorch")
 local base = require("ltorch.nn.module")
-local pyrepr = base.pyrepr
+local pool = require("ltorch.nn.pool")
 
 return base.module("AvgPool2d", {
   -- AvgPool2d(kernel_size [, stride, padding = 0, ceil_mode = false,
@@ -22,8 +22,5 @@ return base.module("AvgPool2d", {
     return torch.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
       self.count_include_pad)
   end,
-  extra_repr = function(self)
-    return string.format("kernel_size=%s, stride=%s, padding=%s", pyrepr(self.kernel_size),
-      pyrepr(self.stride), pyrepr(self.padding))
-  end,
+  extra_repr = pool.avg_repr,
 }, {builtin = true})

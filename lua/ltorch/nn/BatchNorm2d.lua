@@ -2,59 +2,13 @@
 -- nn.BatchNorm2d): weight (ones), bias (zeros), buffers running_mean (zeros),
 -- running_var (ones), num_batches_tracked (int64, 0-dim). In training mode
 -- the batch statistics are used and the running ones updated by
--- torch.batch_norm; in eval mode the running statistics are used.
+-- torch.batch_norm; in eval mode the running statistics are used. The
+-- class is norm.lua's; eps and momentum print as floats.
 local torch = require("ltorch")
-local base = require("ltorch.nn.module")
-local pyrepr = base.pyrepr
 
-return base.module("BatchNorm2d", {
-  -- BatchNorm2d(num_features [, eps = 1e-5, momentum = 0.1, affine = true,
-  -- track_running_stats = true, device, dtype]) or with a trailing table of those names
-  initialize = function(self, ...)
-    local a = base.args("BatchNorm2d", {"num_features", "eps", "momentum", "affine",
-      "track_running_stats", "device", "dtype"}, ...)
-    local n = a.num_features
-    base.check(math.type(n) == "integer", "BatchNorm2d", "num_features must be an integer")
-    self.num_features = n
-    self.eps = a.eps or 1e-5
-    if a.momentum == nil then self.momentum = 0.1 else self.momentum = a.momentum end
-    self.affine = a.affine ~= false
-    self.track_running_stats = a.track_running_stats ~= false
-    if self.affine then
-      self.weight = torch.nn.Parameter(torch.ones(n))
-      self.bias = torch.nn.Parameter(torch.zeros(n))
-    end
-    if self.track_running_stats then
-      self.running_mean = torch.nn.buffer(torch.zeros(n))
-      self.running_var = torch.nn.buffer(torch.ones(n))
-      self.num_batches_tracked = torch.nn.buffer(torch.tensor(0, {dtype = "int64"}))
-    end
-    if a.dtype ~= nil then self:to(a.dtype) end
-    if a.device ~= nil then self:to(a.device) end
-  end,
-  forward = function(self, x)
-    if x:dim() ~= 4 then
-      error(string.format("expected 4D input (got %dD input)", x:dim()), 2)
-    end
-    local momentum = self.momentum
-    if momentum == torch.null or momentum == false then momentum = nil end
-    local training = self.training
-    if training and self.track_running_stats then
-      local nbt = self.num_batches_tracked
-      nbt:fill(nbt:item() + 1)
-      if momentum == nil then momentum = 1 / nbt:item() end  -- cumulative average
-    end
-    local use_batch = training or self.running_mean == nil
-    local rm, rv
-    if not training or self.track_running_stats then
-      rm, rv = self.running_mean, self.running_var
-    end
-    return torch.batch_norm(x, rm, rv, self.weight, self.bias, use_batch, momentum or 0.1, self.eps)
-  end,
-  extra_repr = function(self)
-    return string.format("%d, eps=%s, momentum=%s, affine=%s, track_running_stats=%s",
-      self.num_features, pyrepr(self.eps + 0.0),
-      (self.momentum == torch.null or self.momentum == false) and "None" or pyrepr(self.momentum + 0.0),
-      pyrepr(self.affine), pyrepr(self.track_running_stats))
-  end,
-}, {builtin = true})
+-- BatchNorm2d(num_features [, eps = 1e-5, momentum = 0.1, affine = true,
+-- track_running_stats = true, device, dtype]) or with a trailing table of those names
+return require("ltorch.nn.norm").batchnorm("BatchNorm2d", {
+  dims = {[4] = true}, expected = "4D", float_repr = true,
+  batch_norm = function(...) return torch.batch_norm(...) end,
+})

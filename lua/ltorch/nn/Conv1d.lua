@@ -2,20 +2,9 @@
 -- nn.Conv1d: weight {out, in/groups, k}, bias {out}), with padding a
 -- number, "valid" or "same" (stride 1), and padding_mode zeros, reflect,
 -- replicate or circular. Sizes are kept as 1-element lists, as PyTorch's
--- tuples ((3,)). Init and padding: convnd.lua. The math is F.conv1d.
-local base = require("ltorch.nn.module")
-local convnd = require("ltorch.nn.convnd")
-
+-- tuples ((3,)). Init, padding and the class: convnd.lua. The math is F.conv1d.
 local F = require("ltorch.nn.functional")
 
-return base.module("Conv1d", {
-  -- Conv1d(in, out, kernel_size [, stride, padding, dilation, groups, bias,
-  -- padding_mode, device, dtype]) or with a trailing table {stride =, ...}
-  initialize = function(self, ...)
-    local a = base.args("Conv1d", {"in_channels", "out_channels", "kernel_size", "stride", "padding",
-      "dilation", "groups", "bias", "padding_mode", "device", "dtype"}, ...)
-    convnd.init(self, "Conv1d", 1, a, false)
-  end,
-  forward = function(self, x) return convnd.forward(self, x, F.conv1d) end,
-  extra_repr = convnd.extra_repr,
-}, {builtin = true})
+-- Conv1d(in, out, kernel_size [, stride, padding, dilation, groups, bias,
+-- padding_mode, device, dtype]) or with a trailing table {stride =, ...}
+return require("ltorch.nn.convnd").class("Conv1d", 1, F, "conv1d")

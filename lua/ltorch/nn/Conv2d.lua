@@ -3,20 +3,11 @@
 -- "same" (stride 1), and padding_mode zeros, reflect, replicate or
 -- circular. Init as PyTorch: kaiming-uniform(a = sqrt(5)), i.e.
 -- uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = in/groups*kh*kw,
--- and the same bound for the bias (convnd.lua). The math is torch.conv2d
--- (im2col + gemm), after F.pad for the padding modes and uneven "same".
+-- and the same bound for the bias (convnd.lua, which makes the class). The
+-- math is torch.conv2d (im2col + gemm), after F.pad for the padding modes
+-- and uneven "same".
 local torch = require("ltorch")
-local base = require("ltorch.nn.module")
-local convnd = require("ltorch.nn.convnd")
 
-return base.module("Conv2d", {
-  -- Conv2d(in, out, kernel_size [, stride, padding, dilation, groups, bias,
-  -- padding_mode, device, dtype]) or with a trailing table {stride =, ...}
-  initialize = function(self, ...)
-    local a = base.args("Conv2d", {"in_channels", "out_channels", "kernel_size", "stride", "padding",
-      "dilation", "groups", "bias", "padding_mode", "device", "dtype"}, ...)
-    convnd.init(self, "Conv2d", 2, a, false)
-  end,
-  forward = function(self, x) return convnd.forward(self, x, torch.conv2d) end,
-  extra_repr = convnd.extra_repr,
-}, {builtin = true})
+-- Conv2d(in, out, kernel_size [, stride, padding, dilation, groups, bias,
+-- padding_mode, device, dtype]) or with a trailing table {stride =, ...}
+return require("ltorch.nn.convnd").class("Conv2d", 2, torch, "conv2d")

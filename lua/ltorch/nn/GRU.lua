@@ -8,7 +8,6 @@
 --   local out, h_n = gru(x [, h0])
 --
 -- Shapes as LSTM's (LSTM.lua), without proj_size.
-local torch = require("ltorch")
 local base = require("ltorch.nn.module")
 local rb = require("ltorch.nn.rnn_base")
 
@@ -23,13 +22,7 @@ return base.module(NAME, {
     rb.init(self, NAME, "GRU", a)
   end,
 
-  forward = function(self, x, h0)
-    if h0 ~= nil and not torch.is_tensor(h0) then
-      error(string.format("bad argument #2 to '%s' (h0 tensor expected, got %s)", NAME, type(h0)), 0)
-    end
-    local out, h_n = rb.forward(self, NAME, x, h0)
-    return out, h_n
-  end,
+  forward = function(self, x, h0) return rb.forward_h(self, NAME, x, h0) end,
 
   flatten_parameters = rb.flatten_parameters,
   extra_repr = rb.extra_repr,

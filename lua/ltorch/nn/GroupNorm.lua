@@ -1,9 +1,9 @@
 -- GroupNorm.lua: group normalisation over {N, C, ...} (PyTorch's
 -- nn.GroupNorm): the C channels in num_groups groups, each normalised by its
--- own mean and variance, then weight (ones) and bias (zeros) per channel.
--- The math is F.group_norm.
-local torch = require("ltorch")
+-- own mean and variance, then weight (ones) and bias (zeros) per channel
+-- (norm.lua). The math is F.group_norm.
 local base = require("ltorch.nn.module")
+local norm = require("ltorch.nn.norm")
 local pyrepr = base.pyrepr
 
 local F = require("ltorch.nn.functional")
@@ -17,18 +17,9 @@ return base.module("GroupNorm", {
     base.check(math.type(c) == "integer", "GroupNorm", "num_channels must be an integer")
     base.check(c % g == 0, "GroupNorm", "num_channels must be divisible by num_groups")
     self.num_groups, self.num_channels = g, c
-    self.eps = a.eps or 1e-5
-    self.affine = a.affine ~= false
-    if self.affine then
-      self.weight = torch.nn.Parameter(torch.ones(c))
-      self.bias = torch.nn.Parameter(torch.zeros(c))
-    end
-    if a.dtype ~= nil then self:to(a.dtype) end
-    if a.device ~= nil then self:to(a.device) end
+    norm.affine(self, a, "affine", c)
   end,
-  forward = function(self, x)
-    return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
-  end,
+  forward = function(self, x) return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps) end,
   extra_repr = function(self)
     return string.format("%d, %d, eps=%s, affine=%s", self.num_groups, self.num_channels,
       pyrepr(self.eps), pyrepr(self.affine))

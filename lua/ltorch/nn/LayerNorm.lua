@@ -1,7 +1,8 @@
 -- LayerNorm.lua: normalisation over the last dims (PyTorch's nn.LayerNorm):
--- weight (ones) and bias (zeros) of shape normalized_shape.
+-- weight (ones) and bias (zeros) of shape normalized_shape (norm.lua).
 local torch = require("ltorch")
 local base = require("ltorch.nn.module")
+local norm = require("ltorch.nn.norm")
 local pyrepr = base.pyrepr
 
 return base.module("LayerNorm", {
@@ -12,14 +13,7 @@ return base.module("LayerNorm", {
     if type(shape) == "number" then shape = {shape} end
     base.check(type(shape) == "table" and #shape > 0, "LayerNorm", "normalized_shape must be a number or a list")
     self.normalized_shape = shape
-    self.eps = a.eps or 1e-5
-    self.elementwise_affine = a.elementwise_affine ~= false
-    if self.elementwise_affine then
-      self.weight = torch.nn.Parameter(torch.ones(shape))
-      self.bias = torch.nn.Parameter(torch.zeros(shape))
-    end
-    if a.dtype ~= nil then self:to(a.dtype) end
-    if a.device ~= nil then self:to(a.device) end
+    norm.affine(self, a, "elementwise_affine", shape)
   end,
   forward = function(self, x)
     return torch.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)

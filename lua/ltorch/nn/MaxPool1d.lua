@@ -4,7 +4,7 @@
 -- returns the 1-based indices of the maxima along L. The math is F.max_pool1d.
 local base = require("ltorch.nn.module")
 local convnd = require("ltorch.nn.convnd")
-local pyrepr = base.pyrepr
+local pool = require("ltorch.nn.pool")
 
 local F = require("ltorch.nn.functional")
 
@@ -29,9 +29,5 @@ return base.module("MaxPool1d", {
     return F.max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
       self.return_indices)
   end,
-  extra_repr = function(self)
-    return string.format("kernel_size=%s, stride=%s, padding=%s, dilation=%s, ceil_mode=%s",
-      pyrepr(self.kernel_size), pyrepr(self.stride), pyrepr(self.padding), pyrepr(self.dilation),
-      pyrepr(self.ceil_mode))
-  end,
+  extra_repr = pool.max_repr,
 }, {builtin = true})

@@ -2,7 +2,7 @@
 -- to kernel_size. Sizes are numbers or {h, w} pairs, kept as given.
 local torch = require("ltorch")
 local base = require("ltorch.nn.module")
-local pyrepr = base.pyrepr
+local pool = require("ltorch.nn.pool")
 
 return base.module("MaxPool2d", {
   -- MaxPool2d(kernel_size [, stride, padding = 0, dilation = 1,
@@ -21,9 +21,5 @@ return base.module("MaxPool2d", {
   forward = function(self, x)
     return torch.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
   end,
-  extra_repr = function(self)
-    return string.format("kernel_size=%s, stride=%s, padding=%s, dilation=%s, ceil_mode=%s",
-      pyrepr(self.kernel_size), pyrepr(self.stride), pyrepr(self.padding), pyrepr(self.dilation),
-      pyrepr(self.ceil_mode))
-  end,
+  extra_repr = pool.max_repr,
 }, {builtin = true})

@@ -3,14 +3,12 @@
 local base = require("ltorch.nn.module")
 local list = require("ltorch.nn.Sequential").list
 
-return base.module("ModuleList", {
+return base.module("ModuleList", list.methods({
   -- ModuleList([list of modules]) or ModuleList({modules = list})
   initialize = function(self, ...)
     local ms = base.args("ModuleList", {"modules"}, ...).modules
     if ms ~= nil then list.fill(self, ms) end
   end,
-  append = list.append,
-  extend = list.extend,
   -- insert(i, m): puts m at 1-based position i, renumbering the ones after it
   insert = function(self, i, m)
     local st = base.state_of(self)
@@ -24,8 +22,4 @@ return base.module("ModuleList", {
     for j, x in ipairs(ms) do self:add_module(tostring(j - 1), x) end
     return self
   end,
-  __getitem = list.getitem,
-  __setitem = list.setitem,
-  __len = list.len,
-  __pairs = list.pairs,
-}, {builtin = true})
+}), {builtin = true})

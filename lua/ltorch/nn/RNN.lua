@@ -5,7 +5,6 @@
 --   local out, h_n = rnn(x [, h0])
 --
 -- Shapes as LSTM's (LSTM.lua), without proj_size.
-local torch = require("ltorch")
 local base = require("ltorch.nn.module")
 local rb = require("ltorch.nn.rnn_base")
 
@@ -25,13 +24,7 @@ return base.module(NAME, {
     rb.init(self, NAME, nl == "tanh" and "RNN_TANH" or "RNN_RELU", a)
   end,
 
-  forward = function(self, x, h0)
-    if h0 ~= nil and not torch.is_tensor(h0) then
-      error(string.format("bad argument #2 to '%s' (h0 tensor expected, got %s)", NAME, type(h0)), 0)
-    end
-    local out, h_n = rb.forward(self, NAME, x, h0)
-    return out, h_n
-  end,
+  forward = function(self, x, h0) return rb.forward_h(self, NAME, x, h0) end,
 
   flatten_parameters = rb.flatten_parameters,
   extra_repr = rb.extra_repr,

@@ -87,8 +87,15 @@ function list.extend(self, ms)
   for _, m in ipairs(ms) do list.append(self, m) end
   return self
 end
+-- list.methods(t) -> t with the methods every list of modules has (append,
+-- extend, indexing, #, pairs) added
+function list.methods(t)
+  t.append, t.extend = list.append, list.extend
+  t.__getitem, t.__setitem, t.__len, t.__pairs = list.getitem, list.setitem, list.len, list.pairs
+  return t
+end
 
-local Sequential = base.module("Sequential", {
+local Sequential = base.module("Sequential", list.methods({
   -- Sequential(m1, m2, ...) or Sequential(odict of name -> module)
   initialize = function(self, ...) list.fill(self, ...) end,
   forward = function(self, x, ...)
@@ -98,13 +105,7 @@ local Sequential = base.module("Sequential", {
     end
     return x
   end,
-  append = list.append,
-  extend = list.extend,
-  __getitem = list.getitem,
-  __setitem = list.setitem,
-  __len = list.len,
-  __pairs = list.pairs,
-}, {builtin = true})
+}), {builtin = true})
 
 Sequential.list = list
 return Sequential

@@ -36,18 +36,13 @@ return base.module(NAME, {
         base.raise(string.format("bad option '%s' to '%s' (module expected, got %s)", k, NAME, type(a[k])))
       end
     end
-    if a.custom_encoder ~= nil then
-      self.encoder = a.custom_encoder
-    else
-      self.encoder = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(d, h, lo), ne,
-        {norm = torch.nn.LayerNorm(d, {eps = eps})})
+    -- custom, or n copies of a Layer(d, h, lo) stacked by Stack with a final LayerNorm
+    local function stack(custom, Stack, Layer, n)
+      if custom ~= nil then return custom end
+      return Stack(Layer(d, h, lo), n, {norm = torch.nn.LayerNorm(d, {eps = eps})})
     end
-    if a.custom_decoder ~= nil then
-      self.decoder = a.custom_decoder
-    else
-      self.decoder = torch.nn.TransformerDecoder(torch.nn.TransformerDecoderLayer(d, h, lo), nd,
-        {norm = torch.nn.LayerNorm(d, {eps = eps})})
-    end
+    self.encoder = stack(a.custom_encoder, torch.nn.TransformerEncoder, torch.nn.TransformerEncoderLayer, ne)
+    self.decoder = stack(a.custom_decoder, torch.nn.TransformerDecoder, torch.nn.TransformerDecoderLayer, nd)
     for _, p in ipairs(self:parameters()) do
       if p:dim() > 1 then
         local fan_out, fan_in = p:size(1), p:size(2)

@@ -3,10 +3,9 @@
 -- (a ModuleList) and norm. The copies are deep copies (ltorch.nn.clone).
 -- forward(tgt, memory [, {tgt_mask, memory_mask, tgt_key_padding_mask,
 -- memory_key_padding_mask}]) passes the options to every layer.
-local torch = require("ltorch")
 local base = require("ltorch.nn.module")
 local fa = require("ltorch.nn.forward_args")
-local clone = require("ltorch.nn.clone")
+local tb = require("ltorch.nn.transformer_base")
 
 local NAME = "TransformerDecoder"
 local FORWARD_OPTS = {tgt_mask = "tensor", memory_mask = "tensor",
@@ -16,19 +15,7 @@ return base.module(NAME, {
   -- TransformerDecoder(decoder_layer, num_layers [, norm])
   initialize = function(self, ...)
     local a = base.args(NAME, {"decoder_layer", "num_layers", "norm"}, ...)
-    if not base.is_module(a.decoder_layer) then
-      base.raise(string.format("bad argument #1 to '%s' (module expected, got %s)", NAME, type(a.decoder_layer)))
-    end
-    base.check(math.type(a.num_layers) == "integer" and a.num_layers >= 0, NAME,
-      "num_layers must be a non-negative integer")
-    if a.norm ~= nil and not base.is_module(a.norm) then
-      base.raise(string.format("bad option 'norm' to '%s' (module expected, got %s)", NAME, type(a.norm)))
-    end
-    local layers = {}
-    for i = 1, a.num_layers do layers[i] = clone(a.decoder_layer) end
-    self.layers = torch.nn.ModuleList(layers)
-    self.num_layers = a.num_layers
-    if a.norm ~= nil then self.norm = a.norm end
+    tb.stack(self, NAME, a.decoder_layer, a.num_layers, a.norm)
   end,
 
   forward = function(self, tgt, memory, opts)

@@ -50,16 +50,7 @@ return base.module(NAME, {
       return self.dropout2((self.multihead_attn(x, memory, memory, {attn_mask = o.memory_mask,
         key_padding_mask = o.memory_key_padding_mask, need_weights = false})))
     end
-    local x = tgt
-    if self.norm_first then
-      x = x + sa(self.norm1(x))
-      x = x + mha(self.norm2(x))
-      x = x + self.dropout3(tb.ff_block(self, self.norm3(x)))
-    else
-      x = self.norm1(x + sa(x))
-      x = self.norm2(x + mha(x))
-      x = self.norm3(x + self.dropout3(tb.ff_block(self, x)))
-    end
-    return x
+    local function ff(x) return self.dropout3(tb.ff_block(self, x)) end
+    return tb.sublayers(self, tgt, {{self.norm1, sa}, {self.norm2, mha}, {self.norm3, ff}})
   end,
 }, {builtin = true})

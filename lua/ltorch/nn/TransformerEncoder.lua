@@ -8,10 +8,9 @@
 -- {src_mask = mask, src_key_padding_mask = ...}, then norm. PyTorch's
 -- nested-tensor fast path (eval mode, no grad, a padding mask) returns zeros
 -- at padded positions; ltorch computes them as PyTorch's reference path does.
-local torch = require("ltorch")
 local base = require("ltorch.nn.module")
 local fa = require("ltorch.nn.forward_args")
-local clone = require("ltorch.nn.clone")
+local tb = require("ltorch.nn.transformer_base")
 
 local NAME = "TransformerEncoder"
 local FORWARD_OPTS = {mask = "tensor", src_key_padding_mask = "tensor"}
@@ -21,19 +20,7 @@ return base.module(NAME, {
   --   mask_check = true]); the last two only steer PyTorch's fast path and are recorded
   initialize = function(self, ...)
     local a = base.args(NAME, {"encoder_layer", "num_layers", "norm", "enable_nested_tensor", "mask_check"}, ...)
-    if not base.is_module(a.encoder_layer) then
-      base.raise(string.format("bad argument #1 to '%s' (module expected, got %s)", NAME, type(a.encoder_layer)))
-    end
-    base.check(math.type(a.num_layers) == "integer" and a.num_layers >= 0, NAME,
-      "num_layers must be a non-negative integer")
-    if a.norm ~= nil and not base.is_module(a.norm) then
-      base.raise(string.format("bad option 'norm' to '%s' (module expected, got %s)", NAME, type(a.norm)))
-    end
-    local layers = {}
-    for i = 1, a.num_layers do layers[i] = clone(a.encoder_layer) end
-    self.layers = torch.nn.ModuleList(layers)
-    self.num_layers = a.num_layers
-    if a.norm ~= nil then self.norm = a.norm end
+    tb.stack(self, NAME, a.encoder_layer, a.num_layers, a.norm)
     self.enable_nested_tensor = a.enable_nested_tensor ~= false
     self.mask_check = a.mask_check ~= false
   end,

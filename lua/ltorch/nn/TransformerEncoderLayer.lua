@@ -44,14 +44,7 @@ return base.module(NAME, {
         key_padding_mask = o.src_key_padding_mask, need_weights = false})
       return self.dropout1(y)
     end
-    local x = src
-    if self.norm_first then
-      x = x + sa(self.norm1(x))
-      x = x + self.dropout2(tb.ff_block(self, self.norm2(x)))
-    else
-      x = self.norm1(x + sa(x))
-      x = self.norm2(x + self.dropout2(tb.ff_block(self, x)))
-    end
-    return x
+    local function ff(x) return self.dropout2(tb.ff_block(self, x)) end
+    return tb.sublayers(self, src, {{self.norm1, sa}, {self.norm2, ff}})
   end,
 }, {builtin = true})

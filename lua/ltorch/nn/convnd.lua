@@ -1,7 +1,7 @@
 -- convnd.lua: what Conv1d, Conv2d and ConvTranspose2d share (PyTorch's
 -- _ConvNd and _ConvTransposeNd): argument checks, the weight and bias with
 -- PyTorch's shapes and init, the padding of padding = "same" and of the
--- padding modes, and extra_repr. Not a class; the layer files use it.
+-- padding modes, extra_repr and Conv1d's and Conv2d's class. The layer files use it.
 --
 --   weight  {out, in/groups, k...}   (transposed: {in, out/groups, k...})
 --   bias    {out}
@@ -203,6 +203,22 @@ function M.output_padding(self, x, output_size, level)
   local out = {}
   for d = 1, nd do out[d] = size[d] - mins[d] end
   return out
+end
+
+-- M.class(name, nd, lib, fname) -> the class of an nd-dimensional
+-- convolution name(in, out, kernel_size [, stride, padding, dilation,
+-- groups, bias, padding_mode, device, dtype]) or with a trailing table
+-- {stride =, ...}; its math is lib[fname], looked up at each forward
+function M.class(name, nd, lib, fname)
+  return base.module(name, {
+    initialize = function(self, ...)
+      local a = base.args(name, {"in_channels", "out_channels", "kernel_size", "stride", "padding",
+        "dilation", "groups", "bias", "padding_mode", "device", "dtype"}, ...)
+      M.init(self, name, nd, a, false)
+    end,
+    forward = function(self, x) return M.forward(self, x, lib[fname]) end,
+    extra_repr = M.extra_repr,
+  }, {builtin = true})
 end
 
 return M

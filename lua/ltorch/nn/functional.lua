@@ -116,31 +116,28 @@ function F.interpolate(...)
     bad(N, 6, "recompute_scale_factor is not meaningful with an explicit size")
   end
   local in_sizes = x:size()
+  -- v (argument argn: one value or a list of nd) as a list of nd values
+  local function per_dim(v, argn, noun)
+    local t = {}
+    if type(v) == "table" then
+      if #v ~= nd then
+        bad(N, argn, "expected %d %s%s for input of spatial size {%s}, got %d", nd, noun, nd == 1 and "" or "s",
+          table.concat(in_sizes, ", ", 3), #v)
+      end
+      for i = 1, nd do t[i] = v[i] end
+    else
+      for i = 1, nd do t[i] = v end
+    end
+    return t
+  end
   local osize, scales = {}, nil
   if size ~= nil then
-    if type(size) == "table" then
-      if #size ~= nd then
-        bad(N, 2, "expected %d output size%s for input of spatial size {%s}, got %d", nd, nd == 1 and "" or "s",
-          table.concat(in_sizes, ", ", 3), #size)
-      end
-      for i = 1, nd do osize[i] = size[i] end
-    else
-      for i = 1, nd do osize[i] = size end
-    end
+    osize = per_dim(size, 2, "output size")
     for i = 1, nd do
       if math.type(osize[i]) ~= "integer" then bad(N, 2, "output sizes must be integers, got %s", type(osize[i])) end
     end
   else
-    local s = {}
-    if type(sf) == "table" then
-      if #sf ~= nd then
-        bad(N, 3, "expected %d scale factor%s for input of spatial size {%s}, got %d", nd, nd == 1 and "" or "s",
-          table.concat(in_sizes, ", ", 3), #sf)
-      end
-      for i = 1, nd do s[i] = sf[i] end
-    else
-      for i = 1, nd do s[i] = sf end
-    end
+    local s = per_dim(sf, 3, "scale factor")
     for i = 1, nd do
       if type(s[i]) ~= "number" then bad(N, 3, "scale factors must be numbers, got %s", type(s[i])) end
       osize[i] = math.floor(in_sizes[i + 2] * s[i] + 0.0)

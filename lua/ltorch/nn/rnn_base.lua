@@ -232,6 +232,16 @@ function M.forward(self, class, x, h0, c0)
   return out, h_n, c_n
 end
 
+-- M.forward_h(self, class, x, h0) -> output, h_n: the forward of RNN and GRU,
+-- whose state is one tensor h0 (optional)
+function M.forward_h(self, class, x, h0)
+  if h0 ~= nil and not torch.is_tensor(h0) then
+    error(string.format("bad argument #2 to '%s' (h0 tensor expected, got %s)", class, type(h0)), 0)
+  end
+  local out, h_n = M.forward(self, class, x, h0)
+  return out, h_n
+end
+
 -- flatten_parameters(): PyTorch's cuDNN weight packing; nothing to do here
 function M.flatten_parameters() end
 

@@ -1,8 +1,11 @@
 -- transformer_base.lua: what TransformerEncoderLayer and
 -- TransformerDecoderLayer share: their constructor's common arguments and
--- checks, the activation, and the feed-forward block.
+-- checks, the activation, the feed-forward block and the residual
+-- sublayers; and what TransformerEncoder and TransformerDecoder share: the
+-- stack of layer copies.
 local torch = require("ltorch")
 local base = require("ltorch.nn.module")
+local clone = require("ltorch.nn.clone")
 
 local M = {}
 
@@ -56,6 +59,37 @@ end
 -- applies the block's last dropout)
 function M.ff_block(self, x)
   return self.linear2(self.dropout(M.activate(self, self.linear1(x))))
+end
+
+-- M.sublayers(self, x, steps) -> x: the residual sublayers steps, each a
+-- pair {norm, f}, in order: x = x + f(norm(x)) with self.norm_first
+-- (pre-norm), else x = norm(x + f(x)) (post-norm)
+function M.sublayers(self, x, steps)
+  for _, s in ipairs(steps) do
+    local norm, f = s[1], s[2]
+    if self.norm_first then x = x + f(norm(x)) else x = norm(x + f(x)) end
+  end
+  return x
+end
+
+-- M.stack(self, class, layer, num_layers, norm): the constructor of
+-- TransformerEncoder and TransformerDecoder (their checked arguments #1, #2
+-- and option norm): children layers (a ModuleList of num_layers deep
+-- copies of layer, ltorch.nn.clone) and norm when given
+function M.stack(self, class, layer, num_layers, norm)
+  if not base.is_module(layer) then
+    base.raise(string.format("bad argument #1 to '%s' (module expected, got %s)", class, type(layer)))
+  end
+  base.check(math.type(num_layers) == "integer" and num_layers >= 0, class,
+    "num_layers must be a non-negative integer")
+  if norm ~= nil and not base.is_module(norm) then
+    base.raise(string.format("bad option 'norm' to '%s' (module expected, got %s)", class, type(norm)))
+  end
+  local layers = {}
+  for i = 1, num_layers do layers[i] = clone(layer) end
+  self.layers = torch.nn.ModuleList(layers)
+  self.num_layers = num_layers
+  if norm ~= nil then self.norm = norm end
 end
 
 -- M.finish(self, a): the dtype and device options, applied to the whole layer
