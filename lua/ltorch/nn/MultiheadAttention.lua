@@ -113,6 +113,8 @@ return base.module(NAME, {
   end,
 
   forward = function(self, query, key, value, opts)
+    -- self-attention (one tensor as query, key and value): one in-projection gemm
+    local self_attn = rawequal(query, key) and rawequal(key, value)
     fa.check_tensor(NAME, 1, query, "query")
     fa.check_tensor(NAME, 2, key, "key")
     fa.check_tensor(NAME, 3, value, "value")
@@ -188,7 +190,13 @@ return base.module(NAME, {
     local b = self.in_proj_bias
     local bq, bk, bv
     if b ~= nil then bq, bk, bv = b:narrow(1, 1, E), b:narrow(1, E + 1, E), b:narrow(1, 2 * E + 1, E) end
-    if self._qkv_same_embed_dim then
+    local qkv
+    if self._qkv_same_embed_dim and self_attn and self.bias_k == nil then
+      qkv = torch.linear(query, self.in_proj_weight, b)          -- {L, N, 3E}
+      q = qkv:narrow(3, 1, E)
+      k = qkv:narrow(3, E + 1, E)
+      v = qkv:narrow(3, 2 * E + 1, E)
+    elseif self._qkv_same_embed_dim then
       local w = self.in_proj_weight
       q = torch.linear(query, w:narrow(1, 1, E), bq)
       k = torch.linear(key, w:narrow(1, E + 1, E), bk)
@@ -209,9 +217,17 @@ return base.module(NAME, {
     local Sk = k:size(1)
 
     -- heads: {len, N, E} -> {N, H, len, hd}
-    q = q:contiguous():view(L, N, H, hd):permute(2, 3, 1, 4)
-    k = k:contiguous():view(Sk, N, H, hd):permute(2, 3, 1, 4)
-    v = v:contiguous():view(Sk, N, H, hd):permute(2, 3, 1, 4)
+    if qkv ~= nil then
+      -- views of the one projection {L, N, 3, H, hd}: matmul takes them as they lie
+      local heads = qkv:view(L, N, 3, H, hd)
+      q = heads:select(3, 1):permute(2, 3, 1, 4)
+      k = heads:select(3, 2):permute(2, 3, 1, 4)
+      v = heads:select(3, 3):permute(2, 3, 1, 4)
+    else
+      q = q:contiguous():view(L, N, H, hd):permute(2, 3, 1, 4)
+      k = k:contiguous():view(Sk, N, H, hd):permute(2, 3, 1, 4)
+      v = v:contiguous():view(Sk, N, H, hd):permute(2, 3, 1, 4)
+    end
     if self.add_zero_attn then
       k = torch.cat({k, torch.zeros({N, H, 1, hd}, {dtype = k:dtype()})}, 3)
       v = torch.cat({v, torch.zeros({N, H, 1, hd}, {dtype = v:dtype()})}, 3)
