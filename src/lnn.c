@@ -600,23 +600,26 @@ static int l_class_loss(lua_State *L) {
 
 /* ---- recurrent cells --------------------------------------------------------- */
 
-/* core._lstm_cell(gates, c) -> h, c': one LSTM step (nnops.c) for float32
-   or float64 gates {N, 4H} and state {N, H}; nil for anything else (the
+/* core._lstm_cell(gates, c [, x]) -> h, c': one LSTM step (nnops.c) for
+   float32 or float64 gates {N, 4H} (plus x {N, 4H}, the step's input
+   projection, when given) and state {N, H}; nil for anything else (the
    caller then takes the composite path) */
 static int l_lstm_cell(lua_State *L) {
-  lt_tensor *g = lm_checkt(L, 1), *c = lm_checkt(L, 2);
+  lt_tensor *g = lm_checkt(L, 1), *c = lm_checkt(L, 2), *x = lm_optt(L, 3);
   if ((g->dtype != LT_FLOAT32 && g->dtype != LT_FLOAT64) || c->dtype != g->dtype ||
-      g->ndim != 2 || c->ndim != 2 || c->shape[0] != g->shape[0] || g->shape[1] != 4 * c->shape[1]) {
+      g->ndim != 2 || c->ndim != 2 || c->shape[0] != g->shape[0] || g->shape[1] != 4 * c->shape[1] ||
+      (x && (x->dtype != g->dtype || x->ndim != 2 || x->shape[0] != g->shape[0] || x->shape[1] != g->shape[1]))) {
     lua_pushnil(L);
     return 1;
   }
   int64_t N = c->shape[0], H = c->shape[1];
   g = lm_contig(L, g, g->dtype);
   c = lm_contig(L, c, c->dtype);
+  if (x) x = lm_contig(L, x, x->dtype);
   int64_t shape[2] = {N, H};
   lt_tensor *h = lt_push_new(L, g->dtype, 2, shape, 0);
   lt_tensor *cn = lt_push_new(L, g->dtype, 2, shape, 0);
-  lt_lstm_cell(g->dtype, lt_data(g), lt_data(c), lt_data(h), lt_data(cn), N, H);
+  lt_lstm_cell(g->dtype, lt_data(g), x ? lt_data(x) : NULL, lt_data(c), lt_data(h), lt_data(cn), N, H);
   return 2;
 }
 

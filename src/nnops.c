@@ -343,21 +343,26 @@ double lt_nll_f64(const double *logp, int64_t N, int64_t C, int64_t S, const int
 static float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
 static double sigmoid_(double x) { return 1.0 / (1.0 + exp(-x)); }
 
-#define DEF_LSTM_CELL(T, NAME, SIGMOID, TANH)                                     \
-  static void NAME(const T *g, const T *c, T *h, T *cn, int64_t N, int64_t H) {   \
-    for (int64_t n = 0; n < N; n++) {                                             \
-      const T *gr = g + n * 4 * H, *cr = c + n * H;                               \
-      T *hr = h + n * H, *nr = cn + n * H;                                        \
-      for (int64_t j = 0; j < H; j++) {                                           \
-        T cv = SIGMOID(gr[H + j]) * cr[j] + SIGMOID(gr[j]) * TANH(gr[2 * H + j]); \
-        nr[j] = cv;                                                               \
-        hr[j] = SIGMOID(gr[3 * H + j]) * TANH(cv);                                \
-      }                                                                           \
-    }                                                                             \
+/* the gate pre-activations are g + x when x is given (the input projection
+   of this time step), each sum rounded once as PyTorch's add */
+#define DEF_LSTM_CELL(T, NAME, SIGMOID, TANH)                                                  \
+  static void NAME(const T *g, const T *x, const T *c, T *h, T *cn, int64_t N, int64_t H) {   \
+    for (int64_t n = 0; n < N; n++) {                                                          \
+      const T *gr = g + n * 4 * H, *xr = x ? x + n * 4 * H : NULL, *cr = c + n * H;           \
+      T *hr = h + n * H, *nr = cn + n * H;                                                     \
+      for (int64_t j = 0; j < H; j++) {                                                        \
+        T gi = gr[j], gf = gr[H + j], gg = gr[2 * H + j], go = gr[3 * H + j];                 \
+        if (xr) { gi += xr[j]; gf += xr[H + j]; gg += xr[2 * H + j]; go += xr[3 * H + j]; }    \
+        T cv = SIGMOID(gf) * cr[j] + SIGMOID(gi) * TANH(gg);                                   \
+        nr[j] = cv;                                                                            \
+        hr[j] = SIGMOID(go) * TANH(cv);                                                        \
+      }                                                                                        \
+    }                                                                                          \
   }
 DEF_LSTM_CELL(float, lstm_cell_f32, sigmoidf_, tanhf)
 DEF_LSTM_CELL(double, lstm_cell_f64, sigmoid_, tanh)
 
-void lt_lstm_cell(lt_dtype dt, const void *g, const void *c, void *h, void *cn, int64_t N, int64_t H) {
-  LT_BY_FLOAT(dt, lstm_cell_f32, lstm_cell_f64, g, c, h, cn, N, H);
+void lt_lstm_cell(lt_dtype dt, const void *g, const void *x, const void *c, void *h, void *cn,
+                  int64_t N, int64_t H) {
+  LT_BY_FLOAT(dt, lstm_cell_f32, lstm_cell_f64, g, x, c, h, cn, N, H);
 }

@@ -92,9 +92,11 @@ double lt_nll_f64(const double *logp, int64_t N, int64_t C, int64_t S, const int
                   const double *w, double ls, double *loss);
 
 /* one LSTM cell step from its gates g {N, 4H} (rows i, f, g, o as PyTorch
-   orders them, contiguous) and the cell state c {N, H}: c' = sigmoid(f) c +
-   sigmoid(i) tanh(g), h' = sigmoid(o) tanh(c'); float32 (computed in float,
-   as PyTorch's CPU kernels) or float64 */
-void lt_lstm_cell(lt_dtype dt, const void *g, const void *c, void *h, void *cn, int64_t N, int64_t H);
+   orders them, contiguous), plus x {N, 4H} when not NULL (the step's input
+   projection), and the cell state c {N, H}: c' = sigmoid(f) c + sigmoid(i)
+   tanh(g), h' = sigmoid(o) tanh(c'); float32 (computed in float, as
+   PyTorch's CPU kernels) or float64 */
+void lt_lstm_cell(lt_dtype dt, const void *g, const void *x, const void *c, void *h, void *cn,
+                  int64_t N, int64_t H);
 
 #endif

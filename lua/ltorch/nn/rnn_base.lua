@@ -125,13 +125,15 @@ end
 local core = require("ltorch.core")
 
 local function lstm_step(xp, h, c, w_hh, b_hh, w_hr, H)
-  local g = xp + torch.linear(h, w_hh, b_hh)
-  -- float32/float64: the gate activations and state update in one C pass
-  local h2, c2 = core._lstm_cell(g, c)
+  local hh = torch.linear(h, w_hh, b_hh)
+  -- float32/float64: gates = xp + hh, their activations and the state
+  -- update in one C pass
+  local h2, c2 = core._lstm_cell(hh, c, xp)
   if h2 ~= nil then
     if w_hr ~= nil then h2 = torch.linear(h2, w_hr) end
     return h2, c2
   end
+  local g = xp + hh
   local i = torch.sigmoid(g:narrow(2, 1, H))
   local f = torch.sigmoid(g:narrow(2, H + 1, H))
   local gg = torch.tanh(g:narrow(2, 2 * H + 1, H))
