@@ -13,6 +13,7 @@
 -- fused inference kernels.
 local torch = require("ltorch")
 local H = require("nn_helpers")
+local B = require("busted")   -- describe, it, setup, teardown for the suite built here
 local assert = require("luassert")
 
 local A = {}
@@ -133,6 +134,25 @@ function A.err_of(code, ...)
   local ok, e = pcall(f, torch.nn, torch, ...)
   assert.is_false(ok, "no error from: " .. code)
   return e
+end
+
+-- the fixtures of cases (and extra Python) made once in setup, removed in
+-- teardown, and one parity test per case; returns the fixtures' meta table
+-- (filled in setup) for tests of their own
+function A.parity_suite(cases, extra)
+  local setup, teardown, describe, it = B.setup, B.teardown, B.describe, B.it
+  local st, meta = {}, {}
+  setup(function()
+    st.dir = H.tmpdir()
+    for k, v in pairs(A.fixtures(cases, st.dir, extra)) do meta[k] = v end
+  end)
+  teardown(function() H.rmdir(st.dir) end)
+  describe("parity with PyTorch 1.13", function()
+    for _, c in ipairs(cases) do
+      it(c.name, function() A.check_case(c, st.dir, meta) end)
+    end
+  end)
+  return meta
 end
 
 return A

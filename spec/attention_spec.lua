@@ -155,19 +155,10 @@ m = nn.TransformerEncoderLayer(8, 2)
 META['enc_layer_defaults'] = {'keys': [[k, list(v.shape)] for k, v in m.state_dict().items()], 'repr': repr(m)}
 ]]
 
-local dir, meta
-setup(function()
-  dir = H.tmpdir()
-  meta = A.fixtures(CASES, dir, DEFAULTS_PY)
-end)
-teardown(function() H.rmdir(dir) end)
+local meta = A.parity_suite(CASES, DEFAULTS_PY)
 
-describe("parity with PyTorch 1.13", function()
-  for _, c in ipairs(CASES) do
-    it(c.name, function() A.check_case(c, dir, meta) end)
-  end
-
-  it("has PyTorch's keys, shapes and repr with the defaults", function()
+describe("the defaults", function()
+  it("have PyTorch's keys, shapes and repr", function()
     torch.manual_seed(0)
     local t = nn.Transformer()
     A.check_keys(t, meta.transformer_defaults.keys, "Transformer()")

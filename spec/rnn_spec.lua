@@ -54,18 +54,7 @@ case("rnn_relu_batch_first", "nn.RNN(4, 6, nonlinearity='relu', batch_first=True
   "dict(x=r(3, 5, 4))", "m(i['x'])",
   function() return nn.RNN(4, 6, {nonlinearity = "relu", batch_first = true}) end, plain)
 
-local dir, meta
-setup(function()
-  dir = H.tmpdir()
-  meta = A.fixtures(CASES, dir)
-end)
-teardown(function() H.rmdir(dir) end)
-
-describe("parity with PyTorch 1.13", function()
-  for _, c in ipairs(CASES) do
-    it(c.name, function() A.check_case(c, dir, meta) end)
-  end
-end)
+A.parity_suite(CASES)
 
 describe("LSTM and GRU", function()
   it("initialise every parameter uniform(-1/sqrt(hidden), 1/sqrt(hidden))", function()
