@@ -225,4 +225,18 @@ describe("a C host", function()
     assert.are.equal(1, code)
     assert.is_true(said(err, P("empty.pt") .. ": empty file"), err)
   end)
+
+  it("gets the same usage errors from the chunks it runs", function()
+    local function chunk(code)
+      local _, rc, err = sh.run("LTORCH_ROOT=. " .. BUILD .. "/host -e " .. sh.quote(code))
+      assert.are.equal(1, rc)
+      return err
+    end
+    assert.is_true(said(chunk("print(torch.zeros(3)[0])"),
+      "(host chunk):1: index 0 is out of range for dim 1 of size 3 (indices are 1-based)"))
+    assert.is_true(said(chunk("print(torch.zeros(2, 3):permute(1, 1))"),
+      "(host chunk):1: bad argument #2 to 'permute' (repeated dim 1)"))
+    assert.is_true(said(chunk("torch.nn.Linear('a', 2)"),
+      "(host chunk):1: Linear: in_features must be an integer"))
+  end)
 end)

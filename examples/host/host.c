@@ -6,7 +6,7 @@
 ** then loads that checkpoint with ltorch_load and lists its tensors, one
 ** line each: name, dtype, shape ("fc.weight float32 [10, 4]"; the names of
 ** dicts inside dicts joined with '.'), in the file's order (ltorch_next).
-**   build/host [checkpoint]
+**   build/host [checkpoint]      (or: build/host -e CODE, a chunk to run)
 ** It runs from any folder: core.so is found through the rpath
 ** ($ORIGIN/ltorch), the Lua modules in $LTORCH_ROOT/lua, by default the
 ** folder above the program's (build/host: the checkout).
@@ -145,9 +145,20 @@ int main(int argc, char **argv) {
   if (argc > 1) {
     fflush(stdout);
     lua_State *L = new_state(root);
-    lua_pushcfunction(L, list);
-    lua_pushstring(L, argv[1]);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    int rc;
+    if (argc > 2 && !strcmp(argv[1], "-e")) {
+      /* host -e CODE: run a chunk (torch is require("ltorch")), as a host
+         running its users' scripts would */
+      rc = luaL_loadstring(L, "torch = require('ltorch')");
+      if (rc == LUA_OK) rc = lua_pcall(L, 0, 0, 0);
+      if (rc == LUA_OK) rc = luaL_loadbuffer(L, argv[2], strlen(argv[2]), "=(host chunk)");
+      if (rc == LUA_OK) rc = lua_pcall(L, 0, 0, 0);
+    } else {
+      lua_pushcfunction(L, list);
+      lua_pushstring(L, argv[1]);
+      rc = lua_pcall(L, 1, 0, 0);
+    }
+    if (rc != LUA_OK) {
       fprintf(stderr, "host: %s\n", lua_tostring(L, -1));
       ok = 0;
     }
