@@ -108,7 +108,13 @@ static pace *getpace(lua_State *L) {
   return p;
 }
 
-#define MIN_THRESHOLD ((size_t)256 << 20)
+/* A full collection runs once the live tensor bytes have grown by WINDOW
+   (or by half, for a bigger heap) since the last one. The window matches
+   storage.c's freed-block cache: the blocks a loop of ops drops between two
+   collections fit in it and come back without fresh pages, which cost a
+   fault and a zeroed page each; growing by half keeps a long load from
+   collecting quadratically often. */
+#define WINDOW ((size_t)64 << 20)
 
 void lt_gc_account(lua_State *L) {
   pace *p = getpace(L);
@@ -117,7 +123,7 @@ void lt_gc_account(lua_State *L) {
   if (live > p->threshold) {
     lua_gc(L, LUA_GCCOLLECT);
     live = lt_storage_live_bytes();
-    p->threshold = live * 2 > MIN_THRESHOLD ? live * 2 : MIN_THRESHOLD;
+    p->threshold = live + (live / 2 > WINDOW ? live / 2 : WINDOW);
   }
 }
 
@@ -1223,7 +1229,7 @@ static void core_open(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &PACE_KEY);
   if (lua_isnil(L, -1)) {
     pace *p = lua_newuserdatauv(L, sizeof *p, 0);
-    p->threshold = MIN_THRESHOLD;
+    p->threshold = WINDOW;
     seed(p, 0x5eed);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &PACE_KEY);
   }

@@ -3,7 +3,7 @@
 ** host memory) and read-only file mappings. Heap storages of 2 MiB and more
 ** are 2 MiB-aligned anonymous mappings advised for transparent huge pages:
 ** filling fresh memory costs mostly page faults, and huge pages cut them 512x.
-** Freed big blocks up to 16 MiB are kept in a small cache (at most 16 blocks,
+** Freed big blocks up to 16 MiB are kept in a small cache (at most 32 blocks,
 ** 64 MiB in all) and handed out again for a request of exactly their length:
 ** a forward pass frees and allocates the same activation sizes over and
 ** over, and fresh anonymous memory costs a fault and a zeroed page each time.
@@ -19,7 +19,7 @@
 #include "lt.h"
 
 #define BIG (2u << 20)
-#define CACHE_SLOTS 16
+#define CACHE_SLOTS 32
 #define CACHE_BLOCK ((size_t)16 << 20)   /* larger blocks are unmapped at once */
 #define CACHE_BYTES ((size_t)64 << 20)
 
