@@ -43,6 +43,7 @@ build = {
         "src/rawio.c",
         "src/readjobs.c",
         "src/nnops.c",
+        "src/smallmm.c",
         "src/reduce.c",
         "src/shape.c",
         "src/safetensors.c",

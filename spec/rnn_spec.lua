@@ -54,7 +54,61 @@ case("rnn_relu_batch_first", "nn.RNN(4, 6, nonlinearity='relu', batch_first=True
   "dict(x=r(3, 5, 4))", "m(i['x'])",
   function() return nn.RNN(4, 6, {nonlinearity = "relu", batch_first = true}) end, plain)
 
+-- batch 6 and 4H = 80 / 3H = 60: the step kernel's 4-row block, its single
+-- rows and a partial 16-column strip (smallmm.c)
+case("lstm_batch6_h20", "nn.LSTM(8, 20, num_layers=2)", "dict(x=r(7, 6, 8))", "m(i['x'])",
+  function() return nn.LSTM(8, 20, {num_layers = 2}) end, plain)
+case("gru_batch6_h20_h0", "nn.GRU(8, 20, batch_first=True)", "dict(x=r(6, 7, 8), h0=r(1, 6, 20))",
+  "m(i['x'], i['h0'])", function() return nn.GRU(8, 20, {batch_first = true}) end, with_h0)
+
 A.parity_suite(CASES)
+
+describe("the recurrent step kernel", function()
+  local core = require("ltorch.core")
+  it("is there on an x86-64 CPU with AVX2 and FMA", function()
+    local f = io.open("/proc/cpuinfo")
+    local info = f and f:read("a") or ""
+    if f then f:close() end
+    local flags = info:match("\nflags%s*:([^\n]*)") or ""
+    local has = flags:find(" avx2", 1, true) ~= nil and flags:find(" fma", 1, true) ~= nil
+    assert.are.equal(has, core._step_pack(torch.randn(2, 2)) ~= nil)
+  end)
+
+  it("gives linear's values for every row count, width and depth", function()
+    torch.manual_seed(4)
+    for _, M in ipairs({1, 3, 4, 5, 8, 9, 16}) do
+      for _, N in ipairs({1, 15, 16, 17, 40}) do
+        for _, K in ipairs({0, 1, 7, 64}) do
+          local a, w, b = torch.randn(M, K), torch.randn(N, K), torch.randn(N)
+          local wp = core._step_pack(w)
+          if wp == nil then return end   -- a CPU without AVX2 and FMA: the layers take linear
+          assert.are.same({(N + 15) // 16, K, 16}, wp:size())
+          local what = string.format("M=%d N=%d K=%d", M, N, K)
+          H.assert_parity(core._step_mm(a, wp, N, b), torch.linear(a, w, b), 1e-6, what)
+          H.assert_parity(core._step_mm(a, wp, N), torch.linear(a, w), 1e-6, what .. " no bias")
+          -- a row-strided a (a narrow of a wider tensor) is read through a copy
+          local wide = torch.randn(M, K + 3)
+          H.assert_parity(core._step_mm(wide:narrow(2, 2, K), wp, N, b), torch.linear(wide:narrow(2, 2, K), w, b),
+            1e-6, what .. " strided")
+        end
+      end
+    end
+  end)
+
+  it("declines what it does not do, and the layers then take linear", function()
+    local w = torch.randn(8, 4)
+    local wp = core._step_pack(w)
+    if wp == nil then return end
+    assert.is_nil(core._step_pack(w:to("float64")))
+    assert.is_nil(core._step_mm(torch.randn(2, 4):to("float64"), wp, 8))
+    assert.is_nil(core._step_mm(torch.randn(2, 5), wp, 8))
+    assert.is_nil(core._step_mm(torch.randn(2, 4), wp, 17))
+    assert.is_nil(core._step_mm(torch.randn(2, 4), wp, 8, torch.randn(7)))
+    local m = nn.LSTM(4, 6):to("float64")
+    local out = m(torch.randn(5, 3, 4):to("float64"))
+    assert.are.equal("float64", out:dtype())
+  end)
+end)
 
 describe("LSTM and GRU", function()
   it("initialise every parameter uniform(-1/sqrt(hidden), 1/sqrt(hidden))", function()

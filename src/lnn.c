@@ -21,6 +21,7 @@
 #include <math.h>
 #include "lmath.h"
 #include "nnops.h"
+#include "smallmm.h"
 
 /* ---- argument helpers ---------------------------------------------------- */
 
@@ -623,6 +624,47 @@ static int l_lstm_cell(lua_State *L) {
   return 2;
 }
 
+/* core._step_pack(w) -> wp: a float32 weight {N, K} packed for
+   core._step_mm (smallmm.c), as a float32 tensor {ceil(N/16), K, 16}; nil
+   for anything else, or on a CPU without the kernel */
+static int l_step_pack(lua_State *L) {
+  lt_tensor *w = lm_checkt(L, 1);
+  if (!lt_smallmm_ok() || w->dtype != LT_FLOAT32 || w->ndim != 2) {
+    lua_pushnil(L);
+    return 1;
+  }
+  w = lm_contig(L, w, LT_FLOAT32);
+  int64_t N = w->shape[0], K = w->shape[1];
+  int64_t shape[3] = {(N + 15) / 16, K, 16};
+  lt_tensor *wp = lt_push_new(L, LT_FLOAT32, 3, shape, 0);
+  lt_smallmm_pack_f32(N, K, (const float *)lt_data(w), (float *)lt_data(wp));
+  return 1;
+}
+
+/* core._step_mm(a, wp, n [, bias]) -> a @ w^T + bias: a recurrent step's
+   hidden-to-hidden product (smallmm.c) for float32 a {M, K} and w {n, K}
+   packed by core._step_pack, bias {n}; nil for anything else (the caller
+   then takes linear) */
+static int l_step_mm(lua_State *L) {
+  lt_tensor *a = lm_checkt(L, 1), *wp = lm_checkt(L, 2), *bias = lm_optt(L, 4);
+  lua_Integer n = luaL_checkinteger(L, 3);
+  if (!lt_smallmm_ok() || a->dtype != LT_FLOAT32 || wp->dtype != LT_FLOAT32 || a->ndim != 2 ||
+      wp->ndim != 3 || n < 0 || wp->shape[0] != (n + 15) / 16 || wp->shape[1] != a->shape[1] ||
+      wp->shape[2] != 16 || !lt_is_contiguous(wp) ||
+      (bias && (bias->dtype != LT_FLOAT32 || bias->ndim != 1 || bias->shape[0] != n))) {
+    lua_pushnil(L);
+    return 1;
+  }
+  a = lm_contig(L, a, LT_FLOAT32);
+  if (bias) bias = lm_contig(L, bias, LT_FLOAT32);
+  int64_t M = a->shape[0], K = a->shape[1], N = n;
+  int64_t shape[2] = {M, N};
+  lt_tensor *c = lt_push_new(L, LT_FLOAT32, 2, shape, 0);
+  lt_smallmm_f32(M, N, K, (const float *)lt_data(a), K, (const float *)lt_data(wp),
+                 bias ? (const float *)lt_data(bias) : NULL, (float *)lt_data(c), N);
+  return 1;
+}
+
 /* ---- registration -------------------------------------------------------- */
 
 static const luaL_Reg funcs[] = {
@@ -630,7 +672,8 @@ static const luaL_Reg funcs[] = {
   {"conv_transpose2d", l_conv_transpose2d}, {"group_norm", l_group_norm},
   {"_pad", l_pad}, {"_interpolate", l_interpolate}, {"_one_hot", l_one_hot},
   {"_class_loss", l_class_loss}, {"_max_pool_indices", l_max_pool_indices},
-  {"_lstm_cell", l_lstm_cell},
+  {"_lstm_cell", l_lstm_cell}, {"_step_pack", l_step_pack},
+  {"_step_mm", l_step_mm},
   {NULL, NULL}
 };
 

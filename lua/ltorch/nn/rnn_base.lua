@@ -123,9 +123,16 @@ end
 -- one step of a cell: the new state from the input projection xp {N, G}
 -- (x W_ih^T + b_ih) and the state; returns the new (h, c)
 local core = require("ltorch.core")
+local STEP_MM_ROWS = 16
 
-local function lstm_step(xp, h, c, w_hh, b_hh, w_hr, H)
-  local hh = torch.linear(h, w_hh, b_hh)
+-- h W_hh^T + b_hh: through core._step_mm with wp, W_hh packed once per
+-- sequence (a gemm would pack it again at every step), else linear
+local function hidden(h, w_hh, wp, b_hh)
+  return wp and core._step_mm(h, wp, w_hh:size(1), b_hh) or torch.linear(h, w_hh, b_hh)
+end
+
+local function lstm_step(xp, h, c, w_hh, wt, b_hh, w_hr, H)
+  local hh = hidden(h, w_hh, wt, b_hh)
   -- float32/float64: gates = xp + hh, their activations and the state
   -- update in one C pass
   local h2, c2 = core._lstm_cell(hh, c, xp)
@@ -144,16 +151,16 @@ local function lstm_step(xp, h, c, w_hh, b_hh, w_hr, H)
   return h, c
 end
 
-local function gru_step(xp, h, w_hh, b_hh, H)
-  local gh = torch.linear(h, w_hh, b_hh)
+local function gru_step(xp, h, w_hh, wt, b_hh, H)
+  local gh = hidden(h, w_hh, wt, b_hh)
   local r = torch.sigmoid(xp:narrow(2, 1, H) + gh:narrow(2, 1, H))
   local z = torch.sigmoid(xp:narrow(2, H + 1, H) + gh:narrow(2, H + 1, H))
   local n = torch.tanh(xp:narrow(2, 2 * H + 1, H) + r * gh:narrow(2, 2 * H + 1, H))
   return n + z * (h - n)
 end
 
-local function rnn_step(xp, h, w_hh, b_hh, relu)
-  local a = xp + torch.linear(h, w_hh, b_hh)
+local function rnn_step(xp, h, w_hh, wt, b_hh, relu)
+  local a = xp + hidden(h, w_hh, wt, b_hh)
   return relu and torch.relu(a) or torch.tanh(a)
 end
 
@@ -182,17 +189,20 @@ function M.run(self, x, h0, c0)
       if mode == "LSTM" then c = c0 and c0:select(1, idx) or torch.zeros({N, H}, {dtype = dt}) end
       -- the input projection of all time steps at once: {T, N, G}
       local xp = torch.linear(layer_in, self["weight_ih_l" .. sfx], self["bias_ih_l" .. sfx])
+      -- the step kernel pays off for a few rows; a big batch packs W_hh once per
+      -- step in a gemm that has enough rows to amortise it
+      local wt = T > 1 and N <= STEP_MM_ROWS and core._step_pack(w_hh) or nil
       local steps = {}
       local first, last, step = 1, T, 1
       if d == 1 then first, last, step = T, 1, -1 end
       for t = first, last, step do
         local xt = xp:select(1, t)
         if mode == "LSTM" then
-          h, c = lstm_step(xt, h, c, w_hh, b_hh, w_hr, H)
+          h, c = lstm_step(xt, h, c, w_hh, wt, b_hh, w_hr, H)
         elseif mode == "GRU" then
-          h = gru_step(xt, h, w_hh, b_hh, H)
+          h = gru_step(xt, h, w_hh, wt, b_hh, H)
         else
-          h = rnn_step(xt, h, w_hh, b_hh, mode == "RNN_RELU")
+          h = rnn_step(xt, h, w_hh, wt, b_hh, mode == "RNN_RELU")
         end
         steps[t] = h
       end
