@@ -44,6 +44,10 @@ B['bigi'] = torch.tensor([2**62, 2**62, 7, -3])
 B['empty'] = torch.zeros(0, 3)
 B['scalar'] = torch.tensor(2.5)
 B['ninf'] = torch.tensor([[-float('inf')] * 3, [1.0, 2.0, 3.0]])
+w = torch.randn(4, 37) * 4        # rows longer than the 8-lane kernels: nan in a lane and in the tail
+w[1, 3] = w[2, 35] = float('nan')
+w[3, 9] = float('inf')
+B['wide'] = w
 X = dict(B)
 X['f32nc'] = B['f32'].permute(2, 0, 1)
 X['f64nc'] = B['f64'].transpose(0, 2)
@@ -103,7 +107,7 @@ local DIMS = {
   [0] = {{"all"}, {"d1", 1, false}, {"dneg_keep", -1, true}},
 }
 local RANK = {f32nc = 3, f64nc = 3, i64nc = 3, i32nc = 3, boolnc = 3, u8 = 2, f16 = 2, c64 = 2,
-              nan = 2, nannc = 2, ties = 3, tiesnc = 3, ities = 2, big = 1, bigi = 1, empty = 2,
+              nan = 2, nannc = 2, wide = 2, ties = 3, tiesnc = 3, ities = 2, big = 1, bigi = 1, empty = 2,
               scalar = 0, ninf = 2}
 
 -- reductions over dims: op(x [, dims, keepdim] [, extra]) on each input
@@ -293,7 +297,7 @@ end
 
 -- softmax and log_softmax (moved here from lops.c)
 for _, op in ipairs({"softmax", "log_softmax"}) do
-  for _, input in ipairs({"f32nc", "f64nc", "nannc", "ninf", "scalar"}) do
+  for _, input in ipairs({"f32nc", "f64nc", "nannc", "ninf", "wide", "scalar"}) do
     local r = RANK[input]
     for _, d in ipairs(r == 0 and {1} or r == 2 and {1, -1} or {1, 2, -1}) do
       case(op .. "_" .. input .. "_d" .. d, input, string.format("torch.%s(x, %s)", op, pydims(d)),

@@ -181,8 +181,12 @@ int lm_blas_ok(const lt_tensor *t, int64_t R, int64_t C, int *trans, int64_t *ld
 }
 
 /* pushes a @ b; a and b are views whose storages stay alive on the stack;
-   errors name a argument arg and b arg + 1 */
-lt_tensor *lm_matmul(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, int arg) {
+   errors name a argument arg and b arg + 1. With bias (or NULL) of the
+   result's dtype, contiguous and 1-D of the result's last size, and *added
+   set, the result's rows start as bias and the gemm adds to them (beta = 1:
+   no pass of its own over the result); *added says whether that was done */
+lt_tensor *lm_matmul_bias(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, int arg,
+                          const lt_tensor *bias, int *added) {
   char s1[256], s2[256];
   if (a0->ndim == 0 || b0->ndim == 0)
     lt_argerror(L, a0->ndim == 0 ? arg : arg + 1, "both arguments to matmul need to be at least 1-D, got 0-D");
@@ -241,9 +245,21 @@ lt_tensor *lm_matmul(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, int
   size_t isz = lt_dtypes[gd].size;
   int64_t nb = lm_prod(bs, 0, nbd), ldc = N > 1 ? N : 1;
   char *pc = lt_data(res);
+  int acc = 0;
+  if (added) {
+    *added = 0;
+    if (bias && res == out && bias->dtype == gd && (gd == LT_FLOAT32 || gd == LT_FLOAT64) &&
+        bias->ndim == 1 && bias->shape[0] == N && bias->stride[0] == 1 && ond >= 1 && oshape[ond - 1] == N) {
+      const char *bp = lt_data(bias);
+      for (int64_t r = 0, rows = nb * M; r < rows; r++) memcpy(pc + (size_t)(r * N) * isz, bp, (size_t)N * isz);
+      acc = *added = 1;
+    }
+  }
+  void (*mm)(lt_dtype, int, int, int64_t, int64_t, int64_t, const void *, int64_t, const void *, int64_t,
+             void *, int64_t) = acc ? lt_gemm_acc : lt_gemm;
   if (bb == 0 && !ta && lt_is_contiguous(&a) && lda == (K > 1 ? K : 1)) {
     /* fold a's batch dims into its rows: one gemm */
-    lt_gemm(gd, 0, tb, nb * M, N, K, lt_data(&a), lda, lt_data(&b), ldb, pc, ldc);
+    mm(gd, 0, tb, nb * M, N, K, lt_data(&a), lda, lt_data(&b), ldb, pc, ldc);
   } else {
     for (int64_t i = 0; i < nb; i++) {
       int64_t rem = i, oa = 0, ob = 0;
@@ -254,8 +270,8 @@ lt_tensor *lm_matmul(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, int
         if (ja >= 0 && a.shape[ja] != 1) oa += ix * a.stride[ja];
         if (jb >= 0 && b.shape[jb] != 1) ob += ix * b.stride[jb];
       }
-      lt_gemm(gd, ta, tb, M, N, K, lt_data(&a) + oa * (int64_t)isz, lda,
-              lt_data(&b) + ob * (int64_t)isz, ldb, pc + (size_t)(i * M * N) * isz, ldc);
+      mm(gd, ta, tb, M, N, K, lt_data(&a) + oa * (int64_t)isz, lda,
+         lt_data(&b) + ob * (int64_t)isz, ldb, pc + (size_t)(i * M * N) * isz, ldc);
     }
   }
   if (res != out) {
@@ -263,5 +279,9 @@ lt_tensor *lm_matmul(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, int
     lua_pop(L, 1);
   }
   return out;
+}
+
+lt_tensor *lm_matmul(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, int arg) {
+  return lm_matmul_bias(L, a0, b0, arg, NULL, NULL);
 }
 

@@ -39,5 +39,7 @@ lt_dtype lm_conv_dtypes(lua_State *L, const lt_tensor *x, const lt_tensor *w, co
                         const lt_conv *p, lt_dtype *gd);
 int lm_blas_ok(const lt_tensor *t, int64_t R, int64_t C, int *trans, int64_t *ld);
 lt_tensor *lm_matmul(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, int arg);
+lt_tensor *lm_matmul_bias(lua_State *L, const lt_tensor *a0, const lt_tensor *b0, int arg,
+                          const lt_tensor *bias, int *added);
 
 #endif

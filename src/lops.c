@@ -606,8 +606,9 @@ static int l_linear(lua_State *L) {
   lt_tensor wt = *w;
   wt.shape[0] = w->shape[1]; wt.shape[1] = w->shape[0];
   wt.stride[0] = w->stride[1]; wt.stride[1] = w->stride[0];
-  lt_tensor *out = lm_matmul(L, x, &wt, 1);
-  if (!bias) return 1;
+  int added;
+  lt_tensor *out = lm_matmul_bias(L, x, &wt, 1, bias, &added);
+  if (!bias || added) return 1;
   int64_t shape[LT_MAX_DIMS];
   int nd = lt_broadcast_shape(out->ndim, out->shape, bias->ndim, bias->shape, shape);
   if (nd != out->ndim || memcmp(shape, out->shape, sizeof(int64_t) * (size_t)nd) != 0) {

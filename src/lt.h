@@ -18,6 +18,21 @@
 #define LT_ALIGN 64             /* alignment of heap storages */
 #define LT_MSG 512              /* size of an error message buffer */
 
+/* LT_VECTORIZE on a hot kernel: GCC's full vectoriser (-O2 vectorises only
+   loops of known trip counts), and on x86-64 a second copy of the function
+   built for AVX2, chosen when the process starts (an ifunc) on a CPU that
+   has it. The copies compute the same values: without -ffp-contract (off in
+   ISO C mode) nothing fuses into FMA, and GCC never reorders floating-point
+   sums. Helpers a kernel calls are static inline, so each copy inlines its
+   own. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define LT_VECTORIZE __attribute__((optimize("O3"), target_clones("avx2", "default")))
+#elif defined(__GNUC__) && !defined(__clang__)
+#define LT_VECTORIZE __attribute__((optimize("O3")))
+#else
+#define LT_VECTORIZE
+#endif
+
 /* ---- byte buffers and text (buf.c) ------------------------------------ */
 
 /* A growable byte buffer: starts zeroed ({0}), grows by doubling. When memory

@@ -26,13 +26,7 @@
 
 #define CH 256            /* elements per chunk of an elementwise kernel */
 
-/* GCC's -O2 vectorises only loops of known trip counts; the float32 fast
-   paths ask for the full vectoriser */
-#if defined(__GNUC__) && !defined(__clang__)
-#define VECTORIZE __attribute__((optimize("O3")))
-#else
-#define VECTORIZE
-#endif
+#define VECTORIZE LT_VECTORIZE   /* lt.h */
 
 /* an element function inlined into each loop of its op, so the switch
    over ops folds away (GCC stops inlining a function this large) */
@@ -842,41 +836,44 @@ int lt_blas_load(char *err) {
   return 0;
 }
 
-void lt_gemm(lt_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K,
-             const void *A, int64_t lda, const void *B, int64_t ldb, void *C, int64_t ldc) {
+/* C = A B (acc 0) or C += A B (acc 1) */
+static void gemm(lt_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K, const void *A,
+                 int64_t lda, const void *B, int64_t ldb, void *C, int64_t ldc, int acc) {
   size_t isz = lt_dtypes[dt].size;
   if (M == 0 || N == 0) return;
   if (K == 0) {
-    for (int64_t i = 0; i < M; i++) memset((char *)C + (size_t)(i * ldc) * isz, 0, (size_t)N * isz);
+    if (!acc)
+      for (int64_t i = 0; i < M; i++) memset((char *)C + (size_t)(i * ldc) * isz, 0, (size_t)N * isz);
     return;
   }
   enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
   switch (dt) {
     case LT_FLOAT32:
       blas.sgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, 1.0f, A,
-                  (blasint)lda, B, (blasint)ldb, 0.0f, C, (blasint)ldc);
+                  (blasint)lda, B, (blasint)ldb, acc ? 1.0f : 0.0f, C, (blasint)ldc);
       break;
     case LT_FLOAT64:
       blas.dgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, 1.0, A,
-                  (blasint)lda, B, (blasint)ldb, 0.0, C, (blasint)ldc);
+                  (blasint)lda, B, (blasint)ldb, acc ? 1.0 : 0.0, C, (blasint)ldc);
       break;
     case LT_COMPLEX64: {
       const float one[2] = {1, 0}, zero[2] = {0, 0};
       blas.cgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, one, A,
-                  (blasint)lda, B, (blasint)ldb, zero, C, (blasint)ldc);
+                  (blasint)lda, B, (blasint)ldb, acc ? one : zero, C, (blasint)ldc);
       break;
     }
     case LT_COMPLEX128: {
       const double one[2] = {1, 0}, zero[2] = {0, 0};
       blas.zgemm(CblasRowMajor, TA, TB, (blasint)M, (blasint)N, (blasint)K, one, A,
-                  (blasint)lda, B, (blasint)ldb, zero, C, (blasint)ldc);
+                  (blasint)lda, B, (blasint)ldb, acc ? one : zero, C, (blasint)ldc);
       break;
     }
     default: {   /* int64, wrapping as PyTorch's integer matmul */
       const int64_t *a = A, *b = B;
       int64_t *c = C;
       for (int64_t i = 0; i < M; i++) {
-        for (int64_t j = 0; j < N; j++) c[i * ldc + j] = 0;
+        if (!acc)
+          for (int64_t j = 0; j < N; j++) c[i * ldc + j] = 0;
         for (int64_t k = 0; k < K; k++) {
           uint64_t x = (uint64_t)(ta ? a[k * lda + i] : a[i * lda + k]);
           for (int64_t j = 0; j < N; j++) {
@@ -887,6 +884,16 @@ void lt_gemm(lt_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K,
       }
     }
   }
+}
+
+void lt_gemm(lt_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K,
+             const void *A, int64_t lda, const void *B, int64_t ldb, void *C, int64_t ldc) {
+  gemm(dt, ta, tb, M, N, K, A, lda, B, ldb, C, ldc, 0);
+}
+
+void lt_gemm_acc(lt_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K,
+                 const void *A, int64_t lda, const void *B, int64_t ldb, void *C, int64_t ldc) {
+  gemm(dt, ta, tb, M, N, K, A, lda, B, ldb, C, ldc, 1);
 }
 
 /* ---- convolution ------------------------------------------------------- */
@@ -1173,19 +1180,33 @@ void lt_layer_norm_f64(double *x, int64_t rows, int64_t n, const double *w,
   }
 }
 
+/* sum of p[i] (and of (p[i] - m)^2) in double in four interleaved partial
+   sums, which the vectoriser turns into one vector of doubles */
+static inline __attribute__((always_inline)) double ln_sum(const float *p, int64_t n, int sq, double m) {
+  double a[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  if (sq) {
+    for (; i + 4 <= n; i += 4)
+      for (int j = 0; j < 4; j++) { double d = p[i + j] - m; a[j] += d * d; }
+    for (; i < n; i++) { double d = p[i] - m; a[0] += d * d; }
+  } else {
+    for (; i + 4 <= n; i += 4)
+      for (int j = 0; j < 4; j++) a[j] += p[i + j];
+    for (; i < n; i++) a[0] += p[i];
+  }
+  return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
 /* the same from float32 x into float32 y (x and y may be the same): the
-   arithmetic of lt_layer_norm_f64 on the widened values, so the results are
-   those rounded to float32 */
-void lt_layer_norm_f32(const float *x, float *y, int64_t rows, int64_t n, const double *w,
-                       const double *b, double eps) {
+   arithmetic of lt_layer_norm_f64 on the widened values, except that each
+   sum is taken in four partial sums, and the results rounded to float32 */
+VECTORIZE void lt_layer_norm_f32(const float *x, float *y, int64_t rows, int64_t n, const double *w,
+                                 const double *b, double eps) {
   for (int64_t r = 0; r < rows; r++) {
     const float *p = x + r * n;
     float *q = y + r * n;
-    double s = 0, ss = 0;
-    for (int64_t i = 0; i < n; i++) s += p[i];
-    double m = n ? s / (double)n : 0;
-    for (int64_t i = 0; i < n; i++) { double d = p[i] - m; ss += d * d; }
-    double inv = 1.0 / sqrt((n ? ss / (double)n : 0) + eps);
+    double m = n ? ln_sum(p, n, 0, 0) / (double)n : 0;
+    double inv = 1.0 / sqrt((n ? ln_sum(p, n, 1, m) / (double)n : 0) + eps);
     if (w && b) {
       for (int64_t i = 0; i < n; i++) q[i] = (float)((p[i] - m) * inv * w[i] + b[i]);
     } else {

@@ -86,6 +86,10 @@ int lt_all_close(const lt_tensor *a, const lt_tensor *b, double rtol, double ato
    and B is stored NxK */
 void lt_gemm(lt_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K,
              const void *A, int64_t lda, const void *B, int64_t ldb, void *C, int64_t ldc);
+/* the same as C += op(A) op(B) (BLAS with beta = 1: what C holds, e.g. a
+   bias, is added without a pass of its own) */
+void lt_gemm_acc(lt_dtype dt, int ta, int tb, int64_t M, int64_t N, int64_t K,
+                 const void *A, int64_t lda, const void *B, int64_t ldb, void *C, int64_t ldc);
 /* open OpenBLAS once per process (thread-safe); lt_gemm of a floating or
    complex dtype needs it. 0, or -1 with err */
 int lt_blas_load(char *err);

@@ -526,37 +526,33 @@ void lt_softmax_f64(double *x, int64_t outer, int64_t n, int64_t inner, int log_
 
 /* exp(x[k] - sub) for k < 8, in place, by x = n ln2 + r (|r| <= ln2 / 2)
    and a degree-7 Taylor polynomial of e^r (truncation under 6e-9 relative),
-   scaled by 2^n built in the exponent bits: about 1 ulp from expf. Four
-   lanes at a time in vector types (selects by masks, no branches). Results
+   scaled by 2^n built in the exponent bits: about 1 ulp from expf. Eight
+   lanes at a time in vector types (selects by masks, no branches): one AVX
+   register in LT_VECTORIZE's AVX2 copy, two SSE ones otherwise. Results
    below e^-87 (float's normal range) are 0; nan stays nan. */
-typedef float lt_v4f __attribute__((vector_size(16)));   /* GCC/clang vector types */
-typedef int32_t lt_v4i __attribute__((vector_size(16)));
+typedef float lt_v8f __attribute__((vector_size(32)));   /* GCC/clang vector types */
+typedef int32_t lt_v8i __attribute__((vector_size(32)));
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-static lt_v4f exp4(lt_v4f v) {
-  const lt_v4f magic = (lt_v4f){0} + 12582912.0f;   /* 1.5 * 2^23: rounds to an integer */
-  lt_v4i big = v > 88.0f;                             /* lanes of -1 where true */
-  v = (lt_v4f)(((lt_v4i)v & ~big) | ((lt_v4i)((lt_v4f){0} + 88.0f) & big));
-  lt_v4f t = v * 1.44269504f + magic;
-  lt_v4f n = t - magic;
-  lt_v4f r = (v - n * 0.693145752f) - n * 1.42860677e-6f;   /* ln2 split hi + lo */
-  lt_v4i e = ((lt_v4i)t - (lt_v4i)magic + 127) << 23;       /* 2^n's bits */
-  lt_v4f p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
+ALWAYS_INLINE void exp8(float *x, float sub) {
+  lt_v8f v;
+  memcpy(&v, x, sizeof v);
+  v = v - sub;
+  const lt_v8f magic = (lt_v8f){0} + 12582912.0f;   /* 1.5 * 2^23: rounds to an integer */
+  lt_v8i big = v > 88.0f;                             /* lanes of -1 where true */
+  v = (lt_v8f)(((lt_v8i)v & ~big) | ((lt_v8i)((lt_v8f){0} + 88.0f) & big));
+  lt_v8f t = v * 1.44269504f + magic;
+  lt_v8f n = t - magic;
+  lt_v8f r = (v - n * 0.693145752f) - n * 1.42860677e-6f;   /* ln2 split hi + lo */
+  lt_v8i e = ((lt_v8i)t - (lt_v8i)magic + 127) << 23;       /* 2^n's bits */
+  lt_v8f p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
              r * (1.0f / 720 + r * (1.0f / 5040)))))));
-  p = p * (lt_v4f)e;
-  return (lt_v4f)((lt_v4i)p & ~(v < -87.0f));
+  p = p * (lt_v8f)e;
+  p = (lt_v8f)((lt_v8i)p & ~(v < -87.0f));
+  memcpy(x, &p, sizeof p);
 }
 
-static void exp8(float *x, float sub) {
-  lt_v4f a, b;
-  memcpy(&a, x, sizeof a);
-  memcpy(&b, x + 4, sizeof b);
-  a = exp4(a - sub);
-  b = exp4(b - sub);
-  memcpy(x, &a, sizeof a);
-  memcpy(x + 4, &b, sizeof b);
-}
-
-void lt_exp_f32(float *x, int64_t n, float sub) {
+ALWAYS_INLINE void exp_line(float *x, int64_t n, float sub) {
   int64_t k = 0;
   for (; k + 8 <= n; k += 8) exp8(x + k, sub);
   if (k < n) {
@@ -567,8 +563,36 @@ void lt_exp_f32(float *x, int64_t n, float sub) {
   }
 }
 
+LT_VECTORIZE void lt_exp_f32(float *x, int64_t n, float sub) { exp_line(x, n, sub); }
+
+/* the largest of x[0 .. n) (-inf for none), nan when any is nan: eight
+   lanes of maxima and of nan flags, by masks */
+ALWAYS_INLINE float max_f32(const float *x, int64_t n) {
+  lt_v8f mv = (lt_v8f){0} - INFINITY;
+  lt_v8i nan = {0};
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    lt_v8f v;
+    memcpy(&v, x + k, sizeof v);
+    lt_v8i gt = v > mv;
+    mv = (lt_v8f)(((lt_v8i)v & gt) | ((lt_v8i)mv & ~gt));
+    nan |= v != v;
+  }
+  float mx = -INFINITY;
+  int isnan_ = 0;
+  for (int j = 0; j < 8; j++) {
+    mx = mv[j] > mx ? mv[j] : mx;
+    isnan_ |= nan[j] != 0;
+  }
+  for (; k < n; k++) {
+    mx = x[k] > mx ? x[k] : mx;
+    isnan_ |= x[k] != x[k];
+  }
+  return isnan_ ? NAN : mx;
+}
+
 /* the sum of x[0 .. n) in double, in four interleaved partial sums */
-static double sum_f32(const float *x, int64_t n) {
+ALWAYS_INLINE double sum_f32(const float *x, int64_t n) {
   double a[4] = {0, 0, 0, 0};
   int64_t k = 0;
   for (; k + 4 <= n; k += 4)
@@ -582,7 +606,8 @@ static double sum_f32(const float *x, int64_t n) {
    once from the float32 exp. buf has room for 2 n floats: a line with
    inner > 1 is gathered into its first half and scattered back, and
    log_softmax keeps the exps in its second. */
-void lt_softmax_f32(float *x, int64_t outer, int64_t n, int64_t inner, int log_, float *buf) {
+LT_VECTORIZE void lt_softmax_f32(float *x, int64_t outer, int64_t n, int64_t inner, int log_,
+                                 float *buf) {
   for (int64_t o = 0; o < outer; o++) {
     for (int64_t i = 0; i < inner; i++) {
       float *line = x + o * n * inner + i, *p = line;
@@ -590,24 +615,18 @@ void lt_softmax_f32(float *x, int64_t outer, int64_t n, int64_t inner, int log_,
         p = buf;
         for (int64_t k = 0; k < n; k++) p[k] = line[k * inner];
       }
-      float mx = -INFINITY;
-      int nan = 0;
-      for (int64_t k = 0; k < n; k++) {
-        mx = p[k] > mx ? p[k] : mx;
-        nan |= p[k] != p[k];
-      }
-      if (nan) mx = NAN;
-      else if (isinf(mx) && mx < 0) mx = 0;
+      float mx = max_f32(p, n);
+      if (isinf(mx) && mx < 0) mx = 0;
       double s = 0;
       if (log_) {
         float *e = buf + n;
         memcpy(e, p, (size_t)n * sizeof *e);
-        lt_exp_f32(e, n, mx);
+        exp_line(e, n, mx);
         s = sum_f32(e, n);
         double ls = log(s);
         for (int64_t k = 0; k < n; k++) p[k] = (float)((double)p[k] - mx - ls);
       } else {
-        lt_exp_f32(p, n, mx);
+        exp_line(p, n, mx);
         s = sum_f32(p, n);
         double inv = 1.0 / s;
         for (int64_t k = 0; k < n; k++) p[k] = (float)(p[k] * inv);
