@@ -1,6 +1,6 @@
 /*
-** lfmt.c: the Lua binding of safetensors, NumPy (.npy, .npz) and
-** TorchSharp. Core functions (leading underscore, used by
+** lfmt.c: the Lua binding of safetensors, NumPy (.npy, .npz), TorchSharp
+** and Torch7. Core functions (leading underscore, used by
 ** the format modules in lua/ltorch/formats):
 **   _fopen(path) -> file handle: h:size(), h:read(off, n), h:tensor(off,
 **     dtype, shape [, mmap [, widen [, swap [, what]]]]), h:close()  (mmap:
@@ -18,9 +18,26 @@
 **   _npz_save(path, names, tensors, compress [, wopts])
 **   _ts_scan(h) -> {{name, dtype, shape, offset}, ...}
 **   _ts_save(path, names, tensors [, wopts])
+**   _t7_detect(head, size) -> whether the first bytes of a file of size
+**     bytes look like Torch7's
+**   _t7_scan(h [, long_size]) -> root, nodes, info: the object graph of a
+**     Torch7 file (t7.c; long_size 4 or 8, nil: 8, else 4 when only that
+**     parses). Values are nil, booleans, numbers (integral ones as
+**     integers, -0.0 and beyond 2^63 excepted), strings and node tables;
+**     nodes[i] is {kind = "table" | "object" | "tensor" | "storage" |
+**     "hash" | "vec" | "function", index, at (byte offset), class, version}
+**     plus: table, hash: n, pairs = {k1, v1, ...}; vec: n, items; object:
+**     payload; function: tag, bytecode, upvalues; tensor: dtype, size,
+**     stride, offset (0-based), storage (its node, or nil); storage: dtype,
+**     count, and offset (byte of its data) and widen (-4: 4-byte longs) in a
+**     binary file, or tensor (a 1-D tensor of its values) in an ascii one.
+**     info: {ascii = boolean, long_size = 4 | 8}
+**   _t7_save(path, parts [, wopts]): writes parts in order, strings as
+**     they are and tensors' elements (a view gathered) as native bytes
 ** Errors are raised without the path; the Lua side prefixes it.
 */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -31,6 +48,7 @@
 #include "lt_lua.h"
 #include "fmt.h"
 #include "ptzip.h"
+#include "t7.h"
 
 #define FILE_MT "ltorch.fmtfile"
 
@@ -136,13 +154,15 @@ static int table_shape(lua_State *L, int idx, int64_t *shape) {
 }
 
 /* widen n little-endian unsigned elements of w bytes at the start of p to
-   int32 (w = 2) or int64 (w = 4, 8) in place, from the end backwards */
-static int widen_unsigned(void *p, size_t n, int w, char *err) {
+   int32 (w = 2) or int64 (w = 4, 8) in place, from the end backwards;
+   signed 4-byte elements (Torch7's 4-byte longs) with sign */
+static int widen_unsigned(void *p, size_t n, int w, int sign, char *err) {
   unsigned char *b = p;
   for (size_t i = n; i-- > 0;) {
     uint64_t v = 0;
     for (int k = 0; k < w; k++) v |= (uint64_t)b[i * (size_t)w + (size_t)k] << (8 * k);
-    if (w == 2) { int32_t x = (int32_t)v; memcpy(b + i * 4, &x, 4); }
+    if (sign) { int64_t x = (int32_t)(uint32_t)v; memcpy(b + i * 8, &x, 8); }
+    else if (w == 2) { int32_t x = (int32_t)v; memcpy(b + i * 4, &x, 4); }
     else {
       if (v > (uint64_t)INT64_MAX) {
         snprintf(err, LT_MSG, "U64 value %llu at element %zu does not fit int64",
@@ -159,7 +179,7 @@ static int widen_unsigned(void *p, size_t n, int w, char *err) {
 /* h:tensor(off, dtype, shape [, mmap [, widen [, swap [, what]]]]): the
    tensor whose bytes start at off. widen = 2, 4 or 8 reads unsigned
    elements of that width and widens them to dtype (int32 or int64),
-   copying; swap: the data is big-endian. With mmap the tensor points into
+   copying; widen = -4 reads signed int32 elements as int64; swap: the data is big-endian. With mmap the tensor points into
    the mapped file when its bytes can be used as they are (aligned for the
    dtype, not swapped), and is read on first use otherwise (a deferred
    storage, named by what in errors) */
@@ -171,6 +191,11 @@ static int f_tensor(lua_State *L) {
   int nd = table_shape(L, 4, shape);
   int use_map = lua_toboolean(L, 5);
   int widen = (int)luaL_optinteger(L, 6, 0);   /* stored unsigned width */
+  int sign = widen == -4;
+  if (sign) {
+    luaL_argcheck(L, dt == LT_INT64, 6, "bad widening");
+    widen = 4;
+  }
   size_t isz = lt_dtypes[dt].size, part = lt_part_size(dt);
   int swap = lua_toboolean(L, 7) && part > 1 ? (int)part : 0;
   const char *what = luaL_optstring(L, 8, "tensor data");
@@ -207,7 +232,7 @@ static int f_tensor(lua_State *L) {
       lt_storage_release(s);
       return fmt_error(L, "%s", err);
     }
-    if (widen && widen_unsigned(s->data, (size_t)numel, widen, err)) {
+    if (widen && widen_unsigned(s->data, (size_t)numel, widen, sign, err)) {
       lt_storage_release(s);
       return fmt_error(L, "%s", err);
     }
@@ -764,6 +789,184 @@ static int l_ts_save(lua_State *L) {
   return 0;
 }
 
+/* ---- Torch7 ------------------------------------------------------------------------ */
+
+typedef struct t7box { lt_t7_file f; } t7box;
+
+static int t7box_gc(lua_State *L) {
+  t7box *b = lua_touserdata(L, 1);
+  lt_t7_free(&b->f);
+  return 0;
+}
+
+static void t7_push_value(lua_State *L, const lt_t7_file *f, const lt_t7_value *v, int nodes) {
+  switch (v->kind) {
+    case LT_T7_NUMBER: {
+      double x = v->num;
+      /* integral doubles are Lua integers, as Torch7 under Lua 5.3 wrote them */
+      if (x == floor(x) && x >= -9223372036854775808.0 && x < 9223372036854775808.0 &&
+          !(x == 0 && signbit(x)))
+        lua_pushinteger(L, (lua_Integer)x);
+      else
+        lua_pushnumber(L, x);
+      break;
+    }
+    case LT_T7_STRING: lua_pushlstring(L, f->pool.p + v->s.off, (size_t)v->s.len); break;
+    case LT_T7_BOOLEAN: lua_pushboolean(L, v->b); break;
+    case LT_T7_NODE: lua_rawgeti(L, nodes, (lua_Integer)v->node + 1); break;
+    default: lua_pushnil(L); break;
+  }
+}
+
+static void t7_push_ints(lua_State *L, const int64_t *x, int n) {
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushinteger(L, (lua_Integer)x[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+static const char *const T7_KINDS[] = {"table", "object", "tensor", "storage", "hash", "vec", "function"};
+
+/* node i's fields into the table on top */
+static void t7_fill(lua_State *L, const lt_t7_file *f, size_t i, int nodes) {
+  const lt_t7_node *nd = &f->nodes[i];
+  lua_pushstring(L, T7_KINDS[nd->kind]); lua_setfield(L, -2, "kind");
+  lua_pushinteger(L, nd->index); lua_setfield(L, -2, "index");
+  lua_pushinteger(L, (lua_Integer)nd->at); lua_setfield(L, -2, "at");
+  if (nd->kind != LT_T7_TABLE && nd->kind != LT_T7_FUNCTION) {
+    lua_pushlstring(L, f->pool.p + nd->name, (size_t)nd->name_len); lua_setfield(L, -2, "class");
+    lua_pushnumber(L, nd->version); lua_setfield(L, -2, "version");
+  }
+  switch (nd->kind) {
+    case LT_T7_TABLE: case LT_T7_HASH: case LT_T7_VEC: {
+      size_t k = nd->kind == LT_T7_VEC ? nd->n : 2 * nd->n;
+      lua_pushinteger(L, (lua_Integer)nd->n); lua_setfield(L, -2, "n");
+      lua_createtable(L, (int)k, 0);
+      for (size_t j = 0; j < k; j++) {
+        t7_push_value(L, f, &f->items[nd->first + j], nodes);
+        lua_rawseti(L, -2, (lua_Integer)j + 1);
+      }
+      lua_setfield(L, -2, nd->kind == LT_T7_VEC ? "items" : "pairs");
+      break;
+    }
+    case LT_T7_OBJECT:
+      t7_push_value(L, f, &f->items[nd->first], nodes); lua_setfield(L, -2, "payload");
+      break;
+    case LT_T7_FUNCTION:
+      lua_pushinteger(L, nd->tag); lua_setfield(L, -2, "tag");
+      lua_pushlstring(L, f->pool.p + nd->name, (size_t)nd->name_len); lua_setfield(L, -2, "bytecode");
+      t7_push_value(L, f, &f->items[nd->first], nodes); lua_setfield(L, -2, "upvalues");
+      break;
+    case LT_T7_TENSOR:
+      lua_pushstring(L, lt_dtypes[nd->dtype].name); lua_setfield(L, -2, "dtype");
+      t7_push_ints(L, f->dims + nd->first_dim, nd->ndim); lua_setfield(L, -2, "size");
+      t7_push_ints(L, f->dims + nd->first_dim + nd->ndim, nd->ndim); lua_setfield(L, -2, "stride");
+      lua_pushinteger(L, (lua_Integer)nd->offset); lua_setfield(L, -2, "offset");
+      if (nd->storage != LT_T7_NONE) {
+        lua_rawgeti(L, nodes, (lua_Integer)nd->storage + 1);
+        lua_setfield(L, -2, "storage");
+      }
+      break;
+    case LT_T7_STORAGE: {
+      lt_dtype dt = (lt_dtype)nd->dtype;
+      lua_pushstring(L, lt_dtypes[dt].name); lua_setfield(L, -2, "dtype");
+      lua_pushinteger(L, (lua_Integer)nd->count); lua_setfield(L, -2, "count");
+      if (f->ascii) {
+        int64_t shape[1] = {nd->count};
+        lt_tensor *t = lt_push_new(L, dt, 1, shape, 0);
+        if (nd->count) memcpy(lt_data(t), f->pool.p + nd->data, (size_t)nd->count * lt_dtypes[dt].size);
+        lua_setfield(L, -2, "tensor");
+      } else {
+        lua_pushinteger(L, (lua_Integer)nd->data); lua_setfield(L, -2, "offset");
+        /* 4-byte longs: signed int32 read as int64 (h:tensor's widen -4) */
+        if ((size_t)nd->esize != lt_dtypes[dt].size) { lua_pushinteger(L, -nd->esize); lua_setfield(L, -2, "widen"); }
+      }
+      break;
+    }
+    default: break;
+  }
+}
+
+static int l_t7_detect(lua_State *L) {
+  size_t n;
+  const char *head = luaL_checklstring(L, 1, &n);
+  lua_Integer size = luaL_checkinteger(L, 2);
+  int ascii;
+  lua_pushboolean(L, size >= 0 && lt_t7_detect((const unsigned char *)head, n, (uint64_t)size, &ascii));
+  return 1;
+}
+
+static int l_t7_scan(lua_State *L) {
+  fhandle *h = checkfile(L, 1);
+  int force = (int)luaL_optinteger(L, 2, 0);
+  char err[LT_MSG], err4[LT_MSG];
+  if (!h->map) {
+    h->map = lt_map_file(h->fd, (size_t)h->size, err);
+    if (!h->map) return fmt_error(L, "%s", err);
+  }
+  const unsigned char *buf = h->map->base;
+  size_t len = (size_t)h->size;
+  int ascii = 0;
+  if (!lt_t7_detect(buf, len < 64 ? len : 64, h->size, &ascii))
+    return fmt_error(L, "not a Torch7 file");
+  t7box *b = lt_newbox(L, sizeof *b, "ltorch.t7box", t7box_gc);
+  int lsz = force ? force : 8;
+  if (lt_t7_parse(buf, len, lsz, ascii, &b->f, err)) {
+    /* 4-byte longs (Windows' Torch7) when the file parses only so */
+    if (force || ascii || lt_t7_parse(buf, len, 4, 0, &b->f, err4)) return fmt_error(L, "%s", err);
+  }
+  const lt_t7_file *f = &b->f;
+  lua_createtable(L, (int)f->nnodes, 0);
+  int nodes = lua_gettop(L);
+  for (size_t i = 0; i < f->nnodes; i++) {
+    lua_createtable(L, 0, 8);
+    lua_rawseti(L, nodes, (lua_Integer)i + 1);
+  }
+  for (size_t i = 0; i < f->nnodes; i++) {
+    lua_rawgeti(L, nodes, (lua_Integer)i + 1);
+    t7_fill(L, f, i, nodes);
+    lua_pop(L, 1);
+  }
+  t7_push_value(L, f, &f->root, nodes);
+  lua_pushvalue(L, nodes);
+  lua_createtable(L, 0, 2);
+  lua_pushboolean(L, f->ascii); lua_setfield(L, -2, "ascii");
+  lua_pushinteger(L, f->long_size); lua_setfield(L, -2, "long_size");
+  return 3;
+}
+
+static int l_t7_save(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  size_t n = (size_t)luaL_len(L, 2);
+  wopts w;
+  read_wopts(L, 3, &w);
+  for (size_t i = 0; i < n; i++) {
+    if (lua_rawgeti(L, 2, (lua_Integer)i + 1) != LUA_TSTRING) {
+      const lt_tensor *t = lt_check(L, -1);
+      w.pg.total += (uint64_t)lt_numel(t) * lt_dtypes[t->dtype].size;
+    }
+    lua_pop(L, 1);
+  }
+  char err[LT_MSG] = "";
+  int fd = create_out(L, path);
+  int rc = 0;
+  for (size_t i = 0; i < n && !rc; i++) {
+    if (lua_rawgeti(L, 2, (lua_Integer)i + 1) == LUA_TSTRING) {
+      size_t k;
+      const char *p = lua_tolstring(L, -1, &k);
+      rc = lt_write_full(fd, p, k, err);
+    } else {
+      const lt_tensor *t = lt_check(L, -1);
+      rc = lt_write_tensor_as(fd, t, t->dtype, &w.ws, err);
+    }
+    lua_pop(L, 1);
+  }
+  finish_out(L, &w, fd, rc, err);
+  return 0;
+}
+
 /* ---- registration ------------------------------------------------------------ */
 
 static const luaL_Reg file_methods[] = {
@@ -776,6 +979,7 @@ static const luaL_Reg funcs[] = {
   {"_npy_header", l_npy_header}, {"_npy_save", l_npy_save}, {"_fill", l_fill}, {"_release", l_release},
   {"_npz_load", l_npz_load}, {"_npz_save", l_npz_save},
   {"_ts_scan", l_ts_scan}, {"_ts_save", l_ts_save},
+  {"_t7_detect", l_t7_detect}, {"_t7_scan", l_t7_scan}, {"_t7_save", l_t7_save},
   {NULL, NULL}
 };
 

@@ -198,7 +198,9 @@ non-tensor values, and for pickles every foreign global (class or function
 reference) in the file, listed but never imported or called. Tensor data is
 not read (files are memory-mapped) unless --stats asks for it.
 Formats: PyTorch (.pt/.pth/.bin zip and legacy), safetensors, sharded
-*.index.json, NumPy .npy/.npz, TorchSharp .dat.]],
+*.index.json, NumPy .npy/.npz, TorchSharp .dat, Torch7 .t7 (the object
+tree too; a Torch7 nn model's tensors as its state dict, by PyTorch's
+names).]],
   options = {
     {"stats", "s", nil, "add min, max, mean, std, nan and inf counts per tensor (reads the data)"},
     {"json", "j", nil, "print the report as JSON ({\"files\": [...], \"errors\": [...]})"},
@@ -305,9 +307,10 @@ COMMANDS.convert = {
   text = [[
 Reads IN (any format ltorch reads) and writes OUT in the format its
 extension names (.pt/.pth/.bin/.ckpt PyTorch zip, .safetensors, .npz,
-.npy, .dat TorchSharp) or --format. It streams tensor by tensor: IN is opened
-without reading any tensor (mapped, or for compressed and misaligned
-records left in the file), and the writer reads one tensor, casts it for
+.npy, .dat TorchSharp, .t7 Torch7) or --format. A Torch7 nn model is
+written as its state dict, by PyTorch's names (docs/t7.md). It streams
+tensor by tensor: IN is opened without reading any tensor (mapped, or for
+compressed and misaligned records left in the file), and the writer reads one tensor, casts it for
 --dtype while writing it (a .pt storage is cast into one buffer, written
 and freed) and frees what it read, so peak memory is about one tensor, not
 the model, for every input format. A value the target cannot hold (a nested
@@ -317,7 +320,7 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
   options = {
     {"dtype", "t", "DTYPE", "cast floating-point tensors to DTYPE (float32, float16, bfloat16, float64, ...); integer and bool tensors are kept"},
     {"rename", "r", "PAT=REP", "rename keys with string.gsub(key, PAT, REP) (Lua patterns); repeatable, applied in order, e.g. '^module%.=' or '^_orig_mod%.='", true},
-    {"format", "F", "NAME", "output format: pt, safetensors, npz, npy, torchsharp (default: from OUT's extension)"},
+    {"format", "F", "NAME", "output format: pt, safetensors, npz, npy, torchsharp, t7 (default: from OUT's extension)"},
     {"filter", "f", "PATTERN", "write only keys matching PATTERN (Lua pattern or plain substring; before renaming)"},
   },
   more = "example:\n  ltorch convert model.pt model.safetensors --dtype bfloat16 -r '^module%.='",
@@ -345,11 +348,16 @@ a note on stderr. The write is atomic: OUT is replaced only when complete.]],
       end
     end
     local cb = bar("reading", inp)
-    local _, _, raw, extras = inspect.load(inp, {progress = cb})
+    local sd, _, raw, extras, _, model = inspect.load(inp, {progress = cb})
     finish(cb)
     local target = serialize.format_for_save(outp, {format = opts.format})
     local sopts = {format = opts.format, dtype = opts.dtype or nil, release_mapped = true}
     local value = raw
+    if model then
+      -- a Torch7 nn model: its parameters and buffers by PyTorch's names
+      value = sd
+      io.stderr:write(string.format("ltorch: note: %s: %s; writing its state dict, by PyTorch's names\n", inp, model))
+    end
     if modsave.is_module_file(extras) then
       if target.extras and #rules == 0 and not opts.filter then
         -- structure and tensors carried over as they are: no class is needed

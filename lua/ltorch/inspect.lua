@@ -265,6 +265,11 @@ function M.load(path, opts)
   for k, v in pairs(opts or {}) do lopts[k] = v end
   local ok, raw, extras, f = pcall(serialize.read, path, lopts, {unknown = "inert"})
   if not ok then error(raw, 0) end
+  if f and f.state_dict then
+    -- a Torch7 nn model: its state dict, by PyTorch's names
+    local sd, what = f.state_dict(raw, path)
+    if sd then return sd, nil, raw, extras, f, what end
+  end
   if not modsave.is_module_file(extras) then return raw, nil, raw, extras, f end
   local uok, v = pcall(modsave.unpack, raw, extras, {}, path)
   if uok then return v, nil, raw, extras, f end
@@ -274,7 +279,7 @@ end
 
 local FORMAT_NAMES = {
   pt = "PyTorch", safetensors = "safetensors", npy = "NumPy .npy", npz = "NumPy .npz",
-  torchsharp = "TorchSharp", index = "sharded index",
+  torchsharp = "TorchSharp", index = "sharded index", t7 = "Torch7",
 }
 
 -- Load path and describe it. opts: stats (boolean), filter (pattern),
@@ -288,7 +293,7 @@ function M.report(path, opts)
   local fmt = serialize.detect(path)
   local lopts = {progress = opts.progress}
   for k, v in pairs(opts.load or {}) do lopts[k] = v end
-  local value, note = M.load(path, lopts)
+  local value, note, raw, _, _, model = M.load(path, lopts)
   local flat = M.flatten(value)
   local keep = M.matcher(opts.filter)
   local r = {
@@ -297,8 +302,10 @@ function M.report(path, opts)
     file_bytes = file_bytes, tensors = {}, values = {}, dtypes = {}, dtype_order = {},
     total_params = 0, total_bytes = 0, all_tensors = #flat.entries,
     filter = opts.filter, globals = {}, metadata = nil, shared = {},
-    note = note and ("module not rebuilt (" .. note:gsub("^[^:]*: ", "") .. "); its state dict:"),
+    note = note and ("module not rebuilt (" .. note:gsub("^[^:]*: ", "") .. "); its state dict:")
+      or model and (model .. "; its state dict, by PyTorch's names:"),
   }
+  if r.format == "t7" then r.objects = require("ltorch.t7").tree_lines(raw) end
   local kept = {}
   for _, e in ipairs(flat.entries) do
     if keep(e.key) then
@@ -502,6 +509,20 @@ function M.render(r, opts)
       lines[#lines + 1] = clip("  " .. tostring(k) .. " = " .. v)
     end
   end
+  if r.objects then
+    heading(lines, "objects (Torch7 classes are listed, never run)")
+    local shown = 0
+    for _, l in ipairs(r.objects) do
+      if opts.depth == nil or #l:match("^ *") // 2 < opts.depth + 1 then
+        shown = shown + 1
+        if shown > 400 and not opts.all then
+          lines[#lines + 1] = "  ... (more objects; --depth N shows fewer levels)"
+          break
+        end
+        lines[#lines + 1] = clip("  " .. l)
+      end
+    end
+  end
   if #r.values > 0 then
     heading(lines, "other values")
     local shown = 0
@@ -598,7 +619,7 @@ local function json_report(r)
     "filter", r.filter, "total_tensors", #r.tensors, "total_params", r.total_params,
     "total_bytes", r.total_bytes, "dtypes", obj(table.unpack(dt)), "tensors", arr(tensors),
     "tree", json_tree(r.tree), "shared", arr(shared), "metadata", md, "values", obj(table.unpack(vals)),
-    "globals", arr(globals))
+    "globals", arr(globals), "objects", r.objects and arr(r.objects) or nil)
 end
 
 M.json_obj = obj

@@ -14,6 +14,10 @@
 --                 otherwise it stores named tensors only
 --   extras        true when it stores extra records (load returns them,
 --                 save writes them); the others have nowhere to put them
+--   modules       false when it cannot hold ltorch modules at all (t7:
+--                 its objects are Torch7's classes)
+--   state_dict(value, path) -> dict or nil   optional: the state dict of a
+--                 loaded value the generic rules do not see (t7's nn models)
 --   detect(head, path) -> boolean            head: the first 64 bytes (or fewer)
 --   load(path, opts) -> value [, extras]     extras: {name = string} of the
 --                 ltorch records stored beside the tensors (or nil);
@@ -24,7 +28,7 @@
 
 local M = {}
 
-local FORMATS = {"pt", "safetensors", "npy", "npz", "torchsharp", "index"}
+local FORMATS = {"pt", "safetensors", "npy", "npz", "t7", "torchsharp", "index"}
 
 local loaded = {}
 local function format(name)
@@ -205,7 +209,7 @@ function M.read(path, opts, internal, fname, level)
   local f, head = M.detect(path)
   if not f then
     if #head == 0 then error(path .. ": empty file", 0) end
-    error(path .. ": unknown format (not a PyTorch, safetensors, NumPy or TorchSharp file)", 0)
+    error(path .. ": unknown format (not a PyTorch, safetensors, NumPy, Torch7 or TorchSharp file)", 0)
   end
   check_options(opts, f, fname or "load", level)
   check_load_values(opts, level)
@@ -303,6 +307,10 @@ function M.install(torch)
     local f = M.format_for_save(path, opts)
     check_options(opts, f, "save", 2)
     local extras
+    if type(obj) == "table" and f.modules == false and ms().holds_modules(obj) then
+      error(string.format("%s: a %s file cannot hold ltorch modules: save model:state_dict(), or use .pt",
+        path, f.title or f.name), 2)
+    end
     if type(obj) == "table" and ms().holds_modules(obj) then
       obj, extras = ms().pack(obj, f, opts)
       -- a format without extra records keeps the state dict only
@@ -334,11 +342,12 @@ function M.install(torch)
     opts = opts_table(opts, "load_state_dict")
     local internal = {as_dict = true}
     if opts.unknown == nil then internal.unknown = "inert" end
-    local val, extras = M.read(path, opts, internal, "load_state_dict", 2)
+    local val, extras, f = M.read(path, opts, internal, "load_state_dict", 2)
     if extras ~= nil and ms().is_module_file(extras) and opts.keys == nil and opts.rename == nil then
       val = ms().view(val, extras, path)
     end
-    return M.state_dict_of(val)
+    local sd = f.state_dict and f.state_dict(val, path)
+    return sd or M.state_dict_of(val)
   end
 end
 
