@@ -310,13 +310,14 @@ extension names (.pt/.pth/.bin/.ckpt PyTorch zip, .safetensors, .npz,
 .npy, .dat TorchSharp, .t7 Torch7) or --format. A Torch7 nn model is
 written as its state dict, by PyTorch's names (docs/t7.md). It streams
 tensor by tensor: IN is opened without reading any tensor (mapped, or for
-compressed and misaligned records left in the file), and the writer reads one tensor, casts it for
---dtype while writing it (a .pt storage is cast into one buffer, written
-and freed) and frees what it read, so peak memory is about one tensor, not
-the model, for every input format. A value the target cannot hold (a nested
-checkpoint written to safetensors, a pickle with foreign globals) is
-flattened to its tensors under dotted keys; other values are dropped with
-a note on stderr. The write is atomic: OUT is replaced only when complete.]],
+compressed and misaligned records left in the file), and the writer reads
+one tensor, casts it for --dtype while writing it (a .pt storage is cast
+into one buffer, written and freed) and frees what it read, so peak memory
+is about one tensor, not the model, for every input format. A value the
+target cannot hold (a nested checkpoint written to safetensors, a pickle
+with foreign globals) is flattened to its tensors under dotted keys; other
+values are dropped with a note on stderr. The write is atomic: OUT is
+replaced only when complete.]],
   options = {
     {"dtype", "t", "DTYPE", "cast floating-point tensors to DTYPE (float32, float16, bfloat16, float64, ...); integer and bool tensors are kept"},
     {"rename", "r", "PAT=REP", "rename keys with string.gsub(key, PAT, REP) (Lua patterns); repeatable, applied in order, e.g. '^module%.=' or '^_orig_mod%.='", true},
