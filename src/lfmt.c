@@ -860,8 +860,11 @@ static void t7_fill(lua_State *L, const lt_t7_file *f, size_t i, int nodes) {
       break;
     case LT_T7_TENSOR:
       lua_pushstring(L, lt_dtypes[nd->dtype].name); lua_setfield(L, -2, "dtype");
-      t7_push_ints(L, f->dims + nd->first_dim, nd->ndim); lua_setfield(L, -2, "size");
-      t7_push_ints(L, f->dims + nd->first_dim + nd->ndim, nd->ndim); lua_setfield(L, -2, "stride");
+      {
+        const int64_t *d = nd->ndim ? f->dims + nd->first_dim : NULL;   /* no dims: none allocated */
+        t7_push_ints(L, d, nd->ndim); lua_setfield(L, -2, "size");
+        t7_push_ints(L, d ? d + nd->ndim : NULL, nd->ndim); lua_setfield(L, -2, "stride");
+      }
       lua_pushinteger(L, (lua_Integer)nd->offset); lua_setfield(L, -2, "offset");
       if (nd->storage != LT_T7_NONE) {
         lua_rawgeti(L, nodes, (lua_Integer)nd->storage + 1);

@@ -405,6 +405,7 @@ static int settle(rd *r, size_t k, size_t *first) {
   lt_t7_file *f = r->f;
   if (GROW(r, f->items, f->nitems, f->capitems, f->nitems + k)) return -1;
   *first = f->nitems;
+  if (k == 0) return 0;   /* an empty table: items and the stack may not exist yet */
   memcpy(f->items + f->nitems, r->stack + r->nstack - k, k * sizeof *f->items);
   f->nitems += k;
   r->nstack -= k;
@@ -557,7 +558,7 @@ static int rd_tensor(rd *r, uint32_t id) {
   lt_t7_node *t = &f->nodes[id];
   t->ndim = nd;
   t->first_dim = f->ndims;
-  memcpy(f->dims + f->ndims, dims, sizeof(int64_t) * (size_t)(2 * nd));
+  if (nd > 0) memcpy(f->dims + f->ndims, dims, sizeof(int64_t) * (size_t)(2 * nd));
   f->ndims += (size_t)(2 * nd);
   t->offset = off1 - 1;
   t->storage = st;

@@ -36,6 +36,12 @@ local function is_inert(v)
   return type(v) == "table" and type(rawget(v, "__global")) == "string"
 end
 
+-- a loaded Torch7 function (ltorch.t7): a value described, not walked
+local function is_t7_function(v)
+  local mt = type(v) == "table" and getmetatable(v)
+  return type(mt) == "table" and rawget(mt, "__t7class") == "function"
+end
+
 local ordered_keys = odict.ordered_keys
 M.ordered_keys = ordered_keys
 
@@ -56,6 +62,7 @@ local function short(v)
   if tv == "number" or tv == "boolean" then return tostring(v) end
   if tv == "table" then
     if is_inert(v) then return "<" .. v.__global .. ">" end
+    if is_t7_function(v) then return tostring(v) end
     local n = 0
     for _ in pairs(v) do n = n + 1 end
     return n == 0 and "{}" or string.format("{%d entries}", n)
@@ -109,7 +116,7 @@ function M.flatten(v)
       out.entries[#out.entries + 1] = {key = prefix, tensor = x}
       return
     end
-    if type(x) ~= "table" or x == torch.null then
+    if type(x) ~= "table" or x == torch.null or is_t7_function(x) then
       if x ~= torch.null or prefix ~= "" then
         out.values[#out.values + 1] = {key = prefix, value = x}
       end

@@ -121,7 +121,7 @@ function M.tree_lines(v, max)
     end
     lines[#lines + 1] = string.format("%s%s: %s", indent, label, describe(x))
     if type(x) ~= "table" or M.is_function(x) then
-      if core.is_tensor(x) then first[x] = path end
+      if core.is_tensor(x) or M.is_function(x) then first[x] = path end
       return
     end
     first[x] = path
