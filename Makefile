@@ -21,6 +21,12 @@ HDRS := $(wildcard src/*.h)
 DEB_PKGS = gcc make pkg-config lua5.4 liblua5.4-dev libzip-dev zlib1g-dev libcjson-dev \
   lua-busted libopenblas-dev python3-torch python3-torchvision python3-numpy tmux \
   lua-readline luarocks
+# test peers from the npm registry, pinned (run by node: spec/fixtures/gguf/peer.mjs);
+# `make deps` installs them into $(NPM_DIR) once, then only checks their versions.
+# @huggingface/tasks is gguf's one dependency (^0.21.33): pinned too, so a fresh
+# install gets the same tree
+NPM_DIR = build/npm
+NPM_PEERS = @huggingface/gguf@0.4.6 @huggingface/tasks@0.21.54
 
 .PHONY: all host deps test demo bench asan install clean help
 
@@ -45,14 +51,21 @@ $(BUILD)/host: examples/host/host.c src/ltorch.h $(BUILD)/ltorch/core.so
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(LUA_INC) -Isrc $(CFLAGS) -o $@ examples/host/host.c \
 	  $(LDFLAGS) -L$(BUILD)/ltorch -l:core.so -Wl,-rpath,'$$ORIGIN/ltorch' -llua5.4 -lpthread
 
-## deps: install the Debian packages ltorch needs (apt-get, only what is missing)
+## deps: install the Debian packages ltorch needs (apt-get, only what is missing) and the pinned npm test peers (into build/npm)
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+	@for p in $(NPM_PEERS); do \
+	  v=$$(node -p "require(require('path').resolve(process.argv[1])).version" $(NPM_DIR)/node_modules/$${p%@*}/package.json 2>/dev/null); \
+	  [ "$$v" = "$${p##*@}" ] || { echo "npm install: $(NPM_PEERS)"; \
+	    npm install --prefix $(NPM_DIR) --no-audit --no-fund $(NPM_PEERS) || exit 1; break; }; \
+	done
 
 ## test: install what is missing, build, run every spec
 test: deps all host

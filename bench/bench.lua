@@ -53,6 +53,18 @@ if not io.open(dir .. "/resnet18.pt") then
   sh(py .. " bench/torch_side.py make " .. dir)
 end
 
+-- bytes per second of `cp` on path (the median of REPS copies)
+local function cp_rate(path)
+  local ct = {}
+  for _ = 1, REPS do
+    os.remove(dir .. "/copy.bin")
+    local t0 = clock()
+    os.execute("cp " .. path .. " " .. dir .. "/copy.bin")
+    ct[#ct + 1] = clock() - t0
+  end
+  return size(path) / median(ct)
+end
+
 local files = {
   {"256 MiB state dict, 64 tensors", "big.pt"},
   {"20,000 small tensors", "small.pt"},
@@ -76,15 +88,7 @@ for _, f in ipairs(files) do
   local ts, ms = measure(py .. " bench/torch_side.py save " .. path .. " " .. dir .. "/out_torch.pt")
   local ls, lms = measure(lua .. " bench/ltorch_side.lua save " .. path .. " " .. dir .. "/out_ltorch.pt")
   row(name, "save", ts, ls, ms, lms)
-  local ct = {}
-  for _ = 1, REPS do
-    os.remove(dir .. "/copy.bin")
-    local t0 = clock()
-    os.execute("cp " .. path .. " " .. dir .. "/copy.bin")
-    ct[#ct + 1] = clock() - t0
-  end
-  local c = median(ct)
-  rows[#rows + 1] = {name, string.format("cp: %.0f MB/s (%.1f MB)", size(path) / c / 1e6, size(path) / 1e6)}
+  rows[#rows + 1] = {name, string.format("cp: %.0f MB/s (%.1f MB)", cp_rate(path) / 1e6, size(path) / 1e6)}
 end
 
 -- forward passes: the same model, weights and input in both, each timed in
@@ -104,6 +108,27 @@ for _, c in ipairs(FORWARD) do
     rows[#rows + 1] = {c[1], "forward", tt, tonumber(out)}
   else
     rows[#rows + 1] = {c[1], "forward: ltorch failed: " .. tostring(out):match("[^\n]*\n([^\n]*)")}
+  end
+end
+
+-- GGUF: a 256 MiB F16 file loaded eagerly and mapped, and Q8_0 / Q4_0
+-- files of the same 64 Mi weights dequantized to float32 while loading;
+-- PyTorch has no GGUF reader, so the reference is cp's bandwidth on the file
+if not io.open(dir .. "/f16.gguf") then
+  io.stderr:write("making GGUF benchmark files in " .. dir .. " ...\n")
+  sh(lua .. " bench/gguf_side.lua make " .. dir)
+end
+for _, g in ipairs({{"f16.gguf", "GGUF F16, 256 MiB"}, {"q8_0.gguf", "GGUF Q8_0, 64 Mi weights"},
+                    {"q4_0.gguf", "GGUF Q4_0, 64 Mi weights"}}) do
+  local path = dir .. "/" .. g[1]
+  sh("cat " .. path .. " > /dev/null")
+  local el, eml = measure(lua .. " bench/ltorch_side.lua load " .. path)
+  local out_bytes = g[1] == "f16.gguf" and size(path) or 64 * 1048576 * 4
+  rows[#rows + 1] = {g[2], string.format("load (eager)  ltorch %.1f ms, %.0f MB/s of tensors out, %.1f MiB peak; " ..
+    "cp %.0f MB/s", el * 1000, out_bytes / el / 1e6, eml / 1048576, cp_rate(path) / 1e6)}
+  if g[1] == "f16.gguf" then
+    local mm = measure(lua .. " bench/ltorch_side.lua load " .. path .. " mmap")
+    rows[#rows + 1] = {g[2], string.format("open (mmap)   ltorch %.2f ms", mm * 1000)}
   end
 end
 

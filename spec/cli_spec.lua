@@ -393,7 +393,7 @@ describe("errors", function()
     _, code, err = ltorch("inspect " .. P("gen.py"))
     assert.are.equal(1, code)
     assert.are.equal("ltorch: " .. P("gen.py") ..
-      ": unknown format (not a PyTorch, safetensors, NumPy, Torch7 or TorchSharp file)\n", err)
+      ": unknown format (not a PyTorch, safetensors, NumPy, GGUF, Torch7 or TorchSharp file)\n", err)
   end)
 
   it("name a damaged file without a traceback, unless --debug", function()

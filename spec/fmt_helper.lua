@@ -54,6 +54,15 @@ function H.py(code_or_script, ...)
   return body
 end
 
+-- run the ltorch command (bin/ltorch) with cmd; returns its output
+-- (stdout and stderr) and exit status
+function H.ltorch(cmd)
+  local p = io.popen("lua5.4 bin/ltorch " .. cmd .. " 2>&1")
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
 -- the message of the error f raises
 function H.err(f, ...)
   local ok, e = pcall(f, ...)

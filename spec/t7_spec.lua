@@ -374,12 +374,7 @@ describe("Torch7 save", function()
 end)
 
 describe("ltorch inspect and diff on .t7", function()
-  local function run(cmd)
-    local p = io.popen("lua5.4 bin/ltorch " .. cmd .. " 2>&1")
-    local out = p:read("a")
-    local ok, _, code = p:close()
-    return out, ok and 0 or code
-  end
+  local run = H.ltorch
 
   it("inspect shows the state dict and the object tree", function()
     local out, code = run("inspect " .. F("model"))

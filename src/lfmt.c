@@ -32,8 +32,9 @@
 **     count, and offset (byte of its data) and widen (-4: 4-byte longs) in a
 **     binary file, or tensor (a 1-D tensor of its values) in an ascii one.
 **     info: {ascii = boolean, long_size = 4 | 8}
-**   _t7_save(path, parts [, wopts]): writes parts in order, strings as
-**     they are and tensors' elements (a view gathered) as native bytes
+**   _write_parts(path, parts [, wopts]): writes parts in order, strings as
+**     they are and tensors' elements (a view gathered) as native bytes (the
+**     Torch7 and GGUF writers lay out their headers in Lua)
 ** Errors are raised without the path; the Lua side prefixes it.
 */
 #include <errno.h>
@@ -891,6 +892,17 @@ static void t7_fill(lua_State *L, const lt_t7_file *f, size_t i, int nodes) {
   }
 }
 
+const unsigned char *lt_fmt_map(lua_State *L, int idx, size_t *len) {
+  fhandle *h = checkfile(L, idx);
+  char err[LT_MSG];
+  if (!h->map && h->size > 0) {
+    h->map = lt_map_file(h->fd, (size_t)h->size, err);
+    if (!h->map) fmt_error(L, "%s", err);
+  }
+  *len = (size_t)h->size;
+  return h->map ? h->map->base : (const unsigned char *)"";
+}
+
 static int l_t7_detect(lua_State *L) {
   size_t n;
   const char *head = luaL_checklstring(L, 1, &n);
@@ -904,12 +916,8 @@ static int l_t7_scan(lua_State *L) {
   fhandle *h = checkfile(L, 1);
   int force = (int)luaL_optinteger(L, 2, 0);
   char err[LT_MSG], err4[LT_MSG];
-  if (!h->map) {
-    h->map = lt_map_file(h->fd, (size_t)h->size, err);
-    if (!h->map) return fmt_error(L, "%s", err);
-  }
-  const unsigned char *buf = h->map->base;
-  size_t len = (size_t)h->size;
+  size_t len;
+  const unsigned char *buf = lt_fmt_map(L, 1, &len);
   int ascii = 0;
   if (!lt_t7_detect(buf, len < 64 ? len : 64, h->size, &ascii))
     return fmt_error(L, "not a Torch7 file");
@@ -939,7 +947,8 @@ static int l_t7_scan(lua_State *L) {
   return 3;
 }
 
-static int l_t7_save(lua_State *L) {
+/* _write_parts(path, parts [, wopts]) (t7 and GGUF writers) */
+static int l_write_parts(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   size_t n = (size_t)luaL_len(L, 2);
@@ -982,7 +991,7 @@ static const luaL_Reg funcs[] = {
   {"_npy_header", l_npy_header}, {"_npy_save", l_npy_save}, {"_fill", l_fill}, {"_release", l_release},
   {"_npz_load", l_npz_load}, {"_npz_save", l_npz_save},
   {"_ts_scan", l_ts_scan}, {"_ts_save", l_ts_save},
-  {"_t7_detect", l_t7_detect}, {"_t7_scan", l_t7_scan}, {"_t7_save", l_t7_save},
+  {"_t7_detect", l_t7_detect}, {"_t7_scan", l_t7_scan}, {"_write_parts", l_write_parts},
   {NULL, NULL}
 };
 

@@ -21,6 +21,8 @@ static const lt_binding *const bindings[] = {
   &lt_fmt_binding,
   &lt_json_binding,
   &lt_io_binding,
+  &lt_quant_binding,
+  &lt_gguf_binding,
 };
 
 static void setfuncs(lua_State *L, int t, const luaL_Reg *r) {

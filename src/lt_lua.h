@@ -54,9 +54,13 @@ void *lt_newbox(lua_State *L, size_t size, const char *mt, lua_CFunction gc);
    and sets it back to NULL once the object is released or handed on */
 typedef struct lt_ptrbox { void *p; void (*release)(void *); } lt_ptrbox;
 lt_ptrbox *lt_newptrbox(lua_State *L, void (*release)(void *));
+/* the bytes of the file handle (core._fopen, lfmt.c) at idx: one private
+   read-only mapping of the whole file, made on the first call and kept by
+   the handle; *len its size */
+const unsigned char *lt_fmt_map(lua_State *L, int idx, size_t *len);
 /* pace the GC by tensor memory, around an allocation of it: a full
-   collection when the heap storages alive (lt_storage_live_bytes) exceed
-   twice what was alive after the last one (at least 256 MiB) */
+   collection once the heap storages alive (lt_storage_live_bytes) have grown
+   by 64 MiB, or by half, since the last one (ltorch.c) */
 void lt_gc_account(lua_State *L);
 /* a pseudo-random generator shared by creation functions and dropout */
 uint64_t lt_rand_u64(lua_State *L);
@@ -120,7 +124,9 @@ extern const lt_binding lt_reduce_binding; /* lreduce.c: reductions, scans, sort
 extern const lt_binding lt_shape_binding;  /* lshape.c: indexing and shape ops, bmm */
 extern const lt_binding lt_nn_binding;     /* lnn.c: functional ops that need C */
 extern const lt_binding lt_pt_binding;     /* lpt.c: PyTorch zip, legacy, pickle */
-extern const lt_binding lt_fmt_binding;    /* lfmt.c: safetensors, NumPy, TorchSharp */
+extern const lt_binding lt_fmt_binding;    /* lfmt.c: safetensors, NumPy, TorchSharp, Torch7 */
+extern const lt_binding lt_quant_binding;  /* lquant.c: ggml's quantized block types */
+extern const lt_binding lt_gguf_binding;   /* lgguf.c: GGUF headers */
 extern const lt_binding lt_json_binding;   /* ljson.c: JSON */
 extern lua_CFunction lt_tensor_index;       /* ltorch.c: the metatable's __index (upvalue: methods) */
 extern const lt_binding lt_io_binding;     /* lio.c: a file's first bytes, putting a saved file in place */

@@ -321,8 +321,9 @@ replaced only when complete.]],
   options = {
     {"dtype", "t", "DTYPE", "cast floating-point tensors to DTYPE (float32, float16, bfloat16, float64, ...); integer and bool tensors are kept"},
     {"rename", "r", "PAT=REP", "rename keys with string.gsub(key, PAT, REP) (Lua patterns); repeatable, applied in order, e.g. '^module%.=' or '^_orig_mod%.='", true},
-    {"format", "F", "NAME", "output format: pt, safetensors, npz, npy, torchsharp, t7 (default: from OUT's extension)"},
+    {"format", "F", "NAME", "output format: pt, safetensors, npz, npy, torchsharp, t7, gguf (default: from OUT's extension)"},
     {"filter", "f", "PATTERN", "write only keys matching PATTERN (Lua pattern or plain substring; before renaming)"},
+    {"quantize", "q", "TYPE", "GGUF output: quantize 2-D floating tensors to TYPE (q8_0, q4_0, q4_1, q5_0, q5_1, ...)"},
   },
   more = "example:\n  ltorch convert model.pt model.safetensors --dtype bfloat16 -r '^module%.='",
   run = function(args, opts)
@@ -349,15 +350,26 @@ replaced only when complete.]],
       end
     end
     local cb = bar("reading", inp)
-    local sd, _, raw, extras, _, model = inspect.load(inp, {progress = cb})
-    finish(cb)
     local target = serialize.format_for_save(outp, {format = opts.format})
-    local sopts = {format = opts.format, dtype = opts.dtype or nil, release_mapped = true}
+    local source = serialize.detect(inp)
+    -- GGUF to GGUF keeps quantized tensors as their blocks, byte for byte
+    local same = source and source.name == target.name
+    local lopts = {progress = cb}
+    if same and source.name == "gguf" then lopts.raw = true end
+    local sd, _, raw, extras, _, model = inspect.load(inp, lopts)
+    finish(cb)
+    local sopts = {format = opts.format, dtype = opts.dtype or nil, release_mapped = true,
+      quantize = opts.quantize}
+    if opts.quantize and target.name ~= "gguf" then
+      usage_error("convert: --quantize writes GGUF files only, not %s", target.name)
+    end
     local value = raw
-    if model then
-      -- a Torch7 nn model: its parameters and buffers by PyTorch's names
+    if source and source.state_dict and sd ~= raw and not same then
+      -- a Torch7 nn model or a GGUF file: its tensors, as a state dict
       value = sd
-      io.stderr:write(string.format("ltorch: note: %s: %s; writing its state dict, by PyTorch's names\n", inp, model))
+      if model then
+        io.stderr:write(string.format("ltorch: note: %s: %s; writing its state dict, by PyTorch's names\n", inp, model))
+      end
     end
     if modsave.is_module_file(extras) then
       if target.extras and #rules == 0 and not opts.filter then

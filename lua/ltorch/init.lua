@@ -28,7 +28,7 @@ torch.version = "0.1.0"
 torch.einsum = require("ltorch.einsum").einsum
 
 -- submodules load on first use: torch.nn, torch.models
-local lazy = {nn = "ltorch.nn", models = "ltorch.models", t7 = "ltorch.t7"}
+local lazy = {nn = "ltorch.nn", models = "ltorch.models", t7 = "ltorch.t7", gguf = "ltorch.gguf"}
 lazy.safe_open = "ltorch.safe_open"   -- torch.safe_open(path): lazy safetensors access
 setmetatable(torch, {
   __index = function(t, k)

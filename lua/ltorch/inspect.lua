@@ -286,7 +286,7 @@ end
 
 local FORMAT_NAMES = {
   pt = "PyTorch", safetensors = "safetensors", npy = "NumPy .npy", npz = "NumPy .npz",
-  torchsharp = "TorchSharp", index = "sharded index", t7 = "Torch7",
+  torchsharp = "TorchSharp", index = "sharded index", t7 = "Torch7", gguf = "GGUF",
 }
 
 -- Load path and describe it. opts: stats (boolean), filter (pattern),
@@ -300,31 +300,44 @@ function M.report(path, opts)
   local fmt = serialize.detect(path)
   local lopts = {progress = opts.progress}
   for k, v in pairs(opts.load or {}) do lopts[k] = v end
-  local value, note, raw, _, _, model = M.load(path, lopts)
-  local flat = M.flatten(value)
+  -- GGUF: the header says all (quantized tensors are not dequantized) unless --stats
+  local gg = fmt and fmt.describe and not opts.stats and fmt.describe(path) or nil
+  local value, note, raw, model, flat
+  if gg then
+    flat = {entries = {}, values = {}, globals = {}, global_order = {}}
+  else
+    value, note, raw, _, _, model = M.load(path, lopts)
+    flat = M.flatten(value)
+  end
   local keep = M.matcher(opts.filter)
   local r = {
     path = path, format = fmt and fmt.name or "unknown",
     format_name = fmt and (FORMAT_NAMES[fmt.name] or fmt.name) or "unknown",
     file_bytes = file_bytes, tensors = {}, values = {}, dtypes = {}, dtype_order = {},
-    total_params = 0, total_bytes = 0, all_tensors = #flat.entries,
+    total_params = 0, total_bytes = 0, all_tensors = gg and #gg.tensors or #flat.entries,
     filter = opts.filter, globals = {}, metadata = nil, shared = {},
     note = note and ("module not rebuilt (" .. note:gsub("^[^:]*: ", "") .. "); its state dict:")
       or model and (model .. "; its state dict, by PyTorch's names:"),
   }
   if r.format == "t7" then r.objects = require("ltorch.t7").tree_lines(raw) end
   local kept = {}
-  for _, e in ipairs(flat.entries) do
+  local entries = flat.entries
+  if gg then
+    entries = gg.tensors
+    r.gguf = gg
+  end
+  for _, e in ipairs(entries) do
     if keep(e.key) then
       local t = e.tensor
-      local info = {key = e.key, dtype = t:dtype(), shape = shape_of(t), numel = t:numel(),
+      local info = gg and e or {key = e.key, dtype = t:dtype(), shape = shape_of(t), numel = t:numel(),
         bytes = tensor_bytes(t)}
+      if gg then info.dtype = e.ggml_type end
       if opts.stats then
         info.stats = M.stats(t)
         core._release(t)   -- one tensor's data in memory at a time
       end
       r.tensors[#r.tensors + 1] = info
-      kept[#kept + 1] = e
+      if not gg then kept[#kept + 1] = e end
       r.total_params = r.total_params + info.numel
       r.total_bytes = r.total_bytes + info.bytes
       local h = r.dtypes[info.dtype]
@@ -495,7 +508,8 @@ function M.render(r, opts)
       local h = r.dtypes[dt]
       local pct = r.total_params > 0 and 100 * h.params / r.total_params or 0
       lines[#lines + 1] = string.format("  %-14s %6d tensors %15s params %5.1f%% %10s",
-        dt, h.tensors, commas(h.params), pct, human_bytes(h.bytes))
+        dt, h.tensors, commas(h.params), pct, human_bytes(h.bytes)) ..
+        (r.gguf and h.params > 0 and string.format(" %6.2f bits/weight", h.bytes * 8 / h.params) or "")
     end
   end
   lines[#lines + 1] = ""
@@ -514,6 +528,13 @@ function M.render(r, opts)
     for _, k in ipairs(ks) do
       local v = tostring(r.metadata[k])
       lines[#lines + 1] = clip("  " .. tostring(k) .. " = " .. v)
+    end
+  end
+  if r.gguf then
+    heading(lines, string.format("metadata (GGUF v%d%s, alignment %d)", r.gguf.version,
+      r.gguf.big_endian and ", big-endian" or "", r.gguf.alignment))
+    for _, m in ipairs(r.gguf.metadata) do
+      lines[#lines + 1] = clip(string.format("  %s: %s (%s)", m.key, m.value, m.type))
     end
   end
   if r.objects then
@@ -596,6 +617,18 @@ local function json_tree(node)
   return obj("name", node.name, "params", node.params, "bytes", node.bytes, "children", arr(kids))
 end
 
+local function gguf_json(g)
+  local md = {}
+  for _, m in ipairs(g.metadata) do md[#md + 1] = obj("key", m.key, "type", m.type, "value", m.value) end
+  local ts = {}
+  for _, t in ipairs(g.tensors) do
+    ts[#ts + 1] = obj("key", t.key, "ggml_type", t.ggml_type, "shape", arr(t.shape), "bytes", t.bytes,
+      "bits_per_weight", t.bpw)
+  end
+  return obj("version", g.version, "alignment", g.alignment, "big_endian", g.big_endian,
+    "metadata", arr(md), "tensors", arr(ts))
+end
+
 local function json_report(r)
   local tensors = {}
   for _, t in ipairs(r.tensors) do
@@ -626,7 +659,8 @@ local function json_report(r)
     "filter", r.filter, "total_tensors", #r.tensors, "total_params", r.total_params,
     "total_bytes", r.total_bytes, "dtypes", obj(table.unpack(dt)), "tensors", arr(tensors),
     "tree", json_tree(r.tree), "shared", arr(shared), "metadata", md, "values", obj(table.unpack(vals)),
-    "globals", arr(globals), "objects", r.objects and arr(r.objects) or nil)
+    "globals", arr(globals), "objects", r.objects and arr(r.objects) or nil,
+    "gguf", r.gguf and gguf_json(r.gguf) or nil)
 end
 
 M.json_obj = obj

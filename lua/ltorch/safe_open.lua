@@ -1,7 +1,9 @@
 -- safe_open.lua: torch.safe_open(path), lazy access to a safetensors file
 -- (as the Python safetensors.safe_open; torch.safe_open(path, {framework =
 -- "pt", device = "cpu"}) takes its options). Opening reads only the header;
--- the tensors are views of one read-only-private mapping of the file.
+-- the tensors are views of one read-only-private mapping of the file. A
+-- GGUF file opens the same way: keys, its metadata (typed, as torch.load
+-- gives it) and its tensors one at a time (quantized ones dequantized).
 --   f:keys()            names in data order
 --   f:metadata()        the __metadata__ dict (ordered), or an empty one
 --   f:get_tensor(name)  the tensor (zero-copy; {copy = true} reads it instead)
@@ -61,6 +63,10 @@ local function safe_open(path, opts)
     end
     error("bad option 'device' to 'safe_open' (unknown device '" .. tostring(opts.device) .. "')", 2)
   end
+  local head = io.open(path, "rb")
+  local magic = head and head:read(4)
+  if head then head:close() end
+  if magic == "GGUF" then return require("ltorch.safe_open_gguf")(path) end
   local h, entries, meta, start = safetensors.open(path)
   local by_name = {}
   for _, e in ipairs(entries) do by_name[e.name] = e end

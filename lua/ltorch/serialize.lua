@@ -28,7 +28,7 @@
 
 local M = {}
 
-local FORMATS = {"pt", "safetensors", "npy", "npz", "t7", "torchsharp", "index"}
+local FORMATS = {"pt", "safetensors", "npy", "npz", "gguf", "t7", "torchsharp", "index"}
 
 local loaded = {}
 local function format(name)
@@ -209,7 +209,7 @@ function M.read(path, opts, internal, fname, level)
   local f, head = M.detect(path)
   if not f then
     if #head == 0 then error(path .. ": empty file", 0) end
-    error(path .. ": unknown format (not a PyTorch, safetensors, NumPy, Torch7 or TorchSharp file)", 0)
+    error(path .. ": unknown format (not a PyTorch, safetensors, NumPy, GGUF, Torch7 or TorchSharp file)", 0)
   end
   check_options(opts, f, fname or "load", level)
   check_load_values(opts, level)

@@ -275,7 +275,7 @@ end
 
 function M.save(value, tmp, opts, final)
   local parts = common.guard(final or tmp, encode, value, opts and opts.dtype)
-  common.write(core._t7_save, tmp, final, opts, parts)
+  common.write(core._write_parts, tmp, final, opts, parts)
 end
 
 ---------------------------------------------------------------------------
