@@ -333,6 +333,13 @@ describe("GGUF hostile files", function()
     local v = torch.load(p)
     assert.are.same({"a", "bc"}, v.metadata["tokenizer.ggml.tokens"])
     assert.are.same({}, odict.ordered_keys(v.tensors))
+    -- saved again as it was: unpadded; a padded one stays padded
+    local q = dir .. "/vocab2.gguf"
+    torch.save(v, q)
+    assert.are.equal(H.read(p), H.read(q))
+    H.write(p, pad(H.read(p)))
+    torch.save(torch.load(p), q)
+    assert.are.equal(H.read(p), H.read(q))
   end)
 
   it("never crashes on cut or flipped bytes", function()

@@ -36,8 +36,12 @@ local function scan(path)
 end
 M.scan = scan
 
+-- tensorless files read whose header was not padded (vocab-only files may
+-- end right after their metadata): saved again the same way
+local unpadded = setmetatable({}, {__mode = "k"})
+
 -- the metadata dict of a scanned header, each value's type remembered
-local function metadata_of(info)
+local function metadata_of(info, size)
   local md = odict.new()
   local types = {}
   for i, k in ipairs(info.keys) do
@@ -45,6 +49,7 @@ local function metadata_of(info)
     types[k] = info.types[i]
   end
   G.set_types(md, types)
+  if #info.tensors == 0 and size and size < info.data_start then unpadded[md] = true end
   return md
 end
 
@@ -102,8 +107,8 @@ function M.load(path, opts)
   local select = common.selector(opts)
   local progress = common.progress(opts)
   local h = common.guard(path, core._fopen, path)
-  local info = common.using(h, path, function() return core._gguf_scan(h) end)
-  local md = metadata_of(info)
+  local info, size = common.using(h, path, function() return core._gguf_scan(h), h:size() end)
+  local md = metadata_of(info, size)
   local T = odict.new()
   local files = {{path = path, info = info}}
   local n = md["split.count"]
@@ -233,6 +238,7 @@ end
 
 local function plan(value, opts)
   local md, T
+  local pad = true
   if type(value.tensors) == "table" and (value.metadata == nil or type(value.metadata) == "table") and
      not core.is_tensor(value.tensors) then
     md, T = value.metadata, value.tensors
@@ -241,6 +247,7 @@ local function plan(value, opts)
   end
   local meta, types = odict.new(), {}
   if md then
+    pad = not unpadded[md]
     local mt = G.types(md)
     for _, k in ipairs(odict.ordered_keys(md)) do meta[k] = md[k]; types[k] = mt[k] end
   end
@@ -254,11 +261,11 @@ local function plan(value, opts)
       types[k] = mt[k]
     end
   end
-  return meta, types, T
+  return meta, types, T, pad
 end
 
 local function encode_file(value, opts)
-  local meta, types, T = plan(value, opts)
+  local meta, types, T, pad_empty = plan(value, opts)
   local qt = G.qtypes()
   local quant
   if opts.quantize ~= nil then
@@ -343,9 +350,10 @@ local function encode_file(value, opts)
   end
   local header = table.concat(out)
   local parts = {header}
+  -- the data section starts aligned (a file without tensors too, as gguf-py
+  -- writes it, unless it was read unpadded)
+  if #infos > 0 or pad_empty then parts[1] = header .. string.rep("\0", (-#header) % align) end
   if #infos > 0 then
-    local pad = (-#header) % align
-    parts[1] = header .. string.rep("\0", pad)
     for _, e in ipairs(infos) do
       parts[#parts + 1] = e.data
       local p = (-e.nbytes) % align
