@@ -112,18 +112,18 @@ for _, c in ipairs(FORWARD) do
 end
 
 -- GGUF: a 256 MiB F16 file loaded eagerly and mapped, and Q8_0 / Q4_0
--- files of the same 64 Mi weights dequantized to float32 while loading;
+-- files of the same 128 Mi weights dequantized to float32 while loading;
 -- PyTorch has no GGUF reader, so the reference is cp's bandwidth on the file
 if not io.open(dir .. "/f16.gguf") then
   io.stderr:write("making GGUF benchmark files in " .. dir .. " ...\n")
   sh(lua .. " bench/gguf_side.lua make " .. dir)
 end
-for _, g in ipairs({{"f16.gguf", "GGUF F16, 256 MiB"}, {"q8_0.gguf", "GGUF Q8_0, 64 Mi weights"},
-                    {"q4_0.gguf", "GGUF Q4_0, 64 Mi weights"}}) do
+for _, g in ipairs({{"f16.gguf", "GGUF F16, 256 MiB"}, {"q8_0.gguf", "GGUF Q8_0, 128 Mi weights"},
+                    {"q4_0.gguf", "GGUF Q4_0, 128 Mi weights"}}) do
   local path = dir .. "/" .. g[1]
   sh("cat " .. path .. " > /dev/null")
   local el, eml = measure(lua .. " bench/ltorch_side.lua load " .. path)
-  local out_bytes = g[1] == "f16.gguf" and size(path) or 64 * 1048576 * 4
+  local out_bytes = g[1] == "f16.gguf" and size(path) or 8 * 4096 * 4096 * 4   -- float32 out
   rows[#rows + 1] = {g[2], string.format("load (eager)  ltorch %.1f ms, %.0f MB/s of tensors out, %.1f MiB peak; " ..
     "cp %.0f MB/s", el * 1000, out_bytes / el / 1e6, eml / 1048576, cp_rate(path) / 1e6)}
   if g[1] == "f16.gguf" then

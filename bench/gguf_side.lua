@@ -1,8 +1,8 @@
 -- The GGUF rows of `make bench`: makes the files (ltorch writes them; there
 -- is no other GGUF writer here) and prints their sizes.
 --   gguf_side.lua make DIR -> writes DIR/f16.gguf (256 MiB of F16 in 8
---   tensors of 4096 x 4096), DIR/q8_0.gguf and DIR/q4_0.gguf (the same 64 Mi
---   weights quantized; they load dequantized to float32)
+--   tensors of 4096 x 4096), DIR/q8_0.gguf and DIR/q4_0.gguf (the same 128 Mi
+--   weights quantized; they load dequantized to float32, 512 MiB)
 local torch = require("ltorch")
 local odict = require("ltorch.odict")
 
