@@ -184,7 +184,7 @@ describe("safetensors load", function()
     st_huge_header = "header length 200000000 exceeds the limit of 100000000",
     st_bad_json = "header is not valid JSON (at byte 55)",
     st_bad_dtype = "tensor 'w': unknown dtype 'F33'",
-    st_e8m0 = "tensor 'w': dtype F8_E8M0 has no ltorch dtype",
+    st_e8m0 = "tensor 'w': dtype F8_E8M0 has no ltorch dtype (keys can leave it out)",
     st_u64_overflow = "tensor 'a': U64 value 18446744073709551615 at element 2 does not fit int64",
     st_size_mismatch = "tensor 'w': data_offsets [0, 16] hold 16 bytes, its shape and dtype F32 need 24",
     st_overflow = "tensor 'w': shape overflows",
@@ -207,6 +207,24 @@ describe("safetensors load", function()
       assert.has_error(function() st.load(p, {}) end, p .. ": " .. msg)
     end)
   end
+
+  it("reads what other writers put in headers: a null __metadata__ (MLX), a tensor ltorch has no dtype for left out by keys", function()
+    local function file(header, data)
+      local p = dir .. "/other.safetensors"
+      H.write(p, string.pack("<I8", #header) .. header .. data)
+      return p
+    end
+    local p = file('{"__metadata__":null,"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', string.pack("<f", 2.5))
+    assert.are.same({2.5}, torch.load(p).w:tolist())
+    local f = torch.safe_open(p)
+    assert.are.same({}, require("ltorch.odict").ordered_keys(f:metadata()))
+    f:close()
+    p = file('{"a":{"dtype":"F8_E8M0","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"F4","shape":[4],' ..
+      '"data_offsets":[2,4]},"w":{"dtype":"I16","shape":[1],"data_offsets":[4,6]}}', "\1\2\3\4" .. string.pack("<i2", -7))
+    assert.are.same({-7}, torch.load(p, {keys = {"w"}}).w:tolist())
+    assert.are.same({-7}, torch.load_state_dict(p, {keys = {"w"}}).w:tolist())
+    assert.has_error(function() torch.load(p) end, p .. ": tensor 'a': dtype F8_E8M0 has no ltorch dtype (keys can leave it out)")
+  end)
 
   it("rejects damaged files through torch.load with the path", function()
     local p = H.FIX .. "st_hole.safetensors"

@@ -25,6 +25,9 @@ typedef struct lt_st_entry {
   lt_dtype dtype;              /* the ltorch dtype it loads as */
   int widen;                   /* U16/U32/U64: bytes per stored unsigned
                                   element, widened to int32/int64/int64 */
+  const char *unsupported;     /* the safetensors dtype when ltorch has none
+                                  (F4, F6_*, F8_E8M0): an error only when
+                                  the tensor is loaded; NULL otherwise */
   int ndim;
   int64_t shape[LT_MAX_DIMS];
   uint64_t begin, end;         /* byte offsets within the data buffer */

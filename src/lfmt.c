@@ -306,6 +306,7 @@ static int l_st_header(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)e->begin); lua_setfield(L, -2, "begin");
     lua_pushinteger(L, (lua_Integer)e->end); lua_setfield(L, -2, "end");
     if (e->widen) { lua_pushinteger(L, e->widen); lua_setfield(L, -2, "widen"); }
+    if (e->unsupported) { lua_pushstring(L, e->unsupported); lua_setfield(L, -2, "unsupported"); }
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   lua_createtable(L, (int)b->h.nmeta, 0);

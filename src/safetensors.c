@@ -7,7 +7,7 @@
 **   1. u64 LE N: header length in bytes (at most LT_ST_MAX_HEADER)
 **   2. N bytes: a UTF-8 JSON object starting with '{', maybe followed by
 **      spaces (the writer pads N to a multiple of 8):
-**      {"__metadata__": {str: str}, name: {"dtype": "F32", "shape": [d0,
+**      {"__metadata__": {str: str} (or null), name: {"dtype": "F32", "shape": [d0,
 **      ...], "data_offsets": [begin, end]}, ...}; names unique, dims and
 **      offsets non-negative integers
 **   3. the data buffer: tensors back to back, row-major, little-endian;
@@ -117,8 +117,10 @@ static int parse_entry(const cJSON *node, lt_st_entry *e, char *err) {
   else if (strcmp(ST_TYPES[ti].name, "U32") == 0) e->dtype = LT_INT64, e->widen = 4;
   else if (strcmp(ST_TYPES[ti].name, "U64") == 0) e->dtype = LT_INT64, e->widen = 8;
   else if (ST_TYPES[ti].lt < 0) {
-    snprintf(err, LT_MSG, "tensor '%s': dtype %s has no ltorch dtype", name, ST_TYPES[ti].name);
-    return -1;
+    /* kept, checked like any other, refused only if it is loaded: a file's
+       other tensors stay readable (keys selects around it) */
+    e->dtype = LT_UINT8;
+    e->unsupported = ST_TYPES[ti].name;
   } else e->dtype = (lt_dtype)ST_TYPES[ti].lt;
   int nd = cJSON_GetArraySize(sh);
   if (nd > LT_MAX_DIMS) {
@@ -138,9 +140,14 @@ static int parse_entry(const cJSON *node, lt_st_entry *e, char *err) {
     if (d && numel > UINT64_MAX / d) over = 1;
     else numel *= d;
   }
-  uint64_t elsize = (uint64_t)ST_TYPES[ti].bits / 8;
-  if (over || numel > (uint64_t)INT64_MAX / elsize) {
+  uint64_t bits = (uint64_t)ST_TYPES[ti].bits;
+  if (over || numel > (uint64_t)INT64_MAX / bits) {
     snprintf(err, LT_MSG, "tensor '%s': shape overflows", name);
+    return -1;
+  }
+  if (numel * bits % 8) {
+    snprintf(err, LT_MSG, "tensor '%s': %llu elements of %s do not fill whole bytes", name,
+             (unsigned long long)numel, ST_TYPES[ti].name);
     return -1;
   }
   if (!json_uint(cJSON_GetArrayItem(off, 0), &e->begin) || !json_uint(cJSON_GetArrayItem(off, 1), &e->end)) {
@@ -152,11 +159,11 @@ static int parse_entry(const cJSON *node, lt_st_entry *e, char *err) {
              (unsigned long long)e->begin, (unsigned long long)e->end);
     return -1;
   }
-  if (e->end - e->begin != numel * elsize) {
+  if (e->end - e->begin != numel * bits / 8) {
     snprintf(err, LT_MSG, "tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, its shape and dtype %s need %llu",
              name, (unsigned long long)e->begin, (unsigned long long)e->end,
              (unsigned long long)(e->end - e->begin), ST_TYPES[ti].name,
-             (unsigned long long)(numel * elsize));
+             (unsigned long long)(numel * bits / 8));
     return -1;
   }
   return 0;
@@ -209,6 +216,8 @@ int lt_st_parse(const char *json, size_t len, uint64_t data_len, lt_st_header *h
     if (!(e->name = dupstr(c->string))) goto nomem;
     h->n++;
   }
+  /* null: no metadata (MLX writes it; the reference crate's Option reads it so) */
+  if (meta && cJSON_IsNull(meta)) meta = NULL;
   if (meta) {
     if (!cJSON_IsObject(meta)) { snprintf(err, LT_MSG, "'__metadata__' is not an object"); goto fail; }
     size_t nm = (size_t)cJSON_GetArraySize(meta);

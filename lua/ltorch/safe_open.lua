@@ -85,6 +85,9 @@ function File:metadata() check(self); return self.meta end
 
 function File:get_tensor(name, opts)
   local e = entry(self, name)
+  if e.unsupported then
+    error(string.format("%s: tensor '%s': dtype %s has no ltorch dtype", self.path, name, e.unsupported), 2)
+  end
   local copy = check_opts(opts, "get_tensor", {copy = true}, 2).copy
   local ok, t = pcall(self.h.tensor, self.h, self.start + e.begin, e.dtype, e.shape, not copy, e.widen)
   if not ok then error(self.path .. ": tensor '" .. name .. "': " .. tostring(t), 2) end

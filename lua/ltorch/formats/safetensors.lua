@@ -70,6 +70,10 @@ function M.load(path, opts)
         local name = select(e.name)
         if name then
           local dtype, shape = e.dtype, e.shape
+          if e.unsupported and not special[e.name] then
+            common.fail(path, string.format("tensor '%s': dtype %s has no ltorch dtype (keys can leave it out)",
+              e.name, e.unsupported))
+          end
           local sp = special[e.name]
           if type(sp) == "table" then   -- R: complex stored as raw bytes
             local map = {cfloat = "complex64", cdouble = "complex128", complex64 = "complex64",
