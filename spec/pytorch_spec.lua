@@ -496,6 +496,35 @@ print('ok')
   end)
 end)
 
+describe("PyTorch 2.x archives", function()
+  it("load with their other records (.format_version, .storage_alignment, .data/serialization_id) and unaligned data", function()
+    local dir = tmpdir()
+    py(dir, [[
+import os, torch, zipfile
+os.chdir(']] .. dir .. [[')
+torch.save({'a': torch.arange(6.).view(2, 3), 'b': torch.tensor([1, 2], dtype=torch.int16)}, 'p113.pt')
+z = zipfile.ZipFile('p113.pt')
+recs = {n: z.read(n) for n in z.namelist()}
+pre = z.namelist()[0].split('/')[0]
+out = zipfile.ZipFile('p27.pt', 'w', zipfile.ZIP_STORED)   # Python's zipfile: data not 64-aligned
+out.writestr(pre + '/data.pkl', recs[pre + '/data.pkl'])
+out.writestr(pre + '/.format_version', b'1')
+out.writestr(pre + '/.storage_alignment', b'4096')
+out.writestr(pre + '/byteorder', b'little')
+for n in sorted(recs):
+    if '/data/' in n: out.writestr(n, recs[n])
+out.writestr(pre + '/version', b'3\n')
+out.writestr(pre + '/.data/serialization_id', b'1234567890123456789012345678901234567890')
+out.close()
+]])
+    for _, o in ipairs({{}, {mmap = true}}) do
+      local v = torch.load(dir .. "/p27.pt", o)
+      assert.are.same({{0, 1, 2}, {3, 4, 5}}, v.a:tolist())
+      assert.are.same({1, 2}, v.b:tolist())
+    end
+  end)
+end)
+
 describe("eager loads of big records (read by several threads)", function()
   local dir, f
   setup(function()
