@@ -525,6 +525,24 @@ out.close()
   end)
 end)
 
+describe("keys and entries ltorch cannot read", function()
+  it("an entry keys leaves out may hold unsupported globals and storages", function()
+    local dir = tmpdir()
+    py(dir, [[
+import torch
+q = torch.quantize_per_tensor(torch.tensor([0.5, 1.0]), 0.1, 10, torch.quint8)
+torch.save({'w': torch.ones(2), 'q': q}, ']] .. dir .. [[/q.pt')
+]])
+    local p = dir .. "/q.pt"
+    assert.are.same({1, 1}, torch.load(p, {keys = {"w"}}).w:tolist())
+    assert.are.same({"w"}, odict.ordered_keys(torch.load_state_dict(p, {keys = {"w"}})))
+    local ok, e = pcall(torch.load, p)
+    assert.is_false(ok)
+    assert.is_truthy(tostring(e):find(p .. ": unsupported globals: torch._utils._rebuild_qtensor, torch.QUInt8Storage", 1, true), e)
+    assert.are.equal("torch._utils._rebuild_qtensor", torch.load(p, {unknown = "inert"}).q.__global)
+  end)
+end)
+
 describe("eager loads of big records (read by several threads)", function()
   local dir, f
   setup(function()

@@ -122,7 +122,18 @@ static int fail(lua_State *L, ldctx *c, const char *fmt, ...) {
 
 /* mark the storages reachable from o as needed, and the nodes reachable more
    than once as shared */
-static int mark_needed(pk_obj *o, int depth) {
+/* the objects of unsupported globals mark_needed reached (they decide the
+   unknown = "error" refusal: an entry keys leaves out is never an error) */
+typedef struct reached { const char *name[PK_MAX_GLOBALS]; int n, more; } reached;
+
+static void note_reached(reached *r, const pk_obj *o) {
+  if (!r || !o->s) return;
+  for (int i = 0; i < r->n; i++) if (!strcmp(r->name[i], o->s)) return;
+  if (r->n == PK_MAX_GLOBALS) { r->more = 1; return; }
+  r->name[r->n++] = o->s;
+}
+
+static int mark_needed(pk_obj *o, int depth, reached *r) {
   if (depth > PK_MAX_DEPTH) return -1;
   if (o->mark & MK_SEEN) { o->mark |= MK_SHARED; return 0; }
   o->mark |= MK_SEEN;
@@ -135,12 +146,13 @@ static int mark_needed(pk_obj *o, int depth) {
       return 0;
     }
     case PK_INERT:
-      if (o->in && o->in->args && mark_needed(o->in->args, depth + 1)) return -1;
-      if (o->in && o->in->state && mark_needed(o->in->state, depth + 1)) return -1;
-      if (o->in && o->in->dict && mark_needed(o->in->dict, depth + 1)) return -1;
+      note_reached(r, o);
+      if (o->in && o->in->args && mark_needed(o->in->args, depth + 1, r)) return -1;
+      if (o->in && o->in->state && mark_needed(o->in->state, depth + 1, r)) return -1;
+      if (o->in && o->in->dict && mark_needed(o->in->dict, depth + 1, r)) return -1;
       /* fallthrough */
     default:
-      for (size_t i = 0; i < o->n; i++) if (mark_needed(o->items[i], depth + 1)) return -1;
+      for (size_t i = 0; i < o->n; i++) if (mark_needed(o->items[i], depth + 1, r)) return -1;
       return 0;
   }
 }
@@ -301,23 +313,28 @@ static int opt_field(lua_State *L, int opts, const char *name, int type) {
   return lua_gettop(L);
 }
 
-static void unknown_error(lua_State *L, ldctx *c) {
+/* the refusal of unsupported globals: those reached (r), or every one the
+   pickle named (r NULL) */
+static void unknown_error_of(lua_State *L, ldctx *c, const reached *r) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addstring(&b, c->path);
   luaL_addstring(&b, ": unsupported globals: ");
-  int module = 0;
-  for (int i = 0; i < c->res.nunknown; i++) {
+  int module = 0, n = r ? r->n : c->res.nunknown;
+  for (int i = 0; i < n; i++) {
+    const char *g = r ? r->name[i] : c->res.unknown[i];
     if (i) luaL_addstring(&b, ", ");
-    luaL_addstring(&b, c->res.unknown[i]);
-    if (!strncmp(c->res.unknown[i], "torch.nn.modules.", 17) || !strncmp(c->res.unknown[i], "__main__.", 9)) module = 1;
+    luaL_addstring(&b, g);
+    if (!strncmp(g, "torch.nn.modules.", 17) || !strncmp(g, "__main__.", 9)) module = 1;
   }
-  if (c->res.more_unknown) luaL_addstring(&b, ", ...");
+  if (r ? r->more : c->res.more_unknown) luaL_addstring(&b, ", ...");
   luaL_addstring(&b, module ? " (a whole pickled module; load its state_dict, or pass {unknown = \"inert\"})"
                             : " (pass {unknown = \"inert\"} to load them as inert tables)");
   luaL_pushresult(&b);
   lua_error(L);
 }
+
+static void unknown_error(lua_State *L, ldctx *c) { unknown_error_of(L, c, NULL); }
 
 /* read a small record fully into a Lua string */
 static void push_record(lua_State *L, ldctx *c, const pz_entry *e, uint64_t limit) {
@@ -539,27 +556,30 @@ static void open_legacy(loader *ld) {
 }
 
 /* 4. which storages are needed: those of the top-level entries select
-   keeps, or all */
+   keeps, or all; with unknown = "error", the unsupported globals among what
+   is kept are refused (an entry select leaves out may hold any) */
 static void mark_selected(loader *ld) {
   lua_State *L = ld->L;
   pk_obj *root = ld->c->res.value;
   int depthfail = 0;
+  reached rc = {.n = 0}, *r = &rc;
   if (ld->select && (root->kind == PK_DICT || root->kind == PK_ODICT)) {
     root->mark |= MK_SEEN;
     for (size_t i = 0; i + 1 < root->n; i += 2) {
       pk_obj *k = root->items[i];
       if (k->kind == PK_STR || k->kind == PK_BYTES) lua_pushlstring(L, k->s, k->len);
       else if (k->kind == PK_INT) lua_pushinteger(L, (lua_Integer)k->i);
-      else { if (mark_needed(root->items[i + 1], 1)) depthfail = 1; continue; }
+      else { if (mark_needed(root->items[i + 1], 1, r)) depthfail = 1; continue; }
       lua_pushvalue(L, ld->select);
       lua_insert(L, -2);
       lua_call(L, 1, 1);
       int keep = lua_toboolean(L, -1);
       lua_pop(L, 1);
-      if (keep && mark_needed(root->items[i + 1], 1)) depthfail = 1;
+      if (keep && mark_needed(root->items[i + 1], 1, r)) depthfail = 1;
     }
-  } else if (mark_needed(root, 0)) depthfail = 1;
+  } else if (mark_needed(root, 0, r)) depthfail = 1;
   if (depthfail) fail(L, ld->c, "nesting exceeds the limit of %d", PK_MAX_DEPTH);
+  if (!ld->inert && rc.n) unknown_error_of(L, ld->c, r);
 }
 
 /* 5. where each needed storage lies (its zip record, or the legacy offset
@@ -697,7 +717,7 @@ static int l_pt_load(lua_State *L) {
   open_file(&ld);
   if (ld.fsize >= 4 && !memcmp(ld.head, "PK\3\4", 4)) open_archive(&ld);
   else open_legacy(&ld);
-  if (!ld.inert && c->res.nunknown) unknown_error(L, c);
+  if (!ld.inert && c->res.nunknown && !ld.select) unknown_error(L, c);
   mark_selected(&ld);
   locate_records(&ld);
   read_records(&ld);
@@ -1150,7 +1170,7 @@ static int l_pickle_loads(lua_State *L) {
     return fail(L, c, "%s", err);
   }
   if (!inert && c->res.nunknown) unknown_error(L, c);
-  if (mark_needed(c->res.value, 0)) return fail(L, c, "nesting exceeds the limit of %d", PK_MAX_DEPTH);
+  if (mark_needed(c->res.value, 0, NULL)) return fail(L, c, "nesting exceeds the limit of %d", PK_MAX_DEPTH);
   lua_newtable(L);
   conv v = {L, c, f_null, f_odict, lua_gettop(L), 0};
   push_obj(&v, c->res.value, 0);

@@ -402,6 +402,8 @@ static int get_int(vm *v, pk_obj *o, const char *what, int64_t *out) {
 }
 
 /* the persistent id tuple -> a PK_STORAGE node (or a class, below) */
+static pk_obj *call(vm *v, pk_obj *f, pk_obj *args, int newobj);
+
 static int persistent_load(vm *v, pk_obj *pid) {
   if (pid->kind != PK_TUPLE) VFAIL("persistent id: expected a tuple, found %s", kind_name(pid));
   /* legacy (non-zip) files name each nn.Module class they pickle as
@@ -413,6 +415,12 @@ static int persistent_load(vm *v, pk_obj *pid) {
     VFAIL("persistent id: expected ('storage', type, key, location, numel)");
   pk_obj *cls = pid->items[1], *key = pid->items[2], *loc = pid->items[3];
   int64_t numel;
+  /* a storage class of an unsupported global (torch.QUInt8Storage, ...):
+     an inert object, refused only when what holds it is loaded */
+  if (cls->kind == PK_INERT) {
+    pk_obj *o = call(v, cls, pid, 0);
+    return o ? push(v, o) : -1;
+  }
   if (cls->kind != PK_GLOBAL || (cls->gid != G_STORAGE && cls->gid != G_UNTYPED))
     VFAIL("persistent id: storage type is %s, not a storage class", cls->s ? cls->s : kind_name(cls));
   if (key->kind != PK_STR && key->kind != PK_BYTES) VFAIL("persistent id: storage key is %s, not a string", kind_name(key));
@@ -587,6 +595,11 @@ static pk_obj *call(vm *v, pk_obj *f, pk_obj *args, int newobj) {
   pk_obj *o;
   switch (f->gid) {
     case G_REBUILD_V2: case G_REBUILD: case G_REBUILD_V3:
+      if (n >= 1 && a[0]->kind == PK_INERT) {
+        /* over an inert storage: an inert object of the rebuild function */
+        pk_obj *g = mkstr(v, PK_INERT, f->s, f->len);
+        return g ? call(v, g, args, newobj) : NULL;
+      }
       return rebuild_tensor(v, f->gid, args);
     case G_PARAM: case G_PARAM_STATE: case G_PARAMETER:
       if (n == 0 && f->gid == G_PARAMETER) { verr(v, "Parameter() without data is not supported"); return NULL; }
