@@ -151,6 +151,7 @@ build = {
     ["ltorch.repl"] = "lua/ltorch/repl.lua",
     ["ltorch.safe_open"] = "lua/ltorch/safe_open.lua",
     ["ltorch.t7"] = "lua/ltorch/t7.lua",
+    ["ltorch.torchscript"] = "lua/ltorch/torchscript.lua",
     ["ltorch.gguf"] = "lua/ltorch/gguf.lua",
     ["ltorch.safe_open_gguf"] = "lua/ltorch/safe_open_gguf.lua",
     ["ltorch.serialize"] = "lua/ltorch/serialize.lua",

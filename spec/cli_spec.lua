@@ -392,8 +392,10 @@ describe("errors", function()
     assert.are.equal("ltorch: " .. P("nothere.pt") .. ": no such file\n", err)
     _, code, err = ltorch("inspect " .. P("gen.py"))
     assert.are.equal(1, code)
+    local tried = {}
+    for _, f in ipairs(require("ltorch.serialize").all_formats()) do tried[#tried + 1] = f.title or f.name end
     assert.are.equal("ltorch: " .. P("gen.py") ..
-      ": unknown format (not a PyTorch, safetensors, NumPy, GGUF, Torch7 or TorchSharp file)\n", err)
+      ": unknown format (tried " .. table.concat(tried, ", ") .. ")\n", err)
   end)
 
   it("name a damaged file without a traceback, unless --debug", function()

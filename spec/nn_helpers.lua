@@ -159,4 +159,19 @@ function H.py_fixtures(code, dir)
   return H.python("DIR = " .. string.format("%q", dir) .. "\n" .. code, dir)
 end
 
+-- ref and sd are ordered state dicts with the same keys in the same order,
+-- and tensors of the same dtypes, shapes and values (torch.equal)
+function H.assert_same_state_dict(ref, sd)
+  local odict = require("ltorch.odict")
+  local assert = require("luassert")
+  assert.is_true(odict.is(sd))
+  assert.are.same(odict.keys(ref), odict.keys(sd))
+  for k, t in pairs(ref) do
+    assert.is_true(torch.is_tensor(sd[k]), k)
+    assert.are.equal(t:dtype(), sd[k]:dtype(), k)
+    assert.are.same(t:size(), sd[k]:size(), k)
+    assert.is_true(torch.equal(t, sd[k]), k)
+  end
+end
+
 return H

@@ -139,7 +139,7 @@ print('ok')
     local p = dir .. "/bad.npy"
     assert.equal(p .. ": dtype bfloat16 cannot be stored in .npy (.pt or safetensors can)",
       H.err(torch.save, torch.zeros(2, {dtype = "bfloat16"}), p))
-    assert.equal(p .. ": .npy stores one tensor, got a table (.npz stores a table of tensors)",
+    assert.equal(p .. ": .npy stores one tensor or an array of strings, got a table (.npz stores a table of tensors)",
       H.err(torch.save, {torch.zeros(2)}, p))
   end)
 

@@ -81,17 +81,7 @@ local NET_KEYS = {
   "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var", "bn.num_batches_tracked",
 }
 
--- same keys, same order, torch.equal values
-local function assert_same_state_dict(ref, sd)
-  assert.is_true(odict.is(sd))
-  assert.are.same(odict.keys(ref), odict.keys(sd))
-  for k, t in pairs(ref) do
-    assert.is_true(torch.is_tensor(sd[k]), k)
-    assert.are.equal(t:dtype(), sd[k]:dtype(), k)
-    assert.are.same(t:size(), sd[k]:size(), k)
-    assert.is_true(torch.equal(t, sd[k]), k)
-  end
-end
+local assert_same_state_dict = H.assert_same_state_dict
 
 describe("pickled PyTorch modules", function()
   local dir

@@ -657,7 +657,7 @@ describe("damaged files", function()
   local cases = {
     {"empty.pt", "empty file"},
     {"truncated.pt", "no zip end of central directory record %(truncated, or not a zip archive%)"},
-    {"random.pt", "unknown format %(not a PyTorch, safetensors, NumPy, GGUF, Torch7 or TorchSharp file%)"},
+    {"random.pt", "unknown format %(tried [^)]*TorchSharp[^)]*%)"},
     {"legacy_truncated.pt", "storage '%d+': the file ends at offset 708 before its size"},
     {"short_storage.pt", "entry 'views/data/0': expected 24 bytes, found 8"},
     {"pickle_ends.pt", "entry 'views/data.pkl': at byte %d+: pickle ends early %(needs 1 more bytes%)"},

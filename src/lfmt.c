@@ -12,12 +12,27 @@
 **   _npy_save(path, tensor [, wopts])
 **   wopts: {dtype = cast floating tensors to it, release = drop the pages
 **     of file-mapped sources once written, progress = function(done, total)}
-**   _npz_load(path, mmap) -> {{name, tensor, fortran}, ...} (unread: see
+**   _npz_load(path, mmap [, select]) -> {{name, key, tensor, fortran}, ...}
+**     (select(name) -> key or nil, before a member's header is read;
+**     string/object members: {name, key, kind, ..., bytes}; tensors unread: see
 **     _fill(tensor), which reads a deferred tensor's bytes now)
 **   _release(tensor): free a deferred tensor's bytes, drop a mapped one's pages
-**   _npz_save(path, names, tensors, compress [, wopts])
+**   _npz_save(path, names, values, compress [, wopts]) (values: tensors,
+**     or strings: whole .npy members)
+**   _npy_strings(data, offset, kind, itemsize, shape, fortran, big_endian)
+**     -> flat list of the strings of a U/S array; _npy_nest(items, shape)
+**     -> nested lists; _npy_pack_strings(v) -> the .npy bytes of a string
+**     or nested lists of strings (as '<U<n>')
 **   _ts_scan(h) -> {{name, dtype, shape, offset}, ...}
 **   _ts_save(path, names, tensors [, wopts])
+**   _ts_scan_tensor(h) -> {dtype, shape, offset}: a file of one tensor
+**   _ts_scan_optim(h) -> {optimizer = class name, param_groups = {{field =
+**     value}}, state = {{field = value}}}: an optimizer state, its tensors
+**     as {dtype, shape, offset} (an absent conditional one nil)
+**   _ts_layouts() -> {{name, options = {{field, kind}}, state = {...}}}:
+**     kind "f64" | "bool" | "i64" | "tensor" | "tensor?"
+**   _ts_write(path, parts [, wopts]): strings as they are, tensors as
+**     TorchSharp tensor records (dtype code, rank, dims, data)
 **   _t7_detect(head, size) -> whether the first bytes of a file of size
 **     bytes look like Torch7's
 **   _t7_scan(h [, long_size]) -> root, nodes, info: the object graph of a
@@ -441,8 +456,14 @@ static int l_st_save(lua_State *L) {
 /* ---- NumPy ---------------------------------------------------------------- */
 
 static void push_npy_header(lua_State *L, const lt_npy_header *hd) {
-  lua_createtable(L, 0, 8);
-  lua_pushstring(L, lt_dtypes[hd->dtype].name); lua_setfield(L, -2, "dtype");
+  lua_createtable(L, 0, 10);
+  if (hd->kind) {
+    char k[2] = {(char)hd->kind, 0};
+    lua_pushstring(L, k); lua_setfield(L, -2, "kind");
+  } else {
+    lua_pushstring(L, lt_dtypes[hd->dtype].name); lua_setfield(L, -2, "dtype");
+  }
+  lua_pushinteger(L, (lua_Integer)hd->itemsize); lua_setfield(L, -2, "itemsize");
   push_shape(L, hd->ndim, hd->shape); lua_setfield(L, -2, "shape");
   lua_pushboolean(L, hd->fortran); lua_setfield(L, -2, "fortran");
   lua_pushboolean(L, hd->big_endian); lua_setfield(L, -2, "big_endian");
@@ -466,7 +487,236 @@ static int l_npy_header(lua_State *L) {
   if (lt_pread_full(h->fd, buf, need, 0, err)) return fmt_error(L, "%s", err);
   lt_npy_header hd;
   if (lt_npy_parse(buf, need, &hd, err)) return fmt_error(L, "%s", err);
+  if (hd.kind == 'O' && h->size - need > LT_NPY_MAX_PICKLE)
+    return fmt_error(L, "the pickle of %I bytes exceeds the limit of %I", (lua_Integer)(h->size - need),
+                      (lua_Integer)LT_NPY_MAX_PICKLE);
   push_npy_header(L, &hd);
+  return 1;
+}
+
+/* ---- NumPy string arrays ------------------------------------------------------ */
+
+/* _npy_strings(data, offset, kind, itemsize, shape, fortran, big_endian) ->
+   the elements of a U or S array, whose data starts at byte offset of the
+   string data, as a flat list of Lua strings in C order (Fortran-order
+   data gathered): U as UTF-8, S as bytes, trailing NULs dropped as NumPy
+   shows them. The data must hold exactly prod(shape) * itemsize bytes;
+   a U code unit that is no code point is an error naming the element. */
+static int l_npy_strings(lua_State *L) {
+  size_t len;
+  const unsigned char *data = (const unsigned char *)luaL_checklstring(L, 1, &len);
+  lua_Integer off = luaL_checkinteger(L, 2);
+  const char *kind = luaL_checkstring(L, 3);
+  lua_Integer isz = luaL_checkinteger(L, 4);
+  int64_t shape[LT_MAX_DIMS];
+  int ndim = table_shape(L, 5, shape);
+  int fortran = lua_toboolean(L, 6), big = lua_toboolean(L, 7);
+  luaL_argcheck(L, off >= 0 && (size_t)off <= len, 2, "offset out of range");
+  luaL_argcheck(L, isz >= 0 && isz <= (lua_Integer)LT_NPY_MAX_ITEM && (kind[0] != 'U' || isz % 4 == 0), 4,
+                "bad item size");
+  int64_t numel = lt_shape_numel(ndim, shape);
+  if (numel < 0) return fmt_error(L, "'shape' overflows");
+  uint64_t want = (uint64_t)numel * (uint64_t)isz, have = len - (size_t)off;
+  if (isz && (uint64_t)numel > UINT64_MAX / (uint64_t)isz) return fmt_error(L, "'shape' overflows");
+  if (want != have)
+    return fmt_error(L, "expected %I bytes of data, found %I", (lua_Integer)want, (lua_Integer)have);
+  if (numel > (int64_t)LT_NPY_MAX_VALUES)
+    return fmt_error(L, "%I strings exceed the limit of %I", (lua_Integer)numel, (lua_Integer)LT_NPY_MAX_VALUES);
+  data += off;
+  /* element strides in the data, by dimension */
+  int64_t stride[LT_MAX_DIMS], idx[LT_MAX_DIMS] = {0};
+  int64_t acc = 1;
+  for (int d = 0; d < ndim; d++) {
+    int dd = fortran ? d : ndim - 1 - d;
+    stride[dd] = acc;
+    acc *= shape[dd] ? shape[dd] : 1;
+  }
+  char *tmp = kind[0] == 'U' ? lua_newuserdatauv(L, isz ? (size_t)isz : 1, 0) : NULL;
+  lua_createtable(L, numel > 1 << 24 ? 1 << 24 : (int)numel, 0);
+  for (int64_t i = 0; i < numel; i++) {
+    int64_t at = 0;
+    for (int d = 0; d < ndim; d++) at += idx[d] * stride[d];
+    const unsigned char *p = data + (size_t)at * (size_t)isz;
+    if (kind[0] == 'U') {
+      char err[LT_MSG];
+      size_t n = lt_npy_utf32_to_utf8(p, (size_t)isz / 4, big, tmp, err);
+      if (n == (size_t)-1) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        luaL_addstring(&b, "element (");
+        for (int d = 0; d < ndim; d++) {
+          lua_pushfstring(L, d ? ", %I" : "%I", (lua_Integer)idx[d]);
+          luaL_addvalue(&b);
+        }
+        luaL_addstring(&b, ndim == 1 ? ",): " : "): ");
+        luaL_addstring(&b, err);
+        luaL_pushresult(&b);
+        return lua_error(L);
+      }
+      lua_pushlstring(L, tmp, n);
+    } else {
+      size_t n = (size_t)isz;
+      while (n && !p[n - 1]) n--;
+      lua_pushlstring(L, (const char *)p, n);
+    }
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    for (int d = ndim - 1; d >= 0 && ++idx[d] == shape[d]; d--) idx[d] = 0;   /* C order */
+  }
+  return 1;
+}
+
+/* the values nesting prod(shape) items makes: the items and the lists */
+static int64_t nest_count(int ndim, const int64_t *shape) {
+  int64_t total = 1, level = 1;
+  for (int d = 0; d < ndim && level; d++) {
+    if (shape[d] && level > INT64_MAX / shape[d]) return INT64_MAX;
+    level *= shape[d];
+    total = total > INT64_MAX - level ? INT64_MAX : total + level;
+  }
+  return total;
+}
+
+static void nest(lua_State *L, int items, int ndim, const int64_t *shape, int d, lua_Integer *next) {
+  if (d == ndim) { lua_rawgeti(L, items, (*next)++); return; }
+  luaL_checkstack(L, 4, "nesting");
+  lua_createtable(L, shape[d] > 1 << 24 ? 1 << 24 : (int)shape[d], 0);
+  for (int64_t i = 0; i < shape[d]; i++) {
+    nest(L, items, ndim, shape, d + 1, next);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+/* _npy_nest(items, shape) -> the flat list items (C order, prod(shape) of
+   them) as nested lists following shape; a 0-d shape gives items[1]. The
+   lists made are bounded (LT_NPY_MAX_VALUES), whatever shape says. */
+static int l_npy_nest(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int64_t shape[LT_MAX_DIMS];
+  int ndim = table_shape(L, 2, shape);
+  int64_t numel = lt_shape_numel(ndim, shape);
+  if (numel < 0) return fmt_error(L, "'shape' overflows");
+  if ((lua_Integer)numel != luaL_len(L, 1))
+    return fmt_error(L, "'shape' holds %I elements, the data %I", (lua_Integer)numel, (lua_Integer)luaL_len(L, 1));
+  int64_t count = nest_count(ndim, shape);
+  if (count > (int64_t)LT_NPY_MAX_VALUES)
+    return fmt_error(L, "'shape' makes %I lists and elements, exceeding the limit of %I",
+                     (lua_Integer)(count == INT64_MAX ? LUA_MAXINTEGER : count), (lua_Integer)LT_NPY_MAX_VALUES);
+  lua_Integer next = 1;
+  nest(L, 1, ndim, shape, 0, &next);
+  return 1;
+}
+
+/* a walk over a nested list of strings: its shape, longest string, and
+   (pass 2) the strings as UTF-32LE into out */
+typedef struct strwalk {
+  int ndim;
+  int64_t shape[LT_MAX_DIMS];
+  int64_t idx[LT_MAX_DIMS];
+  size_t maxchars;
+  unsigned char *out;        /* pass 2: the next element's bytes */
+} strwalk;
+
+/* "[2][1]": where the walk is, 1-based as Lua indexes */
+static void push_where(lua_State *L, const strwalk *w, int depth) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int d = 0; d < depth; d++) {
+    lua_pushfstring(L, "[%I]", (lua_Integer)w->idx[d] + 1);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+}
+
+static void walk_strings(lua_State *L, strwalk *w, int depth) {
+  int t = lua_type(L, -1);
+  if (depth == w->ndim) {
+    if (t != LUA_TSTRING) {
+      push_where(L, w, depth);
+      fmt_error(L, "item %s is a %s: a string array holds strings only", lua_tostring(L, -1), luaL_typename(L, -2));
+    }
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    if (!w->out) {
+      int64_t c = lt_npy_utf8_chars(s, n);
+      if (c < 0) {
+        push_where(L, w, depth);
+        fmt_error(L, "string %s is not valid UTF-8 (NumPy's '<U' holds text)", lua_tostring(L, -1));
+      }
+      if ((size_t)c > w->maxchars) w->maxchars = (size_t)c;
+    } else {
+      lt_npy_utf8_to_utf32(s, n, w->out, w->maxchars);
+      w->out += 4 * w->maxchars;
+    }
+    return;
+  }
+  if (t != LUA_TTABLE || lua_getmetatable(L, -1)) {
+    if (t == LUA_TTABLE) lua_pop(L, 1);
+    push_where(L, w, depth);
+    fmt_error(L, "item %s is a %s, expected a list of %I (the lists of a string array have equal lengths)",
+              lua_tostring(L, -1), luaL_typename(L, -2), (lua_Integer)w->shape[depth]);
+  }
+  luaL_checkstack(L, 6, "nesting");
+  lua_Integer n = (lua_Integer)lua_rawlen(L, -1), pairs = 0;
+  lua_pushnil(L);
+  while (lua_next(L, -2)) { pairs++; lua_pop(L, 1); }
+  if (pairs != n) {
+    push_where(L, w, depth);
+    fmt_error(L, "%s%s is not a list (it has keys besides 1..%I)", depth ? "item " : "the value",
+              lua_tostring(L, -1), n);
+  }
+  if (n != w->shape[depth]) {
+    push_where(L, w, depth);
+    fmt_error(L, "list %s has %I items, expected %I (the lists of a string array have equal lengths)",
+              lua_tostring(L, -1), n, (lua_Integer)w->shape[depth]);
+  }
+  for (lua_Integer i = 1; i <= n; i++) {
+    w->idx[depth] = i - 1;
+    lua_rawgeti(L, -1, i);
+    walk_strings(L, w, depth + 1);
+    lua_pop(L, 1);
+  }
+}
+
+/* _npy_pack_strings(v) -> the .npy file (header and data) of v, a string
+   (a 0-d array) or nested lists of equal lengths of strings, as NumPy's
+   '<U<longest>' ('<U1' at least, as np.array gives for ''); strings must be
+   valid UTF-8. Errors name the item ("item [2][1] is a number: ..."). */
+static int l_npy_pack_strings(lua_State *L) {
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  strwalk w;
+  memset(&w, 0, sizeof w);
+  /* the shape: down the first items */
+  lua_pushvalue(L, 1);
+  while (lua_type(L, -1) == LUA_TTABLE && !lua_getmetatable(L, -1)) {
+    if (w.ndim == LT_MAX_DIMS) return fmt_error(L, "a string array's rank exceeds the limit of %d", LT_MAX_DIMS);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    w.shape[w.ndim++] = n;
+    if (!n) break;
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+  }
+  lua_settop(L, 1);
+  if (w.ndim == 0 && lua_type(L, 1) != LUA_TSTRING)
+    return fmt_error(L, "a %s is not a string array (a string, or nested lists of strings)", luaL_typename(L, 1));
+  walk_strings(L, &w, 0);
+  if (!w.maxchars) w.maxchars = 1;
+  int64_t numel = lt_shape_numel(w.ndim, w.shape);
+  if (numel < 0 || w.maxchars > LT_NPY_MAX_ITEM / 4 || (uint64_t)numel > SIZE_MAX / 4 / w.maxchars)
+    return fmt_error(L, "the string array is too large");
+  char descr[32], hdr[128 + LT_MAX_DIMS * 24];
+  snprintf(descr, sizeof descr, "<U%zu", w.maxchars);
+  size_t hn = lt_npy_format_header_descr(hdr, sizeof hdr, descr, w.ndim, w.shape);
+  size_t dn = (size_t)numel * 4 * w.maxchars;
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, hn + dn);
+  memcpy(p, hdr, hn);
+  w.out = (unsigned char *)p + hn;
+  memset(w.idx, 0, sizeof w.idx);
+  lua_pushvalue(L, 1);        /* the walk's value, above the buffer */
+  walk_strings(L, &w, 0);     /* valid now: cannot raise */
+  lua_pop(L, 1);
+  luaL_pushresultsize(&b, hn + dn);
   return 1;
 }
 
@@ -504,15 +754,26 @@ static int pzbox_gc(lua_State *L) {
   return 0;
 }
 
-/* _npz_load(path, mmap) -> {{name, tensor, fortran}, ...}: the .npy members
-   of an .npz (read with ltorch's zip reader, ptzip.c), none of them read
-   yet. A stored little-endian member whose data suits its dtype's alignment
-   is mapped under mmap; every other member is a deferred storage, read
+/* _npz_load(path, mmap [, select [, tensors_only]]) -> {{name, key, tensor,
+   fortran}, ...}:
+   the .npy members of an .npz (read with ltorch's zip reader, ptzip.c).
+   select(name) -> key or nil is called with each member's name before its
+   header is read: a member it drops is never parsed (its header may be
+   damaged, its dtype unsupported). Numeric members are not read yet: a
+   stored little-endian member whose data suits its dtype's alignment is
+   mapped under mmap; every other one is a deferred storage, read
    (inflated, crc-checked, byte-swapped) on first use: a load that needs
-   the bytes now fills the tensors it keeps (_fill). */
+   the bytes now fills the tensors it keeps (_fill). A string or object
+   member (header kind 'U', 'S', 'O') is read whole at once, its crc
+   checked, and given as {name, key, kind, itemsize, shape, fortran,
+   big_endian, bytes = the member, data_offset}, or left out with
+   tensors_only. */
 static int l_npz_load(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int use_map = lua_toboolean(L, 2);
+  int select = lua_isnoneornil(L, 3) ? 0 : 3;
+  if (select) luaL_checktype(L, 3, LUA_TFUNCTION);
+  int tensors_only = lua_toboolean(L, 4);
   fhandle *h = open_handle(L, path);
   char err[LT_MSG];
   if (h->size == 0) return fmt_error(L, "not a valid zip archive: the file is empty");
@@ -527,6 +788,15 @@ static int l_npz_load(lua_State *L) {
     const pz_entry *e = &b->z.entries[i];
     const char *name = e->name;
     if (name[e->name_len - 1] == '/') continue;   /* directory */
+    if (select) {
+      lua_pushvalue(L, select);
+      lua_pushstring(L, name);
+      lua_call(L, 1, 1);
+      if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
+    } else {
+      lua_pushstring(L, name);
+    }
+    int key = lua_gettop(L);
     unsigned char pre[12];
     size_t need;
     if (e->usize < 12 || pz_read_range(h->fd, e, 0, pre, 12, 0, NULL, NULL, err))
@@ -540,6 +810,29 @@ static int l_npz_load(lua_State *L) {
     lt_npy_header hd;
     if (lt_npy_parse(buf, need, &hd, err)) return fmt_error(L, "entry '%s': %s", name, err);
     lua_pop(L, 1);   /* the buffer */
+    if (hd.kind && tensors_only) { lua_settop(L, key - 1); continue; }
+    if (hd.kind) {
+      uint64_t have = e->usize - need;
+      if (hd.kind != 'O' && have != (uint64_t)lt_shape_numel(hd.ndim, hd.shape) * hd.itemsize)
+        return fmt_error(L, "entry '%s': expected %I bytes of data, found %I", name,
+                          (lua_Integer)((uint64_t)lt_shape_numel(hd.ndim, hd.shape) * hd.itemsize), (lua_Integer)have);
+      if (hd.kind == 'O' && have > LT_NPY_MAX_PICKLE)
+        return fmt_error(L, "entry '%s': the pickle of %I bytes exceeds the limit of %I", name, (lua_Integer)have,
+                          (lua_Integer)LT_NPY_MAX_PICKLE);
+      push_npy_header(L, &hd);
+      luaL_Buffer mb;
+      char *mp = luaL_buffinitsize(L, &mb, (size_t)e->usize);
+      if (pz_read_range(h->fd, e, 0, mp, e->usize, 1, NULL, NULL, err)) return fmt_error(L, "%s", err);
+      luaL_pushresultsize(&mb, (size_t)e->usize);
+      lua_setfield(L, -2, "bytes");
+      lua_pushstring(L, name);
+      lua_setfield(L, -2, "name");
+      lua_pushvalue(L, key);
+      lua_setfield(L, -2, "key");
+      lua_rawseti(L, out, (lua_Integer)luaL_len(L, out) + 1);
+      lua_settop(L, key - 1);
+      continue;
+    }
     size_t isz = lt_dtypes[hd.dtype].size, part = lt_part_size(hd.dtype);
     uint64_t nbytes = (uint64_t)lt_shape_numel(hd.ndim, hd.shape) * isz;
     if (e->usize - need != nbytes)
@@ -567,8 +860,12 @@ static int l_npz_load(lua_State *L) {
     lua_setfield(L, -2, "name");
     lua_pushboolean(L, hd.fortran);
     lua_setfield(L, -2, "fortran");
+    lua_pushvalue(L, key);
+    lua_setfield(L, -2, "key");
     lua_rawseti(L, out, (lua_Integer)luaL_len(L, out) + 1);
+    lua_settop(L, key - 1);
   }
+  lua_settop(L, out);
   return 1;
 }
 
@@ -672,15 +969,39 @@ static zip_int64_t npz_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd
   }
 }
 
+/* _npz_save(path, names, values, compress [, wopts]): values[i] is a
+   tensor, or a string: a whole .npy member made already (_npy_pack_strings),
+   anchored by the list until the archive is closed */
 static int l_npz_save(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  const char **names;
-  const lt_tensor **ts;
-  size_t n = gather_lists(L, 2, 3, &names, &ts);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  size_t n = (size_t)luaL_len(L, 2);
+  luaL_argcheck(L, (size_t)luaL_len(L, 3) == n, 3, "names and values differ in length");
+  const char **names = lua_newuserdatauv(L, (n ? n : 1) * sizeof(char *), 0);
+  const lt_tensor **ts = lua_newuserdatauv(L, (n ? n : 1) * sizeof(lt_tensor *), 0);
+  const char **raw = lua_newuserdatauv(L, (n ? n : 1) * sizeof(char *), 0);
+  size_t *rawlen = lua_newuserdatauv(L, (n ? n : 1) * sizeof(size_t), 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, (lua_Integer)i + 1);
+    names[i] = luaL_checkstring(L, -1);   /* anchored by the list */
+    lua_pop(L, 1);
+    ts[i] = NULL;
+    raw[i] = NULL;
+    if (lua_rawgeti(L, 3, (lua_Integer)i + 1) == LUA_TSTRING) {
+      raw[i] = lua_tolstring(L, -1, &rawlen[i]);
+    } else {
+      const lt_tensor *t = lt_check_meta(L, -1);
+      if (t->storage->device != LT_CPU) fmt_error(L, "tensor '%s' is on the GPU: move it to the CPU first", names[i]);
+      ts[i] = t;
+    }
+    lua_pop(L, 1);
+  }
   int compress = lua_toboolean(L, 4);
   wopts *w = lua_newuserdatauv(L, sizeof *w, 0);   /* outlives libzip's calls */
   read_wopts(L, 5, w);
   for (size_t i = 0; i < n; i++) {
+    if (!ts[i]) continue;
     lt_dtype dt = out_dtype(w, ts[i]);
     if (!lt_npy_descr(dt))
       return fmt_error(L, "tensor '%s': dtype %s cannot be stored in .npz (.pt or safetensors can)",
@@ -695,17 +1016,23 @@ static int l_npz_save(lua_State *L) {
   if (!za) return fmt_error(L, "cannot create the archive (libzip error %d)", zerr);
   for (size_t i = 0; i < n; i++) {
     const lt_tensor *t = ts[i];
-    npzsrc *s = calloc(1, sizeof *s);
-    if (!s) return fmt_error(L, "not enough memory");
-    s->t = t;
-    s->bufs = bufs;
-    s->to = out_dtype(w, t);
-    s->w = w;
-    s->hn = lt_npy_format_header(s->hdr, sizeof s->hdr, s->to, t->ndim, t->shape);
-    s->total = s->hn + (uint64_t)lt_numel(t) * lt_dtypes[s->to].size;
-    zip_error_init(&s->error);
-    zip_source_t *src = zip_source_function(za, npz_cb, s);
-    if (!src) { zip_error_fini(&s->error); free(s); return fmt_error(L, "%s", zip_strerror(za)); }
+    zip_source_t *src;
+    if (!t) {
+      src = zip_source_buffer(za, raw[i], rawlen[i], 0);   /* the string outlives zip_close */
+      if (!src) return fmt_error(L, "%s", zip_strerror(za));
+    } else {
+      npzsrc *s = calloc(1, sizeof *s);
+      if (!s) return fmt_error(L, "not enough memory");
+      s->t = t;
+      s->bufs = bufs;
+      s->to = out_dtype(w, t);
+      s->w = w;
+      s->hn = lt_npy_format_header(s->hdr, sizeof s->hdr, s->to, t->ndim, t->shape);
+      s->total = s->hn + (uint64_t)lt_numel(t) * lt_dtypes[s->to].size;
+      zip_error_init(&s->error);
+      src = zip_source_function(za, npz_cb, s);
+      if (!src) { zip_error_fini(&s->error); free(s); return fmt_error(L, "%s", zip_strerror(za)); }
+    }
     lua_pushfstring(L, "%s.npy", names[i]);
     zip_int64_t idx = zip_file_add(za, lua_tostring(L, -1), src, ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE);
     lua_pop(L, 1);
@@ -786,6 +1113,138 @@ static int l_ts_save(lua_State *L) {
     for (int d = 0; d < t->ndim; d++) k += lt_leb128((uint64_t)t->shape[d], hb + k);
     rc = lt_write_full(fd, hb, k, err);
     if (!rc) rc = lt_write_tensor_as(fd, t, dt, &w.ws, err);
+  }
+  finish_out(L, &w, fd, rc, err);
+  return 0;
+}
+
+/* {dtype, shape, offset} of a tensor record */
+static void ts_push_tensor(lua_State *L, const lt_ts_entry *e) {
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, lt_dtypes[e->dtype].name); lua_setfield(L, -2, "dtype");
+  push_shape(L, e->ndim, e->shape); lua_setfield(L, -2, "shape");
+  lua_pushinteger(L, (lua_Integer)e->data_off); lua_setfield(L, -2, "offset");
+}
+
+static int l_ts_scan_tensor(lua_State *L) {
+  fhandle *h = checkfile(L, 1);
+  char err[LT_MSG];
+  lt_ts_entry e;
+  if (lt_ts_scan_tensor(h->fd, h->size, &e, err)) return fmt_error(L, "%s", err);
+  ts_push_tensor(L, &e);
+  return 1;
+}
+
+typedef struct tsobox { lt_ts_optim o; } tsobox;
+
+static int tsobox_gc(lua_State *L) {
+  tsobox *b = lua_touserdata(L, 1);
+  lt_ts_optim_free(&b->o);
+  return 0;
+}
+
+/* n records of the fields fs from v into a new list on the stack */
+static const lt_ts_value *ts_push_records(lua_State *L, const lt_ts_optim *o, uint64_t n,
+                                          const lt_ts_field *fs, int nf, const lt_ts_value *v) {
+  lua_createtable(L, (int)n, 0);   /* n <= LT_TS_MAX_STATES */
+  for (uint64_t i = 0; i < n; i++) {
+    lua_createtable(L, 0, nf);
+    for (int k = 0; k < nf; k++, v++) {
+      switch (fs[k].kind) {
+        case LT_TS_F64: lua_pushnumber(L, v->f); break;
+        case LT_TS_I64: lua_pushinteger(L, (lua_Integer)v->i); break;
+        case LT_TS_BOOL: lua_pushboolean(L, v->b); break;
+        default:
+          if (v->tensor < 0) lua_pushnil(L);
+          else ts_push_tensor(L, &o->t.e[v->tensor]);
+          break;
+      }
+      lua_setfield(L, -2, fs[k].name);
+    }
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return v;
+}
+
+static int l_ts_scan_optim(lua_State *L) {
+  fhandle *h = checkfile(L, 1);
+  char err[LT_MSG];
+  tsobox *b = lt_newbox(L, sizeof *b, "ltorch.tsobox", tsobox_gc);
+  if (lt_ts_scan_optim(h->fd, h->size, &b->o, err)) return fmt_error(L, "%s", err);
+  const lt_ts_optim *o = &b->o;
+  const lt_ts_layout *ly = o->layout;
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, ly->name); lua_setfield(L, -2, "optimizer");
+  const lt_ts_value *v = ts_push_records(L, o, o->ngroups, ly->options, ly->noptions, o->v);
+  lua_setfield(L, -2, "param_groups");
+  ts_push_records(L, o, o->nstates, ly->state, ly->nstate, v);
+  lua_setfield(L, -2, "state");
+  return 1;
+}
+
+static const char *const TS_KINDS[] = {"f64", "bool", "i64", "tensor", "tensor?"};
+
+static void ts_push_fields(lua_State *L, const lt_ts_field *fs, int n) {
+  lua_createtable(L, n, 0);
+  for (int k = 0; k < n; k++) {
+    lua_createtable(L, 2, 0);
+    lua_pushstring(L, fs[k].name); lua_rawseti(L, -2, 1);
+    lua_pushstring(L, TS_KINDS[fs[k].kind]); lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, k + 1);
+  }
+}
+
+static int l_ts_layouts(lua_State *L) {
+  size_t n;
+  const lt_ts_layout *ly = lt_ts_layouts(&n);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, ly[i].name); lua_setfield(L, -2, "name");
+    ts_push_fields(L, ly[i].options, ly[i].noptions); lua_setfield(L, -2, "options");
+    ts_push_fields(L, ly[i].state, ly[i].nstate); lua_setfield(L, -2, "state");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
+/* parts in order: strings as they are, tensors as TorchSharp tensor records */
+static int l_ts_write(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  size_t n = (size_t)luaL_len(L, 2);
+  wopts w;
+  read_wopts(L, 3, &w);
+  for (size_t i = 0; i < n; i++) {
+    if (lua_rawgeti(L, 2, (lua_Integer)i + 1) != LUA_TSTRING) {
+      const lt_tensor *t = lt_check_meta(L, -1);
+      lt_dtype dt = out_dtype(&w, t);
+      if (t->storage->device != LT_CPU) return fmt_error(L, "a tensor is on the GPU: move it to the CPU first");
+      if (lt_ts_code(dt) < 0)
+        return fmt_error(L, "dtype %s cannot be stored in TorchSharp .dat (.pt can)", lt_dtypes[dt].name);
+      w.pg.total += (uint64_t)lt_numel(t) * lt_dtypes[dt].size;
+    }
+    lua_pop(L, 1);
+  }
+  char err[LT_MSG] = "";
+  unsigned char hb[11 * (LT_MAX_DIMS + 2)];
+  int fd = create_out(L, path);
+  int rc = 0;
+  for (size_t i = 0; i < n && !rc; i++) {
+    if (lua_rawgeti(L, 2, (lua_Integer)i + 1) == LUA_TSTRING) {
+      size_t k;
+      const char *p = lua_tolstring(L, -1, &k);
+      rc = lt_write_full(fd, p, k, err);
+    } else {
+      const lt_tensor *t = lt_check_meta(L, -1);   /* checked above */
+      lt_dtype dt = out_dtype(&w, t);
+      size_t k = lt_leb128((uint64_t)lt_ts_code(dt), hb);
+      k += lt_leb128((uint64_t)t->ndim, hb + k);
+      for (int d = 0; d < t->ndim; d++) k += lt_leb128((uint64_t)t->shape[d], hb + k);
+      rc = lt_write_full(fd, hb, k, err);
+      if (!rc) rc = lt_write_tensor_as(fd, t, dt, &w.ws, err);
+    }
+    lua_pop(L, 1);
   }
   finish_out(L, &w, fd, rc, err);
   return 0;
@@ -991,7 +1450,9 @@ static const luaL_Reg funcs[] = {
   {"_fopen", l_fopen}, {"_st_header", l_st_header}, {"_st_save", l_st_save},
   {"_npy_header", l_npy_header}, {"_npy_save", l_npy_save}, {"_fill", l_fill}, {"_release", l_release},
   {"_npz_load", l_npz_load}, {"_npz_save", l_npz_save},
-  {"_ts_scan", l_ts_scan}, {"_ts_save", l_ts_save},
+  {"_npy_strings", l_npy_strings}, {"_npy_nest", l_npy_nest}, {"_npy_pack_strings", l_npy_pack_strings},
+  {"_ts_scan", l_ts_scan}, {"_ts_save", l_ts_save}, {"_ts_scan_tensor", l_ts_scan_tensor},
+  {"_ts_scan_optim", l_ts_scan_optim}, {"_ts_layouts", l_ts_layouts}, {"_ts_write", l_ts_write},
   {"_t7_detect", l_t7_detect}, {"_t7_scan", l_t7_scan}, {"_write_parts", l_write_parts},
   {NULL, NULL}
 };

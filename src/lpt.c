@@ -5,8 +5,12 @@
 **     opts: null (the value for None), odict_from (function(keys, data)),
 **     mmap, unknown ("error" or "inert"), select (function(key) -> new key
 **     or nil, for the top-level dict), progress (function(done, total)),
-**     verify (check the crc32 of stored records). extras: {name = bytes}
-**     of the archive's ".ltorch/" records, or nil.
+**     verify (check the crc32 of stored records), torchscript (read a
+**     TorchScript archive, one with "constants.pkl", instead of refusing
+**     it: its data.pkl loads as with unknown = "inert", and a third result
+**     is {name = text} of its "code/" records ending in ".py", names
+**     relative to "<folder>/code/"). extras: {name = bytes} of the
+**     archive's ".ltorch/" records, or nil.
 **   core._pt_save(obj, path, folder, opts) -> nil
 **     opts: null, odict_is (function(t) -> is t an ordered dict),
 **     ordered_keys (function(t) -> list of t's keys in the order they are
@@ -28,6 +32,8 @@
 **      ('storage', type, key, location, numel)), "<folder>/data/<key>" per
 **      storage (stored, 64-byte aligned by the writer), and ltorch's own
 **      "<folder>/.ltorch/NAME" records; "constants.pkl" means TorchScript
+**      (torch.jit.save: data.pkl holds __torch__.* objects, their class
+**      definitions are text under "code/"; lua/ltorch/torchscript.lua)
 **   2. legacy (torch.save before 1.6): the magic pickle (the number
 **      0x1950a86a20f9469cfc6c), then the pickles of the protocol version
 **      (1001), sys_info and the value, then the list of storage keys, then
@@ -52,7 +58,7 @@
 #include "ptzip.h"
 
 #define MAX_PKL ((uint64_t)1 << 31)     /* data.pkl larger than this is refused */
-#define MAX_EXTRA ((uint64_t)1 << 28)   /* an .ltorch/ record */
+#define MAX_EXTRA ((uint64_t)1 << 28)   /* an .ltorch/ record; all TorchScript code/ records together */
 #define MAP_ALIGN 64                     /* data offset needed for zero-copy */
 #define SMALL_RECORD ((uint64_t)256 << 10) /* copied from a mapping rather than read */
 
@@ -366,6 +372,7 @@ typedef struct loader {
   ldctx *c;
   int null, odict, select, progress;  /* stack indices of the options (0: absent) */
   int use_mmap, verify, inert;
+  int torchscript;                    /* opts.torchscript: TorchScript archives are read */
   lt_progress pg;
   uint64_t fsize;
   const unsigned char *head;          /* the whole file, mapped */
@@ -373,6 +380,7 @@ typedef struct loader {
   const char *prefix;                 /* the archive's folder ("<folder>/data.pkl") */
   char prefix_buf[PZ_MAX_NAME + 1];
   int extras;                         /* stack index of the .ltorch/ records; 0: none */
+  int code;                           /* stack index of a TorchScript archive's code/ records; 0: none */
   needed *need;                       /* the storages to read, in file order */
   size_t nneed;
 } loader;
@@ -386,6 +394,7 @@ static void read_load_opts(loader *ld, int opts) {
   ld->progress = opt_field(L, opts, "progress", LUA_TFUNCTION);
   lua_getfield(L, opts, "mmap"); ld->use_mmap = lua_toboolean(L, -1); lua_pop(L, 1);
   lua_getfield(L, opts, "verify"); ld->verify = lua_toboolean(L, -1); lua_pop(L, 1);
+  lua_getfield(L, opts, "torchscript"); ld->torchscript = lua_toboolean(L, -1); lua_pop(L, 1);
   lua_getfield(L, opts, "unknown");
   const char *unk = lua_tostring(L, -1);
   if (unk && !strcmp(unk, "inert")) ld->inert = 1;
@@ -434,6 +443,31 @@ static void check_version(loader *ld) {
   lua_pop(L, 1);
 }
 
+/* a TorchScript archive: its objects (__torch__.* classes) load inert, and
+   the class definitions, the "code/...py" records, into a table (ld->code),
+   at most MAX_EXTRA bytes in all. The debug_pkl records are not read. */
+static void read_code(loader *ld) {
+  lua_State *L = ld->L;
+  ldctx *c = ld->c;
+  char cp[PZ_MAX_NAME + 16];
+  snprintf(cp, sizeof cp, "%s/code/", ld->prefix);
+  size_t cpl = strlen(cp);
+  uint64_t total = 0;
+  ld->inert = 1;
+  lua_newtable(L);
+  ld->code = lua_gettop(L);
+  for (size_t i = 0; i < c->z.n; i++) {
+    const pz_entry *e = &c->z.entries[i];
+    if (e->name_len <= cpl + 3 || strncmp(e->name, cp, cpl) || strcmp(e->name + e->name_len - 3, ".py")) continue;
+    if (e->usize > MAX_EXTRA - total)
+      fail(L, c, "entry '%s': the code records exceed the limit of %llu bytes", e->name,
+           (unsigned long long)MAX_EXTRA);
+    total += e->usize;
+    push_record(L, c, e, MAX_EXTRA);
+    lua_setfield(L, ld->code, e->name + cpl);
+  }
+}
+
 /* 3a. a zip archive: its folder, version and byte order, data.pkl run, and
    the ".ltorch/" records into a table (ld->extras) */
 static void open_archive(loader *ld) {
@@ -448,8 +482,11 @@ static void open_archive(loader *ld) {
   memcpy(ld->prefix_buf, first, (size_t)(slash - first));
   ld->prefix_buf[slash - first] = 0;
   ld->prefix = ld->prefix_buf;
-  if (find_rec(c, ld->prefix, "constants.pkl"))
-    fail(L, c, "a TorchScript archive (constants.pkl), not a torch.save file; ltorch cannot run TorchScript");
+  if (find_rec(c, ld->prefix, "constants.pkl")) {
+    if (!ld->torchscript)
+      fail(L, c, "a TorchScript archive (constants.pkl), not a torch.save file; ltorch cannot run TorchScript");
+    read_code(ld);
+  }
   check_version(ld);
   const pz_entry *bo = find_rec(c, ld->prefix, "byteorder");
   if (bo) {
@@ -724,6 +761,11 @@ static int l_pt_load(lua_State *L) {
   lua_newtable(L);
   conv v = {L, c, ld.null, ld.odict, lua_gettop(L), ld.select};
   push_obj(&v, c->res.value, 0);
+  if (ld.code) {
+    if (ld.extras) lua_pushvalue(L, ld.extras); else lua_pushnil(L);
+    lua_pushvalue(L, ld.code);
+    return 3;
+  }
   if (ld.extras) { lua_pushvalue(L, ld.extras); return 2; }
   return 1;
 }

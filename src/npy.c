@@ -14,8 +14,15 @@
 **      spaces and ending in '\n' (latin-1 for 1.0/2.0, UTF-8 for 3.0);
 **      descr is a byte order ('<' little, '>' big, '|' not applicable, '='
 **      native) and a kind and size: b1 u1 i1 i2 i4 i8 f2 f4 f8 c8 c16
+**      (numeric), U<n> (n UTF-32 code units per element, '<' or '>'),
+**      S<n> or a<n> (n bytes, NUL-padded, '|'), O (O4, O8: Python
+**      objects)
 **   5. the data: prod(shape) elements, C order or (fortran_order) Fortran
-**      order; numpy writes magic..newline to a multiple of 64 bytes
+**      order; numpy writes magic..newline to a multiple of 64 bytes. For
+**      O the data is instead one pickle (protocol 2 or 3) of the whole
+**      ndarray: numpy.core.multiarray._reconstruct (numpy._core in NumPy
+**      2), then BUILD with (1, shape, dtype, is_fortran, [items in C
+**      order]); the binding leaves it to the pickle reader (lpt.c)
 */
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +193,38 @@ int lt_npy_parse(const unsigned char *buf, size_t n, lt_npy_header *h, char *err
   char bo = h->descr[0];
   const char *code = h->descr + 1;
   if (bo != '<' && bo != '>' && bo != '|' && bo != '=') bo = '=', code = h->descr;
+  int64_t numel = lt_shape_numel(h->ndim, h->shape);
+  if (code[0] == 'U' || code[0] == 'S' || code[0] == 'a') {
+    /* strings: U<n> is n UTF-32 code units, S<n> n bytes */
+    const char *d = code + 1;
+    uint64_t cnt = 0;
+    if (!*d) { snprintf(err, LT_MSG, "unsupported dtype '%s' (a string dtype needs a length)", h->descr); return -1; }
+    for (; *d; d++) {
+      if (*d < '0' || *d > '9' || cnt > (UINT64_MAX - 9) / 10) {
+        snprintf(err, LT_MSG, "unsupported dtype '%s'", h->descr);
+        return -1;
+      }
+      cnt = cnt * 10 + (uint64_t)(*d - '0');
+    }
+    h->kind = code[0] == 'U' ? 'U' : 'S';
+    if (h->kind == 'U' && cnt > LT_NPY_MAX_ITEM / 4) cnt = LT_NPY_MAX_ITEM + 1;
+    else if (h->kind == 'U') cnt *= 4;
+    if (cnt > LT_NPY_MAX_ITEM) {
+      snprintf(err, LT_MSG, "dtype '%s': element size exceeds the limit of %u bytes", h->descr, LT_NPY_MAX_ITEM);
+      return -1;
+    }
+    h->itemsize = (size_t)cnt;
+    h->big_endian = h->kind == 'U' && bo == '>';
+    h->dtype = LT_UINT8;
+    if (h->itemsize && numel > INT64_MAX / (int64_t)h->itemsize) { snprintf(err, LT_MSG, "'shape' overflows"); return -1; }
+    return 0;
+  }
+  if (strcmp(code, "O") == 0 || strcmp(code, "O8") == 0 || strcmp(code, "O4") == 0) {
+    h->kind = 'O';
+    h->itemsize = 0;
+    h->dtype = LT_UINT8;
+    return 0;
+  }
   size_t i;
   for (i = 0; i < NP_NTYPES; i++) if (strcmp(NP_TYPES[i].code, code) == 0) break;
   if (i == NP_NTYPES) {
@@ -195,8 +234,8 @@ int lt_npy_parse(const unsigned char *buf, size_t n, lt_npy_header *h, char *err
     return -1;
   }
   h->dtype = NP_TYPES[i].dt;
+  h->itemsize = lt_dtypes[h->dtype].size;
   h->big_endian = bo == '>' && lt_dtypes[h->dtype].size > 1;
-  int64_t numel = lt_shape_numel(h->ndim, h->shape);
   if (numel > INT64_MAX / (int64_t)lt_dtypes[h->dtype].size) {
     snprintf(err, LT_MSG, "'shape' overflows");
     return -1;
@@ -205,9 +244,13 @@ int lt_npy_parse(const unsigned char *buf, size_t n, lt_npy_header *h, char *err
 }
 
 size_t lt_npy_format_header(char *out, size_t cap, lt_dtype dt, int ndim, const int64_t *shape) {
-  char dict[64 + LT_MAX_DIMS * 24];
-  size_t n = (size_t)snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
-                              lt_npy_descr(dt));
+  return lt_npy_format_header_descr(out, cap, lt_npy_descr(dt), ndim, shape);
+}
+
+size_t lt_npy_format_header_descr(char *out, size_t cap, const char *descr, int ndim, const int64_t *shape) {
+  char dict[96 + LT_MAX_DIMS * 24];
+  if (strlen(descr) > 24) return 0;
+  size_t n = (size_t)snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
   for (int i = 0; i < ndim; i++)
     n += (size_t)snprintf(dict + n, sizeof dict - n, i ? ", %lld" : "%lld", (long long)shape[i]);
   n += (size_t)snprintf(dict + n, sizeof dict - n, "%s), }", ndim == 1 ? "," : "");
@@ -224,4 +267,89 @@ size_t lt_npy_format_header(char *out, size_t cap, lt_dtype dt, int ndim, const 
   memset(out + 10 + n, ' ', total - 10 - n - 1);
   out[total - 1] = '\n';
   return total;
+}
+
+/* ---- strings ---------------------------------------------------------------- */
+
+size_t lt_npy_utf32_to_utf8(const unsigned char *in, size_t nchars, int big, char *out, char *err) {
+  size_t len = nchars, n = 0;
+  /* NumPy shows U strings without their trailing NULs */
+  while (len > 0) {
+    const unsigned char *q = in + 4 * (len - 1);
+    if (q[0] | q[1] | q[2] | q[3]) break;
+    len--;
+  }
+  for (size_t i = 0; i < len; i++) {
+    const unsigned char *q = in + 4 * i;
+    uint32_t c = big ? (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3]
+                     : (uint32_t)q[3] << 24 | (uint32_t)q[2] << 16 | (uint32_t)q[1] << 8 | q[0];
+    if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
+      snprintf(err, LT_MSG, "character %zu is not a Unicode code point (0x%lX)", i + 1, (unsigned long)c);
+      return (size_t)-1;
+    }
+    if (c < 0x80) out[n++] = (char)c;
+    else if (c < 0x800) {
+      out[n++] = (char)(0xC0 | c >> 6);
+      out[n++] = (char)(0x80 | (c & 0x3F));
+    } else if (c < 0x10000) {
+      out[n++] = (char)(0xE0 | c >> 12);
+      out[n++] = (char)(0x80 | (c >> 6 & 0x3F));
+      out[n++] = (char)(0x80 | (c & 0x3F));
+    } else {
+      out[n++] = (char)(0xF0 | c >> 18);
+      out[n++] = (char)(0x80 | (c >> 12 & 0x3F));
+      out[n++] = (char)(0x80 | (c >> 6 & 0x3F));
+      out[n++] = (char)(0x80 | (c & 0x3F));
+    }
+  }
+  return n;
+}
+
+/* decode one UTF-8 sequence at s (n bytes left): its length, or 0 when it
+   is not valid (overlong, surrogate, beyond U+10FFFF, truncated) */
+static size_t utf8_step(const unsigned char *s, size_t n, uint32_t *cp) {
+  unsigned char b = s[0];
+  size_t len;
+  uint32_t c, min;
+  if (b < 0x80) { *cp = b; return 1; }
+  if (b >= 0xC2 && b <= 0xDF) len = 2, c = b & 0x1F, min = 0x80;
+  else if (b >= 0xE0 && b <= 0xEF) len = 3, c = b & 0x0F, min = 0x800;
+  else if (b >= 0xF0 && b <= 0xF4) len = 4, c = b & 0x07, min = 0x10000;
+  else return 0;
+  if (n < len) return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    c = c << 6 | (s[i] & 0x3F);
+  }
+  if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
+  *cp = c;
+  return len;
+}
+
+int64_t lt_npy_utf8_chars(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  int64_t count = 0;
+  uint32_t c;
+  for (size_t i = 0; i < n; count++) {
+    size_t k = utf8_step(p + i, n - i, &c);
+    if (!k) return -1;
+    i += k;
+  }
+  return count;
+}
+
+void lt_npy_utf8_to_utf32(const char *s, size_t n, unsigned char *out, size_t nchars) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t o = 0;
+  uint32_t c;
+  for (size_t i = 0; i < n && o < nchars; o++) {
+    size_t k = utf8_step(p + i, n - i, &c);
+    if (!k) break;
+    i += k;
+    out[4 * o] = (unsigned char)c;
+    out[4 * o + 1] = (unsigned char)(c >> 8);
+    out[4 * o + 2] = (unsigned char)(c >> 16);
+    out[4 * o + 3] = (unsigned char)(c >> 24);
+  }
+  memset(out + 4 * o, 0, 4 * (nchars - o));
 }

@@ -1,18 +1,37 @@
 /*
-** torchsharp.c: TorchSharp's .dat state-dict format (exportsd.py,
-** TorchSharp's Module.save/load), scanned through rawio.c's reads.
+** torchsharp.c: TorchSharp's .dat files, scanned through rawio.c's reads.
+** TorchSharp files have no magic, header or version: a file is one of
+** three layouts, told apart only by parsing it whole (lt_ts_scan,
+** lt_ts_scan_tensor, lt_ts_scan_optim).
 **
-** Layout, as TorchSharp's BinaryReader/BinaryWriter use it:
-**   1. LEB128 count of entries (7 bits a byte, low first, at most 10 bytes)
-**   2. per entry: LEB128 byte length + UTF-8 name (C#'s BinaryWriter
-**      string); LEB128 dtype code (TorchSharp's ScalarType: 0 uint8, 1
-**      int8, 2 int16, 3 int32, 4 int64, 5 float16, 6 float32, 7 float64,
-**      9 complex64, 10 complex128, 11 bool, 15 bfloat16; exportsd.py
-**      writes 4711 for a type it does not know); LEB128 ndim; LEB128
-**      dims, outermost first; then numel * itemsize raw bytes, C order,
-**      little-endian
-**   3. nothing after the last entry
-** There is no magic, header, alignment or sharing.
+** Primitives (TorchSharp src/TorchSharp/Utils/LEB128Codec.cs and .NET's
+** BinaryWriter):
+**   LEB128   7 bits a byte, low first (LEB128Codec.Encode/Decode); at most
+**            10 bytes here (64 bits)
+**   string   BinaryWriter.Write(string): 7-bit encoded (= LEB128) UTF-8
+**            byte length, then the bytes
+**   f64, i64 BinaryWriter.Write(double / long): 8 bytes little-endian
+**   bool     BinaryWriter.Write(bool): one byte, 0 or 1
+**   tensor   TensorExtensionMethods.Save(Tensor, BinaryWriter): LEB128
+**            dtype code (TorchSharp's ScalarType: 0 uint8, 1 int8, 2 int16,
+**            3 int32, 4 int64, 5 float16, 6 float32, 7 float64, 9
+**            complex64, 10 complex128, 11 bool, 15 bfloat16; exportsd.py
+**            writes 4711 for a type it does not know); LEB128 ndim; LEB128
+**            dims, outermost first; then numel * itemsize raw bytes, C
+**            order, little-endian (Tensor.WriteBytesToStream)
+**   tensor?  OptimizerState.SaveConditionalStateTensor: bool, then a
+**            tensor when it is 1
+**
+** Layouts:
+**   1. state dict (Module.save, exportsd.py save_state_dict): LEB128 count;
+**      per entry a string name and a tensor
+**   2. one tensor (Tensor.Save(path), exportsd.py write_tensor): a tensor
+**   3. optimizer state (OptimizerHelper.save_state_dict, exportsd.py
+**      save_sgd, save_adam, ...): string optimizer class name; LEB128
+**      group count; LEB128 state count; per group the options of that
+**      optimizer; per parameter (groups in order, their parameters in
+**      order) its state: the fields in TS_LAYOUTS below
+**   In every layout nothing follows the last field.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -89,19 +108,109 @@ static int rd_leb(rd *r, uint64_t *v, const char *what, char *err) {
   return -1;
 }
 
+static int rd_bytes(rd *r, unsigned char *out, size_t n, const char *what, char *err) {
+  uint64_t at = r->pos;
+  if (r->size - r->pos < n) {
+    snprintf(err, LT_MSG, "truncated %s at byte %llu", what, (unsigned long long)at);
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (rd_byte(r, &out[i], err)) return -1;
+  return 0;
+}
+
+/* a string (LEB128 byte length + bytes, no NUL) into a malloc'ed *out */
+static int rd_string(rd *r, char **out, const char *what, char *err) {
+  uint64_t len;
+  char w[64];
+  *out = NULL;
+  snprintf(w, sizeof w, "%s length", what);
+  if (rd_leb(r, &len, w, err)) return -1;
+  if (len > LT_TS_MAX_NAME || len > r->size - r->pos) {
+    snprintf(err, LT_MSG, "%s length %llu exceeds the file", what, (unsigned long long)len);
+    return -1;
+  }
+  char *s = malloc(len + 1);
+  if (!s) { snprintf(err, LT_MSG, "not enough memory"); return -1; }
+  if (rd_bytes(r, (unsigned char *)s, (size_t)len, what, err)) { free(s); return -1; }
+  s[len] = 0;
+  if (memchr(s, 0, len)) {
+    free(s);
+    snprintf(err, LT_MSG, "%s holds a NUL byte", what);
+    return -1;
+  }
+  *out = s;
+  return 0;
+}
+
+/* one tensor record at r->pos into e (its name untouched); skips the data */
+static int rd_tensor(rd *r, lt_ts_entry *e, char *err) {
+  uint64_t code, nd;
+  if (rd_leb(r, &code, "dtype", err)) return -1;
+  int dt = lt_ts_dtype_from_code(code);
+  if (dt < 0) {
+    snprintf(err, LT_MSG, "unsupported dtype code %llu%s", (unsigned long long)code,
+             code == 4711 ? " (exportsd's fallback for unknown types)" : "");
+    return -1;
+  }
+  e->dtype = (lt_dtype)dt;
+  if (rd_leb(r, &nd, "rank", err)) return -1;
+  if (nd > LT_MAX_DIMS) {
+    snprintf(err, LT_MSG, "rank %llu exceeds the limit of %d", (unsigned long long)nd, LT_MAX_DIMS);
+    return -1;
+  }
+  e->ndim = (int)nd;
+  for (int d = 0; d < e->ndim; d++) {
+    uint64_t v;
+    if (rd_leb(r, &v, "dimension", err)) return -1;
+    if (v > (uint64_t)INT64_MAX) { snprintf(err, LT_MSG, "dimension %d overflows", d + 1); return -1; }
+    e->shape[d] = (int64_t)v;
+  }
+  int64_t numel = lt_shape_numel(e->ndim, e->shape);
+  uint64_t isz = lt_dtypes[e->dtype].size;
+  if (numel < 0 || (uint64_t)numel > (uint64_t)INT64_MAX / isz) {
+    snprintf(err, LT_MSG, "shape overflows");
+    return -1;
+  }
+  e->nbytes = (uint64_t)numel * isz;
+  e->data_off = r->pos;
+  if (e->nbytes > r->size - r->pos) {
+    snprintf(err, LT_MSG, "truncated: expected %llu bytes of data at byte %llu, found %llu",
+             (unsigned long long)e->nbytes, (unsigned long long)r->pos,
+             (unsigned long long)(r->size - r->pos));
+    return -1;
+  }
+  r->pos += e->nbytes;
+  return 0;
+}
+
+static int rd_trailing(const rd *r, const char *last, char *err) {
+  if (r->pos == r->size) return 0;
+  snprintf(err, LT_MSG, "%llu unexpected bytes after the last %s", (unsigned long long)(r->size - r->pos), last);
+  return -1;
+}
+
+static rd *rd_new(int fd, uint64_t size, char *err) {
+  rd *r = calloc(1, sizeof *r);
+  if (!r) { snprintf(err, LT_MSG, "not enough memory"); return NULL; }
+  r->fd = fd;
+  r->size = size;
+  return r;
+}
+
 void lt_ts_free(lt_ts_file *f) {
   for (size_t i = 0; i < f->n; i++) free(f->e[i].name);
   free(f->e);
   memset(f, 0, sizeof *f);
 }
 
+/* ---- 1. state dict ------------------------------------------------------- */
+
 int lt_ts_scan(int fd, uint64_t size, lt_ts_file *f, char *err) {
-  rd *r = calloc(1, sizeof *r);
   char sub[LT_MSG];
   memset(f, 0, sizeof *f);
-  if (!r) { snprintf(err, LT_MSG, "not enough memory"); return -1; }
-  r->fd = fd;
-  r->size = size;
+  rd *r = rd_new(fd, size, err);
+  if (!r) return -1;
   uint64_t count;
   if (rd_leb(r, &count, "entry count", err)) goto fail;
   /* every entry takes at least 4 bytes: a bound on the count */
@@ -113,57 +222,12 @@ int lt_ts_scan(int fd, uint64_t size, lt_ts_file *f, char *err) {
   if (!f->e) { snprintf(err, LT_MSG, "not enough memory"); goto fail; }
   for (uint64_t i = 0; i < count; i++) {
     lt_ts_entry *e = &f->e[f->n];
-    uint64_t len, code, nd;
-    if (rd_leb(r, &len, "name length", sub)) goto entry_fail;
-    if (len > LT_TS_MAX_NAME || len > size - r->pos) {
-      snprintf(sub, LT_MSG, "name length %llu exceeds the file", (unsigned long long)len);
-      goto entry_fail;
-    }
-    if (!(e->name = malloc(len + 1))) { snprintf(sub, LT_MSG, "not enough memory"); goto entry_fail; }
-    for (uint64_t j = 0; j < len; j++)
-      if (rd_byte(r, (unsigned char *)&e->name[j], sub)) { free(e->name); e->name = NULL; goto entry_fail; }
-    e->name[len] = 0;
-    if (memchr(e->name, 0, len)) {
-      free(e->name); e->name = NULL;
-      snprintf(sub, LT_MSG, "name holds a NUL byte");
-      goto entry_fail;
+    if (rd_string(r, &e->name, "name", sub)) {
+      snprintf(err, LT_MSG, "entry %llu: %.400s", (unsigned long long)i + 1, sub);
+      goto fail;
     }
     f->n++;
-    if (rd_leb(r, &code, "dtype", sub)) goto named_fail;
-    int dt = lt_ts_dtype_from_code(code);
-    if (dt < 0) {
-      snprintf(sub, LT_MSG, "unsupported dtype code %llu%s", (unsigned long long)code,
-               code == 4711 ? " (exportsd's fallback for unknown types)" : "");
-      goto named_fail;
-    }
-    e->dtype = (lt_dtype)dt;
-    if (rd_leb(r, &nd, "rank", sub)) goto named_fail;
-    if (nd > LT_MAX_DIMS) {
-      snprintf(sub, LT_MSG, "rank %llu exceeds the limit of %d", (unsigned long long)nd, LT_MAX_DIMS);
-      goto named_fail;
-    }
-    e->ndim = (int)nd;
-    for (int d = 0; d < e->ndim; d++) {
-      uint64_t v;
-      if (rd_leb(r, &v, "dimension", sub)) goto named_fail;
-      if (v > (uint64_t)INT64_MAX) { snprintf(sub, LT_MSG, "dimension %d overflows", d + 1); goto named_fail; }
-      e->shape[d] = (int64_t)v;
-    }
-    int64_t numel = lt_shape_numel(e->ndim, e->shape);
-    uint64_t isz = lt_dtypes[e->dtype].size;
-    if (numel < 0 || (uint64_t)numel > (uint64_t)INT64_MAX / isz) {
-      snprintf(sub, LT_MSG, "shape overflows");
-      goto named_fail;
-    }
-    e->nbytes = (uint64_t)numel * isz;
-    e->data_off = r->pos;
-    if (e->nbytes > size - r->pos) {
-      snprintf(sub, LT_MSG, "truncated: expected %llu bytes of data at byte %llu, found %llu",
-               (unsigned long long)e->nbytes, (unsigned long long)r->pos,
-               (unsigned long long)(size - r->pos));
-      goto named_fail;
-    }
-    r->pos += e->nbytes;
+    if (rd_tensor(r, e, sub)) goto named_fail;
     for (size_t j = 0; j + 1 < f->n; j++)
       if (strcmp(f->e[j].name, e->name) == 0) {
         snprintf(sub, LT_MSG, "duplicate name");
@@ -173,18 +237,181 @@ int lt_ts_scan(int fd, uint64_t size, lt_ts_file *f, char *err) {
   named_fail:
     snprintf(err, LT_MSG, "entry %llu '%.200s': %.250s", (unsigned long long)i + 1, e->name, sub);
     goto fail;
-  entry_fail:
-    snprintf(err, LT_MSG, "entry %llu: %.400s", (unsigned long long)i + 1, sub);
-    goto fail;
   }
-  if (r->pos != size) {
-    snprintf(err, LT_MSG, "%llu unexpected bytes after the last entry", (unsigned long long)(size - r->pos));
-    goto fail;
-  }
+  if (rd_trailing(r, "entry", err)) goto fail;
   free(r);
   return 0;
 fail:
   free(r);
   lt_ts_free(f);
+  return -1;
+}
+
+/* ---- 2. one tensor --------------------------------------------------------- */
+
+int lt_ts_scan_tensor(int fd, uint64_t size, lt_ts_entry *e, char *err) {
+  memset(e, 0, sizeof *e);
+  rd *r = rd_new(fd, size, err);
+  if (!r) return -1;
+  int rc = rd_tensor(r, e, err);
+  if (!rc) rc = rd_trailing(r, "tensor", err);
+  free(r);
+  return rc;
+}
+
+/* ---- 3. optimizer state ---------------------------------------------------- */
+
+#define F64(n) {n, LT_TS_F64}
+#define BOOL(n) {n, LT_TS_BOOL}
+#define I64(n) {n, LT_TS_I64}
+#define TEN(n) {n, LT_TS_TENSOR}
+#define OPT(n) {n, LT_TS_OPT_TENSOR}
+#define LR F64("initial_lr"), F64("lr")   /* OptimizerOptions.SaveStateDict */
+#define N(a) (int)(sizeof a / sizeof a[0])
+
+/* each optimizer's Options.SaveStateDict and State.SaveStateDict, in
+   TorchSharp src/TorchSharp/Optimizers/NAME.cs (and exportsd.py's save_NAME) */
+static const lt_ts_field SGD_O[] = {LR, F64("momentum"), F64("dampening"), F64("weight_decay"),
+  BOOL("nesterov"), BOOL("maximize")};
+static const lt_ts_field SGD_S[] = {OPT("momentum_buffer")};
+static const lt_ts_field ADAM_O[] = {LR, F64("beta1"), F64("beta2"), F64("eps"), F64("weight_decay"),
+  BOOL("amsgrad"), BOOL("maximize")};
+static const lt_ts_field ADAM_S[] = {I64("step"), TEN("exp_avg"), TEN("exp_avg_sq"), OPT("max_exp_avg_sq")};
+static const lt_ts_field RMS_O[] = {LR, BOOL("maximize"), F64("momentum"), F64("alpha"), F64("eps"),
+  F64("weight_decay"), BOOL("centered")};
+static const lt_ts_field RMS_S[] = {I64("step"), TEN("square_avg"), OPT("momentum_buffer"), OPT("grad_avg")};
+static const lt_ts_field ADAGRAD_O[] = {LR, F64("lr_decay"), F64("initial_accumulator_value"), F64("eps"),
+  F64("weight_decay")};
+static const lt_ts_field ADAGRAD_S[] = {I64("step"), TEN("sum")};
+static const lt_ts_field ADADELTA_O[] = {LR, F64("rho"), F64("eps"), F64("weight_decay"), BOOL("maximize")};
+static const lt_ts_field ADADELTA_S[] = {I64("step"), TEN("square_avg"), TEN("acc_delta")};
+static const lt_ts_field BETAS_O[] = {LR, F64("beta1"), F64("beta2"), F64("eps"), F64("weight_decay")};
+static const lt_ts_field ADAMAX_S[] = {I64("step"), TEN("exp_avg"), TEN("exp_inf")};
+static const lt_ts_field NADAM_O[] = {LR, F64("beta1"), F64("beta2"), F64("eps"), F64("weight_decay"),
+  F64("momentum_decay")};
+static const lt_ts_field NADAM_S[] = {I64("step"), F64("mu_product"), TEN("exp_avg"), TEN("exp_avg_sq")};
+static const lt_ts_field RADAM_S[] = {I64("step"), TEN("exp_avg"), TEN("exp_avg_sq")};
+static const lt_ts_field ASGD_O[] = {LR, BOOL("maximize"), F64("lambd"), F64("alpha"), F64("weight_decay"),
+  F64("t0")};
+static const lt_ts_field ASGD_S[] = {I64("step"), F64("eta"), F64("mu"), TEN("ax")};
+static const lt_ts_field RPROP_O[] = {LR, BOOL("maximize"), F64("etaminus"), F64("etaplus"), F64("min_step"),
+  F64("max_step")};
+static const lt_ts_field RPROP_S[] = {I64("step"), TEN("prev"), TEN("step_size")};
+
+/* the names are the C# class names (GetType().Name), which exportsd.py writes too */
+#define LAYOUT(name, o, s) {name, o, N(o), s, N(s)}
+static const lt_ts_layout TS_LAYOUTS[] = {
+  LAYOUT("SGD", SGD_O, SGD_S), LAYOUT("Adam", ADAM_O, ADAM_S), LAYOUT("AdamW", ADAM_O, ADAM_S),
+  LAYOUT("RMSProp", RMS_O, RMS_S), LAYOUT("Adagrad", ADAGRAD_O, ADAGRAD_S),
+  LAYOUT("Adadelta", ADADELTA_O, ADADELTA_S), LAYOUT("Adamax", BETAS_O, ADAMAX_S),
+  LAYOUT("NAdam", NADAM_O, NADAM_S), LAYOUT("RAdam", BETAS_O, RADAM_S), LAYOUT("ASGD", ASGD_O, ASGD_S),
+  LAYOUT("Rprop", RPROP_O, RPROP_S),
+};
+
+const lt_ts_layout *lt_ts_layouts(size_t *n) {
+  *n = sizeof TS_LAYOUTS / sizeof TS_LAYOUTS[0];
+  return TS_LAYOUTS;
+}
+
+void lt_ts_optim_free(lt_ts_optim *o) {
+  free(o->v);
+  lt_ts_free(&o->t);
+  memset(o, 0, sizeof *o);
+}
+
+/* a tensor record appended to o->t, its index in *idx */
+static int rd_state_tensor(rd *r, lt_ts_optim *o, int64_t *idx, char *err) {
+  if (o->t.n >= o->tcap) {
+    snprintf(err, LT_MSG, "more tensors than the file can hold");
+    return -1;
+  }
+  lt_ts_entry *e = &o->t.e[o->t.n];
+  memset(e, 0, sizeof *e);
+  if (rd_tensor(r, e, err)) return -1;
+  *idx = (int64_t)o->t.n++;
+  return 0;
+}
+
+/* one field into v; tensors are appended to o->t */
+static int rd_field(rd *r, lt_ts_optim *o, const lt_ts_field *fd, lt_ts_value *v, char *err) {
+  unsigned char b[8];
+  v->tensor = -1;
+  if (fd->kind == LT_TS_TENSOR) return rd_state_tensor(r, o, &v->tensor, err);
+  if (fd->kind == LT_TS_F64 || fd->kind == LT_TS_I64) {
+    if (rd_bytes(r, b, 8, fd->kind == LT_TS_F64 ? "f64" : "i64", err)) return -1;
+    uint64_t u = 0;
+    for (int i = 7; i >= 0; i--) u = u << 8 | b[i];
+    if (fd->kind == LT_TS_F64) memcpy(&v->f, &u, sizeof v->f);
+    else memcpy(&v->i, &u, sizeof v->i);
+    return 0;
+  }
+  /* a bool, or the flag before a conditional tensor */
+  if (rd_bytes(r, b, 1, "bool", err)) return -1;
+  if (b[0] > 1) {
+    snprintf(err, LT_MSG, "bool byte %u at byte %llu is neither 0 nor 1", b[0],
+             (unsigned long long)(r->pos - 1));
+    return -1;
+  }
+  v->b = b[0];
+  if (fd->kind == LT_TS_OPT_TENSOR && b[0]) return rd_state_tensor(r, o, &v->tensor, err);
+  return 0;
+}
+
+int lt_ts_scan_optim(int fd, uint64_t size, lt_ts_optim *o, char *err) {
+  char *name = NULL, sub[LT_MSG];
+  size_t nl;
+  memset(o, 0, sizeof *o);
+  rd *r = rd_new(fd, size, err);
+  if (!r) return -1;
+  if (rd_string(r, &name, "optimizer name", err)) goto fail;
+  const lt_ts_layout *L = lt_ts_layouts(&nl);
+  for (size_t i = 0; i < nl && !o->layout; i++)
+    if (strcmp(L[i].name, name) == 0) o->layout = &L[i];
+  if (!o->layout) {
+    snprintf(err, LT_MSG, "optimizer '%.200s' is not one TorchSharp saves (SGD, Adam, AdamW, RMSProp, "
+             "Adagrad, Adadelta, Adamax, NAdam, RAdam, ASGD, Rprop)", name);
+    goto fail;
+  }
+  free(name);
+  name = NULL;
+  const lt_ts_layout *ly = o->layout;
+  if (rd_leb(r, &o->ngroups, "group count", err) || rd_leb(r, &o->nstates, "state count", err)) goto fail;
+  /* a group takes at least 16 bytes (two f64), a state at least 1: bounds */
+  uint64_t left = size - r->pos;
+  if (o->ngroups > LT_TS_MAX_STATES || o->ngroups > left / 16) {
+    snprintf(err, LT_MSG, "group count %llu is more than the file can hold", (unsigned long long)o->ngroups);
+    goto fail;
+  }
+  if (o->nstates > LT_TS_MAX_STATES || o->nstates > left) {
+    snprintf(err, LT_MSG, "state count %llu is more than the file can hold", (unsigned long long)o->nstates);
+    goto fail;
+  }
+  /* every tensor takes at least 2 bytes (dtype, rank) */
+  uint64_t nv = o->ngroups * (uint64_t)ly->noptions + o->nstates * (uint64_t)ly->nstate;
+  o->tcap = (size_t)(o->nstates * (uint64_t)ly->nstate);
+  if (o->tcap > left / 2 + 1) o->tcap = (size_t)(left / 2 + 1);
+  o->v = calloc(nv ? nv : 1, sizeof *o->v);
+  o->t.e = calloc(o->tcap ? o->tcap : 1, sizeof *o->t.e);
+  if (!o->v || !o->t.e) { snprintf(err, LT_MSG, "not enough memory"); goto fail; }
+  lt_ts_value *v = o->v;
+  for (uint64_t g = 0; g < o->ngroups; g++)
+    for (int k = 0; k < ly->noptions; k++, v++)
+      if (rd_field(r, o, &ly->options[k], v, sub)) {
+        snprintf(err, LT_MSG, "group %llu '%s': %.400s", (unsigned long long)g + 1, ly->options[k].name, sub);
+        goto fail;
+      }
+  for (uint64_t s = 0; s < o->nstates; s++)
+    for (int k = 0; k < ly->nstate; k++, v++)
+      if (rd_field(r, o, &ly->state[k], v, sub)) {
+        snprintf(err, LT_MSG, "state %llu '%s': %.400s", (unsigned long long)s + 1, ly->state[k].name, sub);
+        goto fail;
+      }
+  if (rd_trailing(r, o->nstates ? "state" : "group", err)) goto fail;
+  free(r);
+  return 0;
+fail:
+  free(name);
+  free(r);
+  lt_ts_optim_free(o);
   return -1;
 }

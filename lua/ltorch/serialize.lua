@@ -209,7 +209,9 @@ function M.read(path, opts, internal, fname, level)
   local f, head = M.detect(path)
   if not f then
     if #head == 0 then error(path .. ": empty file", 0) end
-    error(path .. ": unknown format (not a PyTorch, safetensors, NumPy, GGUF, Torch7 or TorchSharp file)", 0)
+    local tried = {}
+    for _, g in ipairs(all_formats()) do tried[#tried + 1] = g.title or g.name end
+    error(path .. ": unknown format (tried " .. table.concat(tried, ", ") .. ")", 0)
   end
   check_options(opts, f, fname or "load", level)
   check_load_values(opts, level)
@@ -268,10 +270,15 @@ local function is_flat(t)
 end
 
 -- the state dict in a loaded value: a flat name -> tensor dict itself; a
--- pickled torch.nn.Module's (ltorch.pymodule); in a training checkpoint
--- the entry under one of PyTorch's usual names; else the value unchanged
+-- pickled torch.nn.Module's (ltorch.pymodule); a TorchScript archive's
+-- (ltorch.torchscript); in a training checkpoint the entry under one of
+-- PyTorch's usual names; else the value unchanged
 function M.state_dict_of(v)
   if is_flat(v) then return v end
+  if type(v) == "table" and rawget(v, "__torchscript") ~= nil then
+    local sd = require("ltorch.torchscript").state_dict(v)
+    if sd then return sd end
+  end
   -- a pickled module: an inert table (only those need ltorch.pymodule)
   local function module_sd(x)
     if type(x) ~= "table" or type(rawget(x, "__global")) ~= "string" then return nil end

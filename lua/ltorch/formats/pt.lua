@@ -37,7 +37,9 @@ end
 
 -- opts: mmap, unknown ("inert"), progress, verify, keys/rename (applied to
 -- the top-level keys of data.pkl, common.selector). Returns the value and
--- the archive's ".ltorch/" records ({name = bytes}) when it has any.
+-- the archive's ".ltorch/" records ({name = bytes}) when it has any. A
+-- TorchScript archive (torch.jit.save) gives its inert object tree, the
+-- class definitions of its code/ added (ltorch.torchscript.annotate).
 function M.load(path, opts)
   opts = opts or {}
   local select = common.selector(opts)
@@ -45,8 +47,22 @@ function M.load(path, opts)
     null = null(), odict_from = odict.from, mmap = opts.mmap, unknown = opts.unknown,
     progress = opts.progress, verify = opts.verify,
     select = (opts.keys ~= nil or opts.rename ~= nil) and select or nil,
+    torchscript = true,
   }
-  return core._pt_load(path, o)
+  local value, extras, code = core._pt_load(path, o)
+  if code then
+    value = common.guard(path, require("ltorch.torchscript").annotate, value, code)
+  end
+  return value, extras
+end
+
+-- serialize's state_dict hook: a loaded TorchScript archive's state dict
+-- (ltorch.torchscript) and what it is; nil for anything else
+function M.state_dict(value, path)
+  if type(value) ~= "table" or rawget(value, "__torchscript") == nil then return nil end
+  local ts = require("ltorch.torchscript")
+  if not ts.is_torchscript(value) then return nil end
+  return common.guard(path, ts.state_dict, value), ts.describe(value)
 end
 
 -- the folder name torch.save uses: the file name without its last extension
