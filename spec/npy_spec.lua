@@ -9,6 +9,8 @@ local DESCR = {
   ["<f2"] = "float16", ["<f4"] = "float32", ["<f8"] = "float64", ["|i1"] = "int8",
   ["<i2"] = "int16", ["<i4"] = "int32", ["<i8"] = "int64", ["|u1"] = "uint8", ["|b1"] = "bool",
   ["<c8"] = "complex64", ["<c16"] = "complex128",
+  ["<u2"] = "uint16", ["<u4"] = "uint32", ["<u8"] = "uint64",
+  [">u2"] = "uint16", [">u4"] = "uint32", [">u8"] = "uint64",
   [">f2"] = "float16", [">f4"] = "float32", [">f8"] = "float64", [">i2"] = "int16",
   [">i4"] = "int32", [">i8"] = "int64", [">c8"] = "complex64", [">c16"] = "complex128",
 }
@@ -31,7 +33,7 @@ setup(function()
 import sys, numpy as np
 from numpy.lib import format as fmt
 d = sys.argv[1]
-for descr in ]] .. "['<f2','<f4','<f8','|i1','<i2','<i4','<i8','|u1','|b1','<c8','<c16','>f2','>f4','>f8','>i2','>i4','>i8','>c8','>c16']" .. [[:
+for descr in ]] .. "['<f2','<f4','<f8','|i1','<i2','<i4','<i8','|u1','|b1','<c8','<c16','<u2','<u4','<u8','>f2','>f4','>f8','>i2','>i4','>i8','>c8','>c16','>u2','>u4','>u8']" .. [[:
     a = (np.arange(6) % 2).astype(descr) if descr == '|b1' else np.arange(6).astype(descr)
     np.save('%s/%s.npy' % (d, descr[1:] + ('be' if descr[0] == '>' else '')), a.reshape(2, 3))
 np.save(d + '/fortran.npy', np.asfortranarray(np.arange(24, dtype='<f4').reshape(2, 3, 4)))
@@ -94,7 +96,6 @@ describe("npy load", function()
     npy_bad_dict = "header dict is malformed at byte 128",
     npy_missing_key = "header lacks 'fortran_order'",
     npy_extra_key = "header has an unexpected or repeated key 'x'",
-    npy_uint16 = "dtype '<u2' (uint16) has no ltorch dtype",
     npy_structured = "'descr' is not a simple type string (structured dtypes are not supported)",
     npy_version = "unsupported format version 4.0",
     npy_huge_header = "header length 2147483647 exceeds the limit of 1048576",
@@ -112,7 +113,7 @@ describe("npy save", function()
   it("writes every NumPy dtype that NumPy reads back", function()
     local checks = {}
     for _, dt in ipairs({"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
-                         "bool", "complex64", "complex128"}) do
+                         "bool", "complex64", "complex128", "uint16", "uint32", "uint64"}) do
       torch.save(expected(dt), dir .. "/out_" .. dt .. ".npy")
       checks[#checks + 1] = dt
     end

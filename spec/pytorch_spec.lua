@@ -37,7 +37,8 @@ local function py(dir, script)
 end
 
 local DTYPES = {"float32", "float64", "float16", "bfloat16", "int8", "int16", "int32",
-  "int64", "uint8", "bool", "complex64", "complex128", "float8_e4m3fn", "float8_e5m2"}
+  "int64", "uint8", "bool", "complex64", "complex128", "float8_e4m3fn", "float8_e5m2",
+  "uint16", "uint32", "uint64"}
 
 local function same(a, b)
   return a:dtype() == b:dtype() and a:tobytes() == b:tobytes()
@@ -237,7 +238,7 @@ describe("PyTorch reads what ltorch writes", function()
     dir = tmpdir()
     local sd = odict.new()
     for _, dt in ipairs(DTYPES) do
-      if not dt:find("float8") then
+      if not dt:find("float8") and not dt:find("^uint%d%d") then   -- PyTorch 1.13 has neither
         sd[dt] = torch.arange(12):to(dt):view(3, 4)
         sd[dt .. "_t"] = sd[dt]:t()
         sd[dt .. "_0d"] = torch.tensor(3):to(dt):view({})

@@ -24,6 +24,9 @@ const lt_dtype_traits lt_dtypes[LT_NDTYPES] = {
   [LT_COMPLEX128] = {"complex128", 16, LT_KIND_COMPLEX, 1, 3},
   [LT_FLOAT8_E4M3FN] = {"float8_e4m3fn", 1, LT_KIND_FLOAT, 1, 0},
   [LT_FLOAT8_E5M2] = {"float8_e5m2", 1, LT_KIND_FLOAT, 1, 0},
+  [LT_UINT16] = {"uint16", 2, LT_KIND_INT, 0, 2},
+  [LT_UINT32] = {"uint32", 4, LT_KIND_INT, 0, 3},
+  [LT_UINT64] = {"uint64", 8, LT_KIND_INT, 0, 4},
 };
 
 int lt_dtype_from_name(const char *name) {
@@ -36,10 +39,18 @@ int lt_dtype_from_name(const char *name) {
 ** PyTorch's promotion for two tensor operands: the higher kind wins; within
 ** floats the wider wins (float16 with bfloat16 gives float32); within ints
 ** uint8 with a signed type gives the smallest signed type holding both.
+** uint16/uint32/uint64 promote as PyTorch 2.3's promoteTypes: with a
+** floating type to that type, with any other (bool, complex and the other
+** integers included) not at all (LT_NDTYPES).
 */
 lt_dtype lt_promote(lt_dtype a, lt_dtype b) {
   const lt_dtype_traits *ta = &lt_dtypes[a], *tb = &lt_dtypes[b];
   if (a == b) return a;
+  if (lt_is_wide_unsigned(a) || lt_is_wide_unsigned(b)) {
+    if (ta->kind == LT_KIND_FLOAT) return a;
+    if (tb->kind == LT_KIND_FLOAT) return b;
+    return LT_NDTYPES;
+  }
   if (ta->kind != tb->kind) {
     const lt_dtype_traits *hi = ta->kind > tb->kind ? ta : tb;
     const lt_dtype_traits *lo = ta->kind > tb->kind ? tb : ta;
@@ -186,6 +197,9 @@ double lt_get_f64(lt_dtype dt, const void *p) {
     case LT_INT32: return *(const int32_t *)p;
     case LT_INT64: return (double)*(const int64_t *)p;
     case LT_UINT8: return *(const uint8_t *)p;
+    case LT_UINT16: return *(const uint16_t *)p;
+    case LT_UINT32: return *(const uint32_t *)p;
+    case LT_UINT64: return (double)*(const uint64_t *)p;
     case LT_BOOL: return *(const uint8_t *)p != 0;
     case LT_COMPLEX64: return ((const float *)p)[0];
     case LT_COMPLEX128: return ((const double *)p)[0];
@@ -202,6 +216,9 @@ int64_t lt_get_i64(lt_dtype dt, const void *p) {
     case LT_INT32: return *(const int32_t *)p;
     case LT_INT64: return *(const int64_t *)p;
     case LT_UINT8: return *(const uint8_t *)p;
+    case LT_UINT16: return *(const uint16_t *)p;
+    case LT_UINT32: return *(const uint32_t *)p;
+    case LT_UINT64: return (int64_t)*(const uint64_t *)p;   /* wraps past INT64_MAX */
     case LT_BOOL: return *(const uint8_t *)p != 0;
     default: return d2i(lt_get_f64(dt, p));
   }
@@ -231,6 +248,12 @@ void lt_set_f64(lt_dtype dt, void *p, double v) {
     case LT_COMPLEX128: ((double *)p)[0] = v; ((double *)p)[1] = 0; break;
     case LT_FLOAT8_E4M3FN: *(uint8_t *)p = lt_float_to_e4m3((float)v); break;
     case LT_FLOAT8_E5M2: *(uint8_t *)p = lt_float_to_e5m2((float)v); break;
+    /* [2^63, 2^64) exactly, the rest through int64 as the other integers
+       (x86's conversion: -1.0 gives 2^64 - 1) */
+    case LT_UINT64:
+      *(uint64_t *)p = v >= 9223372036854775808.0 && v < 18446744073709551616.0 ? (uint64_t)v
+                       : (uint64_t)d2i(v);
+      break;
     default: lt_set_i64(dt, p, d2i(v)); break;
   }
 }
@@ -242,6 +265,9 @@ void lt_set_i64(lt_dtype dt, void *p, int64_t v) {
     case LT_INT32: *(int32_t *)p = (int32_t)(uint32_t)v; break;
     case LT_INT64: *(int64_t *)p = v; break;
     case LT_UINT8: *(uint8_t *)p = (uint8_t)v; break;
+    case LT_UINT16: *(uint16_t *)p = (uint16_t)v; break;
+    case LT_UINT32: *(uint32_t *)p = (uint32_t)v; break;
+    case LT_UINT64: *(uint64_t *)p = (uint64_t)v; break;
     case LT_BOOL: *(uint8_t *)p = v != 0; break;
     case LT_FLOAT64: case LT_COMPLEX128: lt_set_f64(dt, p, (double)v); break;
     /* narrower floats round once from the integer, as static_cast<float> does */
@@ -287,12 +313,25 @@ void lt_convert(lt_dtype to, void *dst, lt_dtype from, const void *src, size_t n
 #undef AS_FLOAT
 #undef HOT_PATH
   int fk = lt_dtypes[from].kind, tk = lt_dtypes[to].kind;
-  if (fk == LT_KIND_COMPLEX || tk == LT_KIND_COMPLEX) {
+  if (from == LT_UINT64 && tk == LT_KIND_FLOAT && to != LT_FLOAT64) {
+    /* past 2^63 the int64 path would go negative: round once to float, as
+       static_cast<float>(uint64_t) does */
+    for (size_t i = 0; i < n; i++) {
+      uint64_t u;
+      memcpy(&u, s + i * is, 8);
+      lt_set_f64(to, d + i * os, (double)(float)u);
+    }
+  } else if (from == LT_UINT64 && tk != LT_KIND_INT && tk != LT_KIND_BOOL) {
+    for (size_t i = 0; i < n; i++) {   /* float64, complex */
+      double c[2] = {lt_get_f64(from, s + i * is), 0};
+      lt_set_c128(to, d + i * os, c);
+    }
+  } else if (fk == LT_KIND_COMPLEX || tk == LT_KIND_COMPLEX) {
     double c[2];
     for (size_t i = 0; i < n; i++) { lt_get_c128(from, s + i * is, c); lt_set_c128(to, d + i * os, c); }
   } else if (fk == LT_KIND_INT || fk == LT_KIND_BOOL) {
     for (size_t i = 0; i < n; i++) lt_set_i64(to, d + i * os, lt_get_i64(from, s + i * is));
-  } else if (tk == LT_KIND_INT) {
+  } else if (tk == LT_KIND_INT && to != LT_UINT64) {
     /* float to int: truncate toward zero through int64, as c10 does */
     for (size_t i = 0; i < n; i++) lt_set_i64(to, d + i * os, d2i(lt_get_f64(from, s + i * is)));
   } else {

@@ -27,8 +27,6 @@
 typedef struct lt_st_entry {
   char *name;                  /* UTF-8, NUL-terminated (owned) */
   lt_dtype dtype;              /* the ltorch dtype it loads as */
-  int widen;                   /* U16/U32/U64: bytes per stored unsigned
-                                  element, widened to int32/int64/int64 */
   const char *unsupported;     /* the safetensors dtype when ltorch has none
                                   (F4, F6_*, F8_E8M0): an error only when
                                   the tensor is loaded; NULL otherwise */

@@ -169,33 +169,21 @@ static int table_shape(lua_State *L, int idx, int64_t *shape) {
   return (int)nd;
 }
 
-/* widen n little-endian unsigned elements of w bytes at the start of p to
-   int32 (w = 2) or int64 (w = 4, 8) in place, from the end backwards;
-   signed 4-byte elements (Torch7's 4-byte longs) with sign */
-static int widen_unsigned(void *p, size_t n, int w, int sign, char *err) {
+/* widen n little-endian signed 4-byte elements at the start of p (Torch7's
+   4-byte longs) to int64 in place, from the end backwards */
+static void widen_long4(void *p, size_t n) {
   unsigned char *b = p;
   for (size_t i = n; i-- > 0;) {
-    uint64_t v = 0;
-    for (int k = 0; k < w; k++) v |= (uint64_t)b[i * (size_t)w + (size_t)k] << (8 * k);
-    if (sign) { int64_t x = (int32_t)(uint32_t)v; memcpy(b + i * 8, &x, 8); }
-    else if (w == 2) { int32_t x = (int32_t)v; memcpy(b + i * 4, &x, 4); }
-    else {
-      if (v > (uint64_t)INT64_MAX) {
-        snprintf(err, LT_MSG, "U64 value %llu at element %zu does not fit int64",
-                 (unsigned long long)v, i + 1);
-        return -1;
-      }
-      int64_t x = (int64_t)v;
-      memcpy(b + i * 8, &x, 8);
-    }
+    uint32_t v = 0;
+    for (int k = 0; k < 4; k++) v |= (uint32_t)b[i * 4 + (size_t)k] << (8 * k);
+    int64_t x = (int32_t)v;
+    memcpy(b + i * 8, &x, 8);
   }
-  return 0;
 }
 
 /* h:tensor(off, dtype, shape [, mmap [, widen [, swap [, what]]]]): the
-   tensor whose bytes start at off. widen = 2, 4 or 8 reads unsigned
-   elements of that width and widens them to dtype (int32 or int64),
-   copying; widen = -4 reads signed int32 elements as int64; swap: the data is big-endian. With mmap the tensor points into
+   tensor whose bytes start at off. widen = -4 reads signed int32 elements
+   as int64, copying (Torch7's 4-byte longs); swap: the data is big-endian. With mmap the tensor points into
    the mapped file when its bytes can be used as they are (aligned for the
    dtype, not swapped), and is read on first use otherwise (a deferred
    storage, named by what in errors) */
@@ -206,20 +194,15 @@ static int f_tensor(lua_State *L) {
   int64_t shape[LT_MAX_DIMS];
   int nd = table_shape(L, 4, shape);
   int use_map = lua_toboolean(L, 5);
-  int widen = (int)luaL_optinteger(L, 6, 0);   /* stored unsigned width */
-  int sign = widen == -4;
-  if (sign) {
-    luaL_argcheck(L, dt == LT_INT64, 6, "bad widening");
-    widen = 4;
-  }
+  int widen = (int)luaL_optinteger(L, 6, 0);
+  luaL_argcheck(L, widen == 0 || (widen == -4 && dt == LT_INT64), 6, "bad widening");
+  if (widen) widen = 4;   /* stored bytes per element */
   size_t isz = lt_dtypes[dt].size, part = lt_part_size(dt);
   int swap = lua_toboolean(L, 7) && part > 1 ? (int)part : 0;
   const char *what = luaL_optstring(L, 8, "tensor data");
   char err[LT_MSG];
   int64_t numel = lt_shape_numel(nd, shape);
   size_t sz = widen ? (size_t)widen : isz;
-  luaL_argcheck(L, !widen || ((widen == 2 && dt == LT_INT32) || ((widen == 4 || widen == 8) && dt == LT_INT64)),
-                6, "bad widening");
   luaL_argcheck(L, !widen || !swap, 7, "widened data is little-endian");
   if (widen) use_map = 0;
   if (numel < 0 || (uint64_t)numel > (uint64_t)INT64_MAX / sz) return fmt_error(L, "shape overflows");
@@ -248,10 +231,7 @@ static int f_tensor(lua_State *L) {
       lt_storage_release(s);
       return fmt_error(L, "%s", err);
     }
-    if (widen && widen_unsigned(s->data, (size_t)numel, widen, sign, err)) {
-      lt_storage_release(s);
-      return fmt_error(L, "%s", err);
-    }
+    if (widen) widen_long4(s->data, (size_t)numel);
     if (swap) lt_byteswap(s->data, full / (size_t)swap, (size_t)swap);
     nbytes = full;
   }
@@ -320,7 +300,6 @@ static int l_st_header(lua_State *L) {
     push_entry(L, 5, e->name, e->dtype, e->ndim, e->shape);
     lua_pushinteger(L, (lua_Integer)e->begin); lua_setfield(L, -2, "begin");
     lua_pushinteger(L, (lua_Integer)e->end); lua_setfield(L, -2, "end");
-    if (e->widen) { lua_pushinteger(L, e->widen); lua_setfield(L, -2, "widen"); }
     if (e->unsupported) { lua_pushstring(L, e->unsupported); lua_setfield(L, -2, "unsupported"); }
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }

@@ -56,6 +56,16 @@ lt_dtype lm_domain_dtype(int dom) {
   return dom == LT_DOM_F64 ? LT_FLOAT64 : dom == LT_DOM_I64 ? LT_INT64 : LT_COMPLEX128;
 }
 
+/* lt_promote, raising where PyTorch (>= 2.3) refuses: a uint16, uint32 or
+   uint64 with a different non-floating dtype */
+lt_dtype lm_promote(lua_State *L, lt_dtype a, lt_dtype b) {
+  lt_dtype r = lt_promote(a, b);
+  if (r == LT_NDTYPES)
+    luaL_error(L, "promotion for uint16, uint32, uint64 types is not supported, attempted to promote %s and %s",
+               lt_dtypes[a].name, lt_dtypes[b].name);
+  return r;
+}
+
 /* a new contiguous copy of t in dtype dt, pushed */
 lt_tensor *lm_push_copy(lua_State *L, const lt_tensor *t, lt_dtype dt) {
   lt_tensor *c = lt_push_new(L, dt, t->ndim, t->shape, 0);
@@ -150,7 +160,7 @@ void lm_conv_check_groups(lua_State *L, const lt_tensor *x, const lt_tensor *w, 
 
 lt_dtype lm_conv_dtypes(lua_State *L, const lt_tensor *x, const lt_tensor *w, const lt_tensor *bias,
                         const lt_conv *p, lt_dtype *gd) {
-  lt_dtype od = lt_promote(x->dtype, w->dtype);
+  lt_dtype od = lm_promote(L, x->dtype, w->dtype);
   lm_need_floating(L, od, 1, NULL);
   if (bias && lt_numel(bias) != p->O)
     lt_argerror(L, 3, "bias has %d elements, expected %d", (int)lt_numel(bias), (int)p->O);
@@ -219,7 +229,7 @@ lt_tensor *lm_matmul_bias(lua_State *L, const lt_tensor *a0, const lt_tensor *b0
   if (a0->ndim > 1) oshape[ond++] = M;
   if (b0->ndim > 1) oshape[ond++] = N;
   if (ond > LT_MAX_DIMS) lt_argerror(L, arg, "rank exceeds the limit of %d", LT_MAX_DIMS);
-  lt_dtype od = lt_promote(a.dtype, b.dtype), gd = lm_gemm_dtype(od);
+  lt_dtype od = lm_promote(L, a.dtype, b.dtype), gd = lm_gemm_dtype(od);
   lm_need_blas(L, gd);
   int ta, tb;
   int64_t lda, ldb;

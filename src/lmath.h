@@ -16,6 +16,7 @@ lt_tensor *lm_optt(lua_State *L, int i);
 const char *lm_shape_str(char *buf, size_t len, int nd, const int64_t *s);
 int lm_domain_of(lt_dtype d);
 lt_dtype lm_domain_dtype(int dom);
+lt_dtype lm_promote(lua_State *L, lt_dtype a, lt_dtype b);
 lt_tensor *lm_push_copy(lua_State *L, const lt_tensor *t, lt_dtype dt);
 lt_tensor *lm_contig(lua_State *L, lt_tensor *t, lt_dtype dt);
 lt_tensor *lm_push_convert(lua_State *L, const lt_tensor *src, lt_dtype dt);

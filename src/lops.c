@@ -27,13 +27,15 @@
    is of a higher category (bool < integer < floating < complex), so
    uint8 + torch.tensor(-1) is uint8 and float16 * 2.5 float16. */
 #define RT_NONE (-1)
-static int rt_promote(int a, int b) { return a == RT_NONE ? b : b == RT_NONE ? a : (int)lt_promote(a, b); }
-static int rt_combine(int hi, int lo) {
+static int rt_promote(lua_State *L, int a, int b) {
+  return a == RT_NONE ? b : b == RT_NONE ? a : (int)lm_promote(L, a, b);
+}
+static int rt_combine(lua_State *L, int hi, int lo) {
   if (hi == RT_NONE) return lo;
   if (lo == RT_NONE) return hi;
   int kh = lm_kindof(hi), kl = lm_kindof(lo);
   if (kh == LT_KIND_COMPLEX || (kh == LT_KIND_FLOAT && kl != LT_KIND_COMPLEX)) return hi;
-  if (kh == LT_KIND_BOOL || kl >= LT_KIND_FLOAT) return (int)lt_promote(hi, lo);
+  if (kh == LT_KIND_BOOL || kl >= LT_KIND_FLOAT) return (int)lm_promote(L, hi, lo);
   return hi;
 }
 
@@ -41,13 +43,13 @@ static lt_dtype result_type(lua_State *L, const int *args, int n) {
   int dim = RT_NONE, zero = RT_NONE, wrapped = RT_NONE;
   for (int i = 0; i < n; i++) {
     lt_tensor *t = lm_testt(L, args[i]);
-    if (t && t->ndim > 0) dim = rt_promote(dim, t->dtype);
-    else if (t) zero = rt_promote(zero, t->dtype);
-    else if (lua_isboolean(L, args[i])) wrapped = rt_promote(wrapped, LT_BOOL);
-    else if (lua_isinteger(L, args[i])) wrapped = rt_promote(wrapped, LT_INT64);
-    else if (lua_type(L, args[i]) == LUA_TNUMBER) wrapped = rt_promote(wrapped, LT_FLOAT32);
+    if (t && t->ndim > 0) dim = rt_promote(L, dim, t->dtype);
+    else if (t) zero = rt_promote(L, zero, t->dtype);
+    else if (lua_isboolean(L, args[i])) wrapped = rt_promote(L, wrapped, LT_BOOL);
+    else if (lua_isinteger(L, args[i])) wrapped = rt_promote(L, wrapped, LT_INT64);
+    else if (lua_type(L, args[i]) == LUA_TNUMBER) wrapped = rt_promote(L, wrapped, LT_FLOAT32);
   }
-  return (lt_dtype)rt_combine(dim, rt_combine(zero, wrapped));
+  return (lt_dtype)rt_combine(L, dim, rt_combine(L, zero, wrapped));
 }
 
 /* does loading an element of dtype from into the compute domain give what
@@ -59,11 +61,11 @@ static int loads_exact(lt_dtype from, lt_dtype to) {
     case LT_FLOAT64: case LT_COMPLEX128: return 1;
     case LT_COMPLEX64: if (from == LT_FLOAT32) return 1; /* fall through */
     case LT_FLOAT32:
-      return small || from == LT_INT16 || from == LT_FLOAT16 || from == LT_BFLOAT16;
+      return small || from == LT_INT16 || from == LT_UINT16 || from == LT_FLOAT16 || from == LT_BFLOAT16;
     case LT_FLOAT16: case LT_BFLOAT16: return small;
     case LT_INT16: return from == LT_INT8 || from == LT_UINT8;
     case LT_INT32: return from == LT_INT8 || from == LT_UINT8 || from == LT_INT16;
-    case LT_INT64: return lm_kindof(from) == LT_KIND_INT;
+    case LT_INT64: return lm_kindof(from) == LT_KIND_INT && from != LT_UINT64;
     default: return 0;
   }
 }
@@ -104,9 +106,12 @@ static void fit_value(lua_State *L, int idx, int arg, lt_dtype dt, void *p) {
   int k = lm_kindof(dt), bad = 0;
   if (lua_type(L, idx) == LUA_TNUMBER && k == LT_KIND_INT) {
     static const double lo[] = {[LT_INT8] = -128.0, [LT_INT16] = -32768.0, [LT_INT32] = -2147483648.0,
-                                [LT_INT64] = -9223372036854775808.0, [LT_UINT8] = 0};
+                                [LT_INT64] = -9223372036854775808.0, [LT_UINT8] = 0,
+                                [LT_UINT16] = 0, [LT_UINT32] = 0, [LT_UINT64] = 0};
     static const double hi[] = {[LT_INT8] = 127.0, [LT_INT16] = 32767.0, [LT_INT32] = 2147483647.0,
-                                [LT_INT64] = 9223372036854775807.0, [LT_UINT8] = 255.0};
+                                [LT_INT64] = 9223372036854775807.0, [LT_UINT8] = 255.0,
+                                [LT_UINT16] = 65535.0, [LT_UINT32] = 4294967295.0,
+                                [LT_UINT64] = 18446744073709551615.0};
     if (lua_isinteger(L, idx)) {
       lua_Integer v = lua_tointeger(L, idx);
       bad = dt != LT_INT64 && ((double)v < lo[dt] || (double)v > hi[dt]);
@@ -532,7 +537,7 @@ static int l_cat(lua_State *L) {
   lt_dtype od = lt_check(L, first)->dtype;
   for (int i = 0; i < n; i++) {
     lt_tensor *t = lt_check(L, first + i);
-    od = lt_promote(od, t->dtype);
+    od = lm_promote(L, od, t->dtype);
     if (!ref && !(t->ndim == 1 && t->shape[0] == 0)) ref = t;
   }
   if (!ref) { lt_push_new(L, od, 1, (int64_t[]){0}, 0); return 1; }
@@ -577,7 +582,7 @@ static int l_stack(lua_State *L) {
   if (ref->ndim >= LT_MAX_DIMS) lt_argerror(L, 1, "rank exceeds the limit of %d", LT_MAX_DIMS);
   for (int i = 1; i < n; i++) {
     lt_tensor *t = lt_check(L, first + i);
-    od = lt_promote(od, t->dtype);
+    od = lm_promote(L, od, t->dtype);
     if (t->ndim != ref->ndim || memcmp(t->shape, ref->shape, sizeof(int64_t) * (size_t)t->ndim) != 0) {
       char s1[256], s2[256];
       lt_argerror(L, 1, "all tensors must have the same shape: tensor 1 has %s, tensor %d has %s",

@@ -879,7 +879,10 @@ static void save_tensor(saver *s, int idx) {
      converted record by record when the archive is written */
   lt_dtype out = s->cast >= 0 && lt_dtypes[t->dtype].kind == LT_KIND_FLOAT ? (lt_dtype)s->cast : t->dtype;
   s->c->st[key].out = out;
-  int fp8 = out == LT_FLOAT8_E4M3FN || out == LT_FLOAT8_E5M2;
+  /* dtypes with no legacy storage class (torch.storage._new_dtypes: float8,
+     uint16/32/64) go as PyTorch >= 2.1/2.3 writes them: _rebuild_tensor_v3
+     over an untyped storage, the dtype a global */
+  int fp8 = out == LT_FLOAT8_E4M3FN || out == LT_FLOAT8_E5M2 || lt_is_wide_unsigned(out);
   /* PyTorch lets only floating and complex tensors require grad */
   int param = t->requires_grad && (lt_dtypes[out].kind == LT_KIND_FLOAT || lt_dtypes[out].kind == LT_KIND_COMPLEX);
   size_t isz = lt_dtypes[t->dtype].size;

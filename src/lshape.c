@@ -579,7 +579,7 @@ static int l_outer(lua_State *L) {
   lt_tensor *a = check_tensor(L, 1, "tensor"), *b = check_tensor(L, 2, "tensor");
   if (a->ndim != 1) lt_argerror(L, 1, "expected a 1-D tensor, got %d-D", a->ndim);
   if (b->ndim != 1) lt_argerror(L, 2, "expected a 1-D tensor, got %d-D", b->ndim);
-  lt_dtype od = lt_promote(a->dtype, b->dtype);
+  lt_dtype od = lm_promote(L, a->dtype, b->dtype);
   int64_t shape[2] = {a->shape[0], b->shape[0]};
   lt_tensor *out = lt_push_new(L, od, 2, shape, 0);
   lt_tensor ea = *a, eb = *b;
@@ -644,7 +644,7 @@ static int l_baddbmm(lua_State *L) {
     lt_argerror(L, 1, "input %s cannot be broadcast to the product's %s", shape_str(s1, sizeof s1, in),
                 shape_str(s2, sizeof s2, r));
   }
-  lt_dtype od = lt_promote(in->dtype, r->dtype);
+  lt_dtype od = lm_promote(L, in->dtype, r->dtype);
   int dom = lm_domain_of(od);
   lt_tensor *out = lt_push_new(L, od, 3, r->shape, 0);
   int oi = lua_gettop(L);

@@ -60,6 +60,7 @@ typedef enum lt_dtype {
   LT_FLOAT32, LT_FLOAT64, LT_FLOAT16, LT_BFLOAT16,
   LT_INT8, LT_INT16, LT_INT32, LT_INT64, LT_UINT8, LT_BOOL,
   LT_COMPLEX64, LT_COMPLEX128, LT_FLOAT8_E4M3FN, LT_FLOAT8_E5M2,
+  LT_UINT16, LT_UINT32, LT_UINT64,
   LT_NDTYPES
 } lt_dtype;
 
@@ -82,6 +83,13 @@ static inline size_t lt_part_size(lt_dtype dt) {
 }
 
 int lt_dtype_from_name(const char *name);  /* -1 when unknown */
+/* uint16, uint32, uint64: PyTorch (>= 2.3) promotes them only with
+   themselves and with floating types */
+static inline int lt_is_wide_unsigned(lt_dtype dt) {
+  return dt == LT_UINT16 || dt == LT_UINT32 || dt == LT_UINT64;
+}
+/* PyTorch's promoteTypes; LT_NDTYPES where PyTorch refuses (a wide
+   unsigned dtype with another non-floating one) */
 lt_dtype lt_promote(lt_dtype a, lt_dtype b);
 
 /* scalar conversions, bit-exact with c10's CPU conversions */

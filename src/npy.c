@@ -62,6 +62,7 @@ static const np_type NP_TYPES[] = {
   {"b1", LT_BOOL}, {"u1", LT_UINT8}, {"i1", LT_INT8}, {"i2", LT_INT16}, {"i4", LT_INT32},
   {"i8", LT_INT64}, {"f2", LT_FLOAT16}, {"f4", LT_FLOAT32}, {"f8", LT_FLOAT64},
   {"c8", LT_COMPLEX64}, {"c16", LT_COMPLEX128},
+  {"u2", LT_UINT16}, {"u4", LT_UINT32}, {"u8", LT_UINT64},
 };
 #define NP_NTYPES (sizeof NP_TYPES / sizeof NP_TYPES[0])
 
@@ -73,6 +74,9 @@ const char *lt_npy_descr(lt_dtype dt) {
     case LT_INT16: return "<i2";
     case LT_INT32: return "<i4";
     case LT_INT64: return "<i8";
+    case LT_UINT16: return "<u2";
+    case LT_UINT32: return "<u4";
+    case LT_UINT64: return "<u8";
     case LT_FLOAT16: return "<f2";
     case LT_FLOAT32: return "<f4";
     case LT_FLOAT64: return "<f8";
@@ -228,9 +232,7 @@ int lt_npy_parse(const unsigned char *buf, size_t n, lt_npy_header *h, char *err
   size_t i;
   for (i = 0; i < NP_NTYPES; i++) if (strcmp(NP_TYPES[i].code, code) == 0) break;
   if (i == NP_NTYPES) {
-    if (code[0] == 'u' && (strcmp(code, "u2") == 0 || strcmp(code, "u4") == 0 || strcmp(code, "u8") == 0))
-      snprintf(err, LT_MSG, "dtype '%s' (uint%d) has no ltorch dtype", h->descr, (code[1] - '0') * 8);
-    else snprintf(err, LT_MSG, "unsupported dtype '%s'", h->descr);
+    snprintf(err, LT_MSG, "unsupported dtype '%s'", h->descr);
     return -1;
   }
   h->dtype = NP_TYPES[i].dt;

@@ -200,6 +200,30 @@ static int64_t bin_i64(int op, int64_t x, int64_t y, int *zdiv) {
   }
 }
 
+/* uint64's ops where int64's would differ past 2^63 (uint16 and uint32
+   values are exact in int64, whose wrapped results they truncate): C's
+   unsigned arithmetic, modulo 2^64; a zero divisor of REM or FLOORDIV sets
+   *zdiv. Results are the bits of the uint64. */
+static int64_t bin_u64(int op, uint64_t x, uint64_t y, int *zdiv) {
+  switch (op) {
+    case LT_OP_ADD: return (int64_t)(x + y);
+    case LT_OP_SUB: return (int64_t)(x - y);
+    case LT_OP_MUL: return (int64_t)(x * y);
+    case LT_OP_POW: {
+      uint64_t r = 1;
+      for (; y; y >>= 1, x *= x) if (y & 1) r *= x;
+      return (int64_t)r;
+    }
+    case LT_OP_MAX: return (int64_t)(x > y ? x : y);
+    case LT_OP_MIN: return (int64_t)(x < y ? x : y);
+    case LT_OP_DIV: case LT_OP_ATAN2: return 0;   /* never: computed in float */
+    case LT_OP_REM: case LT_OP_FLOORDIV:
+      if (y == 0) { *zdiv = 1; return 0; }
+      return (int64_t)(op == LT_OP_REM ? x % y : x / y);
+    CMP_CASES(x, y)
+  }
+}
+
 static void bin_c128(int op, const double *x, const double *y, double *o) {
   double complex a = CMPLX(x[0], x[1]), b = CMPLX(y[0], y[1]), r;
   int nx = x[0] != 0 || x[1] != 0, ny = y[0] != 0 || y[1] != 0;
@@ -315,6 +339,8 @@ int lt_binary(int op, int dom, const lt_tensor *a, const lt_tensor *b, lt_tensor
   int cmp = LT_OP_BOOL_RESULT(op), zdiv = 0;
   /* float results other than float64 are computed in float */
   int in_float = dom == LT_DOM_F64 && !cmp && out->dtype != LT_FLOAT64;
+  /* uint64 operands (the binding casts both to it) compute unsigned */
+  int u64 = a->dtype == LT_UINT64 || b->dtype == LT_UINT64;
   double fa[2 * CH], fb[2 * CH], fo[2 * CH];
   float ga[CH], gb[CH], go[CH];
   int64_t xa[CH], xb[CH], xo[CH];
@@ -333,6 +359,11 @@ int lt_binary(int op, int dom, const lt_tensor *a, const lt_tensor *b, lt_tensor
         binary_f64(op, fa, fb, fo, m);
         if (cmp) for (int i = 0; i < m; i++) bo[i] = fo[i] != 0;
       }
+    } else if (dom == LT_DOM_I64 && u64) {
+      load_i64(&ia, a->dtype, xa, m);
+      load_i64(&ib, b->dtype, xb, m);
+      for (int i = 0; i < m; i++) xo[i] = bin_u64(op, (uint64_t)xa[i], (uint64_t)xb[i], &zdiv);
+      if (cmp) for (int i = 0; i < m; i++) bo[i] = (uint8_t)xo[i];
     } else if (dom == LT_DOM_I64) {
       load_i64(&ia, a->dtype, xa, m);
       load_i64(&ib, b->dtype, xb, m);
@@ -520,6 +551,17 @@ static int64_t un_i64(int op, int64_t x) {
   }
 }
 
+/* un_i64 for the bits of a uint64 (never negative) */
+static int64_t un_u64(int op, int64_t x) {
+  uint64_t u = (uint64_t)x;
+  switch (op) {
+    case LT_UN_NEG: return (int64_t)(0 - u);
+    case LT_UN_RELU6: return u > 6 ? 6 : x;
+    case LT_UN_SIGN: return u != 0;
+    default: return x;
+  }
+}
+
 /* one element of a complex op (those PyTorch has for complex) */
 static double complex un_c128(int op, double complex z) {
   switch (op) {
@@ -586,7 +628,8 @@ void lt_unary_p(int op, int dom, const lt_unparam *p, const lt_tensor *a, lt_ten
       unary_f64(op, p, fa, fo, m);
     } else if (dom == LT_DOM_I64) {
       load_i64(&ia, a->dtype, xa, m);
-      for (int i = 0; i < m; i++) xa[i] = un_i64(op, xa[i]);
+      if (a->dtype == LT_UINT64) for (int i = 0; i < m; i++) xa[i] = un_u64(op, xa[i]);
+      else for (int i = 0; i < m; i++) xa[i] = un_i64(op, xa[i]);
       rdt = LT_INT64;                       /* ... xa as int64 */
       res = xa;
     } else if (op == LT_UN_ABS) {
@@ -713,7 +756,13 @@ void lt_clamp(int dom, const lt_tensor *a, int has_lo, double lo, int64_t ilo,
   int64_t x[CH];
   for (int64_t done = 0; done < n;) {
     int m = n - done < CH ? (int)(n - done) : CH;
-    if (dom == LT_DOM_I64) {
+    if (dom == LT_DOM_I64 && a->dtype == LT_UINT64) {   /* bounds fit uint64 */
+      load_i64(&ia, a->dtype, x, m);
+      for (int i = 0; i < m; i++) {
+        if (has_lo && (uint64_t)x[i] < (uint64_t)ilo) x[i] = ilo;
+        if (has_hi && (uint64_t)x[i] > (uint64_t)ihi) x[i] = ihi;
+      }
+    } else if (dom == LT_DOM_I64) {
       load_i64(&ia, a->dtype, x, m);
       for (int i = 0; i < m; i++) {
         if (has_lo && x[i] < ilo) x[i] = ilo;

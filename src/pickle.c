@@ -193,6 +193,8 @@ static const gname GLOBALS[] = {
   {"torch.complex128", G_DTYPE, LT_COMPLEX128}, {"torch.cdouble", G_DTYPE, LT_COMPLEX128},
   {"torch.float8_e4m3fn", G_DTYPE, LT_FLOAT8_E4M3FN},
   {"torch.float8_e5m2", G_DTYPE, LT_FLOAT8_E5M2},
+  {"torch.uint16", G_DTYPE, LT_UINT16}, {"torch.uint32", G_DTYPE, LT_UINT32},
+  {"torch.uint64", G_DTYPE, LT_UINT64},
 };
 
 static const gname *find_global(const char *full) {

@@ -30,10 +30,10 @@ static const st_type ST_TYPES[] = {
   {"BOOL", 8, LT_BOOL}, {"F4", 4, -1}, {"F6_E2M3", 6, -1}, {"F6_E3M2", 6, -1},
   {"U8", 8, LT_UINT8}, {"I8", 8, LT_INT8}, {"F8_E5M2", 8, LT_FLOAT8_E5M2},
   {"F8_E4M3", 8, LT_FLOAT8_E4M3FN}, {"F8_E8M0", 8, -1}, {"I16", 16, LT_INT16},
-  {"U16", 16, -1}, {"F16", 16, LT_FLOAT16}, {"BF16", 16, LT_BFLOAT16},
-  {"I32", 32, LT_INT32}, {"U32", 32, -1}, {"F32", 32, LT_FLOAT32},
+  {"U16", 16, LT_UINT16}, {"F16", 16, LT_FLOAT16}, {"BF16", 16, LT_BFLOAT16},
+  {"I32", 32, LT_INT32}, {"U32", 32, LT_UINT32}, {"F32", 32, LT_FLOAT32},
   {"C64", 64, LT_COMPLEX64}, {"F64", 64, LT_FLOAT64}, {"I64", 64, LT_INT64},
-  {"U64", 64, -1},
+  {"U64", 64, LT_UINT64},
   {"C128", 128, LT_COMPLEX128},    /* R's safetensors writer; read only */
 };
 #define ST_NTYPES (sizeof ST_TYPES / sizeof ST_TYPES[0])
@@ -111,12 +111,7 @@ static int parse_entry(const cJSON *node, lt_st_entry *e, char *err) {
     snprintf(err, LT_MSG, "tensor '%s': unknown dtype '%.40s'", name, dt->valuestring);
     return -1;
   }
-  /* unsigned types ltorch lacks are widened on load */
-  e->widen = 0;
-  if (strcmp(ST_TYPES[ti].name, "U16") == 0) e->dtype = LT_INT32, e->widen = 2;
-  else if (strcmp(ST_TYPES[ti].name, "U32") == 0) e->dtype = LT_INT64, e->widen = 4;
-  else if (strcmp(ST_TYPES[ti].name, "U64") == 0) e->dtype = LT_INT64, e->widen = 8;
-  else if (ST_TYPES[ti].lt < 0) {
+  if (ST_TYPES[ti].lt < 0) {
     /* kept, checked like any other, refused only if it is loaded: a file's
        other tensors stay readable (keys selects around it) */
     e->dtype = LT_UINT8;

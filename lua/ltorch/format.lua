@@ -93,10 +93,19 @@ local function float_formatter(vals)
   return {width = width, format = fmt}
 end
 
--- _Formatter of an integer or bool tensor
-local function plain_formatter(vals, is_bool)
+-- a uint64 element (a Lua integer holding its bits) in decimal: past
+-- 2^63 - 1 the integer is negative, so divide as unsigned
+local function unsigned_str(v)
+  if v >= 0 then return string.format("%d", v) end
+  local q = (v >> 1) // 5            -- v // 10 as unsigned
+  return string.format("%d%d", q, v - q * 10)
+end
+
+-- _Formatter of an integer or bool tensor (uint64: its values unsigned)
+local function plain_formatter(vals, is_bool, unsigned)
   local str
   if is_bool then str = function(v) return v and "True" or "False" end
+  elseif unsigned then str = unsigned_str
   else str = function(v) return string.format("%d", v) end end
   local width = 1
   for _, v in ipairs(vals) do
@@ -162,7 +171,7 @@ local function tensor_str(t, indent)
     local f
     if dt == "bool" then f = plain_formatter(flat, true)
     elseif dt:match("float") then f = float_formatter(flat)
-    else f = plain_formatter(flat, false) end
+    else f = plain_formatter(flat, false, dt == "uint64") end
     fmt = f.format
     element_length = f.width + 2
   end

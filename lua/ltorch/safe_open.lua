@@ -89,7 +89,7 @@ function File:get_tensor(name, opts)
     error(string.format("%s: tensor '%s': dtype %s has no ltorch dtype", self.path, name, e.unsupported), 2)
   end
   local copy = check_opts(opts, "get_tensor", {copy = true}, 2).copy
-  local ok, t = pcall(self.h.tensor, self.h, self.start + e.begin, e.dtype, e.shape, not copy, e.widen)
+  local ok, t = pcall(self.h.tensor, self.h, self.start + e.begin, e.dtype, e.shape, not copy)
   if not ok then error(self.path .. ": tensor '" .. name .. "': " .. tostring(t), 2) end
   return t
 end
@@ -126,7 +126,7 @@ function Slice:rows(first, count)
   local rowbytes = n > 0 and (e["end"] - e.begin) // n or 0
   local shape = table.move(e.shape, 1, #e.shape, 1, {})
   shape[1] = count
-  local ok, t = pcall(f.h.tensor, f.h, f.start + e.begin + (first - 1) * rowbytes, e.dtype, shape, true, e.widen)
+  local ok, t = pcall(f.h.tensor, f.h, f.start + e.begin + (first - 1) * rowbytes, e.dtype, shape, true)
   if not ok then error(f.path .. ": tensor '" .. e.name .. "': " .. tostring(t), 2) end
   return t
 end

@@ -82,7 +82,7 @@ function M.load(path, opts)
             if not dtype then common.fail(path, "tensor '" .. e.name .. "': unsupported R special dtype '" .. tostring(sp.dtype) .. "'") end
             shape = type(sp.shape) == "table" and sp.shape or {sp.shape}
           end
-          local t = common.guard(path .. ": tensor '" .. e.name .. "'", h.tensor, h, start + e.begin, dtype, shape, opts.mmap, e.widen, false, e.name)
+          local t = common.guard(path .. ": tensor '" .. e.name .. "'", h.tensor, h, start + e.begin, dtype, shape, opts.mmap, nil, false, e.name)
           if grads[e.name] == true then t:requires_grad(true) end
           common.put(sd, name, t, path)
         end
