@@ -122,3 +122,15 @@ describe("torchsharp save", function()
     assert.same({}, odict.keys(torch.load(p)))
   end)
 end)
+
+describe("torchsharp keys", function()
+  it("leaves out an entry of a dtype ltorch lacks (QInt8), and refuses it when asked for", function()
+    -- count 2; "q": code 12 (c10 QInt8, 1 byte), rank 1, dim 4; "w": code 6 (float32), rank 1, dim 2
+    local bytes = "\2" .. "\1q" .. "\12\1\4" .. "\1\2\3\4" .. "\1w" .. "\6\1\2" .. string.pack("<ff", 1.5, -2)
+    local p = dir .. "/q.dat"
+    H.write(p, bytes)
+    assert.same({1.5, -2}, torch.load(p, {keys = {"w"}}).w:tolist())
+    assert.has_error(function() torch.load(p) end,
+      p .. ": entry 'q': dtype code 12 has no ltorch dtype (keys can leave it out)")
+  end)
+end)

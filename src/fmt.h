@@ -107,6 +107,10 @@ void lt_npy_utf8_to_utf32(const char *s, size_t n, unsigned char *out, size_t nc
 
 typedef struct lt_ts_entry {
   char *name;                  /* owned */
+  int unsupported;             /* a dtype code ltorch has no dtype for but whose
+                                  element size is known (quantized, complex32,
+                                  bits types): skipped, an error only when
+                                  loaded; -1 otherwise */
   lt_dtype dtype;
   int ndim;
   int64_t shape[LT_MAX_DIMS];

@@ -1053,8 +1053,9 @@ static int l_ts_scan(lua_State *L) {
   lua_createtable(L, (int)b->f.n, 0);
   for (size_t i = 0; i < b->f.n; i++) {
     const lt_ts_entry *e = &b->f.e[i];
-    push_entry(L, 4, e->name, e->dtype, e->ndim, e->shape);
+    push_entry(L, 5, e->name, e->dtype, e->ndim, e->shape);
     lua_pushinteger(L, (lua_Integer)e->data_off); lua_setfield(L, -2, "offset");
+    if (e->unsupported >= 0) { lua_pushinteger(L, e->unsupported); lua_setfield(L, -2, "unsupported"); }
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   return 1;

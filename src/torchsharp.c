@@ -43,6 +43,19 @@ static const ts_code TS_CODES[] = {
   {5, LT_FLOAT16}, {6, LT_FLOAT32}, {7, LT_FLOAT64}, {9, LT_COMPLEX64},
   {10, LT_COMPLEX128}, {11, LT_BOOL}, {15, LT_BFLOAT16},
 };
+/* c10 ScalarType codes without an ltorch dtype, with their element sizes
+   (c10/core/ScalarType.h): 8 ComplexHalf, 12 QInt8, 13 QUInt8, 14 QInt32,
+   16 QUInt4x2, 17 QUInt2x4, 18-21 Bits1x8..Bits8, 22 Bits16, 25 and 26 the
+   fnuz float8 kinds. A state dict's entry of these is skipped: keys can
+   read the others */
+static int ts_skip_size(uint64_t code) {
+  switch (code) {
+    case 8: case 14: return 4;
+    case 22: return 2;
+    case 12: case 13: case 16: case 17: case 18: case 19: case 20: case 21: case 25: case 26: return 1;
+    default: return 0;
+  }
+}
 #define TS_NCODES (sizeof TS_CODES / sizeof TS_CODES[0])
 
 int lt_ts_dtype_from_code(uint64_t code) {
@@ -143,17 +156,21 @@ static int rd_string(rd *r, char **out, const char *what, char *err) {
   return 0;
 }
 
-/* one tensor record at r->pos into e (its name untouched); skips the data */
+/* one tensor record at r->pos into e (its name untouched); skips the data.
+   A dtype code ltorch lacks but can skip sets e->unsupported (state dicts
+   only: the other layouts refuse it, see rd_tensor_strict) */
 static int rd_tensor(rd *r, lt_ts_entry *e, char *err) {
   uint64_t code, nd;
   if (rd_leb(r, &code, "dtype", err)) return -1;
   int dt = lt_ts_dtype_from_code(code);
-  if (dt < 0) {
+  int skip = dt < 0 ? ts_skip_size(code) : 0;
+  if (dt < 0 && !skip) {
     snprintf(err, LT_MSG, "unsupported dtype code %llu%s", (unsigned long long)code,
              code == 4711 ? " (exportsd's fallback for unknown types)" : "");
     return -1;
   }
-  e->dtype = (lt_dtype)dt;
+  e->unsupported = skip ? (int)code : -1;
+  e->dtype = skip ? LT_UINT8 : (lt_dtype)dt;
   if (rd_leb(r, &nd, "rank", err)) return -1;
   if (nd > LT_MAX_DIMS) {
     snprintf(err, LT_MSG, "rank %llu exceeds the limit of %d", (unsigned long long)nd, LT_MAX_DIMS);
@@ -167,7 +184,7 @@ static int rd_tensor(rd *r, lt_ts_entry *e, char *err) {
     e->shape[d] = (int64_t)v;
   }
   int64_t numel = lt_shape_numel(e->ndim, e->shape);
-  uint64_t isz = lt_dtypes[e->dtype].size;
+  uint64_t isz = skip ? (uint64_t)skip : lt_dtypes[e->dtype].size;
   if (numel < 0 || (uint64_t)numel > (uint64_t)INT64_MAX / isz) {
     snprintf(err, LT_MSG, "shape overflows");
     return -1;
@@ -247,13 +264,23 @@ fail:
   return -1;
 }
 
+/* rd_tensor for the layouts whose tensors are all loaded: no skipping */
+static int rd_tensor_strict(rd *r, lt_ts_entry *e, char *err) {
+  if (rd_tensor(r, e, err)) return -1;
+  if (e->unsupported >= 0) {
+    snprintf(err, LT_MSG, "unsupported dtype code %d", e->unsupported);
+    return -1;
+  }
+  return 0;
+}
+
 /* ---- 2. one tensor --------------------------------------------------------- */
 
 int lt_ts_scan_tensor(int fd, uint64_t size, lt_ts_entry *e, char *err) {
   memset(e, 0, sizeof *e);
   rd *r = rd_new(fd, size, err);
   if (!r) return -1;
-  int rc = rd_tensor(r, e, err);
+  int rc = rd_tensor_strict(r, e, err);
   if (!rc) rc = rd_trailing(r, "tensor", err);
   free(r);
   return rc;
@@ -327,7 +354,7 @@ static int rd_state_tensor(rd *r, lt_ts_optim *o, int64_t *idx, char *err) {
   }
   lt_ts_entry *e = &o->t.e[o->t.n];
   memset(e, 0, sizeof *e);
-  if (rd_tensor(r, e, err)) return -1;
+  if (rd_tensor_strict(r, e, err)) return -1;
   *idx = (int64_t)o->t.n++;
   return 0;
 }

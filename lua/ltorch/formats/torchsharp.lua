@@ -168,6 +168,10 @@ local function load_state_dict(path, h, entries, opts)
   for _, e in ipairs(entries) do
     local name = select(e.name)
     if name then
+      if e.unsupported then
+        error(string.format("entry '%s': dtype code %d has no ltorch dtype (keys can leave it out)",
+          e.name, e.unsupported), 0)
+      end
       local ok2, t = pcall(h.tensor, h, e.offset, e.dtype, e.shape, opts.mmap, nil, false, e.name)
       if not ok2 then error("entry '" .. e.name .. "': " .. tostring(t), 0) end
       common.put(d, name, t, path)
