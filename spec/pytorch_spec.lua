@@ -220,13 +220,17 @@ for i in z.infolist():
     n, x = struct.unpack('<HH', raw[i.header_offset + 26:i.header_offset + 30])
     print(i.filename, i.compress_type, (i.header_offset + 30 + n + x) %% 64, i.flag_bits)
 print(z.read('my.model/version'), z.read('my.model/byteorder'), len(z.read('my.model/data/0')), z.testzip())
+sid = z.read('my.model/.data/serialization_id')
+print(len(sid), sid.isdigit())
 ]]):format(f, f))
     assert.equal([[
 my.model/data.pkl 0 0 2056
 my.model/byteorder 0 0 2056
 my.model/data/0 0 0 2056
 my.model/version 0 0 2056
+my.model/.data/serialization_id 0 0 2056
 b'3\n' b'little' 40 None
+40 True
 ]], out)
   end)
 end)
