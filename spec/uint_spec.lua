@@ -206,3 +206,26 @@ with zipfile.ZipFile(sys.argv[1], 'w') as z:
       .. "Double or Half)", H.err(torch.save, {w = torch.tensor({1}, {dtype = "uint64"})}, p .. ".t7"))
   end)
 end)
+
+describe("uint64 order-based ops", function()
+  it("max, min, argmax, argmin, amax, amin, sort, argsort and topk order values past 2^63 as unsigned", function()
+    local t = torch.tensor({1, -1, 5}, {dtype = "uint64"})   -- -1 is 2^64 - 1
+    local big = torch.tensor({-1}, {dtype = "uint64"})[1]
+    assert.is_true(torch.equal(t:max(), big))
+    assert.are.equal(1, t:min():item())
+    assert.are.equal(2, t:argmax():item())
+    assert.are.equal(1, t:argmin():item())
+    assert.is_true(torch.equal(t:amax(), big))
+    local v, i = t:sort()
+    assert.are.equal("uint64", v:dtype())
+    assert.are.same({1, 5, -1}, v:tolist())
+    assert.are.same({1, 3, 2}, i:tolist())
+    assert.are.same({1, 3, 2}, t:argsort():tolist())
+    local tv, ti = t:topk(2)
+    assert.are.same({-1, 5}, tv:tolist())
+    assert.are.same({2, 3}, ti:tolist())
+    local mv, mi = t:max(1)
+    assert.are.same({-1, 2}, {mv:item(), mi:item()})
+    assert.are.same({1, -1, 5}, t:tolist())   -- the argument is left as it was
+  end)
+end)

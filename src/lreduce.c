@@ -537,6 +537,46 @@ static int l_log_softmax(lua_State *L) { return softmax(L, 1, "log_softmax"); }
 
 /* ---- registration ------------------------------------------------------ */
 
+/* ---- uint64 through the order-based ops --------------------------------- */
+
+/* x ^ 2^63 maps uint64's order onto int64's: f runs on the flipped int64
+   copy of a uint64 argument #1, and its first nvalues results (values, not
+   indices) are flipped back to uint64 */
+static void flip_sign(lt_tensor *t) {
+  uint64_t *p = (uint64_t *)lt_data(t);
+  for (int64_t i = 0, n = lt_numel(t); i < n; i++) p[i] ^= (uint64_t)1 << 63;
+}
+
+static int u64_ordered(lua_State *L, lua_CFunction f, int nvalues) {
+  lt_tensor *t = lt_test(L, 1);
+  if (!t || t->dtype != LT_UINT64) return f(L);
+  lt_tensor *c = lm_push_copy(L, t, LT_UINT64);
+  flip_sign(c);
+  c->dtype = LT_INT64;
+  lua_replace(L, 1);
+  int n = f(L), top = lua_gettop(L);
+  for (int i = 0; i < nvalues && i < n; i++) {
+    lt_tensor *r = lt_test(L, top - n + 1 + i);
+    if (r && r->dtype == LT_INT64) {
+      r = lm_push_copy(L, r, LT_INT64);   /* its own memory, whatever f returned */
+      flip_sign(r);
+      r->dtype = LT_UINT64;
+      lua_replace(L, top - n + 1 + i);
+    }
+  }
+  return n;
+}
+
+static int u_amax(lua_State *L) { return u64_ordered(L, l_amax, 1); }
+static int u_amin(lua_State *L) { return u64_ordered(L, l_amin, 1); }
+static int u_max(lua_State *L) { return u64_ordered(L, l_max, 1); }
+static int u_min(lua_State *L) { return u64_ordered(L, l_min, 1); }
+static int u_argmax(lua_State *L) { return u64_ordered(L, l_argmax, 0); }
+static int u_argmin(lua_State *L) { return u64_ordered(L, l_argmin, 0); }
+static int u_sort(lua_State *L) { return u64_ordered(L, l_sort, 1); }
+static int u_argsort(lua_State *L) { return u64_ordered(L, l_argsort, 0); }
+static int u_topk(lua_State *L) { return u64_ordered(L, l_topk, 1); }
+
 static const luaL_Reg funcs[] = {
   {NULL, NULL}
 };
@@ -544,11 +584,11 @@ static const luaL_Reg funcs[] = {
 /* module functions that are tensor methods too */
 static const luaL_Reg both[] = {
   {"sum", l_sum}, {"mean", l_mean}, {"prod", l_prod}, {"var", l_var}, {"std", l_std},
-  {"norm", l_norm}, {"any", l_any}, {"all", l_all}, {"amax", l_amax}, {"amin", l_amin},
+  {"norm", l_norm}, {"any", l_any}, {"all", l_all}, {"amax", u_amax}, {"amin", u_amin},
   {"logsumexp", l_logsumexp},
-  {"max", l_max}, {"min", l_min}, {"argmax", l_argmax}, {"argmin", l_argmin},
+  {"max", u_max}, {"min", u_min}, {"argmax", u_argmax}, {"argmin", u_argmin},
   {"cumsum", l_cumsum}, {"cumprod", l_cumprod},
-  {"sort", l_sort}, {"argsort", l_argsort}, {"topk", l_topk},
+  {"sort", u_sort}, {"argsort", u_argsort}, {"topk", u_topk},
   {"softmax", l_softmax}, {"log_softmax", l_log_softmax},
   {NULL, NULL}
 };
