@@ -344,6 +344,7 @@ typedef struct wopts {
   lt_wstream ws;
   lt_progress pg;          /* opts.progress, run protected (lprogress.c) */
   char fill_err[LT_MSG];   /* a deferred source that could not be read (npz) */
+  int anon;                /* the output is an unnamed O_TMPFILE file (create_out) */
 } wopts;
 
 /* read the options at idx (none or nil: the defaults) into w; pushes the
@@ -379,8 +380,10 @@ static lt_dtype out_dtype(const wopts *w, const lt_tensor *t) {
   return t->dtype;
 }
 
-static int create_out(lua_State *L, const char *path) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+/* the output for the temporary file path: an unnamed O_TMPFILE file that
+   finish_out names path, or path created with O_EXCL|O_NOFOLLOW (lio.c) */
+static int create_out(lua_State *L, const char *path, wopts *w) {
+  int fd = lt_open_temp(path, 0644, &w->anon);   /* a new file, never through a link */
   if (fd < 0) fmt_error(L, "cannot create: %s", strerror(errno));   /* the Lua side names the file saved */
   return fd;
 }
@@ -388,7 +391,8 @@ static int create_out(lua_State *L, const char *path) {
 /* close the written file, then raise the progress callback's error (which
    stopped the write) or the write's; durability is the save's sync option
    (core._replace) */
-static int finish_out(lua_State *L, wopts *w, int fd, int rc, const char *err) {
+static int finish_out(lua_State *L, wopts *w, int fd, int rc, const char *err, const char *path) {
+  if (rc == 0 && w->anon && lt_link_temp(fd, path)) { rc = -1; err = strerror(errno); }
   if (close(fd) != 0 && rc == 0) { rc = -1; err = strerror(errno); }
   lt_progress_check(&w->pg);
   if (rc) return fmt_error(L, "%s", err);   /* the Lua side names the file */
@@ -426,9 +430,9 @@ static int l_st_save(lua_State *L) {
                         names[i], lt_dtypes[out[i]].name);
     w.pg.total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[out[i]].size;
   }
-  int fd = create_out(L, path);
+  int fd = create_out(L, path, &w);
   int rc = lt_st_write_as(fd, n, names, ts, out, nm, keys, vals, &w.ws, err);
-  finish_out(L, &w, fd, rc, err);
+  finish_out(L, &w, fd, rc, err, path);
   return 0;
 }
 
@@ -711,10 +715,10 @@ static int l_npy_save(lua_State *L) {
   if (t->storage->device != LT_CPU) return fmt_error(L, "the tensor is on the GPU: move it to the CPU first");
   w.pg.total = (uint64_t)lt_numel(t) * lt_dtypes[dt].size;
   size_t hn = lt_npy_format_header(hdr, sizeof hdr, dt, t->ndim, t->shape);
-  int fd = create_out(L, path);
+  int fd = create_out(L, path, &w);
   int rc = lt_write_full(fd, hdr, hn, err);
   if (!rc) rc = lt_write_tensor_as(fd, t, dt, &w.ws, err);
-  finish_out(L, &w, fd, rc, err);
+  finish_out(L, &w, fd, rc, err, path);
   return 0;
 }
 
@@ -990,6 +994,13 @@ static int l_npz_save(lua_State *L) {
   char *bufs = lua_newuserdatauv(L, 2 * NPZ_BUF, 0);   /* the members' chunk buffers */
   lt_ptrbox *z = lt_newptrbox(L, discard_zip);
   int zerr = 0;
+  /* claim the temporary name first, as the other writers do (O_EXCL,
+     O_NOFOLLOW): libzip then writes its own mkstemp file beside it
+     (".NAME.tmp-*.XXXXXX", the same cleanup pattern) and renames that onto
+     this empty file, never through a link planted at the name */
+  int claim = lt_create_temp(path, 0644);
+  if (claim < 0) return fmt_error(L, "cannot create: %s", strerror(errno));
+  close(claim);
   zip_t *za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
   z->p = za;
   if (!za) return fmt_error(L, "cannot create the archive (libzip error %d)", zerr);
@@ -1077,7 +1088,7 @@ static int l_ts_save(lua_State *L) {
   }
   char err[LT_MSG];
   unsigned char hb[16 + 11 * (LT_MAX_DIMS + 2)];
-  int fd = create_out(L, path);
+  int fd = create_out(L, path, &w);
   size_t k = lt_leb128(n, hb);
   int rc = lt_write_full(fd, hb, k, err);
   for (size_t i = 0; i < n && !rc; i++) {
@@ -1094,7 +1105,7 @@ static int l_ts_save(lua_State *L) {
     rc = lt_write_full(fd, hb, k, err);
     if (!rc) rc = lt_write_tensor_as(fd, t, dt, &w.ws, err);
   }
-  finish_out(L, &w, fd, rc, err);
+  finish_out(L, &w, fd, rc, err, path);
   return 0;
 }
 
@@ -1208,7 +1219,7 @@ static int l_ts_write(lua_State *L) {
   }
   char err[LT_MSG] = "";
   unsigned char hb[11 * (LT_MAX_DIMS + 2)];
-  int fd = create_out(L, path);
+  int fd = create_out(L, path, &w);
   int rc = 0;
   for (size_t i = 0; i < n && !rc; i++) {
     if (lua_rawgeti(L, 2, (lua_Integer)i + 1) == LUA_TSTRING) {
@@ -1226,7 +1237,7 @@ static int l_ts_write(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  finish_out(L, &w, fd, rc, err);
+  finish_out(L, &w, fd, rc, err, path);
   return 0;
 }
 
@@ -1402,7 +1413,7 @@ static int l_write_parts(lua_State *L) {
     lua_pop(L, 1);
   }
   char err[LT_MSG] = "";
-  int fd = create_out(L, path);
+  int fd = create_out(L, path, &w);
   int rc = 0;
   for (size_t i = 0; i < n && !rc; i++) {
     if (lua_rawgeti(L, 2, (lua_Integer)i + 1) == LUA_TSTRING) {
@@ -1415,7 +1426,7 @@ static int l_write_parts(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  finish_out(L, &w, fd, rc, err);
+  finish_out(L, &w, fd, rc, err, path);
   return 0;
 }
 

@@ -5,6 +5,7 @@
 ** and the last step of every save: putting the finished temporary file in
 ** place.
 */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -14,7 +15,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include "lt_lua.h"
 
 /* ---- file errors ------------------------------------------------------------ */
@@ -71,6 +74,145 @@ static int l_head(lua_State *L) {
   lua_pushlstring(L, buf, (size_t)got);
   lua_pushinteger(L, (lua_Integer)sb.st_size);
   return 2;
+}
+
+/* ---- temporary files of a save --------------------------------------------------- */
+
+/* core._random_hex(n) -> 2n hex digits from getrandom(2): the random part
+   of a save's temporary name, which no other process can predict */
+static int l_random_hex(lua_State *L) {
+  lua_Integer n = luaL_optinteger(L, 1, 8);
+  luaL_argcheck(L, n >= 1 && n <= 64, 1, "byte count out of range (1 to 64)");
+  unsigned char b[64];
+  size_t got = 0;
+  while (got < (size_t)n) {
+    ssize_t r = getrandom(b + got, (size_t)n - got, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return luaL_error(L, "getrandom: %s", strerror(errno));
+    got += (size_t)r;
+  }
+  char hex[129];
+  for (size_t i = 0; i < got; i++) snprintf(hex + 2 * i, 3, "%02x", b[i]);
+  lua_pushlstring(L, hex, 2 * got);
+  return 1;
+}
+
+/* lt_create_temp(path, mode) -> fd | -1 (errno): the one way a writer
+   creates its temporary file: a new file or nothing (O_EXCL), never through
+   a symbolic link planted at the name (O_NOFOLLOW) */
+int lt_create_temp(const char *path, int mode) {
+  return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+}
+
+/* lt_open_temp(path, mode, &anon) -> fd | -1 (errno): a writer's output
+   for the temporary file path. Where the filesystem has O_TMPFILE, an
+   unnamed file in path's folder (*anon = 1): a save killed before
+   lt_link_temp leaves nothing at all. Else lt_create_temp (*anon = 0). */
+int lt_open_temp(const char *path, int mode, int *anon) {
+  *anon = 0;
+#ifdef O_TMPFILE
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == path) snprintf(dir, sizeof dir, "/");
+  else if ((size_t)(slash - path) < sizeof dir) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  else dir[0] = 0;
+  if (dir[0] && access("/proc/self/fd", X_OK) == 0) {
+    int fd = open(dir, O_WRONLY | O_TMPFILE | O_CLOEXEC, (mode_t)mode);
+    if (fd >= 0) { *anon = 1; return fd; }
+  }
+#endif
+  return lt_create_temp(path, mode);
+}
+
+/* lt_link_temp(fd, path) -> 0 | -1 (errno): gives the unnamed file of
+   lt_open_temp the name path; like O_EXCL, a name taken (a planted link
+   included: linkat never follows the new name) fails with EEXIST */
+int lt_link_temp(int fd, const char *path) {
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+/* core._create_temp(path) -> true | nil, message: creates path as
+   lt_create_temp does (empty) */
+static int l_create_temp(lua_State *L) {
+  int fd = lt_create_temp(luaL_checkstring(L, 1), 0644);
+  if (fd < 0) { lua_pushnil(L); lua_pushstring(L, strerror(errno)); return 2; }
+  close(fd);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* the time this process started, in seconds since the epoch (Linux:
+   /proc/self/stat starttime after /proc/stat btime), else the time this
+   library was first asked */
+static double start_time(void) {
+  static double t = -1;
+  if (t >= 0) return t;
+  double now = (double)time(NULL);
+  t = now;
+  FILE *f = fopen("/proc/stat", "r");
+  long long btime = -1;
+  if (f) {
+    char line[256];
+    while (fgets(line, sizeof line, f))
+      if (sscanf(line, "btime %lld", &btime) == 1) break;
+    fclose(f);
+  }
+  f = fopen("/proc/self/stat", "r");
+  if (!f || btime < 0) { if (f) fclose(f); return t; }
+  char buf[4096];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');   /* the command name may hold spaces */
+  unsigned long long ticks;
+  long hz = sysconf(_SC_CLK_TCK);
+  /* after ')': state (field 3) ... starttime (field 22) */
+  if (p && hz > 0 && sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &ticks) == 1) {
+    double s = (double)btime + (double)ticks / (double)hz;
+    if (s <= now + 1) t = s;
+  }
+  return t;
+}
+
+static int l_start_time(lua_State *L) {
+  lua_pushnumber(L, start_time());
+  return 1;
+}
+
+/* core._clean_temps(dir, prefix [, before]) -> count removed: the regular
+   files in dir whose name starts with prefix (a save's temporary names for
+   one target, ".NAME.tmp-") and whose modification time is older than
+   before (default: this process's start): what killed saves left. A file
+   of a save still running was written after that save started, and a save
+   that started before this process writes on (its mtime moves); nothing
+   else in dir is touched, links and folders included. */
+static int l_clean_temps(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  size_t plen;
+  const char *prefix = luaL_checklstring(L, 2, &plen);
+  double before = luaL_optnumber(L, 3, start_time());
+  luaL_argcheck(L, plen >= 6, 2, "prefix too short");
+  int dfd = open(*dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  lua_Integer removed = 0;
+  if (dfd < 0) { lua_pushinteger(L, 0); return 1; }
+  DIR *d = fdopendir(dfd);
+  if (!d) { close(dfd); lua_pushinteger(L, 0); return 1; }
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (strncmp(e->d_name, prefix, plen) != 0) continue;
+    struct stat sb;
+    if (fstatat(dfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW)) continue;
+    if (!S_ISREG(sb.st_mode)) continue;
+    double mt = (double)sb.st_mtim.tv_sec + sb.st_mtim.tv_nsec * 1e-9;
+    if (mt >= before) continue;
+    if (unlinkat(dfd, e->d_name, 0) == 0) removed++;
+  }
+  closedir(d);
+  lua_pushinteger(L, removed);
+  return 1;
 }
 
 /* ---- replacing a file ---------------------------------------------------------- */
@@ -156,6 +298,8 @@ fail:
 
 static const luaL_Reg funcs[] = {
   {"_head", l_head}, {"_replace", l_replace},
+  {"_random_hex", l_random_hex}, {"_create_temp", l_create_temp},
+  {"_start_time", l_start_time}, {"_clean_temps", l_clean_temps},
   {NULL, NULL}
 };
 

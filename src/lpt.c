@@ -561,8 +561,11 @@ static void open_legacy(loader *ld) {
   }
   if (keylist->kind != PK_LIST) fail(L, c, "legacy storage key list is a %s, not a list", "non-list value");
   pk_obj **byname = lua_newuserdatauv(L, (c->res.nstorages ? c->res.nstorages : 1) * sizeof *byname, 0);
-  memcpy(byname, c->res.storages, c->res.nstorages * sizeof *byname);
-  qsort(byname, c->res.nstorages, sizeof *byname, cmp_key);
+  /* no tensors: c->res.storages may be NULL (memcpy from NULL is UB even for 0) */
+  if (c->res.nstorages) {
+    memcpy(byname, c->res.storages, c->res.nstorages * sizeof *byname);
+    qsort(byname, c->res.nstorages, sizeof *byname, cmp_key);
+  }
   for (size_t i = 0; i < keylist->n; i++) {
     pk_obj *k = keylist->items[i], *s = NULL;
     if (k->kind != PK_STR) fail(L, c, "legacy storage key %zu is not a string", i);
@@ -1213,13 +1216,15 @@ static int l_pt_save(lua_State *L) {
   pk_w_op(&c->b, '.');
   if (c->b.out.oom) return raise(L, "out of memory");
   /* 2. the archive */
-  c->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  int anon;   /* an unnamed O_TMPFILE file, named path when complete (lio.c) */
+  c->fd = lt_open_temp(path, 0666, &anon);   /* a new file, never through a link */
   if (c->fd < 0) return raise(L, "cannot create: %s", strerror(errno));   /* path is the temporary file: the Lua side names the file saved */
   pz_writer_init(&c->w, c->fd);
   c->winit = 1;
   write_records(&s, folder, f_progress, f_extra, release);
   char err[LT_MSG];
   if (pz_write_finish(&c->w, err)) return raise(L, "%s", err);
+  if (anon && lt_link_temp(c->fd, path)) return raise(L, "cannot create: %s", strerror(errno));
   if (close(c->fd)) { c->fd = -1; return raise(L, "close failed: %s", strerror(errno)); }
   c->fd = -1;
   sv_free(c);

@@ -104,6 +104,13 @@ int lt_file_error(lua_State *L, const char *path, const char *entry, const char 
 /* what errno e says about a file: "no such file", "is a directory",
    "permission denied", ..., else strerror(e) */
 const char *lt_errno_text(int e);
+/* lio.c: creates a save's temporary file: O_CREAT|O_EXCL|O_NOFOLLOW, so a
+   name taken or a planted symbolic link fails (-1, errno) */
+int lt_create_temp(const char *path, int mode);
+/* lio.c: an unnamed O_TMPFILE file in path's folder (*anon = 1) that
+   lt_link_temp names path when complete, or lt_create_temp (*anon = 0) */
+int lt_open_temp(const char *path, int mode, int *anon);
+int lt_link_temp(int fd, const char *path);
 
 /* What a binding file registers: luaL_Reg arrays (each ending in {NULL,
    NULL}; any may be NULL) and an opener for the metatables of its own

@@ -11,7 +11,6 @@
 #include "lt.h"
 #include "rawio.h"
 
-#define PZ_MAX_ENTRIES 1000000      /* central directory entries */
 #define PZ_MAX_NAME 4096            /* bytes in an entry name */
 #define PZ_ALIGN 64                 /* data alignment PyTorch writes */
 

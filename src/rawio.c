@@ -16,6 +16,7 @@
 #include <zlib.h>
 #include "rawio.h"
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <pthread.h>
 #include <immintrin.h>
 #define LT_CLMUL 1
 #endif
@@ -158,12 +159,22 @@ static uint32_t crc_fold(const unsigned char *buf, size_t len, uint32_t crc) {
 }
 #endif
 
+#ifdef LT_CLMUL
+static pthread_once_t clmul_once = PTHREAD_ONCE_INIT;
+static int clmul_have;   /* written once, in clmul_check, before any read */
+static void clmul_check(void) {
+  __builtin_cpu_init();
+  clmul_have = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+}
+#endif
+
 uint32_t lt_crc32(uint32_t crc, const void *data, size_t n) {
   const unsigned char *p = data;
 #ifdef LT_CLMUL
-  static int have = -1;
-  if (have < 0) have = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
-  if (have && n >= 64) {
+  /* the CPU check runs once, under pthread_once: threads may make their
+     first crc32 together (parallel loads) */
+  pthread_once(&clmul_once, clmul_check);
+  if (clmul_have && n >= 64) {
     size_t m = n & ~(size_t)15;
     crc = ~crc_fold(p, m, ~crc);
     p += m; n -= m;

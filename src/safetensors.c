@@ -136,7 +136,8 @@ static int parse_entry(const cJSON *node, lt_st_entry *e, char *err) {
     else numel *= d;
   }
   uint64_t bits = (uint64_t)ST_TYPES[ti].bits;
-  if (over || numel > (uint64_t)INT64_MAX / bits) {
+  /* lt_shape_numel also refuses a zero-element shape whose strides overflow */
+  if (over || numel > (uint64_t)INT64_MAX / bits || lt_shape_numel(nd, e->shape) < 0) {
     snprintf(err, LT_MSG, "tensor '%s': shape overflows", name);
     return -1;
   }

@@ -6,19 +6,28 @@
 #include <stdio.h>
 #include "lt.h"
 
+/* the product of the dims; -1 for a negative dim, and when the product
+   overflows int64, counting a 0 dim as 1 there: a zero-element shape such as
+   {0, 2^62, 4} has contiguous strides (products of the inner dims, 0 read as
+   1) past int64, and is refused as any overflowing shape is */
 int64_t lt_shape_numel(int ndim, const int64_t *shape) {
-  int64_t n = 1;
+  int64_t n = 1, reach = 1;
+  int zero = 0;
   for (int i = 0; i < ndim; i++) {
     if (shape[i] < 0) return -1;
-    if (shape[i] == 0) n = 0;
-    else if (n > INT64_MAX / shape[i]) return -1;
-    else n *= shape[i];
+    if (shape[i] == 0) { zero = 1; continue; }
+    if (reach > INT64_MAX / shape[i]) return -1;
+    reach *= shape[i];
   }
+  n = zero ? 0 : reach;
   return n;
 }
 
+/* t's shape is valid (lt_shape_numel >= 0): no overflow; a 0 dim anywhere
+   gives 0 */
 int64_t lt_numel(const lt_tensor *t) {
   int64_t n = 1;
+  for (int i = 0; i < t->ndim; i++) if (t->shape[i] == 0) return 0;
   for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
   return n;
 }
@@ -32,11 +41,16 @@ void lt_storage_tensor(lt_tensor *t, lt_storage *s, lt_dtype dt) {
   t->stride[0] = 1;
 }
 
+/* strides[i] = the product of the dims after i (a 0 dim counted as 1). A
+   shape lt_shape_numel accepts never overflows here; any other saturates at
+   INT64_MAX (no signed overflow) */
 void lt_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
   int64_t s = 1;
   for (int i = ndim - 1; i >= 0; i--) {
     stride[i] = s;
-    s *= shape[i] > 0 ? shape[i] : 1;
+    if (i == 0) break;
+    int64_t d = shape[i] > 0 ? shape[i] : 1;
+    if (__builtin_mul_overflow(s, d, &s)) s = INT64_MAX;
   }
 }
 

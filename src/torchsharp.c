@@ -223,6 +223,30 @@ void lt_ts_free(lt_ts_file *f) {
 
 /* ---- 1. state dict ------------------------------------------------------- */
 
+/* the duplicate-name check: the names sorted (ties by entry index), equal
+   neighbours are duplicates; O(n log n), as gguf.c's dup_name */
+typedef struct ts_named { const char *s; size_t i; } ts_named;
+static int by_entry_name(const void *a, const void *b) {
+  const ts_named *x = a, *y = b;
+  int c = strcmp(x->s, y->s);
+  return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* the first entry whose name an earlier entry has (its index), -1 for none,
+   -2 (err set) when out of memory */
+static long dup_entry(const lt_ts_file *f, char *err) {
+  if (f->n < 2) return -1;
+  ts_named *v = malloc(f->n * sizeof *v);
+  if (!v) { snprintf(err, LT_MSG, "not enough memory"); return -2; }
+  for (size_t i = 0; i < f->n; i++) v[i] = (ts_named){f->e[i].name, i};
+  qsort(v, f->n, sizeof *v, by_entry_name);
+  long first = -1;
+  for (size_t i = 1; i < f->n; i++)
+    if (strcmp(v[i - 1].s, v[i].s) == 0 && (first < 0 || (long)v[i].i < first)) first = (long)v[i].i;
+  free(v);
+  return first;
+}
+
 int lt_ts_scan(int fd, uint64_t size, lt_ts_file *f, char *err) {
   char sub[LT_MSG];
   memset(f, 0, sizeof *f);
@@ -244,15 +268,15 @@ int lt_ts_scan(int fd, uint64_t size, lt_ts_file *f, char *err) {
       goto fail;
     }
     f->n++;
-    if (rd_tensor(r, e, sub)) goto named_fail;
-    for (size_t j = 0; j + 1 < f->n; j++)
-      if (strcmp(f->e[j].name, e->name) == 0) {
-        snprintf(sub, LT_MSG, "duplicate name");
-        goto named_fail;
-      }
-    continue;
-  named_fail:
-    snprintf(err, LT_MSG, "entry %llu '%.200s': %.250s", (unsigned long long)i + 1, e->name, sub);
+    if (rd_tensor(r, e, sub)) {
+      snprintf(err, LT_MSG, "entry %llu '%.200s': %.250s", (unsigned long long)i + 1, e->name, sub);
+      goto fail;
+    }
+  }
+  long d = dup_entry(f, err);
+  if (d == -2) goto fail;
+  if (d >= 0) {
+    snprintf(err, LT_MSG, "entry %ld '%.200s': duplicate name", d + 1, f->e[d].name);
     goto fail;
   }
   if (rd_trailing(r, "entry", err)) goto fail;

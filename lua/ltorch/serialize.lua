@@ -233,6 +233,7 @@ function M.write(value, path, opts, extras, f, level)
     local ok, why = f.can_hold(value)
     if not ok then error(path .. ": " .. why, level) end
   end
+  M.clean_temps(path)
   local tmp = M.temp_path(path)
   local ok, err = pcall(f.save, value, tmp, format_opts(opts), path, extras)
   if not ok then
@@ -247,12 +248,30 @@ function M.write(value, path, opts, extras, f, level)
   return path
 end
 
+-- temp_path(path) -> ".NAME.tmp-<32 hex digits from getrandom>-<counter>"
+-- beside path: a name no other process can predict, which the writers
+-- create with O_EXCL|O_NOFOLLOW (lt_create_temp), so a name taken or a
+-- symbolic link planted there fails the save instead of being written through
 local counter = 0
+local function split(path)
+  local dir, base = path:match("^(.*/)([^/]*)$")
+  return dir or "", base or path
+end
 function M.temp_path(path)
   counter = counter + 1
-  local dir, base = path:match("^(.*/)([^/]*)$")
-  dir, base = dir or "", base or path
-  return string.format("%s.%s.tmp-%d-%d", dir, base, math.random(1, 1 << 30), counter)
+  local dir, base = split(path)
+  return string.format("%s.%s.tmp-%s-%d", dir, base, require("ltorch.core")._random_hex(16), counter)
+end
+
+-- clean_temps(path) -> count: removes what killed saves to path left, the
+-- regular files ".NAME.tmp-*" beside it last modified before this process
+-- started (a save still running writes on, so its file is newer); nothing
+-- else. Never fails a save.
+function M.clean_temps(path)
+  local dir, base = split(path)
+  if base == "" then return 0 end
+  local ok, n = pcall(require("ltorch.core")._clean_temps, dir, "." .. base .. ".tmp-")
+  return ok and n or 0
 end
 
 ---------------------------------------------------------------------------

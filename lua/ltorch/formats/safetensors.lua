@@ -51,6 +51,34 @@ local function r_info(meta, path)
   return v
 end
 
+-- an R special_dtype entry's shape must cover its bytes exactly: numel *
+-- itemsize == end - begin (else the tensor would read past its entry)
+local function check_special(path, e, dtype, shape)
+  local nb, isz = e["end"] - e.begin, dtype == "complex64" and 8 or 16
+  local dims, zero = {}, false
+  for i, d in ipairs(shape) do
+    local n = math.tointeger(d)
+    if not n or n < 0 then
+      common.fail(path, string.format("tensor '%s': R special_dtype shape dim %d is %s (a count expected)",
+        e.name, i, tostring(d)))
+    end
+    dims[i] = n
+    if n == 0 then zero = true end
+  end
+  if #dims ~= #shape then common.fail(path, "tensor '" .. e.name .. "': R special_dtype shape is not a list") end
+  local need = isz   -- numel * itemsize, nil when it overflows
+  if zero then need = 0 else
+    for _, n in ipairs(dims) do
+      if need > math.maxinteger // n then need = nil; break end
+      need = need * n
+    end
+  end
+  if need ~= nb then
+    common.fail(path, string.format("tensor '%s': R special_dtype shape [%s] of %s needs %s bytes, the entry holds %d",
+      e.name, table.concat(dims, ", "), dtype, need and tostring(need) or "more than 2^63", nb))
+  end
+end
+
 function M.load(path, opts)
   opts = opts or {}
   local h, entries, meta, start = M.open(path)
@@ -81,6 +109,7 @@ function M.load(path, opts)
             dtype = map[tostring(sp.dtype)]
             if not dtype then common.fail(path, "tensor '" .. e.name .. "': unsupported R special dtype '" .. tostring(sp.dtype) .. "'") end
             shape = type(sp.shape) == "table" and sp.shape or {sp.shape}
+            check_special(path, e, dtype, shape)
           end
           local t = common.guard(path .. ": tensor '" .. e.name .. "'", h.tensor, h, start + e.begin, dtype, shape, opts.mmap, nil, false, e.name)
           if grads[e.name] == true then t:requires_grad(true) end
