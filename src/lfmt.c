@@ -1199,47 +1199,10 @@ static int l_ts_layouts(lua_State *L) {
   return 1;
 }
 
-/* parts in order: strings as they are, tensors as TorchSharp tensor records */
-static int l_ts_write(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  size_t n = (size_t)luaL_len(L, 2);
-  wopts w;
-  read_wopts(L, 3, &w);
-  for (size_t i = 0; i < n; i++) {
-    if (lua_rawgeti(L, 2, (lua_Integer)i + 1) != LUA_TSTRING) {
-      const lt_tensor *t = lt_check_meta(L, -1);
-      lt_dtype dt = out_dtype(&w, t);
-      if (t->storage->device != LT_CPU) return fmt_error(L, "a tensor is on the GPU: move it to the CPU first");
-      if (lt_ts_code(dt) < 0)
-        return fmt_error(L, "dtype %s cannot be stored in TorchSharp .dat (.pt can)", lt_dtypes[dt].name);
-      w.pg.total += (uint64_t)lt_numel(t) * lt_dtypes[dt].size;
-    }
-    lua_pop(L, 1);
-  }
-  char err[LT_MSG] = "";
-  unsigned char hb[11 * (LT_MAX_DIMS + 2)];
-  int fd = create_out(L, path, &w);
-  int rc = 0;
-  for (size_t i = 0; i < n && !rc; i++) {
-    if (lua_rawgeti(L, 2, (lua_Integer)i + 1) == LUA_TSTRING) {
-      size_t k;
-      const char *p = lua_tolstring(L, -1, &k);
-      rc = lt_write_full(fd, p, k, err);
-    } else {
-      const lt_tensor *t = lt_check_meta(L, -1);   /* checked above */
-      lt_dtype dt = out_dtype(&w, t);
-      size_t k = lt_leb128((uint64_t)lt_ts_code(dt), hb);
-      k += lt_leb128((uint64_t)t->ndim, hb + k);
-      for (int d = 0; d < t->ndim; d++) k += lt_leb128((uint64_t)t->shape[d], hb + k);
-      rc = lt_write_full(fd, hb, k, err);
-      if (!rc) rc = lt_write_tensor_as(fd, t, dt, &w.ws, err);
-    }
-    lua_pop(L, 1);
-  }
-  finish_out(L, &w, fd, rc, err, path);
-  return 0;
-}
+/* _ts_write(path, parts [, wopts]): the parts writer (below) with each
+   tensor as a TorchSharp tensor record (dtype code, rank, dims, bytes) */
+static int write_parts(lua_State *L, int ts_records);
+static int l_ts_write(lua_State *L) { return write_parts(L, 1); }
 
 /* ---- Torch7 ------------------------------------------------------------------------ */
 
@@ -1398,8 +1361,10 @@ static int l_t7_scan(lua_State *L) {
   return 3;
 }
 
-/* _write_parts(path, parts [, wopts]) (t7 and GGUF writers) */
-static int l_write_parts(lua_State *L) {
+/* parts in order: strings as they are, tensors' elements (a view gathered)
+   as native bytes, each preceded by its TorchSharp record header when
+   ts_records (the floating ones then cast to wopts.dtype) */
+static int write_parts(lua_State *L, int ts_records) {
   const char *path = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   size_t n = (size_t)luaL_len(L, 2);
@@ -1407,12 +1372,19 @@ static int l_write_parts(lua_State *L) {
   read_wopts(L, 3, &w);
   for (size_t i = 0; i < n; i++) {
     if (lua_rawgeti(L, 2, (lua_Integer)i + 1) != LUA_TSTRING) {
-      const lt_tensor *t = lt_check(L, -1);
-      w.pg.total += (uint64_t)lt_numel(t) * lt_dtypes[t->dtype].size;
+      const lt_tensor *t = ts_records ? lt_check_meta(L, -1) : lt_check(L, -1);
+      lt_dtype dt = ts_records ? out_dtype(&w, t) : t->dtype;
+      if (ts_records) {
+        if (t->storage->device != LT_CPU) return fmt_error(L, "a tensor is on the GPU: move it to the CPU first");
+        if (lt_ts_code(dt) < 0)
+          return fmt_error(L, "dtype %s cannot be stored in TorchSharp .dat (.pt can)", lt_dtypes[dt].name);
+      }
+      w.pg.total += (uint64_t)lt_numel(t) * lt_dtypes[dt].size;
     }
     lua_pop(L, 1);
   }
   char err[LT_MSG] = "";
+  unsigned char hb[11 * (LT_MAX_DIMS + 2)];
   int fd = create_out(L, path, &w);
   int rc = 0;
   for (size_t i = 0; i < n && !rc; i++) {
@@ -1421,14 +1393,24 @@ static int l_write_parts(lua_State *L) {
       const char *p = lua_tolstring(L, -1, &k);
       rc = lt_write_full(fd, p, k, err);
     } else {
-      const lt_tensor *t = lt_check(L, -1);
-      rc = lt_write_tensor_as(fd, t, t->dtype, &w.ws, err);
+      const lt_tensor *t = lt_check_meta(L, -1);   /* checked above */
+      lt_dtype dt = ts_records ? out_dtype(&w, t) : t->dtype;
+      if (ts_records) {
+        size_t k = lt_leb128((uint64_t)lt_ts_code(dt), hb);
+        k += lt_leb128((uint64_t)t->ndim, hb + k);
+        for (int d = 0; d < t->ndim; d++) k += lt_leb128((uint64_t)t->shape[d], hb + k);
+        rc = lt_write_full(fd, hb, k, err);
+      }
+      if (!rc) rc = lt_write_tensor_as(fd, t, dt, &w.ws, err);
     }
     lua_pop(L, 1);
   }
   finish_out(L, &w, fd, rc, err, path);
   return 0;
 }
+
+/* _write_parts(path, parts [, wopts]) (the Torch7 and GGUF writers) */
+static int l_write_parts(lua_State *L) { return write_parts(L, 0); }
 
 /* ---- registration ------------------------------------------------------------ */
 

@@ -106,48 +106,53 @@ function M.load(path, opts)
   opts = opts or {}
   local select = common.selector(opts)
   local progress = common.progress(opts)
-  local h = common.guard(path, core._fopen, path)
-  local info, size = common.using(h, path, function() return core._gguf_scan(h), h:size() end)
-  local md = metadata_of(info, size)
-  local T = odict.new()
-  local files = {{path = path, info = info}}
-  local n = md["split.count"]
-  if math.type(n) == "integer" and n > 1 then
-    -- a split model: every shard by its number, this one included
-    local stem, _, of = path:match(SPLIT)
-    if not stem or tonumber(of) ~= n then
-      common.fail(path, string.format("split.count is %d but the name is not NAME-%05d-of-%05d.gguf", n, 1, n))
-    end
-    files = {}
-    for i = 1, n do
-      local p = string.format("%s-%05d-of-%05d.gguf", stem, i, n)
-      local inf = p == path and info or scan(p)
-      local no = inf.values and inf.keys and (function()
-        for j, k in ipairs(inf.keys) do if k == "split.no" then return inf.values[j] end end
-      end)()
-      if no ~= i - 1 then common.fail(p, string.format("split.no is %s, expected %d", tostring(no), i - 1)) end
-      files[i] = {path = p, info = inf}
-    end
-    md = metadata_of(files[1].info)
-    local types = G.types(md)
-    for _, k in ipairs({"split.count", "split.no", "split.tensors.count"}) do
-      md[k] = nil
-      types[k] = nil
-    end
+  local open = {}   -- every file opened once, for its header and its tensors; closed whatever happens
+  local function file(p)
+    local h = common.guard(p, core._fopen, p)
+    open[#open + 1] = h
+    return {path = p, h = h, info = common.guard(p, core._gguf_scan, h)}
   end
-  local total = 0
-  for _, f in ipairs(files) do
-    for _, e in ipairs(f.info.tensors) do total = total + e.nbytes end
-  end
-  local done = 0
-  for _, f in ipairs(files) do
-    local fh = f.path == path and common.guard(path, core._fopen, path) or common.guard(f.path, core._fopen, f.path)
-    done = common.using(fh, f.path, function()
-      return load_tensors(fh, f.info, f.path, opts, T, select, progress, done, total)
-    end)
-  end
-  progress(total, total)
-  return {metadata = md, tensors = T}
+  local ok, res = pcall(function()
+    local first = file(path)
+    local md = metadata_of(first.info, first.h:size())
+    local files = {first}
+    local n = md["split.count"]
+    if math.type(n) == "integer" and n > 1 then
+      -- a split model: every shard by its number, this one included
+      local stem, _, of = path:match(SPLIT)
+      if not stem or tonumber(of) ~= n then
+        common.fail(path, string.format("split.count is %d but the name is not NAME-%05d-of-%05d.gguf", n, 1, n))
+      end
+      files = {}
+      for i = 1, n do
+        local p = string.format("%s-%05d-of-%05d.gguf", stem, i, n)
+        local f = p == path and first or file(p)
+        local no
+        for j, k in ipairs(f.info.keys) do if k == "split.no" then no = f.info.values[j] end end
+        if no ~= i - 1 then common.fail(p, string.format("split.no is %s, expected %d", tostring(no), i - 1)) end
+        files[i] = f
+      end
+      md = metadata_of(files[1].info)
+      local types = G.types(md)
+      for _, k in ipairs({"split.count", "split.no", "split.tensors.count"}) do
+        md[k] = nil
+        types[k] = nil
+      end
+    end
+    local total = 0
+    for _, f in ipairs(files) do
+      for _, e in ipairs(f.info.tensors) do total = total + e.nbytes end
+    end
+    local T, done = odict.new(), 0
+    for _, f in ipairs(files) do
+      done = load_tensors(f.h, f.info, f.path, opts, T, select, progress, done, total)
+    end
+    progress(total, total)
+    return {metadata = md, tensors = T}
+  end)
+  for _, h in ipairs(open) do h:close() end
+  if not ok then error(res, 0) end
+  return res
 end
 
 -- the tensors of a loaded value (torch.load_state_dict, convert, diff)
