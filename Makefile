@@ -93,6 +93,9 @@ install: all
 clean:
 	rm -rf build build-asan
 
+## fuzz: libFuzzer every parser (clang, ASan + UBSan), FUZZ_SECONDS (60) each, FUZZ_TARGETS to pick; fails on any finding (fuzz/README.md)
+include fuzz/fuzz.mk
+
 ## help: list targets
 help:
 	@sed -n 's/^## //p' Makefile
