@@ -28,10 +28,10 @@ DEB_PKGS = gcc make pkg-config lua5.4 liblua5.4-dev libzip-dev zlib1g-dev libcjs
 NPM_DIR = build/npm
 NPM_PEERS = @huggingface/gguf@0.4.6 @huggingface/tasks@0.21.54
 
-.PHONY: all host deps test demo bench asan install clean help
+.PHONY: all host deps test demo bench asan tsan install clean help
 
 ## all: build build/ltorch/core.so (the default)
-all: $(BUILD)/ltorch/core.so $(BUILD)/host
+all: $(BUILD)/ltorch/core.so $(BUILD)/host $(BUILD)/threads
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -45,10 +45,15 @@ $(BUILD)/ltorch/core.so: $(OBJS) | $(BUILD)/ltorch
 	$(CC) -shared $(ALL_CFLAGS) -Wl,-soname,core.so -o $@ $(OBJS) $(DEP_LIBS) $(LDFLAGS) -lm -pthread
 
 ## host: build the example C host application (examples/host) as build/host
-host: $(BUILD)/host
+host: $(BUILD)/host $(BUILD)/threads
 
 $(BUILD)/host: examples/host/host.c src/ltorch.h $(BUILD)/ltorch/core.so
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(LUA_INC) -Isrc $(CFLAGS) -o $@ examples/host/host.c \
+	  $(LDFLAGS) -L$(BUILD)/ltorch -l:core.so -Wl,-rpath,'$$ORIGIN/ltorch' -llua5.4 -lpthread
+
+# the threads host (examples/host/threads.c): 8 threads loading and saving
+$(BUILD)/threads: examples/host/threads.c src/ltorch.h $(BUILD)/ltorch/core.so
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(LUA_INC) -Isrc $(CFLAGS) -o $@ examples/host/threads.c \
 	  $(LDFLAGS) -L$(BUILD)/ltorch -l:core.so -Wl,-rpath,'$$ORIGIN/ltorch' -llua5.4 -lpthread
 
 ## deps: install the Debian packages ltorch needs (apt-get, only what is missing) and the pinned npm test peers (into build/npm)
@@ -85,13 +90,16 @@ asan: deps
 	LTORCH_BUILD=build-asan LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0 $(BUSTED) spec
 
+## tsan: build with ThreadSanitizer into build-tsan and run the threads host (examples/host/threads.c) under it; fails on any report
+include examples/host/tsan.mk
+
 ## install: install the module with luarocks
 install: all
 	luarocks --lua-version 5.4 make rockspec/ltorch-scm-1.rockspec
 
 ## clean: remove build outputs
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan
 
 ## fuzz: libFuzzer every parser (clang, ASan + UBSan), FUZZ_SECONDS (60) each, FUZZ_TARGETS to pick; fails on any finding (fuzz/README.md)
 include fuzz/fuzz.mk
