@@ -150,6 +150,7 @@ build = {
     ["ltorch.pymodule"] = "lua/ltorch/pymodule.lua",
     ["ltorch.repl"] = "lua/ltorch/repl.lua",
     ["ltorch.safe_open"] = "lua/ltorch/safe_open.lua",
+    ["ltorch.scan"] = "lua/ltorch/scan.lua",
     ["ltorch.t7"] = "lua/ltorch/t7.lua",
     ["ltorch.torchscript"] = "lua/ltorch/torchscript.lua",
     ["ltorch.gguf"] = "lua/ltorch/gguf.lua",

@@ -34,7 +34,7 @@ end
 -- Command table: name -> {usage, summary, text, options = {{long, short,
 -- arg, help, multi}}, nargs = {min, max}, run = function(args, opts)}.
 local COMMANDS = {}
-local ORDER = {"inspect", "convert", "diff", "repl"}
+local ORDER = {"inspect", "convert", "diff", "scan", "repl"}
 
 local COMMON_OPTS = {
   {"debug", nil, nil, "print the Lua traceback of an error"},
@@ -612,6 +612,59 @@ an error.]],
       end
     end
     return differ and 1 or 0
+  end,
+  error_status = 2,
+}
+
+---------------------------------------------------------------------------
+-- scan
+---------------------------------------------------------------------------
+
+COMMANDS.scan = {
+  usage = "scan [OPTIONS] FILE...",
+  summary = "audit the pickles in files without running them (exit 1 dangerous)",
+  args_desc = "at least one FILE",
+  nargs = {1, nil},
+  text = [[
+Disassembles every pickle in each FILE, opcode by opcode, without importing,
+calling or building anything: PyTorch .pt/.pth/.bin (zip and legacy),
+TorchScript archives, raw pickles (several back to back too), NumPy .npy
+object arrays and .npz, and zips nested in zips (told by their bytes, not
+their names). Lists every global (class or function) a pickle imports,
+whether it is called, and the opcodes by class; a STACK_GLOBAL whose names
+come through the memo is still named, and one whose names cannot be known
+is "?", dangerous. Verdict per file: safe (only what ltorch rebuilds
+itself), suspicious (other globals), dangerous (code execution, imports by
+name, files, processes: os.system, builtins.eval, subprocess.*, ...), or
+error (a broken pickle, a format ltorch does not scan such as 7z or gzip).
+A broken pickle keeps what came before it: a dangerous global then keeps
+the file dangerous. Exit status: 1 if any file is dangerous, else 2 if any
+could not be scanned, else 0 (--strict: 1 for suspicious files too).]],
+  options = {
+    {"json", "j", nil, "print the reports as JSON ({\"files\": [...]})"},
+    {"strict", nil, nil, "exit 1 for suspicious files too"},
+  },
+  run = function(args, opts)
+    local scan = require("ltorch.scan")
+    local reports = {}
+    for i, path in ipairs(args) do
+      local r = scan.scan(path)
+      reports[#reports + 1] = r
+      if not opts.json then
+        if i > 1 then io.stdout:write("\n") end
+        stdout_lines(scan.render(r))
+      end
+      for _, e in ipairs(r.errors) do
+        if not opts.json then io.stderr:write("ltorch: ", path, ": ", e, "\n") end
+      end
+    end
+    if opts.json then stdout_lines(scan.to_json(reports)) end
+    io.stdout:flush()
+    local status = scan.status(reports)
+    if status == 0 and opts.strict then
+      for _, r in ipairs(reports) do if r.verdict == "suspicious" then status = 1 end end
+    end
+    return status
   end,
   error_status = 2,
 }

@@ -30,6 +30,8 @@ torch.einsum = require("ltorch.einsum").einsum
 -- submodules load on first use: torch.nn, torch.models
 local lazy = {nn = "ltorch.nn", models = "ltorch.models", t7 = "ltorch.t7", gguf = "ltorch.gguf"}
 lazy.safe_open = "ltorch.safe_open"   -- torch.safe_open(path): lazy safetensors access
+-- torch.scan(path): the static pickle audit of a file (ltorch.scan; never runs it)
+torch.scan = function(path) return require("ltorch.scan").scan(path) end
 setmetatable(torch, {
   __index = function(t, k)
     local name = lazy[k]
