@@ -146,12 +146,14 @@ static int l_create_temp(lua_State *L) {
 
 /* the time this process started, in seconds since the epoch (Linux:
    /proc/self/stat starttime after /proc/stat btime), else the time this
-   library was first asked */
-static double start_time(void) {
-  static double t = -1;
-  if (t >= 0) return t;
-  double now = (double)time(NULL);
-  t = now;
+   library was first asked. Found once (pthread_once): threads of one
+   process may save at once, each asking. */
+static double start_t;
+static pthread_once_t start_once = PTHREAD_ONCE_INIT;
+
+static void find_start_time(void) {
+  double now = (double)time(NULL), t = now;
+  start_t = now;
   FILE *f = fopen("/proc/stat", "r");
   long long btime = -1;
   if (f) {
@@ -161,7 +163,7 @@ static double start_time(void) {
     fclose(f);
   }
   f = fopen("/proc/self/stat", "r");
-  if (!f || btime < 0) { if (f) fclose(f); return t; }
+  if (!f || btime < 0) { if (f) fclose(f); return; }
   char buf[4096];
   size_t n = fread(buf, 1, sizeof buf - 1, f);
   fclose(f);
@@ -174,7 +176,12 @@ static double start_time(void) {
     double s = (double)btime + (double)ticks / (double)hz;
     if (s <= now + 1) t = s;
   }
-  return t;
+  start_t = t;
+}
+
+static double start_time(void) {
+  pthread_once(&start_once, find_start_time);
+  return start_t;
 }
 
 static int l_start_time(lua_State *L) {
