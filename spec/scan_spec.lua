@@ -73,6 +73,12 @@ class M(torch.nn.Module):
     def forward(self, x): return self.lin(x)
 torch.jit.save(torch.jit.script(M()), d + "/script.pt")
 torch.save(torch.nn.Linear(2, 2), d + "/module.pt")
+# pickle.dumps of a tensor: its storage is a legacy torch.save file in
+# bytes, loaded by torch.storage._load_from_bytes (torch.load again)
+open(d + "/tensor.pkl", "wb").write(pickle.dumps({"t": torch.arange(3.)}, protocol=2))
+class Emb:
+    def __reduce__(self): return (torch.storage._load_from_bytes, (pickle.dumps(Sys(), protocol=2),))
+open(d + "/embedded.pkl", "wb").write(pickle.dumps(Emb(), protocol=4))
 ]]
 
 setup(function()
@@ -256,6 +262,18 @@ describe("torch.scan verdicts", function()
     assert.are.equal("zip", names["level1.zip"])
     assert.are.equal("pt zip", names["level1.zip!models/inner.pt"])
     assert.are.equal("data", names["level1.zip!readme.txt"])
+  end)
+
+  it("scans the torch files inside bytes (torch.storage._load_from_bytes)", function()
+    local t = scan.scan(P("tensor.pkl"))
+    assert.are.equal("dangerous", t.verdict)
+    assert.are.equal("dangerous", global(t, "torch.storage._load_from_bytes").class)
+    assert.truthy(global(t, "torch.FloatStorage"), "the legacy file in the latin-1 str was not scanned")
+    assert.matches("^bytes: pickle", t.members[1].kind)
+    local e = scan.scan(P("embedded.pkl"))
+    local g = global(e, "posix.system") or global(e, "os.system")
+    assert.truthy(g, "the pickle in bytes was not scanned")
+    assert.matches("^pickle@%d+$", g.where[1])
   end)
 
   it("refuses zips nested past the depth limit", function()

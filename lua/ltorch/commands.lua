@@ -655,7 +655,9 @@ could not be scanned, else 0 (--strict: 1 for suspicious files too).]],
         stdout_lines(scan.render(r))
       end
       for _, e in ipairs(r.errors) do
-        if not opts.json then io.stderr:write("ltorch: ", path, ": ", e, "\n") end
+        -- file errors already name the file ("path: no such file")
+        local named = e:sub(1, #path + 2) == path .. ": "
+        if not opts.json then io.stderr:write("ltorch: ", named and "" or (path .. ": "), e, "\n") end
       end
     end
     if opts.json then stdout_lines(scan.to_json(reports)) end

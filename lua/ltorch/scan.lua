@@ -40,6 +40,7 @@ local STACK_CAP = 1 << 20
 local MEMO_CAP = 1 << 21
 local KEEP = 4096            -- strings longer than this are not kept
 local MAX_WHERE = 8          -- locations listed per global
+local MAX_EMBEDDED = 64      -- bytes objects scanned per pickle stream
 
 local byte, sub, find, char = string.byte, string.sub, string.find, string.char
 local unpack_ = string.unpack
@@ -255,9 +256,18 @@ local function raw_unicode(s)
   return s
 end
 
+local function starts_pickle(s, p)
+  local c = byte(s, p)
+  if c == 0x80 then
+    local v = byte(s, p + 1)
+    return v ~= nil and v >= 2 and v <= 5
+  end
+  return false
+end
+
 -- an accumulator: what the pickles of one location hold
 local function new_acc()
-  return {globals = {}, order = {}, opcodes = {}, errors = {}, notes = {}, pickles = 0}
+  return {globals = {}, order = {}, opcodes = {}, errors = {}, notes = {}, pickles = 0, embedded = {}}
 end
 
 local function note_global(acc, module, attr, ctx)
@@ -357,7 +367,8 @@ local function scan_pickle(s, p, acc, ctx)
     p = p + k
     return v
   end
-  -- a length-prefixed argument: kept when short, else skipped
+  -- a length-prefixed argument: kept when short, else skipped; its place
+  local last_at, last_len
   local function data(lenbytes, fmt)
     if p + lenbytes - 1 > n then trunc(OPS[byte(s, opos)][1]) end
     local len = unpack_(fmt, s, p)
@@ -365,6 +376,7 @@ local function scan_pickle(s, p, acc, ctx)
     if len < 0 or len > n - p + 1 then trunc(OPS[byte(s, opos)][1] .. "'s " .. len .. " bytes") end
     local v
     if len <= KEEP then v = sub(s, p, p + len - 1) end
+    last_at, last_len = p, len
     p = p + len
     return v
   end
@@ -401,10 +413,30 @@ local function scan_pickle(s, p, acc, ctx)
     if not v then fail("STRING at byte %d: its argument is not quoted", opos - 1) end
     push(v)
   end
-  local function str(v) push(v or LONGSTR) end
+  -- a str that is the latin-1 text of a zip or a pickle (how protocol 2
+  -- writes bytes: _codecs.encode(str, "latin1")) is scanned likewise
+  local function str(v)
+    push(v or LONGSTR)
+    if last_len >= 4 and #acc.embedded < MAX_EMBEDDED then
+      local h = sub(s, last_at, last_at + 3)
+      if h == "PK\3\4" or (h:sub(1, 2) == "\xC2\x80" and h:byte(3) >= 2 and h:byte(3) <= 5) then
+        acc.embedded[#acc.embedded + 1] = {last_at, last_len, true}
+      end
+    end
+  end
   H.BINSTRING, H.SHORT_BINSTRING, H.BINUNICODE, H.SHORT_BINUNICODE, H.BINUNICODE8 = str, str, str, str, str
   H.UNICODE = function(a) push(#a > KEEP and LONGSTR or raw_unicode(a)) end
-  local function bytes_() push(OTHER) end
+  -- bytes holding a zip or a pickle (torch.storage._load_from_bytes's
+  -- argument: a whole legacy torch.save file) are scanned after the pickle
+  local function bytes_()
+    push(OTHER)
+    if last_len >= 4 and #acc.embedded < MAX_EMBEDDED then
+      local h = sub(s, last_at, last_at + 3)
+      if h == "PK\3\4" or starts_pickle(s, last_at) then
+        acc.embedded[#acc.embedded + 1] = {last_at, last_len}
+      end
+    end
+  end
   H.BINBYTES, H.SHORT_BINBYTES, H.BINBYTES8, H.BYTEARRAY8 = bytes_, bytes_, bytes_, bytes_
   H.APPEND = function() pop() end
   H.APPENDS = function() pop_mark() end
@@ -508,14 +540,6 @@ M._scan_pickle = scan_pickle
 
 local LEGACY_MAGIC = "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e"
 
-local function starts_pickle(s, p)
-  local c = byte(s, p)
-  if c == 0x80 then
-    local v = byte(s, p + 1)
-    return v ~= nil and v >= 2 and v <= 5
-  end
-  return false
-end
 
 local function merge_acc(dst, src)
   for _, g in ipairs(src.order) do
@@ -534,6 +558,7 @@ local function merge_acc(dst, src)
   for k, v in pairs(src.opcodes) do dst.opcodes[k] = (dst.opcodes[k] or 0) + v end
   for _, e in ipairs(src.errors) do dst.errors[#dst.errors + 1] = e end
   for _, e in ipairs(src.notes) do dst.notes[#dst.notes + 1] = e end
+  for _, e in ipairs(src.embedded) do dst.embedded[#dst.embedded + 1] = e end
   dst.pickles = dst.pickles + src.pickles
 end
 
@@ -898,7 +923,7 @@ local function npy_has_objects(hdr)
   return false
 end
 
-local scan_source
+local scan_source, scan_zip
 
 -- a .npy (file or member) in src: the pickle of an object array
 local function scan_npy(R, src, acc, ctx, label)
@@ -915,7 +940,7 @@ local function scan_npy(R, src, acc, ctx, label)
   if obj == nil then error(".npy header without a descr", 0) end
   if not obj then return "npy", false end
   local off = hstart + hl
-  local nctx = {where = ctx.where, npy = true}
+  local nctx = {where = ctx.where, npy = true, depth = ctx.depth}
   R.scan_blob(src, off, acc, nctx, label)
   return "npy (object array)", true
 end
@@ -936,7 +961,41 @@ function M._scan_blob(R, src, off, acc, ctx)
     if r ~= "retry" then
       R.budget.left = R.budget.left - win
       if r == "not a pickle" then return r end
+      local emb = a.embedded
+      a.embedded = {}
       merge_acc(acc, a)
+      -- the zips and pickles inside bytes objects, as members
+      local depth = ctx.depth or 0
+      for _, e in ipairs(emb) do
+        local at, len = e[1], e[2]
+        local where = (ctx.where or "pickle") .. "@" .. (off + at - 1)
+        local m = {name = where, kind = "bytes", bytes = len, scanned = true}
+        R.members[#R.members + 1] = m
+        local ok, err = pcall(function()
+          if len > R.budget.left then
+            error(string.format("the scan limit of %d bytes read per file is reached", M.MAX_TOTAL), 0)
+          end
+          R.budget.left = R.budget.left - len
+          local raw = sub(s, at, at + len - 1)
+          if e[3] then
+            raw = raw:gsub("([\xC2\xC3])([\x80-\xBF])", function(a, b)
+              return char(((byte(a) & 3) << 6) | (byte(b) & 63))
+            end)
+          end
+          local blob = string_source(raw)
+          if sub(raw, 1, 2) == "PK" then
+            m.kind = "bytes: " .. scan_zip(R, blob, acc, where .. "!", depth + 1)
+          else
+            if depth + 1 > M.MAX_DEPTH then error("nested more than " .. M.MAX_DEPTH .. " deep: not scanned", 0) end
+            m.kind = "bytes: pickle"
+            M._scan_blob(R, blob, 0, acc, {where = where, depth = depth + 1})
+          end
+        end)
+        if not ok then
+          acc.errors[#acc.errors + 1] = where .. ": " .. tostring(err)
+          m.error = tostring(err)
+        end
+      end
       return
     end
     if win >= M.MAX_MEMBER then
@@ -954,7 +1013,7 @@ local function is_pickle_name(name)
   return name:match("%.pkl$") or name:match("%.debug_pkl$") or name:match("%.pickle$")
 end
 
-local function scan_zip(R, src, acc, prefix, depth)
+scan_zip = function(R, src, acc, prefix, depth)
   if depth > M.MAX_DEPTH then
     error("zips nested more than " .. M.MAX_DEPTH .. " deep: not scanned", 0)
   end
@@ -988,7 +1047,7 @@ local function scan_zip(R, src, acc, prefix, depth)
       R.members[#R.members + 1] = m
       local ok, err = pcall(function()
         local head = e.usize > 0 and member_bytes(z, e, 16) or ""
-        local ctx = {where = full}
+        local ctx = {where = full, depth = depth}
         if head:sub(1, 4) == "PK\3\4" or head:sub(1, 4) == "PK\5\6" then
           m.kind, m.scanned = "zip", true
           local inner
