@@ -6,11 +6,12 @@
 **   build/threads [-n ITERATIONS] [-k]   (-k keeps the work folder)
 ** Before the threads start, a child process writes seed files in every
 ** format ltorch writes (and a .pt past 16 MiB, which an eager load reads
-** with several threads, readjobs.c), so that this process's first crc32, first zip
+** with several threads, readjobs.c, reporting progress), so that this process's first crc32, first zip
 ** read and first load of each format happen in 8 threads together. Then
 ** every iteration, in every thread and every format (.pt, .safetensors,
 ** .npy, .npz, .gguf, .t7, TorchSharp .dat):
-**   own files   save a value of its own, load it eager and {mmap = true},
+**   own files   save a value of its own (and a deflated .npz, read lazily
+**               from an mmap load), load it eager and {mmap = true},
 **               compare, compute on it (sum, matmul, clone, conversions),
 **               and read one back through ltorch_load and ltorch_data;
 **               a matmul big enough for OpenBLAS's threads;
@@ -205,11 +206,14 @@ static const char CHUNK[] =
   "sync()\n"
   "do\n"
   "  local want = big()\n"
-  "  for _, opts in ipairs({{}, {mmap = true}}) do\n"
+  "  local calls, last = 0, 0\n"
+  "  local function progress(done, total) calls = calls + 1; last = done; assert(done <= total) end\n"
+  "  for _, opts in ipairs({{}, {mmap = true}, {progress = progress}}) do\n"
   "    local got = torch.load(path('big', 'pt'), opts)\n"
   "    check('pt', got, want, 'big.pt' .. (opts.mmap and ' (mmap)' or ''))\n"
   "    got.big:free()\n"                    /* big blocks go to the freed-block cache (storage.c) */
   "  end\n"
+  "  if calls < 1 or last ~= 18000000 then fail('big.pt: progress called %d times, last %d', calls, last) end\n"
   "  want.big:free()\n"
   "end\n"
   "local views = {}\n"                   /* mmap views of the last iteration's one-path files */
@@ -226,6 +230,14 @@ static const char CHUNK[] =
   "    check(ext, m, v, p .. ' (mmap)')\n"
   "    ops(ext, m, id, it, p .. ' (mmap)')\n"
   "    if ext == 'npy' then ccheck(p, base(id, it)); checked = checked + 1 end\n"
+  /* deflated .npz entries: an mmap load reads them when first used (deferred.c) */
+  "    if ext == 'npz' then\n"
+  "      local z = path('zip' .. id, ext)\n"
+  "      torch.save(v, z, {compress = true})\n"
+  "      local d = torch.load(z, {mmap = true})\n"
+  "      check(ext, d, v, z .. ' (deflated, mmap)')\n"
+  "      ops(ext, d, id, it, z)\n"
+  "    end\n"
   "  end\n"
   /* a matmul big enough for OpenBLAS's own threads, float32 against float64 */
   "  local a, b = torch.rand(160, 96), torch.rand(96, 128)\n"
@@ -304,7 +316,7 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
-  int iters = 20, keep = 0;
+  int iters = 10, keep = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "-n") && i + 1 < argc) {
       char *end;
