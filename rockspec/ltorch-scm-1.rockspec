@@ -30,6 +30,7 @@ build = {
         "src/lgguf.c",
         "src/lio.c",
         "src/ljson.c",
+        "src/mapguard.c",
         "src/lops.c",
         "src/lprogress.c",
         "src/lpt.c",

@@ -170,3 +170,70 @@ describe("legacy .pt without tensors (defect 7)", function()
     assert.equal(1, d.x)
   end)
 end)
+
+-- the peak resident memory (VmHWM, MiB) of a fresh process running code
+-- (which gets torch and the path p)
+local function peak_mib(code, p)
+  local sh = require("sh_helper")
+  local build = os.getenv("LTORCH_BUILD") or "build"
+  local script = dir .. "/peak.lua"
+  H.write(script, "local torch = require('ltorch')\nlocal p = arg[1]\n" .. code .. "\n"
+    .. "print(io.open('/proc/self/status'):read('a'):match('VmHWM:%s*(%d+)'))\n")
+  local out, status, err = sh.run("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH=" .. sh.quote(build .. "/?.so;;")
+    .. " lua5.4 " .. sh.quote(script) .. " " .. sh.quote(p))
+  assert.equals(0, status, err)
+  local lines = {}
+  for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+  return tonumber(lines[#lines]) / 1024, lines
+end
+
+describe("memory on hostile inputs (defect 10)", function()
+  it("a deflate bomb: a .pt record inflating to 256 MiB for a 4-byte storage is read only as far as the storage needs", function()
+    local p = dir .. "/bomb.pt"
+    -- PyTorch's file with its one record rewritten deflated and 256 MiB long
+    H.py([[
+import sys, torch, zipfile
+src = sys.argv[1] + ".src"
+torch.save({"w": torch.tensor([1.5])}, src)
+with zipfile.ZipFile(src) as zin, zipfile.ZipFile(sys.argv[1], "w") as zout:
+    for info in zin.infolist():
+        data = zin.read(info.filename)
+        if info.filename.endswith("/data/0"):
+            zi = zipfile.ZipInfo(info.filename)
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            with zout.open(zi, "w", force_zip64=True) as f:
+                f.write(data)
+                chunk = bytes(1 << 20)
+                for _ in range(256):
+                    f.write(chunk)
+        else:
+            zout.writestr(info, data)
+]], p)
+    local size = #H.read(p)
+    assert.is_true(size < 2 * 1024 * 1024, "the bomb is small: " .. size)
+    for _, opts in ipairs({"nil", "{mmap = true}"}) do
+      local mib, lines = peak_mib("local v = torch.load(p, " .. opts .. ")\nprint(v.w[1]:item())", p)
+      assert.equals("1.5", lines[1])
+      assert.is_true(mib < 128, opts .. ": peak " .. mib .. " MiB")
+    end
+  end)
+
+  it("a safetensors header of 200k tensors is parsed a member at a time, not as one JSON tree", function()
+    local p = dir .. "/many.safetensors"
+    local n = 200000
+    local parts = {}
+    for i = 0, n - 1 do
+      parts[#parts + 1] = string.format('"%x":{"dtype":"F32","shape":[1],"data_offsets":[%d,%d]}', i, 4 * i, 4 * i + 4)
+    end
+    local json = "{" .. table.concat(parts, ",") .. "}"
+    H.write(p, string.pack("<I8", #json) .. json .. string.rep("\0", 4 * n))
+    parts, json = nil, nil
+    collectgarbage()
+    -- the table of contents alone (core._st_header): a whole-header cJSON
+    -- tree took some 700 bytes a tensor (190 MiB here) on top of the tables
+    local mib, lines = peak_mib("local core = require('ltorch.core')\n"
+      .. "local toc = core._st_header(core._fopen(p))\nprint(#toc)", p)
+    assert.equals(tostring(n), lines[1])
+    assert.is_true(mib < 150, "peak " .. mib .. " MiB")
+  end)
+end)

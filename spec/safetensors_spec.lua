@@ -189,7 +189,7 @@ describe("safetensors load", function()
     st_tiny = "file too small for a safetensors header (3 bytes)",
     st_truncated_header = "truncated: header length 200 but the file has 19 bytes after the length",
     st_huge_header = "header length 200000000 exceeds the limit of 100000000",
-    st_bad_json = "header is not valid JSON (at byte 55)",
+    st_bad_json = "header is not valid JSON (at byte 56)",   -- where the closing brace is missing
     st_bad_dtype = "tensor 'w': unknown dtype 'F33'",
     st_e8m0 = "tensor 'w': dtype F8_E8M0 has no ltorch dtype (keys can leave it out)",
     st_size_mismatch = "tensor 'w': data_offsets [0, 16] hold 16 bytes, its shape and dtype F32 need 24",

@@ -7,26 +7,7 @@ local core = require("ltorch.core")
 local serialize = require("ltorch.serialize")
 local sh = require("sh_helper")
 
-local function mkdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p " .. sh.quote(d)))
-  return d
-end
-
-local function slurp(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function spit(p, s)
-  local f = assert(io.open(p, "wb"))
-  f:write(s)
-  f:close()
-end
+local mkdir, spit, slurp = sh.mkdir, sh.spit, sh.slurp
 
 -- the names in dir (ls -A)
 local function names(dir)

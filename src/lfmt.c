@@ -218,7 +218,7 @@ static int f_tensor(lua_State *L) {
     if (!s) return fmt_error(L, "not enough memory");
   } else if (use_map && nbytes > 0) {
     if (!h->map) {
-      h->map = lt_map_file(h->fd, (size_t)h->size, err);
+      h->map = lt_map_file(h->fd, (size_t)h->size, h->path, err);
       if (!h->map) return fmt_error(L, "%s", err);
     }
     s = lt_storage_from_mapping(h->map, (size_t)off, (size_t)nbytes);
@@ -294,6 +294,8 @@ static int l_st_header(lua_State *L) {
   if (!b->json) return fmt_error(L, "not enough memory");
   if (lt_pread_full(h->fd, b->json, (size_t)n, 8, err)) return fmt_error(L, "%s", err);
   if (lt_st_parse(b->json, (size_t)n, h->size - 8 - n, &b->h, err)) return fmt_error(L, "%s", err);
+  free(b->json);   /* the entries own copies of what they need */
+  b->json = NULL;
   lua_createtable(L, (int)b->h.n, 0);
   for (size_t i = 0; i < b->h.n; i++) {
     const lt_st_entry *e = &b->h.e[i];
@@ -312,6 +314,9 @@ static int l_st_header(lua_State *L) {
     lua_setfield(L, -2, b->h.meta_key[i]);
   }
   lua_pushinteger(L, (lua_Integer)(8 + n));
+  /* the tables hold all of it now: the entries' memory goes at once, not at
+     the box's collection */
+  lt_st_free(&b->h);
   return 4;
 }
 
@@ -760,7 +765,7 @@ static int l_npz_load(lua_State *L) {
   fhandle *h = open_handle(L, path);
   char err[LT_MSG];
   if (h->size == 0) return fmt_error(L, "not a valid zip archive: the file is empty");
-  h->map = lt_map_file(h->fd, (size_t)h->size, err);
+  h->map = lt_map_file(h->fd, (size_t)h->size, h->path, err);
   if (!h->map) return fmt_error(L, "%s", err);
   pzbox *b = lt_newbox(L, sizeof *b, "ltorch.pzbox", pzbox_gc);
   if (pz_open(&b->z, h->fd, h->size, h->map->base, err)) return fmt_error(L, "not a valid zip archive: %s", err);
@@ -952,6 +957,67 @@ static zip_int64_t npz_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd
   }
 }
 
+/* The archive's output for libzip: a write source over the writer's
+   output file (create_out: unnamed O_TMPFILE where it can be), which
+   starts empty. libzip writes its own mkstemp file beside the target and
+   renames it when it owns the path, and a killed save left that file
+   behind; through this source it writes straight into the file that
+   finish_out names, so a killed save leaves nothing. */
+typedef struct npzout { int fd; zip_error_t error; } npzout;
+
+static int npzout_gc(lua_State *L) {
+  npzout *o = lua_touserdata(L, 1);
+  if (o->fd >= 0) close(o->fd);
+  o->fd = -1;
+  return 0;
+}
+
+static zip_int64_t npzout_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd_t cmd) {
+  npzout *o = ud;
+  switch (cmd) {
+    case ZIP_SOURCE_OPEN: case ZIP_SOURCE_CLOSE: case ZIP_SOURCE_FREE: case ZIP_SOURCE_REMOVE:
+    case ZIP_SOURCE_BEGIN_WRITE: case ZIP_SOURCE_COMMIT_WRITE:
+    case ZIP_SOURCE_READ: case ZIP_SOURCE_SEEK: case ZIP_SOURCE_TELL:   /* nothing to read */
+      return 0;
+    case ZIP_SOURCE_STAT: {
+      if (len < sizeof(zip_stat_t)) { zip_error_set(&o->error, ZIP_ER_INVAL, 0); return -1; }
+      zip_stat_t *st = data;
+      zip_stat_init(st);
+      st->size = 0;
+      st->valid |= ZIP_STAT_SIZE;
+      return sizeof(zip_stat_t);
+    }
+    case ZIP_SOURCE_WRITE:
+      if (lt_write_all(o->fd, data, (size_t)len)) { zip_error_set(&o->error, ZIP_ER_WRITE, errno); return -1; }
+      return (zip_int64_t)len;
+    case ZIP_SOURCE_SEEK_WRITE: {
+      zip_source_args_seek_t *a = ZIP_SOURCE_GET_ARGS(zip_source_args_seek_t, data, len, &o->error);
+      if (!a) return -1;
+      if (lseek(o->fd, (off_t)a->offset, a->whence) < 0) { zip_error_set(&o->error, ZIP_ER_SEEK, errno); return -1; }
+      return 0;
+    }
+    case ZIP_SOURCE_TELL_WRITE: {
+      off_t at = lseek(o->fd, 0, SEEK_CUR);
+      if (at < 0) { zip_error_set(&o->error, ZIP_ER_TELL, errno); return -1; }
+      return (zip_int64_t)at;
+    }
+    case ZIP_SOURCE_ROLLBACK_WRITE:
+      if (ftruncate(o->fd, 0) || lseek(o->fd, 0, SEEK_SET) < 0) { zip_error_set(&o->error, ZIP_ER_WRITE, errno); return -1; }
+      return 0;
+    case ZIP_SOURCE_ERROR:
+      return zip_error_to_data(&o->error, data, len);
+    case ZIP_SOURCE_SUPPORTS:
+      return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE, ZIP_SOURCE_STAT,
+                                            ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, ZIP_SOURCE_SEEK, ZIP_SOURCE_TELL,
+                                            ZIP_SOURCE_SUPPORTS, ZIP_SOURCE_BEGIN_WRITE, ZIP_SOURCE_WRITE,
+                                            ZIP_SOURCE_COMMIT_WRITE, ZIP_SOURCE_ROLLBACK_WRITE,
+                                            ZIP_SOURCE_SEEK_WRITE, ZIP_SOURCE_TELL_WRITE, ZIP_SOURCE_REMOVE, -1);
+    default:
+      zip_error_set(&o->error, ZIP_ER_OPNOTSUPP, 0);
+      return -1;
+  }
+}
+
 /* _npz_save(path, names, values, compress [, wopts]): values[i] is a
    tensor, or a string: a whole .npy member made already (_npy_pack_strings),
    anchored by the list until the archive is closed */
@@ -993,17 +1059,27 @@ static int l_npz_save(lua_State *L) {
   }
   char *bufs = lua_newuserdatauv(L, 2 * NPZ_BUF, 0);   /* the members' chunk buffers */
   lt_ptrbox *z = lt_newptrbox(L, discard_zip);
-  int zerr = 0;
-  /* claim the temporary name first, as the other writers do (O_EXCL,
-     O_NOFOLLOW): libzip then writes its own mkstemp file beside it
-     (".NAME.tmp-*.XXXXXX", the same cleanup pattern) and renames that onto
-     this empty file, never through a link planted at the name */
-  int claim = lt_create_temp(path, 0644);
-  if (claim < 0) return fmt_error(L, "cannot create: %s", strerror(errno));
-  close(claim);
-  zip_t *za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
+  npzout *o = lua_newuserdatauv(L, sizeof *o, 0);
+  o->fd = -1;
+  zip_error_init(&o->error);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, npzout_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  o->fd = create_out(L, path, w);
+  zip_error_t zerr;
+  zip_error_init(&zerr);
+  zip_source_t *out = zip_source_function_create(npzout_cb, o, &zerr);
+  zip_t *za = out ? zip_open_from_source(out, ZIP_CREATE | ZIP_TRUNCATE, &zerr) : NULL;
+  if (!za) {
+    if (out) zip_source_free(out);
+    const char *why = zip_error_strerror(&zerr);
+    lua_pushstring(L, why);
+    zip_error_fini(&zerr);
+    return fmt_error(L, "cannot create the archive: %s", lua_tostring(L, -1));
+  }
+  zip_error_fini(&zerr);
   z->p = za;
-  if (!za) return fmt_error(L, "cannot create the archive (libzip error %d)", zerr);
   for (size_t i = 0; i < n; i++) {
     const lt_tensor *t = ts[i];
     zip_source_t *src;
@@ -1043,7 +1119,9 @@ static int l_npz_save(lua_State *L) {
     return fmt_error(L, "%s", zip_strerror(za));
   }
   z->p = NULL;
-  return 0;
+  int fd = o->fd;
+  o->fd = -1;
+  return finish_out(L, w, fd, 0, NULL, path);
 }
 
 /* ---- TorchSharp ---------------------------------------------------------------- */
@@ -1310,7 +1388,7 @@ const unsigned char *lt_fmt_map(lua_State *L, int idx, size_t *len) {
   fhandle *h = checkfile(L, idx);
   char err[LT_MSG];
   if (!h->map && h->size > 0) {
-    h->map = lt_map_file(h->fd, (size_t)h->size, err);
+    h->map = lt_map_file(h->fd, (size_t)h->size, h->path, err);
     if (!h->map) fmt_error(L, "%s", err);
   }
   *len = (size_t)h->size;

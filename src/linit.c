@@ -27,9 +27,12 @@ static const lt_binding *const bindings[] = {
 
 static void setfuncs(lua_State *L, int t, const luaL_Reg *r) {
   if (!r) return;
-  lua_pushvalue(L, t);
-  luaL_setfuncs(L, r, 0);
-  lua_pop(L, 1);
+  for (; r->name; r++) {
+    lua_pushcfunction(L, r->func);
+    if (strcmp(r->name, "__gc") != 0 && strcmp(r->name, "__close") != 0)
+      lt_push_guarded(L);   /* raises after a fault in a mapping (ltorch.c) */
+    lua_setfield(L, t, r->name);
+  }
 }
 
 /* The one place the module table and the tensor metatable are filled:

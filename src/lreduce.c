@@ -373,7 +373,7 @@ static int maxmin(lua_State *L, int want_max, int arg, const char *fn) {
     /* maximum's C function run in this call, not through lua_call: its
        errors name the call as written (t:max(u), torch.max(t, u)) */
     lua_getfield(L, 1, want_max ? "maximum" : "minimum");
-    lua_CFunction f = lua_tocfunction(L, -1);
+    lua_CFunction f = lt_tocfunction(L, -1);
     if (f) { lua_pop(L, 1); return f(L); }
     lua_insert(L, 1);                    /* replaced by Lua code: called as it is */
     lua_call(L, 2, 1);

@@ -143,13 +143,38 @@ void *lt_alloc_bytes(size_t nbytes, int zero);   /* big-page aware; NULL on ENOM
 void lt_free_bytes(void *p, size_t nbytes);        /* big blocks may be kept for reuse */
 void lt_free_bytes_now(void *p, size_t nbytes);    /* given back to the system at once */
 
+/* ---- SIGBUS from file mappings (mapguard.c) ------------------------------ */
+
+/* A registered mapping: a SIGBUS inside it (the file was cut short after
+   the mapping was made) replaces its pages from there on with zeros, marks
+   it changed and counts a fault for the faulting thread. */
+typedef struct lt_guard lt_guard;
+/* register [base, base+len) of the file path (installs the handler once);
+   NULL when out of memory (the mapping is then unguarded) */
+lt_guard *lt_guard_add(const void *base, size_t len, const char *path);
+void lt_guard_remove(lt_guard *g);                 /* NULL is fine */
+/* the file's path when a fault has hit g, else NULL */
+const char *lt_guard_changed(const lt_guard *g);
+/* this thread's faults in registered mappings so far, and the file of the
+   last one (the bindings compare the count around each call, linit.c) */
+unsigned lt_mapguard_faults(void);
+/* every thread's faults so far (a gemm's worker threads fault in their own) */
+unsigned long lt_mapguard_all_faults(void);
+const char *lt_mapguard_last(void);
+/* memcpy from src when [src, src+n) lies in a registered mapping (0),
+   faults turned into zeros as above; else -1 and nothing copied. For a
+   write(2) that failed with EFAULT on mapped bytes (rawio.c). */
+int lt_mapguard_copy(void *dst, const void *src, size_t n);
+
 /* A read-only file mapping shared by the storages that point into it. */
 typedef struct lt_mapping {
   atomic_long refs;
   void *base;
   size_t len;
+  lt_guard *guard;      /* SIGBUS turned into an error (mapguard.c) */
 } lt_mapping;
-lt_mapping *lt_map_file(int fd, size_t len, char *err);
+/* path names the file when it changes under the mapping */
+lt_mapping *lt_map_file(int fd, size_t len, const char *path, char *err);
 void lt_mapping_release(lt_mapping *m);
 /* a storage over [off, off+n) of m; retains m */
 lt_storage *lt_storage_from_mapping(lt_mapping *m, size_t off, size_t n);

@@ -25,6 +25,16 @@ lt_tensor *lt_check(lua_State *L, int idx);
    identity, views): a deferred storage stays in its file. The data pointer
    may be NULL. */
 lt_tensor *lt_check_meta(lua_State *L, int idx);
+/* raise "path: the file changed under its mapping ..." (mapguard.c): every
+   binding after a call during which its thread faulted in a mapping, and
+   lt_check_meta on a tensor of a changed mapping */
+int lt_mapguard_raise(lua_State *L, const char *path);
+/* replace the C function on top with a closure that runs it and raises
+   after a mapping fault (linit.c wraps every binding so) */
+void lt_push_guarded(lua_State *L);
+/* the C function at idx, a wrapped binding's own one (NULL if none): for a
+   binding that runs another in its own call */
+lua_CFunction lt_tocfunction(lua_State *L, int idx);
 /* the tensor at idx, or NULL when it is not a tensor (freed ones included);
    its bytes are in memory, as with lt_check */
 lt_tensor *lt_test(lua_State *L, int idx);

@@ -36,7 +36,54 @@ lt_tensor *lt_test(lua_State *L, int idx) {
 lt_tensor *lt_check_meta(lua_State *L, int idx) {
   lt_tensor *t = luaL_checkudata(L, idx, LT_TENSOR_MT);
   if (!t->storage) luaL_error(L, "attempt to use a freed tensor");
+  if (t->storage->mapped) {
+    const lt_mapping *m = t->storage->ctx;
+    const char *path = lt_guard_changed(m->guard);
+    if (path) lt_mapguard_raise(L, path);
+  }
   return t;
+}
+
+/* Every binding runs through guarded, a closure over the binding
+   (lt_push_guarded, used by linit.c): when the thread faulted in a file
+   mapping during the call (the file was cut short under an mmap = true
+   load, mapguard.c), what the call computed came partly from zero pages,
+   so it raises instead of returning. */
+static int guarded(lua_State *L) {
+  lua_CFunction f = lua_tocfunction(L, lua_upvalueindex(1));
+  unsigned faults = lt_mapguard_faults();
+  unsigned long all = lt_mapguard_all_faults();
+  int nargs = lua_gettop(L);
+  int n = f(L);
+  if (lt_mapguard_faults() != faults) return lt_mapguard_raise(L, lt_mapguard_last());
+  if (lt_mapguard_all_faults() != all) {
+    /* another thread faulted (OpenBLAS's workers run a gemm's reads): the
+       call's tensor arguments say whether it was in their mapping */
+    for (int i = 1; i <= nargs; i++) {
+      const lt_tensor *t = luaL_testudata(L, i, LT_TENSOR_MT);
+      if (t && t->storage && t->storage->mapped) {
+        const char *path = lt_guard_changed(((const lt_mapping *)t->storage->ctx)->guard);
+        if (path) return lt_mapguard_raise(L, path);
+      }
+    }
+  }
+  return n;
+}
+
+void lt_push_guarded(lua_State *L) { lua_pushcclosure(L, guarded, 1); }
+
+lua_CFunction lt_tocfunction(lua_State *L, int idx) {
+  lua_CFunction f = lua_tocfunction(L, idx);
+  if (f != guarded) return f;
+  lua_getupvalue(L, idx, 1);
+  f = lua_tocfunction(L, -1);
+  lua_pop(L, 1);
+  return f;
+}
+
+int lt_mapguard_raise(lua_State *L, const char *path) {
+  return lt_file_error(L, path, NULL, "the file changed under its mapping (cut short by another "
+                       "program after a load with mmap = true): its tensors are gone; load it again");
 }
 
 lt_tensor *lt_check(lua_State *L, int idx) {

@@ -45,6 +45,13 @@ LTORCH_API int64_t ltorch_numel(const ltorch_Tensor *t);
 LTORCH_API int ltorch_is_contiguous(const ltorch_Tensor *t);
 LTORCH_API const char *ltorch_device(const ltorch_Tensor *t);     /* "cpu" or "cuda" */
 LTORCH_API void *ltorch_data(const ltorch_Tensor *t);            /* first element */
+/* The bytes of a tensor loaded with mmap = true are the file's pages: if
+   another program cuts the file short, reading past the new end raises
+   SIGBUS. ltorch's handler (installed with its first mapping) turns those
+   pages into zeros and marks the tensor changed, so ltorch's next use of it
+   raises; faults outside ltorch's mappings go to the handler installed
+   before it. A host installing its own SIGBUS handler later must chain to
+   the previous one (docs/formats.md, "A mapped file cut short"). */
 
 /*
 ** Push a tensor over host memory the caller owns. strides may be NULL

@@ -50,10 +50,22 @@ int lt_pread_full(int fd, void *buf, size_t n, uint64_t off, char *err) {
   return -1;
 }
 
+/* write from a file mapping cut short under it (write(2) fails with EFAULT
+   where a read would raise SIGBUS): through a buffer, whose copy faults as
+   any read of the mapping does (mapguard.c), so the save fails as an op
+   would. -1 (errno EFAULT) when p is not in a mapping of ltorch's. */
+static ssize_t write_bounced(int fd, const char *p, size_t n) {
+  char buf[16384];
+  if (n > sizeof buf) n = sizeof buf;
+  if (lt_mapguard_copy(buf, p, n)) { errno = EFAULT; return -1; }
+  return write(fd, buf, n);
+}
+
 int lt_write_all(int fd, const void *buf, size_t n) {
   const char *p = buf;
   while (n) {
     ssize_t w = write(fd, p, n > MAX_IO ? MAX_IO : n);
+    if (w < 0 && errno == EFAULT) w = write_bounced(fd, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
       return -1;

@@ -89,8 +89,7 @@ static char *dupstr(const char *s) {
 }
 
 /* parse one tensor entry; 0 ok */
-static int parse_entry(const cJSON *node, lt_st_entry *e, char *err) {
-  const char *name = node->string;
+static int parse_entry(const cJSON *node, const char *name, lt_st_entry *e, char *err) {
   if (!cJSON_IsObject(node)) {
     snprintf(err, LT_MSG, "tensor '%s': expected an object", name);
     return -1;
@@ -165,6 +164,91 @@ static int parse_entry(const cJSON *node, lt_st_entry *e, char *err) {
   return 0;
 }
 
+/*
+** The header is read one top-level member at a time: a scan finds each
+** key and the extent of its value, and cJSON parses those two pieces alone
+** and is freed before the next. A whole-header cJSON tree costs about 700
+** bytes per tensor (eight nodes and their strings), 1 GiB for a
+** million-tensor header; the pieces cost one entry's tree at a time, and
+** what stays per tensor is its lt_st_entry and name.
+*/
+static const char *skip_ws(const char *p, const char *end) {
+  while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+  return p;
+}
+
+/* the end of the JSON string at p ('"'), or NULL when it does not end */
+static const char *skip_string(const char *p, const char *end) {
+  for (p++; p < end; p++) {
+    if (*p == '\\') { p++; continue; }
+    if (*p == '"') return p + 1;
+  }
+  return NULL;
+}
+
+/* the end of the JSON value at p: strings skipped whole, brackets counted
+   (cJSON checks the piece's grammar and nesting afterwards); NULL when the
+   text ends first */
+static const char *skip_value(const char *p, const char *end) {
+  size_t depth = 0;
+  while (p < end) {
+    char c = *p;
+    if (c == '"') {
+      if (!(p = skip_string(p, end))) return NULL;
+      if (depth == 0) return p;
+      continue;
+    }
+    if (c == '{' || c == '[') depth++;
+    else if (c == '}' || c == ']') {
+      if (depth == 0) return p;       /* the end of a bare scalar's container */
+      if (--depth == 0) return p + 1;
+    } else if (depth == 0 && (c == ',' || c == ' ' || c == '\n' || c == '\r' || c == '\t')) {
+      return p;                       /* the end of a number or literal */
+    }
+    p++;
+  }
+  return depth == 0 ? p : NULL;
+}
+
+/* cJSON over [p, q) exactly; NULL with *bad at the failing byte */
+static cJSON *parse_piece(const char *p, const char *q, const char **bad) {
+  const char *e = NULL;
+  cJSON *v = cJSON_ParseWithLengthOpts(p, (size_t)(q - p), &e, 0);
+  if (v && e != q) { cJSON_Delete(v); v = NULL; }
+  if (!v) *bad = e && e >= p && e <= q ? e : p;
+  return v;
+}
+
+static int add_meta(lt_st_header *h, const cJSON *meta, char *err) {
+  size_t nm = (size_t)cJSON_GetArraySize(meta);
+  if (nm > LT_ST_MAX_META) {
+    snprintf(err, LT_MSG, "'__metadata__' has %zu entries, more than the limit of %u", nm, LT_ST_MAX_META);
+    return -1;
+  }
+  h->meta_key = calloc(nm ? nm : 1, sizeof(char *));
+  h->meta_val = calloc(nm ? nm : 1, sizeof(char *));
+  if (!h->meta_key || !h->meta_val) { snprintf(err, LT_MSG, "not enough memory for the header"); return -1; }
+  for (const cJSON *c = meta->child; c; c = c->next) {
+    if (!cJSON_IsString(c)) {
+      snprintf(err, LT_MSG, "'__metadata__' value of '%s' is not a string", c->string);
+      return -1;
+    }
+    for (size_t i = 0; i < h->nmeta; i++)
+      if (strcmp(h->meta_key[i], c->string) == 0) {
+        snprintf(err, LT_MSG, "'__metadata__': duplicate key '%s'", c->string);
+        return -1;
+      }
+    h->meta_key[h->nmeta] = dupstr(c->string);
+    h->meta_val[h->nmeta] = dupstr(c->valuestring);
+    h->nmeta++;
+    if (!h->meta_key[h->nmeta - 1] || !h->meta_val[h->nmeta - 1]) {
+      snprintf(err, LT_MSG, "not enough memory for the header");
+      return -1;
+    }
+  }
+  return 0;
+}
+
 int lt_st_parse(const char *json, size_t len, uint64_t data_len, lt_st_header *h, char *err) {
   memset(h, 0, sizeof *h);
   if (len == 0 || json[0] != '{') {
@@ -175,73 +259,60 @@ int lt_st_parse(const char *json, size_t len, uint64_t data_len, lt_st_header *h
     snprintf(err, LT_MSG, "header is not valid UTF-8");
     return -1;
   }
-  const char *end = NULL;
-  cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-  if (!root) {
-    size_t at = end && end >= json && end <= json + len ? (size_t)(end - json) : 0;
-    snprintf(err, LT_MSG, "header is not valid JSON (at byte %zu)", at);
-    return -1;
-  }
-  for (size_t i = (size_t)(end - json); i < len; i++) {
-    char c = json[i];
-    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
-      snprintf(err, LT_MSG, "header has text after the JSON object (at byte %zu)", i);
-      cJSON_Delete(root);
-      return -1;
-    }
-  }
-  if (!cJSON_IsObject(root)) {
-    snprintf(err, LT_MSG, "header is not a JSON object");
-    cJSON_Delete(root);
-    return -1;
-  }
-  size_t count = 0;
-  const cJSON *meta = NULL;
-  for (const cJSON *c = root->child; c; c = c->next) {
-    if (strcmp(c->string, "__metadata__") == 0) {
-      if (meta) { snprintf(err, LT_MSG, "duplicate key '__metadata__'"); goto fail; }
-      meta = c;
-    } else count++;
-  }
-  h->e = calloc(count ? count : 1, sizeof *h->e);
-  if (!h->e) goto nomem;
-  for (const cJSON *c = root->child; c; c = c->next) {
-    if (c == meta) continue;
-    lt_st_entry *e = &h->e[h->n];
-    if (parse_entry(c, e, err)) goto fail;
-    if (!(e->name = dupstr(c->string))) goto nomem;
-    h->n++;
-  }
-  /* null: no metadata (MLX writes it; the reference crate's Option reads it so) */
-  if (meta && cJSON_IsNull(meta)) meta = NULL;
-  if (meta) {
-    if (!cJSON_IsObject(meta)) { snprintf(err, LT_MSG, "'__metadata__' is not an object"); goto fail; }
-    size_t nm = (size_t)cJSON_GetArraySize(meta);
-    if (nm > LT_ST_MAX_META) {
-      snprintf(err, LT_MSG, "'__metadata__' has %zu entries, more than the limit of %u", nm, LT_ST_MAX_META);
-      goto fail;
-    }
-    h->meta_key = calloc(nm ? nm : 1, sizeof(char *));
-    h->meta_val = calloc(nm ? nm : 1, sizeof(char *));
-    if (!h->meta_key || !h->meta_val) goto nomem;
-    for (const cJSON *c = meta->child; c; c = c->next) {
-      if (!cJSON_IsString(c)) {
-        snprintf(err, LT_MSG, "'__metadata__' value of '%s' is not a string", c->string);
-        goto fail;
+  const char *end = json + len, *p = skip_ws(json + 1, end), *bad = NULL;
+  cJSON *key = NULL, *val = NULL;
+  size_t cap = 0;
+  int seen_meta = 0;
+  if (p < end && *p == '}') p++;
+  else for (;;) {
+    /* "key" : value */
+    if (p >= end || *p != '"') { bad = p; goto syntax; }
+    const char *q = skip_string(p, end);
+    if (!q) { bad = end; goto syntax; }
+    if (!(key = parse_piece(p, q, &bad))) goto syntax;
+    p = skip_ws(q, end);
+    if (p >= end || *p != ':') { bad = p; goto syntax; }
+    p = skip_ws(p + 1, end);
+    q = skip_value(p, end);
+    if (!q || q == p) { bad = q ? q : end; goto syntax; }
+    if (!(val = parse_piece(p, q, &bad))) goto syntax;
+    const char *name = key->valuestring;
+    if (strcmp(name, "__metadata__") == 0) {
+      if (seen_meta) { snprintf(err, LT_MSG, "duplicate key '__metadata__'"); goto fail; }
+      seen_meta = 1;
+      /* null: no metadata (MLX writes it; the reference crate's Option reads it so) */
+      if (!cJSON_IsNull(val)) {
+        if (!cJSON_IsObject(val)) { snprintf(err, LT_MSG, "'__metadata__' is not an object"); goto fail; }
+        if (add_meta(h, val, err)) goto fail;
       }
-      for (size_t i = 0; i < h->nmeta; i++)
-        if (strcmp(h->meta_key[i], c->string) == 0) {
-          snprintf(err, LT_MSG, "'__metadata__': duplicate key '%s'", c->string);
-          goto fail;
-        }
-      h->meta_key[h->nmeta] = dupstr(c->string);
-      h->meta_val[h->nmeta] = dupstr(c->valuestring);
-      h->nmeta++;
-      if (!h->meta_key[h->nmeta - 1] || !h->meta_val[h->nmeta - 1]) goto nomem;
+    } else {
+      if (h->n == cap) {
+        size_t nc = cap ? cap * 2 : 64;
+        lt_st_entry *ne = realloc(h->e, nc * sizeof *ne);
+        if (!ne) goto nomem;
+        h->e = ne;
+        cap = nc;
+      }
+      lt_st_entry *e = &h->e[h->n];
+      memset(e, 0, sizeof *e);
+      if (parse_entry(val, name, e, err)) goto fail;
+      if (!(e->name = dupstr(name))) goto nomem;
+      h->n++;
     }
+    cJSON_Delete(key); key = NULL;
+    cJSON_Delete(val); val = NULL;
+    p = skip_ws(q, end);
+    if (p < end && *p == ',') { p = skip_ws(p + 1, end); continue; }
+    if (p < end && *p == '}') { p++; break; }
+    bad = p;
+    goto syntax;
   }
-  cJSON_Delete(root);
-  root = NULL;
+  p = skip_ws(p, end);
+  if (p < end) {
+    snprintf(err, LT_MSG, "header has text after the JSON object (at byte %zu)", (size_t)(p - json));
+    goto fail;
+  }
+  if (!h->e && !(h->e = calloc(1, sizeof *h->e))) goto nomem;
   /* duplicate names (cJSON keeps them all) */
   if (h->n > 1) {
     char **names = malloc(h->n * sizeof *names);
@@ -274,10 +345,14 @@ int lt_st_parse(const char *json, size_t len, uint64_t data_len, lt_st_header *h
     goto fail;
   }
   return 0;
+syntax:
+  snprintf(err, LT_MSG, "header is not valid JSON (at byte %zu)", (size_t)(bad - json));
+  goto fail;
 nomem:
   snprintf(err, LT_MSG, "not enough memory for the header");
 fail:
-  if (root) cJSON_Delete(root);
+  cJSON_Delete(key);
+  cJSON_Delete(val);
   lt_st_free(h);
   return -1;
 }

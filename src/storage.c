@@ -188,7 +188,7 @@ void lt_storage_release(lt_storage *s) {
 
 /* ---- file mappings ------------------------------------------------------- */
 
-lt_mapping *lt_map_file(int fd, size_t len, char *err) {
+lt_mapping *lt_map_file(int fd, size_t len, const char *path, char *err) {
   lt_mapping *m = calloc(1, sizeof *m);
   if (!m) { snprintf(err, LT_MSG, "out of memory"); return NULL; }
   if (len == 0) {
@@ -203,6 +203,7 @@ lt_mapping *lt_map_file(int fd, size_t len, char *err) {
     }
   }
   m->len = len;
+  if (m->base) m->guard = lt_guard_add(m->base, len, path);
   atomic_init(&m->refs, 1);
   return m;
 }
@@ -210,6 +211,7 @@ lt_mapping *lt_map_file(int fd, size_t len, char *err) {
 void lt_mapping_release(lt_mapping *m) {
   if (!m) return;
   if (atomic_fetch_sub(&m->refs, 1) == 1) {
+    lt_guard_remove(m->guard);   /* before the range can be mapped again */
     if (m->base) munmap(m->base, m->len);
     free(m);
   }
