@@ -237,3 +237,22 @@ with zipfile.ZipFile(src) as zin, zipfile.ZipFile(sys.argv[1], "w") as zout:
     assert.is_true(mib < 150, "peak " .. mib .. " MiB")
   end)
 end)
+
+describe("duplicate names, sorted or hashed in every format (defect 3)", function()
+  it("safetensors: __metadata__ of 16384 keys is checked by sorting; a repeated key is an error", function()
+    local function file(keys)
+      local meta = {}
+      for i, k in ipairs(keys) do meta[i] = string.format('"%s":"v"', k) end
+      local json = '{"__metadata__":{' .. table.concat(meta, ",") .. '},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+      return string.pack("<I8", #json) .. json .. string.pack("<f", 1)
+    end
+    local keys = {}
+    for i = 1, 16384 do keys[i] = "k" .. i end
+    local p = dir .. "/meta.safetensors"
+    H.write(p, file(keys))
+    assert.equals(1, torch.load(p).w[1]:item())
+    keys[16384] = "k77"
+    H.write(p, file(keys))
+    assert.equals(p .. ": '__metadata__': duplicate key 'k77'", H.err(torch.load, p))
+  end)
+end)

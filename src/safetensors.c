@@ -233,11 +233,6 @@ static int add_meta(lt_st_header *h, const cJSON *meta, char *err) {
       snprintf(err, LT_MSG, "'__metadata__' value of '%s' is not a string", c->string);
       return -1;
     }
-    for (size_t i = 0; i < h->nmeta; i++)
-      if (strcmp(h->meta_key[i], c->string) == 0) {
-        snprintf(err, LT_MSG, "'__metadata__': duplicate key '%s'", c->string);
-        return -1;
-      }
     h->meta_key[h->nmeta] = dupstr(c->string);
     h->meta_val[h->nmeta] = dupstr(c->valuestring);
     h->nmeta++;
@@ -245,6 +240,20 @@ static int add_meta(lt_st_header *h, const cJSON *meta, char *err) {
       snprintf(err, LT_MSG, "not enough memory for the header");
       return -1;
     }
+  }
+  /* duplicate keys: sorted copies, equal neighbours (not each against every other) */
+  if (h->nmeta > 1) {
+    char **keys = malloc(h->nmeta * sizeof *keys);
+    if (!keys) { snprintf(err, LT_MSG, "not enough memory for the header"); return -1; }
+    memcpy(keys, h->meta_key, h->nmeta * sizeof *keys);
+    qsort(keys, h->nmeta, sizeof *keys, by_name);
+    for (size_t i = 1; i < h->nmeta; i++)
+      if (strcmp(keys[i - 1], keys[i]) == 0) {
+        snprintf(err, LT_MSG, "'__metadata__': duplicate key '%s'", keys[i]);
+        free(keys);
+        return -1;
+      }
+    free(keys);
   }
   return 0;
 }
