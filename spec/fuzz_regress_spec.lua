@@ -3,7 +3,8 @@
 -- as its target reads it; and every prefix of a small file of each format
 -- loaded the same way. A load must return a value or raise a string error:
 -- never crash (under `make asan`, never a sanitizer report). A fixture
--- with a NAME.err beside it must raise an error holding that text.
+-- with a NAME.err beside it must raise, in its target's first load, an
+-- error holding that text.
 local torch = require("ltorch")
 local json = require("ltorch.json")
 local core = require("ltorch.core")
@@ -99,13 +100,13 @@ describe("fuzz findings (spec/fixtures/fuzz)", function()
       if not name:match("%.err$") then
         it(target .. "/" .. name .. " loads or raises a clear error", function()
           local path = FIX .. target .. "/" .. name
-          local errs, n = check(target, H.read(path), path)
+          local errs = check(target, H.read(path), path)
           local ef = io.open(path .. ".err")
           if ef then
             local want = ef:read("a"):gsub("%s+$", "")
             ef:close()
-            assert.equal(#LOADS[target], n, path .. ": expected every load to fail")
-            for _, e in pairs(errs) do assert.truthy(e:find(want, 1, true), e) end
+            assert.truthy(errs[1], path .. ": expected an error")
+            assert.truthy(errs[1]:find(want, 1, true), errs[1])
           end
         end)
       end

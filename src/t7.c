@@ -545,8 +545,8 @@ static int rd_tensor(rd *r, uint32_t id) {
     const lt_t7_node *s = &f->nodes[st];
     if (s->dtype != f->nodes[id].dtype) return fail(r, "%.*s over a %s", cl, cls, cls_of(r, st).s);
     if (numel > 0 && (off1 - 1 > s->count || last >= s->count - (off1 - 1)))
-      return fail(r, "storage of %lld elements, view needs %lld", (long long)s->count,
-                  (long long)(off1 - 1 + last + 1));
+      return fail(r, "storage of %lld elements, view needs %llu", (long long)s->count,
+                  (unsigned long long)(off1 - 1) + (unsigned long long)last + 1u);   /* < 2^64 */
   } else if (sv.kind != LT_T7_NIL) {
     return fail(r, "%.*s storage expected, got %s", cl, cls,
                 sv.kind == LT_T7_NODE ? (f->nodes[sv.node].kind == LT_T7_TABLE ? "a table" : "an object")
