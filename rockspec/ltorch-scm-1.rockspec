@@ -31,6 +31,7 @@ build = {
         "src/lio.c",
         "src/ljson.c",
         "src/mapguard.c",
+        "src/pool.c",
         "src/lops.c",
         "src/lprogress.c",
         "src/lpt.c",

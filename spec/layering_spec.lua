@@ -68,7 +68,10 @@ describe("the C core", function()
       end
     end
     assert.are.same({}, cycles(g))
-    assert.is_nil(next(g.dtype), "dtype.c is the bottom layer")
+    -- the bottom: pool.c (the thread pool) calls nothing of ltorch's, and
+    -- dtype.c nothing but it
+    assert.is_nil(next(g.pool), "pool.c is the bottom layer")
+    for callee in pairs(g.dtype) do assert.equals("pool", callee, "dtype.c calls " .. callee .. ".c") end
     for _, low in ipairs({"dtype", "storage", "tensor", "rawio", "ptzip", "pickle", "safetensors"}) do
       for callee in pairs(g[low]) do
         assert.is_nil(callee:match("^l"), low .. ".c calls up into the binding " .. callee .. ".c")

@@ -86,7 +86,8 @@ lt_dtype lt_promote(lt_dtype a, lt_dtype b) {
 static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
-float lt_half_to_float(uint16_t h) {
+/* always inlined into the bulk loops (HOT_LOOP), which then vectorise */
+static inline __attribute__((always_inline)) float half_to_float(uint16_t h) {
   const uint32_t w = (uint32_t)h << 16;
   const uint32_t sign = w & UINT32_C(0x80000000);
   const uint32_t two_w = w + w;
@@ -94,24 +95,30 @@ float lt_half_to_float(uint16_t h) {
   const float normalized = u2f((two_w >> 4) + exp_offset) * 0x1.0p-112f;
   const float denormalized = u2f((two_w >> 17) | (UINT32_C(126) << 23)) - 0.5f;
   const uint32_t cutoff = UINT32_C(1) << 27;
-  return u2f(sign | (two_w < cutoff ? f2u(denormalized) : f2u(normalized)));
+  const uint32_t den = -(uint32_t)(two_w < cutoff);   /* a mask, not a branch: the loops vectorise */
+  return u2f(sign | (f2u(denormalized) & den) | (f2u(normalized) & ~den));
 }
 
-uint16_t lt_float_to_half(float f) {
-  float base = (fabsf(f) * 0x1.0p+112f) * 0x1.0p-110f;
+float lt_half_to_float(uint16_t h) { return half_to_float(h); }
+
+static inline __attribute__((always_inline)) uint16_t float_to_half(float f) {
   const uint32_t w = f2u(f);
+  float base = (u2f(w & UINT32_C(0x7FFFFFFF)) * 0x1.0p+112f) * 0x1.0p-110f;
   const uint32_t shl1_w = w + w;
   const uint32_t sign = w & UINT32_C(0x80000000);
   uint32_t bias = shl1_w & UINT32_C(0xFF000000);
-  if (bias < UINT32_C(0x71000000)) bias = UINT32_C(0x71000000);
+  const uint32_t small = -(uint32_t)(bias < UINT32_C(0x71000000));   /* masks, not branches */
+  bias = (bias & ~small) | (UINT32_C(0x71000000) & small);
   base = u2f((bias >> 1) + UINT32_C(0x07800000)) + base;
   const uint32_t bits = f2u(base);
   const uint32_t exp_bits = (bits >> 13) & UINT32_C(0x00007C00);
   const uint32_t mantissa_bits = bits & UINT32_C(0x00000FFF);
   const uint32_t nonsign = exp_bits + mantissa_bits;
-  return (uint16_t)((sign >> 16) |
-                    (shl1_w > UINT32_C(0xFF000000) ? UINT16_C(0x7E00) : nonsign));
+  const uint32_t nan = -(uint32_t)(shl1_w > UINT32_C(0xFF000000));
+  return (uint16_t)((sign >> 16) | (UINT32_C(0x7E00) & nan) | (nonsign & ~nan));
 }
+
+uint16_t lt_float_to_half(float f) { return float_to_half(f); }
 
 float lt_bf16_to_float(uint16_t b) { return u2f((uint32_t)b << 16); }
 
@@ -291,26 +298,53 @@ void lt_set_c128(lt_dtype dt, void *p, const double v[2]) {
 
 /* ---- bulk conversion ----------------------------------------------------- */
 
+/* the hot pairs (loading, --dtype conversion, casts of big tensors): one
+   loop each, dst[i] = CONV(src[i]), the branch-free conversions above
+   inlined so the compiler vectorises it (LT_VECTORIZE's AVX2 copy) */
+#define AS_FLOAT(v) (float)(v)
+#define AS_DOUBLE(v) (double)(v)
+#define HOT_LOOP(NAME, TF, TT, CONV)                                              \
+  LT_VECTORIZE static void NAME(const TF *s, TT *d, size_t n) {                   \
+    for (size_t i = 0; i < n; i++) d[i] = CONV(s[i]);                             \
+  }
+HOT_LOOP(f32_bf16, float, uint16_t, lt_float_to_bf16)
+HOT_LOOP(bf16_f32, uint16_t, float, lt_bf16_to_float)
+HOT_LOOP(f32_f16, float, uint16_t, float_to_half)
+HOT_LOOP(f16_f32, uint16_t, float, half_to_float)
+HOT_LOOP(f32_f64, float, double, AS_DOUBLE)
+HOT_LOOP(f64_f32, double, float, AS_FLOAT)
+#undef HOT_LOOP
+#undef AS_FLOAT
+#undef AS_DOUBLE
+
+/* a big conversion cut into items for the pool (pool.c) */
+typedef struct conv_job { lt_dtype to, from; void *dst; const void *src; size_t n; } conv_job;
+
+static void conv_item(void *ctx, int64_t i) {
+  conv_job *c = ctx;
+  size_t at = (size_t)i * (size_t)LT_PAR_ITEM, m = c->n - at < (size_t)LT_PAR_ITEM ? c->n - at : (size_t)LT_PAR_ITEM;
+  lt_convert(c->to, (char *)c->dst + at * lt_dtypes[c->to].size, c->from,
+             (const char *)c->src + at * lt_dtypes[c->from].size, m);
+}
+
 void lt_convert(lt_dtype to, void *dst, lt_dtype from, const void *src, size_t n) {
   size_t is = lt_dtypes[from].size, os = lt_dtypes[to].size;
   const char *s = src;
   char *d = dst;
   if (to == from) { memcpy(dst, src, n * os); return; }
-  /* hot paths used by loading and by --dtype conversion: one loop for each
-     pair, dst[i] = CONV(src[i]) */
-#define HOT_PATH(FROM, TF, TO, TT, CONV)                                           \
-  if (from == FROM && to == TO) {                                                  \
-    for (size_t i = 0; i < n; i++) ((TT *)dst)[i] = CONV(((const TF *)src)[i]);    \
-    return;                                                                        \
+  if (n >= (size_t)LT_PAR_MIN) {
+    conv_job c = {to, from, dst, src, n};
+    lt_parallel((int64_t)((n + (size_t)LT_PAR_ITEM - 1) / (size_t)LT_PAR_ITEM), conv_item, &c);
+    return;
   }
-#define AS_FLOAT(v) (float)(v)
-  HOT_PATH(LT_FLOAT32, float, LT_BFLOAT16, uint16_t, lt_float_to_bf16)
-  HOT_PATH(LT_BFLOAT16, uint16_t, LT_FLOAT32, float, lt_bf16_to_float)
-  HOT_PATH(LT_FLOAT32, float, LT_FLOAT16, uint16_t, lt_float_to_half)
-  HOT_PATH(LT_FLOAT16, uint16_t, LT_FLOAT32, float, lt_half_to_float)
-  HOT_PATH(LT_FLOAT32, float, LT_FLOAT64, double, )
-  HOT_PATH(LT_FLOAT64, double, LT_FLOAT32, float, AS_FLOAT)
-#undef AS_FLOAT
+#define HOT_PATH(FROM, TF, TO, TT, LOOP)                                   \
+  if (from == FROM && to == TO) { LOOP((const TF *)src, (TT *)dst, n); return; }
+  HOT_PATH(LT_FLOAT32, float, LT_BFLOAT16, uint16_t, f32_bf16)
+  HOT_PATH(LT_BFLOAT16, uint16_t, LT_FLOAT32, float, bf16_f32)
+  HOT_PATH(LT_FLOAT32, float, LT_FLOAT16, uint16_t, f32_f16)
+  HOT_PATH(LT_FLOAT16, uint16_t, LT_FLOAT32, float, f16_f32)
+  HOT_PATH(LT_FLOAT32, float, LT_FLOAT64, double, f32_f64)
+  HOT_PATH(LT_FLOAT64, double, LT_FLOAT32, float, f64_f32)
 #undef HOT_PATH
   int fk = lt_dtypes[from].kind, tk = lt_dtypes[to].kind;
   if (from == LT_UINT64 && tk == LT_KIND_FLOAT && to != LT_FLOAT64) {

@@ -395,9 +395,10 @@ static int maxmin(lua_State *L, int want_max, int arg, const char *fn) {
   if (!hasdim && !keepdim) nd = 0;
   lt_tensor *vals = lt_push_new(L, t->dtype, nd, shape, 0);
   int vi = lua_gettop(L);
-  lt_tensor *idx = lt_push_new(L, LT_INT64, nd, shape, 0);
+  /* the value alone (t:max()) needs no index, and has a faster path */
+  lt_tensor *idx = hasdim || arg ? lt_push_new(L, LT_INT64, nd, shape, 0) : NULL;
   lt_reduce(&r, t, mask, vals, idx);
-  add_one(idx);
+  if (idx) add_one(idx);
   if (arg) return 1;
   if (!hasdim) { lua_pushvalue(L, vi); return 1; }
   lua_pushvalue(L, vi);

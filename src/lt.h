@@ -143,6 +143,18 @@ void *lt_alloc_bytes(size_t nbytes, int zero);   /* big-page aware; NULL on ENOM
 void lt_free_bytes(void *p, size_t nbytes);        /* big blocks may be kept for reuse */
 void lt_free_bytes_now(void *p, size_t nbytes);    /* given back to the system at once */
 
+/* ---- the thread pool (pool.c) --------------------------------------------- */
+
+/* run fn(ctx, i) for every i in [0, n) on the pool's threads and the
+   caller's; returns when all are done. Items run in any order and thread:
+   combine per-item results in item order. */
+void lt_parallel(int64_t n, void (*fn)(void *ctx, int64_t i), void *ctx);
+int lt_pool_threads(void);   /* the caller's thread included */
+/* elements per item of a split kernel, and the size below which it runs in
+   the caller's thread alone */
+#define LT_PAR_ITEM ((int64_t)1 << 18)
+#define LT_PAR_MIN ((int64_t)1 << 20)
+
 /* ---- SIGBUS from file mappings (mapguard.c) ------------------------------ */
 
 /* A registered mapping: a SIGBUS inside it (the file was cut short after

@@ -266,25 +266,76 @@ static int is_scalar_view(const lt_tensor *t) {
    fast_SUF: a contiguous, b contiguous or one value for all.
    rows_SUF: views whose innermost dims are contiguous or broadcast (stride 1
    or 0): a loop over rows, each row a plain loop. */
+/* z[i] = X cmp Y for the six comparisons, into bytes 0/1 */
+#define CMP_LOOPS(op, n, z, X, Y)                                                      \
+  switch (op) {                                                                        \
+    case LT_OP_EQ: for (int64_t i = 0; i < (n); i++) z[i] = (X) == (Y); break;         \
+    case LT_OP_NE: for (int64_t i = 0; i < (n); i++) z[i] = (X) != (Y); break;         \
+    case LT_OP_LT: for (int64_t i = 0; i < (n); i++) z[i] = (X) < (Y); break;          \
+    case LT_OP_LE: for (int64_t i = 0; i < (n); i++) z[i] = (X) <= (Y); break;         \
+    case LT_OP_GT: for (int64_t i = 0; i < (n); i++) z[i] = (X) > (Y); break;          \
+    default: for (int64_t i = 0; i < (n); i++) z[i] = (X) >= (Y); break;               \
+  }
+
+/* a contiguous elementwise job, cut into items of LT_PAR_ITEM elements for
+   the pool (pool.c) when it is big: x and out contiguous, y contiguous or
+   one value (ys = 0) */
+typedef struct ewjob {
+  void (*run)(int op, const void *x, const void *y, int ys, void *o, int64_t at, int64_t n);
+  int op, ys;
+  const void *x, *y;
+  void *o;
+  int64_t n;
+} ewjob;
+
+static void ew_item(void *ctx, int64_t i) {
+  ewjob *j = ctx;
+  int64_t at = i * LT_PAR_ITEM, m = j->n - at < LT_PAR_ITEM ? j->n - at : LT_PAR_ITEM;
+  j->run(j->op, j->x, j->y, j->ys, j->o, at, m);
+}
+
+static void ew_run(ewjob *j) {
+  int64_t items = (j->n + LT_PAR_ITEM - 1) / LT_PAR_ITEM;
+  if (j->n >= LT_PAR_MIN) lt_parallel(items, ew_item, j);
+  else j->run(j->op, j->x, j->y, j->ys, j->o, 0, j->n);
+}
+
 #define DEF_ARITH(T, SUF, DT)                                                                    \
-  VECTORIZE static int fast_##SUF(int op, const lt_tensor *a, const lt_tensor *b, lt_tensor *out, \
-                                  int64_t n) {                                                   \
-    if (a->dtype != DT || b->dtype != DT || out->dtype != DT || op > LT_OP_DIV ||                \
-        !lt_is_contiguous(a))                                                                    \
-      return 0;                                                                                  \
-    const T *x = (const T *)lt_data(a);                                                          \
-    T *o = (T *)lt_data(out);                                                                    \
-    if (lt_is_contiguous(b)) {                                                                   \
-      const T *y = (const T *)lt_data(b);                                                        \
+  VECTORIZE static void arith_##SUF(int op, const void *xv, const void *yv, int ys, void *ov,    \
+                                    int64_t at, int64_t n) {                                     \
+    const T *x = (const T *)xv + at;                                                             \
+    T *o = (T *)ov + at;                                                                         \
+    if (ys) {                                                                                    \
+      const T *y = (const T *)yv + at;                                                           \
       ARITH_LOOPS(op, n, o, x[i], y[i]);                                                         \
-      return 1;                                                                                  \
-    }                                                                                            \
-    if (is_scalar_view(b)) {                                                                     \
-      T y = *(const T *)lt_data(b);                                                              \
+    } else {                                                                                     \
+      T y = *(const T *)yv;                                                                      \
       ARITH_LOOPS(op, n, o, x[i], y);                                                            \
-      return 1;                                                                                  \
     }                                                                                            \
-    return 0;                                                                                    \
+  }                                                                                              \
+  VECTORIZE static void cmp_##SUF(int op, const void *xv, const void *yv, int ys, void *ov,      \
+                                  int64_t at, int64_t n) {                                       \
+    const T *x = (const T *)xv + at;                                                             \
+    uint8_t *o = (uint8_t *)ov + at;                                                             \
+    if (ys) {                                                                                    \
+      const T *y = (const T *)yv + at;                                                           \
+      CMP_LOOPS(op, n, o, x[i], y[i]);                                                           \
+    } else {                                                                                     \
+      T y = *(const T *)yv;                                                                      \
+      CMP_LOOPS(op, n, o, x[i], y);                                                              \
+    }                                                                                            \
+  }                                                                                              \
+  static int fast_##SUF(int op, const lt_tensor *a, const lt_tensor *b, lt_tensor *out,          \
+                        int64_t n) {                                                             \
+    int cmp = op >= LT_OP_EQ && op <= LT_OP_GE;                                                  \
+    if (a->dtype != DT || b->dtype != DT || !lt_is_contiguous(a) ||                              \
+        !(cmp ? out->dtype == LT_BOOL : out->dtype == DT && op <= LT_OP_DIV))                    \
+      return 0;                                                                                  \
+    int ys = lt_is_contiguous(b);                                                                \
+    if (!ys && !is_scalar_view(b)) return 0;                                                     \
+    ewjob j = {cmp ? cmp_##SUF : arith_##SUF, op, ys, lt_data(a), lt_data(b), lt_data(out), n}; \
+    ew_run(&j);                                                                                  \
+    return 1;                                                                                    \
   }                                                                                              \
   VECTORIZE static int rows_##SUF(int op, const lt_tensor *a, const lt_tensor *b, lt_tensor *out, \
                                   int64_t n) {                                                   \

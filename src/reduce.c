@@ -10,6 +10,7 @@
 ** Scans and sorts walk lines along one dim the same way.
 */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "reduce.h"
 
@@ -98,6 +99,114 @@ static inline void kadd(ksum *k, double x) {
 
 /* once the sum is inf or nan the compensation means nothing */
 static inline double kval(const ksum *k) { return isfinite(k->s) ? k->s + k->c : k->s; }
+
+/* ---- contiguous float32/float64 blocks, split over the pool ------------- */
+
+/* The sum of a contiguous block: runs of SUM_RUN elements are added in
+   double into eight lanes (the AVX2 copy keeps them in two registers; a
+   float32 value converts to double exactly, and a run's rounding error is
+   far below float32's), the runs' sums Neumaier-compensated as block_f's
+   elements are. The block is cut into items of LT_PAR_ITEM elements for
+   the pool, their sums combined in item order: the result does not depend
+   on the number of threads. max/min keep eight lanes and a nan flag. */
+#define SUM_RUN 1024
+
+#define DEF_CONTIG(T, SUF)                                                                   \
+  LT_VECTORIZE static ksum csum_##SUF(const T *x, int64_t n) {                                \
+    ksum k = {0, 0};                                                                         \
+    for (int64_t at = 0; at < n; at += SUM_RUN) {                                            \
+      int64_t m = n - at < SUM_RUN ? n - at : SUM_RUN, j = 0;                                \
+      const T *p = x + at;                                                                   \
+      double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0;                                         \
+      for (; j + 8 <= m; j += 8)                                                             \
+        for (int l = 0; l < 8; l++) a[l] += (double)p[j + l];                                \
+      for (; j < m; j++) s += (double)p[j];                                                  \
+      kadd(&k, s + (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))));     \
+    }                                                                                        \
+    return k;                                                                                \
+  }                                                                                          \
+  /* the largest (want_max) or smallest value of x[0..n), n > 0; *nan when one is nan */     \
+  LT_VECTORIZE static T ext_##SUF(const T *x, int64_t n, int want_max, int *nan) {           \
+    T v[8];                                                                                  \
+    int bad = 0;                                                                             \
+    for (int l = 0; l < 8; l++) v[l] = x[0];                                                 \
+    int64_t j = 0;                                                                           \
+    if (want_max)                                                                            \
+      for (; j + 8 <= n; j += 8)                                                             \
+        for (int l = 0; l < 8; l++) { T e = x[j + l]; bad |= e != e; v[l] = e > v[l] ? e : v[l]; } \
+    else                                                                                     \
+      for (; j + 8 <= n; j += 8)                                                             \
+        for (int l = 0; l < 8; l++) { T e = x[j + l]; bad |= e != e; v[l] = e < v[l] ? e : v[l]; } \
+    T r = v[0];                                                                              \
+    for (int l = 1; l < 8; l++) r = want_max ? (v[l] > r ? v[l] : r) : (v[l] < r ? v[l] : r); \
+    for (; j < n; j++) { T e = x[j]; bad |= e != e; r = want_max ? (e > r ? e : r) : (e < r ? e : r); } \
+    *nan = bad;                                                                              \
+    return r;                                                                                \
+  }
+DEF_CONTIG(float, f32)
+DEF_CONTIG(double, f64)
+#undef DEF_CONTIG
+
+typedef struct contig_job {
+  const void *x;
+  int64_t n;
+  int f64, op, want_max;
+  ksum *sums;              /* per item */
+  double *ext;
+  int *nan;
+} contig_job;
+
+static void contig_item(void *ctx, int64_t i) {
+  contig_job *c = ctx;
+  int64_t at = i * LT_PAR_ITEM, m = c->n - at < LT_PAR_ITEM ? c->n - at : LT_PAR_ITEM;
+  if (c->op == LT_RD_SUM || c->op == LT_RD_MEAN) {
+    c->sums[i] = c->f64 ? csum_f64((const double *)c->x + at, m) : csum_f32((const float *)c->x + at, m);
+  } else {
+    c->ext[i] = c->f64 ? ext_f64((const double *)c->x + at, m, c->want_max, &c->nan[i])
+                       : ext_f32((const float *)c->x + at, m, c->want_max, &c->nan[i]);
+  }
+}
+
+/* sum, mean (the sum), amax, amin, max, min of a contiguous float32 or
+   float64 block of n > 0 elements into *res; 0 when the fast path does not
+   apply (other ops, an index wanted) */
+static int block_contig(const lt_reduce_op *r, const lt_tensor *b, int64_t n, int want_index, double *res) {
+  int op = r->op, sum = op == LT_RD_SUM || op == LT_RD_MEAN;
+  int ext = op == LT_RD_AMAX || op == LT_RD_AMIN || op == LT_RD_MAX || op == LT_RD_MIN;
+  if ((!sum && !(ext && !want_index)) || n <= 0 || !lt_is_contiguous(b)) return 0;
+  if (b->dtype != LT_FLOAT32 && b->dtype != LT_FLOAT64) return 0;
+  int64_t items = (n + LT_PAR_ITEM - 1) / LT_PAR_ITEM;
+  ksum sums1[1];
+  double ext1[1];
+  int nan1[1];
+  contig_job c = {lt_data(b), n, b->dtype == LT_FLOAT64, op, op == LT_RD_AMAX || op == LT_RD_MAX,
+                  sums1, ext1, nan1};
+  void *mem = NULL;
+  if (items > 1) {
+    mem = malloc((size_t)items * (sizeof(ksum) + sizeof(double) + sizeof(int)));
+    if (!mem) return 0;
+    c.sums = mem;
+    c.ext = (double *)(c.sums + items);
+    c.nan = (int *)(c.ext + items);
+  }
+  if (n >= LT_PAR_MIN) lt_parallel(items, contig_item, &c);
+  else for (int64_t i = 0; i < items; i++) contig_item(&c, i);
+  if (sum) {
+    ksum k = {0, 0};
+    for (int64_t i = 0; i < items; i++) { kadd(&k, c.sums[i].s); kadd(&k, c.sums[i].c); }
+    *res = kval(&k);
+  } else {
+    double v = c.ext[0];
+    int bad = 0;
+    for (int64_t i = 0; i < items; i++) {
+      bad |= c.nan[i];
+      if (c.want_max ? c.ext[i] > v : c.ext[i] < v) v = c.ext[i];
+    }
+    *res = bad ? NAN : v;
+  }
+  free(mem);
+  return 1;
+}
 
 /* ---- one block in each domain ------------------------------------------ */
 
@@ -333,7 +442,7 @@ void lt_reduce(const lt_reduce_op *r, const lt_tensor *t, uint32_t mask, lt_tens
       lt_set_c128(out->dtype, dst, v);
     } else {
       double v;
-      block_f(r, &b, n, &v, &at);
+      if (!block_contig(r, &b, n, ix != NULL, &v)) block_f(r, &b, n, &v, &at);
       if (op == LT_RD_MEAN) {
         lt_set_f64(out->dtype, dst, v);
         v = lt_get_f64(out->dtype, dst) / (double)n;

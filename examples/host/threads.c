@@ -211,6 +211,17 @@ static const char CHUNK[] =
   "  for _, opts in ipairs({{}, {mmap = true}, {progress = progress}}) do\n"
   "    local got = torch.load(path('big', 'pt'), opts)\n"
   "    check('pt', got, want, 'big.pt' .. (opts.mmap and ' (mmap)' or ''))\n"
+  /* kernels split over the thread pool (pool.c), 8 states calling at once */
+  "    local x, q, r = got.big, 4500000 // 4093, 4500000 % 4093\n"
+  "    local s = q * (4092 * 4093 // 2) + (r - 1) * r // 2\n"
+  "    local function want_eq(what, a, b) if a ~= b then fail('big.pt: %s %s, not %s', what, a, b) end end\n"
+  "    want_eq('sum', x:sum():item(), torch.tensor(s):to('float32'):item())\n"   /* rounded once to float32 */
+  "    want_eq('max', x:max():item(), 4092)\n"
+  "    want_eq('min', x:min():item(), 0)\n"
+  "    want_eq('count above 4000', x:gt(4000):sum():item(), q * 92 + math.max(0, r - 4001))\n"
+  "    want_eq('sum of x + x', (x + x):sum():item(), torch.tensor(2 * s):to('float32'):item())\n"
+  "    want_eq('float64 sum', x:to('float64'):sum():item(), s)\n"
+  "    checked = checked + 1\n"
   "    got.big:free()\n"                    /* big blocks go to the freed-block cache (storage.c) */
   "  end\n"
   "  if calls < 1 or last ~= 18000000 then fail('big.pt: progress called %d times, last %d', calls, last) end\n"
