@@ -91,6 +91,24 @@ for _, f in ipairs(files) do
   rows[#rows + 1] = {name, string.format("cp: %.0f MB/s (%.1f MB)", cp_rate(path) / 1e6, size(path) / 1e6)}
 end
 
+-- math on what was loaded: load + sum of every tensor (eager; ltorch mmap
+-- too), and one sum and one cast over a 256 MiB float32 tensor
+do
+  local path = dir .. "/big.pt"
+  local name = "256 MiB state dict, 64 tensors"
+  local tl, ml = measure(py .. " bench/torch_side.py loadsum " .. path)
+  local el, eml = measure(lua .. " bench/ltorch_side.lua loadsum " .. path)
+  local mm, mml = measure(lua .. " bench/ltorch_side.lua loadsum " .. path .. " mmap")
+  row(name, "load+sum", tl, el, ml, eml)
+  row(name, "mmap+sum", tl, mm, ml, mml)
+  local ts = measure(py .. " bench/torch_side.py sum")
+  local ls = measure(lua .. " bench/ltorch_side.lua sum")
+  row("256 MiB float32 tensor", "sum", ts, ls)
+  local tc = measure(py .. " bench/torch_side.py cast")
+  local lc = measure(lua .. " bench/ltorch_side.lua cast")
+  row("256 MiB float32 tensor", "to bfloat16", tc, lc)
+end
+
 -- forward passes: the same model, weights and input in both, each timed in
 -- one process (median of REPS after two warm-up runs), both on all cores
 local FORWARD = {

@@ -1,6 +1,8 @@
 -- The ltorch side of `make bench`: times one operation in this (fresh)
 -- process and prints "seconds peak_rss_bytes_above_baseline".
---   ltorch_side.lua load FILE [mmap] | save FILE OUT
+--   ltorch_side.lua load FILE [mmap] | save FILE OUT | loadsum FILE [mmap]
+--   | sum | cast (a 256 MiB float32 tensor made untimed, the op run once
+--   untimed first)
 local torch = require("ltorch")
 
 local function status(field)
@@ -29,4 +31,24 @@ elseif cmd == "save" then
   torch.save(sd, extra)
   local t1 = now()
   print(t1 - t0, math.max(0, status("VmHWM") - base))
+elseif cmd == "loadsum" then
+  -- the realistic script: load, then touch every tensor
+  local base = status("VmRSS")
+  local t0 = now()
+  local sd = torch.load(file, {mmap = extra == "mmap"})
+  local total = 0
+  for _, t in pairs(sd) do total = total + t:sum():item() end
+  local t1 = now()
+  print(t1 - t0, status("VmHWM") - base)
+  assert(total == total)
+elseif cmd == "sum" or cmd == "cast" then
+  local x = torch.randn({64 * 1024 * 1024})
+  local op = cmd == "sum" and function() return x:sum() end or function() return x:to("bfloat16") end
+  op()
+  local base = status("VmRSS")
+  local t0 = now()
+  local r = op()
+  local t1 = now()
+  print(t1 - t0, math.max(0, status("VmHWM") - base))
+  assert(r)
 end

@@ -2,7 +2,7 @@
 # The PyTorch side of `make bench`: makes the benchmark files, and times one
 # operation in this (fresh) process: prints "seconds peak_rss_bytes".
 #   torch_side.py make DIR
-#   torch_side.py load FILE | save FILE OUT
+#   torch_side.py load FILE | save FILE OUT | loadsum FILE | sum | cast
 import os, sys, time, resource
 
 def peak():
@@ -44,5 +44,23 @@ elif cmd == 'save':
     base = rss()
     t0 = time.perf_counter()
     torch.save(sd, sys.argv[3])
+    t1 = time.perf_counter()
+    print(t1 - t0, max(0, peak() - base))
+elif cmd == 'loadsum':
+    base = rss()
+    t0 = time.perf_counter()
+    sd = torch.load(sys.argv[2])
+    total = 0.0
+    for t in sd.values():
+        total += t.sum().item()
+    t1 = time.perf_counter()
+    print(t1 - t0, peak() - base)
+elif cmd in ('sum', 'cast'):
+    x = torch.randn(64 * 1024 * 1024)
+    op = (lambda: x.sum()) if cmd == 'sum' else (lambda: x.to(torch.bfloat16))
+    op()
+    base = rss()
+    t0 = time.perf_counter()
+    r = op()
     t1 = time.perf_counter()
     print(t1 - t0, max(0, peak() - base))
