@@ -804,7 +804,10 @@ typedef struct saver {
   int null, odict_is, ordered_keys, memo, stidx;
   int cast;               /* opts.cast: dtype floating tensors are written as, or -1 */
   uint32_t gmemo[64];     /* memo index + 1 of repeated globals and strings */
-  char path[256];
+  /* where the value being written lies, for errors (built only then):
+     per level the key's stack index, or 0 and a list index */
+  int nlev;
+  struct { int kidx; lua_Integer li; } lev[PK_MAX_DEPTH + 2];
 } saver;
 
 enum { M_V2, M_V3, M_PARAM, M_ODICT, M_UNTYPED, M_STORAGE_STR, M_CPU, M_CLASS = 8, M_DTYPE = 8 + LT_NDTYPES };
@@ -836,8 +839,25 @@ static int serr(saver *s, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (s->path[0]) return raise(s->L, "%s (at %s)", msg, s->path);
+  char path[256] = "";
+  for (int i = 0; i < s->nlev; i++) {
+    if (s->lev[i].kidx) path_push(path, s->L, s->lev[i].kidx);
+    else {
+      size_t n = strlen(path);
+      snprintf(path + n, sizeof path - n, "[%lld]", (long long)s->lev[i].li);
+    }
+  }
+  if (path[0]) return raise(s->L, "%s (at %s)", msg, path);
   return raise(s->L, "%s", msg);
+}
+
+/* the decimal digits of v at p (no terminator); their count */
+static size_t utoa(char *p, size_t v) {
+  char t[24];
+  size_t n = 0;
+  do t[n++] = (char)('0' + v % 10); while ((v /= 10));
+  for (size_t i = 0; i < n; i++) p[i] = t[n - 1 - i];
+  return n;
 }
 
 static void w_tuple(pk_buf *b, int n, const int64_t *v) {
@@ -893,7 +913,7 @@ static void save_tensor(saver *s, int idx) {
   size_t isz = lt_dtypes[t->dtype].size;
   int64_t numel = (int64_t)(t->storage->nbytes / isz);
   char keys[32];
-  snprintf(keys, sizeof keys, "%zu", key);
+  keys[utoa(keys, key)] = 0;
   if (param) w_memo_global(s, M_PARAM, "torch._utils", "_rebuild_parameter");
   if (fp8) w_memo_global(s, M_V3, "torch._utils", "_rebuild_tensor_v3");
   else w_memo_global(s, M_V2, "torch._utils", "_rebuild_tensor_v2");
@@ -975,7 +995,7 @@ static void save_table(saver *s, int idx, int depth) {
   lua_call(L, 1, 1);
   int od = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  size_t plen = strlen(s->path);
+  int lv = s->nlev;
   if (od) {
     w_memo_global(s, M_ODICT, "collections", "OrderedDict");
     pk_w_op(b, ')');
@@ -987,9 +1007,11 @@ static void save_table(saver *s, int idx, int depth) {
     for (lua_Integer i = 1; i <= n; i++) {
       if ((i - 1) % 1000 == 0) pk_w_op(b, '(');
       lua_rawgeti(L, idx, i);
-      snprintf(s->path + plen, sizeof s->path - plen, "[%lld]", (long long)i);
+      s->lev[lv].kidx = 0;
+      s->lev[lv].li = i;
+      s->nlev = lv + 1;
       save_value(s, lua_gettop(L), depth + 1);
-      s->path[plen] = 0;
+      s->nlev = lv;
       lua_pop(L, 1);
       if (i % 1000 == 0 || i == n) pk_w_op(b, 'e');
     }
@@ -1007,12 +1029,13 @@ static void save_table(saver *s, int idx, int depth) {
     if ((i - 1) % 1000 == 0) pk_w_op(b, '(');
     lua_rawgeti(L, keys, i);
     int k = lua_gettop(L);
-    path_push(s->path, L, k);
+    s->lev[lv].kidx = k;
+    s->nlev = lv + 1;
     save_key(s, k);
     if (od) { lua_pushvalue(L, k); lua_gettable(L, idx); }
     else { lua_pushvalue(L, k); lua_rawget(L, idx); }
     save_value(s, lua_gettop(L), depth + 1);
-    s->path[plen] = 0;
+    s->nlev = lv;
     lua_pop(L, 2);
     if (i % 1000 == 0 || i == nk) pk_w_op(b, 'u');
   }
@@ -1064,6 +1087,9 @@ static int write_storage(pz_writer *w, const char *name, const svst *v, int rele
   if (lt_storage_fill(v->s, err)) return -1;
   lt_tensor t;
   lt_storage_tensor(&t, v->s, v->dt);
+  /* memory of this process: its crc may be computed beside the write (a
+     mapping's pages are read by the writing thread alone, mapguard.c) */
+  w->crc_thread = !v->s->mapped;
   if (!release && !pg->fn && v->out == v->dt) {
     /* nothing listens and nothing is cast: the bytes in one piece */
     size_t n = v->s->nbytes;
@@ -1148,8 +1174,10 @@ static void write_records(saver *s, const char *folder, int f_progress, int f_ex
   lt_progress_init(L, &pg, f_progress, total);
   write_record(c, L, folder, "data.pkl", c->b.out.p, c->b.out.n);
   write_record(c, L, folder, "byteorder", "little", 6);
+  int pre = snprintf(name, sizeof name, "%s/data/", folder);
+  if (pre < 0 || (size_t)pre + 24 > sizeof name) raise(L, "bad entry name");
   for (size_t i = 0; i < c->nst; i++) {
-    snprintf(name, sizeof name, "%s/data/%zu", folder, i);
+    name[(size_t)pre + utoa(name + pre, i)] = 0;
     if (write_storage(&c->w, name, &c->st[i], release, &pg, err)) {
       lt_progress_check(&pg);
       raise(L, "%s", err);
@@ -1211,7 +1239,7 @@ static int l_pt_save(lua_State *L) {
   int memo = lua_gettop(L);
   lua_newtable(L);
   int stidx = lua_gettop(L);
-  saver s = {L, c, f_null, f_is, f_keys, memo, stidx, cast, {0}, {0}};
+  saver s = {L, c, f_null, f_is, f_keys, memo, stidx, cast, {0}, 0, {{0, 0}}};
   /* 1. the pickle, before the file is touched */
   pk_w_op(&c->b, 0x80); pk_w_op(&c->b, 2);
   save_value(&s, 1, 0);

@@ -1022,9 +1022,22 @@ void pk_result_free(pk_result *res) {
 
 void pk_buf_free(pk_buf *b) { lt_buf_free(&b->out); b->memo = 0; }
 
-void pk_w_raw(pk_buf *b, const void *p, size_t n) { lt_buf_put(&b->out, p, n); }
+void pk_w_raw(pk_buf *b, const void *p, size_t n) {
+  lt_buf *o = &b->out;
+  if (n <= 16 && o->cap - o->n >= n) {   /* the usual opcode and argument: no call */
+    memcpy(o->p + o->n, p, n);
+    o->n += n;
+    return;
+  }
+  lt_buf_put(o, p, n);
+}
 
-void pk_w_op(pk_buf *b, int op) { unsigned char c = (unsigned char)op; pk_w_raw(b, &c, 1); }
+void pk_w_op(pk_buf *b, int op) {
+  lt_buf *o = &b->out;
+  if (o->n < o->cap) { o->p[o->n++] = (char)op; return; }
+  unsigned char c = (unsigned char)op;
+  lt_buf_put(o, &c, 1);
+}
 
 static void w_le(pk_buf *b, uint64_t x, int n) {
   unsigned char t[8];

@@ -245,16 +245,47 @@ void pz_writer_init(pz_writer *w, int fd) { memset(w, 0, sizeof *w); w->fd = fd;
 void pz_writer_free(pz_writer *w) {
   for (size_t i = 0; i < w->n; i++) free(w->entries[i].name);
   free(w->entries);
+  free(w->buf);
   w->entries = NULL; w->n = w->cap = 0;
+  w->buf = NULL; w->bn = 0;
 }
 
+#define WBUF ((size_t)256 << 10)   /* the gathering buffer */
+#define DIRECT ((size_t)64 << 10)  /* pieces this big go straight to write(2) */
+#define CRC_PAR ((size_t)1 << 20)  /* pieces this big get their crc on a second thread */
+
+static int write_failed(pz_writer *w, char *err) {
+  snprintf(err, LT_MSG, "write failed: %s", strerror(errno));
+  w->failed = 1;
+  return -1;
+}
+
+/* the buffered bytes, then n at p (n may be 0), in one writev */
+static int flush_with(pz_writer *w, const void *p, size_t n, char *err) {
+  if (lt_write2(w->fd, w->buf, w->bn, p, n)) { w->bn = 0; return write_failed(w, err); }
+  w->bn = 0;
+  return 0;
+}
+
+/* n bytes at p, at the archive's end: small pieces gathered in w->buf
+   (headers, descriptors, the central directory, small records), big ones
+   written with what is gathered before them in one system call */
 static int write_all(pz_writer *w, const void *buf, size_t n, char *err) {
-  if (lt_write_all(w->fd, buf, n)) {
-    snprintf(err, LT_MSG, "write failed: %s", strerror(errno));
-    w->failed = 1;
-    return -1;
+  if (!w->buf && !(w->buf = malloc(WBUF))) {   /* no buffer: every piece a write */
+    if (lt_write_all(w->fd, buf, n)) return write_failed(w, err);
+    w->pos += n;
+    return 0;
   }
   w->pos += n;
+  if (n <= WBUF - w->bn) {
+    memcpy(w->buf + w->bn, buf, n);
+    w->bn += n;
+    return 0;
+  }
+  if (n >= DIRECT) return flush_with(w, buf, n, err);
+  if (flush_with(w, NULL, 0, err)) return -1;
+  memcpy(w->buf, buf, n);
+  w->bn = n;
   return 0;
 }
 
@@ -309,8 +340,16 @@ int pz_record_data(pz_writer *w, const void *p, size_t n, char *err) {
              (unsigned long long)e->size);
     return -1;
   }
-  e->crc = lt_crc32(e->crc, p, n);
   w->left -= n;
+  if (w->crc_thread && n >= CRC_PAR) {
+    /* the crc on a second thread while the kernel copies the bytes */
+    lt_crc_job j;
+    lt_crc_start(&j, e->crc, p, n);
+    int rc = write_all(w, p, n, err);
+    e->crc = lt_crc_finish(&j);
+    return rc;
+  }
+  e->crc = lt_crc32(e->crc, p, n);
   return write_all(w, p, n, err);
 }
 
@@ -398,5 +437,6 @@ int pz_write_finish(pz_writer *w, char *err) {
   wr32(d + 12, cd_size >= 0xFFFFFFFF ? 0xFFFFFFFF : (uint32_t)cd_size);
   wr32(d + 16, cd_off >= 0xFFFFFFFF ? 0xFFFFFFFF : (uint32_t)cd_off);
   wr16(d + 20, 0);
-  return write_all(w, t, sizeof t, err);
+  if (write_all(w, t, sizeof t, err)) return -1;
+  return w->bn ? flush_with(w, NULL, 0, err) : 0;
 }

@@ -75,6 +75,14 @@ typedef struct pz_writer {
   size_t n, cap;
   uint64_t left;           /* bytes the open record still expects */
   int failed;
+  /* headers, descriptors, the central directory and small records gather
+     here and go out in big writes (one system call for many records) */
+  unsigned char *buf;
+  size_t bn;
+  /* set by the caller before pz_record_data: the bytes cannot change or
+     fault while they are written (not a file mapping), so a big piece's
+     crc may be computed by a second thread during its write(2) */
+  int crc_thread;
 } pz_writer;
 
 void pz_writer_init(pz_writer *w, int fd);
@@ -91,7 +99,8 @@ int pz_record_end(pz_writer *w, char *err);
    NULL for none; nonzero stops with err), end */
 int pz_write_entry(pz_writer *w, const char *name, const void *data, uint64_t size,
                    lt_progress_fn progress, void *ud, char *err);
-/* central directory, ZIP64 end record and locator, end record; 0 ok */
+/* central directory, ZIP64 end record and locator, end record, and what
+   is still buffered written out; 0 ok */
 int pz_write_finish(pz_writer *w, char *err);
 void pz_writer_free(pz_writer *w);
 

@@ -13,10 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <zlib.h>
 #include "rawio.h"
-#if defined(__x86_64__) && defined(__GNUC__)
 #include <pthread.h>
+#if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define LT_CLMUL 1
 #endif
@@ -74,6 +75,22 @@ int lt_write_all(int fd, const void *buf, size_t n) {
     n -= (size_t)w;
   }
   return 0;
+}
+
+int lt_write2(int fd, const void *a, size_t an, const void *b, size_t bn) {
+  const char *pa = a, *pb = b;
+  while (an && bn) {
+    struct iovec v[2] = {{(void *)(uintptr_t)pa, an}, {(void *)(uintptr_t)pb, bn > MAX_IO ? MAX_IO : bn}};
+    ssize_t w = writev(fd, v, 2);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EFAULT) break;   /* lt_write_all bounces the mapped bytes */
+    if (w < 0) return -1;
+    size_t k = (size_t)w;
+    if (k >= an) { k -= an; pa += an; an = 0; pb += k; bn -= k; }
+    else { pa += k; an -= k; }
+  }
+  if (an && lt_write_all(fd, pa, an)) return -1;
+  return bn ? lt_write_all(fd, pb, bn) : 0;
 }
 
 int lt_write_full(int fd, const void *buf, size_t n, char *err) {
@@ -193,6 +210,26 @@ uint32_t lt_crc32(uint32_t crc, const void *data, size_t n) {
   }
 #endif
   return (uint32_t)crc32_z(crc, p, n);
+}
+
+static void *crc_job(void *ud) {
+  lt_crc_job *j = ud;
+  j->crc = lt_crc32(j->crc, j->data, j->n);
+  return NULL;
+}
+
+void lt_crc_start(lt_crc_job *j, uint32_t crc, const void *data, size_t n) {
+  j->data = data;
+  j->n = n;
+  j->crc = crc;
+  j->started = pthread_create(&j->th, NULL, crc_job, j) == 0;
+}
+
+uint32_t lt_crc_finish(lt_crc_job *j) {
+  if (j->started) pthread_join(j->th, NULL);
+  else crc_job(j);
+  j->started = 0;
+  return j->crc;
 }
 
 /* ---- range reads -------------------------------------------------------------- */

@@ -10,6 +10,7 @@
 #ifndef LT_RAWIO_H
 #define LT_RAWIO_H
 
+#include <pthread.h>
 #include "lt.h"
 
 #define LT_STREAM_CHUNK ((size_t)1 << 20)   /* bytes per chunk of a streamed write */
@@ -31,11 +32,29 @@ int lt_pread_full(int fd, void *buf, size_t n, uint64_t off, char *err);
 int lt_write_all(int fd, const void *buf, size_t n);
 /* lt_write_all with err "write error: why" */
 int lt_write_full(int fd, const void *buf, size_t n, char *err);
+/* a, then b, in one writev(2) where it can (either may be empty), as
+   lt_write_all writes them (EFAULT from a cut-short mapping included):
+   0, or -1 with errno */
+int lt_write2(int fd, const void *a, size_t an, const void *b, size_t bn);
 
 /* byte-swap n units of sz bytes in place (sz < 2: nothing) */
 void lt_byteswap(void *p, size_t n, size_t sz);
 /* zlib-compatible crc32 (PCLMULQDQ folding where the CPU has it) */
 uint32_t lt_crc32(uint32_t crc, const void *data, size_t n);
+/* lt_crc32 of bytes that do not change meanwhile, on a second thread: the
+   caller writes them while the crc is computed (lt_crc_start), then
+   lt_crc_finish gives lt_crc32(crc, data, n), computed in the caller's
+   thread when no thread could start. Not for file mappings: a fault there
+   would hit the helper thread, not the caller (mapguard.c). */
+typedef struct lt_crc_job {
+  pthread_t th;
+  const void *data;
+  size_t n;
+  uint32_t crc;
+  int started;
+} lt_crc_job;
+void lt_crc_start(lt_crc_job *j, uint32_t crc, const void *data, size_t n);
+uint32_t lt_crc_finish(lt_crc_job *j);
 
 /* ---- range reads -------------------------------------------------------------- */
 
