@@ -77,3 +77,55 @@ describe("the .pt writer", function()
     assert.is_nil(io.open(p))
   end)
 end)
+
+describe("opening many small tensors", function()
+  local p = dir .. "/many.pt"
+  local sd = require("ltorch.odict").new()
+  for i = 1, 300 do sd["b" .. (i // 10) .. ".p" .. i] = torch.full({3}, i) end
+  sd.tied = sd["b1.p10"]
+
+  it("gives the keys in order, each storage's record, and views that share storage", function()
+    torch.save(sd, p)
+    for _, mmap in ipairs({false, true}) do
+      local back = torch.load(p, {mmap = mmap})
+      local ks = require("ltorch.odict").keys(back)
+      assert.are.same(require("ltorch.odict").keys(sd), ks)
+      for _, k in ipairs(ks) do assert.is_true(torch.equal(back[k], sd[k]), k) end
+      back.tied:fill(-1)
+      assert.are.equal(-1, back["b1.p10"][1]:item())
+    end
+  end)
+
+  it("leaves the collector running when building the value fails", function()
+    torch.save(sd, p)
+    assert.is_true(collectgarbage("isrunning"))
+    -- a float key 1.5 made NaN in data.pkl (its crc32 fixed): the
+    -- conversion to Lua fails on it, after the storages are read
+    local q = dir .. "/nan_key.pt"
+    local d = require("ltorch.odict").new()
+    d.w = torch.zeros(2)
+    d[1.5] = torch.ones(2)
+    torch.save(d, q)
+    local bytes = read(q)
+    local recs = records(bytes)
+    local pkl = recs["nan_key/data.pkl"]
+    local one5 = "G" .. string.pack(">d", 1.5)
+    local a = assert(bytes:find(one5, pkl.off + 1, true))
+    local nan = "G" .. string.pack(">I8", 0x7FF8000000000000)
+    local fixed = pkl.data:gsub(one5:gsub("%p", "%%%0"), (nan:gsub("%%", "%%%%")))
+    local old_crc, new_crc = string.pack("<I4", pkl.crc), string.pack("<I4", core._pt_crc32(fixed))
+    bytes = bytes:sub(1, a - 1) .. nan .. bytes:sub(a + #nan)
+    bytes = bytes:gsub(old_crc:gsub("%W", "%%%0"), (new_crc:gsub("%%", "%%%%")))
+    local f = assert(io.open(q, "wb"))
+    f:write(bytes)
+    f:close()
+    assert.has_error(function() torch.load(q, {mmap = true}) end, q .. ": dict key is NaN")
+    assert.is_true(collectgarbage("isrunning"))
+    assert.has_error(function() torch.load(q) end, q .. ": dict key is NaN")
+    assert.is_true(collectgarbage("isrunning"))
+    collectgarbage("stop")   -- and a stopped collector stays stopped
+    torch.load(p, {mmap = true})
+    assert.is_false(collectgarbage("isrunning"))
+    collectgarbage("restart")
+  end)
+end)
