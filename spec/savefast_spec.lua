@@ -129,3 +129,65 @@ describe("opening many small tensors", function()
     collectgarbage("restart")
   end)
 end)
+
+describe("the safetensors writer", function()
+  it("gathers small tensors into big writes with the same bytes and layout", function()
+    local p = dir .. "/many.safetensors"
+    local sd = {}
+    for i = 1, 400 do sd["t" .. i] = torch.arange(0, i % 9 + 1, 1, {dtype = i % 2 == 0 and "float32" or "int64"}) end
+    sd.big = torch.arange(0, 70000, 1, {dtype = "float32"})   -- past the gathering size: written alone
+    sd.view = torch.arange(0, 40, 1, {dtype = "float64"}):reshape(5, 8):t()   -- not contiguous: gathered as elements
+    sd.cast = torch.arange(0, 6, 1, {dtype = "float64"})
+    torch.save(sd, p)
+    local back = torch.load(p)
+    for k, v in pairs(sd) do assert.is_true(torch.equal(back[k], v), k) end
+    -- the file is its header, then each tensor's bytes at its data_offsets
+    local bytes = read(p)
+    local hn = string.unpack("<I8", bytes)
+    local header = require("ltorch.json").decode(bytes:sub(9, 8 + hn))
+    local total = 0
+    for k, e in pairs(header) do
+      if k ~= "__metadata__" then total = math.max(total, e.data_offsets[2]) end
+    end
+    assert.are.equal(8 + hn + total, #bytes)
+    -- saved with a cast (float16 for the floating ones): nothing gathered in the wrong dtype
+    local q = dir .. "/cast.safetensors"
+    torch.save(sd, q, {dtype = "float16"})
+    local c = torch.load(q)
+    assert.are.equal("float16", c.cast:dtype())
+    assert.is_true(torch.equal(c.cast:to("float64"), sd.cast))
+    assert.is_true(torch.equal(c.t5, sd.t5))
+  end)
+
+  it("fails a save of small tensors from a mapping cut short, the old file intact", function()
+    local LUA = "LUA_PATH=" .. sh.quote("lua/?.lua;lua/?/init.lua;;")
+      .. " LUA_CPATH=" .. sh.quote((os.getenv("LTORCH_BUILD") or "build") .. "/?.so;;") .. " lua5.4"
+    local script = dir .. "/cut_small.lua"
+    sh.spit(script, [[
+local torch = require("ltorch")
+local d = arg[1]
+local p = d .. "/small_src.safetensors"
+local sd = {a = torch.ones(8)}
+for i = 1, 8 do sd["w" .. i] = torch.full({2048}, i) end   -- 8 KiB each, past the first page
+torch.save(sd, p)
+local m = torch.load(p, {mmap = true})
+assert(os.execute("truncate -s 4096 '" .. p .. "'"))
+for _, ext in ipairs({"safetensors", "pt"}) do
+  local out = d .. "/small_out." .. ext
+  local f = assert(io.open(out, "wb")); f:write("old"); f:close()
+  local ok, err = pcall(torch.save, m, out)
+  f = assert(io.open(out, "rb")); local s = f:read("a"); f:close()
+  print(ext, ok and "returned" or err, s)
+end
+]])
+    local out = sh.run(LUA .. " " .. sh.quote(script) .. " " .. sh.quote(dir) .. " 2>&1")
+    local src = dir .. "/small_src.safetensors"
+    for _, ext in ipairs({"safetensors", "pt"}) do
+      local line = out:match(ext .. "\t([^\n]*)")
+      assert.is_truthy(line, out)
+      assert.is_truthy(line:find(src .. ": the file changed under its mapping", 1, true), line)
+      assert.are.equal("old", line:match("(%S+)$"), line)
+    end
+    assert.are.equal("", sh.run("ls -A " .. sh.quote(dir) .. " | grep tmp- || true"))
+  end)
+end)
