@@ -28,9 +28,10 @@ local function median(xs)
   return xs[(#xs + 1) // 2]
 end
 
-local function measure(cmd)
+local function measure(cmd, pre)
   local ts, ms = {}, {}
   for _ = 1, REPS do
+    if pre then os.execute(pre) end   -- untimed: e.g. removing a save's target
     -- the file system's writeback of earlier saves would otherwise run
     -- during this measurement; flush it first, outside the timing
     os.execute("sync")
@@ -85,10 +86,19 @@ for _, f in ipairs(files) do
   local mm, mml = measure(lua .. " bench/ltorch_side.lua load " .. path .. " mmap")
   row(name, "load (eager)", tl, el, ml, eml)
   row(name, "open (mmap)", tl, mm, ml, mml)
-  local ts, ms = measure(py .. " bench/torch_side.py save " .. path .. " " .. dir .. "/out_torch.pt")
-  local ls, lms = measure(lua .. " bench/ltorch_side.lua save " .. path .. " " .. dir .. "/out_ltorch.pt")
-  row(name, "save", ts, ls, ms, lms)
-  rows[#rows + 1] = {name, string.format("cp: %.0f MB/s (%.1f MB)", cp_rate(path) / 1e6, size(path) / 1e6)}
+  -- saves to a new path (the target removed before each run) and over the
+  -- file the run before saved; cp to a new path is the write-bandwidth reference
+  local out_t, out_l = dir .. "/out_torch.pt", dir .. "/out_ltorch.pt"
+  local tn, mtn = measure(py .. " bench/torch_side.py save " .. path .. " " .. out_t, "rm -f " .. out_t)
+  local ln, mln = measure(lua .. " bench/ltorch_side.lua save " .. path .. " " .. out_l, "rm -f " .. out_l)
+  row(name, "save (new)", tn, ln, mtn, mln)
+  local ts, ms = measure(py .. " bench/torch_side.py save " .. path .. " " .. out_t)
+  local ls, lms = measure(lua .. " bench/ltorch_side.lua save " .. path .. " " .. out_l)
+  row(name, "save (over)", ts, ls, ms, lms)
+  local rate = cp_rate(path)
+  local cpt = size(path) / rate
+  rows[#rows + 1] = {name, string.format("cp: %.0f MB/s (%.1f MB, %.1f ms); ltorch save new %.2fx, over %.2fx the time of cp",
+    rate / 1e6, size(path) / 1e6, cpt * 1000, ln / cpt, ls / cpt)}
 end
 
 -- math on what was loaded: load + sum of every tensor (eager; ltorch mmap
