@@ -12,7 +12,9 @@ DEP_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lzip -lz -lcjs
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla -Werror
 OPT ?= -O2 -g
 CFLAGS ?= $(OPT)
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -I/usr/include/x86_64-linux-gnu/openblas-pthread $(WARN) $(LUA_INC) $(DEP_CFLAGS) $(CFLAGS)
+# -fno-math-errno: nothing reads errno after a libm call, and with it sqrt and
+# friends become instructions the vectoriser can use
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fno-math-errno -fPIC -fvisibility=hidden -I/usr/include/x86_64-linux-gnu/openblas-pthread $(WARN) $(LUA_INC) $(DEP_CFLAGS) $(CFLAGS)
 BUILD ?= build
 SRCS := $(wildcard src/*.c)
 OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS))

@@ -33,6 +33,8 @@ ref = {
   'gt0': x > 0, 'lt': x < y, 'eq': x == y, 'ne': x != y, 'ge': d >= 50, 'le': x <= y,
   'bf16': x.to(torch.bfloat16), 'f16': x.to(torch.float16), 'f64': x.double(),
   'back': x.to(torch.float16).float(), 'd32': d.float(),
+  'cols': x[:3000000].view(3000, 1000).double().sum(0), 'cols3': x[:3000000].view(30, 100, 1000).double().sum((0, 1)),
+  'dcols': d[:3000000].view(3000, 1000).sum(0),
 }
 torch.save({'x': x, 'y': y, 'n': n, 'd': d}, sys.argv[1])
 torch.save(ref, sys.argv[2])
@@ -69,6 +71,17 @@ describe("big contiguous kernels (the thread pool)", function()
       assert.is_true(torch.equal(ref[k], got), k .. " differs from PyTorch's")
     end
     assert.equals(1, x:eq(y):sum():item())
+    -- sums over leading dims (rows added into column accumulators)
+    local m = x:narrow(1, 1, 3000000):view(3000, 1000)
+    local cols = m:sum(1)
+    assert.equals("float32", cols:dtype())
+    assert.same({1000}, cols:size())
+    assert.is_true(torch.allclose(cols:to("float64"), ref.cols, 1e-6, 1e-3), "sum over dim 1")
+    assert.is_true(torch.allclose(m:mean(1):to("float64"), ref.cols / 3000, 1e-6, 1e-6), "mean over dim 1")
+    local m3 = x:narrow(1, 1, 3000000):view(30, 100, 1000)
+    assert.is_true(torch.allclose(m3:sum({1, 2}):to("float64"), ref.cols3, 1e-6, 1e-3), "sum over dims 1, 2")
+    local dm = d:narrow(1, 1, 3000000):view(3000, 1000)
+    assert.is_true(torch.allclose(dm:sum(1), ref.dcols, 1e-13, 1e-9), "float64 sum over dim 1")
   end)
 
   it("give the same bits with one thread as with the pool", function()

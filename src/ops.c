@@ -636,6 +636,24 @@ static double complex un_c128(int op, double complex z) {
   }
 }
 
+/* a contiguous float32/float64 unary op, cut into items for the pool
+   (item -1: all of it in this thread) */
+typedef struct unjob {
+  int op;
+  const lt_unparam *p;
+  int f64;
+  const void *x;
+  void *o;
+  int64_t n;
+} unjob;
+
+static void un_item(void *ctx, int64_t i) {
+  unjob *j = ctx;
+  int64_t at = i < 0 ? 0 : i * LT_PAR_ITEM, m = i < 0 ? j->n : (j->n - at < LT_PAR_ITEM ? j->n - at : LT_PAR_ITEM);
+  if (j->f64) unary_f64(j->op, j->p, (const double *)j->x + at, (double *)j->o + at, m);
+  else unary_f32(j->op, j->p, (const float *)j->x + at, (float *)j->o + at, m);
+}
+
 void lt_unary(int op, int dom, const lt_tensor *a, lt_tensor *out) {
   lt_unary_p(op, dom, NULL, a, out);
 }
@@ -646,9 +664,12 @@ void lt_unary_p(int op, int dom, const lt_unparam *p, const lt_tensor *a, lt_ten
   lt_unparam def = lt_unparam_default(op);
   if (!p) p = &def;
   int pred = LT_UN_BOOL_RESULT(op);
-  if (!pred && dom == LT_DOM_F64 && a->dtype == out->dtype && lt_is_contiguous(a)) {
-    if (a->dtype == LT_FLOAT32) { unary_f32(op, p, (const float *)lt_data(a), (float *)lt_data(out), n); return; }
-    if (a->dtype == LT_FLOAT64) { unary_f64(op, p, (const double *)lt_data(a), (double *)lt_data(out), n); return; }
+  if (!pred && dom == LT_DOM_F64 && a->dtype == out->dtype && lt_is_contiguous(a) &&
+      (a->dtype == LT_FLOAT32 || a->dtype == LT_FLOAT64)) {
+    unjob j = {op, p, a->dtype == LT_FLOAT64, lt_data(a), lt_data(out), n};
+    if (n >= LT_PAR_MIN) lt_parallel((n + LT_PAR_ITEM - 1) / LT_PAR_ITEM, un_item, &j);
+    else un_item(&j, -1);
+    return;
   }
   lt_iter ia;
   lt_iter_init(&ia, a);

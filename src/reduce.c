@@ -208,6 +208,86 @@ static int block_contig(const lt_reduce_op *r, const lt_tensor *b, int64_t n, in
   return 1;
 }
 
+/* Sums over leading dims of a contiguous tensor (x:sum(1) of a matrix):
+   R rows of K contiguous columns. Reading each column as a strided block
+   misses the cache on every element; instead rows are added into K
+   compensated double accumulators, CB columns at a time (an item for the
+   pool), so each pass is a contiguous, vectorised row segment. */
+#define CB 2048
+
+typedef struct cols_job {
+  const void *x;
+  int f64;
+  int64_t R, K;
+  double *s, *c;           /* K sums and their compensations */
+} cols_job;
+
+/* float32 columns: plain double sums (a float32 value is exact in double,
+   and R additions lose some R * 2^-53, far below float32's rounding);
+   float64 columns: compensated, as block_f is */
+LT_VECTORIZE static void cols_f32(const float *x, int64_t R, int64_t K, int64_t c0, int64_t m,
+                                  double *s, double *c) {
+  for (int64_t j = 0; j < m; j++) s[j] = c[j] = 0;
+  for (int64_t r = 0; r < R; r++) {
+    const float *row = x + r * K + c0;
+    for (int64_t j = 0; j < m; j++) s[j] += (double)row[j];
+  }
+}
+
+LT_VECTORIZE static void cols_f64(const double *x, int64_t R, int64_t K, int64_t c0, int64_t m,
+                                  double *s, double *c) {
+  for (int64_t j = 0; j < m; j++) s[j] = c[j] = 0;
+  for (int64_t r = 0; r < R; r++) {
+    const double *row = x + r * K + c0;
+    for (int64_t j = 0; j < m; j++) {
+      double v = row[j], t = s[j] + v;
+      c[j] += fabs(s[j]) >= fabs(v) ? (s[j] - t) + v : (v - t) + s[j];
+      s[j] = t;
+    }
+  }
+}
+
+static void cols_item(void *ctx, int64_t i) {
+  cols_job *j = ctx;
+  int64_t c0 = i * CB, m = j->K - c0 < CB ? j->K - c0 : CB;
+  if (j->f64) cols_f64((const double *)j->x, j->R, j->K, c0, m, j->s + c0, j->c + c0);
+  else cols_f32((const float *)j->x, j->R, j->K, c0, m, j->s + c0, j->c + c0);
+}
+
+/* sum or mean of t (contiguous float32/float64) over its first k dims
+   (mask = 2^k - 1, 0 < k < ndim) into out; 0 when that is not the case */
+static int reduce_leading(const lt_reduce_op *r, const lt_tensor *t, uint32_t mask, lt_tensor *out) {
+  if ((r->op != LT_RD_SUM && r->op != LT_RD_MEAN) || (t->dtype != LT_FLOAT32 && t->dtype != LT_FLOAT64) ||
+      !lt_is_contiguous(t) || !lt_is_contiguous(out))
+    return 0;
+  int k = 0;
+  while (k < t->ndim && (mask & (1u << k))) k++;
+  if (k == 0 || k == t->ndim || mask != (1u << k) - 1) return 0;
+  int64_t R = 1, K = 1;
+  for (int d = 0; d < k; d++) R *= t->shape[d];
+  for (int d = k; d < t->ndim; d++) K *= t->shape[d];
+  if (R <= 1 || K < 8 || lt_numel(out) != K) return 0;
+  double *mem = malloc((size_t)K * 2 * sizeof(double));
+  if (!mem) return 0;
+  cols_job j = {lt_data(t), t->dtype == LT_FLOAT64, R, K, mem, mem + K};
+  int64_t items = (K + CB - 1) / CB;
+  if (R * K >= LT_PAR_MIN) lt_parallel(items, cols_item, &j);
+  else for (int64_t i = 0; i < items; i++) cols_item(&j, i);
+  char *o = lt_data(out);
+  size_t osz = lt_dtypes[out->dtype].size;
+  for (int64_t c = 0; c < K; c++) {
+    double v = isfinite(j.s[c]) ? j.s[c] + j.c[c] : j.s[c];
+    char *dst = o + (size_t)c * osz;
+    if (r->op == LT_RD_MEAN) {          /* the sum rounded to out's dtype, then divided */
+      lt_set_f64(out->dtype, dst, v);
+      v = lt_get_f64(out->dtype, dst) / (double)R;
+    }
+    lt_set_f64(out->dtype, dst, v);
+  }
+  free(mem);
+  return 1;
+}
+
 /* ---- one block in each domain ------------------------------------------ */
 
 /* the float reductions of one block of n elements: res[0] (res[1] for a
@@ -414,6 +494,7 @@ void lt_reduce(const lt_reduce_op *r, const lt_tensor *t, uint32_t mask, lt_tens
     }
   }
   int64_t n = lt_numel(&b), rows = lt_numel(out);
+  if (!idx && reduce_leading(r, t, mask, out)) return;
   int kind = lt_dtypes[t->dtype].kind, op = r->op;
   int dom = kind == LT_KIND_COMPLEX ? D_C : kind == LT_KIND_FLOAT ? D_F : D_I;
   if (op == LT_RD_LOGSUMEXP) dom = D_F;
