@@ -191,3 +191,18 @@ end
     assert.are.equal("", sh.run("ls -A " .. sh.quote(dir) .. " | grep tmp- || true"))
   end)
 end)
+
+describe("preallocated saves", function()
+  it("allocate no blocks past the end of the file (.pt, .safetensors, .npy)", function()
+    local t = torch.arange(0, 600000, 1, {dtype = "float32"})   -- 2.4 MB
+    for _, ext in ipairs({"pt", "safetensors", "npy"}) do
+      local p = dir .. "/prealloc." .. ext
+      if ext == "npy" then torch.save(t, p) else torch.save({w = t, b = torch.ones(3)}, p) end
+      local size, blocks, bsize = sh.run("stat -c '%s %b %B' " .. sh.quote(p)):match("(%d+) (%d+) (%d+)")
+      size, blocks, bsize = tonumber(size), tonumber(blocks), tonumber(bsize)
+      assert.is_true(blocks * bsize <= (size + 65535) // 65536 * 65536, ext .. ": " .. size .. " bytes in " .. blocks * bsize)
+      local back = torch.load(p)
+      assert.is_true(torch.equal(ext == "npy" and back or back.w, t), ext)
+    end
+  end)
+end)

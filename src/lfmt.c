@@ -436,6 +436,7 @@ static int l_st_save(lua_State *L) {
     w.pg.total += (uint64_t)lt_numel(ts[i]) * lt_dtypes[out[i]].size;
   }
   int fd = create_out(L, path, &w);
+  lt_preallocate(fd, w.pg.total);   /* the tensors' bytes: less than the file */
   int rc = lt_st_write_as(fd, n, names, ts, out, nm, keys, vals, &w.ws, err);
   finish_out(L, &w, fd, rc, err, path);
   return 0;
@@ -721,6 +722,7 @@ static int l_npy_save(lua_State *L) {
   w.pg.total = (uint64_t)lt_numel(t) * lt_dtypes[dt].size;
   size_t hn = lt_npy_format_header(hdr, sizeof hdr, dt, t->ndim, t->shape);
   int fd = create_out(L, path, &w);
+  lt_preallocate(fd, w.pg.total);   /* the elements' bytes: less than the file */
   int rc = lt_write_full(fd, hdr, hn, err);
   if (!rc) rc = lt_write_tensor_as(fd, t, dt, &w.ws, err);
   finish_out(L, &w, fd, rc, err, path);

@@ -1304,6 +1304,10 @@ static int l_pt_save(lua_State *L) {
   int anon;   /* an unnamed O_TMPFILE file, named path when complete (lio.c) */
   c->fd = lt_open_temp(path, 0666, &anon);   /* a new file, never through a link */
   if (c->fd < 0) return raise(L, "cannot create: %s", strerror(errno));   /* path is the temporary file: the Lua side names the file saved */
+  uint64_t data = c->b.out.n;
+  for (size_t i = 0; i < c->nst; i++)
+    data += (c->st[i].s->nbytes / lt_dtypes[c->st[i].dt].size) * lt_dtypes[c->st[i].out].size;
+  lt_preallocate(c->fd, data);   /* no more than the archive's size */
   pz_writer_init(&c->w, c->fd);
   c->winit = 1;
   write_records(&s, folder, f_progress, f_extra, release);

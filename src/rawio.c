@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
+#include <fcntl.h>
 #include <zlib.h>
 #include "rawio.h"
 #include <pthread.h>
@@ -75,6 +77,19 @@ int lt_write_all(int fd, const void *buf, size_t n) {
     n -= (size_t)w;
   }
   return 0;
+}
+
+#define PREALLOC_MIN ((uint64_t)1 << 20)
+
+void lt_preallocate(int fd, uint64_t n) {
+  if (n < PREALLOC_MIN || n > (uint64_t)INT64_MAX) return;
+  struct statfs sf;
+  if (fstatfs(fd, &sf)) return;
+  /* ext4 and XFS: real extents; tmpfs would allocate (and zero) pages,
+     btrfs's copy-on-write makes preallocation a cost */
+  if (sf.f_type != 0xEF53 && sf.f_type != 0x58465342) return;
+  int rc;
+  do rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)n); while (rc && errno == EINTR);
 }
 
 int lt_write2(int fd, const void *a, size_t an, const void *b, size_t bn) {
