@@ -49,12 +49,12 @@ $(BUILD)/ltorch/core.so: $(OBJS) | $(BUILD)/ltorch
 ## host: build the example C host application (examples/host) as build/host
 host: $(BUILD)/host $(BUILD)/threads
 
-$(BUILD)/host: examples/host/host.c src/ltorch.h $(BUILD)/ltorch/core.so
+$(BUILD)/host: examples/host/host.c examples/host/host_state.h src/ltorch.h $(BUILD)/ltorch/core.so
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(LUA_INC) -Isrc $(CFLAGS) -o $@ examples/host/host.c \
 	  $(LDFLAGS) -L$(BUILD)/ltorch -l:core.so -Wl,-rpath,'$$ORIGIN/ltorch' -llua5.4 -lpthread
 
 # the threads host (examples/host/threads.c): 8 threads loading and saving
-$(BUILD)/threads: examples/host/threads.c src/ltorch.h $(BUILD)/ltorch/core.so
+$(BUILD)/threads: examples/host/threads.c examples/host/host_state.h src/ltorch.h $(BUILD)/ltorch/core.so
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(LUA_INC) -Isrc $(CFLAGS) -o $@ examples/host/threads.c \
 	  $(LDFLAGS) -L$(BUILD)/ltorch -l:core.so -Wl,-rpath,'$$ORIGIN/ltorch' -llua5.4 -lpthread
 

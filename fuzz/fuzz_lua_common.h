@@ -21,4 +21,15 @@
   "  end\n" \
   "end\n"
 
+/* the target body of the whole-load targets (fuzz_pt.c, fuzz_npz.c): the
+   input loaded in memory with unknown globals inert, then mapped; what
+   loads is touched */
+#define FZ_LUA_LOAD \
+  "return function(path)\n" \
+  "  for _, o in ipairs({{unknown = 'inert'}, {mmap = true}}) do\n" \
+  "    local ok, v = pcall(torch.load, path, o)\n" \
+  "    if ok then touch(v, 0, {}) end\n" \
+  "  end\n" \
+  "end\n"
+
 #endif

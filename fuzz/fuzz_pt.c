@@ -9,13 +9,7 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc; (void)argv;
-  fz_lua_init(FZ_LUA_TOUCH
-    "return function(path)\n"
-    "  for _, o in ipairs({{unknown = 'inert'}, {mmap = true}}) do\n"
-    "    local ok, v = pcall(torch.load, path, o)\n"
-    "    if ok then touch(v, 0, {}) end\n"
-    "  end\n"
-    "end\n", NULL);
+  fz_lua_init(FZ_LUA_TOUCH FZ_LUA_LOAD, NULL);
   return 0;
 }
 

@@ -20,44 +20,11 @@
 #include <lualib.h>
 #include <lauxlib.h>
 #include "ltorch.h"
+#include "host_state.h"
 
 #define NTHREADS 4
 
 typedef struct job { int id; const char *root; int ok; } job;
-
-/* where lua/ltorch is: $LTORCH_ROOT, else the folder above the one that
-   holds this program; buf holds it */
-static const char *find_root(char *buf, size_t n) {
-  const char *env = getenv("LTORCH_ROOT");
-  if (env && *env) return env;
-  ssize_t len = readlink("/proc/self/exe", buf, n - 1);
-  if (len <= 0) return ".";
-  buf[len] = 0;
-  for (int up = 0; up < 2; up++) {
-    char *slash = strrchr(buf, '/');
-    if (!slash) return ".";
-    *slash = 0;
-  }
-  return *buf ? buf : "/";
-}
-
-/* a new state whose require finds ltorch's Lua modules under root, and
-   whose require("ltorch.core") opens the copy of core.so this program is
-   linked with (the one the ltorch_* functions belong to) */
-static lua_State *new_state(const char *root) {
-  lua_State *L = luaL_newstate();
-  luaL_openlibs(L);
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "path");
-  lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s", root, root, lua_tostring(L, -1));
-  lua_setfield(L, -3, "path");
-  lua_pop(L, 1);
-  lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_ltorch_core);
-  lua_setfield(L, -2, "ltorch.core");
-  lua_pop(L, 2);
-  return L;
-}
 
 static void released(void *ctx) { *(int *)ctx = 1; }
 

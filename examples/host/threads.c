@@ -36,6 +36,7 @@
 #include <lualib.h>
 #include <lauxlib.h>
 #include "ltorch.h"
+#include "host_state.h"
 
 #define NTHREADS 8
 #define NFORMATS 7
@@ -45,22 +46,6 @@ static atomic_long checks;   /* results checked, all threads together */
 static char workdir[4096];   /* the files' folder (left for a look on failure) */
 
 typedef struct job { int id; const char *root, *dir; int iters; long checked; } job;
-
-/* where lua/ltorch is: $LTORCH_ROOT, else the folder above the one that
-   holds this program (as host.c) */
-static const char *find_root(char *buf, size_t n) {
-  const char *env = getenv("LTORCH_ROOT");
-  if (env && *env) return env;
-  ssize_t len = readlink("/proc/self/exe", buf, n - 1);
-  if (len <= 0) return ".";
-  buf[len] = 0;
-  for (int up = 0; up < 2; up++) {
-    char *slash = strrchr(buf, '/');
-    if (!slash) return ".";
-    *slash = 0;
-  }
-  return *buf ? buf : "/";
-}
 
 /* sync(): wait for every thread (a pthread barrier) */
 static int l_sync(lua_State *L) {
@@ -87,21 +72,10 @@ static int l_ccheck(lua_State *L) {
   return 0;
 }
 
-/* a new state whose require finds ltorch's Lua modules under root and
-   whose require("ltorch.core") opens this program's copy of core.so */
-static lua_State *new_state(const char *root) {
-  lua_State *L = luaL_newstate();
+/* a new state (host_state.h) with the sync and ccheck globals */
+static lua_State *thread_state(const char *root) {
+  lua_State *L = new_state(root);
   if (!L) return NULL;
-  luaL_openlibs(L);
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "path");
-  lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s", root, root, lua_tostring(L, -1));
-  lua_setfield(L, -3, "path");
-  lua_pop(L, 1);
-  lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_ltorch_core);
-  lua_setfield(L, -2, "ltorch.core");
-  lua_pop(L, 2);
   lua_pushcfunction(L, l_sync);
   lua_setglobal(L, "sync");
   lua_pushcfunction(L, l_ccheck);
@@ -308,7 +282,7 @@ fail:
 
 static void *thread_main(void *arg) {
   job *j = arg;
-  lua_State *L = new_state(j->root);
+  lua_State *L = thread_state(j->root);
   if (!L) { fprintf(stderr, "threads: thread %d: no memory for a lua_State\n", j->id); _exit(1); }
   j->checked = run_chunk(L, j->id, j->dir, j->iters, "run");
   lua_close(L);
@@ -351,7 +325,7 @@ int main(int argc, char **argv) {
   pid_t pid = fork();
   if (pid < 0) { fprintf(stderr, "threads: fork: %s\n", strerror(errno)); return 1; }
   if (pid == 0) {
-    lua_State *L = new_state(root);
+    lua_State *L = thread_state(root);
     if (!L) _exit(1);
     run_chunk(L, -1, dir, 0, "seed");
     lua_close(L);
