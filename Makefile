@@ -33,7 +33,7 @@ NPM_PEERS = @huggingface/gguf@0.4.6 @huggingface/tasks@0.21.54
 .PHONY: all host deps test demo bench asan tsan install clean help
 
 ## all: build build/ltorch/core.so (the default)
-all: $(BUILD)/ltorch/core.so $(BUILD)/host $(BUILD)/threads
+all: $(BUILD)/ltorch/core.so $(BUILD)/host $(BUILD)/threads $(BUILD)/fakecuda/libcuda.so.1
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -45,6 +45,12 @@ $(BUILD)/obj $(BUILD)/ltorch:
 # its rpath, $ORIGIN/ltorch, from any folder)
 $(BUILD)/ltorch/core.so: $(OBJS) | $(BUILD)/ltorch
 	$(CC) -shared $(ALL_CFLAGS) -Wl,-soname,core.so -o $@ $(OBJS) $(DEP_LIBS) $(LDFLAGS) -lm -pthread
+
+# the fake NVIDIA driver the CUDA specs run against where there is no GPU
+# (spec/cuda/fake_cuda.c; core.so opens it when LTORCH_CUDA_DRIVER names it)
+$(BUILD)/fakecuda/libcuda.so.1: spec/cuda/fake_cuda.c src/cudadrv.h
+	mkdir -p $(BUILD)/fakecuda
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(CFLAGS) -fPIC -shared -o $@ spec/cuda/fake_cuda.c $(LDFLAGS) -pthread
 
 ## host: build the example C host application (examples/host) as build/host
 host: $(BUILD)/host $(BUILD)/threads

@@ -160,6 +160,31 @@ for _, g in ipairs({{"f16.gguf", "GGUF F16, 256 MiB"}, {"q8_0.gguf", "GGUF Q8_0,
   end
 end
 
+-- CUDA: a 1 GiB state dict in the page cache loaded to the GPU, against
+-- the host-to-device bandwidth of synchronous copies from pinned memory on
+-- the same machine (the most a load through staging buffers can reach)
+do
+  local torch = require("ltorch")
+  local core = require("ltorch.core")
+  if torch.cuda.is_available() then
+    local path = dir .. "/gpu1g.safetensors"
+    if not io.open(path) then
+      sh(lua .. " -e 'local torch = require(\"ltorch\"); local sd = {}; " ..
+        "for i = 1, 16 do sd[\"w\" .. i] = torch.randn(4096, 4096) end; torch.save(sd, \"" .. path .. "\")'")
+    end
+    sh("cat " .. path .. " > /dev/null")
+    local n = size(path)
+    local pinned = {}
+    for i = 1, REPS do pinned[i] = core._cuda_pinned_h2d(0, n) end
+    local pt = median(pinned)
+    local gl = measure(lua .. " bench/ltorch_side.lua gpuload " .. path)
+    rows[#rows + 1] = {"1 GiB state dict to cuda:0", string.format("load (device) %.1f ms, %.1f GB/s; pinned " ..
+      "host-to-device %.1f GB/s: %.0f%% of it", gl * 1000, n / gl / 1e9, n / pt / 1e9, 100 * pt / gl)}
+  else
+    rows[#rows + 1] = {"CUDA", "not run: " .. select(2, core._cuda_count())}
+  end
+end
+
 local function ms(t) return string.format("%8.1f", t * 1000) end
 local function mib(b) return string.format("%7.1f", b / 1048576) end
 print(string.format("%-31s %-13s %8s %8s %7s %8s %8s", "case", "operation", "torch ms", "ltorch ms", "ratio", "torch MiB", "ltorch MiB"))

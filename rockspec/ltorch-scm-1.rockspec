@@ -22,6 +22,8 @@ build = {
     ["ltorch.core"] = {
       sources = {
         "src/buf.c",
+        "src/cuda.c",
+        "src/lcuda.c",
         "src/deferred.c",
         "src/dtype.c",
         "src/gguf.c",

@@ -21,7 +21,8 @@
 #include "rawio.h"
 
 struct lt_deferred {
-  lt_file *f;
+  lt_file *f;           /* NULL for a shadow of a device storage */
+  lt_storage *dev;      /* that device storage (lt_storage_from_device) */
   lt_source src;
   char *what;
 };
@@ -54,6 +55,7 @@ static void deferred_release(lt_storage *s) {
   struct lt_deferred *d = s->deferred;
   lt_storage_evict(s);
   lt_file_release(d->f);
+  lt_storage_release(d->dev);
   free(d->what);
   free(d);
 }
@@ -72,9 +74,38 @@ lt_storage *lt_storage_deferred(lt_file *f, size_t nbytes, const lt_source *src)
   return s;
 }
 
+lt_storage *lt_storage_from_device(lt_storage *dev) {
+  struct lt_deferred *d = calloc(1, sizeof *d);
+  if (!d) return NULL;
+  d->what = strdup("a tensor on the GPU");
+  lt_storage *s = d->what ? lt_storage_wrap(NULL, dev->nbytes, deferred_release, NULL) : NULL;
+  if (!s) { free(d->what); free(d); return NULL; }
+  lt_storage_retain(dev);
+  d->dev = dev;
+  s->deferred = d;
+  return s;
+}
+
+/* a shadow's bytes: copied back from its device storage */
+static int fill_from_device(lt_storage *s, struct lt_deferred *d, char *err) {
+  void *p = lt_alloc_bytes(s->nbytes, 0);
+  if (!p) {
+    snprintf(err, LT_MSG, "%s: not enough memory for %zu bytes", d->what, s->nbytes);
+    return -1;
+  }
+  lt_cuda_xfer x;
+  if (lt_cuda_xfer_begin(&x, d->dev->device_index, err)) { lt_free_bytes(p, s->nbytes); return -1; }
+  lt_cuda_xfer_d2h(&x, p, d->dev, 0, s->nbytes);
+  if (lt_cuda_xfer_end(&x)) { lt_free_bytes(p, s->nbytes); return -1; }
+  s->data = p;
+  lt_storage_count(s->nbytes, 0);
+  return 0;
+}
+
 int lt_storage_fill(lt_storage *s, char *err) {
   struct lt_deferred *d = s->deferred;
   if (!d || s->data) return 0;
+  if (d->dev) return s->nbytes ? fill_from_device(s, d, err) : 0;
   const lt_source *src = &d->src;
   void *p = lt_alloc_bytes(s->nbytes, 0);
   if (!p) {

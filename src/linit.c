@@ -23,6 +23,7 @@ static const lt_binding *const bindings[] = {
   &lt_io_binding,
   &lt_quant_binding,
   &lt_gguf_binding,
+  &lt_cuda_binding,
 };
 
 static void setfuncs(lua_State *L, int t, const luaL_Reg *r) {

@@ -143,6 +143,40 @@ void *lt_alloc_bytes(size_t nbytes, int zero);   /* big-page aware; NULL on ENOM
 void lt_free_bytes(void *p, size_t nbytes);        /* big blocks may be kept for reuse */
 void lt_free_bytes_now(void *p, size_t nbytes);    /* given back to the system at once */
 
+/* ---- CUDA device storages (cuda.c) ---------------------------------------- */
+
+/* devices, opening the driver on first use; -1 with err (no driver, no
+   device) when CUDA cannot be used */
+int lt_cuda_count(char *err);
+int lt_cuda_device_name(int dev, char *name, size_t len, char *err);
+/* a device storage of nbytes on cuda:dev (zeroed when zero); NULL with err */
+lt_storage *lt_cuda_alloc(int dev, size_t nbytes, int zero, char *err);
+size_t lt_cuda_live_bytes(void);   /* device bytes alive, for GC pacing */
+/* device to device, on one device or between two */
+int lt_cuda_d2d(lt_storage *dst, size_t doff, const lt_storage *src, size_t soff, size_t n, char *err);
+
+/* A transfer: copies between host memory and one device's storages through
+   the pinned staging buffers, several in flight; begin, any number of
+   copies, end. Host memory given to h2d may be reused at once; memory given
+   to d2h is written by the time end returns. The first failure stops the
+   rest; end returns -1 and err (given to begin) says why. */
+#define LT_CUDA_XFER_OUT 256
+struct lt_cuda_out { void *dst; const void *src; size_t n; };
+typedef struct lt_cuda_xfer {
+  int dev, cur, locked, failed;
+  size_t pos;
+  int pending[2];
+  size_t nout[2];
+  struct lt_cuda_out out[2][LT_CUDA_XFER_OUT];
+  char *err;
+} lt_cuda_xfer;
+int lt_cuda_xfer_begin(lt_cuda_xfer *x, int dev, char *err);   /* nothing to end on failure */
+int lt_cuda_xfer_h2d(lt_cuda_xfer *x, lt_storage *dst, size_t off, const void *src, size_t n);
+int lt_cuda_xfer_d2h(lt_cuda_xfer *x, void *dst, const lt_storage *src, size_t off, size_t n);
+int lt_cuda_xfer_end(lt_cuda_xfer *x);
+/* seconds for n bytes from pinned memory to cuda:dev (make bench); -1 with err */
+double lt_cuda_pinned_h2d_seconds(int dev, size_t n, char *err);
+
 /* ---- the thread pool (pool.c) --------------------------------------------- */
 
 /* run fn(ctx, i) for every i in [0, n) on the pool's threads and the
@@ -218,6 +252,9 @@ typedef struct lt_source {
 } lt_source;
 /* a storage of nbytes whose bytes are src's, read on first use; retains f */
 lt_storage *lt_storage_deferred(lt_file *f, size_t nbytes, const lt_source *src);
+/* a host storage of a device storage's bytes, copied back on first use
+   and freed by an evict: what a save writes for a CUDA tensor */
+lt_storage *lt_storage_from_device(lt_storage *dev);
 /* read a deferred storage's bytes if they are not in memory: 0 ok (and for
    any other storage), -1 with err ("path: entry 'x': what is wrong") */
 int lt_storage_fill(lt_storage *s, char *err);

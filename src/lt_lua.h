@@ -146,6 +146,13 @@ extern const lt_binding lt_quant_binding;  /* lquant.c: ggml's quantized block t
 extern const lt_binding lt_gguf_binding;   /* lgguf.c: GGUF headers */
 extern const lt_binding lt_json_binding;   /* ljson.c: JSON */
 extern lua_CFunction lt_tensor_index;       /* ltorch.c: the metatable's __index (upvalue: methods) */
+extern const lt_binding lt_cuda_binding;   /* lcuda.c: CUDA tensors, moves between devices */
+/* ltorch.c: "cpu" -> -1, "cuda" -> 0, "cuda:N" -> N; -2 when s names no device */
+int lt_parse_device(const char *s);
+/* ltorch.c: the dtype field of an options table (def when absent) */
+lt_dtype lt_opt_dtype(lua_State *L, int opts, lt_dtype def);
+/* ltorch.c: push a contiguous copy of CPU tensor t converted to dt */
+lt_tensor *lt_push_contiguous_copy(lua_State *L, const lt_tensor *t, lt_dtype dt);
 extern const lt_binding lt_io_binding;     /* lio.c: a file's first bytes, putting a saved file in place */
 
 /* ---- progress (lprogress.c): one policy for every load and save ---------- */

@@ -19,6 +19,9 @@
 
 /* the bytes of a deferred storage (deferred.c) are read on first use */
 static void need_data(lua_State *L, lt_tensor *t) {
+  if (t->storage->device == LT_CUDA)
+    luaL_error(L, "the tensor is on cuda:%d: CPU math and element access need it on the CPU (t:cpu())",
+               t->storage->device_index);
   if (!lt_storage_pending(t->storage)) return;
   char err[LT_MSG];
   /* err names the file ("path: ..."): raised as it is, with no position */
@@ -92,6 +95,14 @@ lt_tensor *lt_check(lua_State *L, int idx) {
   return t;
 }
 
+/* for views: a CPU tensor's data is read (as lt_check), a CUDA tensor's
+   is left where it is */
+static lt_tensor *check_view(lua_State *L, int idx) {
+  lt_tensor *t = lt_check_meta(L, idx);
+  if (t->storage->device != LT_CUDA) need_data(L, t);
+  return t;
+}
+
 /* a new userdata with no storage yet: __gc is safe from the start */
 static lt_tensor *newempty(lua_State *L) {
   lt_tensor *t = lua_newuserdatauv(L, sizeof *t, 0);
@@ -144,7 +155,7 @@ lt_ptrbox *lt_newptrbox(lua_State *L, void (*release)(void *)) {
   return b;
 }
 
-typedef struct pace { size_t threshold; uint64_t rng[4]; } pace;
+typedef struct pace { size_t threshold, dthreshold; uint64_t rng[4]; } pace;
 static const char PACE_KEY = 'p';
 
 static pace *getpace(lua_State *L) {
@@ -162,15 +173,19 @@ static pace *getpace(lua_State *L) {
    fault and a zeroed page each; growing by half keeps a long load from
    collecting quadratically often. */
 #define WINDOW ((size_t)64 << 20)
+#define DWINDOW ((size_t)256 << 20)   /* device bytes between collections */
 
 void lt_gc_account(lua_State *L) {
   pace *p = getpace(L);
   if (!p) return;
-  size_t live = lt_storage_live_bytes();
-  if (live > p->threshold) {
+  size_t live = lt_storage_live_bytes(), dlive = lt_cuda_live_bytes();
+  if (live > p->threshold || dlive > p->dthreshold) {
     lua_gc(L, LUA_GCCOLLECT);
     live = lt_storage_live_bytes();
     p->threshold = live + (live / 2 > WINDOW ? live / 2 : WINDOW);
+    /* device memory counted on its own: a GPU's gigabytes are not the host's */
+    dlive = lt_cuda_live_bytes();
+    p->dthreshold = dlive + (dlive / 2 > DWINDOW ? dlive / 2 : DWINDOW);
   }
 }
 
@@ -304,13 +319,28 @@ static void check_device_opt(lua_State *L, int opts) {
   lua_getfield(L, opts, "device");
   if (!lua_isnil(L, -1)) {
     const char *dev = luaL_checkstring(L, -1);
-    if (strcmp(dev, "cpu") != 0)
-      luaL_error(L, "device '%s' is not available: ltorch was built without CUDA support", dev);
+    int d = lt_parse_device(dev);
+    if (d == -2) luaL_error(L, "bad option 'device' (unknown device '%s')", dev);
+    if (d >= 0) luaL_error(L, "device '%s': this function makes CPU tensors; move the result with :to('%s')", dev, dev);
   }
   lua_pop(L, 1);
 }
 
-static lt_dtype opt_dtype(lua_State *L, int opts, lt_dtype def) {
+int lt_parse_device(const char *s) {
+  if (!strcmp(s, "cpu")) return -1;
+  if (strncmp(s, "cuda", 4)) return -2;
+  if (s[4] == 0) return 0;
+  if (s[4] != ':' || s[5] < '0' || s[5] > '9') return -2;
+  long v = 0;
+  for (const char *p = s + 5; *p; p++) {
+    if (*p < '0' || *p > '9' || v > 100000) return -2;
+    v = v * 10 + (*p - '0');
+  }
+  return (int)v;
+}
+
+/* the dtype field of an options table */
+lt_dtype lt_opt_dtype(lua_State *L, int opts, lt_dtype def) {
   lt_dtype d = def;
   if (lua_istable(L, opts)) {
     lua_getfield(L, opts, "dtype");
@@ -321,10 +351,17 @@ static lt_dtype opt_dtype(lua_State *L, int opts, lt_dtype def) {
       d = (lt_dtype)k;
     }
     lua_pop(L, 1);
-    check_device_opt(L, opts);
   } else if (!lua_isnoneornil(L, opts)) {
     luaL_typeerror(L, opts, "table of options");
   }
+  return d;
+}
+
+/* a creation function's options: dtype, and device "cpu" (init.lua moves
+   what is asked for on a GPU) */
+static lt_dtype opt_dtype(lua_State *L, int opts, lt_dtype def) {
+  lt_dtype d = lt_opt_dtype(L, opts, def);
+  check_device_opt(L, opts);
   return d;
 }
 
@@ -683,11 +720,22 @@ static int t_stride(lua_State *L) { lt_tensor *t = lt_check_meta(L, 1); return p
 static int t_dim(lua_State *L) { lua_pushinteger(L, lt_check_meta(L, 1)->ndim); return 1; }
 static int t_numel(lua_State *L) { lua_pushinteger(L, lt_numel(lt_check_meta(L, 1))); return 1; }
 static int t_dtype(lua_State *L) { lua_pushstring(L, lt_dtypes[lt_check_meta(L, 1)->dtype].name); return 1; }
-static int t_device(lua_State *L) { lua_pushstring(L, lt_check_meta(L, 1)->storage->device == LT_CUDA ? "cuda" : "cpu"); return 1; }
+static int t_device(lua_State *L) {
+  const lt_storage *s = lt_check_meta(L, 1)->storage;
+  if (s->device == LT_CUDA) lua_pushfstring(L, "cuda:%d", s->device_index);
+  else lua_pushliteral(L, "cpu");
+  return 1;
+}
 static int t_offset(lua_State *L) { lua_pushinteger(L, lt_check_meta(L, 1)->offset); return 1; }
 static int t_is_contiguous(lua_State *L) { lua_pushboolean(L, lt_is_contiguous(lt_check_meta(L, 1))); return 1; }
 static int t_element_size(lua_State *L) { lua_pushinteger(L, (lua_Integer)lt_dtypes[lt_check_meta(L, 1)->dtype].size); return 1; }
-static int t_data_ptr(lua_State *L) { lua_pushinteger(L, (lua_Integer)(intptr_t)lt_data(lt_check(L, 1))); return 1; }
+/* a CUDA tensor's is its device address, as in PyTorch */
+static int t_data_ptr(lua_State *L) {
+  lt_tensor *t = lt_check_meta(L, 1);
+  if (t->storage->device != LT_CUDA) t = lt_check(L, 1);
+  lua_pushinteger(L, (lua_Integer)(intptr_t)lt_data(t));
+  return 1;
+}
 static int t_is_freed(lua_State *L) {
   lt_tensor *t = luaL_checkudata(L, 1, LT_TENSOR_MT);
   lua_pushboolean(L, t->storage == NULL);
@@ -816,7 +864,7 @@ static int t_view(lua_State *L) {
   return 1;
 }
 
-static lt_tensor *push_contiguous_copy(lua_State *L, const lt_tensor *t, lt_dtype dt) {
+lt_tensor *lt_push_contiguous_copy(lua_State *L, const lt_tensor *t, lt_dtype dt) {
   lt_tensor src = *t;   /* t may move if the GC runs a finalizer? no: userdata do not move */
   lt_tensor *c = lt_push_new(L, dt, src.ndim, src.shape, 0);
   lt_copy(c, &src);
@@ -829,41 +877,10 @@ static int t_reshape(lua_State *L) {
   v.ndim = target_shape(L, t, v.shape, "reshape");
   if (view_strides(t, v.ndim, v.shape, v.stride)) { lt_push_view(L, &v); return 1; }
   need_data(L, t);
-  lt_tensor *c = push_contiguous_copy(L, t, t->dtype);
+  lt_tensor *c = lt_push_contiguous_copy(L, t, t->dtype);
   c->ndim = v.ndim;
   memcpy(c->shape, v.shape, sizeof v.shape);
   lt_contiguous_strides(c->ndim, c->shape, c->stride);
-  return 1;
-}
-
-static int t_contiguous(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
-  if (lt_is_contiguous(t)) { lua_settop(L, 1); return 1; }
-  push_contiguous_copy(L, t, t->dtype);
-  return 1;
-}
-
-static int t_clone(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
-  push_contiguous_copy(L, t, t->dtype)->requires_grad = t->requires_grad;
-  return 1;
-}
-
-/* t:to(dtype | device | {dtype=, device=}); returns t itself when nothing changes */
-static int t_to(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
-  lt_dtype dt = t->dtype;
-  if (lua_istable(L, 2)) dt = opt_dtype(L, 2, t->dtype);
-  else if (lua_isstring(L, 2)) {
-    const char *s = lua_tostring(L, 2);
-    if (lt_dtype_from_name(s) >= 0) dt = (lt_dtype)lt_dtype_from_name(s);
-    else if (strcmp(s, "cpu") == 0) { /* already */ }
-    else if (strncmp(s, "cuda", 4) == 0)
-      luaL_error(L, "device '%s' is not available: ltorch was built without CUDA support", s);
-    else luaL_argerror(L, 2, lua_pushfstring(L, "unknown dtype or device '%s'", s));
-  } else luaL_typeerror(L, 2, "dtype, device or table");
-  if (dt == t->dtype) { lua_settop(L, 1); return 1; }
-  push_contiguous_copy(L, t, dt);
   return 1;
 }
 
@@ -987,7 +1004,7 @@ static void do_select(lua_State *L, lt_tensor *t, int d, int64_t i) {
 }
 
 static int t_select(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = check_view(L, 1);
   if (t->ndim == 0) luaL_argerror(L, 1, "cannot select from a 0-dim tensor");
   int d = lt_check_dim(L, 2, luaL_checkinteger(L, 2), t->ndim);
   char what[40];
@@ -1140,7 +1157,7 @@ static int t_copy(lua_State *L) {
     src = *lt_check(L, -1);
   }
   if (overlaps(t, &src)) {
-    lt_tensor *tmp = push_contiguous_copy(L, &src, src.dtype);
+    lt_tensor *tmp = lt_push_contiguous_copy(L, &src, src.dtype);
     src = *tmp;
   }
   lt_copy(t, &src);
@@ -1150,7 +1167,7 @@ static int t_copy(lua_State *L) {
 
 static int t_index_mm(lua_State *L) {
   if (lua_type(L, 2) == LUA_TNUMBER) {
-    lt_tensor *t = lt_check(L, 1);
+    lt_tensor *t = check_view(L, 1);
     if (!lua_isinteger(L, 2)) luaL_error(L, "index must be an integer");
     if (t->ndim == 0) luaL_error(L, "cannot index a 0-dim tensor");
     /* one past the last row is nil, so ipairs(t) walks the rows and stops;
@@ -1189,7 +1206,7 @@ static int t_newindex(lua_State *L) {
 }
 
 static int t_len(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
+  lt_tensor *t = check_view(L, 1);
   lua_pushinteger(L, t->ndim ? t->shape[0] : 0);
   return 1;
 }
@@ -1223,7 +1240,8 @@ static int l_set_tostring(lua_State *L) {
 
 /* ---- public C API (ltorch.h) ------------------------------------------------ */
 
-ltorch_Tensor *ltorch_checktensor(lua_State *L, int idx) { return lt_check(L, idx); }
+/* a host sees a CUDA tensor's device address (ltorch_data) */
+ltorch_Tensor *ltorch_checktensor(lua_State *L, int idx) { return check_view(L, idx); }
 ltorch_Tensor *ltorch_totensor(lua_State *L, int idx) { return lt_test(L, idx); }
 const char *ltorch_dtype(const ltorch_Tensor *t) { return lt_dtypes[t->dtype].name; }
 size_t ltorch_elemsize(const ltorch_Tensor *t) { return lt_dtypes[t->dtype].size; }
@@ -1251,7 +1269,6 @@ static const luaL_Reg methods[] = {
   {"dtype", t_dtype}, {"device", t_device}, {"storage_offset", t_offset},
   {"is_contiguous", t_is_contiguous}, {"element_size", t_element_size},
   {"data_ptr", t_data_ptr}, {"is_freed", t_is_freed}, {"requires_grad", t_requires_grad},
-  {"contiguous", t_contiguous}, {"clone", t_clone}, {"to", t_to},
   {"view", t_view}, {"reshape", t_reshape}, {"t", t_t}, {"transpose", t_transpose},
   {"permute", t_permute}, {"squeeze", t_squeeze}, {"unsqueeze", t_unsqueeze},
   {"flatten", t_flatten}, {"select", t_select}, {"narrow", t_narrow},
@@ -1277,6 +1294,7 @@ static void core_open(lua_State *L) {
   if (lua_isnil(L, -1)) {
     pace *p = lua_newuserdatauv(L, sizeof *p, 0);
     p->threshold = WINDOW;
+    p->dthreshold = DWINDOW;
     seed(p, 0x5eed);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &PACE_KEY);
   }

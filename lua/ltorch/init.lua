@@ -24,6 +24,42 @@ torch.null = setmetatable({}, {
 
 torch.version = "0.1.0"
 
+-- torch.cuda: the GPUs the NVIDIA driver (opened at run time) reports
+torch.cuda = {
+  is_available = function() return core._cuda_count() ~= nil end,
+  device_count = function() return core._cuda_count() or 0 end,
+  -- get_device_name([index = 0]): indices of CUDA devices are 0-based, as
+  -- in device names ("cuda:0")
+  get_device_name = function(i) return core._cuda_name(i or 0) end,
+  memory_allocated = function() return core._cuda_live_bytes() end,
+}
+
+-- creation functions take {device = "cuda[:N]"}: the tensor is made on the
+-- CPU and moved (the core makes CPU tensors only). Each wrapper calls the
+-- core function through a local of its own name, so argument errors still
+-- name it ("bad argument #1 to 'zeros'").
+local WRAP = [[
+  local NAME, is_tensor = ...
+  return function(...)
+    local n = select("#", ...)
+    local last = n > 0 and select(n, ...) or nil
+    if type(last) ~= "table" or is_tensor(last) or last.device == nil or last.device == "cpu" then
+      return (NAME(...))
+    end
+    local args, opts = table.pack(...), {}
+    for k, v in pairs(last) do if k ~= "device" then opts[k] = v end end
+    args[n] = opts
+    return (NAME(table.unpack(args, 1, n))):to(last.device)
+  end
+]]
+for _, name in ipairs({"tensor", "zeros", "ones", "empty", "full", "rand", "randn", "randint",
+                       "arange", "linspace", "eye", "zeros_like", "ones_like", "full_like",
+                       "empty_like", "rand_like", "randn_like"}) do
+  if torch[name] then
+    torch[name] = assert(load(WRAP:gsub("NAME", name), "=" .. name))(torch[name], core.is_tensor)
+  end
+end
+
 -- torch.einsum plans in Lua over the core's views and bmm (einsum.lua)
 torch.einsum = require("ltorch.einsum").einsum
 

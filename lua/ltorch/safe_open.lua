@@ -57,11 +57,16 @@ local function safe_open(path, opts)
   if opts.framework ~= nil and opts.framework ~= "pt" then
     error("bad option 'framework' to 'safe_open' ('pt' expected, got '" .. tostring(opts.framework) .. "')", 2)
   end
+  local dev
   if opts.device ~= nil and opts.device ~= "cpu" then
-    if type(opts.device) == "string" and opts.device:match("^cuda") then
-      error("device '" .. opts.device .. "' is not available: ltorch was built without CUDA support", 2)
+    dev = type(opts.device) == "string" and (opts.device == "cuda" and "0" or opts.device:match("^cuda:(%d+)$"))
+    if not dev then
+      error("bad option 'device' to 'safe_open' (unknown device '" .. tostring(opts.device) .. "')", 2)
     end
-    error("bad option 'device' to 'safe_open' (unknown device '" .. tostring(opts.device) .. "')", 2)
+    local count, why = require("ltorch.core")._cuda_count()
+    if not count then error("device '" .. opts.device .. "': " .. why, 2) end
+    dev = tonumber(dev)
+    if dev >= count then error("device '" .. opts.device .. "' does not exist", 2) end
   end
   local head = io.open(path, "rb")
   local magic = head and head:read(4)
@@ -71,7 +76,7 @@ local function safe_open(path, opts)
   local by_name = {}
   for _, e in ipairs(entries) do by_name[e.name] = e end
   return setmetatable({path = path, h = h, entries = entries, meta = meta, start = start,
-    by_name = by_name}, File)
+    by_name = by_name, device = dev}, File)
 end
 
 function File:keys()
@@ -91,6 +96,8 @@ function File:get_tensor(name, opts)
   local copy = check_opts(opts, "get_tensor", {copy = true}, 2).copy
   local ok, t = pcall(self.h.tensor, self.h, self.start + e.begin, e.dtype, e.shape, not copy)
   if not ok then error(self.path .. ": tensor '" .. name .. "': " .. tostring(t), 2) end
+  -- on a GPU: from the mapping through the staging buffers, pages dropped
+  if self.device then t = require("ltorch.core")._cuda_upload_all({t}, self.device)[1] end
   return t
 end
 

@@ -159,8 +159,8 @@ local function check_load_values(opts, level)
   end
 end
 
--- device and map_location: "cpu" loads to memory; a CUDA device needs a
--- CUDA build (the same error as tensor:to)
+-- device and map_location: "cpu" (or nil) loads to memory, "cuda" or
+-- "cuda:N" to that GPU; returns nil for the CPU, else the device index
 local function check_device(opts, level)
   local dev = opts.device
   local ml = opts.map_location
@@ -173,15 +173,90 @@ local function check_device(opts, level)
     end
     dev = ml
   end
-  if dev == nil or dev == "cpu" then return end
+  if dev == nil or dev == "cpu" then return nil end
   if type(dev) ~= "string" then
     error("bad option 'device' (a device name expected, got " .. type(dev) .. ")", level + 1)
   end
-  if dev:match("^cuda") then
-    error("device '" .. dev .. "' is not available: ltorch was built without CUDA support", level + 1)
+  local n = dev == "cuda" and "0" or dev:match("^cuda:(%d+)$")
+  if not n then error("bad option 'device' (unknown device '" .. dev .. "')", level + 1) end
+  local count, why = require("ltorch.core")._cuda_count()
+  if not count then error("device '" .. dev .. "': " .. why, level + 1) end
+  n = tonumber(n)
+  if n >= count then
+    error(string.format("device '%s' does not exist (%d CUDA device%s)", dev, count, count == 1 and "" or "s"), level + 1)
   end
-  error("bad option 'device' (unknown device '" .. dev .. "')", level + 1)
+  return n
 end
+
+-- every tensor in a value (tables and ordered dicts, each table once):
+-- visit(container, key, tensor)
+local function each_tensor(v, visit, seen)
+  local core = require("ltorch.core")
+  if type(v) ~= "table" or core.is_tensor(v) or seen[v] then return end
+  seen[v] = true
+  for k, x in pairs(v) do
+    if core.is_tensor(x) then visit(v, k, x) else each_tensor(x, visit, seen) end
+  end
+end
+
+-- the loaded value's tensors moved to cuda:dev, in place (the value is new)
+local function to_device(value, dev)
+  local core = require("ltorch.core")
+  if core.is_tensor(value) then return core._cuda_upload_all({value}, dev)[1] end
+  local where, list = {}, {}
+  each_tensor(value, function(c, k, t) where[#where + 1] = {c, k}; list[#list + 1] = t end, {})
+  local moved = core._cuda_upload_all(list, dev)
+  for i, w in ipairs(where) do w[1][w[2]] = moved[i] end
+  return value
+end
+M.to_device = to_device
+
+-- what a save writes for a value holding CUDA tensors: a copy of the
+-- tables on the way to each one, the tensor replaced by a CPU tensor that
+-- reads its bytes back from the device when the writer reaches it (and
+-- drops them once written). The value itself, and the model, stay where
+-- they are. nil when the value holds no CUDA tensor.
+local function host_view(value)
+  local core, odict = require("ltorch.core"), require("ltorch.odict")
+  local any = false
+  each_tensor(type(value) == "table" and value or {value}, function(_, _, t)
+    if not t:is_freed() and t:device() ~= "cpu" then any = true end
+  end, {})
+  if not any then return nil end
+  local done = {}
+  local function copy(v)
+    if core.is_tensor(v) then
+      return (v:is_freed() or v:device() == "cpu") and v or core._cuda_shadow({v})[1]
+    end
+    if type(v) ~= "table" then return v end
+    if done[v] then return done[v] end
+    local c
+    if odict.is(v) then
+      c = odict.new()
+      done[v] = c
+      for k, x in pairs(v) do c[k] = copy(x) end
+    else
+      c = {}
+      done[v] = c
+      for k, x in pairs(v) do c[k] = copy(x) end
+      setmetatable(c, getmetatable(v))
+    end
+    return c
+  end
+  -- shadows of one device storage share one host storage: made in one call
+  local list, where = {}, {}
+  each_tensor(type(value) == "table" and value or {value}, function(_, _, t)
+    if not t:is_freed() and t:device() ~= "cpu" and not where[t] then list[#list + 1] = t; where[t] = #list end
+  end, {})
+  local shadows = core._cuda_shadow(list)
+  local orig_copy = copy
+  copy = function(v)
+    if core.is_tensor(v) and where[v] then return shadows[where[v]] end
+    return orig_copy(v)
+  end
+  return copy(value)
+end
+M.host_view = host_view
 
 ---------------------------------------------------------------------------
 -- loading and saving values and extra records
@@ -215,8 +290,19 @@ function M.read(path, opts, internal, fname, level)
   end
   check_options(opts, f, fname or "load", level)
   check_load_values(opts, level)
-  check_device(opts, level)
+  local dev = check_device(opts, level)
+  if dev then
+    -- to a GPU: mapped (no copy in host memory), then each storage up
+    -- through the staging buffers, its pages dropped as they go
+    local o = {}
+    for k, v in pairs(internal or {}) do o[k] = v end
+    internal = o
+    for _, o in ipairs(f.load_options or {}) do
+      if o == "mmap" and opts.mmap == nil then internal.mmap = true end
+    end
+  end
   local value, extras = f.load(path, format_opts(opts, internal))
+  if dev then value = to_device(value, dev) end
   return value, extras, f
 end
 
@@ -235,7 +321,10 @@ function M.write(value, path, opts, extras, f, level)
   end
   M.clean_temps(path)
   local tmp = M.temp_path(path)
-  local ok, err = pcall(f.save, value, tmp, format_opts(opts), path, extras)
+  local fo = format_opts(opts)
+  local hv = host_view(value)
+  if hv then value, fo.release_mapped = hv, true end
+  local ok, err = pcall(f.save, value, tmp, fo, path, extras)
   if not ok then
     os.remove(tmp)
     error(err, 0)
