@@ -6,9 +6,9 @@ LUA ?= lua5.4
 PYTHON ?= /usr/bin/python3
 BUSTED ?= busted --lua=$(LUA)
 LUA_INC ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
-PKGS := libzip zlib libcjson
+PKGS := libzip zlib libcjson libcurl
 DEP_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-DEP_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lzip -lz -lcjson) -ldl
+DEP_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lzip -lz -lcjson -lcurl) -ldl
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla -Werror
 OPT ?= -O2 -g
 CFLAGS ?= $(OPT)
@@ -22,6 +22,7 @@ HDRS := $(wildcard src/*.h)
 
 DEB_PKGS = gcc make pkg-config lua5.4 liblua5.4-dev libzip-dev zlib1g-dev libcjson-dev \
   lua-busted libopenblas-dev python3-torch python3-torchvision python3-numpy tmux \
+  libcurl4-openssl-dev nginx-light \
   lua-readline luarocks
 # test peers from the npm registry, pinned (run by node: spec/fixtures/gguf/peer.mjs);
 # `make deps` installs them into $(NPM_DIR) once, then only checks their versions.

@@ -59,7 +59,7 @@ describe("file errors", function()
     assert.are.equal("user.lua:1: bad argument #1 to 'load' (string expected, got nil)",
       err_of("torch.load()"))
     assert.are.equal("user.lua:1: bad option 'bogus' to 'load' (valid options for pt files: device, " ..
-      "keys, map_location, mmap, progress, rename, trust_code, unknown, verify)",
+      "keys, map_location, mmap, progress, remote, rename, trust_code, unknown, verify)",
       err_of("torch.load(x, {bogus = 1})", P("ok.pt")))
   end)
 end)

@@ -246,13 +246,13 @@ describe("options", function()
 
   it("are checked by load, naming the unknown one and the valid ones", function()
     assert.are.equal("bad option 'mmapp' to 'load' (valid options for pt files: device, keys, " ..
-      "map_location, mmap, progress, rename, trust_code, unknown, verify)",
+      "map_location, mmap, progress, remote, rename, trust_code, unknown, verify)",
       err_of(torch.load, dir .. "/x.pt", {mmapp = true}))
     assert.are.equal("bad option 'unknown' to 'load' (valid options for safetensors files: device, " ..
-      "keys, map_location, mmap, progress, rename, trust_code)",
+      "keys, map_location, mmap, progress, remote, rename, trust_code)",
       err_of(torch.load, dir .. "/x.safetensors", {unknown = "inert"}))
     assert.are.equal("bad option 'strict' to 'load_state_dict' (valid options for pt files: device, " ..
-      "keys, map_location, mmap, progress, rename, trust_code, unknown, verify)",
+      "keys, map_location, mmap, progress, remote, rename, trust_code, unknown, verify)",
       err_of(torch.load_state_dict, dir .. "/x.pt", {strict = true}))
   end)
 

@@ -30,10 +30,12 @@ struct lt_deferred {
 lt_file *lt_file_new(int fd, const char *path) {
   lt_file *f = calloc(1, sizeof *f);
   if (!f) return NULL;
-  f->path = strdup(path);
+  f->remote = lt_remote_find(fd);
+  f->path = strdup(f->remote ? lt_remote_url(f->remote) : path);   /* errors name the URL */
   f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (!f->path || f->fd < 0) {
     if (f->fd >= 0) close(f->fd);
+    lt_remote_release(f->remote);
     free(f->path);
     free(f);
     return NULL;
@@ -46,6 +48,7 @@ void lt_file_release(lt_file *f) {
   if (!f) return;
   if (atomic_fetch_sub(&f->refs, 1) == 1) {
     close(f->fd);
+    lt_remote_release(f->remote);
     free(f->path);
     free(f);
   }
@@ -114,6 +117,10 @@ int lt_storage_fill(lt_storage *s, char *err) {
   }
   lt_range r = {d->what, src->off, src->csize, src->usize, src->crc, src->method};
   char msg[LT_MSG];
+  if (d->f->remote && lt_remote_ensure(d->f->remote, src->off, src->csize, err)) {
+    lt_free_bytes(p, s->nbytes);
+    return -1;
+  }
   if (lt_read_range(d->f->fd, &r, src->skip, p, s->nbytes, src->check_crc, NULL, NULL, msg)) {
     lt_free_bytes(p, s->nbytes);
     if (snprintf(err, LT_MSG, "%s: %s", d->f->path, msg) >= LT_MSG) err[LT_MSG - 4] = 0;   /* cut */

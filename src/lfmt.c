@@ -86,6 +86,7 @@ typedef struct fhandle {
   lt_mapping *map;         /* created on the first mmap'ed tensor */
   lt_file *lf;             /* created on the first deferred tensor */
   char *path;
+  int remote;              /* mirrors a remote object: nothing is mapped, all is deferred */
 } fhandle;
 
 static fhandle *checkfile(lua_State *L, int i) {
@@ -127,6 +128,7 @@ static fhandle *open_handle(lua_State *L, const char *path) {
   if (!S_ISREG(st.st_mode))
     lt_file_error(L, path, NULL, "%s", S_ISDIR(st.st_mode) ? lt_errno_text(EISDIR) : "not a regular file");
   h->size = (uint64_t)st.st_size;
+  h->remote = lt_fd_is_remote(h->fd);
   return h;
 }
 
@@ -212,7 +214,7 @@ static int f_tensor(lua_State *L) {
                       (lua_Integer)nbytes, off, (lua_Integer)h->size);
   lt_storage *s;
   size_t align = part > 8 ? 8 : part;
-  if (use_map && nbytes > 0 && (swap || (uint64_t)off % align)) {
+  if (use_map && nbytes > 0 && (swap || (uint64_t)off % align || h->remote)) {
     lt_source src = {.off = (uint64_t)off, .csize = nbytes, .usize = nbytes, .swap = swap, .what = what};
     s = lt_storage_deferred(handle_file(L, h), (size_t)nbytes, &src);
     if (!s) return fmt_error(L, "not enough memory");
@@ -834,7 +836,7 @@ static int l_npz_load(lua_State *L) {
     lt_storage *st;
     if (nbytes == 0) {
       st = lt_storage_new(0, 0);
-    } else if (use_map && e->method == 0 && !hd.big_endian && at % (part > 8 ? 8 : part) == 0) {
+    } else if (use_map && !h->remote && e->method == 0 && !hd.big_endian && at % (part > 8 ? 8 : part) == 0) {
       st = lt_storage_from_mapping(h->map, (size_t)at, (size_t)nbytes);
     } else {
       lt_source src = {.off = e->data_off, .csize = e->csize, .usize = e->usize, .skip = need,

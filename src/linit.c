@@ -24,6 +24,7 @@ static const lt_binding *const bindings[] = {
   &lt_quant_binding,
   &lt_gguf_binding,
   &lt_cuda_binding,
+  &lt_remote_binding,
 };
 
 static void setfuncs(lua_State *L, int t, const luaL_Reg *r) {

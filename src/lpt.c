@@ -372,6 +372,7 @@ typedef struct loader {
   ldctx *c;
   int null, odict, select, progress;  /* stack indices of the options (0: absent) */
   int use_mmap, verify, inert;
+  int remote;                         /* the file mirrors a remote object: records are deferred */
   int torchscript;                    /* opts.torchscript: TorchScript archives are read */
   lt_progress pg;
   uint64_t fsize;
@@ -416,6 +417,7 @@ static void open_file(loader *ld) {
   if (!S_ISREG(sb.st_mode)) fail(L, c, "%s", S_ISDIR(sb.st_mode) ? lt_errno_text(EISDIR) : "not a regular file");
   ld->fsize = (uint64_t)sb.st_size;
   if (ld->fsize == 0) fail(L, c, "empty file");
+  ld->remote = lt_fd_is_remote(c->fd);
   char err[LT_MSG];
   c->map = lt_map_file(c->fd, (size_t)ld->fsize, c->path, err);
   if (!c->map) fail(L, c, "%s", err);
@@ -702,7 +704,7 @@ static void read_record(loader *ld, pk_obj *s, lt_readjob *jobs, size_t *njobs) 
   uint64_t off = s->st->file_off, nb = s->st->nbytes;
   const pz_entry *e = s->st->entry;
   int legacy = ld->legacy, stored = legacy || e->method == 0;
-  if (ld->use_mmap && stored && !ld->big_endian && off % MAP_ALIGN == 0 && nb > 0) {
+  if (ld->use_mmap && !ld->remote && stored && !ld->big_endian && off % MAP_ALIGN == 0 && nb > 0) {
     s->st->data = lt_storage_from_mapping(c->map, (size_t)off, (size_t)nb);
     if (!s->st->data) fail(L, c, "out of memory");
     lt_progress_add(&ld->pg, nb);

@@ -229,10 +229,39 @@ lt_storage *lt_storage_from_mapping(lt_mapping *m, size_t off, size_t n);
 
 /* A file kept open (its own descriptor) by the deferred storages that read
    from it; path names it in errors. */
+/* ---- remote objects (remote.c) -------------------------------------------- */
+
+/* an object behind a URL, mirrored by a sparse local file that holds the
+   ranges fetched so far */
+typedef struct lt_remote lt_remote;
+typedef struct lt_remote_opts {
+  int connections;        /* transfers at once (default 8) */
+  int retries;            /* per request, on 5xx and dropped connections (default 3; 0: none) */
+  long timeout_ms;        /* connecting, and a transfer stalled below 1 KiB/s (default 30 s) */
+  const char *aws_sigv4;  /* CURLOPT_AWS_SIGV4, e.g. "aws:amz:us-east-1:s3"; NULL: no signing */
+  const char *userpwd;    /* "KEY_ID:SECRET" for the signature */
+  const char *headers;    /* header lines sent with every request ("Name: value\n..."), or NULL */
+} lt_remote_opts;
+lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err);   /* HEAD */
+void lt_remote_release(lt_remote *r);
+lt_remote *lt_remote_find(int fd);   /* the object fd's file mirrors (retained), or NULL */
+int lt_fd_is_remote(int fd);
+const char *lt_remote_url(const lt_remote *r);
+uint64_t lt_remote_size(const lt_remote *r);
+int lt_remote_fd(const lt_remote *r);
+void lt_remote_stats(lt_remote *r, uint64_t *bytes, unsigned long *requests);
+/* make [off, off+len) present in the local file, fetching what is missing */
+int lt_remote_ensure(lt_remote *r, uint64_t off, uint64_t len, char *err);
+int lt_remote_ensure_many(lt_remote *r, const uint64_t *off_len, size_t n, char *err);
+/* size bytes of fd uploaded to url as one S3 object, by a multipart upload
+   (aborted on failure: nothing is left); -1 with err */
+int lt_s3_upload(const char *url, int fd, uint64_t size, const lt_remote_opts *o, uint64_t part_size, char *err);
+
 typedef struct lt_file {
   atomic_long refs;
   int fd;
   char *path;
+  lt_remote *remote;   /* the file mirrors this object: reads fetch first */
 } lt_file;
 lt_file *lt_file_new(int fd, const char *path);   /* dups fd; NULL when out of fds or memory */
 void lt_file_release(lt_file *f);

@@ -146,6 +146,7 @@ extern const lt_binding lt_quant_binding;  /* lquant.c: ggml's quantized block t
 extern const lt_binding lt_gguf_binding;   /* lgguf.c: GGUF headers */
 extern const lt_binding lt_json_binding;   /* ljson.c: JSON */
 extern lua_CFunction lt_tensor_index;       /* ltorch.c: the metatable's __index (upvalue: methods) */
+extern const lt_binding lt_remote_binding; /* lremote.c: objects behind URLs */
 extern const lt_binding lt_cuda_binding;   /* lcuda.c: CUDA tensors, moves between devices */
 /* ltorch.c: "cpu" -> -1, "cuda" -> 0, "cuda:N" -> N; -2 when s names no device */
 int lt_parse_device(const char *s);

@@ -162,6 +162,7 @@ end
 
 -- raises "path: no such file", "path: is a directory", ... as every load does
 local function check_readable(path)
+  if require("ltorch.remote").is_url(path) then return end   -- the load says what is wrong
   require("ltorch.core")._head(path, 0)
 end
 

@@ -294,6 +294,16 @@ local FORMAT_NAMES = {
 -- "path: what is wrong" when the file cannot be read.
 function M.report(path, opts)
   opts = opts or {}
+  local remote = require("ltorch.remote")
+  if remote.is_url(path) then
+    -- the object's mirror, with its header fetched: tensors are fetched
+    -- only if --stats reads them
+    return remote.with_mirror(path, nil, false, function(local_path)
+      local r = M.report(local_path, opts)
+      r.path = path
+      return r
+    end)
+  end
   local serialize = require("ltorch.serialize")
   -- raises "path: no such file", "path: is a directory", ... as every load does
   local _, file_bytes = require("ltorch.core")._head(path, 0)

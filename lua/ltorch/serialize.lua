@@ -93,7 +93,7 @@ end
 
 -- options every load takes, whatever the format (device: where tensors go;
 -- map_location: PyTorch's name for it; trust_code: module files)
-local LOAD_COMMON = {"device", "map_location", "trust_code"}
+local LOAD_COMMON = {"device", "map_location", "trust_code", "remote"}
 -- options every save takes: the format, fsync, module files' upvalue
 -- reports, and the streaming writer options (common.write_opts)
 local SAVE_COMMON = {"format", "sync", "upvalues", "progress", "dtype", "release_mapped"}
@@ -267,7 +267,7 @@ M.host_view = host_view
 local function format_opts(opts, internal)
   local o = {}
   for k, v in pairs(opts) do
-    if k ~= "device" and k ~= "map_location" and k ~= "trust_code" then o[k] = v end
+    if k ~= "device" and k ~= "map_location" and k ~= "trust_code" and k ~= "remote" then o[k] = v end
   end
   for k, v in pairs(internal or {}) do o[k] = v end
   return o
@@ -281,6 +281,21 @@ end
 -- read's caller
 function M.read(path, opts, internal, fname, level)
   level = (level or 1) + 1
+  local remote = require("ltorch.remote")
+  if remote.is_url(path) then
+    -- the object's local mirror is read as a file (remote.lua): lazily for
+    -- mmap = true and GPU loads, whole first otherwise
+    local ropts = remote.check_opts(opts.remote, level)
+    local lazy = opts.mmap or check_device(opts, level) ~= nil
+    local inner = {}
+    for k, v in pairs(internal or {}) do inner[k] = v end
+    inner.origin = path
+    local o = {}
+    for k, v in pairs(opts) do if k ~= "remote" then o[k] = v end end
+    return remote.with_mirror(path, ropts, not lazy, function(local_path)
+      return M.read(local_path, o, inner, fname, level)
+    end)
+  end
   local f, head = M.detect(path)
   if not f then
     if #head == 0 then error(path .. ": empty file", 0) end

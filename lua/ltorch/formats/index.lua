@@ -63,7 +63,9 @@ function M.load(path, opts)
   if not odict.is(idx) or not odict.is(idx.weight_map) then
     common.fail(path, "not a sharded checkpoint index (no \"weight_map\" object)")
   end
-  local dir = path:match("^(.*/)") or ""
+  -- a remote index (serialize gives its URL as origin) has remote shards
+  local remote = opts.origin and require("ltorch.remote").is_url(opts.origin)
+  local dir = (opts.origin or path):match("^(.*/)") or ""
   local keep = common.selector({keys = opts.keys})
   local rename = common.selector({rename = opts.rename})
   local progress = common.progress(opts)
@@ -82,10 +84,14 @@ function M.load(path, opts)
   shards = needed
   local sizes, total = {}, 0
   for i, shard in ipairs(shards) do
-    local fh = io.open(dir .. shard, "rb")
-    if not fh then common.fail(path, "shard '" .. shard .. "' is missing") end
-    sizes[i] = fh:seek("end")
-    fh:close()
+    if remote then
+      sizes[i] = 1   -- opened when loaded; progress counts shards
+    else
+      local fh = io.open(dir .. shard, "rb")
+      if not fh then common.fail(path, "shard '" .. shard .. "' is missing") end
+      sizes[i] = fh:seek("end")
+      fh:close()
+    end
     total = total + sizes[i]
   end
   local out, done = odict.new(), 0

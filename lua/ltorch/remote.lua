@@ -1,0 +1,185 @@
+-- remote.lua: loads from http:// and https:// URLs (src/remote.c does the
+-- transfers with libcurl). An object is mirrored by a sparse local file;
+-- before a load, what the format's loader reads ahead of the tensors is
+-- fetched (prefetch): a safetensors or .npy header, a zip archive's end
+-- record and central directory (a suffix range), each member's local
+-- header and the records that are not tensor data, a GGUF header. Then:
+--   * mmap = true (and inspect, diff, convert, safe_open): the loaders map
+--     nothing of the mirror; each tensor's range is fetched on first use;
+--   * eager: the whole object is fetched first, in parallel ranges.
+-- Formats whose layout has no index to range on (Torch7, TorchSharp,
+-- legacy .pt, a sharded index's JSON) are fetched whole.
+-- Options (load's `remote` table): connections (8), retries (3), timeout
+-- (seconds, 30).
+
+local core = require("ltorch.core")
+
+local M = {}
+
+function M.is_url(p)
+  return type(p) == "string" and (p:match("^https?://") ~= nil)
+end
+
+local OPTS = {connections = "number", retries = "number", timeout = "number"}
+
+-- the remote option table, checked
+function M.check_opts(o, level)
+  if o == nil then return {} end
+  if type(o) ~= "table" then
+    error("bad option 'remote' (table expected, got " .. type(o) .. ")", level + 1)
+  end
+  for k, v in pairs(o) do
+    if not OPTS[k] then
+      error("bad option 'remote." .. tostring(k) .. "' (valid: connections, retries, timeout)", level + 1)
+    end
+    if type(v) ~= OPTS[k] or v < 0 then
+      error("bad option 'remote." .. k .. "' (a number of at least 0 expected)", level + 1)
+    end
+  end
+  return o
+end
+
+-- open(url [, ropts]) -> handle (a HEAD request: the size and version)
+function M.open(url, ropts)
+  ropts = ropts or {}
+  return core._remote_open(url, {
+    connections = ropts.connections and math.max(1, math.floor(ropts.connections)) or nil,
+    retries = ropts.retries and math.floor(ropts.retries) or nil,
+    timeout_ms = ropts.timeout and math.max(1, math.floor(ropts.timeout * 1000)) or nil,
+  })
+end
+
+local WHOLE_MAX = 64 * 2^20   -- objects of unknown layout fetched whole up to this
+
+-- a zip archive: end record, central directory, local headers, small records
+local function prefetch_zip(h, size)
+  local tail_len = math.min(size, 65557)
+  local tail = h:read(size - tail_len, tail_len)
+  local at
+  for i = #tail - 21, 1, -1 do
+    if tail:sub(i, i + 3) == "PK\5\6" then at = i break end
+  end
+  if not at then return end   -- the loader says what is wrong
+  local cd_size, cd_off = string.unpack("<I4I4", tail, at + 12)
+  if cd_off == 0xFFFFFFFF or cd_size == 0xFFFFFFFF then
+    local loc = at - 20
+    if loc >= 1 and tail:sub(loc, loc + 3) == "PK\6\7" then
+      local z64 = string.unpack("<I8", tail, loc + 8)
+      local rec = h:read(z64, 56)
+      if #rec == 56 and rec:sub(1, 4) == "PK\6\6" then
+        cd_size, cd_off = string.unpack("<I8I8", rec, 41)
+      end
+    end
+  end
+  if cd_off >= size or cd_size > size - cd_off then return end
+  local cd = h:read(cd_off, cd_size)
+  local ranges, p = {}, 1
+  while p + 46 <= #cd + 1 and cd:sub(p, p + 3) == "PK\1\2" do
+    local csize, _, nlen, elen, clen = string.unpack("<I4I4I2I2I2", cd, p + 20)
+    local lho = string.unpack("<I4", cd, p + 42)
+    local name = cd:sub(p + 46, p + 45 + nlen)
+    -- zip64 extra: the 32-bit fields at 0xFFFFFFFF are in it, in order
+    local e, eend = p + 46 + nlen, p + 46 + nlen + elen
+    while e + 4 <= eend do
+      local id, len = string.unpack("<I2I2", cd, e)
+      if id == 1 then
+        local q = e + 4
+        local usize = string.unpack("<I4", cd, p + 24)
+        if usize == 0xFFFFFFFF then q = q + 8 end
+        if csize == 0xFFFFFFFF then csize = string.unpack("<I8", cd, q); q = q + 8 end
+        if lho == 0xFFFFFFFF then lho = string.unpack("<I8", cd, q) end
+      end
+      e = e + 4 + len
+    end
+    -- the local header and the start of the data (an .npz member's .npy
+    -- header); whole records but tensor data (<folder>/data/<key>)
+    local window = 30 + nlen + 1024
+    if not name:match("/data/[^/]+$") then window = window + csize end
+    ranges[#ranges + 1] = lho
+    ranges[#ranges + 1] = window
+    p = p + 46 + nlen + elen + clen
+  end
+  ranges[#ranges + 1] = cd_off
+  ranges[#ranges + 1] = cd_size
+  if #ranges > 0 then h:fetch(table.unpack(ranges)) end
+end
+
+-- a GGUF header: walked over the mirror, fetched as it goes
+local function prefetch_gguf(h, size)
+  local pos, buf, base = 0, "", 0
+  local function need(n)
+    if pos + n > base + #buf then
+      local want = math.max(n, 1 << 20)
+      buf = h:read(pos, math.min(want, size - pos))
+      base = pos
+      if #buf < n then error("short") end
+    end
+  end
+  local function u(fmt, n)
+    need(n)
+    local v = string.unpack(fmt, buf, pos - base + 1)
+    pos = pos + n
+    return v
+  end
+  local SIZES = {[0] = 1, 1, 2, 2, 4, 4, 4, 1, nil, nil, 8, 8, 8}
+  local function value(t)
+    if t == 8 then local n = u("<I8", 8); need(n); pos = pos + n
+    elseif t == 9 then
+      local et, n = u("<I4", 4), u("<I8", 8)
+      if et == 8 or et == 9 then for _ = 1, n do value(et) end
+      else local w = SIZES[et] or error("type"); need(0); pos = pos + w * n end
+    else pos = pos + (SIZES[t] or error("type")) end
+  end
+  local ok = pcall(function()
+    u("<I4", 4); u("<I4", 4)
+    local nt, nkv = u("<I8", 8), u("<I8", 8)
+    for _ = 1, nkv do local n = u("<I8", 8); need(n); pos = pos + n; value(u("<I4", 4)) end
+    for _ = 1, nt do
+      local n = u("<I8", 8); need(n); pos = pos + n
+      local nd = u("<I4", 4); pos = pos + 8 * nd + 4 + 8
+    end
+  end)
+  -- what was walked, and a little past it (the alignment padding)
+  h:fetch(0, math.min(size, (ok and pos or base + #buf) + 4096))
+end
+
+-- what a load reads before the tensors: fetched into the mirror
+function M.prefetch(h)
+  local size = h:size()
+  if size == 0 then return end
+  local head = h:read(0, math.min(size, 65536))
+  if head:sub(1, 4) == "PK\3\4" or head:sub(1, 4) == "PK\5\6" then
+    prefetch_zip(h, size)
+  elseif head:sub(1, 6) == "\x93NUMPY" and #head >= 12 then
+    local major = head:byte(7)
+    local hl = major == 1 and string.unpack("<I2", head, 9) or string.unpack("<I4", head, 9)
+    h:fetch(0, 12 + hl)
+  elseif head:sub(1, 4) == "GGUF" then
+    prefetch_gguf(h, size)
+  elseif #head >= 9 and head:sub(1, 1) ~= "{" and head:sub(9, 9) == "{" then   -- safetensors: u64 length, then JSON
+    local n = string.unpack("<I8", head)
+    if n <= size - 8 then h:fetch(0, 8 + n) end
+  elseif size <= WHOLE_MAX then
+    h:fetch(0, size)
+  end
+end
+
+-- replace the mirror's path in an error by the URL
+local function rename(msg, h, url)
+  return (tostring(msg):gsub(h:path():gsub("%p", "%%%0"), (url:gsub("%%", "%%%%"))))
+end
+M.rename = rename
+
+-- load(url, fn, eager, ropts): fn(local_path) runs the loader on the
+-- mirror; eager fetches everything first
+function M.with_mirror(url, ropts, eager, fn)
+  local h = M.open(url, ropts)
+  local ok, a, b, c = pcall(function()
+    if eager then h:fetch(0, h:size()) else M.prefetch(h) end
+    return fn(h:path(), h)
+  end)
+  if not ok then error(rename(a, h, url), 0) end
+  return a, b, c
+end
+
+return M

@@ -1,0 +1,93 @@
+-- http_helper.lua: real HTTP servers for the remote specs, on loopback
+-- ports, started by a spec and stopped after it.
+--   nginx(root) -> server: Debian's nginx serving the folder root, its
+--     access log holding each request's method, path, status, bytes sent
+--     and Range header (server:log() parses it; server:bytes() sums it)
+--   proxy(upstream, mode_file) -> server: spec/fault_proxy.py in front of
+--     a server; the faults it injects are read from mode_file per request
+-- Each server has url, port, stop().
+local sh = require("sh_helper")
+
+local M = {}
+
+local function free_port()
+  -- a port the kernel hands out for a moment; taken again at once
+  local out = sh.run("/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1]); s.close()'")
+  return tonumber(out)
+end
+
+local function wait_up(port)
+  for _ = 1, 100 do
+    local _, code = sh.run("/usr/bin/python3 -c 'import socket; socket.create_connection((\"127.0.0.1\"," .. port .. "),0.2).close()'")
+    if code == 0 then return true end
+    os.execute("sleep 0.05")
+  end
+  return false
+end
+
+function M.nginx(root)
+  local dir = sh.mkdir()
+  for _, d in ipairs({"tmp", "logs"}) do os.execute("mkdir -p " .. sh.quote(dir .. "/" .. d)) end
+  for _ = 1, 5 do
+    local port = free_port()
+    sh.spit(dir .. "/nginx.conf", table.concat({
+      "daemon on;", "user root;", "worker_processes 1;",
+      "pid " .. dir .. "/nginx.pid;", "error_log " .. dir .. "/logs/error.log;",
+      "events { worker_connections 256; }",
+      "http {",
+      "  log_format ranges '$request_method $uri $status $bytes_sent \"$http_range\"';",
+      "  access_log " .. dir .. "/logs/access.log ranges;",
+      "  client_body_temp_path " .. dir .. "/tmp; proxy_temp_path " .. dir .. "/tmp;",
+      "  fastcgi_temp_path " .. dir .. "/tmp; uwsgi_temp_path " .. dir .. "/tmp; scgi_temp_path " .. dir .. "/tmp;",
+      "  sendfile on; keepalive_requests 100000;",
+      "  server { listen 127.0.0.1:" .. port .. "; root " .. root .. "; location / { }",
+      "    location /forbidden/ { return 403; } }",
+      "}", ""}, "\n"))
+    local _, code = sh.run("/usr/sbin/nginx -p " .. sh.quote(dir) .. " -c " .. sh.quote(dir .. "/nginx.conf"))
+    if code == 0 and wait_up(port) then
+      local s = {url = "http://127.0.0.1:" .. port, port = port, dir = dir}
+      function s.stop()
+        sh.run("/usr/sbin/nginx -p " .. sh.quote(dir) .. " -c " .. sh.quote(dir .. "/nginx.conf") .. " -s stop")
+        os.execute("rm -rf " .. sh.quote(dir))
+      end
+      -- the requests logged so far: {method, path, status, bytes, range}
+      function s.log()
+        local out = {}
+        local f = io.open(dir .. "/logs/access.log")
+        if not f then return out end
+        for l in f:lines() do
+          local m, p, st, b, r = l:match('^(%S+) (%S+) (%d+) (%d+) "(.*)"$')
+          if m then out[#out + 1] = {method = m, path = p, status = tonumber(st), bytes = tonumber(b), range = r} end
+        end
+        f:close()
+        return out
+      end
+      function s.bytes()
+        local n = 0
+        for _, r in ipairs(s.log()) do n = n + r.bytes end
+        return n
+      end
+      function s.clear() sh.spit(dir .. "/logs/access.log", "") end
+      return s
+    end
+  end
+  error("nginx did not start (" .. (sh.slurp(dir .. "/logs/error.log") or "") .. ")")
+end
+
+function M.proxy(upstream_port, mode_file)
+  for _ = 1, 5 do
+    local port = free_port()
+    local pidf = os.tmpname()
+    os.execute("/usr/bin/python3 spec/fault_proxy.py " .. port .. " " .. upstream_port .. " "
+      .. sh.quote(mode_file) .. " >/dev/null 2>&1 & echo $! > " .. sh.quote(pidf))
+    local pid = (sh.slurp(pidf) or ""):match("%d+")
+    os.remove(pidf)
+    if pid and wait_up(port) then
+      return {url = "http://127.0.0.1:" .. port, port = port, stop = function() os.execute("kill " .. pid) end}
+    end
+    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+  end
+  error("the fault proxy did not start")
+end
+
+return M

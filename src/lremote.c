@@ -1,0 +1,149 @@
+/*
+** lremote.c: the Lua binding of remote objects (remote.c). remote.lua
+** opens an object, fetches what a format's header needs, and hands the
+** loaders the object's local mirror by its /proc/self/fd path.
+**   core._remote_open(url, {connections =, retries =, timeout =, aws_sigv4 =,
+**     userpwd =, headers =}) -> handle
+**   h:path()  the local mirror, for the loaders
+**   h:size()  the object's size
+**   h:fetch(off, len [, off2, len2 ...])  make those ranges present (one
+**     batch: missing parts coalesced and fetched in parallel)
+**   h:read(off, len) -> the bytes (fetched first)
+**   h:stats() -> bytes fetched, requests made
+**   h:close()
+** Offsets are 0-based byte offsets, as in the file formats.
+** Layer: a binding, above remote.c.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "lt_lua.h"
+#include "rawio.h"
+
+#define REMOTE_MT "ltorch.remote"
+
+typedef struct rbox { lt_remote *r; } rbox;
+
+static lt_remote *check(lua_State *L) {
+  rbox *b = luaL_checkudata(L, 1, REMOTE_MT);
+  if (!b->r) luaL_error(L, "attempt to use a closed remote object");
+  return b->r;
+}
+
+static int r_close(lua_State *L) {
+  rbox *b = luaL_checkudata(L, 1, REMOTE_MT);
+  lt_remote_release(b->r);
+  b->r = NULL;
+  return 0;
+}
+
+static const char *opt_string(lua_State *L, int t, const char *k) {
+  lua_getfield(L, t, k);
+  const char *s = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+  lua_pop(L, 1);   /* the options table keeps the string alive */
+  return s;
+}
+
+static lua_Integer opt_int(lua_State *L, int t, const char *k, lua_Integer def) {
+  lua_getfield(L, t, k);
+  lua_Integer v = lua_isnil(L, -1) ? def : luaL_checkinteger(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static int l_remote_open(lua_State *L) {
+  const char *url = luaL_checkstring(L, 1);
+  lt_remote_opts o = {0};
+  o.retries = -1;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    o.connections = (int)opt_int(L, 2, "connections", 0);
+    o.retries = (int)opt_int(L, 2, "retries", -1);
+    o.timeout_ms = (long)opt_int(L, 2, "timeout_ms", 0);
+    o.aws_sigv4 = opt_string(L, 2, "aws_sigv4");
+    o.userpwd = opt_string(L, 2, "userpwd");
+    o.headers = opt_string(L, 2, "headers");
+  }
+  rbox *b = lt_newbox(L, sizeof *b, REMOTE_MT, r_close);
+  char err[LT_MSG];
+  b->r = lt_remote_open(url, &o, err);
+  if (!b->r) { lua_pushstring(L, err); return lua_error(L); }
+  return 1;
+}
+
+static int r_path(lua_State *L) {
+  lt_remote *r = check(L);
+  lua_pushfstring(L, "/proc/self/fd/%d", lt_remote_fd(r));
+  return 1;
+}
+
+static int r_size(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lt_remote_size(check(L)));
+  return 1;
+}
+
+static uint64_t check_u64(lua_State *L, int i) {
+  lua_Integer v = luaL_checkinteger(L, i);
+  if (v < 0) luaL_argerror(L, i, "negative");
+  return (uint64_t)v;
+}
+
+static int r_fetch(lua_State *L) {
+  lt_remote *r = check(L);
+  int n = (lua_gettop(L) - 1) / 2;
+  if (n < 1 || (lua_gettop(L) - 1) % 2) luaL_error(L, "fetch: offset, length pairs expected");
+  uint64_t *rg = lua_newuserdatauv(L, sizeof *rg * 2 * (size_t)n, 0);
+  for (int k = 0; k < 2 * n; k++) rg[k] = check_u64(L, 2 + k);
+  char err[LT_MSG];
+  if (lt_remote_ensure_many(r, rg, (size_t)n, err)) { lua_pushstring(L, err); return lua_error(L); }
+  return 0;
+}
+
+static int r_read(lua_State *L) {
+  lt_remote *r = check(L);
+  uint64_t off = check_u64(L, 2), len = check_u64(L, 3), size = lt_remote_size(r);
+  if (off > size) off = size;
+  if (len > size - off) len = size - off;
+  char err[LT_MSG];
+  if (len && lt_remote_ensure(r, off, len, err)) { lua_pushstring(L, err); return lua_error(L); }
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, (size_t)len);
+  if (len && lt_pread_full(lt_remote_fd(r), p, (size_t)len, off, err)) { lua_pushstring(L, err); return lua_error(L); }
+  luaL_pushresultsize(&b, (size_t)len);
+  return 1;
+}
+
+static int r_stats(lua_State *L) {
+  uint64_t bytes;
+  unsigned long req;
+  lt_remote_stats(check(L), &bytes, &req);
+  lua_pushinteger(L, (lua_Integer)bytes);
+  lua_pushinteger(L, (lua_Integer)req);
+  return 2;
+}
+
+static void open_remote(lua_State *L) {
+  luaL_getmetatable(L, REMOTE_MT);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    luaL_newmetatable(L, REMOTE_MT);
+    lua_pushcfunction(L, r_close);
+    lua_setfield(L, -2, "__gc");
+  }
+  static const luaL_Reg m[] = {
+    {"path", r_path}, {"size", r_size}, {"fetch", r_fetch}, {"read", r_read},
+    {"stats", r_stats}, {"close", r_close}, {NULL, NULL}
+  };
+  lua_newtable(L);
+  luaL_setfuncs(L, m, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+static const luaL_Reg funcs[] = {
+  {"_remote_open", l_remote_open},
+  {NULL, NULL}
+};
+
+const lt_binding lt_remote_binding = {funcs, NULL, NULL, NULL, open_remote};

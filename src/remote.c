@@ -1,0 +1,818 @@
+/*
+** remote.c: checkpoints behind a URL (http://, https://; s3:// is turned
+** into one by lua/ltorch/remote.lua), read with libcurl by byte ranges.
+**
+** A remote object is mirrored by a sparse local file (O_TMPFILE, unnamed,
+** the object's size): the loaders read it as they read any file, and only
+** the ranges something needs are fetched into it. Who needs what:
+**   - remote.lua fetches a format's header and directory before the load
+**     (a suffix for a zip's central directory);
+**   - a load with mmap = true maps nothing of a remote file (lt_remote_find
+**     tells the loaders): its records become deferred storages, and a
+**     deferred storage's first use fetches its range (deferred.c calls
+**     lt_remote_ensure);
+**   - an eager load fetches the whole object first.
+** Fetched ranges are kept as a sorted list of intervals; ranges are widened
+** to BLOCK boundaries (fewer, bigger requests), split into CHUNK pieces and
+** fetched by up to `connections` transfers at once (curl's multi
+** interface), adjacent missing ranges coalesced.
+**
+** Consistency: the object's ETag (or Last-Modified) is pinned when it is
+** opened and every range request carries If-Match (If-Unmodified-Since), so
+** an object replaced under a load gives 412 and an error naming it, never a
+** mix of two versions. Each response is validated: 206 with the
+** Content-Range asked for and exactly its bytes; a 200 to a ranged request
+** means the server ignores Range (an error, unless the range was the whole
+** object). 5xx answers, dropped connections and timeouts are retried with
+** backoff (retries, default 3); 404 and 403 are errors at once.
+** Layer: beside rawio (plain I/O and libcurl), below deferred and the
+** formats; nothing of ltorch above it.
+*/
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "lt.h"
+
+#define BLOCK ((uint64_t)4 << 10)     /* ranges are widened to pages */
+#define CHUNK ((uint64_t)4 << 20)     /* one request fetches at most this */
+#define MAX_CONNS 64
+
+typedef struct ival { uint64_t lo, hi; } ival;
+
+struct lt_remote {
+  atomic_long refs;
+  char *url;
+  int fd;
+  dev_t dev;
+  ino_t ino;
+  uint64_t size;
+  char etag[256], lastmod[128];
+  int conns, retries;
+  long timeout_ms;
+  char *aws_sigv4, *userpwd, *headers;   /* S3: the signature, and header lines sent with each request */
+  pthread_mutex_t mu;        /* have, stats */
+  pthread_mutex_t fetch_mu;  /* one fetch at a time; the handles */
+  ival *have;
+  size_t nhave, caphave;
+  uint64_t bytes;            /* fetched from the server */
+  unsigned long requests;
+  CURL *easy[MAX_CONNS];
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+/* an error message, cut to LT_MSG (URLs and ETags may be long) */
+static void rerr(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rerr(char *err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  if (vsnprintf(err, LT_MSG, fmt, ap) >= LT_MSG) memcpy(err + LT_MSG - 4, "...", 4);
+  va_end(ap);
+}
+static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+/* ---- the registry: which local files mirror remote objects ---------------- */
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static lt_remote **reg;
+static size_t nreg, capreg;
+
+static void reg_add(lt_remote *r) {
+  pthread_mutex_lock(&reg_mu);
+  if (nreg == capreg) {
+    size_t c = capreg ? capreg * 2 : 8;
+    lt_remote **n = realloc(reg, c * sizeof *n);
+    if (n) { reg = n; capreg = c; }
+  }
+  if (nreg < capreg) reg[nreg++] = r;
+  pthread_mutex_unlock(&reg_mu);
+}
+
+static void reg_remove(lt_remote *r) {
+  pthread_mutex_lock(&reg_mu);
+  for (size_t i = 0; i < nreg; i++)
+    if (reg[i] == r) { reg[i] = reg[--nreg]; break; }
+  pthread_mutex_unlock(&reg_mu);
+}
+
+lt_remote *lt_remote_find(int fd) {
+  struct stat sb;
+  if (nreg == 0 || fstat(fd, &sb)) return NULL;
+  lt_remote *r = NULL;
+  pthread_mutex_lock(&reg_mu);
+  for (size_t i = 0; i < nreg; i++)
+    if (reg[i]->dev == sb.st_dev && reg[i]->ino == sb.st_ino) {
+      r = reg[i];
+      atomic_fetch_add(&r->refs, 1);
+      break;
+    }
+  pthread_mutex_unlock(&reg_mu);
+  return r;
+}
+
+void lt_remote_release(lt_remote *r) {
+  if (!r || atomic_fetch_sub(&r->refs, 1) != 1) return;
+  reg_remove(r);
+  for (int i = 0; i < MAX_CONNS; i++) if (r->easy[i]) curl_easy_cleanup(r->easy[i]);
+  if (r->fd >= 0) close(r->fd);
+  pthread_mutex_destroy(&r->mu);
+  pthread_mutex_destroy(&r->fetch_mu);
+  free(r->have);
+  free(r->aws_sigv4);
+  free(r->userpwd);
+  free(r->headers);
+  free(r->url);
+  free(r);
+}
+
+const char *lt_remote_url(const lt_remote *r) { return r->url; }
+uint64_t lt_remote_size(const lt_remote *r) { return r->size; }
+int lt_remote_fd(const lt_remote *r) { return r->fd; }
+
+void lt_remote_stats(lt_remote *r, uint64_t *bytes, unsigned long *requests) {
+  pthread_mutex_lock(&r->mu);
+  *bytes = r->bytes;
+  *requests = r->requests;
+  pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- requests ----------------------------------------------------------------- */
+
+typedef struct xfer {
+  lt_remote *r;
+  CURL *h;
+  struct curl_slist *hdrs;
+  uint64_t lo, hi, got;      /* the range asked for, bytes written */
+  int attempt;
+  double not_before;
+  int overflow, werr;
+  char crange[128], etag[256];
+  /* HEAD */
+  uint64_t length;
+  int has_length;
+  char lastmod[128];
+} xfer;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void copy_value(char *dst, size_t cap, const char *v, size_t n) {
+  while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ')) n--;
+  while (n && *v == ' ') { v++; n--; }
+  if (n >= cap) n = cap - 1;
+  memcpy(dst, v, n);
+  dst[n] = 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud) {
+  xfer *x = ud;
+  size_t len = size * n;
+  const char *colon = memchr(p, ':', len);
+  if (!colon) return len;
+  size_t klen = (size_t)(colon - p);
+  const char *v = colon + 1;
+  size_t vlen = len - klen - 1;
+  if (klen == 4 && !strncasecmp(p, "ETag", 4)) copy_value(x->etag, sizeof x->etag, v, vlen);
+  else if (klen == 13 && !strncasecmp(p, "Content-Range", 13)) copy_value(x->crange, sizeof x->crange, v, vlen);
+  else if (klen == 13 && !strncasecmp(p, "Last-Modified", 13)) copy_value(x->lastmod, sizeof x->lastmod, v, vlen);
+  else if (klen == 14 && !strncasecmp(p, "Content-Length", 14)) {
+    char b[32];
+    copy_value(b, sizeof b, v, vlen);
+    char *end;
+    unsigned long long L = strtoull(b, &end, 10);
+    if (end != b && *end == 0) { x->length = L; x->has_length = 1; }
+  }
+  return len;
+}
+
+/* bytes of a range response go to their place in the local file; no more
+   than were asked for */
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+  xfer *x = ud;
+  size_t len = size * n;
+  if (x->got + len > x->hi - x->lo) { x->overflow = 1; return 0; }
+  size_t done = 0;
+  while (done < len) {
+    ssize_t w = pwrite(x->r->fd, p + done, len - done, (off_t)(x->lo + x->got + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) { x->werr = errno ? errno : EIO; return 0; }
+    done += (size_t)w;
+  }
+  x->got += len;
+  return len;
+}
+
+static CURL *handle_for(lt_remote *r, int i) {
+  if (!r->easy[i]) r->easy[i] = curl_easy_init();
+  return r->easy[i];
+}
+
+static void setup(lt_remote *r, xfer *x, CURL *h) {
+  curl_easy_reset(h);
+  curl_easy_setopt(h, CURLOPT_URL, r->url);
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, r->timeout_ms);
+  /* a transfer slower than 1 KiB/s for the timeout is dropped (and retried) */
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (r->timeout_ms + 999) / 1000);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(h, CURLOPT_PRIVATE, x);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "ltorch");
+  if (r->aws_sigv4) {
+    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, r->aws_sigv4);
+    curl_easy_setopt(h, CURLOPT_USERPWD, r->userpwd);
+  }
+  x->h = h;
+  memset(x->crange, 0, sizeof x->crange);
+  memset(x->etag, 0, sizeof x->etag);
+  x->got = 0;
+  x->overflow = x->werr = 0;
+}
+
+/* the lines of hs ("Name: value\n..."), appended to l */
+static struct curl_slist *add_headers(struct curl_slist *l, const char *hs) {
+  while (hs && *hs) {
+    const char *e = strchr(hs, '\n');
+    size_t n = e ? (size_t)(e - hs) : strlen(hs);
+    char b[1024];
+    if (n && n < sizeof b) {
+      memcpy(b, hs, n);
+      b[n] = 0;
+      l = curl_slist_append(l, b);
+    }
+    hs += n + (e ? 1 : 0);
+  }
+  return l;
+}
+
+static struct curl_slist *request_headers(lt_remote *r) {
+  struct curl_slist *l = NULL;
+  char b[400];
+  if (r->etag[0]) {
+    snprintf(b, sizeof b, "If-Match: %s", r->etag);
+    l = curl_slist_append(l, b);
+  } else if (r->lastmod[0]) {
+    snprintf(b, sizeof b, "If-Unmodified-Since: %s", r->lastmod);
+    l = curl_slist_append(l, b);
+  }
+  return add_headers(l, r->headers);
+}
+
+static void start_range(lt_remote *r, xfer *x, CURL *h) {
+  setup(r, x, h);
+  char range[64];
+  snprintf(range, sizeof range, "%llu-%llu", (unsigned long long)x->lo, (unsigned long long)(x->hi - 1));
+  curl_easy_setopt(h, CURLOPT_RANGE, range);
+  curl_slist_free_all(x->hdrs);
+  x->hdrs = request_headers(r);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs);
+}
+
+enum { DONE, RETRY, FAIL };
+
+static int transient(CURLcode c) {
+  return c == CURLE_COULDNT_CONNECT || c == CURLE_RECV_ERROR || c == CURLE_SEND_ERROR ||
+         c == CURLE_PARTIAL_FILE || c == CURLE_GOT_NOTHING || c == CURLE_OPERATION_TIMEDOUT ||
+         c == CURLE_HTTP2 || c == CURLE_HTTP2_STREAM || c == CURLE_SSL_CONNECT_ERROR;
+}
+
+static int status_error(lt_remote *r, long code, char *err) {
+  if (code == 404) rerr(err, "%s: not found (HTTP 404)", r->url);
+  else if (code == 403 || code == 401) rerr(err, "%s: access denied (HTTP %ld)", r->url, code);
+  else if (code == 412 || code == 416)
+    rerr(err, "%s: the object changed on the server since it was opened (HTTP %ld to a "
+             "request pinned to %s)", r->url, code, r->etag[0] ? r->etag : r->lastmod);
+  else rerr(err, "%s: HTTP %ld", r->url, code);
+  return FAIL;
+}
+
+/* what one finished range request means */
+static int judge(lt_remote *r, xfer *x, CURLcode c, char *err) {
+  long code = 0;
+  curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
+  if (x->werr) {
+    rerr(err, "%s: cannot write the local copy: %s", r->url, strerror(x->werr));
+    return FAIL;
+  }
+  if (code == 200 && !(x->lo == 0 && x->hi == r->size)) {
+    rerr(err, "%s: the server ignores Range requests (HTTP 200 with the whole object to a "
+             "request for bytes %llu-%llu)", r->url, (unsigned long long)x->lo, (unsigned long long)(x->hi - 1));
+    return FAIL;
+  }
+  if (x->overflow) {
+    rerr(err, "%s: the server sent more than the %llu bytes asked for", r->url,
+             (unsigned long long)(x->hi - x->lo));
+    return FAIL;
+  }
+  if (c != CURLE_OK) {
+    if (transient(c) || (code >= 500 && code <= 599)) {
+      rerr(err, "%s: %s", r->url, curl_easy_strerror(c));
+      return RETRY;
+    }
+    if (code >= 400) return status_error(r, code, err);
+    rerr(err, "%s: %s", r->url, curl_easy_strerror(c));
+    return FAIL;
+  }
+  if (code >= 500 && code <= 599) { rerr(err, "%s: HTTP %ld", r->url, code); return RETRY; }
+  if (code != 206 && code != 200) return status_error(r, code, err);
+  if (code == 206) {
+    unsigned long long a, b, total;
+    if (sscanf(x->crange, "bytes %llu-%llu/%llu", &a, &b, &total) != 3 || a != x->lo || b + 1 != x->hi ||
+        total != r->size) {
+      rerr(err, "%s: the answer's Content-Range '%s' is not the bytes %llu-%llu/%llu asked for",
+               r->url, x->crange, (unsigned long long)x->lo, (unsigned long long)(x->hi - 1),
+               (unsigned long long)r->size);
+      return FAIL;
+    }
+  }
+  if (r->etag[0] && x->etag[0] && strcmp(x->etag, r->etag)) {
+    rerr(err, "%s: the object changed on the server since it was opened (ETag %s, then %s)",
+             r->url, r->etag, x->etag);
+    return FAIL;
+  }
+  if (x->got != x->hi - x->lo) {
+    rerr(err, "%s: the answer for bytes %llu-%llu ended after %llu bytes", r->url,
+             (unsigned long long)x->lo, (unsigned long long)(x->hi - 1), (unsigned long long)x->got);
+    return RETRY;
+  }
+  return DONE;
+}
+
+/* fetch the ranges (sorted, disjoint, within the object), several at a time */
+static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, char *err) {
+  size_t njobs = 0;
+  for (size_t i = 0; i < n; i++) njobs += (size_t)((rs[i].hi - rs[i].lo + CHUNK - 1) / CHUNK);
+  if (njobs == 0) return 0;
+  xfer *jobs = calloc(njobs, sizeof *jobs);
+  CURLM *m = curl_multi_init();
+  if (!jobs || !m) {
+    free(jobs);
+    if (m) curl_multi_cleanup(m);
+    rerr(err, "%s: out of memory", r->url);
+    return -1;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    for (uint64_t lo = rs[i].lo; lo < rs[i].hi; lo += CHUNK) {
+      jobs[k].r = r;
+      jobs[k].lo = lo;
+      jobs[k].hi = lo + CHUNK < rs[i].hi ? lo + CHUNK : rs[i].hi;
+      k++;
+    }
+  int conns = r->conns < 1 ? 1 : r->conns > MAX_CONNS ? MAX_CONNS : r->conns;
+  int busy[MAX_CONNS] = {0};
+  size_t next = 0, done = 0;
+  int rc = 0;
+  /* queue of retries: jobs with not_before set, found by scanning */
+  size_t *pending = malloc(njobs * sizeof *pending);
+  size_t npending = 0;
+  if (!pending) { rc = -1; rerr(err, "%s: out of memory", r->url); }
+  while (rc == 0 && done < njobs) {
+    /* start what may start */
+    for (int slot = 0; slot < conns; slot++) {
+      if (busy[slot]) continue;
+      xfer *x = NULL;
+      double t = now_s();
+      for (size_t q = 0; q < npending; q++)
+        if (jobs[pending[q]].not_before <= t) { x = &jobs[pending[q]]; pending[q] = pending[--npending]; break; }
+      if (!x && next < njobs) x = &jobs[next++];
+      if (!x) break;
+      CURL *h = handle_for(r, slot);
+      if (!h) { rc = -1; rerr(err, "%s: cannot start a transfer", r->url); break; }
+      start_range(r, x, h);
+      curl_easy_setopt(h, CURLOPT_PRIVATE, x);
+      busy[slot] = 1;
+      x->attempt++;
+      curl_multi_add_handle(m, h);
+      pthread_mutex_lock(&r->mu);
+      r->requests++;
+      pthread_mutex_unlock(&r->mu);
+    }
+    if (rc) break;
+    int running = 0;
+    curl_multi_perform(m, &running);
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m, &left))) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      xfer *x;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+      CURLcode c = msg->data.result;
+      curl_multi_remove_handle(m, msg->easy_handle);
+      for (int slot = 0; slot < conns; slot++) if (r->easy[slot] == msg->easy_handle) busy[slot] = 0;
+      pthread_mutex_lock(&r->mu);
+      r->bytes += x->got;
+      pthread_mutex_unlock(&r->mu);
+      int verdict = judge(r, x, c, err);
+      if (verdict == DONE) done++;
+      else if (verdict == RETRY && x->attempt <= r->retries) {
+        x->not_before = now_s() + 0.05 * (double)(1 << (x->attempt - 1));
+        pending[npending++] = (size_t)(x - jobs);
+      } else {
+        if (verdict == RETRY) {
+          size_t l = strlen(err);
+          if (l + 32 < LT_MSG) snprintf(err + l, LT_MSG - l, " (after %d attempts)", x->attempt);
+        }
+        rc = -1;
+      }
+    }
+    if (rc == 0 && done < njobs) curl_multi_poll(m, NULL, 0, 20, NULL);
+  }
+  for (int slot = 0; slot < conns; slot++)
+    if (busy[slot]) curl_multi_remove_handle(m, r->easy[slot]);
+  for (size_t i = 0; i < njobs; i++) curl_slist_free_all(jobs[i].hdrs);
+  curl_multi_cleanup(m);
+  free(pending);
+  free(jobs);
+  return rc;
+}
+
+/* ---- opening --------------------------------------------------------------------- */
+
+lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
+  pthread_once(&curl_once, curl_init);
+  lt_remote *r = calloc(1, sizeof *r);
+  if (!r) { rerr(err, "%s: out of memory", url); return NULL; }
+  atomic_init(&r->refs, 1);
+  r->url = strdup(url);
+  r->fd = -1;
+  r->conns = o && o->connections > 0 ? o->connections : 8;
+  r->retries = o && o->retries >= 0 ? o->retries : 3;
+  r->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : 30000;
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_mutex_init(&r->fetch_mu, NULL);
+  if (o && o->aws_sigv4) {
+    r->aws_sigv4 = strdup(o->aws_sigv4);
+    r->userpwd = strdup(o->userpwd ? o->userpwd : "");
+  }
+  if (o && o->headers) {
+    r->headers = strdup(o->headers);
+  }
+  if (!r->url) goto oom;
+  /* the size and version: a HEAD, retried as the ranges are */
+  for (int attempt = 1;; attempt++) {
+    xfer x;
+    memset(&x, 0, sizeof x);
+    x.r = r;
+    CURL *h = handle_for(r, 0);
+    if (!h) goto oom;
+    setup(r, &x, h);
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    struct curl_slist *hl = add_headers(NULL, r->headers);
+    if (hl) curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    memset(x.lastmod, 0, sizeof x.lastmod);
+    CURLcode c = curl_easy_perform(h);
+    curl_slist_free_all(hl);
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    r->requests++;
+    if ((c != CURLE_OK && transient(c)) || (code >= 500 && code <= 599)) {
+      if (attempt <= r->retries) {
+        struct timespec ts = {0, 50000000L << (attempt - 1)};
+        nanosleep(&ts, NULL);
+        continue;
+      }
+      if (c != CURLE_OK) rerr(err, "%s: %s (after %d attempts)", url, curl_easy_strerror(c), attempt);
+      else rerr(err, "%s: HTTP %ld (after %d attempts)", url, code, attempt);
+      goto fail;
+    }
+    if (c != CURLE_OK) { rerr(err, "%s: %s", url, curl_easy_strerror(c)); goto fail; }
+    if (code != 200) { status_error(r, code, err); goto fail; }
+    if (!x.has_length) { rerr(err, "%s: the server gives no Content-Length", url); goto fail; }
+    r->size = x.length;
+    snprintf(r->etag, sizeof r->etag, "%s", x.etag);
+    snprintf(r->lastmod, sizeof r->lastmod, "%s", x.lastmod);
+    /* weak validators cannot be matched with If-Match: fall back to the date */
+    if (!strncmp(r->etag, "W/", 2)) r->etag[0] = 0;
+    break;
+  }
+  const char *dir = getenv("TMPDIR");
+  if (!dir || !*dir) dir = "/tmp";
+  r->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (r->fd < 0) { rerr(err, "%s: cannot make a local file in %s: %s", url, dir, strerror(errno)); goto fail; }
+  if (ftruncate(r->fd, (off_t)r->size)) {
+    rerr(err, "%s: cannot size a local file of %llu bytes: %s", url, (unsigned long long)r->size, strerror(errno));
+    goto fail;
+  }
+  struct stat sb;
+  if (fstat(r->fd, &sb)) { rerr(err, "%s: %s", url, strerror(errno)); goto fail; }
+  r->dev = sb.st_dev;
+  r->ino = sb.st_ino;
+  reg_add(r);
+  return r;
+oom:
+  rerr(err, "%s: out of memory", url);
+fail:
+  lt_remote_release(r);
+  return NULL;
+}
+
+/* ---- what is there ------------------------------------------------------------------ */
+
+static int add_have(lt_remote *r, uint64_t lo, uint64_t hi) {
+  /* insert [lo, hi) and merge; have stays sorted and disjoint */
+  if (r->nhave == r->caphave) {
+    size_t c = r->caphave ? r->caphave * 2 : 16;
+    ival *n = realloc(r->have, c * sizeof *n);
+    if (!n) return -1;
+    r->have = n;
+    r->caphave = c;
+  }
+  size_t i = 0;
+  while (i < r->nhave && r->have[i].hi < lo) i++;
+  size_t j = i;
+  while (j < r->nhave && r->have[j].lo <= hi) {
+    if (r->have[j].lo < lo) lo = r->have[j].lo;
+    if (r->have[j].hi > hi) hi = r->have[j].hi;
+    j++;
+  }
+  if (j == i) {
+    memmove(&r->have[i + 1], &r->have[i], (r->nhave - i) * sizeof *r->have);
+    r->nhave++;
+  } else if (j > i + 1) {
+    memmove(&r->have[i + 1], &r->have[j], (r->nhave - j) * sizeof *r->have);
+    r->nhave -= j - i - 1;
+  }
+  r->have[i].lo = lo;
+  r->have[i].hi = hi;
+  return 0;
+}
+
+int lt_remote_ensure_many(lt_remote *r, const uint64_t *ranges, size_t n, char *err) {
+  pthread_mutex_lock(&r->fetch_mu);
+  /* the missing parts of each range, widened to blocks, merged */
+  size_t cap = 16, nm = 0;
+  ival *miss = malloc(cap * sizeof *miss);
+  int rc = miss ? 0 : -1;
+  pthread_mutex_lock(&r->mu);
+  for (size_t k = 0; rc == 0 && k < n; k++) {
+    uint64_t lo = ranges[2 * k], hi = ranges[2 * k] + ranges[2 * k + 1];
+    if (hi > r->size) hi = r->size;
+    if (lo >= hi) continue;
+    lo = lo / BLOCK * BLOCK;
+    hi = (hi + BLOCK - 1) / BLOCK * BLOCK;
+    if (hi > r->size) hi = r->size;
+    uint64_t at = lo;
+    for (size_t i = 0; i < r->nhave && at < hi; i++) {
+      if (r->have[i].hi <= at) continue;
+      if (r->have[i].lo >= hi) break;
+      if (r->have[i].lo > at) {
+        if (nm == cap) { ival *g = realloc(miss, (cap *= 2) * sizeof *miss); if (!g) { rc = -1; break; } miss = g; }
+        miss[nm++] = (ival){at, r->have[i].lo};
+      }
+      at = r->have[i].hi;
+    }
+    if (rc == 0 && at < hi) {
+      if (nm == cap) { ival *g = realloc(miss, (cap *= 2) * sizeof *miss); if (!g) { rc = -1; break; } miss = g; }
+      miss[nm++] = (ival){at, hi};
+    }
+  }
+  pthread_mutex_unlock(&r->mu);
+  if (rc) rerr(err, "%s: out of memory", r->url);
+  /* sort and coalesce adjacent or overlapping ranges */
+  for (size_t i = 1; rc == 0 && i < nm; i++) {
+    ival v = miss[i];
+    size_t j = i;
+    while (j > 0 && miss[j - 1].lo > v.lo) { miss[j] = miss[j - 1]; j--; }
+    miss[j] = v;
+  }
+  size_t w = 0;
+  for (size_t i = 0; rc == 0 && i < nm; i++) {
+    if (w && miss[i].lo <= miss[w - 1].hi) { if (miss[i].hi > miss[w - 1].hi) miss[w - 1].hi = miss[i].hi; }
+    else miss[w++] = miss[i];
+  }
+  if (rc == 0 && w) rc = fetch_ranges(r, miss, w, err);
+  if (rc == 0) {
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < w && rc == 0; i++) rc = add_have(r, miss[i].lo, miss[i].hi);
+    pthread_mutex_unlock(&r->mu);
+    if (rc) rerr(err, "%s: out of memory", r->url);
+  }
+  free(miss);
+  pthread_mutex_unlock(&r->fetch_mu);
+  return rc;
+}
+
+int lt_fd_is_remote(int fd) {
+  lt_remote *r = lt_remote_find(fd);
+  lt_remote_release(r);
+  return r != NULL;
+}
+
+int lt_remote_ensure(lt_remote *r, uint64_t off, uint64_t len, char *err) {
+  uint64_t rg[2] = {off, len};
+  return lt_remote_ensure_many(r, rg, 1, err);
+}
+
+/* ---- S3 multipart uploads ------------------------------------------------------------ */
+
+typedef struct upctx {
+  int fd;
+  uint64_t off, left;        /* the part's bytes in the local file */
+  char *resp;                /* the answer's body */
+  size_t nresp, capresp;
+  const char *body;          /* or a body in memory */
+  size_t nbody;
+  char etag[256];
+} upctx;
+
+static size_t up_read(char *p, size_t size, size_t n, void *ud) {
+  upctx *u = ud;
+  size_t want = size * n;
+  if (u->body) {
+    if (want > u->nbody) want = u->nbody;
+    memcpy(p, u->body, want);
+    u->body += want;
+    u->nbody -= want;
+    return want;
+  }
+  if (want > u->left) want = (size_t)u->left;
+  if (want == 0) return 0;
+  ssize_t r = pread(u->fd, p, want, (off_t)u->off);
+  if (r <= 0) return CURL_READFUNC_ABORT;
+  u->off += (uint64_t)r;
+  u->left -= (uint64_t)r;
+  return (size_t)r;
+}
+
+static size_t up_write(char *p, size_t size, size_t n, void *ud) {
+  upctx *u = ud;
+  size_t len = size * n;
+  if (u->nresp + len + 1 > u->capresp) {
+    size_t c = (u->nresp + len + 1) * 2;
+    if (c > ((size_t)1 << 20)) return 0;   /* S3's answers here are small */
+    char *g = realloc(u->resp, c);
+    if (!g) return 0;
+    u->resp = g;
+    u->capresp = c;
+  }
+  memcpy(u->resp + u->nresp, p, len);
+  u->nresp += len;
+  u->resp[u->nresp] = 0;
+  return len;
+}
+
+static size_t up_header(char *p, size_t size, size_t n, void *ud) {
+  upctx *u = ud;
+  size_t len = size * n;
+  if (len > 5 && !strncasecmp(p, "ETag:", 5)) copy_value(u->etag, sizeof u->etag, p + 5, len - 5);
+  return len;
+}
+
+/* one request of an upload: method on url (with query), the body from the
+   file or memory; returns the HTTP status (0 on a transport error, err set) */
+static long up_request(const lt_remote_opts *o, const char *url, const char *method, upctx *u,
+                       uint64_t body_len, char *err) {
+  CURL *h = curl_easy_init();
+  if (!h) { rerr(err, "%s: cannot start a transfer", url); return 0; }
+  u->nresp = 0;
+  u->etag[0] = 0;
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : 30000L);
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, up_write);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, u);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, up_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, u);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "ltorch");
+  if (!strcmp(method, "PUT") || !strcmp(method, "POST")) {
+    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, up_read);
+    curl_easy_setopt(h, CURLOPT_READDATA, u);
+    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body_len);
+  }
+  if (o->aws_sigv4) {
+    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, o->aws_sigv4);
+    curl_easy_setopt(h, CURLOPT_USERPWD, o->userpwd ? o->userpwd : "");
+  }
+  struct curl_slist *hl = add_headers(NULL, o->headers);
+  hl = curl_slist_append(hl, "Expect:");   /* no 100-continue round trip */
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+  CURLcode c = curl_easy_perform(h);
+  long code = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+  curl_slist_free_all(hl);
+  curl_easy_cleanup(h);
+  if (c != CURLE_OK) { rerr(err, "%s: %s", url, curl_easy_strerror(c)); return 0; }
+  return code;
+}
+
+/* the text of <tag>...</tag> in xml, or "" */
+static void xml_field(const char *xml, const char *tag, char *out, size_t cap) {
+  char open[64], close[64];
+  snprintf(open, sizeof open, "<%s>", tag);
+  snprintf(close, sizeof close, "</%s>", tag);
+  const char *a = xml ? strstr(xml, open) : NULL;
+  const char *b = a ? strstr(a, close) : NULL;
+  out[0] = 0;
+  if (!a || !b) return;
+  a += strlen(open);
+  size_t n = (size_t)(b - a);
+  if (n >= cap) n = cap - 1;
+  memcpy(out, a, n);
+  out[n] = 0;
+}
+
+static int s3_fail(char *err, const char *url, const char *step, long code, const upctx *u) {
+  char c[128], m[256];
+  xml_field(u->resp, "Code", c, sizeof c);
+  xml_field(u->resp, "Message", m, sizeof m);
+  if (code) rerr(err, "%s: %s: HTTP %ld%s%s%s%s", url, step, code, c[0] ? " " : "", c, m[0] ? ": " : "", m);
+  return -1;
+}
+
+/* Upload size bytes of fd as the object url (path-style: .../bucket/key)
+   by a multipart upload of part_size parts: the object exists only once
+   the upload is completed, and a failure aborts the upload, so nothing of
+   it is left on the server. */
+int lt_s3_upload(const char *url, int fd, uint64_t size, const lt_remote_opts *o, uint64_t part_size,
+                 char *err) {
+  pthread_once(&curl_once, curl_init);
+  if (part_size < ((uint64_t)5 << 20)) part_size = (uint64_t)5 << 20;   /* S3's least, but for the last */
+  upctx u;
+  memset(&u, 0, sizeof u);
+  u.fd = fd;
+  size_t ulen = strlen(url) + 256;
+  char *q = malloc(ulen);
+  uint64_t nparts = size ? (size + part_size - 1) / part_size : 1;
+  char (*etags)[256] = calloc((size_t)nparts, sizeof *etags);
+  char *xml = NULL;
+  int rc = -1, begun = 0;
+  char id[512];
+  if (!q || !etags) { rerr(err, "%s: out of memory", url); goto done; }
+  snprintf(q, ulen, "%s?uploads", url);
+  u.body = "";
+  long code = up_request(o, q, "POST", &u, 0, err);
+  if (code != 200) { s3_fail(err, url, "starting the upload", code, &u); goto done; }
+  xml_field(u.resp, "UploadId", id, sizeof id);
+  if (!id[0]) { rerr(err, "%s: starting the upload: no UploadId in the answer", url); goto done; }
+  begun = 1;
+  for (uint64_t k = 0; k < nparts; k++) {
+    uint64_t lo = k * part_size, n = size - lo < part_size ? size - lo : part_size;
+    for (int attempt = 1;; attempt++) {
+      snprintf(q, ulen, "%s?partNumber=%llu&uploadId=%s", url, (unsigned long long)(k + 1), id);
+      u.body = NULL;
+      u.off = lo;
+      u.left = n;
+      code = up_request(o, q, "PUT", &u, n, err);
+      if ((code == 0 || code >= 500) && attempt <= (o->retries >= 0 ? o->retries : 3)) {
+        struct timespec ts = {0, 50000000L << (attempt - 1)};
+        nanosleep(&ts, NULL);
+        continue;
+      }
+      break;
+    }
+    if (code != 200) {
+      if (code) s3_fail(err, url, "uploading a part", code, &u);
+      goto done;
+    }
+    if (!u.etag[0]) { rerr(err, "%s: uploading part %llu: no ETag in the answer", url, (unsigned long long)(k + 1)); goto done; }
+    snprintf(etags[k], sizeof etags[k], "%s", u.etag);
+  }
+  size_t cap = 128 + (size_t)nparts * 320, at = 0;
+  xml = malloc(cap);
+  if (!xml) { rerr(err, "%s: out of memory", url); goto done; }
+  at += (size_t)snprintf(xml + at, cap - at, "<CompleteMultipartUpload>");
+  for (uint64_t k = 0; k < nparts; k++)
+    at += (size_t)snprintf(xml + at, cap - at, "<Part><PartNumber>%llu</PartNumber><ETag>%s</ETag></Part>",
+                           (unsigned long long)(k + 1), etags[k]);
+  at += (size_t)snprintf(xml + at, cap - at, "</CompleteMultipartUpload>");
+  snprintf(q, ulen, "%s?uploadId=%s", url, id);
+  u.body = xml;
+  u.nbody = at;
+  code = up_request(o, q, "POST", &u, at, err);
+  /* S3 may answer 200 with an error in the body */
+  if (code != 200 || (u.resp && strstr(u.resp, "<Error>"))) { s3_fail(err, url, "completing the upload", code, &u); goto done; }
+  rc = 0;
+done:
+  if (rc && begun) {
+    char aerr[LT_MSG];
+    snprintf(q, ulen, "%s?uploadId=%s", url, id);
+    up_request(o, q, "DELETE", &u, 0, aerr);   /* abort: the parts are dropped */
+  }
+  free(xml);
+  free(u.resp);
+  free(etags);
+  free(q);
+  return rc;
+}
