@@ -27,9 +27,10 @@ DEB_PKGS = gcc make pkg-config lua5.4 liblua5.4-dev libzip-dev zlib1g-dev libcjs
 # test peers from the npm registry, pinned (run by node: spec/fixtures/gguf/peer.mjs);
 # `make deps` installs them into $(NPM_DIR) once, then only checks their versions.
 # @huggingface/tasks is gguf's one dependency (^0.21.33): pinned too, so a fresh
-# install gets the same tree
+# install gets the same tree; s3rver (the S3 server of spec/remote_spec.lua) is
+# pinned, its own dependencies are as npm resolves them
 NPM_DIR = build/npm
-NPM_PEERS = @huggingface/gguf@0.4.6 @huggingface/tasks@0.21.54
+NPM_PEERS = @huggingface/gguf@0.4.6 @huggingface/tasks@0.21.54 s3rver@3.7.1
 
 .PHONY: all host deps test demo bench asan tsan install clean help
 

@@ -160,6 +160,35 @@ for _, g in ipairs({{"f16.gguf", "GGUF F16, 256 MiB"}, {"q8_0.gguf", "GGUF Q8_0,
   end
 end
 
+-- remote: the 256 MiB state dict loaded eagerly from nginx on loopback,
+-- with 1, 4 and 8 connections, against `curl -o /dev/null` of the same URL
+do
+  package.path = "spec/?.lua;" .. package.path
+  local ok, H = pcall(require, "http_helper")
+  local server = ok and select(2, pcall(H.nginx, (io.popen("readlink -f " .. dir):read("l"))))
+  if type(server) == "table" then
+    local url = server.url .. "/big.pt"
+    sh("cat " .. dir .. "/big.pt > /dev/null")
+    local ct = {}
+    for i = 1, REPS do
+      local t0 = clock()
+      sh("curl -s -o /dev/null " .. url)
+      ct[i] = clock() - t0
+    end
+    local curl_t = median(ct)
+    local parts = {}
+    for _, n in ipairs({1, 4, 8}) do
+      local lt = measure(lua .. " bench/ltorch_side.lua urlload " .. url .. " " .. n)
+      parts[#parts + 1] = string.format("%d conn %.0f ms (%.2fx curl)", n, lt * 1000, lt / curl_t)
+    end
+    rows[#rows + 1] = {"256 MiB .pt over HTTP", string.format("load (eager)  curl %.0f ms; ltorch %s",
+      curl_t * 1000, table.concat(parts, ", "))}
+    server.stop()
+  else
+    rows[#rows + 1] = {"256 MiB .pt over HTTP", "not run: nginx did not start: " .. tostring(server)}
+  end
+end
+
 -- CUDA: a 1 GiB state dict in the page cache loaded to the GPU, against
 -- the host-to-device bandwidth of synchronous copies from pinned memory on
 -- the same machine (the most a load through staging buffers can reach)

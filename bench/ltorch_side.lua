@@ -1,6 +1,6 @@
 -- The ltorch side of `make bench`: times one operation in this (fresh)
 -- process and prints "seconds peak_rss_bytes_above_baseline".
---   ltorch_side.lua load FILE [mmap] | gpuload FILE | save FILE OUT | loadsum FILE [mmap]
+--   ltorch_side.lua load FILE [mmap] | urlload URL CONNS | gpuload FILE | save FILE OUT | loadsum FILE [mmap]
 --   | sum | cast (a 256 MiB float32 tensor made untimed, the op run once
 --   untimed first)
 local torch = require("ltorch")
@@ -21,6 +21,14 @@ if cmd == "load" then
   local base = status("VmRSS")
   local t0 = now()
   local sd = torch.load(file, {mmap = extra == "mmap"})
+  local t1 = now()
+  print(t1 - t0, status("VmHWM") - base)
+  assert(sd)
+elseif cmd == "urlload" then
+  -- an eager load from a URL with extra connections
+  local base = status("VmRSS")
+  local t0 = now()
+  local sd = torch.load(file, {remote = {connections = tonumber(extra)}})
   local t1 = now()
   print(t1 - t0, status("VmHWM") - base)
   assert(sd)

@@ -10,6 +10,9 @@
 #   oversize        206 answers carry 16 bytes more than their range
 #   badrange        206 answers name another range in Content-Range
 #   stall S         GETs wait S seconds before answering
+#   fail_after N    every request after the first N answers 503
+#   fail_puts N     every PUT after the first N answers 503 (other requests pass)
+# Every request is logged as "METHOD PATH STATUS" to MODE_FILE.log.
 # Standard library only (http.server, http.client).
 import http.client
 import http.server
@@ -19,10 +22,10 @@ import time
 
 PORT, UPSTREAM, MODE_FILE = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 lock = threading.Lock()
-state = {"mode": None, "count": 0, "gets": 0}
+state = {"mode": None, "count": 0, "gets": 0, "puts": 0}
 
 
-def mode(is_get):
+def mode(method):
     try:
         with open(MODE_FILE) as f:
             text = f.read().strip()
@@ -30,11 +33,13 @@ def mode(is_get):
         text = "ok"
     with lock:
         if text != state["mode"]:
-            state["mode"], state["count"], state["gets"] = text, 0, 0
+            state["mode"], state["count"], state["gets"], state["puts"] = text, 0, 0, 0
         state["count"] += 1
-        if is_get:
+        if method == "GET":
             state["gets"] += 1
-        return text.split(), state["count"], state["gets"]
+        if method == "PUT":
+            state["puts"] += 1
+        return text.split(), state["count"], state["gets"], state["puts"]
 
 
 class Proxy(http.server.BaseHTTPRequestHandler):
@@ -43,21 +48,33 @@ class Proxy(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def log_request(self, code="-", size="-"):
+        with lock, open(MODE_FILE + ".log", "a") as f:
+            f.write("%s %s %s\n" % (self.command, self.path, code))
+
     def forward(self, head_only):
-        words, n, gets = mode(self.command == "GET")
+        words, n, gets, puts = mode(self.command)
         kind = words[0] if words else "ok"
         if kind == "503" and n <= int(words[1]):
             self.send_response(503)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if (kind == "fail_after" and n > int(words[1])) or (kind == "fail_puts" and self.command == "PUT" and puts > int(words[1])):
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if kind == "stall" and not head_only:
             time.sleep(float(words[1]))
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        # the Host header goes through as it came: S3's signatures cover it
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
         if kind == "norange":
             headers = {k: v for k, v in headers.items() if k.lower() not in ("range", "if-range")}
         up = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=30)
-        up.request(self.command, self.path, headers=headers)
+        length = int(self.headers.get("Content-Length") or 0)
+        body_in = self.rfile.read(length) if length else None
+        up.request(self.command, self.path, body=body_in, headers=headers)
         r = up.getresponse()
         body = b"" if head_only else r.read()
         out_headers = [(k, v) for k, v in r.getheaders() if k.lower() not in ("connection", "content-length", "transfer-encoding")]
@@ -89,6 +106,15 @@ class Proxy(http.server.BaseHTTPRequestHandler):
 
     def do_HEAD(self):
         self.forward(True)
+
+    def do_PUT(self):
+        self.forward(False)
+
+    def do_POST(self):
+        self.forward(False)
+
+    def do_DELETE(self):
+        self.forward(False)
 
 
 http.server.ThreadingHTTPServer.daemon_threads = True

@@ -3,6 +3,7 @@
 --   nginx(root) -> server: Debian's nginx serving the folder root, its
 --     access log holding each request's method, path, status, bytes sent
 --     and Range header (server:log() parses it; server:bytes() sums it)
+--   s3rver() -> server: an S3 server with the bucket bkt
 --   proxy(upstream, mode_file) -> server: spec/fault_proxy.py in front of
 --     a server; the faults it injects are read from mode_file per request
 -- Each server has url, port, stop().
@@ -72,6 +73,28 @@ function M.nginx(root)
     end
   end
   error("nginx did not start (" .. (sh.slurp(dir .. "/logs/error.log") or "") .. ")")
+end
+
+-- s3rver (npm, under Debian's node) on a loopback port with the bucket
+-- "bkt"; its data folder is server.dir (finished uploads leave no trace in
+-- bkt/._S3rver_uploads)
+function M.s3rver(build)
+  local dir = sh.mkdir()
+  local js = (build or "build") .. "/npm/node_modules/s3rver/bin/s3rver.js"
+  for _ = 1, 5 do
+    local port = free_port()
+    local pidf = os.tmpname()
+    os.execute("env -u LD_PRELOAD node " .. sh.quote(js) .. " -d " .. sh.quote(dir) .. " -a 127.0.0.1 -p " .. port
+      .. " -s --configure-bucket bkt >/dev/null 2>&1 & echo $! > " .. sh.quote(pidf))
+    local pid = (sh.slurp(pidf) or ""):match("%d+")
+    os.remove(pidf)
+    if pid and wait_up(port) then
+      return {url = "http://127.0.0.1:" .. port, port = port, dir = dir,
+              stop = function() os.execute("kill " .. pid); os.execute("rm -rf " .. sh.quote(dir)) end}
+    end
+    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+  end
+  error("s3rver did not start")
 end
 
 function M.proxy(upstream_port, mode_file)

@@ -258,10 +258,10 @@ describe("options", function()
 
   it("are checked by save, per format", function()
     assert.are.equal("bad option 'compres' to 'save' (valid options for pt files: dtype, format, " ..
-      "progress, release_mapped, sync, upvalues)",
+      "progress, release_mapped, remote, sync, upvalues)",
       err_of(torch.save, torch.ones(1), dir .. "/y.pt", {compres = true}))
     assert.are.equal("bad option 'metadata' to 'save' (valid options for npz files: compress, dtype, " ..
-      "format, progress, release_mapped, sync, upvalues)",
+      "format, progress, release_mapped, remote, sync, upvalues)",
       err_of(torch.save, {w = torch.ones(1)}, dir .. "/y.npz", {metadata = {}}))
     torch.save({w = torch.ones(1)}, dir .. "/y.npz", {compress = true})
     assert.is_nil(io.open(dir .. "/y.pt"))

@@ -116,6 +116,7 @@ describe("remote loads over HTTP", function()
     teardown(function()
       if proxy then proxy.stop() end
       os.remove(mode)
+      os.remove(mode .. ".log")
     end)
     local function with(m, f)
       sh.spit(mode, m)
@@ -161,5 +162,87 @@ describe("remote loads over HTTP", function()
         assert.is_truthy(tostring(e):find("Content-Range", 1, true), e)
       end)
     end)
+  end)
+end)
+
+-- S3: s3rver on a loopback port, through SigV4 (libcurl's CURLOPT_AWS_SIGV4)
+-- with credentials and endpoint from the environment; each case runs in
+-- its own process, which has them
+describe("S3", function()
+  local BUILD = os.getenv("LTORCH_BUILD") or "build"
+  local LUA = "LUA_PATH=" .. sh.quote("lua/?.lua;lua/?/init.lua;;")
+    .. " LUA_CPATH=" .. sh.quote(BUILD .. "/?.so;;") .. " lua5.4"
+  local s3, proxy, mode
+  setup(function()
+    s3 = H.s3rver()
+    mode = os.tmpname()
+    sh.spit(mode, "ok")
+    proxy = H.proxy(s3.port, mode)
+  end)
+  teardown(function()
+    if proxy then proxy.stop() end
+    if s3 then s3.stop() end
+    os.remove(mode)
+    os.remove(mode .. ".log")
+  end)
+
+  local function script(src, endpoint)
+    local dir = sh.mkdir()
+    sh.spit(dir .. "/s.lua", "local torch = require('ltorch')\n" .. src)
+    local env = "AWS_ENDPOINT_URL=" .. sh.quote(endpoint or s3.url) ..
+      " AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1 "
+    local out, code, err = sh.run(env .. LUA .. " " .. sh.quote(dir .. "/s.lua"))
+    os.execute("rm -rf " .. sh.quote(dir))
+    assert.are.equal(0, code, err .. out)
+    return out
+  end
+
+  local function uploads_left()
+    local out = sh.run("find " .. sh.quote(s3.dir .. "/bkt/._S3rver_uploads") .. " -mindepth 1 -maxdepth 1 2>/dev/null")
+    return out
+  end
+
+  it("writes by a multipart upload and reads back, eager and lazy, for .pt and safetensors", function()
+    local out = script([[
+      torch.manual_seed(3)
+      local sd = {w = torch.randn(5 * 1024 * 1024), b = torch.arange(10), h = torch.randn(7):to("bfloat16")}
+      for _, key in ipairs({"s3://bkt/runs/a b/m.pt", "s3://bkt/m.safetensors"}) do
+        torch.save(sd, key)   -- 20 MiB: three parts of 8 MiB
+        for _, opts in ipairs({{}, {mmap = true}}) do
+          local back = torch.load(key, opts)
+          for k, t in pairs(sd) do assert(back[k]:tobytes() == t:tobytes(), key .. " " .. k) end
+        end
+      end
+      io.write("ok")
+    ]])
+    assert.are.equal("ok", out)
+    assert.are.equal("", uploads_left())
+  end)
+
+  it("leaves nothing on the server after a failed save, and aborts its upload", function()
+    -- the proxy answers 503 to the parts after the first
+    sh.spit(mode, "fail_puts 1")
+    local out = script([[
+      local sd = {w = torch.randn(5 * 1024 * 1024)}
+      local ok, e = pcall(torch.save, sd, "s3://bkt/failed.pt", {remote = {retries = 0}})
+      print(ok, e)
+    ]], proxy.url)
+    sh.spit(mode, "ok")
+    assert.is_truthy(out:find("^false\ts3://bkt/failed.pt: uploading a part: HTTP 503"), out)
+    assert.is_nil(io.open(s3.dir .. "/bkt/failed.pt._S3rver_object"))
+    -- the upload was aborted (DELETE ?uploadId=): s3rver 3.7.1 answers
+    -- AbortMultipartUpload with 405 (it does not implement it), so its
+    -- folder of the upload's parts stays; S3 drops them
+    local log = sh.slurp(mode .. ".log") or ""
+    local id = log:match("POST /bkt/failed%.pt%?uploads [^\n]*\n")
+      and log:match("PUT /bkt/failed%.pt%?partNumber=1&uploadId=(%x+) 200")
+    assert.is_not_nil(id, log)
+    assert.is_truthy(log:find("DELETE /bkt/failed.pt?uploadId=" .. id .. " ", 1, true), log)
+    assert.are.equal(s3.dir .. "/bkt/._S3rver_uploads/" .. id .. "\n", uploads_left())
+    -- and a bucket that does not exist
+    out = script([[print(pcall(torch.save, {w = torch.ones(2)}, "s3://nobucket/x.pt"))]])
+    assert.is_truthy(out:find("s3://nobucket/x.pt: starting the upload: HTTP 404 NoSuchBucket", 1, true), out)
+    out = script([[print(pcall(torch.load, "s3://bkt/none.pt"))]])
+    assert.is_truthy(out:find("s3://bkt/none.pt: not found (HTTP 404)", 1, true), out)
   end)
 end)

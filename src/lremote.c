@@ -14,7 +14,10 @@
 ** Offsets are 0-based byte offsets, as in the file formats.
 ** Layer: a binding, above remote.c.
 */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -141,8 +144,32 @@ static void open_remote(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* core._s3_upload(url, path, opts): the file at path becomes the object */
+static int l_s3_upload(lua_State *L) {
+  const char *url = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lt_remote_opts o = {0};
+  o.retries = (int)opt_int(L, 3, "retries", -1);
+  o.timeout_ms = (long)opt_int(L, 3, "timeout_ms", 0);
+  o.aws_sigv4 = opt_string(L, 3, "aws_sigv4");
+  o.userpwd = opt_string(L, 3, "userpwd");
+  o.headers = opt_string(L, 3, "headers");
+  lua_Integer part = opt_int(L, 3, "part_size", (lua_Integer)8 << 20);
+  char err[LT_MSG];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat sb;
+  if (fd < 0 || fstat(fd, &sb)) {
+    if (fd >= 0) close(fd);
+    return luaL_error(L, "%s: %s", path, strerror(errno));
+  }
+  int rc = lt_s3_upload(url, fd, (uint64_t)sb.st_size, &o, (uint64_t)part, err);
+  close(fd);
+  if (rc) { lua_pushstring(L, err); return lua_error(L); }
+  return 0;
+}
+
 static const luaL_Reg funcs[] = {
-  {"_remote_open", l_remote_open},
+  {"_remote_open", l_remote_open}, {"_s3_upload", l_s3_upload},
   {NULL, NULL}
 };
 

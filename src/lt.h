@@ -245,7 +245,7 @@ typedef struct lt_remote_opts {
 lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err);   /* HEAD */
 void lt_remote_release(lt_remote *r);
 lt_remote *lt_remote_find(int fd);   /* the object fd's file mirrors (retained), or NULL */
-int lt_fd_is_remote(int fd);
+int lt_fd_is_remote(int fd);   /* fd mirrors an object not all fetched yet */
 const char *lt_remote_url(const lt_remote *r);
 uint64_t lt_remote_size(const lt_remote *r);
 int lt_remote_fd(const lt_remote *r);

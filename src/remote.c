@@ -2,8 +2,8 @@
 ** remote.c: checkpoints behind a URL (http://, https://; s3:// is turned
 ** into one by lua/ltorch/remote.lua), read with libcurl by byte ranges.
 **
-** A remote object is mirrored by a sparse local file (O_TMPFILE, unnamed,
-** the object's size): the loaders read it as they read any file, and only
+** A remote object is mirrored by a sparse local file (unnamed, the
+** object's size): the loaders read it as they read any file, and only
 ** the ranges something needs are fetched into it. Who needs what:
 **   - remote.lua fetches a format's header and directory before the load
 **     (a suffix for a zip's central directory);
@@ -12,6 +12,10 @@
 **     deferred storage's first use fetches its range (deferred.c calls
 **     lt_remote_ensure);
 **   - an eager load fetches the whole object first.
+** The mirror is memory (memfd_create; a file in $TMPDIR where that is
+** missing). Once it holds the whole object the loaders map it like any
+** file: an eager load fetches everything first and its tensors are the
+** mirror's pages, with no copy after the download.
 ** Fetched ranges are kept as a sorted list of intervals; ranges are widened
 ** to BLOCK boundaries (fewer, bigger requests), split into CHUNK pieces and
 ** fetched by up to `connections` transfers at once (curl's multi
@@ -39,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,6 +70,7 @@ struct lt_remote {
   pthread_mutex_t fetch_mu;  /* one fetch at a time; the handles */
   ival *have;
   size_t nhave, caphave;
+  atomic_int complete;       /* have is [0, size): the loaders may map the mirror */
   uint64_t bytes;            /* fetched from the server */
   unsigned long requests;
   CURL *easy[MAX_CONNS];
@@ -237,6 +243,7 @@ static void setup(lt_remote *r, xfer *x, CURL *h) {
   curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(h, CURLOPT_PRIVATE, x);
   curl_easy_setopt(h, CURLOPT_USERAGENT, "ltorch");
+  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L << 10);   /* fewer, bigger writes into the mirror */
   if (r->aws_sigv4) {
     curl_easy_setopt(h, CURLOPT_AWS_SIGV4, r->aws_sigv4);
     curl_easy_setopt(h, CURLOPT_USERPWD, r->userpwd);
@@ -359,8 +366,14 @@ static int judge(lt_remote *r, xfer *x, CURLcode c, char *err) {
 
 /* fetch the ranges (sorted, disjoint, within the object), several at a time */
 static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, char *err) {
+  /* requests of CHUNK bytes, or bigger ones for a big fetch: a few per
+     connection (a request costs a round trip) */
+  int conns = r->conns < 1 ? 1 : r->conns > MAX_CONNS ? MAX_CONNS : r->conns;
+  uint64_t total = 0, chunk = CHUNK;
+  for (size_t i = 0; i < n; i++) total += rs[i].hi - rs[i].lo;
+  if (total / (4 * (uint64_t)conns) > chunk) chunk = (total / (4 * (uint64_t)conns) + BLOCK - 1) / BLOCK * BLOCK;
   size_t njobs = 0;
-  for (size_t i = 0; i < n; i++) njobs += (size_t)((rs[i].hi - rs[i].lo + CHUNK - 1) / CHUNK);
+  for (size_t i = 0; i < n; i++) njobs += (size_t)((rs[i].hi - rs[i].lo + chunk - 1) / chunk);
   if (njobs == 0) return 0;
   xfer *jobs = calloc(njobs, sizeof *jobs);
   CURLM *m = curl_multi_init();
@@ -372,13 +385,12 @@ static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, char *err) {
   }
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
-    for (uint64_t lo = rs[i].lo; lo < rs[i].hi; lo += CHUNK) {
+    for (uint64_t lo = rs[i].lo; lo < rs[i].hi; lo += chunk) {
       jobs[k].r = r;
       jobs[k].lo = lo;
-      jobs[k].hi = lo + CHUNK < rs[i].hi ? lo + CHUNK : rs[i].hi;
+      jobs[k].hi = lo + chunk < rs[i].hi ? lo + chunk : rs[i].hi;
       k++;
     }
-  int conns = r->conns < 1 ? 1 : r->conns > MAX_CONNS ? MAX_CONNS : r->conns;
   int busy[MAX_CONNS] = {0};
   size_t next = 0, done = 0;
   int rc = 0;
@@ -411,7 +423,7 @@ static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, char *err) {
     int running = 0;
     curl_multi_perform(m, &running);
     CURLMsg *msg;
-    int left;
+    int left, freed = 0;
     while ((msg = curl_multi_info_read(m, &left))) {
       if (msg->msg != CURLMSG_DONE) continue;
       xfer *x;
@@ -419,6 +431,7 @@ static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, char *err) {
       CURLcode c = msg->data.result;
       curl_multi_remove_handle(m, msg->easy_handle);
       for (int slot = 0; slot < conns; slot++) if (r->easy[slot] == msg->easy_handle) busy[slot] = 0;
+      freed = 1;
       pthread_mutex_lock(&r->mu);
       r->bytes += x->got;
       pthread_mutex_unlock(&r->mu);
@@ -435,7 +448,8 @@ static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, char *err) {
         rc = -1;
       }
     }
-    if (rc == 0 && done < njobs) curl_multi_poll(m, NULL, 0, 20, NULL);
+    /* a free slot starts its next range at once; otherwise wait for the sockets */
+    if (rc == 0 && done < njobs && !(freed && (next < njobs || npending))) curl_multi_poll(m, NULL, 0, 20, NULL);
   }
   for (int slot = 0; slot < conns; slot++)
     if (busy[slot]) curl_multi_remove_handle(m, r->easy[slot]);
@@ -505,10 +519,15 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
     if (!strncmp(r->etag, "W/", 2)) r->etag[0] = 0;
     break;
   }
-  const char *dir = getenv("TMPDIR");
-  if (!dir || !*dir) dir = "/tmp";
-  r->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (r->fd < 0) { rerr(err, "%s: cannot make a local file in %s: %s", url, dir, strerror(errno)); goto fail; }
+  /* memory (memfd): a complete mirror's pages are the tensors of an eager
+     load, mapped, with no second copy; where memfd is missing, a file */
+  r->fd = memfd_create("ltorch-remote", MFD_CLOEXEC);
+  if (r->fd < 0) {
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir) dir = "/tmp";
+    r->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (r->fd < 0) { rerr(err, "%s: cannot make a local file in %s: %s", url, dir, strerror(errno)); goto fail; }
+  }
   if (ftruncate(r->fd, (off_t)r->size)) {
     rerr(err, "%s: cannot size a local file of %llu bytes: %s", url, (unsigned long long)r->size, strerror(errno));
     goto fail;
@@ -554,6 +573,7 @@ static int add_have(lt_remote *r, uint64_t lo, uint64_t hi) {
   }
   r->have[i].lo = lo;
   r->have[i].hi = hi;
+  if (r->nhave == 1 && r->have[0].lo == 0 && r->have[0].hi >= r->size) atomic_store(&r->complete, 1);
   return 0;
 }
 
@@ -614,8 +634,9 @@ int lt_remote_ensure_many(lt_remote *r, const uint64_t *ranges, size_t n, char *
 
 int lt_fd_is_remote(int fd) {
   lt_remote *r = lt_remote_find(fd);
+  int partial = r && !atomic_load(&r->complete);
   lt_remote_release(r);
-  return r != NULL;
+  return partial;
 }
 
 int lt_remote_ensure(lt_remote *r, uint64_t off, uint64_t len, char *err) {

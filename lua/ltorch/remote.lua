@@ -17,7 +17,34 @@ local core = require("ltorch.core")
 local M = {}
 
 function M.is_url(p)
-  return type(p) == "string" and (p:match("^https?://") ~= nil)
+  return type(p) == "string" and (p:match("^https?://") ~= nil or p:match("^s3://") ~= nil)
+end
+
+-- an S3 key's path segments, percent-encoded as SigV4 signs them
+local function encode_key(k)
+  return (k:gsub("[^%w%-%._~/]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+-- s3://bucket/key -> the HTTP URL (path-style on AWS_ENDPOINT_URL[_S3],
+-- else AWS's virtual-hosted name) and the signing options from the usual
+-- environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+-- AWS_REGION (or AWS_DEFAULT_REGION; us-east-1)
+function M.s3_target(url)
+  local bucket, key = url:match("^s3://([^/]+)/(.+)$")
+  if not bucket then error(url .. ": an S3 URL is s3://bucket/key", 0) end
+  local region = os.getenv("AWS_REGION") or os.getenv("AWS_DEFAULT_REGION") or "us-east-1"
+  local ep = os.getenv("AWS_ENDPOINT_URL_S3") or os.getenv("AWS_ENDPOINT_URL")
+  local target = ep and (ep:gsub("/+$", "") .. "/" .. bucket .. "/" .. encode_key(key))
+    or ("https://" .. bucket .. ".s3." .. region .. ".amazonaws.com/" .. encode_key(key))
+  local o = {headers = "x-amz-content-sha256: UNSIGNED-PAYLOAD"}
+  local id, secret = os.getenv("AWS_ACCESS_KEY_ID"), os.getenv("AWS_SECRET_ACCESS_KEY")
+  if id and secret then
+    o.aws_sigv4 = "aws:amz:" .. region .. ":s3"
+    o.userpwd = id .. ":" .. secret
+  end
+  local token = os.getenv("AWS_SESSION_TOKEN")
+  if token then o.headers = o.headers .. "\nx-amz-security-token: " .. token end
+  return target, o
 end
 
 local OPTS = {connections = "number", retries = "number", timeout = "number"}
@@ -40,13 +67,47 @@ function M.check_opts(o, level)
 end
 
 -- open(url [, ropts]) -> handle (a HEAD request: the size and version)
+local function curl_opts(ropts, base)
+  local o = base or {}
+  o.connections = ropts.connections and math.max(1, math.floor(ropts.connections)) or nil
+  o.retries = ropts.retries and math.floor(ropts.retries) or nil
+  o.timeout_ms = ropts.timeout and math.max(1, math.floor(ropts.timeout * 1000)) or nil
+  return o
+end
+
 function M.open(url, ropts)
   ropts = ropts or {}
-  return core._remote_open(url, {
-    connections = ropts.connections and math.max(1, math.floor(ropts.connections)) or nil,
-    retries = ropts.retries and math.floor(ropts.retries) or nil,
-    timeout_ms = ropts.timeout and math.max(1, math.floor(ropts.timeout * 1000)) or nil,
-  })
+  if url:match("^s3://") then
+    local target, o = M.s3_target(url)
+    local ok, h = pcall(core._remote_open, target, curl_opts(ropts, o))
+    if not ok then error((tostring(h):gsub(target:gsub("%p", "%%%0"), (url:gsub("%%", "%%%%")))), 0) end
+    return h
+  end
+  return core._remote_open(url, curl_opts(ropts))
+end
+
+-- save(url, ropts, write): write(local_path) makes the file; it is then
+-- uploaded to s3://bucket/key by a multipart upload, and the object appears
+-- only once the upload completes (a failed upload is aborted)
+function M.save(url, ropts, ext, write)
+  if not url:match("^s3://") then
+    error(url .. ": saving over HTTP is not supported (save to s3://bucket/key, or a file)", 0)
+  end
+  local target, o = M.s3_target(url)
+  curl_opts(ropts or {}, o)
+  local tmp = os.tmpname()
+  os.remove(tmp)
+  local local_path = tmp .. (ext or "")
+  local ok, err = pcall(function()
+    write(local_path)
+    core._s3_upload(target, local_path, o)
+  end)
+  os.remove(local_path)
+  if not ok then
+    error((tostring(err):gsub(local_path:gsub("%p", "%%%0"), (url:gsub("%%", "%%%%")))
+                        :gsub(target:gsub("%p", "%%%0"), (url:gsub("%%", "%%%%")))), 0)
+  end
+  return url
 end
 
 local WHOLE_MAX = 64 * 2^20   -- objects of unknown layout fetched whole up to this
@@ -178,7 +239,14 @@ function M.with_mirror(url, ropts, eager, fn)
     if eager then h:fetch(0, h:size()) else M.prefetch(h) end
     return fn(h:path(), h)
   end)
-  if not ok then error(rename(a, h, url), 0) end
+  if not ok then
+    local msg = rename(a, h, url)
+    if url:match("^s3://") then
+      local target = M.s3_target(url)
+      msg = msg:gsub(target:gsub("%p", "%%%0"), (url:gsub("%%", "%%%%")))
+    end
+    error(msg, 0)
+  end
   return a, b, c
 end
 

@@ -96,7 +96,7 @@ end
 local LOAD_COMMON = {"device", "map_location", "trust_code", "remote"}
 -- options every save takes: the format, fsync, module files' upvalue
 -- reports, and the streaming writer options (common.write_opts)
-local SAVE_COMMON = {"format", "sync", "upvalues", "progress", "dtype", "release_mapped"}
+local SAVE_COMMON = {"format", "sync", "upvalues", "progress", "dtype", "release_mapped", "remote"}
 
 local function option_set(f, what)
   local set, list = {}, {}
@@ -290,6 +290,8 @@ function M.read(path, opts, internal, fname, level)
     local inner = {}
     for k, v in pairs(internal or {}) do inner[k] = v end
     inner.origin = path
+    -- eager: the whole mirror is fetched, and its pages become the tensors
+    if not lazy then inner.mmap = true end
     local o = {}
     for k, v in pairs(opts) do if k ~= "remote" then o[k] = v end end
     return remote.with_mirror(path, ropts, not lazy, function(local_path)
@@ -328,6 +330,19 @@ end
 -- the format made them, with no position
 function M.write(value, path, opts, extras, f, level)
   level = (level or 1) + 1
+  local remote = require("ltorch.remote")
+  if remote.is_url(path) then
+    -- written to a local file, then uploaded (remote.lua): atomic on S3
+    f = f or M.format_for_save(path, opts)
+    local ropts = remote.check_opts(opts.remote, level)
+    local o = {}
+    for k, v in pairs(opts) do if k ~= "remote" then o[k] = v end end
+    o.format = o.format or f.name
+    local ext = path:match("(%.[%w]+)$")
+    return remote.save(path, ropts, ext, function(local_path)
+      M.write(value, local_path, o, extras, f, level)
+    end)
+  end
   f = f or M.format_for_save(path, opts)
   check_options(opts, f, "save", level)
   if f.can_hold then
