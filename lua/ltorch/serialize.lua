@@ -79,6 +79,19 @@ end
 -- of a file that cannot be read ("path: no such file", "path: is a
 -- directory"), made by core._head as every binding makes them
 function M.detect(path)
+  local remote = require("ltorch.remote")
+  if remote.is_url(path) then
+    -- the first bytes of the object (a HEAD and one range); formats that
+    -- need the whole file to tell (a sharded index) are found by read
+    local h = remote.open(path)
+    local head = h:read(0, 64)
+    h:close()
+    for _, n in ipairs(FORMATS) do
+      local f = format(n)
+      if f and f.detect and f.detect(head, nil) then return f end
+    end
+    return nil, head
+  end
   local head = require("ltorch.core")._head(path, 64)
   -- modules load on demand: the usual file needs only its own format's code
   for _, n in ipairs(FORMATS) do

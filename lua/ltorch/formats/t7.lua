@@ -23,7 +23,7 @@ local MAX_DEPTH = 1000   -- src/t7.c's LT_T7_MAX_DEPTH: what is written must loa
 
 function M.detect(head, path)
   local size = #head
-  if size == 64 then
+  if size == 64 and path then
     local f = io.open(path, "rb")
     if f then size = f:seek("end") f:close() end
   end
