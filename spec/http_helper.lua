@@ -11,15 +11,18 @@ local sh = require("sh_helper")
 
 local M = {}
 
+-- the servers are not ltorch: under make asan they run without its preload
+local CLEAN = "env -u LD_PRELOAD "
+
 local function free_port()
   -- a port the kernel hands out for a moment; taken again at once
-  local out = sh.run("/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1]); s.close()'")
+  local out = sh.run(CLEAN .. "/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1]); s.close()'")
   return tonumber(out)
 end
 
 local function wait_up(port)
   for _ = 1, 100 do
-    local _, code = sh.run("/usr/bin/python3 -c 'import socket; socket.create_connection((\"127.0.0.1\"," .. port .. "),0.2).close()'")
+    local _, code = sh.run(CLEAN .. "/usr/bin/python3 -c 'import socket; socket.create_connection((\"127.0.0.1\"," .. port .. "),0.2).close()'")
     if code == 0 then return true end
     os.execute("sleep 0.05")
   end
@@ -44,11 +47,11 @@ function M.nginx(root)
       "  server { listen 127.0.0.1:" .. port .. "; root " .. root .. "; location / { }",
       "    location /forbidden/ { return 403; } }",
       "}", ""}, "\n"))
-    local _, code = sh.run("/usr/sbin/nginx -p " .. sh.quote(dir) .. " -c " .. sh.quote(dir .. "/nginx.conf"))
+    local _, code = sh.run(CLEAN .. "/usr/sbin/nginx -p " .. sh.quote(dir) .. " -c " .. sh.quote(dir .. "/nginx.conf"))
     if code == 0 and wait_up(port) then
       local s = {url = "http://127.0.0.1:" .. port, port = port, dir = dir}
       function s.stop()
-        sh.run("/usr/sbin/nginx -p " .. sh.quote(dir) .. " -c " .. sh.quote(dir .. "/nginx.conf") .. " -s stop")
+        sh.run(CLEAN .. "/usr/sbin/nginx -p " .. sh.quote(dir) .. " -c " .. sh.quote(dir .. "/nginx.conf") .. " -s stop")
         os.execute("rm -rf " .. sh.quote(dir))
       end
       -- the requests logged so far: {method, path, status, bytes, range}
@@ -101,7 +104,7 @@ function M.proxy(upstream_port, mode_file)
   for _ = 1, 5 do
     local port = free_port()
     local pidf = os.tmpname()
-    os.execute("/usr/bin/python3 spec/fault_proxy.py " .. port .. " " .. upstream_port .. " "
+    os.execute(CLEAN .. "/usr/bin/python3 spec/fault_proxy.py " .. port .. " " .. upstream_port .. " "
       .. sh.quote(mode_file) .. " >/dev/null 2>&1 & echo $! > " .. sh.quote(pidf))
     local pid = (sh.slurp(pidf) or ""):match("%d+")
     os.remove(pidf)
