@@ -90,6 +90,23 @@ describe("remote loads over HTTP", function()
     os.remove(root .. "/big.pt")
   end)
 
+  it("reports the download's progress, and stops when the callback fails", function()
+    local size = #sh.slurp(root .. "/m.pt")
+    local calls, last, total = 0, 0, nil
+    local sd = torch.load(server.url .. "/m.pt", {progress = function(done, t)
+      calls, total = calls + 1, t
+      assert.is_true(done >= last)
+      last = done
+    end, remote = {connections = 2}})
+    assert.is_true(calls >= 1)
+    assert.are.equal(size, total)
+    assert.are.equal(size, last)
+    same(torch.load(root .. "/m.pt"), sd)
+    local ok, e = pcall(torch.load, server.url .. "/m.pt", {progress = function() error("enough", 0) end})
+    assert.is_false(ok)
+    assert.are.equal("enough", e)
+  end)
+
   it("is read by the command line: convert, diff and inspect of URLs", function()
     local out_dir = sh.mkdir()
     local out, code, err = sh.run("bin/ltorch convert " .. sh.quote(server.url .. "/m.pt") .. " "

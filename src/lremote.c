@@ -6,8 +6,8 @@
 **     userpwd =, headers =}) -> handle
 **   h:path()  the local mirror, for the loaders
 **   h:size()  the object's size
-**   h:fetch(off, len [, off2, len2 ...])  make those ranges present (one
-**     batch: missing parts coalesced and fetched in parallel)
+**   h:fetch(off, len [, off2, len2 ...] [, progress])  make those ranges
+**     present (one batch: missing parts coalesced and fetched in parallel)
 **   h:read(off, len) -> the bytes (fetched first)
 **   h:stats() -> bytes fetched, requests made
 **   h:close()
@@ -92,14 +92,25 @@ static uint64_t check_u64(lua_State *L, int i) {
   return (uint64_t)v;
 }
 
+/* h:fetch(off, len, ... [, progress]): progress(done, total) in bytes, as
+   a load's progress option */
 static int r_fetch(lua_State *L) {
   lt_remote *r = check(L);
-  int n = (lua_gettop(L) - 1) / 2;
-  if (n < 1 || (lua_gettop(L) - 1) % 2) luaL_error(L, "fetch: offset, length pairs expected");
+  int top = lua_gettop(L), fn = lua_isfunction(L, top) ? top : 0;
+  int args = (fn ? top - 1 : top) - 1, n = args / 2;
+  if (n < 1 || args % 2) luaL_error(L, "fetch: offset, length pairs expected");
   uint64_t *rg = lua_newuserdatauv(L, sizeof *rg * 2 * (size_t)n, 0);
-  for (int k = 0; k < 2 * n; k++) rg[k] = check_u64(L, 2 + k);
+  uint64_t total = 0;
+  for (int k = 0; k < 2 * n; k++) {
+    rg[k] = check_u64(L, 2 + k);
+    if (k % 2) total += rg[k];
+  }
+  lt_progress pg;
+  lt_progress_init(L, &pg, fn, total);
   char err[LT_MSG];
-  if (lt_remote_ensure_many(r, rg, (size_t)n, err)) { lua_pushstring(L, err); return lua_error(L); }
+  int rc = lt_remote_ensure_many(r, rg, (size_t)n, fn ? lt_progress_step : NULL, &pg, err);
+  lt_progress_check(&pg);   /* the callback's own error, as it raised it */
+  if (rc) { lua_pushstring(L, err); return lua_error(L); }
   return 0;
 }
 

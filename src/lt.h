@@ -252,7 +252,10 @@ int lt_remote_fd(const lt_remote *r);
 void lt_remote_stats(lt_remote *r, uint64_t *bytes, unsigned long *requests);
 /* make [off, off+len) present in the local file, fetching what is missing */
 int lt_remote_ensure(lt_remote *r, uint64_t off, uint64_t len, char *err);
-int lt_remote_ensure_many(lt_remote *r, const uint64_t *off_len, size_t n, char *err);
+/* several ranges in one batch; progress(ud, bytes) after each request
+   (rawio.h's lt_progress_fn; nonzero stops the fetch), or NULL */
+int lt_remote_ensure_many(lt_remote *r, const uint64_t *off_len, size_t n,
+                          int (*progress)(void *ud, uint64_t n), void *ud, char *err);
 /* size bytes of fd uploaded to url as one S3 object, by a multipart upload
    (aborted on failure: nothing is left); -1 with err */
 int lt_s3_upload(const char *url, int fd, uint64_t size, const lt_remote_opts *o, uint64_t part_size, char *err);

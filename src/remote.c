@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "lt.h"
+#include "rawio.h"
 
 #define BLOCK ((uint64_t)4 << 10)     /* ranges are widened to pages */
 #define CHUNK ((uint64_t)4 << 20)     /* one request fetches at most this */
@@ -365,7 +366,7 @@ static int judge(lt_remote *r, xfer *x, CURLcode c, char *err) {
 }
 
 /* fetch the ranges (sorted, disjoint, within the object), several at a time */
-static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, char *err) {
+static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, lt_progress_fn progress, void *ud, char *err) {
   /* requests of CHUNK bytes, or bigger ones for a big fetch: a few per
      connection (a request costs a round trip) */
   int conns = r->conns < 1 ? 1 : r->conns > MAX_CONNS ? MAX_CONNS : r->conns;
@@ -436,7 +437,11 @@ static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, char *err) {
       r->bytes += x->got;
       pthread_mutex_unlock(&r->mu);
       int verdict = judge(r, x, c, err);
-      if (verdict == DONE) done++;
+      if (verdict == DONE) {
+        done++;
+        /* the caller's thread: a Lua callback may run here (it is protected) */
+        if (progress && progress(ud, x->hi - x->lo)) { rerr(err, "%s: stopped by the progress callback", r->url); rc = -1; }
+      }
       else if (verdict == RETRY && x->attempt <= r->retries) {
         x->not_before = now_s() + 0.05 * (double)(1 << (x->attempt - 1));
         pending[npending++] = (size_t)(x - jobs);
@@ -577,7 +582,8 @@ static int add_have(lt_remote *r, uint64_t lo, uint64_t hi) {
   return 0;
 }
 
-int lt_remote_ensure_many(lt_remote *r, const uint64_t *ranges, size_t n, char *err) {
+int lt_remote_ensure_many(lt_remote *r, const uint64_t *ranges, size_t n, lt_progress_fn progress, void *ud,
+                          char *err) {
   pthread_mutex_lock(&r->fetch_mu);
   /* the missing parts of each range, widened to blocks, merged */
   size_t cap = 16, nm = 0;
@@ -620,7 +626,7 @@ int lt_remote_ensure_many(lt_remote *r, const uint64_t *ranges, size_t n, char *
     if (w && miss[i].lo <= miss[w - 1].hi) { if (miss[i].hi > miss[w - 1].hi) miss[w - 1].hi = miss[i].hi; }
     else miss[w++] = miss[i];
   }
-  if (rc == 0 && w) rc = fetch_ranges(r, miss, w, err);
+  if (rc == 0 && w) rc = fetch_ranges(r, miss, w, progress, ud, err);
   if (rc == 0) {
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < w && rc == 0; i++) rc = add_have(r, miss[i].lo, miss[i].hi);
@@ -641,7 +647,7 @@ int lt_fd_is_remote(int fd) {
 
 int lt_remote_ensure(lt_remote *r, uint64_t off, uint64_t len, char *err) {
   uint64_t rg[2] = {off, len};
-  return lt_remote_ensure_many(r, rg, 1, err);
+  return lt_remote_ensure_many(r, rg, 1, NULL, NULL, err);
 }
 
 /* ---- S3 multipart uploads ------------------------------------------------------------ */

@@ -231,12 +231,17 @@ local function rename(msg, h, url)
 end
 M.rename = rename
 
--- load(url, fn, eager, ropts): fn(local_path) runs the loader on the
--- mirror; eager fetches everything first
-function M.with_mirror(url, ropts, eager, fn)
+-- with_mirror(url, ropts, eager, fn [, progress]): fn(local_path) runs the
+-- loader on the mirror; eager fetches everything first, reporting
+-- progress(done, total) as the requests finish
+function M.with_mirror(url, ropts, eager, fn, progress)
   local h = M.open(url, ropts)
   local ok, a, b, c = pcall(function()
-    if eager then h:fetch(0, h:size()) else M.prefetch(h) end
+    if eager then
+      if progress then h:fetch(0, h:size(), progress) else h:fetch(0, h:size()) end
+    else
+      M.prefetch(h)
+    end
     return fn(h:path(), h)
   end)
   if not ok then

@@ -307,9 +307,16 @@ function M.read(path, opts, internal, fname, level)
     if not lazy then inner.mmap = true end
     local o = {}
     for k, v in pairs(opts) do if k ~= "remote" then o[k] = v end end
+    -- an eager load's progress is the download's (mapping the whole mirror
+    -- afterwards takes no time)
+    if o.progress ~= nil and type(o.progress) ~= "function" then
+      error("bad option 'progress' (function expected, got " .. type(o.progress) .. ")", level)
+    end
+    local progress = not lazy and o.progress or nil
+    if progress then o.progress = nil end
     return remote.with_mirror(path, ropts, not lazy, function(local_path)
       return M.read(local_path, o, inner, fname, level)
-    end)
+    end, progress)
   end
   local f, head = M.detect(path)
   if not f then
