@@ -6,8 +6,9 @@
 **     userpwd =, headers =}) -> handle
 **   h:path()  the local mirror, for the loaders
 **   h:size()  the object's size
-**   h:fetch(off, len [, off2, len2 ...] [, progress])  make those ranges
-**     present (one batch: missing parts coalesced and fetched in parallel)
+**   h:fetch(off, len [, progress]), h:fetch({off, len, off2, len2, ...}
+**     [, progress])  make those ranges present (one batch: missing parts
+**     coalesced and fetched in parallel)
 **   h:read(off, len) -> the bytes (fetched first)
 **   h:stats() -> bytes fetched, requests made
 **   h:close()
@@ -92,23 +93,38 @@ static uint64_t check_u64(lua_State *L, int i) {
   return (uint64_t)v;
 }
 
-/* h:fetch(off, len, ... [, progress]): progress(done, total) in bytes, as
-   a load's progress option */
+/* h:fetch(off, len [, progress]) or h:fetch({off1, len1, off2, len2, ...}
+   [, progress]): progress(done, total) in bytes, as a load's progress option */
 static int r_fetch(lua_State *L) {
   lt_remote *r = check(L);
-  int top = lua_gettop(L), fn = lua_isfunction(L, top) ? top : 0;
-  int args = (fn ? top - 1 : top) - 1, n = args / 2;
-  if (n < 1 || args % 2) luaL_error(L, "fetch: offset, length pairs expected");
-  uint64_t *rg = lua_newuserdatauv(L, sizeof *rg * 2 * (size_t)n, 0);
-  uint64_t total = 0;
-  for (int k = 0; k < 2 * n; k++) {
-    rg[k] = check_u64(L, 2 + k);
-    if (k % 2) total += rg[k];
+  int fn = lua_isfunction(L, lua_gettop(L)) ? lua_gettop(L) : 0;
+  size_t n;
+  uint64_t *rg;
+  if (lua_istable(L, 2)) {
+    size_t len = (size_t)lua_rawlen(L, 2);
+    if (len % 2) luaL_argerror(L, 2, "offset, length pairs expected");
+    n = len / 2;
+    rg = lua_newuserdatauv(L, sizeof *rg * 2 * (n ? n : 1), 0);
+    for (size_t k = 0; k < 2 * n; k++) {
+      lua_rawgeti(L, 2, (lua_Integer)k + 1);
+      int ok;
+      lua_Integer v = lua_tointegerx(L, -1, &ok);
+      if (!ok || v < 0) luaL_argerror(L, 2, "offsets and lengths must be integers of at least 0");
+      rg[k] = (uint64_t)v;
+      lua_pop(L, 1);
+    }
+  } else {
+    n = 1;
+    rg = lua_newuserdatauv(L, sizeof *rg * 2, 0);
+    rg[0] = check_u64(L, 2);
+    rg[1] = check_u64(L, 3);
   }
+  uint64_t total = 0;
+  for (size_t k = 0; k < n; k++) total += rg[2 * k + 1];
   lt_progress pg;
   lt_progress_init(L, &pg, fn, total);
   char err[LT_MSG];
-  int rc = lt_remote_ensure_many(r, rg, (size_t)n, fn ? lt_progress_step : NULL, &pg, err);
+  int rc = lt_remote_ensure_many(r, rg, n, fn ? lt_progress_step : NULL, &pg, err);
   lt_progress_check(&pg);   /* the callback's own error, as it raised it */
   if (rc) { lua_pushstring(L, err); return lua_error(L); }
   return 0;

@@ -552,87 +552,93 @@ fail:
 
 /* ---- what is there ------------------------------------------------------------------ */
 
-static int add_have(lt_remote *r, uint64_t lo, uint64_t hi) {
-  /* insert [lo, hi) and merge; have stays sorted and disjoint */
-  if (r->nhave == r->caphave) {
-    size_t c = r->caphave ? r->caphave * 2 : 16;
-    ival *n = realloc(r->have, c * sizeof *n);
-    if (!n) return -1;
-    r->have = n;
-    r->caphave = c;
+static int cmp_ival(const void *a, const void *b) {
+  const ival *x = a, *y = b;
+  return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* sort and merge overlapping or touching intervals in place; the count */
+static size_t normalize(ival *v, size_t n) {
+  if (n == 0) return 0;
+  qsort(v, n, sizeof *v, cmp_ival);
+  size_t w = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (w && v[i].lo <= v[w - 1].hi) { if (v[i].hi > v[w - 1].hi) v[w - 1].hi = v[i].hi; }
+    else v[w++] = v[i];
   }
-  size_t i = 0;
-  while (i < r->nhave && r->have[i].hi < lo) i++;
-  size_t j = i;
-  while (j < r->nhave && r->have[j].lo <= hi) {
-    if (r->have[j].lo < lo) lo = r->have[j].lo;
-    if (r->have[j].hi > hi) hi = r->have[j].hi;
-    j++;
-  }
-  if (j == i) {
-    memmove(&r->have[i + 1], &r->have[i], (r->nhave - i) * sizeof *r->have);
-    r->nhave++;
-  } else if (j > i + 1) {
-    memmove(&r->have[i + 1], &r->have[j], (r->nhave - j) * sizeof *r->have);
-    r->nhave -= j - i - 1;
-  }
-  r->have[i].lo = lo;
-  r->have[i].hi = hi;
+  return w;
+}
+
+/* have := have + add (both sorted and disjoint): one merge pass */
+static int add_have(lt_remote *r, const ival *add, size_t n) {
+  size_t cap = r->nhave + n;
+  ival *m = malloc((cap ? cap : 1) * sizeof *m);
+  if (!m) return -1;
+  memcpy(m, r->have, r->nhave * sizeof *m);
+  memcpy(m + r->nhave, add, n * sizeof *m);
+  free(r->have);
+  r->have = m;
+  r->caphave = cap;
+  r->nhave = normalize(m, cap);
   if (r->nhave == 1 && r->have[0].lo == 0 && r->have[0].hi >= r->size) atomic_store(&r->complete, 1);
   return 0;
+}
+
+/* the first interval of have whose end is after at (binary search) */
+static size_t first_after(const lt_remote *r, uint64_t at) {
+  size_t lo = 0, hi = r->nhave;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (r->have[mid].hi <= at) lo = mid + 1; else hi = mid;
+  }
+  return lo;
 }
 
 int lt_remote_ensure_many(lt_remote *r, const uint64_t *ranges, size_t n, lt_progress_fn progress, void *ud,
                           char *err) {
   pthread_mutex_lock(&r->fetch_mu);
-  /* the missing parts of each range, widened to blocks, merged */
-  size_t cap = 16, nm = 0;
-  ival *miss = malloc(cap * sizeof *miss);
-  int rc = miss ? 0 : -1;
-  pthread_mutex_lock(&r->mu);
+  /* the wanted ranges widened to blocks, sorted and merged; then the parts
+     of them that are missing */
+  ival *want = malloc((n ? n : 1) * sizeof *want);
+  size_t nw = 0, nm = 0, capm = 16;
+  ival *miss = malloc(capm * sizeof *miss);
+  int rc = want && miss ? 0 : -1;
   for (size_t k = 0; rc == 0 && k < n; k++) {
-    uint64_t lo = ranges[2 * k], hi = ranges[2 * k] + ranges[2 * k + 1];
-    if (hi > r->size) hi = r->size;
+    uint64_t lo = ranges[2 * k], len = ranges[2 * k + 1];
+    uint64_t hi = len > r->size - (lo < r->size ? lo : r->size) ? r->size : lo + len;
     if (lo >= hi) continue;
     lo = lo / BLOCK * BLOCK;
-    hi = (hi + BLOCK - 1) / BLOCK * BLOCK;
+    hi = hi > r->size - BLOCK ? r->size : (hi + BLOCK - 1) / BLOCK * BLOCK;
     if (hi > r->size) hi = r->size;
-    uint64_t at = lo;
-    for (size_t i = 0; i < r->nhave && at < hi; i++) {
-      if (r->have[i].hi <= at) continue;
+    want[nw++] = (ival){lo, hi};
+  }
+  if (rc == 0) nw = normalize(want, nw);
+  pthread_mutex_lock(&r->mu);
+  for (size_t k = 0; rc == 0 && k < nw; k++) {
+    uint64_t at = want[k].lo, hi = want[k].hi;
+    for (size_t i = first_after(r, at); i < r->nhave && at < hi && rc == 0; i++) {
       if (r->have[i].lo >= hi) break;
       if (r->have[i].lo > at) {
-        if (nm == cap) { ival *g = realloc(miss, (cap *= 2) * sizeof *miss); if (!g) { rc = -1; break; } miss = g; }
+        if (nm == capm) { ival *g = realloc(miss, (capm *= 2) * sizeof *miss); if (!g) { rc = -1; break; } miss = g; }
         miss[nm++] = (ival){at, r->have[i].lo};
       }
-      at = r->have[i].hi;
+      if (r->have[i].hi > at) at = r->have[i].hi;
     }
     if (rc == 0 && at < hi) {
-      if (nm == cap) { ival *g = realloc(miss, (cap *= 2) * sizeof *miss); if (!g) { rc = -1; break; } miss = g; }
+      if (nm == capm) { ival *g = realloc(miss, (capm *= 2) * sizeof *miss); if (!g) { rc = -1; break; } miss = g; }
       miss[nm++] = (ival){at, hi};
     }
   }
   pthread_mutex_unlock(&r->mu);
   if (rc) rerr(err, "%s: out of memory", r->url);
-  /* sort and coalesce adjacent or overlapping ranges */
-  for (size_t i = 1; rc == 0 && i < nm; i++) {
-    ival v = miss[i];
-    size_t j = i;
-    while (j > 0 && miss[j - 1].lo > v.lo) { miss[j] = miss[j - 1]; j--; }
-    miss[j] = v;
-  }
-  size_t w = 0;
-  for (size_t i = 0; rc == 0 && i < nm; i++) {
-    if (w && miss[i].lo <= miss[w - 1].hi) { if (miss[i].hi > miss[w - 1].hi) miss[w - 1].hi = miss[i].hi; }
-    else miss[w++] = miss[i];
-  }
-  if (rc == 0 && w) rc = fetch_ranges(r, miss, w, progress, ud, err);
-  if (rc == 0) {
+  if (rc == 0 && nm) rc = fetch_ranges(r, miss, nm, progress, ud, err);
+  if (rc == 0 && nm) {
     pthread_mutex_lock(&r->mu);
-    for (size_t i = 0; i < w && rc == 0; i++) rc = add_have(r, miss[i].lo, miss[i].hi);
+    rc = add_have(r, miss, nm);
     pthread_mutex_unlock(&r->mu);
     if (rc) rerr(err, "%s: out of memory", r->url);
   }
+  free(want);
   free(miss);
   pthread_mutex_unlock(&r->fetch_mu);
   return rc;

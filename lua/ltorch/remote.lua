@@ -111,6 +111,7 @@ function M.save(url, ropts, ext, write)
 end
 
 local WHOLE_MAX = 64 * 2^20   -- objects of unknown layout fetched whole up to this
+local HEADER_MAX = 256 * 2^20 -- a header or directory read before the load, at most
 
 -- a zip archive: end record, central directory, local headers, small records
 local function prefetch_zip(h, size)
@@ -132,7 +133,9 @@ local function prefetch_zip(h, size)
       end
     end
   end
-  if cd_off >= size or cd_size > size - cd_off then return end
+  -- a directory past the end, or beyond what the zip reader takes: the
+  -- loader says what is wrong (it reads the mirror, where nothing is)
+  if cd_off >= size or cd_size > size - cd_off or cd_size > HEADER_MAX then return end
   local cd = h:read(cd_off, cd_size)
   local ranges, p = {}, 1
   while p + 46 <= #cd + 1 and cd:sub(p, p + 3) == "PK\1\2" do
@@ -162,13 +165,14 @@ local function prefetch_zip(h, size)
   end
   ranges[#ranges + 1] = cd_off
   ranges[#ranges + 1] = cd_size
-  if #ranges > 0 then h:fetch(table.unpack(ranges)) end
+  h:fetch(ranges)
 end
 
 -- a GGUF header: walked over the mirror, fetched as it goes
 local function prefetch_gguf(h, size)
   local pos, buf, base = 0, "", 0
   local function need(n)
+    if pos + n > HEADER_MAX then error("long") end
     if pos + n > base + #buf then
       local want = math.max(n, 1 << 20)
       buf = h:read(pos, math.min(want, size - pos))
@@ -219,7 +223,7 @@ function M.prefetch(h)
     prefetch_gguf(h, size)
   elseif #head >= 9 and head:sub(1, 1) ~= "{" and head:sub(9, 9) == "{" then   -- safetensors: u64 length, then JSON
     local n = string.unpack("<I8", head)
-    if n <= size - 8 then h:fetch(0, 8 + n) end
+    if n <= size - 8 and n <= HEADER_MAX then h:fetch(0, 8 + n) end
   elseif size <= WHOLE_MAX then
     h:fetch(0, size)
   end
