@@ -574,8 +574,8 @@ static int add_have(lt_remote *r, const ival *add, size_t n) {
   size_t cap = r->nhave + n;
   ival *m = malloc((cap ? cap : 1) * sizeof *m);
   if (!m) return -1;
-  memcpy(m, r->have, r->nhave * sizeof *m);
-  memcpy(m + r->nhave, add, n * sizeof *m);
+  if (r->nhave) memcpy(m, r->have, r->nhave * sizeof *m);
+  if (n) memcpy(m + r->nhave, add, n * sizeof *m);
   free(r->have);
   r->have = m;
   r->caphave = cap;
