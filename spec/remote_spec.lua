@@ -32,6 +32,8 @@ describe("remote loads over HTTP", function()
     torch.save(sd, root .. "/m.pt")
     torch.save(sd, root .. "/m.safetensors")
     torch.save({w = sd.w, b = sd.b}, root .. "/m.npz")
+    torch.save({w = sd.w, b = sd.b}, root .. "/c.npz", {compress = true})   -- deflated members
+    torch.save({w = sd.w, b = sd.b}, root .. "/m.t7")                        -- no index: fetched whole
     torch.save(sd.w, root .. "/w.npy")
     torch.save({tensors = {w = sd.w, b = sd.b}}, root .. "/m.gguf")
     -- a sharded checkpoint: two safetensors shards and their index
@@ -47,7 +49,8 @@ describe("remote loads over HTTP", function()
   end)
 
   it("equal local loads bit for bit, eager and lazy, for every ranged format", function()
-    for _, f in ipairs({"m.pt", "m.safetensors", "m.npz", "w.npy", "m.gguf", "s.safetensors.index.json"}) do
+    for _, f in ipairs({"m.pt", "m.safetensors", "m.npz", "c.npz", "w.npy", "m.gguf", "m.t7",
+                        "s.safetensors.index.json"}) do
       local here = torch.load(root .. "/" .. f)
       for _, opts in ipairs({{}, {mmap = true}, {remote = {connections = 1}}, {mmap = true, remote = {connections = 3}}}) do
         local there = torch.load(server.url .. "/" .. f, opts)

@@ -114,8 +114,11 @@ static void reg_remove(lt_remote *r) {
 }
 
 lt_remote *lt_remote_find(int fd) {
+  pthread_mutex_lock(&reg_mu);
+  size_t any = nreg;
+  pthread_mutex_unlock(&reg_mu);
   struct stat sb;
-  if (nreg == 0 || fstat(fd, &sb)) return NULL;
+  if (any == 0 || fstat(fd, &sb)) return NULL;
   lt_remote *r = NULL;
   pthread_mutex_lock(&reg_mu);
   for (size_t i = 0; i < nreg; i++)
