@@ -17,29 +17,25 @@ local function now()
 end
 
 local cmd, file, extra = ...
-if cmd == "load" then
+
+-- time torch.load(file, opts), printing seconds and peak memory above the start
+local function timed_load(opts)
   local base = status("VmRSS")
   local t0 = now()
-  local sd = torch.load(file, {mmap = extra == "mmap"})
+  local sd = torch.load(file, opts)
   local t1 = now()
   print(t1 - t0, status("VmHWM") - base)
   assert(sd)
+end
+
+if cmd == "load" then
+  timed_load({mmap = extra == "mmap"})
 elseif cmd == "urlload" then
   -- an eager load from a URL with extra connections
-  local base = status("VmRSS")
-  local t0 = now()
-  local sd = torch.load(file, {remote = {connections = tonumber(extra)}})
-  local t1 = now()
-  print(t1 - t0, status("VmHWM") - base)
-  assert(sd)
+  timed_load({remote = {connections = tonumber(extra)}})
 elseif cmd == "gpuload" then
   -- to the GPU, done when every tensor is there (the transfer's end syncs)
-  local base = status("VmRSS")
-  local t0 = now()
-  local sd = torch.load(file, {device = "cuda"})
-  local t1 = now()
-  print(t1 - t0, status("VmHWM") - base)
-  assert(sd)
+  timed_load({device = "cuda"})
 elseif cmd == "save" then
   local sd = torch.load(file)
   local base = status("VmRSS")

@@ -22,6 +22,9 @@
 #include "lt_lua.h"
 #include "rawio.h"
 
+/* a mapped record goes up in pieces of this, its pages dropped after each */
+#define DROP_CHUNK ((size_t)8 << 20)
+
 static int raise_msg(lua_State *L, const char *err) {
   lua_pushstring(L, err);
   return lua_error(L);
@@ -313,7 +316,7 @@ static int l_cuda_upload_all(lua_State *L) {
       if (lt_storage_pending(s) && lt_storage_fill(s, err)) { x.failed = 1; break; }
       const char *p = s->data, *dropped = p;
       for (size_t at = 0; at < s->nbytes && !x.failed;) {
-        size_t c = s->nbytes - at < ((size_t)8 << 20) ? s->nbytes - at : ((size_t)8 << 20);
+        size_t c = s->nbytes - at < DROP_CHUNK ? s->nbytes - at : DROP_CHUNK;
         lt_cuda_xfer_h2d(&x, d, at, p + at, c);
         at += c;
         dropped = lt_drop_pages(s, dropped, p + at);   /* copied into staging already */

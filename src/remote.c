@@ -231,13 +231,30 @@ static CURL *handle_for(lt_remote *r, int i) {
   return r->easy[i];
 }
 
+/* what every request sets: the URL, no signals (threads), the connect
+   timeout, the agent and, for S3, the signature */
+static void base_opts(CURL *h, const char *url, long timeout_ms, const char *sigv4, const char *userpwd) {
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 30000L);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "ltorch");
+  if (sigv4) {
+    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4);
+    curl_easy_setopt(h, CURLOPT_USERPWD, userpwd ? userpwd : "");
+  }
+}
+
+/* the pause before retry number attempt: 50 ms, doubling */
+static void backoff(int attempt) {
+  struct timespec ts = {0, 50000000L << (attempt - 1)};
+  nanosleep(&ts, NULL);
+}
+
 static void setup(lt_remote *r, xfer *x, CURL *h) {
   curl_easy_reset(h);
-  curl_easy_setopt(h, CURLOPT_URL, r->url);
+  base_opts(h, r->url, r->timeout_ms, r->aws_sigv4, r->userpwd);
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, r->timeout_ms);
   /* a transfer slower than 1 KiB/s for the timeout is dropped (and retried) */
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (r->timeout_ms + 999) / 1000);
@@ -246,12 +263,7 @@ static void setup(lt_remote *r, xfer *x, CURL *h) {
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(h, CURLOPT_PRIVATE, x);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "ltorch");
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L << 10);   /* fewer, bigger writes into the mirror */
-  if (r->aws_sigv4) {
-    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, r->aws_sigv4);
-    curl_easy_setopt(h, CURLOPT_USERPWD, r->userpwd);
-  }
   x->h = h;
   memset(x->crange, 0, sizeof x->crange);
   memset(x->etag, 0, sizeof x->etag);
@@ -509,8 +521,7 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
     r->requests++;
     if ((c != CURLE_OK && transient(c)) || (code >= 500 && code <= 599)) {
       if (attempt <= r->retries) {
-        struct timespec ts = {0, 50000000L << (attempt - 1)};
-        nanosleep(&ts, NULL);
+        backoff(attempt);
         continue;
       }
       if (c != CURLE_OK) rerr(err, "%s: %s (after %d attempts)", url, curl_easy_strerror(c), attempt);
@@ -722,24 +733,17 @@ static long up_request(const lt_remote_opts *o, const char *url, const char *met
   if (!h) { rerr(err, "%s: cannot start a transfer", url); return 0; }
   u->nresp = 0;
   u->etag[0] = 0;
-  curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : 30000L);
+  base_opts(h, url, o->timeout_ms, o->aws_sigv4, o->userpwd);
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, up_write);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, u);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, up_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, u);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "ltorch");
   if (!strcmp(method, "PUT") || !strcmp(method, "POST")) {
     curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(h, CURLOPT_READFUNCTION, up_read);
     curl_easy_setopt(h, CURLOPT_READDATA, u);
     curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body_len);
-  }
-  if (o->aws_sigv4) {
-    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, o->aws_sigv4);
-    curl_easy_setopt(h, CURLOPT_USERPWD, o->userpwd ? o->userpwd : "");
   }
   struct curl_slist *hl = add_headers(NULL, o->headers);
   hl = curl_slist_append(hl, "Expect:");   /* no 100-continue round trip */
@@ -812,8 +816,7 @@ int lt_s3_upload(const char *url, int fd, uint64_t size, const lt_remote_opts *o
       u.left = n;
       code = up_request(o, q, "PUT", &u, n, err);
       if ((code == 0 || code >= 500) && attempt <= (o->retries >= 0 ? o->retries : 3)) {
-        struct timespec ts = {0, 50000000L << (attempt - 1)};
-        nanosleep(&ts, NULL);
+        backoff(attempt);
         continue;
       }
       break;

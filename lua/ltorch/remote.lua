@@ -49,6 +49,12 @@ end
 
 local OPTS = {connections = "number", retries = "number", timeout = "number"}
 
+-- msg with every occurrence of the plain text from replaced by to: the
+-- mirror's path or the signed HTTP URL become the name the user gave
+local function swap(msg, from, to)
+  return (tostring(msg):gsub(from:gsub("%p", "%%%0"), (to:gsub("%%", "%%%%"))))
+end
+
 -- the remote option table, checked
 function M.check_opts(o, level)
   if o == nil then return {} end
@@ -80,7 +86,7 @@ function M.open(url, ropts)
   if url:match("^s3://") then
     local target, o = M.s3_target(url)
     local ok, h = pcall(core._remote_open, target, curl_opts(ropts, o))
-    if not ok then error((tostring(h):gsub(target:gsub("%p", "%%%0"), (url:gsub("%%", "%%%%")))), 0) end
+    if not ok then error(swap(h, target, url), 0) end
     return h
   end
   return core._remote_open(url, curl_opts(ropts))
@@ -104,8 +110,7 @@ function M.save(url, ropts, ext, write)
   end)
   os.remove(local_path)
   if not ok then
-    error((tostring(err):gsub(local_path:gsub("%p", "%%%0"), (url:gsub("%%", "%%%%")))
-                        :gsub(target:gsub("%p", "%%%0"), (url:gsub("%%", "%%%%")))), 0)
+    error(swap(swap(err, local_path, url), target, url), 0)
   end
   return url
 end
@@ -229,11 +234,6 @@ function M.prefetch(h)
   end
 end
 
--- replace the mirror's path in an error by the URL
-local function rename(msg, h, url)
-  return (tostring(msg):gsub(h:path():gsub("%p", "%%%0"), (url:gsub("%%", "%%%%"))))
-end
-M.rename = rename
 
 -- with_mirror(url, ropts, eager, fn [, progress]): fn(local_path) runs the
 -- loader on the mirror; eager fetches everything first, reporting
@@ -249,11 +249,8 @@ function M.with_mirror(url, ropts, eager, fn, progress)
     return fn(h:path(), h)
   end)
   if not ok then
-    local msg = rename(a, h, url)
-    if url:match("^s3://") then
-      local target = M.s3_target(url)
-      msg = msg:gsub(target:gsub("%p", "%%%0"), (url:gsub("%%", "%%%%")))
-    end
+    local msg = swap(a, h:path(), url)
+    if url:match("^s3://") then msg = swap(msg, (M.s3_target(url)), url) end
     error(msg, 0)
   end
   return a, b, c

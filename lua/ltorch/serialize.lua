@@ -75,6 +75,17 @@ function M.format_for_save(path, opts)
   return format("pt")
 end
 
+-- the format whose detect accepts head (path: the file, for formats that
+-- read more of it; nil for a remote object)
+local function detect_head(head, path)
+  -- modules load on demand: the usual file needs only its own format's code
+  for _, n in ipairs(FORMATS) do
+    local f = format(n)
+    if f and f.detect and f.detect(head, path) then return f end
+  end
+  return nil, head
+end
+
 -- the format of an existing file, from its bytes; raises the file errors
 -- of a file that cannot be read ("path: no such file", "path: is a
 -- directory"), made by core._head as every binding makes them
@@ -86,19 +97,9 @@ function M.detect(path)
     local h = remote.open(path)
     local head = h:read(0, 64)
     h:close()
-    for _, n in ipairs(FORMATS) do
-      local f = format(n)
-      if f and f.detect and f.detect(head, nil) then return f end
-    end
-    return nil, head
+    return detect_head(head, nil)
   end
-  local head = require("ltorch.core")._head(path, 64)
-  -- modules load on demand: the usual file needs only its own format's code
-  for _, n in ipairs(FORMATS) do
-    local f = format(n)
-    if f and f.detect and f.detect(head, path) then return f end
-  end
-  return nil, head
+  return detect_head(require("ltorch.core")._head(path, 64), path)
 end
 
 ---------------------------------------------------------------------------
@@ -231,41 +232,24 @@ M.to_device = to_device
 -- they are. nil when the value holds no CUDA tensor.
 local function host_view(value)
   local core, odict = require("ltorch.core"), require("ltorch.odict")
-  local any = false
-  each_tensor(type(value) == "table" and value or {value}, function(_, _, t)
-    if not t:is_freed() and t:device() ~= "cpu" then any = true end
-  end, {})
-  if not any then return nil end
-  local done = {}
-  local function copy(v)
-    if core.is_tensor(v) then
-      return (v:is_freed() or v:device() == "cpu") and v or core._cuda_shadow({v})[1]
-    end
-    if type(v) ~= "table" then return v end
-    if done[v] then return done[v] end
-    local c
-    if odict.is(v) then
-      c = odict.new()
-      done[v] = c
-      for k, x in pairs(v) do c[k] = copy(x) end
-    else
-      c = {}
-      done[v] = c
-      for k, x in pairs(v) do c[k] = copy(x) end
-      setmetatable(c, getmetatable(v))
-    end
-    return c
-  end
-  -- shadows of one device storage share one host storage: made in one call
+  -- the device tensors, each once; shadows of one device storage share one
+  -- host storage, so they are made in one call
   local list, where = {}, {}
   each_tensor(type(value) == "table" and value or {value}, function(_, _, t)
     if not t:is_freed() and t:device() ~= "cpu" and not where[t] then list[#list + 1] = t; where[t] = #list end
   end, {})
+  if #list == 0 then return nil end
   local shadows = core._cuda_shadow(list)
-  local orig_copy = copy
-  copy = function(v)
-    if core.is_tensor(v) and where[v] then return shadows[where[v]] end
-    return orig_copy(v)
+  local done = {}
+  local function copy(v)
+    if core.is_tensor(v) then return where[v] and shadows[where[v]] or v end
+    if type(v) ~= "table" then return v end
+    if done[v] then return done[v] end
+    local c = odict.is(v) and odict.new() or {}
+    done[v] = c
+    for k, x in pairs(v) do c[k] = copy(x) end
+    if not odict.is(v) then setmetatable(c, getmetatable(v)) end
+    return c
   end
   return copy(value)
 end
@@ -277,10 +261,11 @@ M.host_view = host_view
 -- the format options for f: the user's options minus serialize's own, plus
 -- internal ones (as_dict: the safetensors loader gives a dict even for an
 -- R torch single-tensor file)
+local OWN = {device = true, map_location = true, trust_code = true, remote = true}
 local function format_opts(opts, internal)
   local o = {}
   for k, v in pairs(opts) do
-    if k ~= "device" and k ~= "map_location" and k ~= "trust_code" and k ~= "remote" then o[k] = v end
+    if not OWN[k] then o[k] = v end
   end
   for k, v in pairs(internal or {}) do o[k] = v end
   return o
