@@ -79,16 +79,18 @@ function M.nginx(root)
 end
 
 -- s3rver (npm, under Debian's node) on a loopback port with the bucket
--- "bkt"; its data folder is server.dir (finished uploads leave no trace in
--- bkt/._S3rver_uploads)
+-- "bkt", started by spec/s3rver_abort.js, which adds the
+-- AbortMultipartUpload s3rver lacks; its data folder is server.dir (an
+-- upload's parts are in bkt/._S3rver_uploads until it completes or is
+-- aborted)
 function M.s3rver(build)
   local dir = sh.mkdir()
-  local js = (build or "build") .. "/npm/node_modules/s3rver/bin/s3rver.js"
+  local modules = (build or "build") .. "/npm/node_modules"
   for _ = 1, 5 do
     local port = free_port()
     local pidf = os.tmpname()
-    os.execute("env -u LD_PRELOAD node " .. sh.quote(js) .. " -d " .. sh.quote(dir) .. " -a 127.0.0.1 -p " .. port
-      .. " -s --configure-bucket bkt >/dev/null 2>&1 & echo $! > " .. sh.quote(pidf))
+    os.execute("env -u LD_PRELOAD node spec/s3rver_abort.js " .. sh.quote(modules) .. " " .. sh.quote(dir)
+      .. " 127.0.0.1 " .. port .. " bkt >/dev/null 2>&1 & echo $! > " .. sh.quote(pidf))
     local pid = (sh.slurp(pidf) or ""):match("%d+")
     os.remove(pidf)
     if pid and wait_up(port) then

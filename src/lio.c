@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include "lt_lua.h"
+#include "rawio.h"
 
 /* ---- file errors ------------------------------------------------------------ */
 
@@ -61,13 +63,10 @@ static int l_head(lua_State *L) {
   if (fstat(fd, &sb)) e = errno;
   else if (S_ISDIR(sb.st_mode)) e = EISDIR;
   else {
-    while (got < n) {
-      ssize_t r = read(fd, buf + got, (size_t)(n - got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) { e = errno; break; }
-      if (r == 0) break;
-      got += r;
-    }
+    /* lt_pread_all: a remote object's mirror may be in memory (remote.c) */
+    size_t g = 0;
+    if (lt_pread_all(fd, buf, (size_t)n, 0, &g) && errno) e = errno;
+    got = (ssize_t)g;
   }
   close(fd);
   if (e) return lt_file_error(L, path, NULL, "%s", lt_errno_text(e));
@@ -97,11 +96,55 @@ static int l_random_hex(lua_State *L) {
   return 1;
 }
 
+/* watches on temporary files' names (lt_temp_watch) */
+typedef struct twatch { char *path; lt_temp_fn fn; void *ud; } twatch;
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static twatch watches[8];
+
+int lt_temp_watch(const char *path, lt_temp_fn fn, void *ud) {
+  int rc = -1;
+  pthread_mutex_lock(&watch_mu);
+  for (int i = 0; i < 8; i++)
+    if (!watches[i].path) {
+      watches[i].path = strdup(path);
+      if (watches[i].path) { watches[i].fn = fn; watches[i].ud = ud; rc = 0; }
+      break;
+    }
+  pthread_mutex_unlock(&watch_mu);
+  return rc;
+}
+
+void lt_temp_unwatch(const char *path) {
+  pthread_mutex_lock(&watch_mu);
+  for (int i = 0; i < 8; i++)
+    if (watches[i].path && !strcmp(watches[i].path, path)) {
+      free(watches[i].path);
+      watches[i].path = NULL;
+    }
+  pthread_mutex_unlock(&watch_mu);
+}
+
+/* a writer made fd for path: a watcher of path gets a descriptor of its
+   own that reads the file (through /proc: an unnamed file has no name yet) */
+static int watched(const char *path, int fd) {
+  if (fd < 0) return fd;
+  pthread_mutex_lock(&watch_mu);
+  for (int i = 0; i < 8; i++)
+    if (watches[i].path && !strcmp(watches[i].path, path)) {
+      char proc[64];
+      snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+      int r = open(proc, O_RDONLY | O_CLOEXEC);
+      if (r >= 0) watches[i].fn(watches[i].ud, r);
+    }
+  pthread_mutex_unlock(&watch_mu);
+  return fd;
+}
+
 /* lt_create_temp(path, mode) -> fd | -1 (errno): the one way a writer
    creates its temporary file: a new file or nothing (O_EXCL), never through
    a symbolic link planted at the name (O_NOFOLLOW) */
 int lt_create_temp(const char *path, int mode) {
-  return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+  return watched(path, open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode));
 }
 
 /* lt_open_temp(path, mode, &anon) -> fd | -1 (errno): a writer's output
@@ -119,7 +162,7 @@ int lt_open_temp(const char *path, int mode, int *anon) {
   else dir[0] = 0;
   if (dir[0] && access("/proc/self/fd", X_OK) == 0) {
     int fd = open(dir, O_WRONLY | O_TMPFILE | O_CLOEXEC, (mode_t)mode);
-    if (fd >= 0) { *anon = 1; return fd; }
+    if (fd >= 0) { *anon = 1; return watched(path, fd); }
   }
 #endif
   return lt_create_temp(path, mode);

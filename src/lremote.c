@@ -9,9 +9,13 @@
 **   h:fetch(off, len [, progress]), h:fetch({off, len, off2, len2, ...}
 **     [, progress])  make those ranges present (one batch: missing parts
 **     coalesced and fetched in parallel)
+**   h:fetch_memory([progress])  the whole object into memory, not the
+**     mirror: the loaders' reads and mappings of the mirror are then that
+**     memory (an eager load's only copy)
 **   h:read(off, len) -> the bytes (fetched first)
 **   h:stats() -> bytes fetched, requests made
 **   h:close()
+**   core._s3_begin(url, opts) -> an S3 upload (below)
 ** Offsets are 0-based byte offsets, as in the file formats.
 ** Layer: a binding, above remote.c.
 */
@@ -26,6 +30,7 @@
 #include "rawio.h"
 
 #define REMOTE_MT "ltorch.remote"
+#define S3UP_MT "ltorch.s3upload"
 
 typedef struct rbox { lt_remote *r; } rbox;
 
@@ -130,6 +135,20 @@ static int r_fetch(lua_State *L) {
   return 0;
 }
 
+/* h:fetch_memory([progress]): the whole object into memory, for an eager
+   load (lt_remote_fetch_memory) */
+static int r_fetch_memory(lua_State *L) {
+  lt_remote *r = check(L);
+  int fn = lua_isfunction(L, 2) ? 2 : 0;
+  lt_progress pg;
+  lt_progress_init(L, &pg, fn, lt_remote_size(r));
+  char err[LT_MSG];
+  int rc = lt_remote_fetch_memory(r, fn ? lt_progress_step : NULL, &pg, err);
+  lt_progress_check(&pg);
+  if (rc) { lua_pushstring(L, err); return lua_error(L); }
+  return 0;
+}
+
 static int r_read(lua_State *L) {
   lt_remote *r = check(L);
   uint64_t off = check_u64(L, 2), len = check_u64(L, 3), size = lt_remote_size(r);
@@ -153,50 +172,113 @@ static int r_stats(lua_State *L) {
   return 2;
 }
 
-static void open_remote(lua_State *L) {
-  luaL_getmetatable(L, REMOTE_MT);
+static int up_follow(lua_State *L);
+static int up_finish(lua_State *L);
+static int up_abort_l(lua_State *L);
+static int up_gc(lua_State *L);
+
+/* a metatable with __gc and the methods m as __index */
+static void methods(lua_State *L, const char *mt, lua_CFunction gc, const luaL_Reg *m) {
+  luaL_getmetatable(L, mt);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
-    luaL_newmetatable(L, REMOTE_MT);
-    lua_pushcfunction(L, r_close);
+    luaL_newmetatable(L, mt);
+    lua_pushcfunction(L, gc);
     lua_setfield(L, -2, "__gc");
   }
-  static const luaL_Reg m[] = {
-    {"path", r_path}, {"size", r_size}, {"fetch", r_fetch}, {"read", r_read},
-    {"stats", r_stats}, {"close", r_close}, {NULL, NULL}
-  };
   lua_newtable(L);
   luaL_setfuncs(L, m, 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 }
 
-/* core._s3_upload(url, path, opts): the file at path becomes the object */
-static int l_s3_upload(lua_State *L) {
-  const char *url = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  lt_remote_opts o = {0};
-  o.retries = (int)opt_int(L, 3, "retries", -1);
-  o.timeout_ms = (long)opt_int(L, 3, "timeout_ms", 0);
-  o.aws_sigv4 = opt_string(L, 3, "aws_sigv4");
-  o.userpwd = opt_string(L, 3, "userpwd");
-  o.headers = opt_string(L, 3, "headers");
-  lua_Integer part = opt_int(L, 3, "part_size", (lua_Integer)8 << 20);
-  char err[LT_MSG];
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  struct stat sb;
-  if (fd < 0 || fstat(fd, &sb)) {
-    if (fd >= 0) close(fd);
-    return luaL_error(L, "%s: %s", path, strerror(errno));
-  }
-  int rc = lt_s3_upload(url, fd, (uint64_t)sb.st_size, &o, (uint64_t)part, err);
-  close(fd);
-  if (rc) { lua_pushstring(L, err); return lua_error(L); }
+static void open_remote(lua_State *L) {
+  static const luaL_Reg um[] = {{"follow", up_follow}, {"finish", up_finish}, {"abort", up_abort_l}, {NULL, NULL}};
+  static const luaL_Reg m[] = {
+    {"path", r_path}, {"size", r_size}, {"fetch", r_fetch}, {"fetch_memory", r_fetch_memory}, {"read", r_read},
+    {"stats", r_stats}, {"close", r_close}, {NULL, NULL}
+  };
+  methods(L, S3UP_MT, up_gc, um);
+  methods(L, REMOTE_MT, r_close, m);
+}
+
+/* core._s3_begin(url, opts) -> upload (CreateMultipartUpload now)
+     up:follow(path)   the file a writer is writing front to back: its
+                       parts go out as the writer passes them
+     up:finish(path)   the rest of the file at path, then the object
+     up:abort()        nothing is left on the server (also when collected
+                       before finish) */
+typedef struct upbox { lt_s3_up *up; char *watch; } upbox;
+
+/* the watch (lt_temp_watch) ended: before the upload goes */
+static void unwatch(upbox *b) {
+  if (b->watch) lt_temp_unwatch(b->watch);
+  free(b->watch);
+  b->watch = NULL;
+}
+
+static void on_temp(void *ud, int fd) { lt_s3_follow_fd(ud, fd); }
+
+static lt_s3_up *check_up(lua_State *L) {
+  upbox *b = luaL_checkudata(L, 1, S3UP_MT);
+  if (!b->up) luaL_error(L, "attempt to use a finished upload");
+  return b->up;
+}
+
+static int up_gc(lua_State *L) {
+  upbox *b = luaL_checkudata(L, 1, S3UP_MT);
+  unwatch(b);
+  if (b->up) lt_s3_abort(b->up);
+  b->up = NULL;
   return 0;
 }
 
+static int l_s3_begin(lua_State *L) {
+  const char *url = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lt_remote_opts o = {0};
+  o.retries = (int)opt_int(L, 2, "retries", -1);
+  o.timeout_ms = (long)opt_int(L, 2, "timeout_ms", 0);
+  o.aws_sigv4 = opt_string(L, 2, "aws_sigv4");
+  o.userpwd = opt_string(L, 2, "userpwd");
+  o.headers = opt_string(L, 2, "headers");
+  lua_Integer part = opt_int(L, 2, "part_size", (lua_Integer)8 << 20);
+  upbox *b = lt_newbox(L, sizeof *b, S3UP_MT, up_gc);
+  char err[LT_MSG];
+  b->up = lt_s3_begin(url, &o, (uint64_t)(part > 0 ? part : 0), err);
+  if (!b->up) { lua_pushstring(L, err); return lua_error(L); }
+  return 1;
+}
+
+/* up:follow(tmp): the writer's file for tmp, once it makes it */
+static int up_follow(lua_State *L) {
+  lt_s3_up *up = check_up(L);
+  upbox *b = lua_touserdata(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  unwatch(b);
+  b->watch = strdup(path);
+  if (!b->watch || lt_temp_watch(path, on_temp, up)) {
+    free(b->watch);
+    b->watch = NULL;   /* no watch: the parts go when the file is done */
+  }
+  return 0;
+}
+
+static int up_finish(lua_State *L) {
+  lt_s3_up *up = check_up(L);
+  const char *path = luaL_checkstring(L, 2);
+  upbox *b = lua_touserdata(L, 1);
+  unwatch(b);
+  b->up = NULL;
+  char err[LT_MSG];
+  if (lt_s3_finish(up, path, err)) { lua_pushstring(L, err); return lua_error(L); }
+  return 0;
+}
+
+static int up_abort_l(lua_State *L) { return up_gc(L); }
+
 static const luaL_Reg funcs[] = {
-  {"_remote_open", l_remote_open}, {"_s3_upload", l_s3_upload},
+  {"_remote_open", l_remote_open}, {"_s3_begin", l_s3_begin},
   {NULL, NULL}
 };
 

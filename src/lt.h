@@ -218,10 +218,23 @@ typedef struct lt_mapping {
   void *base;
   size_t len;
   lt_guard *guard;      /* SIGBUS turned into an error (mapguard.c) */
+  int anon;             /* memory, not a file: its storages are plain memory (not "mapped") */
 } lt_mapping;
 /* path names the file when it changes under the mapping */
 lt_mapping *lt_map_file(int fd, size_t len, const char *path, char *err);
 void lt_mapping_release(lt_mapping *m);
+/* len bytes of fresh anonymous memory (huge pages advised) as a mapping,
+   for bytes that come from elsewhere (a remote object); NULL with err */
+lt_mapping *lt_map_memory(size_t len, char *err);
+/* Files whose bytes are memory: while m is registered for fd's file (by
+   device and inode), lt_map_file of that file gives m and lt_pread_all
+   copies from it (a remote object fetched into memory, remote.c). add
+   retains m (0, or -1 when out of memory); remove drops it. */
+int lt_memfile_add(int fd, lt_mapping *m);
+void lt_memfile_remove(lt_mapping *m);
+/* the memory registered for fd's file (retained), or NULL: one atomic load
+   while none is registered */
+lt_mapping *lt_memfile_find(int fd);
 /* a storage over [off, off+n) of m; retains m */
 lt_storage *lt_storage_from_mapping(lt_mapping *m, size_t off, size_t n);
 
@@ -246,6 +259,11 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err); 
 void lt_remote_release(lt_remote *r);
 lt_remote *lt_remote_find(int fd);   /* the object fd's file mirrors (retained), or NULL */
 int lt_fd_is_remote(int fd);   /* fd mirrors an object not all fetched yet */
+/* Fetch the whole object into memory (lt_map_memory), not the local file:
+   an eager load's one copy. From then on the local file is that memory
+   (lt_memfile_add): its reads (lt_pread_all) and mapping (lt_map_file).
+   progress as below. */
+int lt_remote_fetch_memory(lt_remote *r, int (*progress)(void *ud, uint64_t n), void *ud, char *err);
 const char *lt_remote_url(const lt_remote *r);
 uint64_t lt_remote_size(const lt_remote *r);
 int lt_remote_fd(const lt_remote *r);
@@ -256,9 +274,20 @@ int lt_remote_ensure(lt_remote *r, uint64_t off, uint64_t len, char *err);
    (rawio.h's lt_progress_fn; nonzero stops the fetch), or NULL */
 int lt_remote_ensure_many(lt_remote *r, const uint64_t *off_len, size_t n,
                           int (*progress)(void *ud, uint64_t n), void *ud, char *err);
-/* size bytes of fd uploaded to url as one S3 object, by a multipart upload
-   (aborted on failure: nothing is left); -1 with err */
-int lt_s3_upload(const char *url, int fd, uint64_t size, const lt_remote_opts *o, uint64_t part_size, char *err);
+/* An S3 object written by a multipart upload of part_size parts (5 MiB at
+   least) from a local file: begin starts the upload (NULL with err);
+   follow names the file while a writer still writes it front to
+   back (follow_fd: a descriptor of it, which up then owns), and a thread
+   sends each part as soon as the writer is past it;
+   finish(path) sends the rest of the file at path (its final name) and
+   completes the upload, the object appearing only then (0, or -1 with
+   err); abort drops the upload. finish and abort free up; a failed finish
+   aborts, so nothing of the upload is left on the server. */
+typedef struct lt_s3_up lt_s3_up;
+lt_s3_up *lt_s3_begin(const char *url, const lt_remote_opts *o, uint64_t part_size, char *err);
+void lt_s3_follow_fd(lt_s3_up *up, int fd);
+int lt_s3_finish(lt_s3_up *up, const char *path, char *err);
+void lt_s3_abort(lt_s3_up *up);
 
 typedef struct lt_file {
   atomic_long refs;

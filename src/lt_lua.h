@@ -121,6 +121,13 @@ int lt_create_temp(const char *path, int mode);
    lt_link_temp names path when complete, or lt_create_temp (*anon = 0) */
 int lt_open_temp(const char *path, int mode, int *anon);
 int lt_link_temp(int fd, const char *path);
+/* lio.c: a watch on a temporary file's name: when a writer makes the file
+   for path (lt_open_temp, lt_create_temp), fn(ud, fd) is given a new
+   read-only descriptor of it, which fn owns (an S3 save follows the file as
+   it is written, lremote.c). At most 8 at once: -1 when full. */
+typedef void (*lt_temp_fn)(void *ud, int fd);
+int lt_temp_watch(const char *path, lt_temp_fn fn, void *ud);
+void lt_temp_unwatch(const char *path);
 
 /* What a binding file registers: luaL_Reg arrays (each ending in {NULL,
    NULL}; any may be NULL) and an opener for the metatables of its own

@@ -11,11 +11,13 @@
 **     tells the loaders): its records become deferred storages, and a
 **     deferred storage's first use fetches its range (deferred.c calls
 **     lt_remote_ensure);
-**   - an eager load fetches the whole object first.
+**   - an eager load fetches the whole object first: into anonymous memory
+**     for the ranged layouts (lt_remote_fetch_memory: the loaders' reads
+**     and mapping of the mirror are then that memory, and its tensors point
+**     into it), into the mirror for the others.
 ** The mirror is memory (memfd_create; a file in $TMPDIR where that is
 ** missing). Once it holds the whole object the loaders map it like any
-** file: an eager load fetches everything first and its tensors are the
-** mirror's pages, with no copy after the download.
+** file.
 ** Fetched ranges are kept as a sorted list of intervals; ranges are widened
 ** to BLOCK boundaries (fewer, bigger requests), split into CHUNK pieces and
 ** fetched by up to `connections` transfers at once (curl's multi
@@ -75,6 +77,8 @@ struct lt_remote {
   uint64_t bytes;            /* fetched from the server */
   unsigned long requests;
   CURL *easy[MAX_CONNS];
+  lt_mapping *mem;           /* the whole object in memory (lt_remote_fetch_memory), or NULL */
+  atomic_int in_memory;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -134,6 +138,10 @@ lt_remote *lt_remote_find(int fd) {
 void lt_remote_release(lt_remote *r) {
   if (!r || atomic_fetch_sub(&r->refs, 1) != 1) return;
   reg_remove(r);
+  if (r->mem) {
+    lt_memfile_remove(r->mem);
+    lt_mapping_release(r->mem);   /* the tensors that point into it keep it */
+  }
   for (int i = 0; i < MAX_CONNS; i++) if (r->easy[i]) curl_easy_cleanup(r->easy[i]);
   if (r->fd >= 0) close(r->fd);
   pthread_mutex_destroy(&r->mu);
@@ -164,6 +172,7 @@ typedef struct xfer {
   CURL *h;
   struct curl_slist *hdrs;
   uint64_t lo, hi, got;      /* the range asked for, bytes written */
+  char *dst;                 /* the object in memory, or NULL: the local file */
   int attempt;
   double not_before;
   int overflow, werr;
@@ -215,6 +224,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   xfer *x = ud;
   size_t len = size * n;
   if (x->got + len > x->hi - x->lo) { x->overflow = 1; return 0; }
+  if (x->dst) {
+    memcpy(x->dst + x->lo + x->got, p, len);
+    x->got += len;
+    return len;
+  }
   size_t done = 0;
   while (done < len) {
     ssize_t w = pwrite(x->r->fd, p + done, len - done, (off_t)(x->lo + x->got + done));
@@ -380,8 +394,10 @@ static int judge(lt_remote *r, xfer *x, CURLcode c, char *err) {
   return DONE;
 }
 
-/* fetch the ranges (sorted, disjoint, within the object), several at a time */
-static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, lt_progress_fn progress, void *ud, char *err) {
+/* fetch the ranges (sorted, disjoint, within the object), several at a
+   time, into the local file (dst NULL) or the object's memory at dst */
+static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, char *dst, lt_progress_fn progress, void *ud,
+                        char *err) {
   /* requests of CHUNK bytes, or bigger ones for a big fetch: a few per
      connection (a request costs a round trip) */
   int conns = r->conns < 1 ? 1 : r->conns > MAX_CONNS ? MAX_CONNS : r->conns;
@@ -403,6 +419,7 @@ static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, lt_progress_fn p
   for (size_t i = 0; i < n; i++)
     for (uint64_t lo = rs[i].lo; lo < rs[i].hi; lo += chunk) {
       jobs[k].r = r;
+      jobs[k].dst = dst;
       jobs[k].lo = lo;
       jobs[k].hi = lo + chunk < rs[i].hi ? lo + chunk : rs[i].hi;
       k++;
@@ -610,6 +627,7 @@ static size_t first_after(const lt_remote *r, uint64_t at) {
 
 int lt_remote_ensure_many(lt_remote *r, const uint64_t *ranges, size_t n, lt_progress_fn progress, void *ud,
                           char *err) {
+  if (atomic_load(&r->in_memory)) return 0;   /* all there, read through lt_remote_pread */
   pthread_mutex_lock(&r->fetch_mu);
   /* the wanted ranges widened to blocks, sorted and merged; then the parts
      of them that are missing */
@@ -645,7 +663,7 @@ int lt_remote_ensure_many(lt_remote *r, const uint64_t *ranges, size_t n, lt_pro
   }
   pthread_mutex_unlock(&r->mu);
   if (rc) rerr(err, "%s: out of memory", r->url);
-  if (rc == 0 && nm) rc = fetch_ranges(r, miss, nm, progress, ud, err);
+  if (rc == 0 && nm) rc = fetch_ranges(r, miss, nm, NULL, progress, ud, err);
   if (rc == 0 && nm) {
     pthread_mutex_lock(&r->mu);
     rc = add_have(r, miss, nm);
@@ -660,9 +678,44 @@ int lt_remote_ensure_many(lt_remote *r, const uint64_t *ranges, size_t n, lt_pro
 
 int lt_fd_is_remote(int fd) {
   lt_remote *r = lt_remote_find(fd);
-  int partial = r && !atomic_load(&r->complete);
+  int partial = r && !atomic_load(&r->complete) && !atomic_load(&r->in_memory);
   lt_remote_release(r);
   return partial;
+}
+
+/* ---- the whole object in memory ------------------------------------------------------ */
+
+/* An eager load's object: fetched into anonymous memory (huge pages) and
+   not into the mirror, whose shared-memory pages cost about as much again
+   as the transfer (allocated a 4 KiB page at a time, each charged and put
+   on a list). The mirror is registered as a file whose bytes are that
+   memory (lt_memfile_add), so the loaders see it through their two ways
+   into a file: lt_map_file gives it as the file's mapping, and
+   lt_pread_all copies from it. Its storages are plain memory (not
+   "mapped"). */
+int lt_remote_fetch_memory(lt_remote *r, lt_progress_fn progress, void *ud, char *err) {
+  pthread_mutex_lock(&r->fetch_mu);
+  int rc = 0;
+  if (!atomic_load(&r->in_memory)) {
+    char e[LT_MSG];
+    lt_mapping *m = r->size > SIZE_MAX ? NULL : lt_map_memory((size_t)r->size, e);
+    if (!m) {
+      rerr(err, "%s: %s", r->url, r->size > SIZE_MAX ? "too big for this machine's memory" : e);
+      rc = -1;
+    } else {
+      ival all = {0, r->size};
+      if (r->size) rc = fetch_ranges(r, &all, 1, m->base, progress, ud, err);
+      if (rc == 0 && lt_memfile_add(r->fd, m)) { rerr(err, "%s: out of memory", r->url); rc = -1; }
+      if (rc) {
+        lt_mapping_release(m);
+      } else {
+        r->mem = m;
+        atomic_store(&r->in_memory, 1);
+      }
+    }
+  }
+  pthread_mutex_unlock(&r->fetch_mu);
+  return rc;
 }
 
 int lt_remote_ensure(lt_remote *r, uint64_t off, uint64_t len, char *err) {
@@ -781,77 +834,262 @@ static int s3_fail(char *err, const char *url, const char *step, long code, cons
   return -1;
 }
 
-/* Upload size bytes of fd as the object url (path-style: .../bucket/key)
-   by a multipart upload of part_size parts: the object exists only once
-   the upload is completed, and a failure aborts the upload, so nothing of
-   it is left on the server. */
-int lt_s3_upload(const char *url, int fd, uint64_t size, const lt_remote_opts *o, uint64_t part_size,
-                 char *err) {
-  pthread_once(&curl_once, curl_init);
-  if (part_size < ((uint64_t)5 << 20)) part_size = (uint64_t)5 << 20;   /* S3's least, but for the last */
+/* An upload: CreateMultipartUpload when it begins; then a thread sends
+   the parts of a local file as it grows (the writers that write their
+   file front to back, never going back), or all of them once the file is
+   done; then CompleteMultipartUpload. The object exists only once the
+   upload is completed, and a failure aborts the upload, so nothing of it
+   is left on the server. */
+struct lt_s3_up {
+  char *url, *sigv4, *userpwd, *headers;
+  lt_remote_opts o;
+  uint64_t part;
+  char id[512];
+  pthread_t th;
+  int started;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  char *path;                /* the finished file (finish), when nothing was followed */
+  int fd;
+  int finishing, stop;       /* finishing: final holds the size; stop: give up */
+  uint64_t final;
+  uint64_t sent;             /* bytes sent in parts */
+  char (*etags)[256];
+  size_t nparts, capparts;
+  int failed;
+  char err[LT_MSG];
+};
+
+/* part number k+1: n bytes of the file at byte lo; retried as the
+   range requests are */
+static int send_part(lt_s3_up *up, uint64_t lo, uint64_t n) {
+  size_t k = up->nparts;
+  if (k == up->capparts) {
+    size_t c = up->capparts ? up->capparts * 2 : 16;
+    char (*g)[256] = realloc(up->etags, c * sizeof *g);
+    if (!g) { rerr(up->err, "%s: out of memory", up->url); return -1; }
+    up->etags = g;
+    up->capparts = c;
+  }
+  size_t ulen = strlen(up->url) + strlen(up->id) + 64;
+  char *q = malloc(ulen);
+  if (!q) { rerr(up->err, "%s: out of memory", up->url); return -1; }
+  snprintf(q, ulen, "%s?partNumber=%zu&uploadId=%s", up->url, k + 1, up->id);
   upctx u;
   memset(&u, 0, sizeof u);
-  u.fd = fd;
-  size_t ulen = strlen(url) + 256;
-  char *q = malloc(ulen);
-  uint64_t nparts = size ? (size + part_size - 1) / part_size : 1;
-  char (*etags)[256] = calloc((size_t)nparts, sizeof *etags);
-  char *xml = NULL;
-  int rc = -1, begun = 0;
-  char id[512];
-  if (!q || !etags) { rerr(err, "%s: out of memory", url); goto done; }
-  snprintf(q, ulen, "%s?uploads", url);
-  u.body = "";
-  long code = up_request(o, q, "POST", &u, 0, err);
-  if (code != 200) { s3_fail(err, url, "starting the upload", code, &u); goto done; }
-  xml_field(u.resp, "UploadId", id, sizeof id);
-  if (!id[0]) { rerr(err, "%s: starting the upload: no UploadId in the answer", url); goto done; }
-  begun = 1;
-  for (uint64_t k = 0; k < nparts; k++) {
-    uint64_t lo = k * part_size, n = size - lo < part_size ? size - lo : part_size;
-    for (int attempt = 1;; attempt++) {
-      snprintf(q, ulen, "%s?partNumber=%llu&uploadId=%s", url, (unsigned long long)(k + 1), id);
-      u.body = NULL;
-      u.off = lo;
-      u.left = n;
-      code = up_request(o, q, "PUT", &u, n, err);
-      if ((code == 0 || code >= 500) && attempt <= (o->retries >= 0 ? o->retries : 3)) {
-        backoff(attempt);
-        continue;
-      }
+  u.fd = up->fd;
+  long code = 0;
+  for (int attempt = 1;; attempt++) {
+    u.body = NULL;
+    u.off = lo;
+    u.left = n;
+    code = up_request(&up->o, q, "PUT", &u, n, up->err);
+    if ((code == 0 || code >= 500) && attempt <= (up->o.retries >= 0 ? up->o.retries : 3)) {
+      backoff(attempt);
+      continue;
+    }
+    break;
+  }
+  free(q);
+  int rc = 0;
+  if (code != 200) {
+    if (code) s3_fail(up->err, up->url, "uploading a part", code, &u);
+    rc = -1;
+  } else if (!u.etag[0]) {
+    rerr(up->err, "%s: uploading part %zu: no ETag in the answer", up->url, k + 1);
+    rc = -1;
+  } else {
+    snprintf(up->etags[k], sizeof up->etags[k], "%s", u.etag);
+    up->nparts++;
+    up->sent = lo + n;
+  }
+  free(u.resp);
+  return rc;
+}
+
+static void *up_run(void *ud) {
+  lt_s3_up *up = ud;
+  pthread_mutex_lock(&up->mu);
+  for (;;) {
+    if (up->stop) break;
+    uint64_t have = 0;
+    struct stat sb;
+    if (up->finishing) have = up->final;
+    else if (up->fd >= 0 && fstat(up->fd, &sb) == 0) have = (uint64_t)sb.st_size;
+    if (up->finishing && up->fd < 0) {
+      rerr(up->err, "%s: %s: %s", up->url, up->path ? up->path : "the local file", strerror(errno));
+      up->failed = 1;
       break;
     }
-    if (code != 200) {
-      if (code) s3_fail(err, url, "uploading a part", code, &u);
-      goto done;
+    /* a whole part the writer is past; at the end, the rest (at least one
+       part: an empty object is one empty part) */
+    uint64_t left = have > up->sent ? have - up->sent : 0;
+    if (left >= up->part || (up->finishing && (left > 0 || up->nparts == 0))) {
+      uint64_t n = left < up->part ? left : up->part;
+      /* no part under S3's least but the last: the rest rides with it */
+      if (up->finishing && left - n < ((uint64_t)5 << 20) && left - n > 0) n = left;
+      uint64_t lo = up->sent;
+      pthread_mutex_unlock(&up->mu);
+      int rc = send_part(up, lo, n);
+      pthread_mutex_lock(&up->mu);
+      if (rc) { up->failed = 1; break; }
+      continue;
     }
-    if (!u.etag[0]) { rerr(err, "%s: uploading part %llu: no ETag in the answer", url, (unsigned long long)(k + 1)); goto done; }
-    snprintf(etags[k], sizeof etags[k], "%s", u.etag);
+    if (up->finishing) break;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 10 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    pthread_cond_timedwait(&up->cv, &up->mu, &ts);
   }
-  size_t cap = 128 + (size_t)nparts * 320, at = 0;
-  xml = malloc(cap);
-  if (!xml) { rerr(err, "%s: out of memory", url); goto done; }
-  at += (size_t)snprintf(xml + at, cap - at, "<CompleteMultipartUpload>");
-  for (uint64_t k = 0; k < nparts; k++)
-    at += (size_t)snprintf(xml + at, cap - at, "<Part><PartNumber>%llu</PartNumber><ETag>%s</ETag></Part>",
-                           (unsigned long long)(k + 1), etags[k]);
-  at += (size_t)snprintf(xml + at, cap - at, "</CompleteMultipartUpload>");
-  snprintf(q, ulen, "%s?uploadId=%s", url, id);
-  u.body = xml;
-  u.nbody = at;
-  code = up_request(o, q, "POST", &u, at, err);
-  /* S3 may answer 200 with an error in the body */
-  if (code != 200 || (u.resp && strstr(u.resp, "<Error>"))) { s3_fail(err, url, "completing the upload", code, &u); goto done; }
-  rc = 0;
-done:
-  if (rc && begun) {
-    char aerr[LT_MSG];
-    snprintf(q, ulen, "%s?uploadId=%s", url, id);
-    up_request(o, q, "DELETE", &u, 0, aerr);   /* abort: the parts are dropped */
+  pthread_mutex_unlock(&up->mu);
+  return NULL;
+}
+
+static void up_free(lt_s3_up *up) {
+  if (up->fd >= 0) close(up->fd);
+  pthread_mutex_destroy(&up->mu);
+  pthread_cond_destroy(&up->cv);
+  free(up->etags);
+  free(up->path);
+  free(up->url);
+  free(up->sigv4);
+  free(up->userpwd);
+  free(up->headers);
+  free(up);
+}
+
+lt_s3_up *lt_s3_begin(const char *url, const lt_remote_opts *o, uint64_t part_size, char *err) {
+  pthread_once(&curl_once, curl_init);
+  lt_s3_up *up = calloc(1, sizeof *up);
+  if (!up) { rerr(err, "%s: out of memory", url); return NULL; }
+  up->fd = -1;
+  pthread_mutex_init(&up->mu, NULL);
+  pthread_cond_init(&up->cv, NULL);
+  up->part = part_size < ((uint64_t)5 << 20) ? (uint64_t)5 << 20 : part_size;   /* S3's least, but for the last */
+  up->o = *o;
+  up->url = strdup(url);
+  up->sigv4 = o->aws_sigv4 ? strdup(o->aws_sigv4) : NULL;
+  up->userpwd = o->userpwd ? strdup(o->userpwd) : NULL;
+  up->headers = o->headers ? strdup(o->headers) : NULL;
+  up->o.aws_sigv4 = up->sigv4;
+  up->o.userpwd = up->userpwd;
+  up->o.headers = up->headers;
+  if (!up->url || (o->aws_sigv4 && !up->sigv4) || (o->userpwd && !up->userpwd) || (o->headers && !up->headers)) {
+    rerr(err, "%s: out of memory", url);
+    up_free(up);
+    return NULL;
   }
-  free(xml);
+  size_t ulen = strlen(url) + 16;
+  char *q = malloc(ulen);
+  upctx u;
+  memset(&u, 0, sizeof u);
+  long code = 0;
+  if (q) {
+    snprintf(q, ulen, "%s?uploads", url);
+    u.body = "";
+    code = up_request(&up->o, q, "POST", &u, 0, err);
+    free(q);
+  } else {
+    rerr(err, "%s: out of memory", url);
+  }
+  if (code == 200) xml_field(u.resp, "UploadId", up->id, sizeof up->id);
+  if (code && code != 200) s3_fail(err, url, "starting the upload", code, &u);
+  else if (code == 200 && !up->id[0]) rerr(err, "%s: starting the upload: no UploadId in the answer", url);
   free(u.resp);
-  free(etags);
+  if (!up->id[0]) { up_free(up); return NULL; }
+  if (pthread_create(&up->th, NULL, up_run, up) == 0) up->started = 1;
+  return up;
+}
+
+void lt_s3_follow_fd(lt_s3_up *up, int fd) {
+  pthread_mutex_lock(&up->mu);
+  if (up->fd < 0 && !up->finishing) { up->fd = fd; fd = -1; }
+  pthread_cond_signal(&up->cv);
+  pthread_mutex_unlock(&up->mu);
+  if (fd >= 0) close(fd);
+}
+
+/* stop the thread; with path, once it has sent the rest of the file (its
+   final name when follow never opened it) */
+static void up_join(lt_s3_up *up, const char *path, uint64_t size) {
+  pthread_mutex_lock(&up->mu);
+  if (path) {
+    if (up->fd < 0) {
+      free(up->path);
+      up->path = strdup(path);
+      if (up->path) up->fd = open(up->path, O_RDONLY | O_CLOEXEC);
+    }
+    up->finishing = 1;
+    up->final = size;
+  } else {
+    up->stop = 1;
+  }
+  pthread_cond_signal(&up->cv);
+  pthread_mutex_unlock(&up->mu);
+  if (up->started) pthread_join(up->th, NULL);
+  else if (path) up_run(up);   /* no thread could start: the parts are sent here */
+  up->started = 0;
+}
+
+static void up_abort(lt_s3_up *up) {
+  size_t ulen = strlen(up->url) + strlen(up->id) + 16;
+  char *q = malloc(ulen);
+  if (!q) return;
+  snprintf(q, ulen, "%s?uploadId=%s", up->url, up->id);
+  upctx u;
+  memset(&u, 0, sizeof u);
+  char aerr[LT_MSG];
+  up_request(&up->o, q, "DELETE", &u, 0, aerr);   /* the parts are dropped */
+  free(u.resp);
   free(q);
+}
+
+int lt_s3_finish(lt_s3_up *up, const char *path, char *err) {
+  struct stat sb;
+  int rc = -1;
+  if (stat(path, &sb)) {
+    rerr(err, "%s: %s: %s", up->url, path, strerror(errno));
+    up_join(up, NULL, 0);
+    goto done;
+  }
+  up_join(up, path, (uint64_t)sb.st_size);
+  if (up->failed) { memcpy(err, up->err, LT_MSG); goto done; }
+  size_t cap = 128 + up->nparts * 320, at = 0;
+  char *xml = malloc(cap);
+  if (!xml) { rerr(err, "%s: out of memory", up->url); goto done; }
+  at += (size_t)snprintf(xml + at, cap - at, "<CompleteMultipartUpload>");
+  for (size_t k = 0; k < up->nparts; k++)
+    at += (size_t)snprintf(xml + at, cap - at, "<Part><PartNumber>%zu</PartNumber><ETag>%s</ETag></Part>", k + 1,
+                           up->etags[k]);
+  at += (size_t)snprintf(xml + at, cap - at, "</CompleteMultipartUpload>");
+  size_t ulen = strlen(up->url) + strlen(up->id) + 16;
+  char *q = malloc(ulen);
+  upctx u;
+  memset(&u, 0, sizeof u);
+  long code = 0;
+  if (q) {
+    snprintf(q, ulen, "%s?uploadId=%s", up->url, up->id);
+    u.body = xml;
+    u.nbody = at;
+    code = up_request(&up->o, q, "POST", &u, at, err);
+  } else {
+    rerr(err, "%s: out of memory", up->url);
+  }
+  /* S3 may answer 200 with an error in the body */
+  if (code == 200 && !(u.resp && strstr(u.resp, "<Error>"))) rc = 0;
+  else if (code) s3_fail(err, up->url, "completing the upload", code, &u);
+  free(u.resp);
+  free(q);
+  free(xml);
+done:
+  if (rc) up_abort(up);
+  up_free(up);
   return rc;
+}
+
+void lt_s3_abort(lt_s3_up *up) {
+  up_join(up, NULL, 0);
+  up_abort(up);
+  up_free(up);
 }

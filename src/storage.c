@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <pthread.h>
 #include "lt.h"
@@ -189,7 +190,11 @@ void lt_storage_release(lt_storage *s) {
 /* ---- file mappings ------------------------------------------------------- */
 
 lt_mapping *lt_map_file(int fd, size_t len, const char *path, char *err) {
-  lt_mapping *m = calloc(1, sizeof *m);
+  /* a file whose bytes are memory (a remote object fetched into it) */
+  lt_mapping *m = lt_memfile_find(fd);
+  if (m && m->len >= len) return m;
+  lt_mapping_release(m);
+  m = calloc(1, sizeof *m);
   if (!m) { snprintf(err, LT_MSG, "out of memory"); return NULL; }
   if (len == 0) {
     m->base = NULL;
@@ -208,6 +213,88 @@ lt_mapping *lt_map_file(int fd, size_t len, const char *path, char *err) {
   return m;
 }
 
+lt_mapping *lt_map_memory(size_t len, char *err) {
+  lt_mapping *m = calloc(1, sizeof *m);
+  if (!m) { snprintf(err, LT_MSG, "out of memory"); return NULL; }
+  m->anon = 1;
+  m->len = len;
+  atomic_init(&m->refs, 1);
+  if (len == 0) return m;
+  /* aligned to a huge page (a 2 MiB margin, trimmed), so the kernel can
+     back it with huge pages: a quarter of the page-fault work */
+  const size_t H = (size_t)2 << 20;
+  size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+  size_t span = (len + pg - 1) / pg * pg;
+  char *p = mmap(NULL, span + H, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    snprintf(err, LT_MSG, "cannot allocate %zu bytes: %s", len, strerror(errno));
+    free(m);
+    return NULL;
+  }
+  char *a = (char *)(((uintptr_t)p + H - 1) / H * H);
+  if (a > p) munmap(p, (size_t)(a - p));
+  if (a + span < p + span + H) munmap(a + span, (size_t)(p + span + H - (a + span)));
+#ifdef MADV_HUGEPAGE
+  madvise(a, span, MADV_HUGEPAGE);
+#endif
+  m->base = a;
+  return m;
+}
+
+/* ---- files whose bytes are memory --------------------------------------- */
+
+typedef struct memfile { dev_t dev; ino_t ino; lt_mapping *m; } memfile;
+static pthread_mutex_t memfiles_mu = PTHREAD_MUTEX_INITIALIZER;
+static memfile *memfiles;
+static size_t nmemfiles, capmemfiles;
+static atomic_int any_memfiles;   /* nmemfiles, read without the lock */
+
+int lt_memfile_add(int fd, lt_mapping *m) {
+  struct stat sb;
+  if (fstat(fd, &sb)) return -1;
+  pthread_mutex_lock(&memfiles_mu);
+  int rc = 0;
+  if (nmemfiles == capmemfiles) {
+    size_t c = capmemfiles ? capmemfiles * 2 : 4;
+    memfile *g = realloc(memfiles, c * sizeof *g);
+    if (g) { memfiles = g; capmemfiles = c; }
+  }
+  if (nmemfiles < capmemfiles) {
+    atomic_fetch_add(&m->refs, 1);
+    memfiles[nmemfiles++] = (memfile){sb.st_dev, sb.st_ino, m};
+    atomic_store(&any_memfiles, (int)nmemfiles);
+  } else {
+    rc = -1;
+  }
+  pthread_mutex_unlock(&memfiles_mu);
+  return rc;
+}
+
+void lt_memfile_remove(lt_mapping *m) {
+  lt_mapping *drop = NULL;
+  pthread_mutex_lock(&memfiles_mu);
+  for (size_t i = 0; i < nmemfiles; i++)
+    if (memfiles[i].m == m) { drop = m; memfiles[i] = memfiles[--nmemfiles]; break; }
+  atomic_store(&any_memfiles, (int)nmemfiles);
+  pthread_mutex_unlock(&memfiles_mu);
+  lt_mapping_release(drop);
+}
+
+lt_mapping *lt_memfile_find(int fd) {
+  struct stat sb;
+  if (atomic_load(&any_memfiles) == 0 || fstat(fd, &sb)) return NULL;
+  lt_mapping *m = NULL;
+  pthread_mutex_lock(&memfiles_mu);
+  for (size_t i = 0; i < nmemfiles; i++)
+    if (memfiles[i].dev == sb.st_dev && memfiles[i].ino == sb.st_ino) {
+      m = memfiles[i].m;
+      atomic_fetch_add(&m->refs, 1);
+      break;
+    }
+  pthread_mutex_unlock(&memfiles_mu);
+  return m;
+}
+
 void lt_mapping_release(lt_mapping *m) {
   if (!m) return;
   if (atomic_fetch_sub(&m->refs, 1) == 1) {
@@ -223,6 +310,6 @@ lt_storage *lt_storage_from_mapping(lt_mapping *m, size_t off, size_t n) {
   lt_storage *s = lt_storage_wrap((char *)m->base + off, n, mapping_storage_release, m);
   if (!s) return NULL;
   atomic_fetch_add(&m->refs, 1);
-  s->mapped = 1;
+  s->mapped = !m->anon;
   return s;
 }

@@ -92,10 +92,14 @@ function M.open(url, ropts)
   return core._remote_open(url, curl_opts(ropts))
 end
 
--- save(url, ropts, write): write(local_path) makes the file; it is then
--- uploaded to s3://bucket/key by a multipart upload, and the object appears
--- only once the upload completes (a failed upload is aborted)
-function M.save(url, ropts, ext, write)
+-- save(url, ropts, ext, streams, write): write(local_path, follow) makes
+-- the file, which becomes s3://bucket/key by a multipart upload: the upload
+-- starts first (a missing bucket fails before anything is written); with
+-- streams (the format writes its file front to back), write calls
+-- follow(tmp) with the temporary file's name, and each part goes out as
+-- soon as the writer is past it; the rest goes when the file is done. The
+-- object appears only once the upload completes; a failed save aborts it.
+function M.save(url, ropts, ext, streams, write)
   if not url:match("^s3://") then
     error(url .. ": saving over HTTP is not supported (save to s3://bucket/key, or a file)", 0)
   end
@@ -104,10 +108,15 @@ function M.save(url, ropts, ext, write)
   local tmp = os.tmpname()
   os.remove(tmp)
   local local_path = tmp .. (ext or "")
-  local ok, err = pcall(function()
-    write(local_path)
-    core._s3_upload(target, local_path, o)
-  end)
+  local ok, err = pcall(core._s3_begin, target, o)
+  local up = ok and err
+  if ok then
+    ok, err = pcall(function()
+      write(local_path, streams and function(tmp) up:follow(tmp) end or nil)
+      up:finish(local_path)
+    end)
+    up:abort()   -- nothing, once finished
+  end
   os.remove(local_path)
   if not ok then
     error(swap(swap(err, local_path, url), target, url), 0)
@@ -213,25 +222,47 @@ local function prefetch_gguf(h, size)
   h:fetch(0, math.min(size, (ok and pos or base + #buf) + 4096))
 end
 
+-- the ranged layout the object's first bytes start: "zip", "npy", "gguf",
+-- "safetensors", or nil (a layout read as a whole)
+local function layout(head)
+  if head:sub(1, 4) == "PK\3\4" or head:sub(1, 4) == "PK\5\6" then return "zip" end
+  if head:sub(1, 6) == "\x93NUMPY" and #head >= 12 then return "npy" end
+  if head:sub(1, 4) == "GGUF" then return "gguf" end
+  -- safetensors: u64 length, then JSON
+  if #head >= 9 and head:sub(1, 1) ~= "{" and head:sub(9, 9) == "{" then return "safetensors" end
+end
+
 -- what a load reads before the tensors: fetched into the mirror
 function M.prefetch(h)
   local size = h:size()
   if size == 0 then return end
   local head = h:read(0, math.min(size, 65536))
-  if head:sub(1, 4) == "PK\3\4" or head:sub(1, 4) == "PK\5\6" then
+  local kind = layout(head)
+  if kind == "zip" then
     prefetch_zip(h, size)
-  elseif head:sub(1, 6) == "\x93NUMPY" and #head >= 12 then
+  elseif kind == "npy" then
     local major = head:byte(7)
     local hl = major == 1 and string.unpack("<I2", head, 9) or string.unpack("<I4", head, 9)
     h:fetch(0, 12 + hl)
-  elseif head:sub(1, 4) == "GGUF" then
+  elseif kind == "gguf" then
     prefetch_gguf(h, size)
-  elseif #head >= 9 and head:sub(1, 1) ~= "{" and head:sub(9, 9) == "{" then   -- safetensors: u64 length, then JSON
+  elseif kind == "safetensors" then
     local n = string.unpack("<I8", head)
     if n <= size - 8 and n <= HEADER_MAX then h:fetch(0, 8 + n) end
   elseif size <= WHOLE_MAX then
     h:fetch(0, size)
   end
+end
+
+-- an eager load's fetch: the whole object. A ranged layout's C loaders
+-- read the mirror only through lt_pread_all and lt_map_file, so the object
+-- goes into memory, which they then see as the file (one copy, huge
+-- pages); any other layout (read by Lua's io too) into the mirror.
+local function fetch_all(h, progress)
+  local size = h:size()
+  if size > 0 and layout(h:read(0, math.min(size, 64))) then
+    if progress then h:fetch_memory(progress) else h:fetch_memory() end
+  elseif progress then h:fetch(0, size, progress) else h:fetch(0, size) end
 end
 
 
@@ -242,14 +273,18 @@ function M.with_mirror(url, ropts, eager, fn, progress)
   local h = M.open(url, ropts)
   local ok, a, b, c = pcall(function()
     if eager then
-      if progress then h:fetch(0, h:size(), progress) else h:fetch(0, h:size()) end
+      fetch_all(h, progress)
     else
       M.prefetch(h)
     end
     return fn(h:path(), h)
   end)
+  local path = h:path()
+  -- an eager load's tensors hold what they need (the object's memory);
+  -- a lazy one's deferred storages hold the object open themselves
+  if eager then h:close() end
   if not ok then
-    local msg = swap(a, h:path(), url)
+    local msg = swap(a, path, url)
     if url:match("^s3://") then msg = swap(msg, (M.s3_target(url)), url) end
     error(msg, 0)
   end

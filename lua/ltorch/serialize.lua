@@ -14,6 +14,8 @@
 --                 otherwise it stores named tensors only
 --   extras        true when it stores extra records (load returns them,
 --                 save writes them); the others have nowhere to put them
+--   streams       true when save writes its file front to back, never going
+--                 back (an S3 save sends each part as soon as it is written)
 --   modules       false when it cannot hold ltorch modules at all (t7:
 --                 its objects are Torch7's classes)
 --   state_dict(value, path) -> dict or nil   optional: the state dict of a
@@ -332,20 +334,23 @@ end
 -- extra records) in the format for path; opts are checked first. Usage
 -- errors (bad options, a value the format cannot hold) are raised at level
 -- (default 1: write's caller) as seen from write's caller; file errors as
--- the format made them, with no position
-function M.write(value, path, opts, extras, f, level)
+-- the format made them, with no position. on_temp(tmp), when given, is
+-- told the temporary file's name before the format writes it (an S3 save
+-- follows it)
+function M.write(value, path, opts, extras, f, level, on_temp)
   level = (level or 1) + 1
   local remote = require("ltorch.remote")
   if remote.is_url(path) then
-    -- written to a local file, then uploaded (remote.lua): atomic on S3
+    -- written to a local file and uploaded (remote.lua), as it is written
+    -- where the format writes front to back: atomic on S3
     f = f or M.format_for_save(path, opts)
     local ropts = remote.check_opts(opts.remote, level)
     local o = {}
     for k, v in pairs(opts) do if k ~= "remote" then o[k] = v end end
     o.format = o.format or f.name
     local ext = path:match("(%.[%w]+)$")
-    return remote.save(path, ropts, ext, function(local_path)
-      M.write(value, local_path, o, extras, f, level)
+    return remote.save(path, ropts, ext, f.streams, function(local_path, follow)
+      M.write(value, local_path, o, extras, f, level, follow)
     end)
   end
   f = f or M.format_for_save(path, opts)
@@ -356,6 +361,7 @@ function M.write(value, path, opts, extras, f, level)
   end
   M.clean_temps(path)
   local tmp = M.temp_path(path)
+  if on_temp then on_temp(tmp) end
   local fo = format_opts(opts)
   local hv = host_view(value)
   if hv then value, fo.release_mapped = hv, true end

@@ -15,7 +15,7 @@ local odict = require("ltorch.odict")
 local common = require("ltorch.formats.common")
 local G = require("ltorch.gguf")
 
-local M = {name = "gguf", title = "GGUF", extensions = {".gguf"},
+local M = {name = "gguf", title = "GGUF", extensions = {".gguf"}, streams = true,
   load_options = {"mmap", "raw", "keys", "rename", "progress"},
   save_options = {"metadata", "quantize"}, nested = true}
 

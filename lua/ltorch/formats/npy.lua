@@ -12,7 +12,7 @@ local core = require("ltorch.core")
 local odict = require("ltorch.odict")
 local common = require("ltorch.formats.common")
 
-local M = {name = "npy", extensions = {".npy"}, load_options = {"mmap", "unknown"}, save_options = {}}
+local M = {name = "npy", extensions = {".npy"}, streams = true, load_options = {"mmap", "unknown"}, save_options = {}}
 
 function M.detect(head)
   return head:sub(1, 6) == "\x93NUMPY"

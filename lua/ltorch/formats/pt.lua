@@ -12,6 +12,7 @@ local M = {
   name = "pt",
   extensions = {".pt", ".pth", ".bin", ".ckpt"},
   nested = true,   -- data.pkl holds any nested value
+  streams = true,  -- the writer writes the file front to back (an S3 save sends parts as it goes)
   extras = true,   -- stores extra records (".ltorch/NAME")
   load_options = {"mmap", "keys", "rename", "progress", "unknown", "verify"},
   save_options = {},

@@ -18,7 +18,7 @@ local core = require("ltorch.core")
 local odict = require("ltorch.odict")
 local common = require("ltorch.formats.common")
 
-local M = {name = "safetensors", extensions = {".safetensors"}, extras = true,
+local M = {name = "safetensors", extensions = {".safetensors"}, extras = true, streams = true,
   load_options = {"mmap", "keys", "rename", "progress"}, save_options = {"metadata"}}
 
 function M.detect(head)

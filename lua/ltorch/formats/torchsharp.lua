@@ -17,7 +17,7 @@ local core = require("ltorch.core")
 local odict = require("ltorch.odict")
 local common = require("ltorch.formats.common")
 
-local M = {name = "torchsharp", title = "TorchSharp", extensions = {".dat"},
+local M = {name = "torchsharp", title = "TorchSharp", extensions = {".dat"}, streams = true,
   load_options = {"mmap", "keys", "rename", "progress"}, save_options = {}}
 
 local VALID = {[0] = true, true, true, true, true, true, true, true, [9] = true, [10] = true,
