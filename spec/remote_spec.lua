@@ -105,6 +105,31 @@ describe("remote loads over HTTP", function()
     os.remove(root .. "/back.pt")
   end)
 
+  it("opens a remote safetensors or GGUF file with safe_open, fetching only what is read", function()
+    local here = torch.load(root .. "/m.safetensors")
+    server.clear()
+    local f = torch.safe_open(server.url .. "/m.safetensors", {remote = {connections = 2}})
+    assert.are.same({"b", "e", "h", "s", "w"}, (function() local k = f:keys(); table.sort(k); return k end)())
+    local opened = server.bytes()
+    assert.is_true(opened < 70000, opened .. " bytes at the open")
+    -- two rows of w (200 float32 each): a block or two more, not the tensor
+    local rows = f:get_slice("w"):rows(11, 2)
+    assert.is_true(bytes_of(rows) == bytes_of(here.w:narrow(1, 11, 2)))
+    assert.is_true(server.bytes() - opened < 3 * 4096 + 4096, (server.bytes() - opened) .. " bytes for two rows")
+    assert.is_true(bytes_of(f:get_tensor("w")) == bytes_of(here.w))
+    assert.is_true(bytes_of(f:get_tensor("h")) == bytes_of(here.h))
+    f:close()
+    assert.is_true(bytes_of(rows) == bytes_of(here.w:narrow(1, 11, 2)))   -- taken tensors stay valid
+    local g = torch.safe_open(server.url .. "/m.gguf")
+    assert.is_true(bytes_of(g:get_tensor("w")) == bytes_of(torch.load(root .. "/m.gguf").tensors.w))
+    g:close()
+    -- errors name the URL; the remote option only for URLs
+    assert.has_error(function() torch.safe_open(server.url .. "/none.safetensors") end,
+      server.url .. "/none.safetensors: not found (HTTP 404)")
+    assert.has_error(function() torch.safe_open(root .. "/m.safetensors", {remote = {}}) end,
+      "bad option 'remote' to 'safe_open' (the path is not a URL)")
+  end)
+
   it("inspects a remote 256 MiB safetensors and .pt file for under 1 MiB", function()
     local big = {}
     for i = 1, 16 do big["layer" .. i] = torch.ones(1024, 4096) end   -- 16 MiB each

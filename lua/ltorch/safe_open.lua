@@ -4,6 +4,8 @@
 -- the tensors are views of one read-only-private mapping of the file. A
 -- GGUF file opens the same way: keys, its metadata (typed, as torch.load
 -- gives it) and its tensors one at a time (quantized ones dequantized).
+-- A URL (http://, https://, s3://; opts.remote as torch.load's) opens for
+-- the header's bytes; each tensor's are fetched on its first use.
 --   f:keys()            names in data order
 --   f:metadata()        the __metadata__ dict (ordered), or an empty one
 --   f:get_tensor(name)  the tensor (zero-copy; {copy = true} reads it instead)
@@ -53,7 +55,7 @@ local function safe_open(path, opts)
   if type(path) ~= "string" then
     error("bad argument #1 to 'safe_open' (string expected, got " .. type(path) .. ")", 2)
   end
-  opts = check_opts(opts, "safe_open", {framework = true, device = true}, 2)
+  opts = check_opts(opts, "safe_open", {framework = true, device = true, remote = true}, 2)
   if opts.framework ~= nil and opts.framework ~= "pt" then
     error("bad option 'framework' to 'safe_open' ('pt' expected, got '" .. tostring(opts.framework) .. "')", 2)
   end
@@ -68,15 +70,30 @@ local function safe_open(path, opts)
     dev = tonumber(dev)
     if dev >= count then error("device '" .. opts.device .. "' does not exist", 2) end
   end
-  local head = io.open(path, "rb")
-  local magic = head and head:read(4)
-  if head then head:close() end
-  if magic == "GGUF" then return require("ltorch.safe_open_gguf")(path) end
-  local h, entries, meta, start = safetensors.open(path)
-  local by_name = {}
-  for _, e in ipairs(entries) do by_name[e.name] = e end
-  return setmetatable({path = path, h = h, entries = entries, meta = meta, start = start,
-    by_name = by_name, device = dev}, File)
+  local function open(file)
+    local head = io.open(file, "rb")
+    local magic = head and head:read(4)
+    if head then head:close() end
+    if magic == "GGUF" then return require("ltorch.safe_open_gguf")(file) end
+    local h, entries, meta, start = safetensors.open(file)
+    local by_name = {}
+    for _, e in ipairs(entries) do by_name[e.name] = e end
+    return setmetatable({path = file, h = h, entries = entries, meta = meta, start = start,
+      by_name = by_name, device = dev}, File)
+  end
+  local remote = require("ltorch.remote")
+  if remote.is_url(path) then
+    -- the header fetched into the object's mirror, each tensor's bytes on
+    -- its first use (remote.lua); errors name the URL
+    local ropts = remote.check_opts(opts.remote, 2)
+    return remote.with_mirror(path, ropts, false, function(mirror, rh)
+      local f = open(mirror)
+      f.path, f.remote = path, rh   -- the object stays open while f is
+      return f
+    end)
+  end
+  if opts.remote ~= nil then error("bad option 'remote' to 'safe_open' (the path is not a URL)", 2) end
+  return open(path)
 end
 
 function File:keys()
@@ -108,6 +125,7 @@ end
 
 function File:close()
   if self.h then self.h:close(); self.h = nil end
+  if self.remote then self.remote:close(); self.remote = nil end
 end
 File.__close = File.close
 File.__gc = File.close
