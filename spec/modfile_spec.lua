@@ -282,7 +282,7 @@ describe("options", function()
   end)
 
   it("are checked by safe_open and get_tensor", function()
-    assert.are.equal("bad option 'devise' to 'safe_open' (valid options: device, framework)",
+    assert.are.equal("bad option 'devise' to 'safe_open' (valid options: device, framework, remote)",
       err_of(torch.safe_open, dir .. "/x.safetensors", {devise = "cpu"}))
     local f = torch.safe_open(dir .. "/x.safetensors", {framework = "pt", device = "cpu"})
     assert.are.equal("bad option 'cpy' to 'get_tensor' (valid options: copy)",
