@@ -342,12 +342,15 @@ describe("S3", function()
     local log = sh.slurp(mode .. ".log") or ""
     local n = 0
     for _ in log:gmatch("PUT /bkt/streamed%.pt%?partNumber=%d+&uploadId=%x+ 200") do n = n + 1 end
-    assert.are.equal(4, n, log)   -- 32 MiB and a little: 8, 8, 8 and the rest
+    -- 32 MiB and a little: 8, 8, 8 and the rest, or 8, 8, 8, 8 and the rest
+    -- (the fourth goes out if the writer passes it before it ends)
+    assert.is_true(n == 4 or n == 5, log)
     assert.are.equal("", uploads_left())
   end)
 
   it("leaves nothing on the server after a failed save, and aborts its upload", function()
-    -- the proxy answers 503 to the parts after the first
+    -- the proxy answers 503 to the parts after the first (sent in parallel:
+    -- the others are cut off when one fails)
     sh.spit(mode, "fail_puts 1")
     local out = script([[
       local sd = {w = torch.randn(5 * 1024 * 1024)}
@@ -362,7 +365,7 @@ describe("S3", function()
     -- adds it to s3rver)
     local log = sh.slurp(mode .. ".log") or ""
     local id = log:match("POST /bkt/failed%.pt%?uploads [^\n]*\n")
-      and log:match("PUT /bkt/failed%.pt%?partNumber=1&uploadId=(%x+) 200")
+      and log:match("PUT /bkt/failed%.pt%?partNumber=%d+&uploadId=(%x+) 503")
     assert.is_not_nil(id, log)
     assert.is_truthy(log:find("DELETE /bkt/failed.pt?uploadId=" .. id .. " 204", 1, true), log)
     assert.are.equal("", uploads_left())

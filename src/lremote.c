@@ -242,6 +242,7 @@ static int l_s3_begin(lua_State *L) {
   o.aws_sigv4 = opt_string(L, 2, "aws_sigv4");
   o.userpwd = opt_string(L, 2, "userpwd");
   o.headers = opt_string(L, 2, "headers");
+  o.connections = (int)opt_int(L, 2, "connections", 0);
   lua_Integer part = opt_int(L, 2, "part_size", (lua_Integer)8 << 20);
   upbox *b = lt_newbox(L, sizeof *b, S3UP_MT, up_gc);
   char err[LT_MSG];

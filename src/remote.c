@@ -778,15 +778,15 @@ static size_t up_header(char *p, size_t size, size_t n, void *ud) {
   return len;
 }
 
-/* one request of an upload: method on url (with query), the body from the
-   file or memory; returns the HTTP status (0 on a transport error, err set) */
-static long up_request(const lt_remote_opts *o, const char *url, const char *method, upctx *u,
-                       uint64_t body_len, char *err) {
-  CURL *h = curl_easy_init();
-  if (!h) { rerr(err, "%s: cannot start a transfer", url); return 0; }
+/* what every upload request sets; the header list to free after it */
+static struct curl_slist *up_setup(CURL *h, const lt_remote_opts *o, const char *url, const char *method, upctx *u,
+                                   uint64_t body_len) {
   u->nresp = 0;
   u->etag[0] = 0;
   base_opts(h, url, o->timeout_ms, o->aws_sigv4, o->userpwd);
+  /* a transfer slower than 1 KiB/s for the timeout is dropped */
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, ((o->timeout_ms > 0 ? o->timeout_ms : 30000L) + 999) / 1000);
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, up_write);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, u);
@@ -801,6 +801,16 @@ static long up_request(const lt_remote_opts *o, const char *url, const char *met
   struct curl_slist *hl = add_headers(NULL, o->headers);
   hl = curl_slist_append(hl, "Expect:");   /* no 100-continue round trip */
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+  return hl;
+}
+
+/* one request of an upload: method on url (with query), the body from the
+   file or memory; returns the HTTP status (0 on a transport error, err set) */
+static long up_request(const lt_remote_opts *o, const char *url, const char *method, upctx *u,
+                       uint64_t body_len, char *err) {
+  CURL *h = curl_easy_init();
+  if (!h) { rerr(err, "%s: cannot start a transfer", url); return 0; }
+  struct curl_slist *hl = up_setup(h, o, url, method, u, body_len);
   CURLcode c = curl_easy_perform(h);
   long code = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
@@ -837,7 +847,8 @@ static int s3_fail(char *err, const char *url, const char *step, long code, cons
 /* An upload: CreateMultipartUpload when it begins; then a thread sends
    the parts of a local file as it grows (the writers that write their
    file front to back, never going back), or all of them once the file is
-   done; then CompleteMultipartUpload. The object exists only once the
+   done, up to `connections` (default 4) at once, each retried as the
+   range requests are; then CompleteMultipartUpload. The object exists only once the
    upload is completed, and a failure aborts the upload, so nothing of it
    is left on the server. */
 struct lt_s3_up {
@@ -847,100 +858,165 @@ struct lt_s3_up {
   char id[512];
   pthread_t th;
   int started;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
+  pthread_mutex_t mu;        /* fd, path, finishing, stop, final */
+  CURLM *m;                  /* the parts in flight (woken by follow and finish) */
   char *path;                /* the finished file (finish), when nothing was followed */
   int fd;
   int finishing, stop;       /* finishing: final holds the size; stop: give up */
   uint64_t final;
-  uint64_t sent;             /* bytes sent in parts */
-  char (*etags)[256];
+  uint64_t made;             /* bytes of the file given to parts so far */
+  struct upjob **parts;      /* part k + 1 is parts[k] */
   size_t nparts, capparts;
   int failed;
   char err[LT_MSG];
 };
 
-/* part number k+1: n bytes of the file at byte lo; retried as the
-   range requests are */
-static int send_part(lt_s3_up *up, uint64_t lo, uint64_t n) {
-  size_t k = up->nparts;
-  if (k == up->capparts) {
+/* one part's request: n bytes of the file at lo */
+typedef struct upjob {
+  upctx u;
+  CURL *h;
+  struct curl_slist *hl;
+  uint64_t lo, n;
+  size_t num;                /* its part number */
+  int attempt, running, done;
+  double not_before;
+  char q[];                  /* its URL */
+} upjob;
+
+/* a new part of n bytes at lo (waiting to start); -1 out of memory */
+static int add_part(lt_s3_up *up, uint64_t lo, uint64_t n) {
+  if (up->nparts == up->capparts) {
     size_t c = up->capparts ? up->capparts * 2 : 16;
-    char (*g)[256] = realloc(up->etags, c * sizeof *g);
-    if (!g) { rerr(up->err, "%s: out of memory", up->url); return -1; }
-    up->etags = g;
+    upjob **g = realloc(up->parts, c * sizeof *g);
+    if (!g) return -1;
+    up->parts = g;
     up->capparts = c;
   }
-  size_t ulen = strlen(up->url) + strlen(up->id) + 64;
-  char *q = malloc(ulen);
-  if (!q) { rerr(up->err, "%s: out of memory", up->url); return -1; }
-  snprintf(q, ulen, "%s?partNumber=%zu&uploadId=%s", up->url, k + 1, up->id);
-  upctx u;
-  memset(&u, 0, sizeof u);
-  u.fd = up->fd;
+  size_t qlen = strlen(up->url) + strlen(up->id) + 64;
+  upjob *j = calloc(1, sizeof *j + qlen);
+  if (!j) return -1;
+  snprintf(j->q, qlen, "%s?partNumber=%zu&uploadId=%s", up->url, up->nparts + 1, up->id);
+  j->lo = lo;
+  j->n = n;
+  j->num = up->nparts + 1;
+  up->parts[up->nparts++] = j;
+  return 0;
+}
+
+static void start_part(lt_s3_up *up, upjob *j) {
+  if (!j->h) j->h = curl_easy_init();
+  else curl_easy_reset(j->h);
+  curl_slist_free_all(j->hl);
+  j->hl = NULL;
+  if (!j->h) return;
+  memset(&j->u, 0, sizeof j->u);
+  j->u.fd = up->fd;
+  j->u.off = j->lo;
+  j->u.left = j->n;
+  j->hl = up_setup(j->h, &up->o, j->q, "PUT", &j->u, j->n);
+  curl_easy_setopt(j->h, CURLOPT_PRIVATE, j);
+  j->attempt++;
+  j->running = 1;
+  curl_multi_add_handle(up->m, j->h);
+}
+
+/* a finished part request: 0 done or to be retried, -1 failed (err set) */
+static int part_done(lt_s3_up *up, upjob *j, CURLcode c) {
   long code = 0;
-  for (int attempt = 1;; attempt++) {
-    u.body = NULL;
-    u.off = lo;
-    u.left = n;
-    code = up_request(&up->o, q, "PUT", &u, n, up->err);
-    if ((code == 0 || code >= 500) && attempt <= (up->o.retries >= 0 ? up->o.retries : 3)) {
-      backoff(attempt);
-      continue;
-    }
-    break;
-  }
-  free(q);
-  int rc = 0;
-  if (code != 200) {
-    if (code) s3_fail(up->err, up->url, "uploading a part", code, &u);
-    rc = -1;
-  } else if (!u.etag[0]) {
-    rerr(up->err, "%s: uploading part %zu: no ETag in the answer", up->url, k + 1);
-    rc = -1;
+  curl_easy_getinfo(j->h, CURLINFO_RESPONSE_CODE, &code);
+  curl_multi_remove_handle(up->m, j->h);
+  j->running = 0;
+  int retries = up->o.retries >= 0 ? up->o.retries : 3, rc = 0;
+  if (c == CURLE_OK && code == 200 && j->u.etag[0]) {
+    j->done = 1;
+  } else if ((c != CURLE_OK || code >= 500) && j->attempt <= retries) {
+    j->not_before = now_s() + 0.05 * (double)(1 << (j->attempt - 1));
   } else {
-    snprintf(up->etags[k], sizeof up->etags[k], "%s", u.etag);
-    up->nparts++;
-    up->sent = lo + n;
+    if (c != CURLE_OK) rerr(up->err, "%s: %s", up->url, curl_easy_strerror(c));
+    else if (code != 200) s3_fail(up->err, up->url, "uploading a part", code, &j->u);
+    else rerr(up->err, "%s: uploading part %zu: no ETag in the answer", up->url, j->num);
+    rc = -1;
   }
-  free(u.resp);
+  free(j->u.resp);
+  j->u.resp = NULL;
   return rc;
 }
 
+/* The upload's thread: parts are made as the writer passes them (or from
+   the whole file once it is done) and sent connections at a time. Once it
+   fails or is stopped, it starts nothing more but lets the parts in flight
+   end: S3 may keep a part whose upload was still running when the upload
+   was aborted, so nothing is in flight when the abort goes. */
 static void *up_run(void *ud) {
   lt_s3_up *up = ud;
-  pthread_mutex_lock(&up->mu);
+  int conns = up->o.connections > 0 ? (up->o.connections > MAX_CONNS ? MAX_CONNS : up->o.connections) : 4;
   for (;;) {
-    if (up->stop) break;
+    pthread_mutex_lock(&up->mu);
+    int stop = up->stop, fin = up->finishing;
     uint64_t have = 0;
     struct stat sb;
-    if (up->finishing) have = up->final;
+    if (fin) have = up->final;
     else if (up->fd >= 0 && fstat(up->fd, &sb) == 0) have = (uint64_t)sb.st_size;
-    if (up->finishing && up->fd < 0) {
-      rerr(up->err, "%s: %s: %s", up->url, up->path ? up->path : "the local file", strerror(errno));
+    if (fin && up->fd < 0 && !up->failed) {
+      rerr(up->err, "%s: %s: %s", up->url, up->path ? up->path : "the local file", strerror(ENOENT));
       up->failed = 1;
-      break;
     }
-    /* a whole part the writer is past; at the end, the rest (at least one
-       part: an empty object is one empty part) */
-    uint64_t left = have > up->sent ? have - up->sent : 0;
-    if (left >= up->part || (up->finishing && (left > 0 || up->nparts == 0))) {
+    /* whole parts the writer is past; at the end, the rest (at least one
+       part: an empty object is one empty part), no part under S3's least
+       but the last */
+    while (!stop && !up->failed) {
+      uint64_t left = have > up->made ? have - up->made : 0;
+      if (!(left >= up->part || (fin && (left > 0 || up->nparts == 0)))) break;
       uint64_t n = left < up->part ? left : up->part;
-      /* no part under S3's least but the last: the rest rides with it */
-      if (up->finishing && left - n < ((uint64_t)5 << 20) && left - n > 0) n = left;
-      uint64_t lo = up->sent;
-      pthread_mutex_unlock(&up->mu);
-      int rc = send_part(up, lo, n);
-      pthread_mutex_lock(&up->mu);
-      if (rc) { up->failed = 1; break; }
-      continue;
+      if (fin && left - n < ((uint64_t)5 << 20) && left - n > 0) n = left;
+      if (add_part(up, up->made, n)) { rerr(up->err, "%s: out of memory", up->url); up->failed = 1; break; }
+      up->made += n;
     }
-    if (up->finishing) break;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 10 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-    pthread_cond_timedwait(&up->cv, &up->mu, &ts);
+    int failed = up->failed;
+    pthread_mutex_unlock(&up->mu);
+    int running = 0, pending = 0;
+    double t = now_s();
+    for (size_t k = 0; k < up->nparts; k++) {
+      upjob *j = up->parts[k];
+      if (j->running) running++;
+      else if (!j->done) pending++;
+    }
+    for (size_t k = 0; k < up->nparts && running < conns && !stop && !failed; k++) {
+      upjob *j = up->parts[k];
+      if (j->running || j->done || j->not_before > t) continue;
+      start_part(up, j);
+      if (!j->running) { rerr(up->err, "%s: cannot start a transfer", up->url); failed = 1; break; }
+      running++;
+    }
+    if (running == 0 && (stop || failed || (fin && pending == 0))) break;   /* every part ended */
+    int still = 0;
+    curl_multi_perform(up->m, &still);
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(up->m, &left))) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      upjob *j;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+      /* the first failure's message is kept */
+      char keep[LT_MSG];
+      memcpy(keep, up->err, LT_MSG);
+      if (part_done(up, j, msg->data.result) && !failed) {
+        failed = 1;
+        pthread_mutex_lock(&up->mu);
+        up->failed = 1;
+        pthread_mutex_unlock(&up->mu);
+      } else if (failed) {
+        memcpy(up->err, keep, LT_MSG);
+      }
+    }
+    curl_multi_poll(up->m, NULL, 0, 10, NULL);   /* or woken by follow and finish */
+  }
+  for (size_t k = 0; k < up->nparts; k++)
+    if (up->parts[k]->running) { curl_multi_remove_handle(up->m, up->parts[k]->h); up->parts[k]->running = 0; }
+  pthread_mutex_lock(&up->mu);
+  if (!up->stop && !up->failed) {
+    for (size_t k = 0; k < up->nparts; k++) if (!up->parts[k]->done) up->failed = 1;
+    if (up->failed && !up->err[0]) rerr(up->err, "%s: a part was not sent", up->url);
   }
   pthread_mutex_unlock(&up->mu);
   return NULL;
@@ -949,8 +1025,15 @@ static void *up_run(void *ud) {
 static void up_free(lt_s3_up *up) {
   if (up->fd >= 0) close(up->fd);
   pthread_mutex_destroy(&up->mu);
-  pthread_cond_destroy(&up->cv);
-  free(up->etags);
+  for (size_t k = 0; k < up->nparts; k++) {
+    upjob *j = up->parts[k];
+    if (j->h) curl_easy_cleanup(j->h);
+    curl_slist_free_all(j->hl);
+    free(j->u.resp);
+    free(j);
+  }
+  free(up->parts);
+  if (up->m) curl_multi_cleanup(up->m);
   free(up->path);
   free(up->url);
   free(up->sigv4);
@@ -965,7 +1048,7 @@ lt_s3_up *lt_s3_begin(const char *url, const lt_remote_opts *o, uint64_t part_si
   if (!up) { rerr(err, "%s: out of memory", url); return NULL; }
   up->fd = -1;
   pthread_mutex_init(&up->mu, NULL);
-  pthread_cond_init(&up->cv, NULL);
+  up->m = curl_multi_init();
   up->part = part_size < ((uint64_t)5 << 20) ? (uint64_t)5 << 20 : part_size;   /* S3's least, but for the last */
   up->o = *o;
   up->url = strdup(url);
@@ -975,7 +1058,7 @@ lt_s3_up *lt_s3_begin(const char *url, const lt_remote_opts *o, uint64_t part_si
   up->o.aws_sigv4 = up->sigv4;
   up->o.userpwd = up->userpwd;
   up->o.headers = up->headers;
-  if (!up->url || (o->aws_sigv4 && !up->sigv4) || (o->userpwd && !up->userpwd) || (o->headers && !up->headers)) {
+  if (!up->m || !up->url || (o->aws_sigv4 && !up->sigv4) || (o->userpwd && !up->userpwd) || (o->headers && !up->headers)) {
     rerr(err, "%s: out of memory", url);
     up_free(up);
     return NULL;
@@ -1005,7 +1088,7 @@ lt_s3_up *lt_s3_begin(const char *url, const lt_remote_opts *o, uint64_t part_si
 void lt_s3_follow_fd(lt_s3_up *up, int fd) {
   pthread_mutex_lock(&up->mu);
   if (up->fd < 0 && !up->finishing) { up->fd = fd; fd = -1; }
-  pthread_cond_signal(&up->cv);
+  curl_multi_wakeup(up->m);
   pthread_mutex_unlock(&up->mu);
   if (fd >= 0) close(fd);
 }
@@ -1025,7 +1108,7 @@ static void up_join(lt_s3_up *up, const char *path, uint64_t size) {
   } else {
     up->stop = 1;
   }
-  pthread_cond_signal(&up->cv);
+  curl_multi_wakeup(up->m);
   pthread_mutex_unlock(&up->mu);
   if (up->started) pthread_join(up->th, NULL);
   else if (path) up_run(up);   /* no thread could start: the parts are sent here */
@@ -1061,7 +1144,7 @@ int lt_s3_finish(lt_s3_up *up, const char *path, char *err) {
   at += (size_t)snprintf(xml + at, cap - at, "<CompleteMultipartUpload>");
   for (size_t k = 0; k < up->nparts; k++)
     at += (size_t)snprintf(xml + at, cap - at, "<Part><PartNumber>%zu</PartNumber><ETag>%s</ETag></Part>", k + 1,
-                           up->etags[k]);
+                           up->parts[k]->u.etag);
   at += (size_t)snprintf(xml + at, cap - at, "</CompleteMultipartUpload>");
   size_t ulen = strlen(up->url) + strlen(up->id) + 16;
   char *q = malloc(ulen);

@@ -9,8 +9,8 @@
 --   * eager: the whole object is fetched first, in parallel ranges.
 -- Formats whose layout has no index to range on (Torch7, TorchSharp,
 -- legacy .pt, a sharded index's JSON) are fetched whole.
--- Options (load's `remote` table): connections (8), retries (3), timeout
--- (seconds, 30).
+-- Options (a load's or save's `remote` table): connections (8 ranges, or 4
+-- parts of a save, at once), retries (3), timeout (seconds, 30).
 
 local core = require("ltorch.core")
 
