@@ -214,7 +214,7 @@ static int f_tensor(lua_State *L) {
                       (lua_Integer)nbytes, off, (lua_Integer)h->size);
   lt_storage *s;
   size_t align = part > 8 ? 8 : part;
-  if (use_map && nbytes > 0 && (swap || (uint64_t)off % align || h->remote)) {
+  if (use_map && nbytes > 0 && !lt_may_map(h->remote, 1, swap, (uint64_t)off, align, nbytes)) {
     lt_source src = {.off = (uint64_t)off, .csize = nbytes, .usize = nbytes, .swap = swap, .what = what};
     s = lt_storage_deferred(handle_file(L, h), (size_t)nbytes, &src);
     if (!s) return fmt_error(L, "not enough memory");
@@ -836,7 +836,7 @@ static int l_npz_load(lua_State *L) {
     lt_storage *st;
     if (nbytes == 0) {
       st = lt_storage_new(0, 0);
-    } else if (use_map && !h->remote && e->method == 0 && !hd.big_endian && at % (part > 8 ? 8 : part) == 0) {
+    } else if (use_map && lt_may_map(h->remote, e->method == 0, hd.big_endian, at, part > 8 ? 8 : part, nbytes)) {
       st = lt_storage_from_mapping(h->map, (size_t)at, (size_t)nbytes);
     } else {
       lt_source src = {.off = e->data_off, .csize = e->csize, .usize = e->usize, .skip = need,

@@ -704,7 +704,7 @@ static void read_record(loader *ld, pk_obj *s, lt_readjob *jobs, size_t *njobs) 
   uint64_t off = s->st->file_off, nb = s->st->nbytes;
   const pz_entry *e = s->st->entry;
   int legacy = ld->legacy, stored = legacy || e->method == 0;
-  if (ld->use_mmap && !ld->remote && stored && !ld->big_endian && off % MAP_ALIGN == 0 && nb > 0) {
+  if (ld->use_mmap && lt_may_map(ld->remote, stored, ld->big_endian, off, MAP_ALIGN, nb)) {
     s->st->data = lt_storage_from_mapping(c->map, (size_t)off, (size_t)nb);
     if (!s->st->data) fail(L, c, "out of memory");
     lt_progress_add(&ld->pg, nb);

@@ -237,6 +237,15 @@ void lt_memfile_remove(lt_mapping *m);
 lt_mapping *lt_memfile_find(int fd);
 /* a storage over [off, off+n) of m; retains m */
 lt_storage *lt_storage_from_mapping(lt_mapping *m, size_t off, size_t n);
+/* The one rule for whether a load with mmap = true makes a record of a file
+   a view of the file's mapping (else a deferred storage, read on first use):
+   the file is not a remote object's partial mirror (remote: its bytes are
+   fetched on first use, lt_fd_is_remote), the record is stored as it is
+   (not deflated, no byte swap), not empty, and at an offset its elements
+   can be read at (a multiple of align). */
+static inline int lt_may_map(int remote, int stored, int swap, uint64_t off, uint64_t align, uint64_t n) {
+  return !remote && stored && !swap && n > 0 && off % align == 0;
+}
 
 /* ---- deferred storages (deferred.c) ------------------------------------ */
 
