@@ -942,6 +942,14 @@ static int part_done(lt_s3_up *up, upjob *j, CURLcode c) {
   return rc;
 }
 
+/* the upload failed (its message in up->err): nothing more starts; 1 */
+static int set_failed(lt_s3_up *up) {
+  pthread_mutex_lock(&up->mu);
+  up->failed = 1;
+  pthread_mutex_unlock(&up->mu);
+  return 1;
+}
+
 /* The upload's thread: parts are made as the writer passes them (or from
    the whole file once it is done) and sent connections at a time. Once it
    fails or is stopped, it starts nothing more but lets the parts in flight
@@ -985,7 +993,11 @@ static void *up_run(void *ud) {
       upjob *j = up->parts[k];
       if (j->running || j->done || j->not_before > t) continue;
       start_part(up, j);
-      if (!j->running) { rerr(up->err, "%s: cannot start a transfer", up->url); failed = 1; break; }
+      if (!j->running) {
+        rerr(up->err, "%s: cannot start a transfer", up->url);
+        failed = set_failed(up);
+        break;
+      }
       running++;
     }
     if (running == 0 && (stop || failed || (fin && pending == 0))) break;   /* every part ended */
@@ -1001,10 +1013,7 @@ static void *up_run(void *ud) {
       char keep[LT_MSG];
       memcpy(keep, up->err, LT_MSG);
       if (part_done(up, j, msg->data.result) && !failed) {
-        failed = 1;
-        pthread_mutex_lock(&up->mu);
-        up->failed = 1;
-        pthread_mutex_unlock(&up->mu);
+        failed = set_failed(up);
       } else if (failed) {
         memcpy(up->err, keep, LT_MSG);
       }
