@@ -4,8 +4,10 @@
 --     access log holding each request's method, path, status, bytes sent
 --     and Range header (server:log() parses it; server:bytes() sums it)
 --   s3rver() -> server: an S3 server with the bucket bkt
---   proxy(upstream, mode_file) -> server: spec/fault_proxy.py in front of
---     a server; the faults it injects are read from mode_file per request
+--   proxy(upstream_port) -> server: spec/fault_proxy.py in front of a
+--     server; the faults it injects are read per request from its mode file
+--     (server.set(mode); "ok" at first), each request logged to server.log
+--     ("METHOD PATH STATUS" lines; server.requests() reads them)
 -- Each server has url, port, stop().
 local sh = require("sh_helper")
 
@@ -102,7 +104,9 @@ function M.s3rver(build)
   error("s3rver did not start")
 end
 
-function M.proxy(upstream_port, mode_file)
+function M.proxy(upstream_port)
+  local mode_file = os.tmpname()
+  sh.spit(mode_file, "ok")
   for _ = 1, 5 do
     local port = free_port()
     local pidf = os.tmpname()
@@ -111,10 +115,19 @@ function M.proxy(upstream_port, mode_file)
     local pid = (sh.slurp(pidf) or ""):match("%d+")
     os.remove(pidf)
     if pid and wait_up(port) then
-      return {url = "http://127.0.0.1:" .. port, port = port, stop = function() os.execute("kill " .. pid) end}
+      local p = {url = "http://127.0.0.1:" .. port, port = port, log = mode_file .. ".log"}
+      function p.set(mode) sh.spit(mode_file, mode) end
+      function p.requests() return sh.slurp(p.log) or "" end
+      function p.stop()
+        os.execute("kill " .. pid)
+        os.remove(mode_file)
+        os.remove(p.log)
+      end
+      return p
     end
     if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
   end
+  os.remove(mode_file)
   error("the fault proxy did not start")
 end
 

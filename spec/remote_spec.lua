@@ -197,21 +197,13 @@ describe("remote loads over HTTP", function()
   end)
 
   describe("through a faulty proxy", function()
-    local proxy, mode
-    setup(function()
-      mode = os.tmpname()
-      sh.spit(mode, "ok")
-      proxy = H.proxy(server.port, mode)
-    end)
-    teardown(function()
-      if proxy then proxy.stop() end
-      os.remove(mode)
-      os.remove(mode .. ".log")
-    end)
+    local proxy
+    setup(function() proxy = H.proxy(server.port) end)
+    teardown(function() if proxy then proxy.stop() end end)
     local function with(m, f)
-      sh.spit(mode, m)
+      proxy.set(m)
       local ok, e = pcall(f)
-      sh.spit(mode, "ok")
+      proxy.set("ok")
       if not ok then error(e, 0) end
     end
     local here = torch.load(root .. "/m.pt")
@@ -262,18 +254,14 @@ describe("S3", function()
   local BUILD = os.getenv("LTORCH_BUILD") or "build"
   local LUA = "LUA_PATH=" .. sh.quote("lua/?.lua;lua/?/init.lua;;")
     .. " LUA_CPATH=" .. sh.quote(BUILD .. "/?.so;;") .. " lua5.4"
-  local s3, proxy, mode
+  local s3, proxy
   setup(function()
     s3 = H.s3rver()
-    mode = os.tmpname()
-    sh.spit(mode, "ok")
-    proxy = H.proxy(s3.port, mode)
+    proxy = H.proxy(s3.port)
   end)
   teardown(function()
     if proxy then proxy.stop() end
     if s3 then s3.stop() end
-    os.remove(mode)
-    os.remove(mode .. ".log")
   end)
 
   local function script(src, endpoint)
@@ -312,9 +300,9 @@ describe("S3", function()
   it("sends a save's parts while the file is still being written", function()
     -- through the proxy, whose log shows each request as it ends: the save's
     -- progress callback, past 20 MiB of 32, waits for part 1 to be there
-    os.remove(mode .. ".log")
+    os.remove(proxy.log)
     local out = script([[
-      local log = ]] .. string.format("%q", mode .. ".log") .. [[
+      local log = ]] .. string.format("%q", proxy.log) .. [[
 
       local function part1()
         local f = io.open(log)
@@ -339,7 +327,7 @@ describe("S3", function()
       io.write(tostring(before), " ", tostring(during))
     ]], proxy.url)
     assert.are.equal("false true", out)
-    local log = sh.slurp(mode .. ".log") or ""
+    local log = proxy.requests()
     local n = 0
     for _ in log:gmatch("PUT /bkt/streamed%.pt%?partNumber=%d+&uploadId=%x+ 200") do n = n + 1 end
     -- 32 MiB and a little: 8, 8, 8 and the rest, or 8, 8, 8, 8 and the rest
@@ -351,19 +339,19 @@ describe("S3", function()
   it("leaves nothing on the server after a failed save, and aborts its upload", function()
     -- the proxy answers 503 to the parts after the first (sent in parallel:
     -- the others are cut off when one fails)
-    sh.spit(mode, "fail_puts 1")
+    proxy.set("fail_puts 1")
     local out = script([[
       local sd = {w = torch.randn(5 * 1024 * 1024)}
       local ok, e = pcall(torch.save, sd, "s3://bkt/failed.pt", {remote = {retries = 0}})
       print(ok, e)
     ]], proxy.url)
-    sh.spit(mode, "ok")
+    proxy.set("ok")
     assert.is_truthy(out:find("^false\ts3://bkt/failed.pt: uploading a part: HTTP 503"), out)
     assert.is_nil(io.open(s3.dir .. "/bkt/failed.pt._S3rver_object"))
     -- the upload was aborted (DELETE ?uploadId=, answered 204): its parts
     -- are gone from the server (AbortMultipartUpload as spec/s3rver_abort.js
     -- adds it to s3rver)
-    local log = sh.slurp(mode .. ".log") or ""
+    local log = proxy.requests()
     local id = log:match("POST /bkt/failed%.pt%?uploads [^\n]*\n")
       and log:match("PUT /bkt/failed%.pt%?partNumber=%d+&uploadId=(%x+) 503")
     assert.is_not_nil(id, log)

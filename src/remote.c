@@ -66,9 +66,7 @@ struct lt_remote {
   ino_t ino;
   uint64_t size;
   char etag[256], lastmod[128];
-  int conns, retries;
-  long timeout_ms;
-  char *aws_sigv4, *userpwd, *headers;   /* S3: the signature, and header lines sent with each request */
+  lt_remote_opts o;          /* with the defaults filled in; its strings owned (opts_copy) */
   pthread_mutex_t mu;        /* have, stats */
   pthread_mutex_t fetch_mu;  /* one fetch at a time; the handles */
   ival *have;
@@ -91,6 +89,23 @@ static void rerr(char *err, const char *fmt, ...) {
   if (vsnprintf(err, LT_MSG, fmt, ap) >= LT_MSG) memcpy(err + LT_MSG - 4, "...", 4);
   va_end(ap);
 }
+/* dst := src with copies of its strings, which opts_free frees; -1 when
+   out of memory (dst then holds what was copied) */
+static int opts_copy(lt_remote_opts *dst, const lt_remote_opts *src) {
+  *dst = *src;
+  dst->aws_sigv4 = src->aws_sigv4 ? strdup(src->aws_sigv4) : NULL;
+  dst->userpwd = src->userpwd ? strdup(src->userpwd) : NULL;
+  dst->headers = src->headers ? strdup(src->headers) : NULL;
+  return (src->aws_sigv4 && !dst->aws_sigv4) || (src->userpwd && !dst->userpwd) ||
+         (src->headers && !dst->headers) ? -1 : 0;
+}
+
+static void opts_free(lt_remote_opts *o) {
+  free((char *)o->aws_sigv4);
+  free((char *)o->userpwd);
+  free((char *)o->headers);
+}
+
 static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 /* ---- the registry: which local files mirror remote objects ---------------- */
@@ -147,9 +162,7 @@ void lt_remote_release(lt_remote *r) {
   pthread_mutex_destroy(&r->mu);
   pthread_mutex_destroy(&r->fetch_mu);
   free(r->have);
-  free(r->aws_sigv4);
-  free(r->userpwd);
-  free(r->headers);
+  opts_free(&r->o);
   free(r->url);
   free(r);
 }
@@ -246,32 +259,36 @@ static CURL *handle_for(lt_remote *r, int i) {
 }
 
 /* what every request sets: the URL, no signals (threads), the connect
-   timeout, the agent and, for S3, the signature */
-static void base_opts(CURL *h, const char *url, long timeout_ms, const char *sigv4, const char *userpwd) {
+   timeout, a transfer slower than 1 KiB/s for the timeout dropped (and
+   retried), the agent and, for S3, the signature */
+static void base_opts(CURL *h, const char *url, const lt_remote_opts *o) {
+  long timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000L;
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 30000L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (timeout_ms + 999) / 1000);
   curl_easy_setopt(h, CURLOPT_USERAGENT, "ltorch");
-  if (sigv4) {
-    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4);
-    curl_easy_setopt(h, CURLOPT_USERPWD, userpwd ? userpwd : "");
+  if (o->aws_sigv4) {
+    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, o->aws_sigv4);
+    curl_easy_setopt(h, CURLOPT_USERPWD, o->userpwd ? o->userpwd : "");
   }
 }
 
-/* the pause before retry number attempt: 50 ms, doubling */
+/* the pause before retry number attempt, in seconds: 50 ms, doubling */
+static double backoff_s(int attempt) { return 0.05 * (double)(1 << (attempt - 1)); }
+
 static void backoff(int attempt) {
-  struct timespec ts = {0, 50000000L << (attempt - 1)};
+  double t = backoff_s(attempt);
+  struct timespec ts = {(time_t)t, (long)((t - (double)(time_t)t) * 1e9)};
   nanosleep(&ts, NULL);
 }
 
 static void setup(lt_remote *r, xfer *x, CURL *h) {
   curl_easy_reset(h);
-  base_opts(h, r->url, r->timeout_ms, r->aws_sigv4, r->userpwd);
+  base_opts(h, r->url, &r->o);
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
-  /* a transfer slower than 1 KiB/s for the timeout is dropped (and retried) */
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (r->timeout_ms + 999) / 1000);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -311,7 +328,7 @@ static struct curl_slist *request_headers(lt_remote *r) {
     snprintf(b, sizeof b, "If-Unmodified-Since: %s", r->lastmod);
     l = curl_slist_append(l, b);
   }
-  return add_headers(l, r->headers);
+  return add_headers(l, r->o.headers);
 }
 
 static void start_range(lt_remote *r, xfer *x, CURL *h) {
@@ -400,7 +417,7 @@ static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, char *dst, lt_pr
                         char *err) {
   /* requests of CHUNK bytes, or bigger ones for a big fetch: a few per
      connection (a request costs a round trip) */
-  int conns = r->conns < 1 ? 1 : r->conns > MAX_CONNS ? MAX_CONNS : r->conns;
+  int conns = r->o.connections > MAX_CONNS ? MAX_CONNS : r->o.connections;
   uint64_t total = 0, chunk = CHUNK;
   for (size_t i = 0; i < n; i++) total += rs[i].hi - rs[i].lo;
   if (total / (4 * (uint64_t)conns) > chunk) chunk = (total / (4 * (uint64_t)conns) + BLOCK - 1) / BLOCK * BLOCK;
@@ -474,8 +491,8 @@ static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, char *dst, lt_pr
         /* the caller's thread: a Lua callback may run here (it is protected) */
         if (progress && progress(ud, x->hi - x->lo)) { rerr(err, "%s: stopped by the progress callback", r->url); rc = -1; }
       }
-      else if (verdict == RETRY && x->attempt <= r->retries) {
-        x->not_before = now_s() + 0.05 * (double)(1 << (x->attempt - 1));
+      else if (verdict == RETRY && x->attempt <= r->o.retries) {
+        x->not_before = now_s() + backoff_s(x->attempt);
         pending[npending++] = (size_t)(x - jobs);
       } else {
         if (verdict == RETRY) {
@@ -506,19 +523,14 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
   atomic_init(&r->refs, 1);
   r->url = strdup(url);
   r->fd = -1;
-  r->conns = o && o->connections > 0 ? o->connections : 8;
-  r->retries = o && o->retries >= 0 ? o->retries : 3;
-  r->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : 30000;
   pthread_mutex_init(&r->mu, NULL);
   pthread_mutex_init(&r->fetch_mu, NULL);
-  if (o && o->aws_sigv4) {
-    r->aws_sigv4 = strdup(o->aws_sigv4);
-    r->userpwd = strdup(o->userpwd ? o->userpwd : "");
-  }
-  if (o && o->headers) {
-    r->headers = strdup(o->headers);
-  }
-  if (!r->url) goto oom;
+  lt_remote_opts none = {0};
+  int copied = opts_copy(&r->o, o ? o : &none);
+  if (r->o.connections < 1) r->o.connections = 8;
+  if (r->o.retries < 0 || !o) r->o.retries = 3;
+  if (r->o.timeout_ms <= 0) r->o.timeout_ms = 30000;
+  if (!r->url || copied) goto oom;
   /* the size and version: a HEAD, retried as the ranges are */
   for (int attempt = 1;; attempt++) {
     xfer x;
@@ -528,7 +540,7 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
     if (!h) goto oom;
     setup(r, &x, h);
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    struct curl_slist *hl = add_headers(NULL, r->headers);
+    struct curl_slist *hl = add_headers(NULL, r->o.headers);
     if (hl) curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
     memset(x.lastmod, 0, sizeof x.lastmod);
     CURLcode c = curl_easy_perform(h);
@@ -537,7 +549,7 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     r->requests++;
     if ((c != CURLE_OK && transient(c)) || (code >= 500 && code <= 599)) {
-      if (attempt <= r->retries) {
+      if (attempt <= r->o.retries) {
         backoff(attempt);
         continue;
       }
@@ -555,8 +567,9 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
     if (!strncmp(r->etag, "W/", 2)) r->etag[0] = 0;
     break;
   }
-  /* memory (memfd): a complete mirror's pages are the tensors of an eager
-     load, mapped, with no second copy; where memfd is missing, a file */
+  /* memory (memfd); where memfd is missing, a file. Once complete it is
+     mapped like any file (an eager load of a ranged layout skips it:
+     lt_remote_fetch_memory) */
   r->fd = memfd_create("ltorch-remote", MFD_CLOEXEC);
   if (r->fd < 0) {
     const char *dir = getenv("TMPDIR");
@@ -783,10 +796,7 @@ static struct curl_slist *up_setup(CURL *h, const lt_remote_opts *o, const char 
                                    uint64_t body_len) {
   u->nresp = 0;
   u->etag[0] = 0;
-  base_opts(h, url, o->timeout_ms, o->aws_sigv4, o->userpwd);
-  /* a transfer slower than 1 KiB/s for the timeout is dropped */
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, ((o->timeout_ms > 0 ? o->timeout_ms : 30000L) + 999) / 1000);
+  base_opts(h, url, o);
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, up_write);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, u);
@@ -852,8 +862,8 @@ static int s3_fail(char *err, const char *url, const char *step, long code, cons
    upload is completed, and a failure aborts the upload, so nothing of it
    is left on the server. */
 struct lt_s3_up {
-  char *url, *sigv4, *userpwd, *headers;
-  lt_remote_opts o;
+  char *url;
+  lt_remote_opts o;          /* its strings owned (opts_copy) */
   uint64_t part;
   char id[512];
   pthread_t th;
@@ -930,7 +940,7 @@ static int part_done(lt_s3_up *up, upjob *j, CURLcode c) {
   if (c == CURLE_OK && code == 200 && j->u.etag[0]) {
     j->done = 1;
   } else if ((c != CURLE_OK || code >= 500) && j->attempt <= retries) {
-    j->not_before = now_s() + 0.05 * (double)(1 << (j->attempt - 1));
+    j->not_before = now_s() + backoff_s(j->attempt);
   } else {
     if (c != CURLE_OK) rerr(up->err, "%s: %s", up->url, curl_easy_strerror(c));
     else if (code != 200) s3_fail(up->err, up->url, "uploading a part", code, &j->u);
@@ -1045,9 +1055,7 @@ static void up_free(lt_s3_up *up) {
   if (up->m) curl_multi_cleanup(up->m);
   free(up->path);
   free(up->url);
-  free(up->sigv4);
-  free(up->userpwd);
-  free(up->headers);
+  opts_free(&up->o);
   free(up);
 }
 
@@ -1059,15 +1067,8 @@ lt_s3_up *lt_s3_begin(const char *url, const lt_remote_opts *o, uint64_t part_si
   pthread_mutex_init(&up->mu, NULL);
   up->m = curl_multi_init();
   up->part = part_size < ((uint64_t)5 << 20) ? (uint64_t)5 << 20 : part_size;   /* S3's least, but for the last */
-  up->o = *o;
   up->url = strdup(url);
-  up->sigv4 = o->aws_sigv4 ? strdup(o->aws_sigv4) : NULL;
-  up->userpwd = o->userpwd ? strdup(o->userpwd) : NULL;
-  up->headers = o->headers ? strdup(o->headers) : NULL;
-  up->o.aws_sigv4 = up->sigv4;
-  up->o.userpwd = up->userpwd;
-  up->o.headers = up->headers;
-  if (!up->m || !up->url || (o->aws_sigv4 && !up->sigv4) || (o->userpwd && !up->userpwd) || (o->headers && !up->headers)) {
+  if (opts_copy(&up->o, o) || !up->m || !up->url) {
     rerr(err, "%s: out of memory", url);
     up_free(up);
     return NULL;

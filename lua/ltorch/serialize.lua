@@ -264,6 +264,16 @@ M.host_view = host_view
 -- internal ones (as_dict: the safetensors loader gives a dict even for an
 -- R torch single-tensor file)
 local OWN = {device = true, map_location = true, trust_code = true, remote = true}
+
+-- a copy of option table t (nil: empty) without the key drop, plus the
+-- entries of add
+local function copy_opts(t, drop, add)
+  local o = {}
+  for k, v in pairs(t or {}) do if k ~= drop then o[k] = v end end
+  for k, v in pairs(add or {}) do o[k] = v end
+  return o
+end
+
 local function format_opts(opts, internal)
   local o = {}
   for k, v in pairs(opts) do
@@ -287,14 +297,11 @@ function M.read(path, opts, internal, fname, level)
     -- mmap = true and GPU loads, whole first otherwise
     local ropts = remote.check_opts(opts.remote, level)
     local lazy = opts.mmap or check_device(opts, level) ~= nil
-    local inner = {}
-    for k, v in pairs(internal or {}) do inner[k] = v end
-    inner.origin = path
-    -- eager: the whole mirror is fetched, and its pages become the tensors
-    if not lazy then inner.mmap = true end
-    local o = {}
-    for k, v in pairs(opts) do if k ~= "remote" then o[k] = v end end
-    -- an eager load's progress is the download's (mapping the whole mirror
+    -- eager: the whole object is fetched first (into memory for the
+    -- ranged layouts, remote.lua) and the tensors point into it
+    local inner = copy_opts(internal, nil, {origin = path, mmap = not lazy or nil})
+    local o = copy_opts(opts, "remote")
+    -- an eager load's progress is the download's (mapping what was fetched
     -- afterwards takes no time)
     if o.progress ~= nil and type(o.progress) ~= "function" then
       error("bad option 'progress' (function expected, got " .. type(o.progress) .. ")", level)
@@ -318,11 +325,9 @@ function M.read(path, opts, internal, fname, level)
   if dev then
     -- to a GPU: mapped (no copy in host memory), then each storage up
     -- through the staging buffers, its pages dropped as they go
-    local o = {}
-    for k, v in pairs(internal or {}) do o[k] = v end
-    internal = o
-    for _, o in ipairs(f.load_options or {}) do
-      if o == "mmap" and opts.mmap == nil then internal.mmap = true end
+    internal = copy_opts(internal)
+    for _, name in ipairs(f.load_options or {}) do
+      if name == "mmap" and opts.mmap == nil then internal.mmap = true end
     end
   end
   local value, extras = f.load(path, format_opts(opts, internal))
@@ -345,8 +350,7 @@ function M.write(value, path, opts, extras, f, level, on_temp)
     -- where the format writes front to back: atomic on S3
     f = f or M.format_for_save(path, opts)
     local ropts = remote.check_opts(opts.remote, level)
-    local o = {}
-    for k, v in pairs(opts) do if k ~= "remote" then o[k] = v end end
+    local o = copy_opts(opts, "remote")
     o.format = o.format or f.name
     local ext = path:match("(%.[%w]+)$")
     return remote.save(path, ropts, ext, f.streams, function(local_path, follow)
