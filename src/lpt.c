@@ -193,13 +193,86 @@ static void push_tensor(conv *v, pk_obj *o) {
   u->requires_grad = t->requires_grad;
 }
 
+/* A dict's tensors are made on first access: an open of 20,000 small
+   tensors spent half its conversion making tensor objects that a script may
+   never read. Each tensor value no other node shares becomes an entry of a
+   lazy block; the dict's data table (odict.lua) gets an __index that makes
+   the tensor from its entry once, stores it in the table and forgets the
+   entry, so a key removed or replaced never comes back. Dicts with fewer
+   tensors than LAZY_MIN are built whole (a block and a metatable each would
+   cost more than they save). */
+#define LAZY_MIN 16
+
+typedef struct lazy_ent {
+  lt_storage *s;        /* owned until the tensor is made */
+  int64_t offset;
+  uint32_t dims;        /* index of its sizes, then strides, in the block's dims */
+  uint8_t dtype, ndim, requires_grad;
+} lazy_ent;
+
+typedef struct lazy_blk {
+  size_t n;
+  lazy_ent *e;
+  int64_t *dims;
+} lazy_blk;
+
+static int lazy_gc(lua_State *L) {
+  lazy_blk *b = lua_touserdata(L, 1);
+  for (size_t i = 0; i < b->n; i++) { lt_storage_release(b->e[i].s); b->e[i].s = NULL; }
+  b->n = 0;
+  return 0;
+}
+
+/* __index(data, key), upvalues: the block and the pending table {key = entry} */
+static int lazy_index(lua_State *L) {
+  lua_settop(L, 2);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER) return 1;
+  lazy_blk *b = lua_touserdata(L, lua_upvalueindex(1));
+  lua_Integer i = lua_tointeger(L, -1);
+  lazy_ent *e = &b->e[i];
+  const int64_t *d = b->dims + e->dims;
+  lt_tensor *t = lt_push_storage(L, e->s, (lt_dtype)e->dtype, e->ndim, d, d + e->ndim, e->offset);
+  e->s = NULL;          /* the tensor owns it now */
+  t->requires_grad = e->requires_grad;
+  lua_pushvalue(L, 2);
+  lua_pushnil(L);
+  lua_rawset(L, lua_upvalueindex(2));
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1);
+  return 1;
+}
+
+static int lazy_value(const pk_obj *x) { return x->kind == PK_TENSOR && !(x->mark & MK_SHARED); }
+
 static void push_dict(conv *v, pk_obj *o, int depth, int top) {
   lua_State *L = v->L;
+  size_t nlazy = 0, ndims = 0;
+  for (size_t i = 1; i < o->n; i += 2)
+    if (lazy_value(o->items[i])) { nlazy++; ndims += 2 * (size_t)o->items[i]->t->ndim; }
+  lazy_blk *lb = NULL;
+  int blk = 0, pending = 0, all_lazy = 2 * nlazy == o->n;
+  if (nlazy >= LAZY_MIN) {
+    lb = lua_newuserdatauv(L, sizeof *lb + nlazy * sizeof(lazy_ent) + ndims * sizeof(int64_t), 0);
+    lb->n = 0;
+    lb->e = (lazy_ent *)(lb + 1);
+    lb->dims = (int64_t *)(lb->e + nlazy);
+    if (luaL_newmetatable(L, "ltorch.lazy_tensors")) {
+      lua_pushcfunction(L, lazy_gc);
+      lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    blk = lua_gettop(L);
+    lua_createtable(L, 0, (int)nlazy);
+    pending = blk + 1;
+  }
   lua_pushvalue(L, v->odict_from);
   lua_createtable(L, (int)(o->n / 2), 0);     /* keys */
-  lua_createtable(L, 0, (int)(o->n / 2));     /* data */
+  lua_createtable(L, 0, (int)(o->n / 2 - (lb ? nlazy : 0)));   /* data: what is not lazy */
   int keys = lua_gettop(L) - 1, data = keys + 1;
   lua_Integer nk = 0;
+  uint32_t nd = 0;
   for (size_t i = 0; i + 1 < o->n; i += 2) {
     push_obj(v, o->items[i], depth + 1);
     if (top && v->select) {
@@ -211,16 +284,48 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
     if (lua_isnil(L, -1)) lt_file_error(L, v->c->path, NULL, "dict key converts to nil");
     if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
       lt_file_error(L, v->c->path, NULL, "dict key is NaN");
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, data) == LUA_TNIL) {       /* a repeated key keeps its first position */
-      lua_pushvalue(L, -2);
+    /* a repeated key keeps its first position and its last value */
+    int in_data = 0, in_pending = 0;
+    if (!lb || !all_lazy) { lua_pushvalue(L, -1); in_data = lua_rawget(L, data) != LUA_TNIL; lua_pop(L, 1); }
+    if (lb) { lua_pushvalue(L, -1); in_pending = lua_rawget(L, pending) != LUA_TNIL; lua_pop(L, 1); }
+    if (!in_data && !in_pending) {
+      lua_pushvalue(L, -1);
       lua_rawseti(L, keys, ++nk);
     }
-    lua_pop(L, 1);
-    push_obj(v, o->items[i + 1], depth + 1);
-    lua_rawset(L, data);
+    pk_obj *x = o->items[i + 1];
+    if (lb && lazy_value(x)) {
+      pk_tensor *t = x->t;
+      lt_storage *s = t->storage->st->data;
+      if (!s) lt_file_error(L, v->c->path, NULL, "storage '%s' was not loaded", t->storage->st->key);
+      if (in_data) { lua_pushvalue(L, -1); lua_pushnil(L); lua_rawset(L, data); }
+      lazy_ent *e = &lb->e[lb->n];
+      e->offset = t->offset;
+      e->dims = nd;
+      e->dtype = (uint8_t)t->dtype;
+      e->ndim = (uint8_t)t->ndim;
+      e->requires_grad = (uint8_t)t->requires_grad;
+      memcpy(lb->dims + nd, t->dims, 2 * (size_t)t->ndim * sizeof(int64_t));
+      nd += 2 * (uint32_t)t->ndim;
+      lt_storage_retain(s);
+      e->s = s;
+      lua_pushinteger(L, (lua_Integer)lb->n++);
+      lua_rawset(L, pending);
+    } else {
+      if (in_pending) { lua_pushvalue(L, -1); lua_pushnil(L); lua_rawset(L, pending); }
+      push_obj(v, x, depth + 1);
+      lua_rawset(L, data);
+    }
+  }
+  if (lb) {
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, blk);
+    lua_pushvalue(L, pending);
+    lua_pushcclosure(L, lazy_index, 2);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, data);
   }
   lua_call(L, 2, 1);
+  if (lb) { lua_replace(L, blk); lua_settop(L, blk); }
 }
 
 static void push_list(conv *v, pk_obj *o, int depth) {
@@ -626,17 +731,6 @@ static void mark_selected(loader *ld) {
 
 /* 5. where each needed storage lies (its zip record, or the legacy offset
    found by open_legacy), in file order; the progress total */
-/* the decimal number k written as "k" with no leading zero, < lim; else -1 */
-static int64_t decimal_key(const char *p, size_t n, size_t lim) {
-  if (n == 0 || n > 9 || (n > 1 && p[0] == '0')) return -1;
-  int64_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (p[i] < '0' || p[i] > '9') return -1;
-    k = k * 10 + (p[i] - '0');
-  }
-  return (size_t)k < lim ? k : -1;
-}
-
 /* the records "<prefix>/data/<k>" by k (torch.save's storage keys are
    0, 1, ...): one pass over the entries in file order instead of a hashed
    lookup per storage, whose misses were a tenth of opening 20,000 small
@@ -649,7 +743,7 @@ static const pz_entry **data_index(loader *ld, size_t lim) {
   for (size_t i = 0; i < c->z.n; i++) {
     const pz_entry *e = &c->z.entries[i];
     if (e->name_len <= pl + 6 || memcmp(e->name, ld->prefix, pl) || memcmp(e->name + pl, "/data/", 6)) continue;
-    int64_t k = decimal_key(e->name + pl + 6, e->name_len - pl - 6, lim);
+    int64_t k = lt_decimal_key(e->name + pl + 6, e->name_len - pl - 6, lim);
     if (k >= 0) ix[k] = e;   /* names are unique (pz_open) */
   }
   return ix;
@@ -668,7 +762,7 @@ static void locate_records(loader *ld) {
     if (!ld->legacy) {
       char name[PZ_MAX_NAME + 64];
       if (s->st->key_len > PZ_MAX_NAME) fail(L, c, "storage key of %zu bytes is too long", s->st->key_len);
-      int64_t k = ix ? decimal_key(s->st->key, s->st->key_len, lim) : -1;
+      int64_t k = ix ? lt_decimal_key(s->st->key, s->st->key_len, lim) : -1;
       const pz_entry *e = k >= 0 ? ix[k] : NULL;
       memcpy(name, "data/", 5);
       memcpy(name + 5, s->st->key, s->st->key_len + 1);
@@ -796,14 +890,10 @@ static int l_pt_load(lua_State *L) {
   ld.L = L;
   ld.c = c;
   read_load_opts(&ld, 2);
-  open_file(&ld);
-  if (ld.fsize >= 4 && !memcmp(ld.head, "PK\3\4", 4)) open_archive(&ld);
+  open_file(&ld);  if (ld.fsize >= 4 && !memcmp(ld.head, "PK\3\4", 4)) open_archive(&ld);
   else open_legacy(&ld);
   if (!ld.inert && c->res.nunknown && !ld.select) unknown_error(L, c);
-  mark_selected(&ld);
-  locate_records(&ld);
-  read_records(&ld);
-  lua_newtable(L);
+  mark_selected(&ld);  locate_records(&ld);  read_records(&ld);  lua_newtable(L);
   conv v = {L, c, ld.null, ld.odict, lua_gettop(L), ld.select};
   /* the collector paused while the value is built: everything made here
      is kept (it is the value), and its incremental steps over a heap
@@ -821,8 +911,7 @@ static int l_pt_load(lua_State *L) {
     lua_toclose(L, gc_slot);
     lua_gc(L, LUA_GCSTOP);
   }
-  push_obj(&v, c->res.value, 0);
-  if (gc_slot) lua_closeslot(L, gc_slot);
+  push_obj(&v, c->res.value, 0);  if (gc_slot) lua_closeslot(L, gc_slot);
   if (ld.code) {
     if (ld.extras) lua_pushvalue(L, ld.extras); else lua_pushnil(L);
     lua_pushvalue(L, ld.code);

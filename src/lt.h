@@ -356,6 +356,19 @@ static inline uint64_t lt_hash_bytes(const char *p, size_t n) {
 /* a slot of such a table: the hash, and an index into the table's items */
 typedef struct lt_hslot { uint64_t h; size_t i; } lt_hslot;
 
+/* the number k that n bytes spell as "k" (decimal, no sign, no leading
+   zero) when k < lim, else -1: torch.save's storage keys "0", "1", ...,
+   looked up by number in the pickle reader and the loader, not hashed */
+static inline int64_t lt_decimal_key(const char *p, size_t n, size_t lim) {
+  if (n == 0 || n > 9 || (n > 1 && p[0] == '0')) return -1;
+  int64_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] < '0' || p[i] > '9') return -1;
+    k = k * 10 + (p[i] - '0');
+  }
+  return (uint64_t)k < lim ? k : -1;
+}
+
 /* ---- parallel reads (readjobs.c) --------------------------------------- */
 
 /* len bytes of the file at off into dst; what names it in errors ("entry 'x'") */

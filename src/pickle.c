@@ -25,7 +25,9 @@
 ** string, _codecs.encode and bytearray bytes, set/frozenset PK_SET,
 ** complex PK_COMPLEX. Any other global becomes a PK_INERT node recording its
 ** name, arguments and state, and its name is collected in the result so the
-** caller can refuse the file listing every one of them.
+** caller can refuse the file listing every one of them. The run of opcodes
+** torch.save writes for each tensor is parsed without the stack
+** (fast_tensor, below); the result is the same.
 **
 ** Limits (pickle.h): stack depth, memo size, node count; every length is
 ** checked against the bytes left before it is used.
@@ -233,9 +235,17 @@ typedef struct vm {
   char *err;
   /* immutable values shared within one pickle: None, False, True, 0..255 */
   pk_obj *none, *bools[2], *small[256];
-  /* storages by key: open addressing over res->storages indices */
+  /* storages by key: open addressing over res->storages indices; keys
+     that are decimal numbers below the pickle's length (torch.save's "0",
+     "1", ...) by number instead: index + 1, 0 for none */
   lt_hslot *hash;           /* i: index in res->storages; SIZE_MAX: empty */
   size_t hcap;
+  uint32_t *bynum;
+  size_t bncap;
+  /* the tensor fast path (fast_tensor): the memo's stand-in for the values
+     it does not build; a GET of one restarts the pickle without it */
+  pk_obj *elided;
+  int nofast, restart;
 } vm;
 
 #define VFAIL(...) do { verr(v, __VA_ARGS__); return -1; } while (0)
@@ -348,8 +358,49 @@ static int parse_dec(vm *v, const char *s, size_t n, int64_t *out) {
   return 0;
 }
 
+static pk_obj *new_storage(vm *v, const char *key, size_t klen) {
+  pk_result *r = v->res;
+  pk_obj *o = aobj(v->a, PK_STORAGE);
+  if (!o) return NULL;
+  o->st = abytes(v->a, sizeof *o->st);
+  if (!o->st) return NULL;
+  memset(o->st, 0, sizeof *o->st);
+  o->st->key = abytes(v->a, klen + 1);
+  if (!o->st->key) return NULL;
+  memcpy(o->st->key, key, klen);
+  o->st->key[klen] = 0;
+  o->st->key_len = klen;
+  if (r->nstorages == r->capstorages) {
+    size_t nc = r->capstorages ? r->capstorages * 2 : 16;
+    pk_obj **ns = realloc(r->storages, nc * sizeof *ns);
+    if (!ns) return NULL;
+    r->storages = ns; r->capstorages = nc;
+  }
+  r->storages[r->nstorages++] = o;
+  return o;
+}
+
 static pk_obj *storage_by_key(vm *v, const char *key, size_t klen, int *created) {
   pk_result *r = v->res;
+  /* the keys torch.save writes: a direct index, no hashing or probing */
+  int64_t k = lt_decimal_key(key, klen, v->len);
+  if (k >= 0) {
+    if ((size_t)k >= v->bncap) {
+      size_t nc = v->bncap ? v->bncap : 64;
+      while (nc <= (size_t)k) nc *= 2;
+      uint32_t *nb = realloc(v->bynum, nc * sizeof *nb);
+      if (!nb) return NULL;
+      memset(nb + v->bncap, 0, (nc - v->bncap) * sizeof *nb);
+      v->bynum = nb; v->bncap = nc;
+    }
+    if (v->bynum[k]) { *created = 0; return r->storages[v->bynum[k] - 1]; }
+    if (r->nstorages >= UINT32_MAX) return NULL;
+    pk_obj *o = new_storage(v, key, klen);
+    if (!o) return NULL;
+    v->bynum[k] = (uint32_t)r->nstorages;
+    *created = 1;
+    return o;
+  }
   if (r->nstorages * 2 >= v->hcap) {
     /* slots keep the hash: probing and growing never chase a node */
     size_t nc = v->hcap ? v->hcap * 2 : 64;
@@ -374,25 +425,10 @@ static pk_obj *storage_by_key(vm *v, const char *key, size_t klen, int *created)
     }
     j = (j + 1) & (v->hcap - 1);
   }
-  pk_obj *o = aobj(v->a, PK_STORAGE);
+  pk_obj *o = new_storage(v, key, klen);
   if (!o) return NULL;
-  o->st = abytes(v->a, sizeof *o->st);
-  if (!o->st) return NULL;
-  memset(o->st, 0, sizeof *o->st);
-  o->st->key = abytes(v->a, klen + 1);
-  if (!o->st->key) return NULL;
-  memcpy(o->st->key, key, klen);
-  o->st->key[klen] = 0;
-  o->st->key_len = klen;
-  if (r->nstorages == r->capstorages) {
-    size_t nc = r->capstorages ? r->capstorages * 2 : 16;
-    pk_obj **ns = realloc(r->storages, nc * sizeof *ns);
-    if (!ns) return NULL;
-    r->storages = ns; r->capstorages = nc;
-  }
   v->hash[j].h = h;
-  v->hash[j].i = r->nstorages;
-  r->storages[r->nstorages++] = o;
+  v->hash[j].i = r->nstorages - 1;
   *created = 1;
   return o;
 }
@@ -405,6 +441,31 @@ static int get_int(vm *v, pk_obj *o, const char *what, int64_t *out) {
 
 /* the persistent id tuple -> a PK_STORAGE node (or a class, below) */
 static pk_obj *call(vm *v, pk_obj *f, pk_obj *args, int newobj);
+
+/* the storage a persistent id names (cls: a storage class): found, its
+   type and size checked, or created */
+static pk_obj *storage_for(vm *v, const pk_obj *cls, const char *key, size_t klen, const char *loc, int64_t numel) {
+  int dt = (int)cls->i;
+  size_t isz = lt_dtypes[dt].size;
+  if (numel < 0 || (uint64_t)numel > (UINT64_MAX >> 2) / isz) {
+    verr(v, "storage '%.*s': bad element count %lld", (int)klen, key, (long long)numel);
+    return NULL;
+  }
+  int created;
+  pk_obj *s = storage_by_key(v, key, klen, &created);
+  if (!s) { verr(v, "out of memory"); return NULL; }
+  uint64_t nbytes = (uint64_t)numel * isz;
+  if (created) {
+    s->st->dtype = dt;
+    s->st->untyped = cls->gid == G_UNTYPED;
+    s->st->nbytes = nbytes;
+    s->st->location = (char *)loc;
+  } else if (s->st->nbytes != nbytes || s->st->dtype != dt) {
+    verr(v, "storage '%.*s' is referenced with different types or sizes", (int)klen, key);
+    return NULL;
+  }
+  return s;
+}
 
 static int persistent_load(vm *v, pk_obj *pid) {
   if (pid->kind != PK_TUPLE) VFAIL("persistent id: expected a tuple, found %s", kind_name(pid));
@@ -427,21 +488,11 @@ static int persistent_load(vm *v, pk_obj *pid) {
     VFAIL("persistent id: storage type is %s, not a storage class", cls->s ? cls->s : kind_name(cls));
   if (key->kind != PK_STR && key->kind != PK_BYTES) VFAIL("persistent id: storage key is %s, not a string", kind_name(key));
   if (get_int(v, pid->items[4], "persistent id numel", &numel)) return -1;
+  pk_obj *s = storage_for(v, cls, key->s, key->len, loc->kind == PK_STR ? loc->s : "cpu", numel);
+  if (!s) return -1;
+  int created;
   int dt = (int)cls->i;
   size_t isz = lt_dtypes[dt].size;
-  if (numel < 0 || (uint64_t)numel > (UINT64_MAX >> 2) / isz) VFAIL("storage '%s': bad element count %lld", key->s, (long long)numel);
-  int created;
-  pk_obj *s = storage_by_key(v, key->s, key->len, &created);
-  if (!s) VFAIL("out of memory");
-  uint64_t nbytes = (uint64_t)numel * isz;
-  if (created) {
-    s->st->dtype = dt;
-    s->st->untyped = cls->gid == G_UNTYPED;
-    s->st->nbytes = nbytes;
-    s->st->location = loc->kind == PK_STR ? loc->s : "cpu";
-  } else if (s->st->nbytes != nbytes || s->st->dtype != dt) {
-    VFAIL("storage '%s' is referenced with different types or sizes", key->s);
-  }
   if (pid->n >= 6 && pid->items[5]->kind != PK_NONE) {
     /* legacy view: (view_key, offset, view_numel) of the root storage */
     pk_obj *vm_ = pid->items[5];
@@ -474,6 +525,49 @@ static int tuple_dims(vm *v, pk_obj *o, const char *what, int64_t *out, int *nd)
   return 0;
 }
 
+/* a PK_TENSOR node over storage so: dtype -1 is the storage's (refused for
+   an untyped storage); a legacy view storage is rebased on its root; the
+   extent is checked against the storage */
+static pk_obj *make_tensor(vm *v, pk_obj *so, int64_t offset, const int64_t *shape, const int64_t *stride,
+                           int ndim, int requires_grad, int dtype) {
+  if (dtype < 0 && so->st->untyped) {
+    verr(v, "tensor rebuild: untyped storage '%s' without a dtype", so->st->key);
+    return NULL;
+  }
+  pk_obj *o = aobj(v->a, PK_TENSOR);
+  if (!o || !(o->t = abytes(v->a, sizeof *o->t + 2 * (size_t)ndim * sizeof(int64_t)))) { verr(v, "out of memory"); return NULL; }
+  pk_tensor *t = o->t;
+  memset(t, 0, sizeof *t);
+  t->ndim = ndim;
+  t->offset = offset;
+  memcpy(t->dims, shape, (size_t)ndim * sizeof *shape);
+  memcpy(t->dims + ndim, stride, (size_t)ndim * sizeof *stride);
+  t->requires_grad = requires_grad;
+  t->dtype = dtype < 0 ? so->st->dtype : dtype;
+  size_t isz = lt_dtypes[t->dtype].size;
+  lt_tensor chk;
+  memset(&chk, 0, sizeof chk);
+  chk.dtype = (lt_dtype)t->dtype; chk.ndim = t->ndim;
+  memcpy(chk.shape, shape, (size_t)ndim * sizeof *shape); memcpy(chk.stride, stride, (size_t)ndim * sizeof *stride);
+  char e[LT_MSG];
+  while (so->st->root) {           /* legacy view storage: rebase on the root */
+    if (so->st->view_off % isz) { verr(v, "storage view offset is not a multiple of the element size"); return NULL; }
+    if (t->offset > INT64_MAX - (int64_t)(so->st->view_off / isz)) { verr(v, "storage offset overflows"); return NULL; }
+    chk.offset = t->offset;
+    if (lt_check_extent(&chk, (size_t)so->st->nbytes, e)) { verr(v, "tensor in storage '%s': %s", so->st->key, e); return NULL; }
+    t->offset += (int64_t)(so->st->view_off / isz);
+    so = so->st->root;
+  }
+  t->storage = so;
+  chk.offset = t->offset;
+  if (so->st->nbytes > SIZE_MAX || lt_check_extent(&chk, (size_t)so->st->nbytes, e)) {
+    verr(v, "tensor in storage '%s' of %llu bytes: %s", so->st->key,
+         (unsigned long long)so->st->nbytes, so->st->nbytes > SIZE_MAX ? "too big" : e);
+    return NULL;
+  }
+  return o;
+}
+
 /* _rebuild_tensor(_v2,_v3) arguments -> a PK_TENSOR node */
 static pk_obj *rebuild_tensor(vm *v, int gid, pk_obj *args) {
   if (args->kind != PK_TUPLE || args->n < 4 || (gid == G_REBUILD_V3 && args->n < 7)) {
@@ -488,49 +582,14 @@ static pk_obj *rebuild_tensor(vm *v, int gid, pk_obj *args) {
   if (tuple_dims(v, args->items[2], "size", shape, &ndim)) return NULL;
   if (tuple_dims(v, args->items[3], "stride", stride, &nd2)) return NULL;
   if (nd2 != ndim) { verr(v, "tensor has %d sizes but %d strides", ndim, nd2); return NULL; }
-  pk_obj *o = aobj(v->a, PK_TENSOR);
-  if (!o || !(o->t = abytes(v->a, sizeof *o->t + 2 * (size_t)ndim * sizeof(int64_t)))) { verr(v, "out of memory"); return NULL; }
-  pk_tensor *t = o->t;
-  memset(t, 0, sizeof *t);
-  t->ndim = ndim;
-  t->offset = offset;
-  memcpy(t->dims, shape, (size_t)ndim * sizeof *shape);
-  memcpy(t->dims + ndim, stride, (size_t)ndim * sizeof *stride);
-  if (gid != G_REBUILD && args->n > 4) t->requires_grad = args->items[4]->kind == PK_BOOL && args->items[4]->i;
-  t->dtype = so->st->dtype;
+  int rg = gid != G_REBUILD && args->n > 4 && args->items[4]->kind == PK_BOOL && args->items[4]->i;
+  int dtype = -1;
   if (gid == G_REBUILD_V3) {
     pk_obj *d = args->items[6];
     if (d->kind != PK_DTYPE) { verr(v, "_rebuild_tensor_v3: expected a dtype, found %s", kind_name(d)); return NULL; }
-    t->dtype = (int)d->i;
-  } else if (so->st->untyped) {
-    verr(v, "tensor rebuild: untyped storage '%s' without a dtype", so->st->key);
-    return NULL;
+    dtype = (int)d->i;
   }
-  size_t isz = lt_dtypes[t->dtype].size;
-  while (so->st->root) {           /* legacy view storage: rebase on the root */
-    if (so->st->view_off % isz) { verr(v, "storage view offset is not a multiple of the element size"); return NULL; }
-    if (t->offset > INT64_MAX - (int64_t)(so->st->view_off / isz)) { verr(v, "storage offset overflows"); return NULL; }
-    lt_tensor chk;
-    memset(&chk, 0, sizeof chk);
-    chk.dtype = (lt_dtype)t->dtype; chk.ndim = t->ndim; chk.offset = t->offset;
-    memcpy(chk.shape, shape, sizeof chk.shape); memcpy(chk.stride, stride, sizeof chk.stride);
-    char e[LT_MSG];
-    if (lt_check_extent(&chk, (size_t)so->st->nbytes, e)) { verr(v, "tensor in storage '%s': %s", so->st->key, e); return NULL; }
-    t->offset += (int64_t)(so->st->view_off / isz);
-    so = so->st->root;
-  }
-  t->storage = so;
-  lt_tensor chk;
-  memset(&chk, 0, sizeof chk);
-  chk.dtype = (lt_dtype)t->dtype; chk.ndim = t->ndim; chk.offset = t->offset;
-  memcpy(chk.shape, shape, sizeof chk.shape); memcpy(chk.stride, stride, sizeof chk.stride);
-  char e[LT_MSG];
-  if (so->st->nbytes > SIZE_MAX || lt_check_extent(&chk, (size_t)so->st->nbytes, e)) {
-    verr(v, "tensor in storage '%s' of %llu bytes: %s", so->st->key,
-         (unsigned long long)so->st->nbytes, so->st->nbytes > SIZE_MAX ? "too big" : e);
-    return NULL;
-  }
-  return o;
+  return make_tensor(v, so, offset, shape, stride, ndim, rg, dtype);
 }
 
 /* UTF-8 text -> latin-1 bytes (for _codecs.encode(s, 'latin1')) */
@@ -701,9 +760,7 @@ static int load_long(vm *v, size_t n) {
   return push(v, mkint(v, s));
 }
 
-static int set_memo(vm *v, uint64_t idx) {
-  pk_obj *t = top(v);
-  if (!t) return -1;
+static int memo_put(vm *v, uint64_t idx, pk_obj *t) {
   if (idx >= PK_MAX_MEMO) VFAIL("memo index %llu exceeds the limit of %d", (unsigned long long)idx, PK_MAX_MEMO);
   if (idx >= v->memocap) {
     size_t nc = v->memocap ? v->memocap : 64;
@@ -718,9 +775,182 @@ static int set_memo(vm *v, uint64_t idx) {
   return 0;
 }
 
+static int set_memo(vm *v, uint64_t idx) {
+  pk_obj *t = top(v);
+  return t ? memo_put(v, idx, t) : -1;
+}
+
 static int get_memo(vm *v, uint64_t idx) {
   if (idx >= v->memocap || !v->memo[idx]) VFAIL("memo key %llu is not defined", (unsigned long long)idx);
+  if (v->memo[idx] == v->elided) {
+    v->restart = 1;
+    VFAIL("memo key %llu names a value the tensor fast path did not build", (unsigned long long)idx);
+  }
   return push(v, v->memo[idx]);
+}
+
+/* ---- the common tensor, without the stack ---------------------------------- */
+
+/* torch.save pickles each tensor as this run of opcodes (after the first
+   tensor, whose globals and strings come inline):
+     GET(_rebuild_tensor_v2) MARK MARK str('storage') GET(storage class)
+     str(key) str(location) int(numel) TUPLE BINPERSID int(offset) dims
+     dims bool GET(OrderedDict) EMPTY_TUPLE REDUCE TUPLE REDUCE
+   with a PUT after most steps; str is a (SHORT_)BINUNICODE or a GET of a
+   str, int a BININT1/BININT2/BININT/LONG1, dims an EMPTY_TUPLE, TUPLE1-3
+   of ints, MARK ints TUPLE, or a GET of a tuple of ints. fast_tensor
+   parses that run and makes the storage and the tensor directly: the
+   persistent id, size, stride, hooks and argument tuples are never built
+   (half the nodes of a state dict's pickle, and the memory they touch).
+   The memo slots of the values not built hold v->elided; a GET of one
+   (torch.save never writes it) fails and pk_load runs the pickle again
+   without the fast path. Anything else, a bad value included, is no
+   match: the VM runs the opcodes and says what is wrong. */
+#define FP_PUTS 12
+enum { FP_ELIDED, FP_LOC, FP_KEY, FP_STORAGE, FP_TENSOR };
+
+typedef struct fparse {
+  vm *v;
+  const unsigned char *p, *e;
+  struct { uint64_t idx; int memoize, what; } put[FP_PUTS];
+  int nput;
+} fparse;
+
+static int fp_op(fparse *f, int op) {
+  if (f->p < f->e && *f->p == op) { f->p++; return 1; }
+  return 0;
+}
+
+/* an optional PUT of the value just made (what it is: FP_*) */
+static int fp_put(fparse *f, int what) {
+  uint64_t idx = 0;
+  int memoize = 0;
+  if (f->e - f->p >= 2 && f->p[0] == 'q') { idx = f->p[1]; f->p += 2; }
+  else if (f->e - f->p >= 5 && f->p[0] == 'r') { idx = le(f->p + 1, 4); f->p += 5; }
+  else if (f->p < f->e && f->p[0] == 0x94) { memoize = 1; f->p++; }
+  else return 1;
+  if (f->nput == FP_PUTS) return 0;
+  f->put[f->nput].idx = idx;
+  f->put[f->nput].memoize = memoize;
+  f->put[f->nput++].what = what;
+  return 1;
+}
+
+static pk_obj *fp_get(fparse *f) {
+  uint64_t idx;
+  if (f->e - f->p >= 2 && f->p[0] == 'h') { idx = f->p[1]; f->p += 2; }
+  else if (f->e - f->p >= 5 && f->p[0] == 'j') { idx = le(f->p + 1, 4); f->p += 5; }
+  else return NULL;
+  vm *v = f->v;
+  if (idx >= v->memocap || v->memo[idx] == v->elided) return NULL;
+  return v->memo[idx];
+}
+
+/* a str: inline (then *node is NULL) or from the memo */
+static int fp_str(fparse *f, const char **s, size_t *n, pk_obj **node, int what) {
+  uint64_t len;
+  if (f->e - f->p >= 2 && f->p[0] == 0x8C) { len = f->p[1]; f->p += 2; }
+  else if (f->e - f->p >= 5 && f->p[0] == 'X') { len = le(f->p + 1, 4); f->p += 5; }
+  else {
+    pk_obj *o = fp_get(f);
+    if (!o || o->kind != PK_STR) return 0;
+    *s = o->s; *n = o->len; *node = o;
+    return 1;
+  }
+  if (len > (uint64_t)(f->e - f->p) || len > UINT32_MAX) return 0;
+  *s = (const char *)f->p; *n = (size_t)len; *node = NULL;
+  f->p += len;
+  return fp_put(f, what);
+}
+
+static int fp_int(fparse *f, int64_t *x) {
+  const unsigned char *p = f->p;
+  ptrdiff_t left = f->e - p;
+  if (left >= 2 && p[0] == 'K') { *x = p[1]; f->p += 2; return 1; }
+  if (left >= 3 && p[0] == 'M') { *x = (int64_t)le(p + 1, 2); f->p += 3; return 1; }
+  if (left >= 5 && p[0] == 'J') { *x = (int32_t)(uint32_t)le(p + 1, 4); f->p += 5; return 1; }
+  if (left >= 2 && p[0] == 0x8A && p[1] <= 8 && left >= 2 + p[1]) {
+    int n = p[1];
+    uint64_t u = n ? le(p + 2, n) : 0;
+    if (n && n < 8 && (p[1 + n] & 0x80)) u |= ~(uint64_t)0 << (8 * n);
+    memcpy(x, &u, sizeof *x);
+    f->p += 2 + n;
+    return 1;
+  }
+  return 0;
+}
+
+static int fp_dims(fparse *f, int64_t *d, int *nd) {
+  int n = 0;
+  if (fp_op(f, ')')) { *nd = 0; return 1; }
+  if (fp_op(f, '(')) {
+    while (!fp_op(f, 't')) if (n == LT_MAX_DIMS || !fp_int(f, &d[n++])) return 0;
+    *nd = n;
+    return 1;
+  }
+  if (f->p < f->e && (*f->p == 'h' || *f->p == 'j')) {
+    pk_obj *o = fp_get(f);
+    if (!o || o->kind != PK_TUPLE || o->n > LT_MAX_DIMS) return 0;
+    for (uint32_t i = 0; i < o->n; i++) {
+      if (o->items[i]->kind != PK_INT) return 0;
+      d[i] = o->items[i]->i;
+    }
+    *nd = (int)o->n;
+    return 1;
+  }
+  while (n < 3 && fp_int(f, &d[n])) n++;
+  if (n == 0 || !fp_op(f, 0x84 + n)) return 0;
+  *nd = n;
+  return 1;
+}
+
+/* at v->pos, just past a GET of _rebuild_tensor_v2: 1 when the run above
+   was made into a tensor (pushed, v->pos past it), 0 for no match, -1 on
+   an error of the VM's own (memory, limits) */
+static int fast_tensor(vm *v) {
+  fparse f = {.v = v, .p = v->buf + v->pos, .e = v->buf + v->len};
+  const char *tag, *key, *loc;
+  size_t tagn, keyn, locn;
+  pk_obj *tagnode, *keynode, *locnode, *cls, *od;
+  int64_t numel, offset, shape[LT_MAX_DIMS], stride[LT_MAX_DIMS];
+  int ndim, nd2, rg;
+  if (!fp_op(&f, '(') || !fp_op(&f, '(')) return 0;
+  if (!fp_str(&f, &tag, &tagn, &tagnode, FP_ELIDED) || tagn != 7 || memcmp(tag, "storage", 7) || tagnode == NULL) return 0;
+  if (!(cls = fp_get(&f)) || cls->kind != PK_GLOBAL || (cls->gid != G_STORAGE && cls->gid != G_UNTYPED)) return 0;
+  if (!fp_str(&f, &key, &keyn, &keynode, FP_KEY) || !fp_str(&f, &loc, &locn, &locnode, FP_LOC)) return 0;
+  if (!fp_int(&f, &numel) || !fp_op(&f, 't') || !fp_put(&f, FP_ELIDED) || !fp_op(&f, 'Q') || !fp_put(&f, FP_STORAGE)) return 0;
+  if (!fp_int(&f, &offset) || !fp_dims(&f, shape, &ndim) || !fp_put(&f, FP_ELIDED)) return 0;
+  if (!fp_dims(&f, stride, &nd2) || nd2 != ndim || !fp_put(&f, FP_ELIDED)) return 0;
+  if (fp_op(&f, 0x88)) rg = 1;
+  else if (fp_op(&f, 0x89)) rg = 0;
+  else return 0;
+  if (!(od = fp_get(&f)) || od->kind != PK_GLOBAL || od->gid != G_ODICT) return 0;
+  if (!fp_op(&f, ')') || !fp_op(&f, 'R') || !fp_put(&f, FP_ELIDED)) return 0;
+  if (!fp_op(&f, 't') || !fp_put(&f, FP_ELIDED) || !fp_op(&f, 'R') || !fp_put(&f, FP_TENSOR)) return 0;
+  /* the values: made, or no match (nothing made that matters) */
+  if (!locnode && !(locnode = mkstr(v, PK_STR, loc, locn))) VFAIL("out of memory");
+  pk_obj *s = storage_for(v, cls, key, keyn, locnode->s, numel);
+  if (!s) return 0;
+  pk_obj *t = make_tensor(v, s, offset, shape, stride, ndim, rg, -1);
+  if (!t) return 0;
+  if (!v->elided && !(v->elided = aobj(v->a, PK_NONE))) VFAIL("out of memory");
+  for (int i = 0; i < f.nput; i++) {
+    pk_obj *o = v->elided;
+    switch (f.put[i].what) {
+      case FP_LOC: o = locnode; break;
+      case FP_KEY:
+        if (!keynode && !(keynode = mkstr(v, PK_STR, key, keyn))) VFAIL("out of memory");
+        o = keynode;
+        break;
+      case FP_STORAGE: o = s; break;
+      case FP_TENSOR: o = t; break;
+      default: break;
+    }
+    if (memo_put(v, f.put[i].memoize ? v->nmemo : f.put[i].idx, o)) return -1;
+  }
+  if (push(v, t)) return -1;
+  v->pos = (size_t)(f.p - v->buf);
+  return 1;
 }
 
 /* container from stack items [start, sp) */
@@ -941,8 +1171,15 @@ static int step(vm *v, int *stop) {
     case 'r': if (need(v, 4)) return -1; x = (int64_t)le(v->buf + v->pos, 4); v->pos += 4; return set_memo(v, (uint64_t)x);
     case 0x94: return set_memo(v, v->nmemo);   /* MEMOIZE: index len(memo) */
     case 'p': if (read_line(v, &s, &sl) || parse_dec(v, s, sl, &x)) return -1; if (x < 0) VFAIL("negative memo key"); return set_memo(v, (uint64_t)x);
-    case 'h': if (need(v, 1)) return -1; x = v->buf[v->pos++]; return get_memo(v, (uint64_t)x);
-    case 'j': if (need(v, 4)) return -1; x = (int64_t)le(v->buf + v->pos, 4); v->pos += 4; return get_memo(v, (uint64_t)x);
+    case 'h': case 'j':
+      if (op == 'h') { if (need(v, 1)) return -1; x = v->buf[v->pos++]; }
+      else { if (need(v, 4)) return -1; x = (int64_t)le(v->buf + v->pos, 4); v->pos += 4; }
+      if (!v->nofast && (uint64_t)x < v->memocap && v->memo[x] && v->memo[x]->kind == PK_GLOBAL &&
+          v->memo[x]->gid == G_REBUILD_V2) {
+        int rc = fast_tensor(v);
+        if (rc) return rc < 0 ? -1 : 0;
+      }
+      return get_memo(v, (uint64_t)x);
     case 'g': if (read_line(v, &s, &sl) || parse_dec(v, s, sl, &x)) return -1; if (x < 0) VFAIL("negative memo key"); return get_memo(v, (uint64_t)x);
     case 'c': case 'i':
       if (read_line(v, &s, &sl) || read_line(v, &s2, &sl2)) return -1;
@@ -997,19 +1234,30 @@ static int step(vm *v, int *stop) {
 }
 
 int pk_load(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err) {
-  vm v;
-  memset(&v, 0, sizeof v);
-  v.a = a; v.res = res; v.buf = buf; v.len = len; v.err = err;
-  /* storages of earlier pickles of the same file are indexed on first use */
-  int rc = 0, stop = 0;
-  while (rc == 0 && !stop) rc = step(&v, &stop);
-  if (rc == 0) {
-    v.op_pos = v.pos;
-    if (v.sp == 0) { verr(&v, "STOP with an empty stack"); rc = -1; }
-    else { res->value = v.stack[v.sp - 1]; res->consumed = v.pos; }
+  /* what the result held before: a restart without the fast path goes
+     back to it (the first pass's nodes stay in the arena, unreachable) */
+  size_t nstorages = res->nstorages;
+  int nunknown = res->nunknown, more_unknown = res->more_unknown;
+  for (int pass = 0;; pass++) {
+    vm v;
+    memset(&v, 0, sizeof v);
+    v.a = a; v.res = res; v.buf = buf; v.len = len; v.err = err;
+    v.nofast = pass > 0;
+    /* storages of earlier pickles of the same file are indexed on first use */
+    int rc = 0, stop = 0;
+    while (rc == 0 && !stop) rc = step(&v, &stop);
+    if (rc == 0) {
+      v.op_pos = v.pos;
+      if (v.sp == 0) { verr(&v, "STOP with an empty stack"); rc = -1; }
+      else { res->value = v.stack[v.sp - 1]; res->consumed = v.pos; }
+    }
+    free(v.stack); free(v.marks); free(v.memo); free(v.hash); free(v.bynum);
+    if (!(rc && v.restart)) return rc;
+    for (int i = nunknown; i < res->nunknown; i++) free(res->unknown[i]);
+    res->nunknown = nunknown;
+    res->more_unknown = more_unknown;
+    res->nstorages = nstorages;
   }
-  free(v.stack); free(v.marks); free(v.memo); free(v.hash);
-  return rc;
 }
 
 void pk_result_free(pk_result *res) {

@@ -1,0 +1,200 @@
+-- lazyopen_spec.lua: the fast paths of a .pt load of many tensors, checked
+-- against real PyTorch 1.13 (/usr/bin/python3): the tensor run of opcodes
+-- that pickle.c parses without its stack (fast_tensor), the tensors a dict
+-- makes on first access (lpt.c, push_dict), and the fallbacks of both.
+
+local torch = require("ltorch")
+local json = require("ltorch.json")
+local sh = require("sh_helper")
+
+-- run a script with real PyTorch; raises with its output on failure
+local function py(dir, script)
+  sh.spit(dir .. "/script.py", script)
+  local out, code, err = sh.run("/usr/bin/python3 " .. dir .. "/script.py")
+  if code ~= 0 then error("python failed:\n" .. out .. err, 2) end
+  return out
+end
+
+local function hex(s) return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end)) end
+
+local function count(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
+-- every tensor of sd as PyTorch describes it in meta (key -> shape, stride,
+-- offset, requires_grad, dtype, bytes of the contiguous values)
+local function check_against(sd, meta)
+  local n = 0
+  for k, m in pairs(meta) do
+    n = n + 1
+    local t = sd[k]
+    assert.is_not_nil(t, k)
+    assert.are.same(m.shape, t:size(), k)
+    assert.are.same(m.stride, t:stride(), k)
+    assert.are.equal(m.offset, t:storage_offset(), k)
+    assert.are.equal(m.requires_grad, t:requires_grad(), k)
+    assert.are.equal(m.dtype, t:dtype(), k)
+    assert.are.equal(m.hex, hex(t:contiguous():tobytes()), k)
+  end
+  return n
+end
+
+local DESCRIBE = [[
+import json, torch
+def describe(sd, path):
+    out = {}
+    for k, t in sd.items():
+        if not isinstance(t, torch.Tensor):
+            continue
+        out[k] = {"shape": list(t.shape), "stride": list(t.stride()), "offset": t.storage_offset(),
+                  "requires_grad": t.requires_grad, "dtype": str(t.dtype).replace("torch.", ""),
+                  "hex": t.detach().contiguous().numpy().tobytes().hex() if t.dtype != torch.bfloat16
+                         else t.detach().contiguous().view(torch.int16).numpy().tobytes().hex()}
+    json.dump(out, open(path, "w"))
+]]
+
+describe("opening a .pt file of many tensors", function()
+  local dir
+  setup(function()
+    dir = sh.mkdir()
+    -- every form of size and stride the fast path reads, every integer
+    -- opcode for numel and offset, views sharing a storage, parameters,
+    -- a tensor under two keys
+    py(dir, DESCRIBE .. [[
+g = torch.Generator().manual_seed(3)
+base = torch.randn(70000, generator=g)
+sd = {}
+sd["scalar"] = torch.tensor(2.5)
+sd["empty"] = torch.zeros(0, 3)
+sd["d1"] = torch.arange(5, dtype=torch.int64)
+sd["d2"] = torch.randn(3, 4, generator=g)
+sd["d3"] = torch.randn(2, 3, 4, generator=g).to(torch.float16)
+sd["d5"] = torch.randn(2, 1, 3, 1, 2, generator=g).to(torch.bfloat16)
+sd["transposed"] = torch.randn(4, 6, generator=g).t()
+sd["numel_m"] = torch.randn(300, generator=g)
+sd["big"] = base                      # numel 70000: BININT
+sd["view_tail"] = base[65600:]        # offset past 65535: BININT, shares big's storage
+sd["view_mid"] = base[300:310]        # offset 300: BININT2
+sd["bools"] = torch.tensor([True, False, True])
+sd["bytes"] = torch.arange(200, dtype=torch.uint8)
+sd["param"] = torch.nn.Parameter(torch.randn(2, 2, generator=g))
+sd["frozen"] = torch.nn.Parameter(torch.randn(3, generator=g), requires_grad=False)
+sd["strided"] = torch.randn(8, 8, generator=g)[::2, 1::3]
+tied = torch.randn(4, generator=g)
+sd["tied_a"] = tied
+sd["tied_b"] = tied
+sd["scalar2"] = torch.tensor(-1.5)
+for i in range(20):
+    sd["filler.%d" % i] = torch.full((2,), float(i))
+torch.save(sd, "]] .. dir .. [[/many.pt")
+describe(sd, "]] .. dir .. [[/many.json")
+]])
+  end)
+  teardown(function() os.execute("rm -rf " .. dir) end)
+
+  local function meta(name)
+    local f = assert(io.open(dir .. "/" .. name))
+    local m = json.decode(f:read("a"))
+    f:close()
+    return m
+  end
+
+  it("gives every tensor as PyTorch has it, mapped or read", function()
+    local m = meta("many.json")
+    for _, mmap in ipairs({true, false}) do
+      local sd = torch.load(dir .. "/many.pt", {mmap = mmap})
+      assert.are.equal(39, count(sd))
+      assert.are.equal(39, check_against(sd, m))
+    end
+  end)
+
+  it("keeps a tensor saved under two keys one tensor", function()
+    local sd = torch.load(dir .. "/many.pt", {mmap = true})
+    assert.is_true(rawequal(sd.tied_a, sd.tied_b))
+    -- views of one storage share it: a write through one shows in the other
+    local sd2 = torch.load(dir .. "/many.pt")
+    sd2.big:view(-1)[65601]:fill(7)
+    assert.are.equal(7, sd2.view_tail[1]:item())
+  end)
+
+  it("keeps the file's key order, and a key removed or replaced before it is read stays so", function()
+    local sd = torch.load(dir .. "/many.pt", {mmap = true})
+    local keys = {}
+    for k in pairs(sd) do keys[#keys + 1] = k end
+    assert.are.same({"scalar", "empty", "d1", "d2"}, {keys[1], keys[2], keys[3], keys[4]})
+    assert.are.equal("filler.19", keys[#keys])
+    sd["filler.3"] = nil
+    sd["filler.4"] = torch.zeros(9)
+    assert.is_nil(sd["filler.3"])
+    assert.are.same({9}, sd["filler.4"]:size())
+    local seen = {}
+    for k, v in pairs(sd) do seen[k] = v end
+    assert.is_nil(seen["filler.3"])
+    assert.are.equal(38, count(sd))
+    assert.are.same({9}, seen["filler.4"]:size())
+    assert.are.same({2}, seen["filler.5"]:size())
+    -- every entry once through the C walk too (ltorch_next: the saver)
+    torch.save(sd, dir .. "/again.pt")
+    local back = torch.load(dir .. "/again.pt")
+    assert.are.equal(38, count(back))
+    assert.is_nil(back["filler.3"])
+    assert.are.equal(5.0, back["filler.5"][1]:item())
+  end)
+
+  it("selects and renames keys of a dict of many tensors", function()
+    local sd = torch.load(dir .. "/many.pt", {keys = {"d2", "filler.7"}, rename = {{"^filler%.7$", "seven"}}})
+    assert.are.equal(2, count(sd))
+    assert.are.same({3, 4}, sd.d2:size())
+    assert.are.equal(7.0, sd.seven[2]:item())
+  end)
+
+  it("reads a pickle that uses again a value the fast path does not build", function()
+    -- a hand-made pickle in torch.save's layout where the size tuple of one
+    -- tensor is a dict value too (torch.save never does this): the GET of it
+    -- sends the pickle back through the VM; an unknown global before it is
+    -- named once
+    py(dir, DESCRIBE .. [[
+import collections, io, pickle, zipfile
+class Storage:
+    def __init__(self, key, n): self.key, self.n = key, n
+class T:
+    def __init__(self, st, off, size, stride): self.a = (st, off, size, stride, False, collections.OrderedDict())
+    def __reduce__(self): return (torch._utils._rebuild_tensor_v2, self.a)
+import sys, types
+class Thing:
+    def __reduce__(self): return (Thing, ())
+mymod = types.ModuleType("mymod")
+sys.modules["mymod"] = mymod
+mymod.Thing = Thing
+Thing.__module__ = "mymod"
+class P(pickle.Pickler):
+    def persistent_id(self, o):
+        return ("storage", torch.FloatStorage, o.key, "cpu", o.n) if isinstance(o, Storage) else None
+st = Storage("0", 24)
+shared = (2, 3)
+d = {"thing": Thing()}
+for i in range(18):
+    d["t%d" % i] = T(st, i, (2, 2), (2, 1))
+d["t_shared"] = T(st, 1, shared, (3, 1))
+d["size"] = shared
+buf = io.BytesIO()
+P(buf, protocol=2).dump(d)
+with zipfile.ZipFile("]] .. dir .. [[/reuse.pt", "w") as z:
+    z.writestr("reuse/data.pkl", buf.getvalue())
+    z.writestr("reuse/byteorder", "little")
+    z.writestr("reuse/data/0", torch.arange(24, dtype=torch.float32).numpy().tobytes())
+    z.writestr("reuse/version", "3\n")
+]])
+    local ok, err = pcall(torch.load, dir .. "/reuse.pt")
+    assert.is_false(ok)
+    local _, n = tostring(err):gsub("mymod%.Thing", "")
+    assert.are.equal(1, n)
+    local sd = torch.load_state_dict(dir .. "/reuse.pt")
+    assert.are.same({2, 3}, sd.size)
+    assert.are.same({2, 3}, sd.t_shared:size())
+    assert.are.same({1, 2, 3, 4, 5, 6}, sd.t_shared:contiguous():view(-1):tolist())
+    assert.are.same({17, 18, 19, 20}, sd.t17:contiguous():view(-1):tolist())
+  end)
+end)
