@@ -8,6 +8,7 @@ import io
 import os
 import pickle
 import sys
+import zipfile
 
 import numpy as np
 import torch
@@ -42,6 +43,19 @@ for legacy in (False, True):
     save_pt("py_empty%s.pt" % tag, {}, legacy)
 opt = torch.optim.Adam(torch.nn.Linear(3, 2).parameters())
 save_pt("py_optim.pt", opt.state_dict())
+# a state dict's data.pkl for the pickle target: after the first tensor each
+# is the run of opcodes pickle.c parses without its stack (fast_tensor),
+# with views, a parameter and sizes of 0 to 5 dims
+base = torch.arange(40, dtype=torch.float32)
+fast = collections.OrderedDict([("a", base), ("b", base[3:7]), ("c", base[:12].view(3, 4).t()),
+                                ("d", torch.zeros(())), ("e", torch.zeros(1, 2, 1, 2, 1)),
+                                ("p", torch.nn.Parameter(torch.ones(2)))])
+buf = io.BytesIO()
+torch.save(fast, buf)
+with zipfile.ZipFile(buf) as z:
+    pkl = [n for n in z.namelist() if n.endswith("/data.pkl")][0]
+    open(path("pickle", "pt_state_dict.pkl"), "wb").write(z.read(pkl))
+count += 1
 
 # .npy: numeric, strings, objects, orders, byte orders
 arrays = {
