@@ -81,6 +81,20 @@ describe("views", function()
     assert.are.same({9, 9}, a:narrow(2, 2, 2)[1]:tolist())
   end)
 
+  it("write in place under PyTorch's names too: fill_, copy_, zero_", function()
+    local a = torch.arange(6):view(2, 3)
+    local first = a[1]
+    assert.is_true(rawequal(first, first:fill_(4)))
+    assert.are.same({{4, 4, 4}, {3, 4, 5}}, a:tolist())
+    local row = a[2]
+    assert.is_true(rawequal(row, row:copy_(torch.tensor({7, 8, 9}))))
+    assert.are.same({{4, 4, 4}, {7, 8, 9}}, a:tolist())
+    a:t():narrow(1, 2, 1):zero_()
+    assert.are.same({{4, 0, 4}, {7, 0, 9}}, a:tolist())
+    local f = torch.ones(2, {dtype = "float16"}):zero_()
+    assert.are.same({0, 0}, f:tolist())
+  end)
+
   it("index rows with t[i], 1-based and negative from the end", function()
     local a = torch.arange(6):view(3, 2)
     assert.are.same({0, 1}, a[1]:tolist())

@@ -1140,6 +1140,17 @@ static int t_fill(lua_State *L) {
   return 1;
 }
 
+/* t:zero_(): PyTorch's name for t:fill(0) */
+static int t_zero(lua_State *L) {
+  lt_tensor *t = lt_check(L, 1);
+  char e[16];
+  lua_pushinteger(L, 0);
+  lt_to_elem(L, -1, t->dtype, e);
+  fill_value(t, e);
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int overlaps(const lt_tensor *a, const lt_tensor *b) { return a->storage == b->storage; }
 
 /* t:copy(src): src broadcast to t's shape, converted to t's dtype */
@@ -1275,6 +1286,8 @@ static const luaL_Reg methods[] = {
   {"expand", t_expand}, {"index", t_index},
   {"item", t_item}, {"tolist", t_tolist}, {"tobytes", t_tobytes},
   {"fill", t_fill}, {"copy", t_copy}, {"free", t_free},
+  /* PyTorch's in-place names */
+  {"fill_", t_fill}, {"copy_", t_copy}, {"zero_", t_zero},
   {"_storage_info", t_storage_info}, {"_storage_view", t_storage_view},
   {"as_strided", t_as_strided},
   {NULL, NULL}
