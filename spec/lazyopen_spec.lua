@@ -117,6 +117,31 @@ describe(sd, "]] .. dir .. [[/many.json")
     local sd2 = torch.load(dir .. "/many.pt")
     sd2.big:view(-1)[65601]:fill(7)
     assert.are.equal(7, sd2.view_tail[1]:item())
+    -- mapped, made on first access in any order, they share one storage
+    assert.are.equal(sd.view_tail:_storage_info(), sd.big:_storage_info())
+    assert.are.equal(sd.view_mid:_storage_info(), sd.big:_storage_info())
+  end)
+
+  it("shares a record's storage between a dict's lazy tensors and one built whole", function()
+    py(dir, [[
+import torch
+base = torch.arange(100, dtype=torch.float32)
+model = {"w%d" % i: torch.full((3,), float(i)) for i in range(20)}
+model["base"] = base
+torch.save({"model": model, "extra": {"tail": base[90:]}}, "]] .. dir .. [[/nested.pt")
+]])
+    local ck = torch.load(dir .. "/nested.pt", {mmap = true})
+    local tail = ck.extra.tail   -- a small dict: built whole, at the load
+    assert.are.equal(tail:_storage_info(), ck.model.base:_storage_info())
+    assert.are.same({90, 91}, {tail[1]:item(), tail[2]:item()})
+    -- saved again, the two stay one record
+    torch.save(ck, dir .. "/nested2.pt")
+    local out = py(dir, [[
+import torch
+ck = torch.load("]] .. dir .. [[/nested2.pt")
+print(ck["extra"]["tail"].storage().data_ptr() == ck["model"]["base"].storage().data_ptr(), ck["extra"]["tail"][0].item())
+]])
+    assert.are.equal("True 90.0\n", out)
   end)
 
   it("keeps the file's key order, and a key removed or replaced before it is read stays so", function()

@@ -176,18 +176,73 @@ static int cmp_key(const void *a, const void *b) {
 
 /* ---- pickle graph -> Lua -------------------------------------------------- */
 
+/* The records an mmap load maps become storages when first used: an open
+   of 20,000 small tensors made 20,000 storage objects (an allocation and
+   two atomic counts each) that a script may never touch. The table holds
+   the mapping and, per record, where it lies and its storage once made;
+   every user (a tensor converted now, a lazy one later) takes the storage
+   from here, so the tensors of one record share one storage. */
+typedef struct maptab_slot { lt_storage *s; uint64_t off, nbytes; } maptab_slot;
+
+typedef struct maptab {
+  lt_mapping *map;
+  size_t n, cap;
+  maptab_slot slot[];
+} maptab;
+
+static int maptab_gc(lua_State *L) {
+  maptab *t = lua_touserdata(L, 1);
+  for (size_t i = 0; i < t->n; i++) { lt_storage_release(t->slot[i].s); t->slot[i].s = NULL; }
+  t->n = 0;
+  lt_mapping_release(t->map);
+  t->map = NULL;
+  return 0;
+}
+
+/* a new table for up to cap records of mapping m, on the stack */
+static maptab *maptab_push(lua_State *L, lt_mapping *m, size_t cap) {
+  maptab *t = lua_newuserdatauv(L, sizeof *t + (cap ? cap : 1) * sizeof(maptab_slot), 0);
+  t->map = NULL;
+  t->n = 0;
+  t->cap = cap;
+  if (luaL_newmetatable(L, "ltorch.mapped_records")) {
+    lua_pushcfunction(L, maptab_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  atomic_fetch_add(&m->refs, 1);
+  t->map = m;
+  return t;
+}
+
+/* the storage of slot k (1-based), made on first use; NULL when out of memory */
+static lt_storage *maptab_get(maptab *t, uint32_t k) {
+  maptab_slot *sl = &t->slot[k - 1];
+  if (!sl->s) sl->s = lt_storage_from_mapping(t->map, (size_t)sl->off, (size_t)sl->nbytes);
+  return sl->s;
+}
+
 typedef struct conv {
   lua_State *L;
   ldctx *c;
   int null, odict_from, cache, select;
+  maptab *mt;           /* the mapped records, or NULL */
+  int mt_idx;           /* its stack index */
 } conv;
 
 static void push_obj(conv *v, pk_obj *o, int depth);
 
+/* a loaded storage, made from the mapping if it was not yet (not retained) */
+static lt_storage *storage_data(conv *v, const pk_storage *st) {
+  lt_storage *s = st->data;
+  if (!s && st->slot && !(s = maptab_get(v->mt, st->slot))) lt_file_error(v->L, v->c->path, NULL, "out of memory");
+  if (!s) lt_file_error(v->L, v->c->path, NULL, "storage '%s' was not loaded", st->key);
+  return s;
+}
+
 static void push_tensor(conv *v, pk_obj *o) {
   pk_tensor *t = o->t;
-  lt_storage *s = t->storage->st->data;
-  if (!s) lt_file_error(v->L, v->c->path, NULL, "storage '%s' was not loaded", t->storage->st->key);
+  lt_storage *s = storage_data(v, t->storage->st);
   lt_storage_retain(s);
   lt_tensor *u = lt_push_storage(v->L, s, (lt_dtype)t->dtype, t->ndim, t->dims, t->dims + t->ndim, t->offset);
   u->requires_grad = t->requires_grad;
@@ -204,7 +259,8 @@ static void push_tensor(conv *v, pk_obj *o) {
 #define LAZY_MIN 16
 
 typedef struct lazy_ent {
-  lt_storage *s;        /* owned until the tensor is made */
+  lt_storage *s;        /* owned until the tensor is made; NULL: slot's */
+  uint32_t slot;        /* its mapped record (maptab), when s is NULL */
   int64_t offset;
   uint32_t dims;        /* index of its sizes, then strides, in the block's dims */
   uint8_t dtype, ndim, requires_grad;
@@ -214,6 +270,7 @@ typedef struct lazy_blk {
   size_t n;
   lazy_ent *e;
   int64_t *dims;
+  maptab *mt;           /* the load's mapped records (kept by the user value) */
 } lazy_blk;
 
 static int lazy_gc(lua_State *L) {
@@ -232,8 +289,13 @@ static int lazy_index(lua_State *L) {
   lua_Integer i = lua_tointeger(L, -1);
   lazy_ent *e = &b->e[i];
   const int64_t *d = b->dims + e->dims;
+  if (!e->s) {
+    if (!e->slot || !(e->s = maptab_get(b->mt, e->slot))) return luaL_error(L, "out of memory");
+    lt_storage_retain(e->s);
+  }
   lt_tensor *t = lt_push_storage(L, e->s, (lt_dtype)e->dtype, e->ndim, d, d + e->ndim, e->offset);
   e->s = NULL;          /* the tensor owns it now */
+  e->slot = 0;
   t->requires_grad = e->requires_grad;
   lua_pushvalue(L, 2);
   lua_pushnil(L);
@@ -254,10 +316,12 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
   lazy_blk *lb = NULL;
   int blk = 0, pending = 0, all_lazy = 2 * nlazy == o->n;
   if (nlazy >= LAZY_MIN) {
-    lb = lua_newuserdatauv(L, sizeof *lb + nlazy * sizeof(lazy_ent) + ndims * sizeof(int64_t), 0);
+    lb = lua_newuserdatauv(L, sizeof *lb + nlazy * sizeof(lazy_ent) + ndims * sizeof(int64_t), 1);
     lb->n = 0;
     lb->e = (lazy_ent *)(lb + 1);
     lb->dims = (int64_t *)(lb->e + nlazy);
+    lb->mt = v->mt;
+    if (v->mt) { lua_pushvalue(L, v->mt_idx); lua_setiuservalue(L, -2, 1); }
     if (luaL_newmetatable(L, "ltorch.lazy_tensors")) {
       lua_pushcfunction(L, lazy_gc);
       lua_setfield(L, -2, "__gc");
@@ -295,8 +359,9 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
     pk_obj *x = o->items[i + 1];
     if (lb && lazy_value(x)) {
       pk_tensor *t = x->t;
-      lt_storage *s = t->storage->st->data;
-      if (!s) lt_file_error(L, v->c->path, NULL, "storage '%s' was not loaded", t->storage->st->key);
+      const pk_storage *st = t->storage->st;
+      lt_storage *s = st->data;
+      if (!s && !st->slot) lt_file_error(L, v->c->path, NULL, "storage '%s' was not loaded", st->key);
       if (in_data) { lua_pushvalue(L, -1); lua_pushnil(L); lua_rawset(L, data); }
       lazy_ent *e = &lb->e[lb->n];
       e->offset = t->offset;
@@ -306,8 +371,9 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
       e->requires_grad = (uint8_t)t->requires_grad;
       memcpy(lb->dims + nd, t->dims, 2 * (size_t)t->ndim * sizeof(int64_t));
       nd += 2 * (uint32_t)t->ndim;
-      lt_storage_retain(s);
+      if (s) lt_storage_retain(s);
       e->s = s;
+      e->slot = s ? 0 : st->slot;
       lua_pushinteger(L, (lua_Integer)lb->n++);
       lua_rawset(L, pending);
     } else {
@@ -385,8 +451,7 @@ static void push_obj(conv *v, pk_obj *o, int depth) {
       pk_obj *r = o;
       uint64_t off = 0;
       while (r->st->root) { off += r->st->view_off; r = r->st->root; }
-      lt_storage *s = r->st->data;
-      if (!s) lt_file_error(L, v->c->path, NULL, "storage '%s' was not loaded", r->st->key);
+      lt_storage *s = storage_data(v, r->st);
       size_t isz = lt_dtypes[o->st->dtype].size;
       int64_t shape = (int64_t)(o->st->nbytes / isz);
       lt_storage_retain(s);
@@ -489,6 +554,8 @@ typedef struct loader {
   int code;                           /* stack index of a TorchScript archive's code/ records; 0: none */
   needed *need;                       /* the storages to read, in file order */
   size_t nneed;
+  maptab *mt;                         /* mmap: the records mapped, made storages on first use */
+  int mt_idx;                         /* its stack index; 0: none */
 } loader;
 
 /* 1. the options; pushes their values (and the progress slot) on the stack */
@@ -799,8 +866,11 @@ static void read_record(loader *ld, pk_obj *s, lt_readjob *jobs, size_t *njobs) 
   const pz_entry *e = s->st->entry;
   int legacy = ld->legacy, stored = legacy || e->method == 0;
   if (ld->use_mmap && lt_may_map(ld->remote, stored, ld->big_endian, off, MAP_ALIGN, nb)) {
-    s->st->data = lt_storage_from_mapping(c->map, (size_t)off, (size_t)nb);
-    if (!s->st->data) fail(L, c, "out of memory");
+    maptab *t = ld->mt;
+    t->slot[t->n].s = NULL;
+    t->slot[t->n].off = off;
+    t->slot[t->n].nbytes = nb;
+    s->st->slot = (uint32_t)++t->n;
     lt_progress_add(&ld->pg, nb);
     return;
   }
@@ -847,6 +917,11 @@ static void read_records(loader *ld) {
   lua_State *L = ld->L;
   ldctx *c = ld->c;
   char err[LT_MSG];
+  if (ld->use_mmap) {
+    if (ld->nneed >= UINT32_MAX) fail(L, c, "too many storages");
+    ld->mt = maptab_push(L, c->map, ld->nneed);
+    ld->mt_idx = lua_gettop(L);
+  }
   lt_readjob *jobs = lua_newuserdatauv(L, (ld->nneed ? ld->nneed : 1) * sizeof *jobs, 0);
   size_t njobs = 0;
   for (size_t i = 0; i < ld->nneed; i++) read_record(ld, ld->need[i].s, jobs, &njobs);
@@ -860,7 +935,7 @@ static void read_records(loader *ld) {
   if (ld->big_endian)
     for (size_t i = 0; i < ld->nneed; i++) {
       lt_storage *st = ld->need[i].s->st->data;
-      if (st->deferred || st->mapped) continue;   /* swapped when read */
+      if (!st || st->deferred || st->mapped) continue;   /* mapped records are native; deferred ones swapped when read */
       size_t w = lt_part_size((lt_dtype)ld->need[i].s->st->dtype);
       lt_byteswap(st->data, (size_t)ld->need[i].s->st->nbytes / w, w);
     }
@@ -894,7 +969,7 @@ static int l_pt_load(lua_State *L) {
   else open_legacy(&ld);
   if (!ld.inert && c->res.nunknown && !ld.select) unknown_error(L, c);
   mark_selected(&ld);  locate_records(&ld);  read_records(&ld);  lua_newtable(L);
-  conv v = {L, c, ld.null, ld.odict, lua_gettop(L), ld.select};
+  conv v = {L, c, ld.null, ld.odict, lua_gettop(L), ld.select, ld.mt, ld.mt_idx};
   /* the collector paused while the value is built: everything made here
      is kept (it is the value), and its incremental steps over a heap
      growing by 20,000 tensors were a sixth of an open. A to-be-closed slot
@@ -1443,7 +1518,7 @@ static int l_pickle_loads(lua_State *L) {
   if (!inert && c->res.nunknown) unknown_error(L, c);
   if (mark_needed(c->res.value, 0, NULL)) return fail(L, c, "nesting exceeds the limit of %d", PK_MAX_DEPTH);
   lua_newtable(L);
-  conv v = {L, c, f_null, f_odict, lua_gettop(L), 0};
+  conv v = {L, c, f_null, f_odict, lua_gettop(L), 0, NULL, 0};
   push_obj(&v, c->res.value, 0);
   lua_pushinteger(L, (lua_Integer)c->res.consumed);
   return 2;

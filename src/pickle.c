@@ -938,8 +938,12 @@ static int fast_tensor(vm *v) {
     pk_obj *o = v->elided;
     switch (f.put[i].what) {
       case FP_LOC: o = locnode; break;
-      case FP_KEY:
-        if (!keynode && !(keynode = mkstr(v, PK_STR, key, keyn))) VFAIL("out of memory");
+      case FP_KEY:   /* a str node over the storage's copy of the key */
+        if (!keynode) {
+          if (!(keynode = aobj(v->a, PK_STR))) VFAIL("out of memory");
+          keynode->s = s->st->key;
+          keynode->len = (uint32_t)keyn;
+        }
         o = keynode;
         break;
       case FP_STORAGE: o = s; break;

@@ -41,6 +41,7 @@ typedef struct pk_storage {
   uint64_t view_off;
   /* filled by the loader */
   int needed, located;
+  uint32_t slot;        /* its record in the loader's table of mapped records + 1; 0: none */
   uint64_t file_off;    /* absolute offset of the data in the file */
   const void *entry;    /* the zip entry, when there is one */
   lt_storage *data;

@@ -93,6 +93,7 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
          (unsigned long long)cd_off, (unsigned long long)cd_size);
   if (count > cd_size / 46) FAIL("central directory of %llu bytes is too small for %llu entries",
                                  (unsigned long long)cd_size, (unsigned long long)count);
+  if (count >= UINT32_MAX / 2) FAIL("%llu entries exceed the limit of %u", (unsigned long long)count, UINT32_MAX / 2);
   /* 3. the central directory */
   const unsigned char *cdp = base + cd_off;
   /* Local headers are read from the mapping when records are small and their
@@ -186,15 +187,16 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
   for (size_t i = 0; i < z->n; i++) {
     const pz_entry *x = &z->entries[i];
     uint64_t h = lt_hash_bytes(x->name, x->name_len);
+    uint32_t hh = (uint32_t)(h >> 32);
     size_t j = h & (z->hcap - 1);
     while (z->hash[j].i) {
       const pz_entry *o = &z->entries[z->hash[j].i - 1];
-      if (z->hash[j].h == h && o->name_len == x->name_len && !memcmp(o->name, x->name, x->name_len))
+      if (z->hash[j].h == hh && o->name_len == x->name_len && !memcmp(o->name, x->name, x->name_len))
         FAIL("duplicate entry '%s'", x->name);
       j = (j + 1) & (z->hcap - 1);
     }
-    z->hash[j].h = h;
-    z->hash[j].i = i + 1;
+    z->hash[j].h = hh;
+    z->hash[j].i = (uint32_t)i + 1;
   }
   return 0;
 fail:
@@ -206,9 +208,10 @@ const pz_entry *pz_find(const pz_reader *z, const char *name) {
   if (!z->hash) return NULL;
   size_t n = strlen(name);
   uint64_t h = lt_hash_bytes(name, n);
+  uint32_t hh = (uint32_t)(h >> 32);
   size_t j = h & (z->hcap - 1);
   while (z->hash[j].i) {
-    if (z->hash[j].h == h) {   /* the hash first: a miss never touches an entry */
+    if (z->hash[j].h == hh) {   /* the hash first: a miss never touches an entry */
       const pz_entry *e = &z->entries[z->hash[j].i - 1];
       if (e->name_len == n && !memcmp(e->name, name, n)) return e;
     }

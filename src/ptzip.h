@@ -23,13 +23,18 @@ typedef struct pz_entry {
   int method;              /* 0 stored, 8 deflated */
 } pz_entry;
 
+/* a slot of the name index: the high half of the name's hash, and its
+   entry's index + 1 (0: empty) */
+typedef struct pz_slot { uint32_t h, i; } pz_slot;
+
 typedef struct pz_reader {
   int fd;
   uint64_t file_size;
   pz_entry *entries;
   size_t n;
   char *names;             /* every entry's name, NUL-terminated, one buffer */
-  lt_hslot *hash;          /* open addressing: name hash, entry index + 1 (0 empty) */
+  pz_slot *hash;           /* open addressing by name (8 bytes a slot: a table of 20,000
+                              names is 512 KiB, not 1 MiB, of fresh memory) */
   size_t hcap;             /* a power of two, > 2n */
   int sparse;              /* records 64 KiB apart or more on average: read, don't touch the mapping */
 } pz_reader;
