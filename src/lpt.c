@@ -965,10 +965,14 @@ static int l_pt_load(lua_State *L) {
   ld.L = L;
   ld.c = c;
   read_load_opts(&ld, 2);
-  open_file(&ld);  if (ld.fsize >= 4 && !memcmp(ld.head, "PK\3\4", 4)) open_archive(&ld);
+  open_file(&ld);
+  if (ld.fsize >= 4 && !memcmp(ld.head, "PK\3\4", 4)) open_archive(&ld);
   else open_legacy(&ld);
   if (!ld.inert && c->res.nunknown && !ld.select) unknown_error(L, c);
-  mark_selected(&ld);  locate_records(&ld);  read_records(&ld);  lua_newtable(L);
+  mark_selected(&ld);
+  locate_records(&ld);
+  read_records(&ld);
+  lua_newtable(L);
   conv v = {L, c, ld.null, ld.odict, lua_gettop(L), ld.select, ld.mt, ld.mt_idx};
   /* the collector paused while the value is built: everything made here
      is kept (it is the value), and its incremental steps over a heap
@@ -986,7 +990,8 @@ static int l_pt_load(lua_State *L) {
     lua_toclose(L, gc_slot);
     lua_gc(L, LUA_GCSTOP);
   }
-  push_obj(&v, c->res.value, 0);  if (gc_slot) lua_closeslot(L, gc_slot);
+  push_obj(&v, c->res.value, 0);
+  if (gc_slot) lua_closeslot(L, gc_slot);
   if (ld.code) {
     if (ld.extras) lua_pushvalue(L, ld.extras); else lua_pushnil(L);
     lua_pushvalue(L, ld.code);

@@ -304,10 +304,19 @@ static int need(vm *v, size_t n) {
   return 0;
 }
 
-static uint64_t le(const unsigned char *p, int n) {
-  uint64_t x = 0;
-  for (int i = n - 1; i >= 0; i--) x = x << 8 | p[i];
-  return x;
+/* n little-endian bytes; the common widths spelled out, so that each
+   becomes one load (LONG_BINPUT's 4-byte index is in every tensor) */
+static inline uint64_t le(const unsigned char *p, int n) {
+  switch (n) {
+    case 1: return p[0];
+    case 2: return (uint64_t)p[0] | (uint64_t)p[1] << 8;
+    case 4: return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24;
+    default: {
+      uint64_t x = 0;
+      for (int i = n - 1; i >= 0; i--) x = x << 8 | p[i];
+      return x;
+    }
+  }
 }
 
 static pk_obj *mkstr(vm *v, pk_kind k, const void *s, size_t n) {
@@ -545,8 +554,7 @@ static pk_obj *make_tensor(vm *v, pk_obj *so, int64_t offset, const int64_t *sha
   t->requires_grad = requires_grad;
   t->dtype = dtype < 0 ? so->st->dtype : dtype;
   size_t isz = lt_dtypes[t->dtype].size;
-  lt_tensor chk;
-  memset(&chk, 0, sizeof chk);
+  lt_tensor chk;   /* what lt_check_extent reads: dtype, rank, offset, sizes and strides */
   chk.dtype = (lt_dtype)t->dtype; chk.ndim = t->ndim;
   memcpy(chk.shape, shape, (size_t)ndim * sizeof *shape); memcpy(chk.stride, stride, (size_t)ndim * sizeof *stride);
   char e[LT_MSG];
