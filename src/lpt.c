@@ -186,7 +186,7 @@ typedef struct maptab_slot { lt_storage *s; uint64_t off, nbytes; } maptab_slot;
 
 typedef struct maptab {
   lt_mapping *map;
-  size_t n, cap;
+  size_t n;             /* slots filled (read_record adds one per mapped record, at most nneed) */
   maptab_slot slot[];
 } maptab;
 
@@ -204,7 +204,6 @@ static maptab *maptab_push(lua_State *L, lt_mapping *m, size_t cap) {
   maptab *t = lua_newuserdatauv(L, sizeof *t + (cap ? cap : 1) * sizeof(maptab_slot), 0);
   t->map = NULL;
   t->n = 0;
-  t->cap = cap;
   if (luaL_newmetatable(L, "ltorch.mapped_records")) {
     lua_pushcfunction(L, maptab_gc);
     lua_setfield(L, -2, "__gc");

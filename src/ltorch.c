@@ -1142,13 +1142,9 @@ static int t_fill(lua_State *L) {
 
 /* t:zero_(): PyTorch's name for t:fill(0) */
 static int t_zero(lua_State *L) {
-  lt_tensor *t = lt_check(L, 1);
-  char e[16];
-  lua_pushinteger(L, 0);
-  lt_to_elem(L, -1, t->dtype, e);
-  fill_value(t, e);
   lua_settop(L, 1);
-  return 1;
+  lua_pushinteger(L, 0);
+  return t_fill(L);
 }
 
 static int overlaps(const lt_tensor *a, const lt_tensor *b) { return a->storage == b->storage; }
