@@ -175,6 +175,65 @@ print(ck["extra"]["tail"].storage().data_ptr() == ck["model"]["base"].storage().
     assert.are.equal(7.0, sd.seven[2]:item())
   end)
 
+  it("refuses two keys renamed to one, as every reader does", function()
+    for _, mmap in ipairs({false, true}) do
+      assert.has_error(function()
+        torch.load(dir .. "/many.pt", {mmap = mmap, rename = {{"^filler%.7$", "filler.2"}}})
+      end, dir .. "/many.pt: two tensors are renamed to 'filler.2'")
+      -- and the other way round: a name kept as it is, then one renamed to it
+      assert.has_error(function()
+        torch.load(dir .. "/many.pt", {mmap = mmap, rename = {{"^filler%.2$", "filler.7"}}})
+      end, dir .. "/many.pt: two tensors are renamed to 'filler.7'")
+    end
+    -- renames that meet nothing load as before
+    local sd = torch.load(dir .. "/many.pt", {rename = {{"^filler%.", "f."}}})
+    assert.are.equal(39, count(sd))
+    assert.are.equal(7.0, sd["f.7"][1]:item())
+  end)
+
+  it("keeps a key the pickle repeats once, at its first place, with its last value", function()
+    -- a hand-made pickle: one dict of 20 tensors whose SETITEMS names k3
+    -- twice (Python's unpickler keeps the last value; the key's place is
+    -- its first)
+    py(dir, [[
+import collections, io, pickle, zipfile, torch
+class Storage:
+    def __init__(self, key, n): self.key, self.n = key, n
+class T:
+    def __init__(self, st, n): self.a = (st, 0, (n,), (1,), False, collections.OrderedDict())
+    def __reduce__(self): return (torch._utils._rebuild_tensor_v2, self.a)
+class P(pickle._Pickler):
+    def persistent_id(self, o):
+        return ("storage", torch.FloatStorage, o.key, "cpu", o.n) if isinstance(o, Storage) else None
+items = [("k%d" % i, T(Storage(str(i), 1), 1)) for i in range(20)]
+items.insert(10, ("k3", T(Storage("20", 1), 1)))
+buf = io.BytesIO()
+p = P(buf, protocol=2)
+p.write(b"\x80\x02}(")
+for k, v in items:
+    p.save(k)
+    p.save(v)
+buf.write(b"u.")
+import struct
+with zipfile.ZipFile("]] .. dir .. [[/rep.pt", "w") as z:
+    z.writestr("rep/data.pkl", buf.getvalue())
+    for i in range(21):
+        z.writestr("rep/data/%d" % i, struct.pack("<f", float(i)))
+    z.writestr("rep/version", "3\n")
+sd = torch.load("]] .. dir .. [[/rep.pt")
+print(list(sd.keys()).index("k3"), len(sd), float(sd["k3"]))
+]])
+    for _, mmap in ipairs({false, true}) do
+      local sd = torch.load(dir .. "/rep.pt", {mmap = mmap})
+      local keys = {}
+      for k in pairs(sd) do keys[#keys + 1] = k end
+      assert.are.equal(20, #keys)
+      assert.are.equal("k3", keys[4])
+      assert.are.equal(20.0, sd.k3:item())
+      assert.are.equal(19.0, sd.k19:item())
+    end
+  end)
+
   it("reads a pickle that uses again a value the fast path does not build", function()
     -- a hand-made pickle in torch.save's layout where the size tuple of one
     -- tensor is a dict value too (torch.save never does this): the GET of it

@@ -249,114 +249,191 @@ static void push_tensor(conv *v, pk_obj *o) {
 
 /* A dict's tensors are made on first access: an open of 20,000 small
    tensors spent half its conversion making tensor objects that a script may
-   never read. Each tensor value no other node shares becomes an entry of a
-   lazy block; the dict's data table (odict.lua) gets an __index that makes
-   the tensor from its entry once, stores it in the table and forgets the
-   entry, so a key removed or replaced never comes back. Dicts with fewer
-   tensors than LAZY_MIN are built whole (a block and a metatable each would
-   cost more than they save). */
+   never read. Each tensor value under a string key that no other node
+   shares becomes an entry of a lazy block; the dict's data table
+   (odict.lua) gets an __index that makes the tensor from its entry once,
+   stores it in the table and marks the entry done, so a key removed or
+   replaced never comes back. The block finds an entry by its key with a
+   hash of its own (a Lua table of pending keys was a quarter of an open):
+   entries, dims, index and key bytes in one allocation, of huge pages when
+   big. Dicts with fewer tensors than LAZY_MIN are built whole (a block and
+   a metatable each would cost more than they save). */
 #define LAZY_MIN 16
 
 typedef struct lazy_ent {
   lt_storage *s;        /* owned until the tensor is made; NULL: slot's */
   uint32_t slot;        /* its mapped record (maptab), when s is NULL */
-  int64_t offset;
   uint32_t dims;        /* index of its sizes, then strides, in the block's dims */
-  uint8_t dtype, ndim, requires_grad;
+  int64_t offset;
+  size_t key;           /* its key's bytes: at names + key, klen of them */
+  uint32_t klen;
+  uint8_t dtype, ndim, requires_grad, done;
 } lazy_ent;
 
 typedef struct lazy_blk {
-  size_t n;
+  size_t n;             /* entries filled */
   lazy_ent *e;
   int64_t *dims;
+  uint32_t *ix;         /* open addressing: entry index + 1, 0 empty */
+  size_t ixcap;         /* a power of two */
+  char *names;
+  void *mem;            /* the one allocation (lt_alloc_bytes), mem_bytes long */
+  size_t mem_bytes;
   maptab *mt;           /* the load's mapped records (kept by the user value) */
 } lazy_blk;
 
+static void lazy_drop(lazy_ent *e) {
+  lt_storage_release(e->s);
+  e->s = NULL;
+  e->slot = 0;
+  e->done = 1;
+}
+
 static int lazy_gc(lua_State *L) {
   lazy_blk *b = lua_touserdata(L, 1);
-  for (size_t i = 0; i < b->n; i++) { lt_storage_release(b->e[i].s); b->e[i].s = NULL; }
+  for (size_t i = 0; i < b->n; i++) lt_storage_release(b->e[i].s);
   b->n = 0;
+  if (b->mem) lt_free_bytes(b->mem, b->mem_bytes);
+  b->mem = NULL;
   return 0;
 }
 
-/* __index(data, key), upvalues: the block and the pending table {key = entry} */
+/* the index slot of key k: its entry's, or the empty one it would take */
+static uint32_t *lazy_slot(lazy_blk *b, const char *k, size_t kl) {
+  size_t j = (size_t)lt_hash_bytes(k, kl) & (b->ixcap - 1);
+  for (;; j = (j + 1) & (b->ixcap - 1)) {
+    uint32_t x = b->ix[j];
+    if (!x) return &b->ix[j];
+    const lazy_ent *e = &b->e[x - 1];
+    if (e->klen == kl && !memcmp(b->names + e->key, k, kl)) return &b->ix[j];
+  }
+}
+
+/* __index(data, key), upvalue: the block */
 static int lazy_index(lua_State *L) {
-  lua_settop(L, 2);
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER) return 1;
+  if (lua_type(L, 2) != LUA_TSTRING) return 0;
   lazy_blk *b = lua_touserdata(L, lua_upvalueindex(1));
-  lua_Integer i = lua_tointeger(L, -1);
-  lazy_ent *e = &b->e[i];
+  size_t kl;
+  const char *k = lua_tolstring(L, 2, &kl);
+  if (!b->mem) return 0;
+  uint32_t x = *lazy_slot(b, k, kl);
+  if (!x || b->e[x - 1].done) return 0;
+  lazy_ent *e = &b->e[x - 1];
   const int64_t *d = b->dims + e->dims;
   if (!e->s) {
     if (!e->slot || !(e->s = maptab_get(b->mt, e->slot))) return luaL_error(L, "out of memory");
     lt_storage_retain(e->s);
   }
+  lua_settop(L, 2);
   lt_tensor *t = lt_push_storage(L, e->s, (lt_dtype)e->dtype, e->ndim, d, d + e->ndim, e->offset);
   e->s = NULL;          /* the tensor owns it now */
   e->slot = 0;
+  e->done = 1;
   t->requires_grad = e->requires_grad;
-  lua_pushvalue(L, 2);
-  lua_pushnil(L);
-  lua_rawset(L, lua_upvalueindex(2));
   lua_pushvalue(L, 2);
   lua_pushvalue(L, -2);
   lua_rawset(L, 1);
   return 1;
 }
 
+static int lazy_key(const pk_obj *k) { return k->kind == PK_STR || k->kind == PK_BYTES; }
 static int lazy_value(const pk_obj *x) { return x->kind == PK_TENSOR && !(x->mark & MK_SHARED); }
+
+/* a new block for n entries of ndims dims and nkey key bytes, on the stack */
+static lazy_blk *lazy_push(conv *v, size_t n, size_t ndims, size_t nkey) {
+  lua_State *L = v->L;
+  lazy_blk *b = lua_newuserdatauv(L, sizeof *b, 1);
+  memset(b, 0, sizeof *b);
+  b->mt = v->mt;
+  if (v->mt) { lua_pushvalue(L, v->mt_idx); lua_setiuservalue(L, -2, 1); }
+  if (luaL_newmetatable(L, "ltorch.lazy_tensors")) {
+    lua_pushcfunction(L, lazy_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  b->ixcap = 16;
+  while (b->ixcap < 2 * n) b->ixcap *= 2;
+  size_t eb = n * sizeof *b->e, db = ndims * sizeof *b->dims, ib = b->ixcap * sizeof *b->ix;
+  size_t want = eb + db + ib + nkey + 1;
+  /* whole huge pages when big (lt_alloc_bytes advises only those) */
+  b->mem_bytes = want >= ((size_t)1 << 20) ? (want + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1) : want;
+  if (!(b->mem = lt_alloc_bytes(b->mem_bytes, 0))) lt_file_error(L, v->c->path, NULL, "out of memory");
+  b->ix = b->mem;   /* uint32_t first, then the 8-byte-aligned parts */
+  memset(b->ix, 0, ib);
+  b->e = (lazy_ent *)((char *)b->mem + ((ib + 7) & ~(size_t)7));
+  b->dims = (int64_t *)(b->e + n);
+  b->names = (char *)(b->dims + ndims);
+  return b;
+}
 
 static void push_dict(conv *v, pk_obj *o, int depth, int top) {
   lua_State *L = v->L;
-  size_t nlazy = 0, ndims = 0;
+  size_t nlazy = 0, ndims = 0, nkey = 0;
   for (size_t i = 1; i < o->n; i += 2)
-    if (lazy_value(o->items[i])) { nlazy++; ndims += 2 * (size_t)o->items[i]->t->ndim; }
-  lazy_blk *lb = NULL;
-  int blk = 0, pending = 0, all_lazy = 2 * nlazy == o->n;
-  if (nlazy >= LAZY_MIN) {
-    lb = lua_newuserdatauv(L, sizeof *lb + nlazy * sizeof(lazy_ent) + ndims * sizeof(int64_t), 1);
-    lb->n = 0;
-    lb->e = (lazy_ent *)(lb + 1);
-    lb->dims = (int64_t *)(lb->e + nlazy);
-    lb->mt = v->mt;
-    if (v->mt) { lua_pushvalue(L, v->mt_idx); lua_setiuservalue(L, -2, 1); }
-    if (luaL_newmetatable(L, "ltorch.lazy_tensors")) {
-      lua_pushcfunction(L, lazy_gc);
-      lua_setfield(L, -2, "__gc");
+    if (lazy_value(o->items[i]) && lazy_key(o->items[i - 1])) {
+      nlazy++;
+      ndims += 2 * (size_t)o->items[i]->t->ndim;
+      nkey += o->items[i - 1]->len;
     }
-    lua_setmetatable(L, -2);
+  lazy_blk *lb = NULL;
+  int renames = top && v->select;   /* a key select renames is not lazy; any may collide */
+  int blk = 0, all_lazy = 2 * nlazy == o->n && !renames;
+  if (nlazy >= LAZY_MIN) {
+    if (nlazy >= UINT32_MAX / 2) lt_file_error(L, v->c->path, NULL, "too many tensors in one dict");
+    lb = lazy_push(v, nlazy, ndims, nkey);
     blk = lua_gettop(L);
-    lua_createtable(L, 0, (int)nlazy);
-    pending = blk + 1;
   }
+  /* with a selector: each kept key's name in the file, by its new name
+     (two names renamed to one are an error; a name the file repeats is not) */
+  int origs = 0;
+  if (renames) { lua_newtable(L); origs = lua_gettop(L); }
   lua_pushvalue(L, v->odict_from);
   lua_createtable(L, (int)(o->n / 2), 0);     /* keys */
   lua_createtable(L, 0, (int)(o->n / 2 - (lb ? nlazy : 0)));   /* data: what is not lazy */
   int keys = lua_gettop(L) - 1, data = keys + 1;
   lua_Integer nk = 0;
   uint32_t nd = 0;
+  size_t kused = 0;
   for (size_t i = 0; i + 1 < o->n; i += 2) {
-    push_obj(v, o->items[i], depth + 1);
-    if (top && v->select) {
+    pk_obj *k = o->items[i], *x = o->items[i + 1];
+    push_obj(v, k, depth + 1);
+    if (renames) {
+      lua_pushvalue(L, -1);
       lua_pushvalue(L, v->select);
       lua_insert(L, -2);
       lua_call(L, 1, 1);
-      if (lua_isnil(L, -1) || (lua_isboolean(L, -1) && !lua_toboolean(L, -1))) { lua_pop(L, 1); continue; }
+      if (lua_isnil(L, -1) || (lua_isboolean(L, -1) && !lua_toboolean(L, -1))) { lua_pop(L, 2); continue; }
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, origs) != LUA_TNIL && !lua_rawequal(L, -1, -3))
+        lt_file_error(L, v->c->path, NULL, "two tensors are renamed to '%s'",
+                      lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      lua_pushvalue(L, -3);
+      lua_rawset(L, origs);
+      lua_remove(L, -2);
     }
     if (lua_isnil(L, -1)) lt_file_error(L, v->c->path, NULL, "dict key converts to nil");
     if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
       lt_file_error(L, v->c->path, NULL, "dict key is NaN");
     /* a repeated key keeps its first position and its last value */
-    int in_data = 0, in_pending = 0;
+    int in_data = 0;
+    /* the block knows the key as the dict has it */
+    const char *ks = NULL;
+    size_t kl = 0;
+    if (!lb) { /* no block */ }
+    else if (!renames) { if (lazy_key(k)) { ks = k->s; kl = k->len; } }
+    else if (lua_type(L, -1) == LUA_TSTRING) ks = lua_tolstring(L, -1, &kl);
+    uint32_t *slot = ks ? lazy_slot(lb, ks, kl) : NULL;
+    int in_blk = slot && *slot;
+    int lazy = slot && lazy_value(x) && lazy_key(k) && kl == k->len && (!renames || !memcmp(ks, k->s, kl));
     if (!lb || !all_lazy) { lua_pushvalue(L, -1); in_data = lua_rawget(L, data) != LUA_TNIL; lua_pop(L, 1); }
-    if (lb) { lua_pushvalue(L, -1); in_pending = lua_rawget(L, pending) != LUA_TNIL; lua_pop(L, 1); }
-    if (!in_data && !in_pending) {
+    if (!in_data && !in_blk) {
       lua_pushvalue(L, -1);
       lua_rawseti(L, keys, ++nk);
     }
-    pk_obj *x = o->items[i + 1];
-    if (lb && lazy_value(x)) {
+    if (in_blk) lazy_drop(&lb->e[*slot - 1]);   /* an earlier value of this key */
+    if (lazy) {
       pk_tensor *t = x->t;
       const pk_storage *st = t->storage->st;
       lt_storage *s = st->data;
@@ -368,15 +445,19 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
       e->dtype = (uint8_t)t->dtype;
       e->ndim = (uint8_t)t->ndim;
       e->requires_grad = (uint8_t)t->requires_grad;
+      e->done = 0;
+      e->key = kused;
+      e->klen = (uint32_t)k->len;
+      memcpy(lb->names + kused, k->s, k->len);
+      kused += k->len;
       memcpy(lb->dims + nd, t->dims, 2 * (size_t)t->ndim * sizeof(int64_t));
       nd += 2 * (uint32_t)t->ndim;
       if (s) lt_storage_retain(s);
       e->s = s;
       e->slot = s ? 0 : st->slot;
-      lua_pushinteger(L, (lua_Integer)lb->n++);
-      lua_rawset(L, pending);
+      *slot = (uint32_t)++lb->n;
+      lua_pop(L, 1);
     } else {
-      if (in_pending) { lua_pushvalue(L, -1); lua_pushnil(L); lua_rawset(L, pending); }
       push_obj(v, x, depth + 1);
       lua_rawset(L, data);
     }
@@ -384,13 +465,13 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
   if (lb) {
     lua_createtable(L, 0, 1);
     lua_pushvalue(L, blk);
-    lua_pushvalue(L, pending);
-    lua_pushcclosure(L, lazy_index, 2);
+    lua_pushcclosure(L, lazy_index, 1);
     lua_setfield(L, -2, "__index");
     lua_setmetatable(L, data);
   }
   lua_call(L, 2, 1);
   if (lb) { lua_replace(L, blk); lua_settop(L, blk); }
+  else if (origs) lua_remove(L, origs);
 }
 
 static void push_list(conv *v, pk_obj *o, int depth) {
@@ -847,9 +928,23 @@ static void locate_records(loader *ld) {
     ld->need[ld->nneed++].s = s;
     total += s->st->nbytes;
   }
-  int in_order = 1;   /* torch.save's order is often the file's already */
+  /* file order, for reads that go forward. An mmap open reads nothing
+     here: its order does not matter. torch.save writes the records sorted
+     by key as strings ("0", "1", "10", ...), so storages, numbered as met,
+     are out of order; when the directory lists records in file order, each
+     storage's entry index places it (no sort of 20,000 items). */
+  int in_order = 1;
   for (size_t i = 1; i < ld->nneed && in_order; i++) in_order = ld->need[i - 1].off <= ld->need[i].off;
-  if (!in_order) qsort(ld->need, ld->nneed, sizeof *ld->need, cmp_off);
+  if (in_order || ld->use_mmap) { /* as it is */ }
+  else if (!ld->legacy && c->z.in_order) {
+    needed *byent = lua_newuserdatauv(L, c->z.n * sizeof *byent, 0);
+    memset(byent, 0, c->z.n * sizeof *byent);
+    for (size_t i = 0; i < ld->nneed; i++)
+      byent[(const pz_entry *)ld->need[i].s->st->entry - c->z.entries] = ld->need[i];
+    size_t k = 0;
+    for (size_t i = 0; i < c->z.n; i++) if (byent[i].s) ld->need[k++] = byent[i];
+    lua_pop(L, 1);
+  } else qsort(ld->need, ld->nneed, sizeof *ld->need, cmp_off);
   ld->pg.total = total;
 }
 

@@ -33,9 +33,13 @@ typedef struct pz_reader {
   pz_entry *entries;
   size_t n;
   char *names;             /* every entry's name, NUL-terminated, one buffer */
+  void *mem;               /* a big directory's one block (lt_alloc_bytes) holding
+                              hash, entries and names; NULL: each malloc'd */
+  size_t mem_bytes;
   pz_slot *hash;           /* open addressing by name (8 bytes a slot: a table of 20,000
                               names is 512 KiB, not 1 MiB, of fresh memory) */
   size_t hcap;             /* a power of two, > 2n */
+  int in_order;            /* the directory lists entries in file order (data offsets ascend) */
   int sparse;              /* records 64 KiB apart or more on average: read, don't touch the mapping */
 } pz_reader;
 
