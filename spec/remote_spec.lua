@@ -69,6 +69,10 @@ describe("remote loads over HTTP", function()
     assert.is_true(opened < 70000, "opening sent " .. opened .. " bytes")
     assert.is_true(sd.w:_storage_info() ~= nil and select(4, sd.w:_storage_info()), "w is not fetched yet")
     assert.is_true(sd.w:sum():item() == torch.load(root .. "/m.safetensors").w:sum():item())
+    -- nginx logs a request after its last byte went out: the client may
+    -- have read it first, so the count is waited for (5 s at most)
+    local clock, t0 = require("ltorch.core")._clock, require("ltorch.core")._clock()
+    while server.bytes() <= opened + 150000 and clock() - t0 < 5 do sh.run("sleep 0.05") end
     assert.is_true(server.bytes() > opened + 150000, "after the first use: " .. server.bytes() .. " bytes, " .. opened .. " at the open")
     -- a mirror read errors name the URL; bad options are errors
     assert.has_error(function() torch.load(server.url .. "/m.pt", {remote = {conections = 2}}) end,
@@ -358,6 +362,42 @@ describe("S3", function()
     assert.is_truthy(log:find("DELETE /bkt/failed.pt?uploadId=" .. id .. " 204", 1, true), log)
     assert.are.equal("", uploads_left())
     -- and a bucket that does not exist
+    -- a streamed save stops writing once its upload has failed: the writes
+    -- after the failure fail, with the upload's error, so the progress
+    -- never reaches the end (the callback, past 24 MiB of 64, waits for a
+    -- part's 503 in the proxy's log, if the save has not stopped already)
+    os.remove(proxy.log)
+    proxy.set("fail_puts 1")
+    out = script([[
+      local log = ]] .. string.format("%q", proxy.log) .. [[
+
+      local function failed()
+        local f = io.open(log)
+        local s = f and f:read("a") or ""
+        if f then f:close() end
+        return s:find("PUT /bkt/stopped%.pt%?partNumber=%d+&uploadId=%x+ 503") ~= nil
+      end
+      local clock = require("ltorch.core")._clock
+      local sd = {}
+      for i = 1, 64 do sd["w" .. i] = torch.randn(256 * 1024) end   -- 1 MiB each
+      local last, total, seen = 0, 0, false
+      local ok, e = pcall(torch.save, sd, "s3://bkt/stopped.pt", {remote = {retries = 0}, progress = function(done, t)
+        last, total = done, t
+        if not seen and done >= 24 * 2^20 then
+          local t0 = clock()
+          repeat seen = failed() until seen or clock() - t0 > 10
+          t0 = clock()
+          repeat until clock() - t0 > 0.3   -- the upload's thread takes the answer
+        end
+      end})
+      print(ok, last < total, e)
+    ]], proxy.url)
+    proxy.set("ok")
+    -- the upload's error: the 503, or a part in flight cut off by it
+    assert.is_truthy(out:find("^false	true	s3://bkt/stopped.pt: uploading a part: HTTP 503")
+      or out:find("^false	true	s3://bkt/stopped.pt: Failed sending data to the peer"), out)
+    assert.is_nil(io.open(s3.dir .. "/bkt/stopped.pt._S3rver_object"))
+    assert.are.equal("", uploads_left())
     out = script([[print(pcall(torch.save, {w = torch.ones(2)}, "s3://nobucket/x.pt"))]])
     assert.is_truthy(out:find("s3://nobucket/x.pt: starting the upload: HTTP 404 NoSuchBucket", 1, true), out)
     out = script([[print(pcall(torch.load, "s3://bkt/none.pt"))]])

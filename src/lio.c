@@ -97,17 +97,17 @@ static int l_random_hex(lua_State *L) {
 }
 
 /* watches on temporary files' names (lt_temp_watch) */
-typedef struct twatch { char *path; lt_temp_fn fn; void *ud; } twatch;
+typedef struct twatch { char *path; lt_temp_fn fn; lt_write_stop_fn stopped; void *ud; } twatch;
 static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
 static twatch watches[8];
 
-int lt_temp_watch(const char *path, lt_temp_fn fn, void *ud) {
+int lt_temp_watch(const char *path, lt_temp_fn fn, lt_write_stop_fn stopped, void *ud) {
   int rc = -1;
   pthread_mutex_lock(&watch_mu);
   for (int i = 0; i < 8; i++)
     if (!watches[i].path) {
       watches[i].path = strdup(path);
-      if (watches[i].path) { watches[i].fn = fn; watches[i].ud = ud; rc = 0; }
+      if (watches[i].path) { watches[i].fn = fn; watches[i].stopped = stopped; watches[i].ud = ud; rc = 0; }
       break;
     }
   pthread_mutex_unlock(&watch_mu);
@@ -118,6 +118,7 @@ void lt_temp_unwatch(const char *path) {
   pthread_mutex_lock(&watch_mu);
   for (int i = 0; i < 8; i++)
     if (watches[i].path && !strcmp(watches[i].path, path)) {
+      if (watches[i].stopped) lt_write_stop_remove(watches[i].ud);
       free(watches[i].path);
       watches[i].path = NULL;
     }
@@ -135,6 +136,8 @@ static int watched(const char *path, int fd) {
       snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
       int r = open(proc, O_RDONLY | O_CLOEXEC);
       if (r >= 0) watches[i].fn(watches[i].ud, r);
+      /* no room for the stop: the writer runs to its end, as before */
+      if (watches[i].stopped) (void)lt_write_stop_add(fd, watches[i].stopped, watches[i].ud);
     }
   pthread_mutex_unlock(&watch_mu);
   return fd;

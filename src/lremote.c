@@ -175,6 +175,7 @@ static int r_stats(lua_State *L) {
 static int up_follow(lua_State *L);
 static int up_finish(lua_State *L);
 static int up_abort_l(lua_State *L);
+static int up_failure(lua_State *L);
 static int up_gc(lua_State *L);
 
 /* a metatable with __gc and the methods m as __index */
@@ -193,7 +194,7 @@ static void methods(lua_State *L, const char *mt, lua_CFunction gc, const luaL_R
 }
 
 static void open_remote(lua_State *L) {
-  static const luaL_Reg um[] = {{"follow", up_follow}, {"finish", up_finish}, {"abort", up_abort_l}, {NULL, NULL}};
+  static const luaL_Reg um[] = {{"follow", up_follow}, {"finish", up_finish}, {"abort", up_abort_l}, {"failure", up_failure}, {NULL, NULL}};
   static const luaL_Reg m[] = {
     {"path", r_path}, {"size", r_size}, {"fetch", r_fetch}, {"fetch_memory", r_fetch_memory}, {"read", r_read},
     {"stats", r_stats}, {"close", r_close}, {NULL, NULL}
@@ -207,7 +208,9 @@ static void open_remote(lua_State *L) {
                        parts go out as the writer passes them
      up:finish(path)   the rest of the file at path, then the object
      up:abort()        nothing is left on the server (also when collected
-                       before finish) */
+                       before finish)
+     up:failure()      the upload's error once it has failed, or nil; the
+                       followed writer's writes fail from then on */
 typedef struct upbox { lt_s3_up *up; char *watch; } upbox;
 
 /* the watch (lt_temp_watch) ended: before the upload goes */
@@ -218,6 +221,7 @@ static void unwatch(upbox *b) {
 }
 
 static void on_temp(void *ud, int fd) { lt_s3_follow_fd(ud, fd); }
+static int on_write(void *ud) { return lt_s3_failed(ud, NULL); }
 
 static lt_s3_up *check_up(lua_State *L) {
   upbox *b = luaL_checkudata(L, 1, S3UP_MT);
@@ -258,7 +262,7 @@ static int up_follow(lua_State *L) {
   const char *path = luaL_checkstring(L, 2);
   unwatch(b);
   b->watch = strdup(path);
-  if (!b->watch || lt_temp_watch(path, on_temp, up)) {
+  if (!b->watch || lt_temp_watch(path, on_temp, on_write, up)) {
     free(b->watch);
     b->watch = NULL;   /* no watch: the parts go when the file is done */
   }
@@ -277,6 +281,15 @@ static int up_finish(lua_State *L) {
 }
 
 static int up_abort_l(lua_State *L) { return up_gc(L); }
+
+/* up:failure(): why the upload failed, or nil (also once finished) */
+static int up_failure(lua_State *L) {
+  upbox *b = luaL_checkudata(L, 1, S3UP_MT);
+  char err[LT_MSG];
+  if (b->up && lt_s3_failed(b->up, err)) lua_pushstring(L, err);
+  else lua_pushnil(L);
+  return 1;
+}
 
 static const luaL_Reg funcs[] = {
   {"_remote_open", l_remote_open}, {"_s3_begin", l_s3_begin},

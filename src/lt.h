@@ -295,6 +295,8 @@ int lt_remote_ensure_many(lt_remote *r, const uint64_t *off_len, size_t n,
 typedef struct lt_s3_up lt_s3_up;
 lt_s3_up *lt_s3_begin(const char *url, const lt_remote_opts *o, uint64_t part_size, char *err);
 void lt_s3_follow_fd(lt_s3_up *up, int fd);
+/* 1 once the upload has failed (its message in err, when not NULL), else 0 */
+int lt_s3_failed(lt_s3_up *up, char *err);
 int lt_s3_finish(lt_s3_up *up, const char *path, char *err);
 void lt_s3_abort(lt_s3_up *up);
 

@@ -10,6 +10,7 @@
 #include <lauxlib.h>
 #include "lt.h"
 #include "ltorch.h"
+#include "rawio.h"
 
 /* the tensor metatable's name is the public one */
 #define LT_TENSOR_MT LTORCH_TENSOR
@@ -124,9 +125,11 @@ int lt_link_temp(int fd, const char *path);
 /* lio.c: a watch on a temporary file's name: when a writer makes the file
    for path (lt_open_temp, lt_create_temp), fn(ud, fd) is given a new
    read-only descriptor of it, which fn owns (an S3 save follows the file as
-   it is written, lremote.c). At most 8 at once: -1 when full. */
+   it is written, lremote.c), and, with stopped, the writer's writes stop
+   once stopped(ud) says so (lt_write_stop_add: an upload that failed ends
+   its save). At most 8 at once: -1 when full. */
 typedef void (*lt_temp_fn)(void *ud, int fd);
-int lt_temp_watch(const char *path, lt_temp_fn fn, void *ud);
+int lt_temp_watch(const char *path, lt_temp_fn fn, lt_write_stop_fn stopped, void *ud);
 void lt_temp_unwatch(const char *path);
 
 /* What a binding file registers: luaL_Reg arrays (each ending in {NULL,

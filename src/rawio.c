@@ -19,6 +19,8 @@
 #include <zlib.h>
 #include "rawio.h"
 #include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define LT_CLMUL 1
@@ -63,6 +65,53 @@ int lt_pread_full(int fd, void *buf, size_t n, uint64_t off, char *err) {
   return -1;
 }
 
+/* the stops (lt_write_stop_add): few, rare, looked at only while one is set */
+typedef struct wstop { int fd; dev_t dev; ino_t ino; lt_write_stop_fn fn; void *ud; } wstop;
+static pthread_mutex_t stop_mu = PTHREAD_MUTEX_INITIALIZER;
+static wstop stops[8];
+static atomic_int nstops;
+
+int lt_write_stop_add(int fd, lt_write_stop_fn stopped, void *ud) {
+  struct stat sb;
+  if (fstat(fd, &sb)) return -1;
+  int rc = -1;
+  pthread_mutex_lock(&stop_mu);
+  for (int i = 0; i < 8; i++)
+    if (!stops[i].fn) {
+      stops[i] = (wstop){fd, sb.st_dev, sb.st_ino, stopped, ud};
+      atomic_fetch_add(&nstops, 1);
+      rc = 0;
+      break;
+    }
+  pthread_mutex_unlock(&stop_mu);
+  return rc;
+}
+
+void lt_write_stop_remove(void *ud) {
+  pthread_mutex_lock(&stop_mu);
+  for (int i = 0; i < 8; i++)
+    if (stops[i].fn && stops[i].ud == ud) {
+      stops[i].fn = NULL;
+      atomic_fetch_sub(&nstops, 1);
+    }
+  pthread_mutex_unlock(&stop_mu);
+}
+
+/* 1 (errno ECANCELED) when a stop on fd says its writes end */
+static int write_stopped(int fd) {
+  if (!atomic_load_explicit(&nstops, memory_order_relaxed)) return 0;
+  int stop = 0;
+  struct stat sb;
+  pthread_mutex_lock(&stop_mu);
+  for (int i = 0; i < 8 && !stop; i++)
+    if (stops[i].fn && stops[i].fd == fd && !fstat(fd, &sb) && sb.st_dev == stops[i].dev &&
+        sb.st_ino == stops[i].ino)
+      stop = stops[i].fn(stops[i].ud);
+  pthread_mutex_unlock(&stop_mu);
+  if (stop) errno = ECANCELED;
+  return stop;
+}
+
 /* write from a file mapping cut short under it (write(2) fails with EFAULT
    where a read would raise SIGBUS): through a buffer, whose copy faults as
    any read of the mapping does (mapguard.c), so the save fails as an op
@@ -76,6 +125,7 @@ static ssize_t write_bounced(int fd, const char *p, size_t n) {
 
 int lt_write_all(int fd, const void *buf, size_t n) {
   const char *p = buf;
+  if (write_stopped(fd)) return -1;
   while (n) {
     ssize_t w = write(fd, p, n > MAX_IO ? MAX_IO : n);
     if (w < 0 && errno == EFAULT) w = write_bounced(fd, p, n);
@@ -104,6 +154,7 @@ void lt_preallocate(int fd, uint64_t n) {
 
 int lt_write2(int fd, const void *a, size_t an, const void *b, size_t bn) {
   const char *pa = a, *pb = b;
+  if (write_stopped(fd)) return -1;
   while (an && bn) {
     struct iovec v[2] = {{(void *)(uintptr_t)pa, an}, {(void *)(uintptr_t)pb, bn > MAX_IO ? MAX_IO : bn}};
     ssize_t w = writev(fd, v, 2);

@@ -44,6 +44,16 @@ void lt_preallocate(int fd, uint64_t n);
    0, or -1 with errno */
 int lt_write2(int fd, const void *a, size_t an, const void *b, size_t bn);
 
+/* Writes a watcher may stop: while a stop is set on the file open as fd,
+   every lt_write_all and lt_write2 to it first asks stopped(ud), and fails
+   with ECANCELED when it says so (an S3 save whose upload failed stops its
+   writer: lio.c's watches). The file is told by its device and inode too,
+   so a descriptor number used again for another file is not stopped. At
+   most 8 at once: -1 when full. */
+typedef int (*lt_write_stop_fn)(void *ud);
+int lt_write_stop_add(int fd, lt_write_stop_fn stopped, void *ud);
+void lt_write_stop_remove(void *ud);
+
 /* byte-swap n units of sz bytes in place (sz < 2: nothing) */
 void lt_byteswap(void *p, size_t n, size_t sz);
 /* zlib-compatible crc32 (PCLMULQDQ folding where the CPU has it) */

@@ -1103,6 +1103,14 @@ void lt_s3_follow_fd(lt_s3_up *up, int fd) {
   if (fd >= 0) close(fd);
 }
 
+int lt_s3_failed(lt_s3_up *up, char *err) {
+  pthread_mutex_lock(&up->mu);
+  int f = up->failed;
+  if (f && err) memcpy(err, up->err, LT_MSG);
+  pthread_mutex_unlock(&up->mu);
+  return f;
+}
+
 /* stop the thread; with path, once it has sent the rest of the file (its
    final name when follow never opened it) */
 static void up_join(lt_s3_up *up, const char *path, uint64_t size) {

@@ -98,7 +98,8 @@ end
 -- streams (the format writes its file front to back), write calls
 -- follow(tmp) with the temporary file's name, and each part goes out as
 -- soon as the writer is past it; the rest goes when the file is done. The
--- object appears only once the upload completes; a failed save aborts it.
+-- object appears only once the upload completes; a failed save aborts it,
+-- and a failed upload stops the writer at its next write.
 function M.save(url, ropts, ext, streams, write)
   if not url:match("^s3://") then
     error(url .. ": saving over HTTP is not supported (save to s3://bucket/key, or a file)", 0)
@@ -111,10 +112,14 @@ function M.save(url, ropts, ext, streams, write)
   local ok, err = pcall(core._s3_begin, target, o)
   local up = ok and err
   if ok then
+    local written = false
     ok, err = pcall(function()
       write(local_path, streams and function(tmp) up:follow(tmp) end or nil)
+      written = true
       up:finish(local_path)
     end)
+    -- a writer stopped by the upload's failure: that failure is the error
+    if not ok and not written then err = up:failure() or err end
     up:abort()   -- nothing, once finished
   end
   os.remove(local_path)
