@@ -2,7 +2,8 @@
 -- ports, started by a spec and stopped after it.
 --   nginx(root) -> server: Debian's nginx serving the folder root, its
 --     access log holding each request's method, path, status, bytes sent
---     and Range header (server:log() parses it; server:bytes() sums it)
+--     and Range header (server:log() parses it once nginx has written it;
+--     server:bytes() sums it)
 --   s3rver() -> server: an S3 server with the bucket bkt
 --   proxy(upstream_port) -> server: spec/fault_proxy.py in front of a
 --     server; the faults it injects are read per request from its mode file
@@ -56,8 +57,28 @@ function M.nginx(root)
         sh.run(CLEAN .. "/usr/sbin/nginx -p " .. sh.quote(dir) .. " -c " .. sh.quote(dir .. "/nginx.conf") .. " -s stop")
         os.execute("rm -rf " .. sh.quote(dir))
       end
+      -- nginx logs a request after its last byte went out, so a client can
+      -- be done before the line is there: wait until the log has not grown
+      -- for 60 ms (2 s at most)
+      local function settle()
+        local function size()
+          local f = io.open(dir .. "/logs/access.log")
+          if not f then return 0 end
+          local n = f:seek("end")
+          f:close()
+          return n
+        end
+        local last, quiet = size(), 0
+        for _ = 1, 66 do
+          sh.run("sleep 0.03")
+          local now = size()
+          if now == last then quiet = quiet + 1 else quiet, last = 0, now end
+          if quiet >= 2 then return end
+        end
+      end
       -- the requests logged so far: {method, path, status, bytes, range}
       function s.log()
+        settle()
         local out = {}
         local f = io.open(dir .. "/logs/access.log")
         if not f then return out end
@@ -73,7 +94,7 @@ function M.nginx(root)
         for _, r in ipairs(s.log()) do n = n + r.bytes end
         return n
       end
-      function s.clear() sh.spit(dir .. "/logs/access.log", "") end
+      function s.clear() settle() sh.spit(dir .. "/logs/access.log", "") end
       return s
     end
   end
