@@ -152,6 +152,7 @@ build = {
     ["ltorch.nn.norm"] = "lua/ltorch/nn/norm.lua",
     ["ltorch.nn.pool"] = "lua/ltorch/nn/pool.lua",
     ["ltorch.nn.rnn_base"] = "lua/ltorch/nn/rnn_base.lua",
+    ["ltorch.nn.rnn_utils"] = "lua/ltorch/nn/rnn_utils.lua",
     ["ltorch.nn.transformer_base"] = "lua/ltorch/nn/transformer_base.lua",
     ["ltorch.odict"] = "lua/ltorch/odict.lua",
     ["ltorch.progress"] = "lua/ltorch/progress.lua",

@@ -46,6 +46,14 @@ def flat(v):
             out += flat(x)
         return out
     return [v]
+def packed(m, x, lengths, state=None, batch_first=False, enforce_sorted=True):
+    # a packed batch through m: the padded output, its lengths, the batch
+    # sizes and the final state (torch.nn.utils.rnn)
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    p = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=enforce_sorted)
+    out, st = m(p) if state is None else m(p, state)
+    o, lens = pad_packed_sequence(out, batch_first=batch_first)
+    return (o, lens, out.batch_sizes, st)
 META = {}
 def case(name, make, inp, call):
     torch.manual_seed(7)

@@ -3,7 +3,7 @@
 -- same module, must have PyTorch's state dict keys, shapes and repr, loads
 -- the state dict strictly and gives the same output and final states, rtol
 -- 1e-4): multi-layer, bidirectional, batch_first, no bias, initial states,
--- proj_size, unbatched input. Then init, training mode, errors, and a
+-- proj_size, unbatched input, packed batches (torch.nn.utils.rnn). Then init, training mode, errors, and a
 -- whole-module round trip of a user class through a fresh process.
 local torch = require("ltorch")
 local H = require("nn_helpers")
@@ -60,6 +60,39 @@ case("lstm_batch6_h20", "nn.LSTM(8, 20, num_layers=2)", "dict(x=r(7, 6, 8))", "m
   function() return nn.LSTM(8, 20, {num_layers = 2}) end, plain)
 case("gru_batch6_h20_h0", "nn.GRU(8, 20, batch_first=True)", "dict(x=r(6, 7, 8), h0=r(1, 6, 20))",
   "m(i['x'], i['h0'])", function() return nn.GRU(8, 20, {batch_first = true}) end, with_h0)
+
+-- packed batches (torch.nn.utils.rnn): sequences of different lengths,
+-- sorted or not (ties included), batch-first, with and without states
+local R = torch.nn.utils.rnn
+local function packed(opts, state_of)
+  return function(m, i)
+    local p = next(opts) and R.pack_padded_sequence(i.x, i.lengths, opts) or R.pack_padded_sequence(i.x, i.lengths)
+    local out, st = m(p, state_of and state_of(i))
+    local o, lens = R.pad_packed_sequence(out, opts.batch_first or false)
+    return o, lens, out.batch_sizes, st
+  end
+end
+local function hc(i) return {i.h0, i.c0} end
+local function h(i) return i.h0 end
+case("lstm_packed_2_layers_bidirectional_state", "nn.LSTM(4, 6, num_layers=2, bidirectional=True)",
+  "dict(x=r(5, 3, 4), lengths=torch.tensor([5, 3, 2]), h0=r(4, 3, 6), c0=r(4, 3, 6))",
+  "packed(m, i['x'], i['lengths'], (i['h0'], i['c0']))",
+  function() return nn.LSTM(4, 6, {num_layers = 2, bidirectional = true}) end, packed({}, hc))
+case("lstm_packed_unsorted_batch_first_proj", "nn.LSTM(4, 6, bidirectional=True, batch_first=True, proj_size=3)",
+  "dict(x=r(3, 5, 4), lengths=torch.tensor([2, 5, 3]), h0=r(2, 3, 3), c0=r(2, 3, 6))",
+  "packed(m, i['x'], i['lengths'], (i['h0'], i['c0']), batch_first=True, enforce_sorted=False)",
+  function() return nn.LSTM(4, 6, {bidirectional = true, batch_first = true, proj_size = 3}) end,
+  packed({batch_first = true, enforce_sorted = false}, hc))
+case("gru_packed_unsorted_ties_h0", "nn.GRU(4, 6, 2, bidirectional=True)",
+  "dict(x=r(4, 4, 4), lengths=torch.tensor([1, 4, 4, 2]), h0=r(4, 4, 6))",
+  "packed(m, i['x'], i['lengths'], i['h0'], enforce_sorted=False)",
+  function() return nn.GRU(4, 6, 2, {bidirectional = true}) end, packed({enforce_sorted = false}, h))
+case("rnn_relu_packed", "nn.RNN(4, 6, nonlinearity='relu', num_layers=2)",
+  "dict(x=r(4, 3, 4), lengths=torch.tensor([4, 4, 1]))", "packed(m, i['x'], i['lengths'])",
+  function() return nn.RNN(4, 6, {nonlinearity = "relu", num_layers = 2}) end, packed({}))
+case("lstm_packed_batch6_h20", "nn.LSTM(8, 20, num_layers=2, bidirectional=True)",
+  "dict(x=r(7, 6, 8), lengths=torch.tensor([7, 6, 6, 3, 2, 1]))", "packed(m, i['x'], i['lengths'])",
+  function() return nn.LSTM(8, 20, {num_layers = 2, bidirectional = true}) end, packed({}))
 
 A.parity_suite(CASES)
 
@@ -267,5 +300,75 @@ with torch.no_grad():
 ]], d .. "/model.pt", d .. "/ids.pt", d .. "/py.pt"), d)
     H.assert_parity(y, torch.load(d .. "/py.pt").y, 1e-4, "PyTorch on the saved weights")
     H.rmdir(d)
+  end)
+end)
+
+describe("torch.nn.utils.rnn", function()
+  local function vals(t) local o = {} for i = 1, t:numel() do o[i] = t:reshape(-1)[i]:item() end return o end
+
+  it("packs and pads as PyTorch lays them out (1-based sorted_indices)", function()
+    local a, b, c = torch.tensor({1, 2, 3}), torch.tensor({4}), torch.tensor({5, 6})
+    local padded = R.pad_sequence({a, b, c})
+    assert.are.same({3, 3}, padded:size())
+    assert.are.same({1, 4, 5, 2, 0, 6, 3, 0, 0}, vals(padded))
+    assert.are.same({1, 2, 3, 4, -1, -1, 5, 6, -1}, vals(R.pad_sequence({a, b, c}, true, -1)))
+    -- not sorted: refused, unless enforce_sorted = false
+    assert.has_error(function() R.pack_sequence({a, b, c}) end)
+    local p = R.pack_sequence({a, b, c}, false)
+    assert.are.same({1, 5, 4, 2, 6, 3}, vals(p.data))
+    assert.are.same({3, 2, 1}, vals(p.batch_sizes))
+    assert.are.same({1, 3, 2}, vals(p.sorted_indices))
+    assert.are.same({1, 3, 2}, vals(p.unsorted_indices))
+    assert.are.equal("int64", p.batch_sizes:dtype())
+    local back = R.unpack_sequence(p)
+    assert.are.same({{1, 2, 3}, {4}, {5, 6}}, {vals(back[1]), vals(back[2]), vals(back[3])})
+    local out, lens = R.pad_packed_sequence(p, {batch_first = true, total_length = 4})
+    assert.are.same({3, 4}, out:size())
+    assert.are.same({3, 1, 2}, vals(lens))
+    assert.are.same({1, 2, 3, 0, 4, 0, 0, 0, 5, 6, 0, 0}, vals(out))
+    local un = R.unpad_sequence(out, lens, true)
+    assert.are.same({4}, vals(un[2]))
+    assert.is_truthy(tostring(p):find("^PackedSequence%(data=tensor"))
+  end)
+
+  it("refuses what PyTorch refuses", function()
+    local x = torch.randn(3, 2, 4)
+    assert.has_error(function() R.pack_padded_sequence(x, {1, 3}) end,
+      "pack_padded_sequence: 'lengths' array must be sorted in decreasing order when 'enforce_sorted' is true. " ..
+      "You can pass enforce_sorted = false to pack_padded_sequence and/or pack_sequence to sidestep this " ..
+      "requirement if you do not need ONNX exportability.")
+    assert.has_error(function() R.pack_padded_sequence(x, {3, 0}) end,
+      "pack_padded_sequence: length of all samples has to be greater than 0, but found an element in 'lengths' that is <= 0")
+    assert.has_error(function() R.pack_padded_sequence(x, {3}) end,
+      "pack_padded_sequence: expected 2 lengths (the batch size), got 1")
+    assert.has_error(function() R.pack_padded_sequence(x, {4, 1}) end,
+      "pack_padded_sequence: lengths[1] is 4, past the input's 3 steps")
+    local p = R.pack_padded_sequence(x, {3, 1})
+    assert.has_error(function() R.pad_packed_sequence(p, {total_length = 2}) end,
+      "pad_packed_sequence: expected total_length to be at least the length of the longest sequence in the input, " ..
+      "but got total_length=2 and max sequence length being 3")
+    assert.has_error(function() R.pack_padded_sequence(x, {3, 1}, {enforce_sort = false}) end)
+    -- a layer given a packed batch of the wrong width or state
+    local lstm = nn.LSTM(5, 6)
+    assert.has_error(function() lstm(p) end,
+      "bad argument #1 to 'LSTM' (input:size(-1) must be equal to input_size: expected 5, got 4)")
+    assert.has_error(function() nn.GRU(4, 6)(p, torch.zeros(1, 3, 6)) end,
+      "bad argument #2 to 'GRU' (h0 of size {1, 2, 6} expected, got {1, 3, 6})")
+  end)
+
+  it("gives a packed batch's states as the padded batch's, each at its sequence's last step", function()
+    torch.manual_seed(5)
+    local m = nn.GRU(4, 6, {bidirectional = true})
+    local x = torch.randn(5, 3, 4)
+    local lens = {2, 5, 4}
+    local out, hn = m(R.pack_padded_sequence(x, lens, {enforce_sorted = false}))
+    local o = R.pad_packed_sequence(out)
+    for i, l in ipairs(lens) do
+      -- each sequence alone, unbatched, over its own steps
+      local oi, hi = m(x:select(2, i):narrow(1, 1, l))
+      H.assert_parity(o:select(2, i):narrow(1, 1, l), oi, 1e-5, "output of sequence " .. i)
+      H.assert_parity(hn:select(2, i), hi, 1e-5, "state of sequence " .. i)
+      if l < 5 then assert.are.equal(0, o:select(2, i):narrow(1, l + 1, 5 - l):abs():max():item()) end
+    end
   end)
 end)

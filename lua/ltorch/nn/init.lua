@@ -13,6 +13,7 @@ local nn = {
   contents = base.contents,   -- what an instance holds (for whole-module files)
   restore = base.restore,     -- fill an instance made by cls.raw() (ditto)
   functional = require("ltorch.nn.functional"),  -- torch.nn.functional: PyTorch's F
+  utils = {rnn = require("ltorch.nn.rnn_utils")},  -- torch.nn.utils.rnn: packed sequences
 }
 
 local BUILTINS = {

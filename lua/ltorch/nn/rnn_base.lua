@@ -164,12 +164,21 @@ local function rnn_step(xp, h, w_hh, wt, b_hh, relu)
   return relu and torch.relu(a) or torch.tanh(a)
 end
 
--- M.run(self, x, h0, c0) -> output {T, N, D * Hr}, h_n {L * D, N, Hr},
--- c_n {L * D, N, H} (LSTM): x is {T, N, in} (sequence first, batched), h0
--- and c0 checked states or nil (zeros)
-function M.run(self, x, h0, c0)
+-- one step of the layer's cell: the new (h, c) from xt, the state and
+-- the direction's weights w
+local function cell(mode, xt, h, c, w, H)
+  if mode == "LSTM" then return lstm_step(xt, h, c, w.hh, w.t, w.b_hh, w.hr, H) end
+  if mode == "GRU" then return gru_step(xt, h, w.hh, w.t, w.b_hh, H) end
+  return rnn_step(xt, h, w.hh, w.t, w.b_hh, mode == "RNN_RELU")
+end
+
+-- the layers and directions over x ({T, N, in}, or packed rows {S, in}):
+-- for each, its initial state (h0, c0 checked states or zeros), the input
+-- projection of every step at once (one matmul), then dir(d, xp, h, c, w)
+-- -> its output, final h and c; directions' outputs are joined on dim
+-- cat_dim. Returns output, h_n {L * D, N, Hr}, c_n {L * D, N, H} (LSTM).
+local function layers(self, x, N, T, h0, c0, cat_dim, dir)
   local mode = self.mode
-  local T, N = x:size(1), x:size(2)
   local H, L = self.hidden_size, self.num_layers
   local D = self.bidirectional and 2 or 1
   local Hr = self.proj_size > 0 and self.proj_size or H
@@ -182,46 +191,129 @@ function M.run(self, x, h0, c0)
     for d = 0, D - 1 do
       local sfx = k .. (d == 1 and "_reverse" or "")
       local idx = k * D + d + 1
-      local w_hh, b_hh = self["weight_hh_l" .. sfx], self["bias_hh_l" .. sfx]
-      local w_hr = self["weight_hr_l" .. sfx]
+      local w = {hh = self["weight_hh_l" .. sfx], b_hh = self["bias_hh_l" .. sfx], hr = self["weight_hr_l" .. sfx]}
+      -- the step kernel pays off for a few rows; a big batch packs W_hh once per
+      -- step in a gemm that has enough rows to amortise it
+      w.t = T > 1 and N <= STEP_MM_ROWS and core._step_pack(w.hh) or nil
       local h = h0 and h0:select(1, idx) or torch.zeros({N, Hr}, {dtype = dt})
       local c
       if mode == "LSTM" then c = c0 and c0:select(1, idx) or torch.zeros({N, H}, {dtype = dt}) end
-      -- the input projection of all time steps at once: {T, N, G}
       local xp = torch.linear(layer_in, self["weight_ih_l" .. sfx], self["bias_ih_l" .. sfx])
-      -- the step kernel pays off for a few rows; a big batch packs W_hh once per
-      -- step in a gemm that has enough rows to amortise it
-      local wt = T > 1 and N <= STEP_MM_ROWS and core._step_pack(w_hh) or nil
-      local steps = {}
-      local first, last, step = 1, T, 1
-      if d == 1 then first, last, step = T, 1, -1 end
-      for t = first, last, step do
-        local xt = xp:select(1, t)
-        if mode == "LSTM" then
-          h, c = lstm_step(xt, h, c, w_hh, wt, b_hh, w_hr, H)
-        elseif mode == "GRU" then
-          h = gru_step(xt, h, w_hh, wt, b_hh, H)
-        else
-          h = rnn_step(xt, h, w_hh, wt, b_hh, mode == "RNN_RELU")
-        end
-        steps[t] = h
-      end
-      outs[d + 1] = T > 0 and torch.stack(steps, 1) or torch.zeros({0, N, Hr}, {dtype = dt})
-      hs[idx], cs[idx] = h, c
+      outs[d + 1], hs[idx], cs[idx] = dir(d, xp, h, c, w)
     end
-    layer_in = D == 2 and torch.cat(outs, 3) or outs[1]
+    layer_in = D == 2 and torch.cat(outs, cat_dim) or outs[1]
     if self.training and self.dropout > 0 and k < L - 1 then
       layer_in = torch.dropout(layer_in, self.dropout, true)
     end
   end
-  local h_n = torch.stack(hs, 1)
-  local c_n = mode == "LSTM" and torch.stack(cs, 1) or nil
-  return layer_in, h_n, c_n
+  return layer_in, torch.stack(hs, 1), mode == "LSTM" and torch.stack(cs, 1) or nil
+end
+
+-- M.run(self, x, h0, c0) -> output {T, N, D * Hr}, h_n {L * D, N, Hr},
+-- c_n {L * D, N, H} (LSTM): x is {T, N, in} (sequence first, batched), h0
+-- and c0 checked states or nil (zeros)
+function M.run(self, x, h0, c0)
+  local mode, H = self.mode, self.hidden_size
+  local T, N = x:size(1), x:size(2)
+  local Hr = self.proj_size > 0 and self.proj_size or H
+  return layers(self, x, N, T, h0, c0, 3, function(d, xp, h, c, w)
+    local steps = {}
+    local first, last, step = 1, T, 1
+    if d == 1 then first, last, step = T, 1, -1 end
+    for t = first, last, step do
+      h, c = cell(mode, xp:select(1, t), h, c, w, H)
+      steps[t] = h
+    end
+    return T > 0 and torch.stack(steps, 1) or torch.zeros({0, N, Hr}, {dtype = xp:dtype()}), h, c
+  end)
+end
+
+-- M.run_packed(self, data, bs, h0, c0) -> output data {S, D * Hr}, h_n,
+-- c_n: the layers over a packed batch (rnn_utils.lua): data {S, in} holds
+-- step t of the bs[t] longest sequences at rows off_t + 1 .. off_t + bs[t];
+-- h0, c0 checked states in the sorted order, or nil. A sequence's state
+-- stops at its last step: going forward the batch narrows to the rows
+-- still running (the rows left hold their final states); going back it
+-- starts with the longest-only rows and takes on each sequence's initial
+-- state at its last step.
+function M.run_packed(self, data, bs, h0, c0)
+  local mode, H = self.mode, self.hidden_size
+  local T, N = #bs, bs[1]
+  local off = {}
+  do local o = 0 for t = 1, T do off[t] = o; o = o + bs[t] end end
+  return layers(self, data, N, T, h0, c0, 2, function(d, xp, h, c, w)
+    local steps = {}
+    if d == 0 then
+      local hf, cf = {}, {}   -- final states of the rows that stopped, in the order they did
+      local hr, cr, cur = h, c, N
+      for t = 1, T do
+        local b = bs[t]
+        if b < cur then
+          hf[#hf + 1] = hr:narrow(1, b + 1, cur - b)
+          if cr then cf[#cf + 1] = cr:narrow(1, b + 1, cur - b) end
+          hr = hr:narrow(1, 1, b)
+          if cr then cr = cr:narrow(1, 1, b) end
+          cur = b
+        end
+        hr, cr = cell(mode, xp:narrow(1, off[t] + 1, b), hr, cr, w, H)
+        steps[t] = hr
+      end
+      -- rows 1 .. cur, then the stopped ones from the latest to stop to the first
+      local hl, cl = {hr}, {cr}
+      for i = #hf, 1, -1 do hl[#hl + 1] = hf[i]; cl[#cl + 1] = cf[i] end
+      h = #hl > 1 and torch.cat(hl, 1) or hr
+      if mode == "LSTM" then c = #cl > 1 and torch.cat(cl, 1) or cr end
+    else
+      local cur = bs[T]
+      local hr, cr = h:narrow(1, 1, cur), c and c:narrow(1, 1, cur)
+      for t = T, 1, -1 do
+        local b = bs[t]
+        if b > cur then
+          hr = torch.cat({hr, h:narrow(1, cur + 1, b - cur)}, 1)
+          if cr then cr = torch.cat({cr, c:narrow(1, cur + 1, b - cur)}, 1) end
+          cur = b
+        end
+        hr, cr = cell(mode, xp:narrow(1, off[t] + 1, b), hr, cr, w, H)
+        steps[t] = hr
+      end
+      h, c = hr, cr
+    end
+    return torch.cat(steps, 1), h, c
+  end)
+end
+
+-- the forward of a PackedSequence: a PackedSequence out, the states in the
+-- batch's own order (its sorted_indices permute h0 and c0 in, and back out)
+local function forward_packed(self, class, p, h0, c0)
+  local ru = require("ltorch.nn.rnn_utils")
+  local data = p.data
+  if data:dim() ~= 2 then fail(class, 1, "a PackedSequence of 2-D data expected, got %d-D", data:dim()) end
+  if data:size(2) ~= self.input_size then
+    fail(class, 1, "input:size(-1) must be equal to input_size: expected %d, got %d", self.input_size, data:size(2))
+  end
+  local bs = ru.batch_sizes_of(p)
+  local D = self.bidirectional and 2 or 1
+  local Hr = self.proj_size > 0 and self.proj_size or self.hidden_size
+  local N = bs[1]
+  if h0 ~= nil then h0 = M.check_state(class, 2, "h0", h0, true, {self.num_layers * D, N, Hr}) end
+  if c0 ~= nil then c0 = M.check_state(class, 2, "c0", c0, true, {self.num_layers * D, N, self.hidden_size}) end
+  if p.sorted_indices ~= nil then
+    if h0 ~= nil then h0 = h0:index_select(2, p.sorted_indices) end
+    if c0 ~= nil then c0 = c0:index_select(2, p.sorted_indices) end
+  end
+  local out, h_n, c_n = M.run_packed(self, data, bs, h0, c0)
+  if p.unsorted_indices ~= nil then
+    h_n = h_n:index_select(2, p.unsorted_indices)
+    if c_n then c_n = c_n:index_select(2, p.unsorted_indices) end
+  end
+  return ru.PackedSequence(out, p.batch_sizes, p.sorted_indices, p.unsorted_indices), h_n, c_n
 end
 
 -- M.forward(self, class, x, h0, c0, argn) -> output, h_n, c_n: forward of
--- any of the three, with PyTorch's batch_first and unbatched handling
+-- any of the three, with PyTorch's batch_first and unbatched handling, or
+-- of a PackedSequence
 function M.forward(self, class, x, h0, c0)
+  if require("ltorch.nn.rnn_utils").is_packed(x) then return forward_packed(self, class, x, h0, c0) end
   local batched = M.check_input(self, class, x)
   local D = self.bidirectional and 2 or 1
   local Hr = self.proj_size > 0 and self.proj_size or self.hidden_size
