@@ -3,7 +3,8 @@
 -- same module, must have PyTorch's state dict keys, shapes and repr, loads
 -- the state dict strictly and gives the same output and final states, rtol
 -- 1e-4): multi-layer, bidirectional, batch_first, no bias, initial states,
--- proj_size, unbatched input, packed batches (torch.nn.utils.rnn). Then init, training mode, errors, and a
+-- proj_size, unbatched input, packed batches (torch.nn.utils.rnn), and the
+-- cells (LSTMCell, GRUCell, RNNCell). Then init, training mode, errors, and a
 -- whole-module round trip of a user class through a fresh process.
 local torch = require("ltorch")
 local H = require("nn_helpers")
@@ -60,6 +61,20 @@ case("lstm_batch6_h20", "nn.LSTM(8, 20, num_layers=2)", "dict(x=r(7, 6, 8))", "m
   function() return nn.LSTM(8, 20, {num_layers = 2}) end, plain)
 case("gru_batch6_h20_h0", "nn.GRU(8, 20, batch_first=True)", "dict(x=r(6, 7, 8), h0=r(1, 6, 20))",
   "m(i['x'], i['h0'])", function() return nn.GRU(8, 20, {batch_first = true}) end, with_h0)
+
+-- cells: one step, batched and unbatched, with and without state and bias
+case("lstmcell_state", "nn.LSTMCell(4, 6)", "dict(x=r(3, 4), h0=r(3, 6), c0=r(3, 6))",
+  "m(i['x'], (i['h0'], i['c0']))", function() return nn.LSTMCell(4, 6) end, with_state)
+case("lstmcell_unbatched_no_bias", "nn.LSTMCell(4, 6, bias=False)", "dict(x=r(4))", "m(i['x'])",
+  function() return nn.LSTMCell(4, 6, false) end, plain)
+case("grucell_h0", "nn.GRUCell(4, 6)", "dict(x=r(3, 4), h0=r(3, 6))", "m(i['x'], i['h0'])",
+  function() return nn.GRUCell(4, 6) end, with_h0)
+case("grucell_unbatched_no_bias_h0", "nn.GRUCell(4, 6, bias=False)", "dict(x=r(4), h0=r(6))",
+  "m(i['x'], i['h0'])", function() return nn.GRUCell(4, 6, {bias = false}) end, with_h0)
+case("rnncell_relu_no_bias", "nn.RNNCell(4, 6, bias=False, nonlinearity='relu')", "dict(x=r(3, 4))",
+  "m(i['x'])", function() return nn.RNNCell(4, 6, {bias = false, nonlinearity = "relu"}) end, plain)
+case("rnncell_unbatched_h0", "nn.RNNCell(4, 6)", "dict(x=r(4), h0=r(6))", "m(i['x'], i['h0'])",
+  function() return nn.RNNCell(4, 6) end, with_h0)
 
 -- packed batches (torch.nn.utils.rnn): sequences of different lengths,
 -- sorted or not (ties included), batch-first, with and without states
@@ -188,6 +203,23 @@ describe("LSTM and GRU", function()
       "bidirectional=True)", tostring(nn.LSTM(4, 6, {proj_size = 3, num_layers = 2, bias = false,
         batch_first = true, dropout = 0.5, bidirectional = true})))
     assert.are.equal("GRU(4, 6)", tostring(nn.GRU(4, 6)))
+    assert.are.equal("RNNCell(4, 6, bias=False, nonlinearity=relu)",
+      tostring(nn.RNNCell(4, 6, {bias = false, nonlinearity = "relu"})))
+  end)
+
+  it("cells refuse inputs and states of the wrong shape, naming the argument", function()
+    local c = nn.LSTMCell(4, 6)
+    assert.has_error(function() c(torch.randn(2, 3, 4)) end,
+      "bad argument #1 to 'LSTMCell' (expected input to be 1-D or 2-D, got 3-D)")
+    assert.has_error(function() c(torch.randn(3, 5)) end,
+      "bad argument #1 to 'LSTMCell' (input:size(-1) must be equal to input_size: expected 4, got 5)")
+    assert.has_error(function() c(torch.randn(3, 4), {torch.zeros(2, 6), torch.zeros(3, 6)}) end,
+      "bad argument #2 to 'LSTMCell' (h0 of size {3, 6} expected, got {2, 6})")
+    assert.has_error(function() c(torch.randn(3, 4), torch.zeros(3, 6)) end,
+      "bad argument #2 to 'LSTMCell' (state {h0, c0} expected, got tensor)")
+    assert.has_error(function() nn.GRUCell(4, 6)(torch.randn(4), torch.zeros(1, 6)) end,
+      "bad argument #2 to 'GRUCell' (h0 of size {6} expected, got {1, 6})")
+    assert.has_error(function() nn.RNNCell(4, 6, {nonlinearity = "gelu"}) end)
   end)
 end)
 

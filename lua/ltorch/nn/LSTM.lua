@@ -8,7 +8,6 @@
 -- {num_layers * directions, N, size} ({num_layers * directions, size}
 -- unbatched), never batch-first, as PyTorch. out is {T, N, directions *
 -- size}, where size is proj_size when it is set, else hidden_size.
-local torch = require("ltorch")
 local base = require("ltorch.nn.module")
 local rb = require("ltorch.nn.rnn_base")
 
@@ -24,18 +23,7 @@ return base.module(NAME, {
   end,
 
   forward = function(self, x, state)
-    local h0, c0
-    if state ~= nil then
-      if type(state) ~= "table" or torch.is_tensor(state) or getmetatable(state) ~= nil then
-        error(string.format("bad argument #2 to '%s' (state {h0, c0} expected, got %s)", NAME,
-          torch.is_tensor(state) and "tensor" or type(state)), 0)
-      end
-      h0, c0 = state[1], state[2]
-      if h0 == nil or c0 == nil then
-        error(string.format("bad argument #2 to '%s' (state {h0, c0} expected, got a table without %s)",
-          NAME, h0 == nil and "h0" or "c0"), 0)
-      end
-    end
+    local h0, c0 = rb.lstm_state(NAME, state)
     local out, h_n, c_n = rb.forward(self, NAME, x, h0, c0)
     return out, {h_n, c_n}
   end,

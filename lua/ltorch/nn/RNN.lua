@@ -16,10 +16,7 @@ return base.module(NAME, {
   initialize = function(self, ...)
     local a = base.args(NAME, {"input_size", "hidden_size", "num_layers", "nonlinearity", "bias",
       "batch_first", "dropout", "bidirectional", "device", "dtype"}, ...)
-    local nl = a.nonlinearity or "tanh"
-    if nl ~= "tanh" and nl ~= "relu" then
-      base.fail(NAME, "unknown nonlinearity '%s' (expected 'tanh' or 'relu')", tostring(nl))
-    end
+    local nl = rb.nonlinearity(NAME, a)
     self.nonlinearity = nl
     rb.init(self, NAME, nl == "tanh" and "RNN_TANH" or "RNN_RELU", a)
   end,

@@ -33,7 +33,7 @@ local BUILTINS = {
   "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d", "Upsample",
   -- attention and recurrent layers
   "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder", "TransformerDecoderLayer",
-  "TransformerDecoder", "Transformer", "LSTM", "GRU", "RNN",
+  "TransformerDecoder", "Transformer", "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell",
 }
 nn.BUILTINS = BUILTINS
 

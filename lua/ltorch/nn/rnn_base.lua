@@ -1,6 +1,7 @@
 -- rnn_base.lua: what LSTM, GRU and RNN share (PyTorch's RNNBase): the
 -- constructor's arguments, the parameters, the checks of forward's
--- arguments, and the loop over layers, directions and time steps.
+-- arguments, and the loop over layers, directions and time steps; and
+-- what LSTMCell, GRUCell and RNNCell share (RNNCellBase): one step.
 --
 -- Parameters, for layer k (0-based, as PyTorch names them) and direction
 -- suffix "" or "_reverse": weight_ih_lk {G, in}, weight_hh_lk {G, Hr},
@@ -24,13 +25,65 @@ local function size_str(s)
   return "{" .. table.concat(s, ", ") .. "}"
 end
 
+-- the fields layers and cells share: mode, input_size, hidden_size, bias
+local function sizes(self, class, mode, a)
+  local I, H = a.input_size, a.hidden_size
+  base.check(math.type(I) == "integer" and I >= 0, class, "input_size must be a non-negative integer")
+  base.check(math.type(H) == "integer" and H > 0, class, "hidden_size must be a positive integer")
+  self.mode = mode
+  self.input_size, self.hidden_size = I, H
+  self.bias = a.bias ~= false
+  return I, H
+end
+
+-- weight_ih<sfx> {G, lin}, weight_hh<sfx> {G, Hr}, bias_ih<sfx>, bias_hh<sfx> {G}
+-- (with bias), uniform(-1/sqrt(H), 1/sqrt(H)) in that order, as PyTorch
+local function weights(self, sfx, G, lin, Hr)
+  local bound = 1 / math.sqrt(self.hidden_size)
+  local function param(...) return torch.nn.Parameter(base.uniform({...}, bound)) end
+  self["weight_ih" .. sfx] = param(G, lin)
+  self["weight_hh" .. sfx] = param(G, Hr)
+  if self.bias then
+    self["bias_ih" .. sfx] = param(G)
+    self["bias_hh" .. sfx] = param(G)
+  end
+  return param
+end
+
+local function placed(self, a)
+  if a.dtype ~= nil then self:to(a.dtype) end
+  if a.device ~= nil then self:to(a.device) end
+end
+
+-- M.nonlinearity(class, a) -> "tanh" or "relu" (a.nonlinearity), else an error
+function M.nonlinearity(class, a)
+  local nl = a.nonlinearity or "tanh"
+  if nl ~= "tanh" and nl ~= "relu" then
+    base.fail(class, "unknown nonlinearity '%s' (expected 'tanh' or 'relu')", tostring(nl))
+  end
+  return nl
+end
+
+-- M.lstm_state(class, state) -> h0, c0 of forward's state {h0, c0}, or nil
+function M.lstm_state(class, state)
+  if state == nil then return nil end
+  if type(state) ~= "table" or torch.is_tensor(state) or getmetatable(state) ~= nil then
+    error(string.format("bad argument #2 to '%s' (state {h0, c0} expected, got %s)", class,
+      torch.is_tensor(state) and "tensor" or type(state)), 0)
+  end
+  local h0, c0 = state[1], state[2]
+  if h0 == nil or c0 == nil then
+    error(string.format("bad argument #2 to '%s' (state {h0, c0} expected, got a table without %s)",
+      class, h0 == nil and "h0" or "c0"), 0)
+  end
+  return h0, c0
+end
+
 -- M.init(self, class, mode, a): the fields and parameters of args a (from
 -- base.args with input_size, hidden_size, num_layers, bias, batch_first,
 -- dropout, bidirectional, [proj_size,] device, dtype)
 function M.init(self, class, mode, a)
-  local I, H = a.input_size, a.hidden_size
-  base.check(math.type(I) == "integer" and I >= 0, class, "input_size must be a non-negative integer")
-  base.check(math.type(H) == "integer" and H > 0, class, "hidden_size must be a positive integer")
+  local I, H = sizes(self, class, mode, a)
   local L = a.num_layers or 1
   base.check(math.type(L) == "integer" and L > 0, class, "num_layers must be a positive integer")
   local p = a.dropout or 0
@@ -42,9 +95,7 @@ function M.init(self, class, mode, a)
   base.check(math.type(proj) == "integer" and proj >= 0, class,
     "proj_size should be a positive integer or zero to disable projections")
   base.check(proj < H, class, "proj_size has to be smaller than hidden_size")
-  self.mode = mode
-  self.input_size, self.hidden_size, self.num_layers = I, H, L
-  self.bias = a.bias ~= false
+  self.num_layers = L
   self.batch_first = a.batch_first == true
   self.dropout = p + 0.0
   self.bidirectional = a.bidirectional == true
@@ -52,23 +103,14 @@ function M.init(self, class, mode, a)
   local D = self.bidirectional and 2 or 1
   local G = GATES[mode] * H
   local Hr = proj > 0 and proj or H
-  local bound = 1 / math.sqrt(H)
-  local function param(...) return torch.nn.Parameter(base.uniform({...}, bound)) end
   for k = 0, L - 1 do
     for d = 0, D - 1 do
       local sfx = k .. (d == 1 and "_reverse" or "")
-      local lin = k == 0 and I or Hr * D
-      self["weight_ih_l" .. sfx] = param(G, lin)
-      self["weight_hh_l" .. sfx] = param(G, Hr)
-      if self.bias then
-        self["bias_ih_l" .. sfx] = param(G)
-        self["bias_hh_l" .. sfx] = param(G)
-      end
+      local param = weights(self, "_l" .. sfx, G, k == 0 and I or Hr * D, Hr)
       if proj > 0 then self["weight_hr_l" .. sfx] = param(proj, H) end
     end
   end
-  if a.dtype ~= nil then self:to(a.dtype) end
-  if a.device ~= nil then self:to(a.device) end
+  placed(self, a)
 end
 
 -- PyTorch's extra_repr of RNNBase
@@ -344,6 +386,63 @@ function M.forward_h(self, class, x, h0)
   end
   local out, h_n = M.forward(self, class, x, h0)
   return out, h_n
+end
+
+-- ---- cells (PyTorch's RNNCellBase: LSTMCell, GRUCell, RNNCell) ----------
+
+-- M.cell_init(self, class, mode, a): input_size, hidden_size, bias,
+-- device, dtype of args a; parameters weight_ih {G, in}, weight_hh {G, H},
+-- bias_ih, bias_hh {G}, uniform(-1/sqrt(H), 1/sqrt(H)), as PyTorch
+function M.cell_init(self, class, mode, a)
+  local I, H = sizes(self, class, mode, a)
+  weights(self, "", GATES[mode] * H, I, H)
+  placed(self, a)
+end
+
+-- PyTorch's extra_repr of RNNCellBase
+function M.cell_repr(self)
+  local s = string.format("%d, %d", self.input_size, self.hidden_size)
+  if not self.bias then s = s .. ", bias=False" end
+  if self.nonlinearity ~= nil and self.nonlinearity ~= "tanh" then s = s .. ", nonlinearity=" .. self.nonlinearity end
+  return s
+end
+
+-- M.cell_forward(self, class, x, h, c) -> h' (and c' for LSTMCell): one
+-- step on x {N, in} or unbatched {in}; h, c {N, H} ({H}), zeros when nil
+function M.cell_forward(self, class, x, h, c)
+  if not torch.is_tensor(x) then fail(class, 1, "input tensor expected, got %s", type(x)) end
+  if x:dim() ~= 1 and x:dim() ~= 2 then
+    fail(class, 1, "expected input to be 1-D or 2-D, got %d-D", x:dim())
+  end
+  if x:size(-1) ~= self.input_size then
+    fail(class, 1, "input:size(-1) must be equal to input_size: expected %d, got %d", self.input_size, x:size(-1))
+  end
+  local batched = x:dim() == 2
+  if not batched then x = x:unsqueeze(1) end
+  local N, H = x:size(1), self.hidden_size
+  local dt = x:dtype()
+  if not (dt:match("^float") or dt:match("^bfloat")) then dt = self.weight_ih:dtype() x = x:to(dt) end
+  local function state(t, what)
+    if t == nil then return torch.zeros({N, H}, {dtype = dt}) end
+    if not torch.is_tensor(t) then fail(class, 2, "%s tensor expected, got %s", what, type(t)) end
+    local want = batched and {N, H} or {H}
+    local s = t:size()
+    if #s ~= #want or s[1] ~= want[1] or s[2] ~= want[2] then
+      fail(class, 2, "%s of size %s expected, got %s", what, size_str(want), size_str(s))
+    end
+    return batched and t or t:unsqueeze(1)
+  end
+  h = state(h, "h0")
+  local mode = self.mode
+  if mode == "LSTM" then c = state(c, "c0") end
+  local xp = torch.linear(x, self.weight_ih, self.bias_ih)
+  local w = {hh = self.weight_hh, b_hh = self.bias_hh}
+  h, c = cell(mode, xp, h, c, w, H)
+  if not batched then
+    h = h:squeeze(1)
+    if c then c = c:squeeze(1) end
+  end
+  return h, c
 end
 
 -- flatten_parameters(): PyTorch's cuDNN weight packing; nothing to do here
