@@ -354,9 +354,7 @@ static lazy_blk *lazy_push(conv *v, size_t n, size_t ndims, size_t nkey) {
   b->ixcap = 16;
   while (b->ixcap < 2 * n) b->ixcap *= 2;
   size_t eb = n * sizeof *b->e, db = ndims * sizeof *b->dims, ib = b->ixcap * sizeof *b->ix;
-  size_t want = eb + db + ib + nkey + 1;
-  /* whole huge pages when big (lt_alloc_bytes advises only those) */
-  b->mem_bytes = want >= ((size_t)1 << 20) ? (want + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1) : want;
+  b->mem_bytes = lt_huge_round(eb + db + ib + nkey + 1);
   if (!(b->mem = lt_alloc_bytes(b->mem_bytes, 0))) lt_file_error(L, v->c->path, NULL, "out of memory");
   b->ix = b->mem;   /* uint32_t first, then the 8-byte-aligned parts */
   memset(b->ix, 0, ib);
@@ -421,12 +419,11 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
     /* the block knows the key as the dict has it */
     const char *ks = NULL;
     size_t kl = 0;
-    if (!lb) { /* no block */ }
-    else if (!renames) { if (lazy_key(k)) { ks = k->s; kl = k->len; } }
-    else if (lua_type(L, -1) == LUA_TSTRING) ks = lua_tolstring(L, -1, &kl);
+    if (lb && lua_type(L, -1) == LUA_TSTRING) ks = lua_tolstring(L, -1, &kl);
     uint32_t *slot = ks ? lazy_slot(lb, ks, kl) : NULL;
     int in_blk = slot && *slot;
-    int lazy = slot && lazy_value(x) && lazy_key(k) && kl == k->len && (!renames || !memcmp(ks, k->s, kl));
+    /* a key select renamed is not lazy: the block keeps the file's bytes */
+    int lazy = slot && lazy_value(x) && lazy_key(k) && kl == k->len && !memcmp(ks, k->s, kl);
     if (!lb || !all_lazy) { lua_pushvalue(L, -1); in_data = lua_rawget(L, data) != LUA_TNIL; lua_pop(L, 1); }
     if (!in_data && !in_blk) {
       lua_pushvalue(L, -1);

@@ -140,6 +140,9 @@ void lt_storage_release(lt_storage *s);
 /* bytes of heap storage alive in this process (for GC pacing) */
 size_t lt_storage_live_bytes(void);
 void *lt_alloc_bytes(size_t nbytes, int zero);   /* big-page aware; NULL on ENOMEM */
+/* n rounded up to whole 2 MiB pages from 1 MiB up (lt_alloc_bytes advises
+   only whole huge pages: a table of n bytes allocated so takes them all) */
+size_t lt_huge_round(size_t n);
 void lt_free_bytes(void *p, size_t nbytes);        /* big blocks may be kept for reuse */
 void lt_free_bytes_now(void *p, size_t nbytes);    /* given back to the system at once */
 

@@ -769,7 +769,7 @@ static int load_long(vm *v, size_t n) {
   return push(v, mkint(v, s));
 }
 
-#define MEMO_BIG ((size_t)2 << 20)   /* a big memo's bytes: whole huge pages */
+#define BIG_PICKLE ((size_t)1 << 20)   /* bytes from which a pickle's memo and nodes take huge pages */
 
 static int memo_put(vm *v, uint64_t idx, pk_obj *t) {
   if (idx >= PK_MAX_MEMO) VFAIL("memo index %llu exceeds the limit of %d", (unsigned long long)idx, PK_MAX_MEMO);
@@ -1260,7 +1260,7 @@ int pk_load(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, c
   int nunknown = res->nunknown, more_unknown = res->more_unknown;
   /* a big pickle's nodes start in the biggest blocks (huge pages, touched
      2 MiB at a time), not in 2 MB of doubling 4 KiB-paged ones */
-  if (!a->cur && len >= MEMO_BIG / 2) a->next_size = MAX_BLOCK;
+  if (!a->cur && len >= BIG_PICKLE) a->next_size = MAX_BLOCK;
   for (int pass = 0;; pass++) {
     vm v;
     memset(&v, 0, sizeof v);
@@ -1270,9 +1270,8 @@ int pk_load(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, c
        PUT every 8 bytes (torch.save's pickles have one every 7 or 8). The
        20,000 tensors of a 1.9 MB pickle fill 2 MB of memo: one fault in
        place of 512 faults of 4 KiB and the copies of its doublings */
-    if (len >= MEMO_BIG / 2) {
-      size_t want = (len / 8 < PK_MAX_MEMO ? len / 8 : PK_MAX_MEMO) * sizeof *v.memo;
-      size_t bytes = (want + MEMO_BIG - 1) & ~(MEMO_BIG - 1);
+    if (len >= BIG_PICKLE) {
+      size_t bytes = lt_huge_round((len / 8 < PK_MAX_MEMO ? len / 8 : PK_MAX_MEMO) * sizeof *v.memo);
       if ((v.memo = lt_alloc_bytes(bytes, 1))) { v.memocap = bytes / sizeof *v.memo; v.memo_bytes = bytes; }
     }
     /* storages of earlier pickles of the same file are indexed on first use */

@@ -50,7 +50,6 @@ void pz_close(pz_reader *z) {
 
 #define SPARSE ((uint64_t)64 << 10)   /* mean record spacing above which headers are read */
 #define MANY 4096                      /* entries from which the directory takes huge pages */
-#define HUGE ((size_t)2 << 20)
 
 int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
   const unsigned char *base = map;
@@ -112,8 +111,7 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
     /* a big directory: the index, the entries and the names (in the order
        they are filled) in one block of huge pages. 20,000 entries touch
        1.9 MB of it: one fault, not 450 of 4 KiB */
-    size_t want = hbytes + ebytes + (size_t)cd_size + 1;
-    z->mem_bytes = (want + HUGE - 1) & ~(HUGE - 1);
+    z->mem_bytes = lt_huge_round(hbytes + ebytes + (size_t)cd_size + 1);
     if (!(z->mem = lt_alloc_bytes(z->mem_bytes, 0))) FAIL("out of memory");
     z->hash = z->mem;
     memset(z->hash, 0, hbytes);

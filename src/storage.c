@@ -111,6 +111,11 @@ void *lt_alloc_bytes(size_t n, int zero) {
   return p;
 }
 
+size_t lt_huge_round(size_t n) {
+  if (n < BIG / 2 || n > SIZE_MAX - BIG) return n;
+  return (n + BIG - 1) & ~(size_t)(BIG - 1);
+}
+
 void lt_free_bytes(void *p, size_t n) {
   if (!p) return;
   if (n == 0) n = 1;

@@ -129,6 +129,13 @@ local function fail(class, argn, fmt, ...)
   error(string.format("bad argument #%d to '%s' (" .. fmt .. ")", argn, class, ...), 0)
 end
 
+-- the last size of input x must be input_size
+local function check_width(self, class, x)
+  if x:size(-1) ~= self.input_size then
+    fail(class, 1, "input:size(-1) must be equal to input_size: expected %d, got %d", self.input_size, x:size(-1))
+  end
+end
+
 -- M.check_input(self, class, x) -> batched: x must be a 2-D (unbatched) or
 -- 3-D tensor whose last size is input_size
 function M.check_input(self, class, x)
@@ -136,10 +143,16 @@ function M.check_input(self, class, x)
   if x:dim() ~= 2 and x:dim() ~= 3 then
     fail(class, 1, "2-D (unbatched) or 3-D input expected, got %d-D", x:dim())
   end
-  if x:size(-1) ~= self.input_size then
-    fail(class, 1, "input:size(-1) must be equal to input_size: expected %d, got %d", self.input_size, x:size(-1))
-  end
+  check_width(self, class, x)
   return x:dim() == 3
+end
+
+-- x, and its dtype, as the layer computes it: a float input as it is, any
+-- other in the weights' dtype
+local function as_float(x, w)
+  local dt = x:dtype()
+  if dt:match("^float") or dt:match("^bfloat") then return x, dt end
+  return x:to(w:dtype()), w:dtype()
 end
 
 -- M.check_state(class, argn, what, t, batched, want): t (h0 or c0) must be a
@@ -224,8 +237,8 @@ local function layers(self, x, N, T, h0, c0, cat_dim, dir)
   local H, L = self.hidden_size, self.num_layers
   local D = self.bidirectional and 2 or 1
   local Hr = self.proj_size > 0 and self.proj_size or H
-  local dt = x:dtype()
-  if not (dt:match("^float") or dt:match("^bfloat")) then dt = self.weight_ih_l0:dtype() x = x:to(dt) end
+  local dt
+  x, dt = as_float(x, self.weight_ih_l0)
   local hs, cs = {}, {}
   local layer_in = x
   for k = 0, L - 1 do
@@ -330,9 +343,7 @@ local function forward_packed(self, class, p, h0, c0)
   local ru = require("ltorch.nn.rnn_utils")
   local data = p.data
   if data:dim() ~= 2 then fail(class, 1, "a PackedSequence of 2-D data expected, got %d-D", data:dim()) end
-  if data:size(2) ~= self.input_size then
-    fail(class, 1, "input:size(-1) must be equal to input_size: expected %d, got %d", self.input_size, data:size(2))
-  end
+  check_width(self, class, data)
   local bs = ru.batch_sizes_of(p)
   local D = self.bidirectional and 2 or 1
   local Hr = self.proj_size > 0 and self.proj_size or self.hidden_size
@@ -414,14 +425,12 @@ function M.cell_forward(self, class, x, h, c)
   if x:dim() ~= 1 and x:dim() ~= 2 then
     fail(class, 1, "expected input to be 1-D or 2-D, got %d-D", x:dim())
   end
-  if x:size(-1) ~= self.input_size then
-    fail(class, 1, "input:size(-1) must be equal to input_size: expected %d, got %d", self.input_size, x:size(-1))
-  end
+  check_width(self, class, x)
   local batched = x:dim() == 2
   if not batched then x = x:unsqueeze(1) end
   local N, H = x:size(1), self.hidden_size
-  local dt = x:dtype()
-  if not (dt:match("^float") or dt:match("^bfloat")) then dt = self.weight_ih:dtype() x = x:to(dt) end
+  local dt
+  x, dt = as_float(x, self.weight_ih)
   local function state(t, what)
     if t == nil then return torch.zeros({N, H}, {dtype = dt}) end
     if not torch.is_tensor(t) then fail(class, 2, "%s tensor expected, got %s", what, type(t)) end

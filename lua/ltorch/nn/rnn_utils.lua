@@ -44,7 +44,7 @@ local function int_list(name, what, v)
   local out = {}
   if torch.is_tensor(v) then
     if v:dim() ~= 1 then fail(name, "%s must be 1-D, got %d-D", what, v:dim()) end
-    for i = 1, v:numel() do out[i] = math.tointeger(v[i]:item()) end
+    for i, x in ipairs(v:tolist()) do out[i] = math.tointeger(x) end
   elseif type(v) == "table" then
     for i, x in ipairs(v) do out[i] = math.tointeger(x) end
   else
