@@ -168,6 +168,42 @@ print(ck["extra"]["tail"].storage().data_ptr() == ck["model"]["base"].storage().
     assert.are.equal(5.0, back["filler.5"][1]:item())
   end)
 
+  it("makes the key list of a dict of tensors only when walked, changes made before it kept", function()
+    py(dir, [[
+import torch
+torch.save({"k%d" % i: torch.full((2,), float(i)) for i in range(24)}, "]] .. dir .. [[/plain.pt")
+]])
+    local odict = require("ltorch.odict")
+    local sd = torch.load(dir .. "/plain.pt", {mmap = true})
+    -- read, removed, replaced and added before anything walks the keys
+    assert.are.equal(7.0, sd.k7[2]:item())
+    sd.k5 = nil
+    sd.k9 = torch.zeros(3)
+    sd.extra = torch.ones(1)
+    assert.is_nil(sd.k5)
+    assert.are.equal(24, odict.count(sd))
+    local keys = odict.keys(sd)
+    local want = {}
+    for i = 0, 23 do if i ~= 5 then want[#want + 1] = "k" .. i end end
+    want[#want + 1] = "extra"
+    assert.are.same(want, keys)
+    local seen = {}
+    for k, v in pairs(sd) do seen[#seen + 1] = k .. "=" .. v:sum():item() end
+    assert.are.equal("k0=0.0", seen[1])
+    assert.are.equal("k9=0.0", seen[9])
+    assert.are.equal("k23=46.0", seen[23])
+    assert.are.equal("extra=1.0", seen[24])
+    -- a fresh open walked first: the file's order
+    local again = torch.load(dir .. "/plain.pt", {mmap = true})
+    local n = 0
+    for k, v in pairs(again) do
+      n = n + 1
+      assert.are.equal("k" .. (n - 1), k)
+      assert.are.equal(2.0 * (n - 1), v:sum():item())
+    end
+    assert.are.equal(24, n)
+  end)
+
   it("selects and renames keys of a dict of many tensors", function()
     local sd = torch.load(dir .. "/many.pt", {keys = {"d2", "filler.7"}, rename = {{"^filler%.7$", "seven"}}})
     assert.are.equal(2, count(sd))

@@ -256,8 +256,11 @@ static void push_tensor(conv *v, pk_obj *o) {
    replaced never comes back. The block finds an entry by its key with a
    hash of its own (a Lua table of pending keys was a quarter of an open):
    entries, dims, index and key bytes in one allocation, of huge pages when
-   big. Dicts with fewer tensors than LAZY_MIN are built whole (a block and
-   a metatable each would cost more than they save). */
+   big. When every value of the dict is lazy, its key strings wait too: the
+   odict gets a function that makes the key list from the block when first
+   walked (lazy_keys; 20,000 interned strings were a fifth of an open).
+   Dicts with fewer tensors than LAZY_MIN are built whole (a block and a
+   metatable each would cost more than they save). */
 #define LAZY_MIN 16
 
 typedef struct lazy_ent {
@@ -336,6 +339,40 @@ static int lazy_index(lua_State *L) {
   return 1;
 }
 
+/* the dict's key list, made when first asked for (odict.lua calls it once;
+   upvalue: the block): in entry order, which is the file's order of first
+   appearance */
+static int lazy_keys(lua_State *L) {
+  lazy_blk *b = lua_touserdata(L, lua_upvalueindex(1));
+  if (!b->mem) return luaL_error(L, "the dict's key list is gone");
+  if (b->n > INT_MAX) return luaL_error(L, "too many keys");
+  lua_createtable(L, (int)b->n, 0);
+  for (size_t i = 0; i < b->n; i++) {
+    lua_pushlstring(L, b->names + b->e[i].key, b->e[i].klen);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
+/* entry e of the block takes tensor t's descriptor (dims at the block's
+   nd, advanced) and its storage */
+static void lazy_fill(conv *v, lazy_blk *b, lazy_ent *e, const pk_tensor *t, uint32_t *nd) {
+  const pk_storage *st = t->storage->st;
+  lt_storage *s = st->data;
+  if (!s && !st->slot) lt_file_error(v->L, v->c->path, NULL, "storage '%s' was not loaded", st->key);
+  e->offset = t->offset;
+  e->dims = *nd;
+  e->dtype = (uint8_t)t->dtype;
+  e->ndim = (uint8_t)t->ndim;
+  e->requires_grad = (uint8_t)t->requires_grad;
+  e->done = 0;
+  memcpy(b->dims + *nd, t->dims, 2 * (size_t)t->ndim * sizeof(int64_t));
+  *nd += 2 * (uint32_t)t->ndim;
+  if (s) lt_storage_retain(s);
+  e->s = s;
+  e->slot = s ? 0 : st->slot;
+}
+
 static int lazy_key(const pk_obj *k) { return k->kind == PK_STR || k->kind == PK_BYTES; }
 static int lazy_value(const pk_obj *x) { return x->kind == PK_TENSOR && !(x->mark & MK_SHARED); }
 
@@ -386,6 +423,42 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
   int origs = 0;
   if (renames) { lua_newtable(L); origs = lua_gettop(L); }
   lua_pushvalue(L, v->odict_from);
+  if (lb && all_lazy) {
+    /* every value lazy: no key strings now, the key list made when first
+       walked (lazy_keys); a repeated key keeps its first entry, whose
+       place is the key's, and takes the last value */
+    uint32_t nd = 0;
+    size_t kused = 0;
+    for (size_t i = 0; i + 1 < o->n; i += 2) {
+      const pk_obj *k = o->items[i];
+      uint32_t *slot = lazy_slot(lb, k->s, k->len);
+      lazy_ent *e;
+      if (*slot) {
+        e = &lb->e[*slot - 1];
+        lt_storage_release(e->s);
+      } else {
+        e = &lb->e[lb->n];
+        e->key = kused;
+        e->klen = (uint32_t)k->len;
+        memcpy(lb->names + kused, k->s, k->len);
+        kused += k->len;
+        *slot = (uint32_t)++lb->n;
+      }
+      lazy_fill(v, lb, e, o->items[i + 1]->t, &nd);
+    }
+    lua_pushvalue(L, blk);
+    lua_pushcclosure(L, lazy_keys, 1);
+    lua_createtable(L, 0, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, blk);
+    lua_pushcclosure(L, lazy_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    lua_call(L, 2, 1);
+    lua_replace(L, blk);
+    lua_settop(L, blk);
+    return;
+  }
   lua_createtable(L, (int)(o->n / 2), 0);     /* keys */
   lua_createtable(L, 0, (int)(o->n / 2 - (lb ? nlazy : 0)));   /* data: what is not lazy */
   int keys = lua_gettop(L) - 1, data = keys + 1;
@@ -431,27 +504,13 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
     }
     if (in_blk) lazy_drop(&lb->e[*slot - 1]);   /* an earlier value of this key */
     if (lazy) {
-      pk_tensor *t = x->t;
-      const pk_storage *st = t->storage->st;
-      lt_storage *s = st->data;
-      if (!s && !st->slot) lt_file_error(L, v->c->path, NULL, "storage '%s' was not loaded", st->key);
       if (in_data) { lua_pushvalue(L, -1); lua_pushnil(L); lua_rawset(L, data); }
       lazy_ent *e = &lb->e[lb->n];
-      e->offset = t->offset;
-      e->dims = nd;
-      e->dtype = (uint8_t)t->dtype;
-      e->ndim = (uint8_t)t->ndim;
-      e->requires_grad = (uint8_t)t->requires_grad;
-      e->done = 0;
       e->key = kused;
       e->klen = (uint32_t)k->len;
       memcpy(lb->names + kused, k->s, k->len);
       kused += k->len;
-      memcpy(lb->dims + nd, t->dims, 2 * (size_t)t->ndim * sizeof(int64_t));
-      nd += 2 * (uint32_t)t->ndim;
-      if (s) lt_storage_retain(s);
-      e->s = s;
-      e->slot = s ? 0 : st->slot;
+      lazy_fill(v, lb, e, x->t, &nd);
       *slot = (uint32_t)++lb->n;
       lua_pop(L, 1);
     } else {

@@ -9,25 +9,34 @@ local M = {}
 local KEYS, DATA = {}, {}   -- private fields of the metatable
 local meta_of = setmetatable({}, {__mode = "k"})
 
+-- keys: the list, or a function that makes it when first needed (a lazy
+-- dict of a load, src/lpt.c: an open of 20,000 tensors makes no key
+-- strings until the keys are walked)
 local function make(keys, data)
+  local function K()
+    if type(keys) == "function" then keys = keys() end
+    return keys
+  end
   local mt
   mt = {
-    [KEYS] = keys, [DATA] = data,
+    [KEYS] = K, [DATA] = data,
     __name = "ltorch.odict",
     __index = data,
     __newindex = function(_, k, v)
       if data[k] == nil then
         if v == nil then return end
-        keys[#keys + 1] = k
+        local ks = K()
+        ks[#ks + 1] = k
       elseif v == nil then
-        for i = 1, #keys do   -- removal is rare: a scan, not an index kept up to date
-          if keys[i] == k then table.remove(keys, i) break end
+        local ks = K()
+        for i = 1, #ks do   -- removal is rare: a scan, not an index kept up to date
+          if ks[i] == k then table.remove(ks, i) break end
         end
       end
       data[k] = v
     end,
     __pairs = function(t)
-      local i = 0
+      local i, keys = 0, K()
       return function()
         i = i + 1
         local k = keys[i]
@@ -40,6 +49,7 @@ local function make(keys, data)
   -- walk in order takes one step a call (at is where the last call stood)
   local at = 0
   mt.__next = function(_, k)
+    local keys = K()
     local i = 1
     if k ~= nil then
       if keys[at] ~= k then
@@ -62,7 +72,8 @@ end
 -- a new empty ordered dict
 function M.new() return make({}, {}) end
 
--- wrap a list of keys and a table of values (taken over, not copied)
+-- wrap a list of keys (or a function that returns it, called once when
+-- first needed) and a table of values (taken over, not copied)
 function M.from(keys, data) return make(keys, data) end
 
 function M.is(t) return meta_of[t] ~= nil end
@@ -70,7 +81,10 @@ function M.is(t) return meta_of[t] ~= nil end
 -- the keys in order (a fresh list)
 function M.keys(t)
   local mt = meta_of[t]
-  if mt then return table.move(mt[KEYS], 1, #mt[KEYS], 1, {}) end
+  if mt then
+    local ks = mt[KEYS]()
+    return table.move(ks, 1, #ks, 1, {})
+  end
   local ks = {}
   for k in pairs(t) do ks[#ks + 1] = k end
   return ks
@@ -100,7 +114,7 @@ end
 -- number of entries
 function M.count(t)
   local mt = meta_of[t]
-  if mt then return #mt[KEYS] end
+  if mt then return #mt[KEYS]() end
   local n = 0
   for _ in pairs(t) do n = n + 1 end
   return n
