@@ -2,7 +2,9 @@
 ** fuzz_zip.c: the zip container reader (src/ptzip.c): pz_open on the
 ** input (fd a memfd, map the input itself, so any read past it is an ASan
 ** report), then every entry (at most 64) looked up by name and read whole
-** with its crc checked, and its second half read as a range.
+** with its crc checked, and its second half read as a range. pz_peek_first
+** on the same input must agree with pz_open's first entry whenever both
+** succeed.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   pz_reader z;
   memset(&z, 0, sizeof z);
   char err[LT_MSG];
+  char name[PZ_MAX_NAME + 1];
+  pz_entry first = {.name = name};
+  uint64_t count = 0;
+  int peeked = pz_peek_first(data, size, &first, &count) == 0;
   if (pz_open(&z, fd, size, data, err) == 0) {
+    if (peeked && z.n) {
+      const pz_entry *e = &z.entries[0];
+      if (count != z.n || e->name_len != first.name_len || memcmp(e->name, first.name, e->name_len) ||
+          e->data_off != first.data_off || e->usize != first.usize || e->csize != first.csize ||
+          e->crc != first.crc || e->method != first.method)
+        __builtin_trap();
+    }
     for (size_t i = 0; i < z.n && i < 64; i++) {
       const pz_entry *e = &z.entries[i];
       if (!pz_find(&z, e->name)) __builtin_trap();   /* every entry is found by its name */

@@ -318,3 +318,76 @@ with zipfile.ZipFile("]] .. dir .. [[/reuse.pt", "w") as z:
     assert.are.same({17, 18, 19, 20}, sd.t17:contiguous():view(-1):tolist())
   end)
 end)
+
+-- an archive of 1,024 entries or more has its directory and its pickle read
+-- at once on two threads (lpt.c, open_directory); what is read must be what
+-- the sequential read gives, and its errors the same
+describe("a big archive's directory and pickle read at once", function()
+  local dir = os.tmpname() .. "_big"
+  local N = 1100
+  setup(function()
+    os.execute("mkdir -p " .. dir)
+    py(dir, [[
+import io, struct, zipfile, torch
+sd = {"w%d" % i: torch.full((3,), float(i)) for i in range(]] .. N .. [[)}
+torch.save(sd, "]] .. dir .. [[/big.pt")
+raw = open("]] .. dir .. [[/big.pt", "rb").read()
+with zipfile.ZipFile("]] .. dir .. [[/big.pt") as z:
+    info = z.getinfo("big/data.pkl")
+    names = z.namelist()
+# a byte of data.pkl changed: its crc no longer matches
+nl, xl = struct.unpack("<HH", raw[info.header_offset + 26:info.header_offset + 30])
+at = info.header_offset + 30 + nl + xl + 40
+open("]] .. dir .. [[/badpkl.pt", "wb").write(raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1:])
+# the 500th central directory entry's signature broken
+pos = raw.find(b"PK\x01\x02")
+for _ in range(500): pos = raw.find(b"PK\x01\x02", pos + 4)
+open("]] .. dir .. [[/badcd.pt", "wb").write(raw[:pos] + b"PX" + raw[pos + 2:])
+# the same records with data.pkl written last (zipfile's own layout): the
+# first entry is not the pickle
+with zipfile.ZipFile("]] .. dir .. [[/big.pt") as z, zipfile.ZipFile("]] .. dir .. [[/last.pt", "w") as out:
+    for n in names:
+        if n != "big/data.pkl": out.writestr(n, z.read(n))
+    out.writestr("big/data.pkl", z.read("big/data.pkl"))
+# and again as torch.save lays it out but with the pickle deflated
+with zipfile.ZipFile("]] .. dir .. [[/big.pt") as z, zipfile.ZipFile("]] .. dir .. [[/deflated.pt", "w") as out:
+    for n in names:
+        out.writestr(n, z.read(n), compress_type=zipfile.ZIP_DEFLATED if n.endswith("data.pkl") else zipfile.ZIP_STORED)
+]])
+  end)
+  teardown(function() os.execute("rm -rf " .. dir) end)
+
+  local function check(sd, what)
+    local n = 0
+    for k, v in pairs(sd) do
+      assert.are.equal("w" .. n, k, what)
+      assert.are.same({n, n, n}, v:tolist(), what)
+      n = n + 1
+    end
+    assert.are.equal(N, n, what)
+  end
+
+  it("gives every tensor, eager and mapped, whichever entry comes first", function()
+    for _, name in ipairs({"big.pt", "last.pt", "deflated.pt"}) do
+      for _, mmap in ipairs({false, true}) do
+        check(torch.load(dir .. "/" .. name, {mmap = mmap}), name .. (mmap and " mmap" or ""))
+      end
+    end
+    -- selected keys, and a load in a loop (the pool's threads reused)
+    local sd = torch.load(dir .. "/big.pt", {keys = {"w7", "w1099"}})
+    assert.are.same({7, 7, 7}, sd.w7:tolist())
+    assert.are.same({1099, 1099, 1099}, sd.w1099:tolist())
+    for _ = 1, 5 do assert.are.same({5, 5, 5}, torch.load(dir .. "/big.pt", {mmap = true}).w5:tolist()) end
+  end)
+
+  it("reports a bad pickle or directory as the sequential read does", function()
+    for _, mmap in ipairs({false, true}) do
+      local ok, err = pcall(torch.load, dir .. "/badpkl.pt", {mmap = mmap})
+      assert.is_false(ok)
+      assert.matches("badpkl.pt: entry 'big/data.pkl': crc32 mismatch", tostring(err), 1, true)
+      ok, err = pcall(torch.load, dir .. "/badcd.pt", {mmap = mmap})
+      assert.is_false(ok)
+      assert.matches("badcd.pt: central directory entry 500: bad signature", tostring(err), 1, true)
+    end
+  end)
+end)

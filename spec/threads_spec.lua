@@ -79,7 +79,7 @@ describe("the threads host", function()
     local sub = names(tmp)
     assert.are.equal(1, #sub)
     assert.are.equal(tmp .. "/" .. sub[1], kept)
-    local want = {"big.pt"}
+    local want = {"big.pt", "many.pt"}
     for _, ext in ipairs(EXTS) do
       for _, name in ipairs({"common", "race", "seed"}) do want[#want + 1] = name .. "." .. ext end
       for i = 0, 7 do want[#want + 1] = "own" .. i .. "." .. ext end

@@ -51,11 +51,10 @@ void pz_close(pz_reader *z) {
 #define SPARSE ((uint64_t)64 << 10)   /* mean record spacing above which headers are read */
 #define MANY 4096                      /* entries from which the directory takes huge pages */
 
-int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
-  const unsigned char *base = map;
-  memset(z, 0, sizeof *z);
-  z->fd = fd;
-  z->file_size = fsize;
+/* the end records (1, 2): the directory's entry count, size and offset,
+   checked to lie in the file. 0 ok; -1 with err */
+static int end_records(const unsigned char *base, uint64_t fsize, uint64_t *count_out,
+                       uint64_t *cd_size_out, uint64_t *cd_off_out, char *err) {
   if (fsize < 22) FAIL("not a zip archive: file of %llu bytes has no end record",
                        (unsigned long long)fsize);
   /* 1. the end record: within the last 22 + 65535 bytes */
@@ -95,6 +94,66 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
   if (count > cd_size / 46) FAIL("central directory of %llu bytes is too small for %llu entries",
                                  (unsigned long long)cd_size, (unsigned long long)count);
   if (count >= UINT32_MAX / 2) FAIL("%llu entries exceed the limit of %u", (unsigned long long)count, UINT32_MAX / 2);
+  *count_out = count;
+  *cd_size_out = cd_size;
+  *cd_off_out = cd_off;
+  return 0;
+fail:
+  return -1;
+}
+
+/* a central entry's ZIP64 extra field (id 1), within the extra fields
+   [x, xe): the values present, in order usize, csize, offset, replace
+   those that are 0xFFFFFFFF. 0 ok; -1: an overrun (what says which) */
+static int zip64_fields(const unsigned char *x, const unsigned char *xe, uint64_t *usize, uint64_t *csize,
+                        uint64_t *loff, const char **what) {
+  while (xe - x >= 4) {
+    unsigned id = rd16(x), len = rd16(x + 2);
+    if ((size_t)(xe - x - 4) < len) { *what = "extra field overruns"; return -1; }
+    if (id == 1) {
+      const unsigned char *q = x + 4, *qe = q + len;
+      *what = "short zip64 field";
+      if (*usize == 0xFFFFFFFF) { if (qe - q < 8) return -1; *usize = rd64(q); q += 8; }
+      if (*csize == 0xFFFFFFFF) { if (qe - q < 8) return -1; *csize = rd64(q); q += 8; }
+      if (*loff == 0xFFFFFFFF) { if (qe - q < 8) return -1; *loff = rd64(q); }
+    }
+    x += 4 + len;
+  }
+  return 0;
+}
+
+int pz_peek_first(const void *map, uint64_t fsize, pz_entry *e, uint64_t *count) {
+  const unsigned char *base = map;
+  char err[LT_MSG];
+  uint64_t cd_size, cd_off;
+  if (end_records(base, fsize, count, &cd_size, &cd_off, err) || *count == 0 || cd_size < 46) return -1;
+  const unsigned char *c = base + cd_off;
+  size_t nl = rd16(c + 28), xl = rd16(c + 30);
+  if (rd32(c) != 0x02014b50 || nl == 0 || nl > PZ_MAX_NAME || cd_size - 46 < nl + xl) return -1;
+  uint64_t usize = rd32(c + 24), csize = rd32(c + 20), loff = rd32(c + 42);
+  const char *what;
+  if (zip64_fields(c + 46 + nl, c + 46 + nl + xl, &usize, &csize, &loff, &what)) return -1;
+  if (loff > cd_off || cd_off - loff < 30 + nl || rd32(base + loff) != 0x04034b50) return -1;
+  uint64_t doff = loff + 30 + rd16(base + loff + 26) + rd16(base + loff + 28);
+  if (doff > cd_off || usize > cd_off - doff) return -1;
+  memcpy(e->name, c + 46, nl);
+  e->name[nl] = 0;
+  e->name_len = nl;
+  e->method = rd16(c + 10);
+  e->crc = rd32(c + 16);
+  e->csize = csize;
+  e->usize = usize;
+  e->data_off = doff;
+  return 0;
+}
+
+int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
+  const unsigned char *base = map;
+  memset(z, 0, sizeof *z);
+  z->fd = fd;
+  z->file_size = fsize;
+  uint64_t count, cd_size, cd_off;
+  if (end_records(base, fsize, &count, &cd_size, &cd_off, err)) goto fail;
   /* 3. the central directory */
   const unsigned char *cdp = base + cd_off;
   /* Local headers are read from the mapping when records are small and their
@@ -147,19 +206,9 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
     en->csize = rd32(c + 20);
     en->usize = rd32(c + 24);
     uint64_t loff = rd32(c + 42);
-    /* ZIP64 extra field: present values in order usize, csize, offset */
-    const unsigned char *x = c + 46 + nl, *xe = x + xl;
-    while (xe - x >= 4) {
-      unsigned id = rd16(x), len = rd16(x + 2);
-      if ((size_t)(xe - x - 4) < len) FAIL("entry '%s': extra field overruns", en->name);
-      if (id == 1) {
-        const unsigned char *q = x + 4, *qe = q + len;
-        if (en->usize == 0xFFFFFFFF) { if (qe - q < 8) FAIL("entry '%s': short zip64 field", en->name); en->usize = rd64(q); q += 8; }
-        if (en->csize == 0xFFFFFFFF) { if (qe - q < 8) FAIL("entry '%s': short zip64 field", en->name); en->csize = rd64(q); q += 8; }
-        if (loff == 0xFFFFFFFF) { if (qe - q < 8) FAIL("entry '%s': short zip64 field", en->name); loff = rd64(q); }
-      }
-      x += 4 + len;
-    }
+    const char *what;
+    if (zip64_fields(c + 46 + nl, c + 46 + nl + xl, &en->usize, &en->csize, &loff, &what))
+      FAIL("entry '%s': %s", en->name, what);
     if (method == 8 && en->usize / 1032 > en->csize + 1)   /* deflate's best ratio is 1032:1 */
       FAIL("entry '%s': %llu bytes cannot inflate to %llu (a zip bomb?)", en->name,
            (unsigned long long)en->csize, (unsigned long long)en->usize);

@@ -50,6 +50,13 @@ typedef struct pz_reader {
    pz_close). */
 int pz_open(pz_reader *z, int fd, uint64_t file_size, const void *map, char *err);
 void pz_close(pz_reader *z);
+/* The first entry of the central directory and the entry count, read from
+   the mapping without building the directory, for a caller that starts on
+   that entry while pz_open reads the rest (lpt.c: the pickle of a big
+   archive). e->name must have room for PZ_MAX_NAME + 1 bytes. Only the
+   bounds of what is read are checked: the caller uses the values only
+   once pz_open has validated the same entry and they agree. 0 ok; -1. */
+int pz_peek_first(const void *map, uint64_t file_size, pz_entry *e, uint64_t *count);
 /* the entry named name, or NULL */
 const pz_entry *pz_find(const pz_reader *z, const char *name);
 /* Read the whole uncompressed entry into dst (e->usize bytes); inflates

@@ -6,8 +6,10 @@
 **   build/threads [-n ITERATIONS] [-k]   (-k keeps the work folder)
 ** Before the threads start, a child process writes seed files in every
 ** format ltorch writes (and a .pt past 16 MiB, which an eager load reads
-** with several threads, readjobs.c, reporting progress), so that this process's first crc32, first zip
-** read and first load of each format happen in 8 threads together. Then
+** with several threads, readjobs.c, reporting progress; and a .pt of 1,100
+** records, whose directory and pickle a load reads at once on the pool's
+** threads, lpt.c), so that this process's first crc32, first zip read and
+** first load of each format happen in 8 threads together. Then
 ** every iteration, in every thread and every format (.pt, .safetensors,
 ** .npy, .npz, .gguf, .t7, TorchSharp .dat):
 **   own files   save a value of its own (and a deflated .npz, read lazily
@@ -158,9 +160,17 @@ static const char CHUNK[] =
   "local function path(name, ext) return dir .. '/' .. name .. '.' .. ext end\n"
   /* a .pt past 16 MiB: its eager load reads with several threads (readjobs.c) */
   "local function big() return {big = (torch.arange(4500000) % 4093):to('float32')} end\n"
+  /* a .pt of 1,100 records: its directory and pickle are read at once on
+     the pool's threads (lpt.c, open_directory) */
+  "local function many()\n"
+  "  local t = {}\n"
+  "  for i = 1, 1100 do t['m' .. i] = torch.full({2}, i, {dtype = 'int32'}) end\n"
+  "  return t\n"
+  "end\n"
   "if mode == 'seed' then\n"
   "  for _, ext in ipairs(EXTS) do torch.save(value(ext, n + 1, 0), path('seed', ext)) end\n"
   "  torch.save(big(), path('big', 'pt'))\n"
+  "  torch.save(many(), path('many', 'pt'))\n"
   "  return 0\n"
   "end\n"
   /* every thread's first load of each format at once (the first .pt load
@@ -200,6 +210,13 @@ static const char CHUNK[] =
   "  end\n"
   "  if calls < 1 or last ~= 18000000 then fail('big.pt: progress called %d times, last %d', calls, last) end\n"
   "  want.big:free()\n"
+  "end\n"
+  "for _, opts in ipairs({{}, {mmap = true}}) do\n"
+  "  local got, s = torch.load(path('many', 'pt'), opts), 0\n"
+  "  for _, t in pairs(got) do s = s + t:sum():item() end\n"
+  "  if s ~= 1100 * 1101 then fail('many.pt: sum %s, not %d', s, 1100 * 1101) end\n"
+  "  if got.m7[2]:item() ~= 7 then fail('many.pt: m7 is %s', tostring(got.m7)) end\n"
+  "  checked = checked + 1\n"
   "end\n"
   "local views = {}\n"                   /* mmap views of the last iteration's one-path files */
   "for it = 1, iters do\n"
