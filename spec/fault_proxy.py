@@ -61,6 +61,11 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         if (kind == "fail_after" and n > int(words[1])) or (kind == "fail_puts" and self.command == "PUT" and puts > int(words[1])):
+            # the body read first: a close with it unread resets the
+            # connection, and the client may see that before the 503
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
             self.send_response(503)
             self.send_header("Content-Length", "0")
             self.end_headers()

@@ -14,7 +14,8 @@
 **   - an eager load fetches the whole object first: into anonymous memory
 **     for the ranged layouts (lt_remote_fetch_memory: the loaders' reads
 **     and mapping of the mirror are then that memory, and its tensors point
-**     into it), into the mirror for the others.
+**     into it; what the mirror holds already, the first block read to tell
+**     the layout, is copied from it), into the mirror for the others.
 ** The mirror is memory (memfd_create; a file in $TMPDIR where that is
 ** missing). Once it holds the whole object the loaders map it like any
 ** file.
@@ -638,6 +639,26 @@ static size_t first_after(const lt_remote *r, uint64_t at) {
   return lo;
 }
 
+/* append to miss (nm of capm used) the parts of w the mirror lacks; r->mu
+   held. 0, or -1 when out of memory */
+static int add_gaps(lt_remote *r, ival w, ival **miss, size_t *nm, size_t *capm) {
+  uint64_t at = w.lo;
+  for (size_t i = first_after(r, at); at < w.hi; i++) {
+    uint64_t end = i < r->nhave && r->have[i].lo < w.hi ? r->have[i].lo : w.hi;
+    if (end > at) {
+      if (*nm == *capm) {
+        ival *g = realloc(*miss, (*capm *= 2) * sizeof **miss);
+        if (!g) return -1;
+        *miss = g;
+      }
+      (*miss)[(*nm)++] = (ival){at, end};
+    }
+    if (end == w.hi) break;
+    if (r->have[i].hi > at) at = r->have[i].hi;
+  }
+  return 0;
+}
+
 int lt_remote_ensure_many(lt_remote *r, const uint64_t *ranges, size_t n, lt_progress_fn progress, void *ud,
                           char *err) {
   if (atomic_load(&r->in_memory)) return 0;   /* all there, read through lt_remote_pread */
@@ -659,21 +680,7 @@ int lt_remote_ensure_many(lt_remote *r, const uint64_t *ranges, size_t n, lt_pro
   }
   if (rc == 0) nw = normalize(want, nw);
   pthread_mutex_lock(&r->mu);
-  for (size_t k = 0; rc == 0 && k < nw; k++) {
-    uint64_t at = want[k].lo, hi = want[k].hi;
-    for (size_t i = first_after(r, at); i < r->nhave && at < hi && rc == 0; i++) {
-      if (r->have[i].lo >= hi) break;
-      if (r->have[i].lo > at) {
-        if (nm == capm) { ival *g = realloc(miss, (capm *= 2) * sizeof *miss); if (!g) { rc = -1; break; } miss = g; }
-        miss[nm++] = (ival){at, r->have[i].lo};
-      }
-      if (r->have[i].hi > at) at = r->have[i].hi;
-    }
-    if (rc == 0 && at < hi) {
-      if (nm == capm) { ival *g = realloc(miss, (capm *= 2) * sizeof *miss); if (!g) { rc = -1; break; } miss = g; }
-      miss[nm++] = (ival){at, hi};
-    }
-  }
+  for (size_t k = 0; rc == 0 && k < nw; k++) rc = add_gaps(r, want[k], &miss, &nm, &capm);
   pthread_mutex_unlock(&r->mu);
   if (rc) rerr(err, "%s: out of memory", r->url);
   if (rc == 0 && nm) rc = fetch_ranges(r, miss, nm, NULL, progress, ud, err);
@@ -716,8 +723,25 @@ int lt_remote_fetch_memory(lt_remote *r, lt_progress_fn progress, void *ud, char
       rerr(err, "%s: %s", r->url, r->size > SIZE_MAX ? "too big for this machine's memory" : e);
       rc = -1;
     } else {
-      ival all = {0, r->size};
-      if (r->size) rc = fetch_ranges(r, &all, 1, m->base, progress, ud, err);
+      /* what the mirror holds already (the first block a load read to
+         tell the object's layout) is copied from it, not fetched again */
+      size_t nm = 0, capm = 16;
+      ival *miss = malloc(capm * sizeof *miss);
+      char *dst = m->base;
+      pthread_mutex_lock(&r->mu);
+      rc = miss ? add_gaps(r, (ival){0, r->size}, &miss, &nm, &capm) : -1;
+      if (rc) rerr(err, "%s: out of memory", r->url);
+      uint64_t copied = 0;
+      for (size_t i = 0; rc == 0 && i < r->nhave; i++) {
+        uint64_t lo = r->have[i].lo, hi = r->have[i].hi < r->size ? r->have[i].hi : r->size;
+        if (hi <= lo) continue;
+        if (lt_pread_full(r->fd, dst + lo, (size_t)(hi - lo), lo, e)) { rerr(err, "%s: %s", r->url, e); rc = -1; }
+        copied += hi - lo;
+      }
+      pthread_mutex_unlock(&r->mu);
+      if (rc == 0 && copied && progress && progress(ud, copied)) rc = -1;
+      if (rc == 0 && nm) rc = fetch_ranges(r, miss, nm, dst, progress, ud, err);
+      free(miss);
       if (rc == 0 && lt_memfile_add(r->fd, m)) { rerr(err, "%s: out of memory", r->url); rc = -1; }
       if (rc) {
         lt_mapping_release(m);
