@@ -175,10 +175,16 @@ describe("remote loads over HTTP", function()
 
   it("is read by the command line: convert, diff and inspect of URLs", function()
     local out_dir = sh.mkdir()
+    server.clear()
     local out, code, err = sh.run("bin/ltorch convert " .. sh.quote(server.url .. "/m.pt") .. " "
       .. sh.quote(out_dir .. "/c.safetensors"))
     assert.are.equal(0, code, err .. out)
     same(torch.load(root .. "/m.pt"), torch.load(out_dir .. "/c.safetensors"))
+    -- the object opened once (one HEAD), its bytes sent once
+    local heads = 0
+    for _, q in ipairs(server.log()) do if q.method == "HEAD" then heads = heads + 1 end end
+    assert.are.equal(1, heads)
+    assert.is_true(server.bytes() < #sh.slurp(root .. "/m.pt") + 4096)
     out, code, err = sh.run("bin/ltorch diff " .. sh.quote(server.url .. "/m.safetensors") .. " " .. sh.quote(root .. "/m.pt"))
     assert.are.equal(0, code, err .. out)
     assert.is_truthy(out:find("^equal: 5 keys"), out)

@@ -352,12 +352,16 @@ replaced only when complete.]],
     end
     local cb = bar("reading", inp)
     local target = serialize.format_for_save(outp, {format = opts.format})
-    local source = serialize.detect(inp)
+    -- a URL's format is the one its load finds (telling it first would
+    -- open the object once more), unless the load's options depend on it
+    local source
+    if target.name == "gguf" or not require("ltorch.remote").is_url(inp) then source = serialize.detect(inp) end
     -- GGUF to GGUF keeps quantized tensors as their blocks, byte for byte
-    local same = source and source.name == target.name
     local lopts = {progress = cb}
-    if same and source.name == "gguf" then lopts.raw = true end
-    local sd, _, raw, extras, _, model = inspect.load(inp, lopts)
+    if source and source.name == "gguf" and target.name == "gguf" then lopts.raw = true end
+    local sd, _, raw, extras, found, model = inspect.load(inp, lopts)
+    source = source or found
+    local same = source and source.name == target.name
     finish(cb)
     local sopts = {format = opts.format, dtype = opts.dtype or nil, release_mapped = true,
       quantize = opts.quantize}
