@@ -320,7 +320,7 @@ void pz_writer_free(pz_writer *w) {
 
 #define WBUF ((size_t)256 << 10)   /* the gathering buffer */
 #define DIRECT ((size_t)64 << 10)  /* pieces this big go straight to write(2) */
-#define CRC_PAR ((size_t)1 << 20)  /* pieces this big get their crc on a second thread */
+#define CRC_PAR ((size_t)1 << 20)  /* pieces this big: crc and write at once (pool.c) */
 
 static int write_failed(pz_writer *w, char *err) {
   snprintf(err, LT_MSG, "write failed: %s", strerror(errno));
@@ -401,6 +401,21 @@ int pz_record_begin(pz_writer *w, const char *name, uint64_t size, char *err) {
   return write_all(w, hdr, 30 + nl + xl, err);
 }
 
+typedef struct crc_write {
+  pz_writer *w;
+  const void *p;
+  size_t n;
+  uint32_t crc;
+  int rc;
+  char *err;
+} crc_write;
+
+static void crc_write_item(void *ctx, int64_t i) {
+  crc_write *c = ctx;
+  if (i == 0) c->rc = write_all(c->w, c->p, c->n, c->err);
+  else c->crc = lt_crc32(c->crc, c->p, c->n);
+}
+
 int pz_record_data(pz_writer *w, const void *p, size_t n, char *err) {
   pz_wentry *e = &w->entries[w->n - 1];
   if (n > w->left) {
@@ -410,12 +425,12 @@ int pz_record_data(pz_writer *w, const void *p, size_t n, char *err) {
   }
   w->left -= n;
   if (w->crc_thread && n >= CRC_PAR) {
-    /* the crc on a second thread while the kernel copies the bytes */
-    lt_crc_job j;
-    lt_crc_start(&j, e->crc, p, n);
-    int rc = write_all(w, p, n, err);
-    e->crc = lt_crc_finish(&j);
-    return rc;
+    /* the crc and the write at once, on the pool's threads (the caller's
+       included: with no worker free it does both) */
+    crc_write c = {w, p, n, e->crc, 0, err};
+    lt_parallel(2, crc_write_item, &c);
+    e->crc = c.crc;
+    return c.rc;
   }
   e->crc = lt_crc32(e->crc, p, n);
   return write_all(w, p, n, err);

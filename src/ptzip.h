@@ -96,8 +96,9 @@ typedef struct pz_writer {
   unsigned char *buf;
   size_t bn;
   /* set by the caller before pz_record_data: the bytes cannot change or
-     fault while they are written (not a file mapping), so a big piece's
-     crc may be computed by a second thread during its write(2) */
+     fault while they are written (not a file mapping: mapguard.c guards
+     only the caller's thread), so a big piece's crc and its write(2) may
+     run at once on the pool's threads */
   int crc_thread;
 } pz_writer;
 

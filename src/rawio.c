@@ -288,26 +288,6 @@ uint32_t lt_crc32(uint32_t crc, const void *data, size_t n) {
   return (uint32_t)crc32_z(crc, p, n);
 }
 
-static void *crc_job(void *ud) {
-  lt_crc_job *j = ud;
-  j->crc = lt_crc32(j->crc, j->data, j->n);
-  return NULL;
-}
-
-void lt_crc_start(lt_crc_job *j, uint32_t crc, const void *data, size_t n) {
-  j->data = data;
-  j->n = n;
-  j->crc = crc;
-  j->started = pthread_create(&j->th, NULL, crc_job, j) == 0;
-}
-
-uint32_t lt_crc_finish(lt_crc_job *j) {
-  if (j->started) pthread_join(j->th, NULL);
-  else crc_job(j);
-  j->started = 0;
-  return j->crc;
-}
-
 /* ---- range reads -------------------------------------------------------------- */
 
 #define READ_CHUNK ((size_t)64 << 20)   /* stored bytes read at once (crc, progress between) */

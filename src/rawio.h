@@ -10,7 +10,6 @@
 #ifndef LT_RAWIO_H
 #define LT_RAWIO_H
 
-#include <pthread.h>
 #include "lt.h"
 
 #define LT_STREAM_CHUNK ((size_t)1 << 20)   /* bytes per chunk of a streamed write */
@@ -58,20 +57,6 @@ void lt_write_stop_remove(void *ud);
 void lt_byteswap(void *p, size_t n, size_t sz);
 /* zlib-compatible crc32 (PCLMULQDQ folding where the CPU has it) */
 uint32_t lt_crc32(uint32_t crc, const void *data, size_t n);
-/* lt_crc32 of bytes that do not change meanwhile, on a second thread: the
-   caller writes them while the crc is computed (lt_crc_start), then
-   lt_crc_finish gives lt_crc32(crc, data, n), computed in the caller's
-   thread when no thread could start. Not for file mappings: a fault there
-   would hit the helper thread, not the caller (mapguard.c). */
-typedef struct lt_crc_job {
-  pthread_t th;
-  const void *data;
-  size_t n;
-  uint32_t crc;
-  int started;
-} lt_crc_job;
-void lt_crc_start(lt_crc_job *j, uint32_t crc, const void *data, size_t n);
-uint32_t lt_crc_finish(lt_crc_job *j);
 
 /* ---- range reads -------------------------------------------------------------- */
 
