@@ -41,6 +41,14 @@ local function check_against(sd, meta)
   return n
 end
 
+-- the json a DESCRIBE script wrote
+local function read_json(path)
+  local f = assert(io.open(path))
+  local m = json.decode(f:read("a"))
+  f:close()
+  return m
+end
+
 local DESCRIBE = [[
 import json, torch
 def describe(sd, path):
@@ -94,15 +102,9 @@ describe(sd, "]] .. dir .. [[/many.json")
   end)
   teardown(function() os.execute("rm -rf " .. dir) end)
 
-  local function meta(name)
-    local f = assert(io.open(dir .. "/" .. name))
-    local m = json.decode(f:read("a"))
-    f:close()
-    return m
-  end
 
   it("gives every tensor as PyTorch has it, mapped or read", function()
-    local m = meta("many.json")
+    local m = read_json(dir .. "/many.json")
     for _, mmap in ipairs({true, false}) do
       local sd = torch.load(dir .. "/many.pt", {mmap = mmap})
       assert.are.equal(39, count(sd))
@@ -389,5 +391,116 @@ with zipfile.ZipFile("]] .. dir .. [[/big.pt") as z, zipfile.ZipFile("]] .. dir 
       assert.is_false(ok)
       assert.matches("badcd.pt: central directory entry 500: bad signature", tostring(err), 1, true)
     end
+  end)
+end)
+
+-- a pickle of 1 MB and more in an archive of 1,024 records and more is read
+-- by two threads (pickle.h, pk_split): the second starts at an entry ahead
+-- of the first and the two join, or the first runs on. Whether a load
+-- splits depends on when the pool's worker starts, so each case loads until
+-- the counters (core._pickle_splits) show the path taken.
+describe("a big pickle read by two threads", function()
+  local core = require("ltorch.core")
+  local dir
+  local N = 20000
+  setup(function()
+    dir = sh.mkdir()
+    py(dir, DESCRIBE .. [[
+import collections, zipfile
+D = "]] .. dir .. [["
+g = torch.Generator().manual_seed(5)
+plain = {"block%d.p%d" % (i // 100, i % 100): torch.randn(4, generator=g) for i in range(]] .. N .. [[)}
+torch.save(plain, D + "/plain.pt")
+describe(plain, D + "/plain.json")
+# a state dict: an OrderedDict with _metadata, of parameters, ints, halves
+sd = collections.OrderedDict()
+for i in range(]] .. N .. [[):
+    k = i % 4
+    sd["m%d.%s" % (i, "wbrh"[k])] = (torch.nn.Parameter(torch.randn(2, 3, generator=g)) if k == 0 else
+        torch.arange(i, i + 3) if k == 1 else torch.randn(3, generator=g).half() if k == 2 else
+        torch.randn(2, 2, generator=g).t())
+sd._metadata = collections.OrderedDict({"": {"version": 1}})
+torch.save(sd, D + "/odict.pt")
+describe(sd, D + "/odict.json")
+# views of one storage, first and after 1,100 tensors of their own (the
+# archive's records): the views read the string of the storage's key from
+# the memo, the second part among them
+base = torch.randn(4 * ]] .. 2 * N .. [[, generator=g)
+shared = {"v0": base[0:4]}
+shared.update({"own%d" % i: torch.randn(3, generator=g) for i in range(1100)})
+shared.update({"v%d" % i: base[4 * i:4 * i + 4] for i in range(1, ]] .. 2 * N .. [[)})
+torch.save(shared, D + "/shared.pt")
+describe(shared, D + "/shared.json")
+# an unknown opcode at 80% of the pickle, the archive rewritten stored
+z = zipfile.ZipFile(D + "/plain.pt")
+names = z.namelist()
+pkl = bytearray(z.read(names[0]))
+at = len(pkl) * 4 // 5
+at = pkl.index(b"X", at)
+pkl[at] = 0xff
+with zipfile.ZipFile(D + "/bad.pt", "w") as out:
+    for n in names:
+        out.writestr(n, bytes(pkl) if n == names[0] else z.read(n), compress_type=zipfile.ZIP_STORED)
+]])
+  end)
+  teardown(function() os.execute("rm -rf " .. dir) end)
+
+
+  -- load name until the counter which (1: joined, 2: ran on) moves; the last load
+  local function load_until(name, which)
+    local before = select(which, core._pickle_splits())
+    for _ = 1, 200 do
+      local sd = torch.load(dir .. "/" .. name, {mmap = true})
+      if select(which, core._pickle_splits()) > before then return sd end
+    end
+    error(name .. ": no load took that path in 200 tries")
+  end
+
+  local function keys(sd)
+    local ks = {}
+    for k in pairs(sd) do ks[#ks + 1] = k end
+    return ks
+  end
+
+  it("joins the two parts into the tensors PyTorch saved, in their order", function()
+    local sd = load_until("plain.pt", 1)
+    assert.are.equal(N, check_against(sd, read_json(dir .. "/plain.json")))
+    local ks = keys(sd)
+    assert.are.equal(N, #ks)
+    for i = 0, N - 1, 997 do assert.are.equal(string.format("block%d.p%d", i // 100, i % 100), ks[i + 1]) end
+    assert.are.equal("block199.p99", ks[N])
+    -- read, not mapped: the same values
+    assert.are.equal(N, check_against(torch.load(dir .. "/plain.pt"), read_json(dir .. "/plain.json")))
+  end)
+
+  it("joins a state dict's OrderedDict of parameters, ints and halves", function()
+    local sd = load_until("odict.pt", 1)
+    assert.are.equal(N, check_against(sd, read_json(dir .. "/odict.json")))
+    assert.are.equal("m0.w", keys(sd)[1])
+    assert.are.equal("m" .. (N - 1) .. ".h", keys(sd)[N])
+  end)
+
+  it("runs on with the first thread when the second meets a storage of the first", function()
+    local sd = load_until("shared.pt", 2)
+    assert.are.equal(2 * N + 1100, check_against(sd, read_json(dir .. "/shared.json")))
+    assert.are.equal(sd.v0:_storage_info(), sd["v" .. (2 * N - 1)]:_storage_info())
+  end)
+
+  it("reports a bad opcode in the second part as one thread does", function()
+    local out = sh.run("LTORCH_NUM_THREADS=1 lua5.4 -e " .. sh.quote(
+      "package.path='lua/?.lua;lua/?/init.lua;'..package.path; package.cpath='build/?.so;'..package.cpath;" ..
+      "print(select(2, pcall(require('ltorch').load, " .. string.format("%q", dir .. "/bad.pt") .. ", {mmap = true})))"))
+    local want = out:match("^(.-)\n?$")
+    assert.matches("bad.pt: entry 'plain/data.pkl': at byte %d+: unknown opcode 0xff", want)
+    -- until a load's first part stopped at the second's place and ran on
+    -- (the second failed there), each load's error the same
+    local ran = select(2, core._pickle_splits())
+    for _ = 1, 200 do
+      local ok, err = pcall(torch.load, dir .. "/bad.pt", {mmap = true})
+      assert.is_false(ok)
+      assert.are.equal(want, tostring(err))
+      if select(2, core._pickle_splits()) > ran then return end
+    end
+    error("bad.pt: no load split in 200 tries")
   end)
 end)

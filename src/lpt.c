@@ -793,7 +793,9 @@ static void read_code(loader *ld) {
    same stored entry as data.pkl and nothing else would have come first
    (TorchScript code); otherwise, on any error of either, it is dropped and
    the archive is read in order, so errors and results are those of the
-   sequential read. */
+   sequential read. The thread that reads the directory then takes the
+   pickle's second half when it is big (pk_split, pickle.h): the parse was
+   three quarters of the open. */
 #define SPEC_MIN 1024      /* entries from which the two are read at once */
 
 typedef struct spec_read {
@@ -802,6 +804,7 @@ typedef struct spec_read {
   pz_entry first;
   char name[PZ_MAX_NAME + 1];
   const unsigned char *pkl;
+  pk_split *split;        /* the pickle read by both threads (pickle.h), or NULL */
   int pk_rc, z_rc, crc_ok;
   char pk_err[LT_MSG], z_err[LT_MSG];
 } spec_read;
@@ -810,7 +813,8 @@ static void spec_job(void *ctx, int64_t i) {
   spec_read *r = ctx;
   ldctx *c = r->c;
   if (i == 0) {
-    r->pk_rc = pk_load(c->spec_arena, r->pkl, (size_t)r->first.usize, &c->spec_res, r->pk_err);
+    if (r->split) pk_split_first(r->split);
+    else r->pk_rc = pk_load(c->spec_arena, r->pkl, (size_t)r->first.usize, &c->spec_res, r->pk_err);
     return;
   }
   r->z_rc = pz_open(&c->z, c->fd, r->fsize, c->map->base, r->z_err);
@@ -818,6 +822,7 @@ static void spec_job(void *ctx, int64_t i) {
     const pz_entry *e = &c->z.entries[0];
     r->crc_ok = e->method == 0 && e->data_off == r->first.data_off && e->usize == r->first.usize &&
                 (e->crc == 0 || lt_crc32(0, r->pkl, (size_t)e->usize) == e->crc);
+    if (r->split) pk_split_second(r->split);
   }
 }
 
@@ -835,7 +840,9 @@ static int open_directory(loader *ld, spec_read *r) {
              (c->spec_arena = pk_arena_new()) != NULL;
   if (spec) {
     r->pkl = (const unsigned char *)c->map->base + r->first.data_off;
+    r->split = pk_split_new(c->spec_arena, r->pkl, (size_t)r->first.usize, &c->spec_res, r->pk_err);
     lt_parallel(2, spec_job, r);
+    if (r->split) r->pk_rc = pk_split_finish(r->split);
     if (r->z_rc) fail(ld->L, c, "%s", r->z_err);
   } else if (pz_open(&c->z, c->fd, ld->fsize, c->map->base, r->z_err)) {
     fail(ld->L, c, "%s", r->z_err);
@@ -1183,6 +1190,16 @@ static void read_records(loader *ld) {
 static int gc_resume(lua_State *L) {
   lua_gc(L, LUA_GCRESTART);
   return 0;
+}
+
+/* core._pickle_splits() -> joined, ran_on: pickles read by two threads
+   (pickle.h) in this process, and those the first thread finished */
+static int l_pickle_splits(lua_State *L) {
+  unsigned j, r;
+  pk_split_counts(&j, &r);
+  lua_pushinteger(L, (lua_Integer)j);
+  lua_pushinteger(L, (lua_Integer)r);
+  return 2;
 }
 
 /* core._pt_load(path, opts): the steps above, then 7. convert the pickle's
@@ -1786,6 +1803,7 @@ static int l_pt_crc32(lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"_pt_crc32", l_pt_crc32},
   {"_pt_load", l_pt_load},
+  {"_pickle_splits", l_pickle_splits},
   {"_pt_save", l_pt_save},
   {"_pt_utf8", l_pt_utf8},
   {"_pickle_loads", l_pickle_loads},

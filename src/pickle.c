@@ -27,7 +27,9 @@
 ** name, arguments and state, and its name is collected in the result so the
 ** caller can refuse the file listing every one of them. The run of opcodes
 ** torch.save writes for each tensor is parsed without the stack
-** (fast_tensor, below); the result is the same.
+** (fast_tensor, below); the result is the same. A big pickle can be read
+** by two threads, the second from an entry of a dict ahead of the first
+** (pk_split, below); again the result and any error are pk_load's.
 **
 ** Limits (pickle.h): stack depth, memo size, node count; every length is
 ** checked against the bytes left before it is used.
@@ -37,6 +39,7 @@
 #include <stdio.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include "pickle.h"
 
 /* ---- arena --------------------------------------------------------------- */
@@ -247,6 +250,9 @@ typedef struct vm {
      it does not build; a GET of one restarts the pickle without it */
   pk_obj *elided;
   int nofast, restart;
+  size_t memo_hi;           /* one past the highest memo slot set */
+  int guard;                /* the second part of a split pickle (below): its base mark is not its own */
+  int second;               /* that part: MEMOIZE's slot (the memo's count) is unknown to it */
 } vm;
 
 #define VFAIL(...) do { verr(v, __VA_ARGS__); return -1; } while (0)
@@ -390,10 +396,34 @@ static pk_obj *new_storage(vm *v, const char *key, size_t klen) {
   return o;
 }
 
-static pk_obj *storage_by_key(vm *v, const char *key, size_t klen, int *created) {
+/* the storage of key, or NULL; *slot: where the key's hash slot is or
+   would go (hashed keys), or its number (decimal keys, below v->len) */
+static pk_obj *find_storage(vm *v, const char *key, size_t klen, int64_t *num, size_t *slot, uint64_t *hash) {
   pk_result *r = v->res;
   /* the keys torch.save writes: a direct index, no hashing or probing */
-  int64_t k = lt_decimal_key(key, klen, v->len);
+  int64_t k = *num = lt_decimal_key(key, klen, v->len);
+  if (k >= 0) return (size_t)k < v->bncap && v->bynum[k] ? r->storages[v->bynum[k] - 1] : NULL;
+  uint64_t h = *hash = lt_hash_bytes(key, klen);
+  if (!v->hcap) { *slot = SIZE_MAX; return NULL; }
+  size_t j = h & (v->hcap - 1);
+  while (v->hash[j].i != SIZE_MAX) {
+    if (v->hash[j].h == h) {
+      pk_obj *o = r->storages[v->hash[j].i];
+      if (o->st->key_len == klen && !memcmp(o->st->key, key, klen)) return o;
+    }
+    j = (j + 1) & (v->hcap - 1);
+  }
+  *slot = j;
+  return NULL;
+}
+
+static pk_obj *storage_by_key(vm *v, const char *key, size_t klen, int *created) {
+  pk_result *r = v->res;
+  int64_t k;
+  size_t j;
+  uint64_t h;
+  pk_obj *o = find_storage(v, key, klen, &k, &j, &h);
+  if (o) { *created = 0; return o; }
   if (k >= 0) {
     if ((size_t)k >= v->bncap) {
       size_t nc = v->bncap ? v->bncap : 64;
@@ -403,10 +433,8 @@ static pk_obj *storage_by_key(vm *v, const char *key, size_t klen, int *created)
       memset(nb + v->bncap, 0, (nc - v->bncap) * sizeof *nb);
       v->bynum = nb; v->bncap = nc;
     }
-    if (v->bynum[k]) { *created = 0; return r->storages[v->bynum[k] - 1]; }
     if (r->nstorages >= UINT32_MAX) return NULL;
-    pk_obj *o = new_storage(v, key, klen);
-    if (!o) return NULL;
+    if (!(o = new_storage(v, key, klen))) return NULL;
     v->bynum[k] = (uint32_t)r->nstorages;
     *created = 1;
     return o;
@@ -419,24 +447,16 @@ static pk_obj *storage_by_key(vm *v, const char *key, size_t klen, int *created)
     for (size_t i = 0; i < nc; i++) nh[i].i = SIZE_MAX;
     for (size_t i = 0; i < v->hcap; i++) {
       if (v->hash[i].i == SIZE_MAX) continue;
-      size_t j = v->hash[i].h & (nc - 1);
-      while (nh[j].i != SIZE_MAX) j = (j + 1) & (nc - 1);
-      nh[j] = v->hash[i];
+      size_t q = v->hash[i].h & (nc - 1);
+      while (nh[q].i != SIZE_MAX) q = (q + 1) & (nc - 1);
+      nh[q] = v->hash[i];
     }
     free(v->hash);
     v->hash = nh; v->hcap = nc;
+    j = h & (nc - 1);   /* the new key's slot in the new table */
+    while (v->hash[j].i != SIZE_MAX) j = (j + 1) & (nc - 1);
   }
-  uint64_t h = lt_hash_bytes(key, klen);
-  size_t j = h & (v->hcap - 1);
-  while (v->hash[j].i != SIZE_MAX) {
-    if (v->hash[j].h == h) {
-      pk_obj *o = r->storages[v->hash[j].i];
-      if (o->st->key_len == klen && !memcmp(o->st->key, key, klen)) { *created = 0; return o; }
-    }
-    j = (j + 1) & (v->hcap - 1);
-  }
-  pk_obj *o = new_storage(v, key, klen);
-  if (!o) return NULL;
+  if (!(o = new_storage(v, key, klen))) return NULL;
   v->hash[j].h = h;
   v->hash[j].i = r->nstorages - 1;
   *created = 1;
@@ -787,6 +807,7 @@ static int memo_put(vm *v, uint64_t idx, pk_obj *t) {
     v->memo = nm; v->memocap = nc;
   }
   if (!v->memo[idx]) v->nmemo++;
+  if (idx >= v->memo_hi) v->memo_hi = idx + 1;
   v->memo[idx] = t;
   return 0;
 }
@@ -924,7 +945,8 @@ static int fp_dims(fparse *f, int64_t *d, int *nd) {
    was made into a tensor (pushed, v->pos past it), 0 for no match, -1 on
    an error of the VM's own (memory, limits) */
 static int fast_tensor(vm *v) {
-  fparse f = {.v = v, .p = v->buf + v->pos, .e = v->buf + v->len};
+  fparse f;   /* not an initializer: zeroing the put array was a tenth of the parse */
+  f.v = v; f.p = v->buf + v->pos; f.e = v->buf + v->len; f.nput = 0;
   const char *tag, *key, *loc;
   size_t tagn, keyn, locn;
   pk_obj *tagnode, *keynode, *locnode, *cls, *od;
@@ -1082,10 +1104,24 @@ static int load_unicode_text(vm *v, const char *s, size_t n) {
   return push(v, o);
 }
 
+/* the second part of a split pickle starts inside SETITEMS's run, above a
+   mark whose items before the split it does not have: of the opcodes that
+   take the items since a mark, only SETITEMS (onto the dict below it) is
+   the same without them. Another one on that mark ends the part. */
+static int guarded_op(vm *v, int op) {
+  if (v->nmarks == 0) { v->guard = 0; return 0; }
+  if (v->nmarks > 1) return 0;
+  switch (op) {
+    case 't': case 'l': case 'd': case 0x91: case 'e': case 0x90: case '1': case 'o': case 'i': case '0': return 1;
+    default: return 0;
+  }
+}
+
 static int step(vm *v, int *stop) {
   v->op_pos = v->pos;
   if (need(v, 1)) return -1;
   int op = v->buf[v->pos++];
+  if (v->guard && guarded_op(v, op)) VFAIL("split pickle: the base mark taken by opcode 0x%02x", op);
   const unsigned char *p;
   pk_obj *o, *a, *b;
   size_t start, n;
@@ -1189,7 +1225,9 @@ static int step(vm *v, int *stop) {
     case 'V': if (read_line(v, &s, &sl)) return -1; return load_unicode_text(v, s, sl);
     case 'q': if (need(v, 1)) return -1; x = v->buf[v->pos++]; return set_memo(v, (uint64_t)x);
     case 'r': if (need(v, 4)) return -1; x = (int64_t)le(v->buf + v->pos, 4); v->pos += 4; return set_memo(v, (uint64_t)x);
-    case 0x94: return set_memo(v, v->nmemo);   /* MEMOIZE: index len(memo) */
+    case 0x94:   /* MEMOIZE: index len(memo) */
+      if (v->second) VFAIL("split pickle: MEMOIZE in the second part");
+      return set_memo(v, v->nmemo);
     case 'p': if (read_line(v, &s, &sl) || parse_dec(v, s, sl, &x)) return -1; if (x < 0) VFAIL("negative memo key"); return set_memo(v, (uint64_t)x);
     case 'h': case 'j':
       if (op == 'h') { if (need(v, 1)) return -1; x = v->buf[v->pos++]; }
@@ -1253,43 +1291,323 @@ static int step(vm *v, int *stop) {
   }
 }
 
-int pk_load(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err) {
-  /* what the result held before: a restart without the fast path goes
-     back to it (the first pass's nodes stay in the arena, unreachable) */
-  size_t nstorages = res->nstorages;
-  int nunknown = res->nunknown, more_unknown = res->more_unknown;
+static void vm_init(vm *v, pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err, int nofast) {
+  memset(v, 0, sizeof *v);
+  v->a = a; v->res = res; v->buf = buf; v->len = len; v->err = err;
+  v->nofast = nofast;
   /* a big pickle's nodes start in the biggest blocks (huge pages, touched
      2 MiB at a time), not in 2 MB of doubling 4 KiB-paged ones */
   if (!a->cur && len >= BIG_PICKLE) a->next_size = MAX_BLOCK;
-  for (int pass = 0;; pass++) {
-    vm v;
-    memset(&v, 0, sizeof v);
-    v.a = a; v.res = res; v.buf = buf; v.len = len; v.err = err;
-    v.nofast = pass > 0;
-    /* a big pickle's memo: whole huge pages, fresh (so zero), sized for a
-       PUT every 8 bytes (torch.save's pickles have one every 7 or 8). The
-       20,000 tensors of a 1.9 MB pickle fill 2 MB of memo: one fault in
-       place of 512 faults of 4 KiB and the copies of its doublings */
-    if (len >= BIG_PICKLE) {
-      size_t bytes = lt_huge_round((len / 8 < PK_MAX_MEMO ? len / 8 : PK_MAX_MEMO) * sizeof *v.memo);
-      if ((v.memo = lt_alloc_bytes(bytes, 1))) { v.memocap = bytes / sizeof *v.memo; v.memo_bytes = bytes; }
-    }
-    /* storages of earlier pickles of the same file are indexed on first use */
-    int rc = 0, stop = 0;
-    while (rc == 0 && !stop) rc = step(&v, &stop);
-    if (rc == 0) {
-      v.op_pos = v.pos;
-      if (v.sp == 0) { verr(&v, "STOP with an empty stack"); rc = -1; }
-      else { res->value = v.stack[v.sp - 1]; res->consumed = v.pos; }
-    }
-    if (v.memo_bytes) lt_free_bytes(v.memo, v.memo_bytes); else free(v.memo);
-    free(v.stack); free(v.marks); free(v.hash); free(v.bynum);
-    if (!(rc && v.restart)) return rc;
-    for (int i = nunknown; i < res->nunknown; i++) free(res->unknown[i]);
-    res->nunknown = nunknown;
-    res->more_unknown = more_unknown;
-    res->nstorages = nstorages;
+  /* a big pickle's memo: whole huge pages, fresh (so zero), sized for a
+     PUT every 8 bytes (torch.save's pickles have one every 7 or 8). The
+     20,000 tensors of a 1.9 MB pickle fill 2 MB of memo: one fault in
+     place of 512 faults of 4 KiB and the copies of its doublings */
+  if (len >= BIG_PICKLE) {
+    size_t bytes = lt_huge_round((len / 8 < PK_MAX_MEMO ? len / 8 : PK_MAX_MEMO) * sizeof *v->memo);
+    if ((v->memo = lt_alloc_bytes(bytes, 1))) { v->memocap = bytes / sizeof *v->memo; v->memo_bytes = bytes; }
   }
+}
+
+static void vm_release(vm *v) {
+  if (v->memo_bytes) lt_free_bytes(v->memo, v->memo_bytes); else free(v->memo);
+  free(v->stack); free(v->marks); free(v->hash); free(v->bynum);
+  v->memo = NULL; v->stack = NULL; v->marks = NULL; v->hash = NULL; v->bynum = NULL;
+  v->memo_bytes = v->memocap = v->scap = v->mcap = v->hcap = v->bncap = 0;
+}
+
+/* STOP reached: the result */
+static int vm_stop(vm *v) {
+  v->op_pos = v->pos;
+  if (v->sp == 0) VFAIL("STOP with an empty stack");
+  v->res->value = v->stack[v->sp - 1];
+  v->res->consumed = v->pos;
+  return 0;
+}
+
+/* the steps from v->pos to STOP; then the result */
+static int vm_run(vm *v) {
+  int rc = 0, stop = 0;
+  while (rc == 0 && !stop) rc = step(v, &stop);
+  return rc ? rc : vm_stop(v);
+}
+
+/* res back to what it held before a pass (its nodes stay in the arena, unreachable) */
+static void result_rewind(pk_result *res, size_t nstorages, int nunknown, int more_unknown) {
+  for (int i = nunknown; i < res->nunknown; i++) free(res->unknown[i]);
+  res->nunknown = nunknown;
+  res->more_unknown = more_unknown;
+  res->nstorages = nstorages;
+}
+
+static int load_passes(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err, int pass) {
+  /* what the result held before: a restart without the fast path goes
+     back to it */
+  size_t nstorages = res->nstorages;
+  int nunknown = res->nunknown, more_unknown = res->more_unknown;
+  for (;; pass++) {
+    vm v;
+    vm_init(&v, a, buf, len, res, err, pass > 0);
+    /* storages of earlier pickles of the same file are indexed on first use */
+    int rc = vm_run(&v);
+    vm_release(&v);
+    if (!(rc && v.restart)) return rc;
+    result_rewind(res, nstorages, nunknown, more_unknown);
+  }
+}
+
+int pk_load(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err) {
+  return load_passes(a, buf, len, res, err, 0);
+}
+
+/* ---- a big pickle read by two threads -------------------------------------- */
+
+/* The second part (B) starts at a place ahead of the first (A): the first
+   byte of a dict entry's key inside a SETITEMS run, just after the REDUCE
+   and PUT that end the entry before (torch.save writes a state dict as runs
+   of 1,000 such entries). B first runs the pickle's start up to the dict's
+   first entry, for the dict and the memo's globals and strings, then goes
+   on from the place with the dict and the run's mark as its stack. A stops
+   at the place. The two join when A stopped there at an opcode's start
+   with a dict below its top mark and an even count of items above it, and
+   B ran to STOP ending with its dict alone, took the mark only by SETITEMS,
+   read no memo slot of its start but a global's or a string's, each equal
+   to A's slot at the place, and made no storage A made: then what B did is
+   what A would have done. The dict gets A's items above the mark, then
+   B's; storages, unknown globals and nodes are A's, then B's. Otherwise A
+   runs on from the place, and B's work is dropped. */
+#define SPLIT_REST ((size_t)256 << 10)   /* bytes A has left, at least, for B to start */
+#define SPLIT_SCAN ((size_t)64 << 10)    /* bytes searched for the place */
+#define SPLIT_START ((size_t)16 << 10)  /* bytes B runs from the start, at least (or 256 entries) */
+
+enum { A_RUN, A_AT, A_END };
+
+struct pk_split {
+  const unsigned char *buf;
+  size_t len;
+  pk_arena *arena;
+  pk_result *res;
+  char *err;
+  vm a;
+  int a_state, a_rc;
+  atomic_size_t a_pos;       /* A's place: a step's start */
+  atomic_size_t at;          /* B's place; SIZE_MAX until B chose it */
+  atomic_int a_end;          /* A ran to STOP, or failed */
+  pk_arena *b_arena;
+  pk_result b_res;
+  vm b;
+  int b_ok;
+  pk_obj *b_dict;
+  uint32_t b_n0;             /* items of B's dict from its start, A's */
+  struct keep { size_t idx; pk_obj *o; } *keep;
+  size_t nkeep;
+  char b_err[LT_MSG];
+};
+
+pk_split *pk_split_new(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err) {
+  /* protocols 2 and 3 only: their PUTs name their slots, where protocol 4's
+     MEMOIZE numbers them by a count B cannot know */
+  if (len < BIG_PICKLE || buf[0] != 0x80 || (buf[1] != 2 && buf[1] != 3)) return NULL;
+  if (res->nstorages || res->nunknown || res->more_unknown) return NULL;
+  pk_split *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  if (!(s->b_arena = pk_arena_new())) { free(s); return NULL; }
+  s->buf = buf; s->len = len; s->arena = a; s->res = res; s->err = err;
+  vm_init(&s->a, a, buf, len, res, err, 0);
+  atomic_init(&s->a_pos, 0);
+  atomic_init(&s->at, SIZE_MAX);
+  atomic_init(&s->a_end, 0);
+  return s;
+}
+
+/* A at B's place: what B took for its stack is there */
+static int a_joinable(const vm *v) {
+  if (v->restart || !v->nmarks) return 0;
+  size_t m = v->marks[v->nmarks - 1];
+  size_t below = v->nmarks > 1 ? v->marks[v->nmarks - 2] : 0;
+  if (m <= below || m > v->sp || (v->sp - m) % 2) return 0;
+  int k = v->stack[m - 1]->kind;
+  return k == PK_DICT || k == PK_ODICT;
+}
+
+void pk_split_first(pk_split *s) {
+  vm *v = &s->a;
+  int rc = 0, stop = 0;
+  size_t at = SIZE_MAX;   /* SIZE_MAX: not known yet; SIZE_MAX - 1: passed */
+  while (rc == 0 && !stop) {
+    atomic_store_explicit(&s->a_pos, v->pos, memory_order_relaxed);
+    if (at == SIZE_MAX) at = atomic_load_explicit(&s->at, memory_order_relaxed);
+    if (v->pos >= at) {
+      if (v->pos == at && a_joinable(v)) { s->a_state = A_AT; return; }
+      at = SIZE_MAX - 1;
+    }
+    rc = step(v, &stop);
+  }
+  s->a_rc = rc ? rc : vm_stop(v);
+  s->a_state = A_END;
+  atomic_store_explicit(&s->a_end, 1, memory_order_relaxed);
+}
+
+/* the first entry's key at or after from: SIZE_MAX when none is near */
+static size_t split_place(const unsigned char *b, size_t len, size_t from) {
+  size_t end = len - from > SPLIT_SCAN ? from + SPLIT_SCAN : len;
+  for (size_t p = from < 8 ? 8 : from; p + 16 < end; p++) {
+    if (b[p] != 'X' && b[p] != 0x8C) continue;
+    if (!((b[p - 2] == 'q' && b[p - 3] == 'R') || (b[p - 5] == 'r' && b[p - 6] == 'R'))) continue;
+    size_t n = b[p] == 'X' ? (size_t)le(b + p + 1, 4) : b[p + 1];
+    size_t q = p + (b[p] == 'X' ? 5 : 2);
+    if (n > len - q || len - q - n < 8) continue;
+    q += n;
+    if (b[q] == 'q') q += 2;
+    else if (b[q] == 'r') q += 5;
+    else continue;
+    if (b[q] == 'h' || b[q] == 'j') return p;
+  }
+  return SIZE_MAX;
+}
+
+void pk_split_second(pk_split *s) {
+  if (atomic_load_explicit(&s->a_end, memory_order_relaxed)) return;
+  size_t ap = atomic_load_explicit(&s->a_pos, memory_order_relaxed);
+  if (s->len - ap < SPLIT_REST) return;
+  size_t at = split_place(s->buf, s->len, ap + (s->len - ap) / 2);
+  if (at == SIZE_MAX) return;
+  vm *v = &s->b;
+  vm_init(v, s->b_arena, s->buf, s->len, &s->b_res, s->b_err, 0);
+  v->second = 1;
+  atomic_store_explicit(&s->at, at, memory_order_relaxed);
+  /* the start, to the end of an entry (a tensor and its PUT) from
+     SPLIT_START bytes on, or of its 256th: [dict, mark, key, tensor, ...].
+     The globals and strings of those first entries (storage classes,
+     locations) are what the entries after them read from the memo */
+  int rc = 0, stop = 0;
+  while (rc == 0 && !stop) {
+    if (v->pos >= at) return;
+    if (v->nmarks == 1 && v->marks[0] == 1 && v->sp >= 3 && (v->sp - 1) % 2 == 0 &&
+        (v->pos >= SPLIT_START || v->sp >= 513) && v->stack[v->sp - 1]->kind == PK_TENSOR &&
+        v->buf[v->pos] != 'q' && v->buf[v->pos] != 'r' &&
+        (v->stack[0]->kind == PK_DICT || v->stack[0]->kind == PK_ODICT)) break;
+    rc = step(v, &stop);
+  }
+  if (rc || stop) return;
+  /* of the memo, the globals and strings are kept; a read of any other
+     slot (a GET of an elided value) ends the part */
+  if (!v->elided && !(v->elided = aobj(v->a, PK_NONE))) return;
+  size_t cap = 0;
+  for (size_t i = 0; i < v->memo_hi; i++) {
+    pk_obj *o = v->memo[i];
+    if (!o || o == v->elided) continue;
+    if (o->kind != PK_GLOBAL && o->kind != PK_STR) { v->memo[i] = v->elided; continue; }
+    if (s->nkeep == cap) {
+      cap = cap ? 2 * cap : 64;
+      void *n = realloc(s->keep, cap * sizeof *s->keep);
+      if (!n) return;
+      s->keep = n;
+    }
+    s->keep[s->nkeep].idx = i;
+    s->keep[s->nkeep++].o = o;
+  }
+  /* the entries' storages and items are A's: B's start afresh */
+  s->b_dict = v->stack[0];
+  s->b_n0 = s->b_dict->n;
+  v->sp = 1;
+  s->b_res.nstorages = 0;
+  free(v->hash); v->hash = NULL; v->hcap = 0;
+  free(v->bynum); v->bynum = NULL; v->bncap = 0;
+  v->pos = at;
+  v->guard = 1;
+  while (rc == 0 && !stop) rc = step(v, &stop);
+  s->b_ok = rc == 0 && v->sp == 1 && v->stack[0] == s->b_dict && v->nmarks == 0 && !v->restart;
+}
+
+static int same_value(const pk_obj *x, const pk_obj *y) {
+  if (!x || x->kind != y->kind || x->len != y->len || (x->kind == PK_GLOBAL && x->gid != y->gid)) return 0;
+  return !memcmp(x->s, y->s, x->len);
+}
+
+/* b's blocks into a */
+static void arena_absorb(pk_arena *a, pk_arena *b) {
+  blk **tail = &a->cur;
+  while (*tail) tail = &(*tail)->next;
+  *tail = b->cur;
+  a->nobjs += b->nobjs;
+  free(b);
+}
+
+/* 0: joined; 1: not (A runs on); -1: out of memory (err) */
+static int split_join(pk_split *s) {
+  vm *a = &s->a, *b = &s->b;
+  pk_result *ra = s->res, *rb = &s->b_res;
+  for (size_t k = 0; k < s->nkeep; k++) {
+    size_t i = s->keep[k].idx;
+    if (i >= a->memocap || !same_value(a->memo[i], s->keep[k].o)) return 1;
+  }
+  size_t m = a->marks[a->nmarks - 1];
+  pk_obj *d = a->stack[m - 1];
+  if (d->kind != s->b_dict->kind || s->arena->nobjs + s->b_arena->nobjs > PK_MAX_OBJS ||
+      ra->nstorages + rb->nstorages >= UINT32_MAX)
+    return 1;
+  for (size_t i = 0; i < rb->nstorages; i++) {
+    int64_t num;
+    size_t slot;
+    uint64_t h;
+    if (find_storage(a, rb->storages[i]->st->key, rb->storages[i]->st->key_len, &num, &slot, &h)) return 1;
+  }
+  size_t ns = ra->nstorages + rb->nstorages;
+  if (ns > ra->capstorages) {
+    pk_obj **n = realloc(ra->storages, ns * sizeof *n);
+    if (!n) { verr(a, "out of memory"); return -1; }
+    ra->storages = n; ra->capstorages = ns;
+  }
+  if (rb->nstorages) memcpy(ra->storages + ra->nstorages, rb->storages, rb->nstorages * sizeof *rb->storages);
+  ra->nstorages = ns;
+  for (int i = 0; i < rb->nunknown; i++) {
+    int seen = 0;
+    for (int j = 0; j < ra->nunknown && !seen; j++) seen = !strcmp(ra->unknown[j], rb->unknown[i]);
+    if (seen) continue;
+    if (ra->nunknown == PK_MAX_GLOBALS) { ra->more_unknown = 1; continue; }
+    ra->unknown[ra->nunknown++] = rb->unknown[i];
+    rb->unknown[i] = NULL;
+  }
+  if (rb->more_unknown) ra->more_unknown = 1;
+  arena_absorb(s->arena, s->b_arena);
+  s->b_arena = NULL;
+  for (size_t i = m; i < a->sp; i++) if (push_item(s->arena, d, a->stack[i])) { verr(a, "out of memory"); return -1; }
+  for (uint32_t i = s->b_n0; i < s->b_dict->n; i++) if (push_item(s->arena, d, s->b_dict->items[i])) { verr(a, "out of memory"); return -1; }
+  a->sp = m;
+  a->nmarks--;
+  ra->value = d;
+  ra->consumed = b->pos;
+  return 0;
+}
+
+static atomic_uint splits_joined, splits_ran_on;
+
+void pk_split_counts(unsigned *joined, unsigned *ran_on) {
+  *joined = atomic_load(&splits_joined);
+  *ran_on = atomic_load(&splits_ran_on);
+}
+
+int pk_split_finish(pk_split *s) {
+  vm *a = &s->a;
+  int rc = s->a_rc;
+  if (s->a_state == A_AT) {
+    rc = s->b_ok ? split_join(s) : 1;
+    atomic_fetch_add(rc > 0 ? &splits_ran_on : &splits_joined, 1);
+    if (rc > 0) rc = vm_run(a);   /* A runs on from the place */
+  }
+  int restart = rc && a->restart;
+  vm_release(a);
+  vm_release(&s->b);
+  for (int i = 0; i < s->b_res.nunknown; i++) free(s->b_res.unknown[i]);
+  free(s->b_res.storages);
+  pk_arena_free(s->b_arena);
+  free(s->keep);
+  if (restart) {   /* as pk_load: again, without the fast path */
+    result_rewind(s->res, 0, 0, 0);
+    rc = load_passes(s->arena, s->buf, s->len, s->res, s->err, 1);
+  }
+  free(s);
+  return rc;
 }
 
 void pk_result_free(pk_result *res) {

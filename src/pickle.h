@@ -108,6 +108,24 @@ void pk_arena_free(pk_arena *a);   /* frees every node; NULL is fine */
 int pk_load(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err);
 void pk_result_free(pk_result *res);
 
+/* A big pickle read by two threads: pk_split_first runs it from the start
+   on the caller's arena and result; pk_split_second, run at the same time
+   on another thread, picks a place ahead of the first (between two entries
+   of a dict's SETITEMS run) and runs from there to STOP on its own arena;
+   the first stops when it reaches that place. pk_split_finish, once both
+   have returned, joins the two parts, or when the second part's run
+   cannot be shown to be the one the first would have made, runs the rest
+   of the pickle from the first part's place; the result and the error are
+   always those of pk_load. pk_split_new returns NULL for a pickle it does
+   not split (small, protocol 4 and up, out of memory): pk_load it. */
+typedef struct pk_split pk_split;
+pk_split *pk_split_new(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err);
+void pk_split_first(pk_split *s);
+void pk_split_second(pk_split *s);
+int pk_split_finish(pk_split *s);      /* pk_load's return; s freed */
+/* splits of this process joined, and those whose first part ran on (specs) */
+void pk_split_counts(unsigned *joined, unsigned *ran_on);
+
 /* ---- writer ------------------------------------------------------------ */
 
 typedef struct pk_buf {
