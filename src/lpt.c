@@ -1059,7 +1059,7 @@ static void locate_records(loader *ld) {
     if (!s->st->needed || s->st->root) continue;
     if (!ld->legacy) {
       char name[PZ_MAX_NAME + 64];
-      if (s->st->key_len > PZ_MAX_NAME) fail(L, c, "storage key of %zu bytes is too long", s->st->key_len);
+      if (s->st->key_len > PZ_MAX_NAME) fail(L, c, "storage key of %zu bytes is too long", (size_t)s->st->key_len);
       int64_t k = ix ? lt_decimal_key(s->st->key, s->st->key_len, lim) : -1;
       const pz_entry *e = k >= 0 ? ix[k] : NULL;
       memcpy(name, "data/", 5);

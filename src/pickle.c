@@ -385,7 +385,7 @@ static pk_obj *new_storage(vm *v, const char *key, size_t klen) {
   if (!o->st->key) return NULL;
   memcpy(o->st->key, key, klen);
   o->st->key[klen] = 0;
-  o->st->key_len = klen;
+  o->st->key_len = (uint32_t)klen;   /* a str of at most UINT32_MAX bytes */
   if (r->nstorages == r->capstorages) {
     size_t nc = r->capstorages ? r->capstorages * 2 : 16;
     pk_obj **ns = realloc(r->storages, nc * sizeof *ns);
@@ -817,13 +817,34 @@ static int set_memo(vm *v, uint64_t idx) {
   return t ? memo_put(v, idx, t) : -1;
 }
 
+/* The fast path's memo slot of a storage key's string is the storage's
+   node, tagged: the str node is made when the slot is read (torch.save
+   PUTs every key; only a second tensor of a storage reads one), a sixth of
+   the nodes of a state dict's pickle. */
+#define KEY_TAG ((uintptr_t)1)
+
+static int is_key_slot(const pk_obj *o) { return ((uintptr_t)o & KEY_TAG) != 0; }
+
+/* slot idx (below memocap): its node, the key's str node made; NULL when out of memory */
+static pk_obj *memo_at(vm *v, size_t idx) {
+  pk_obj *o = v->memo[idx];
+  if (!is_key_slot(o)) return o;
+  const pk_storage *st = ((const pk_obj *)((uintptr_t)o & ~KEY_TAG))->st;
+  if (!(o = aobj(v->a, PK_STR))) return NULL;
+  o->s = st->key;
+  o->len = (uint32_t)st->key_len;
+  return v->memo[idx] = o;
+}
+
 static int get_memo(vm *v, uint64_t idx) {
   if (idx >= v->memocap || !v->memo[idx]) VFAIL("memo key %llu is not defined", (unsigned long long)idx);
   if (v->memo[idx] == v->elided) {
     v->restart = 1;
     VFAIL("memo key %llu names a value the tensor fast path did not build", (unsigned long long)idx);
   }
-  return push(v, v->memo[idx]);
+  pk_obj *o = memo_at(v, (size_t)idx);
+  if (!o) VFAIL("out of memory");
+  return push(v, o);
 }
 
 /* ---- the common tensor, without the stack ---------------------------------- */
@@ -880,7 +901,7 @@ static pk_obj *fp_get(fparse *f) {
   else return NULL;
   vm *v = f->v;
   if (idx >= v->memocap || v->memo[idx] == v->elided) return NULL;
-  return v->memo[idx];
+  return memo_at(v, (size_t)idx);
 }
 
 /* a str: inline (then *node is NULL) or from the memo */
@@ -976,13 +997,8 @@ static int fast_tensor(vm *v) {
     pk_obj *o = v->elided;
     switch (f.put[i].what) {
       case FP_LOC: o = locnode; break;
-      case FP_KEY:   /* a str node over the storage's copy of the key */
-        if (!keynode) {
-          if (!(keynode = aobj(v->a, PK_STR))) VFAIL("out of memory");
-          keynode->s = s->st->key;
-          keynode->len = (uint32_t)keyn;
-        }
-        o = keynode;
+      case FP_KEY:   /* the key's str node, or the storage's tagged (memo_at) */
+        o = keynode ? keynode : (pk_obj *)((uintptr_t)s | KEY_TAG);
         break;
       case FP_STORAGE: o = s; break;
       case FP_TENSOR: o = t; break;
@@ -1232,8 +1248,8 @@ static int step(vm *v, int *stop) {
     case 'h': case 'j':
       if (op == 'h') { if (need(v, 1)) return -1; x = v->buf[v->pos++]; }
       else { if (need(v, 4)) return -1; x = (int64_t)le(v->buf + v->pos, 4); v->pos += 4; }
-      if (!v->nofast && (uint64_t)x < v->memocap && v->memo[x] && v->memo[x]->kind == PK_GLOBAL &&
-          v->memo[x]->gid == G_REBUILD_V2) {
+      if (!v->nofast && (uint64_t)x < v->memocap && v->memo[x] && !is_key_slot(v->memo[x]) &&
+          v->memo[x]->kind == PK_GLOBAL && v->memo[x]->gid == G_REBUILD_V2) {
         int rc = fast_tensor(v);
         if (rc) return rc < 0 ? -1 : 0;
       }
@@ -1496,7 +1512,7 @@ void pk_split_second(pk_split *s) {
   for (size_t i = 0; i < v->memo_hi; i++) {
     pk_obj *o = v->memo[i];
     if (!o || o == v->elided) continue;
-    if (o->kind != PK_GLOBAL && o->kind != PK_STR) { v->memo[i] = v->elided; continue; }
+    if (is_key_slot(o) || (o->kind != PK_GLOBAL && o->kind != PK_STR)) { v->memo[i] = v->elided; continue; }
     if (s->nkeep == cap) {
       cap = cap ? 2 * cap : 64;
       void *n = realloc(s->keep, cap * sizeof *s->keep);
@@ -1539,7 +1555,7 @@ static int split_join(pk_split *s) {
   pk_result *ra = s->res, *rb = &s->b_res;
   for (size_t k = 0; k < s->nkeep; k++) {
     size_t i = s->keep[k].idx;
-    if (i >= a->memocap || !same_value(a->memo[i], s->keep[k].o)) return 1;
+    if (i >= a->memocap || !a->memo[i] || !same_value(memo_at(a, i), s->keep[k].o)) return 1;
   }
   size_t m = a->marks[a->nmarks - 1];
   pk_obj *d = a->stack[m - 1];

@@ -28,19 +28,19 @@ typedef enum pk_kind {
 
 typedef struct pk_obj pk_obj;
 
-/* a storage referenced by persistent id: one node per key */
+/* a storage referenced by persistent id: one node per key (80 bytes) */
 typedef struct pk_storage {
   char *key;
-  size_t key_len;
-  int dtype;            /* lt_dtype of the typed storage; LT_UINT8 for untyped */
-  int untyped;
+  uint32_t key_len;
+  uint8_t dtype;        /* lt_dtype of the typed storage; LT_UINT8 for untyped */
+  uint8_t untyped;
+  uint8_t needed, located;   /* filled by the loader */
   uint64_t nbytes;      /* numel * itemsize, or nbytes for untyped */
   char *location;
   /* legacy views: this storage is [view_off, +nbytes) bytes of root */
   pk_obj *root;
   uint64_t view_off;
   /* filled by the loader */
-  int needed, located;
   uint32_t slot;        /* its record in the loader's table of mapped records + 1; 0: none */
   uint64_t file_off;    /* absolute offset of the data in the file */
   const void *entry;    /* the zip entry, when there is one */
