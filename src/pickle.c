@@ -1393,7 +1393,7 @@ int pk_load(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, c
    runs on from the place, and B's work is dropped. */
 #define SPLIT_REST ((size_t)256 << 10)   /* bytes A has left, at least, for B to start */
 #define SPLIT_SCAN ((size_t)64 << 10)    /* bytes searched for the place */
-#define SPLIT_START ((size_t)16 << 10)  /* bytes B runs from the start, at least (or 256 entries) */
+#define SPLIT_START ((size_t)16 << 10)  /* bytes B runs from the start, at least (or 256 entries); pk_split_at: 0 */
 
 enum { A_RUN, A_AT, A_END };
 
@@ -1408,6 +1408,8 @@ struct pk_split {
   atomic_size_t a_pos;       /* A's place: a step's start */
   atomic_size_t at;          /* B's place; SIZE_MAX until B chose it */
   atomic_int a_end;          /* A ran to STOP, or failed */
+  size_t fixed_at;           /* pk_split_at's place; SIZE_MAX: B picks it */
+  size_t prefix;             /* bytes B runs from the start, at least (or 256 entries) */
   pk_arena *b_arena;
   pk_result b_res;
   vm b;
@@ -1419,10 +1421,29 @@ struct pk_split {
   char b_err[LT_MSG];
 };
 
-pk_split *pk_split_new(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err) {
+/* the first entry's key at or after from: SIZE_MAX when none is near */
+static size_t split_place(const unsigned char *b, size_t len, size_t from) {
+  size_t end = len - from > SPLIT_SCAN ? from + SPLIT_SCAN : len;
+  for (size_t p = from < 8 ? 8 : from; p + 16 < end; p++) {
+    if (b[p] != 'X' && b[p] != 0x8C) continue;
+    if (!((b[p - 2] == 'q' && b[p - 3] == 'R') || (b[p - 5] == 'r' && b[p - 6] == 'R'))) continue;
+    size_t n = b[p] == 'X' ? (size_t)le(b + p + 1, 4) : b[p + 1];
+    size_t q = p + (b[p] == 'X' ? 5 : 2);
+    if (n > len - q || len - q - n < 8) continue;
+    q += n;
+    if (b[q] == 'q') q += 2;
+    else if (b[q] == 'r') q += 5;
+    else continue;
+    if (b[q] == 'h' || b[q] == 'j') return p;
+  }
+  return SIZE_MAX;
+}
+
+static pk_split *split_make(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err,
+                            size_t at, size_t prefix) {
   /* protocols 2 and 3 only: their PUTs name their slots, where protocol 4's
      MEMOIZE numbers them by a count B cannot know */
-  if (len < BIG_PICKLE || buf[0] != 0x80 || (buf[1] != 2 && buf[1] != 3)) return NULL;
+  if (buf[0] != 0x80 || (buf[1] != 2 && buf[1] != 3)) return NULL;
   if (res->nstorages || res->nunknown || res->more_unknown) return NULL;
   pk_split *s = calloc(1, sizeof *s);
   if (!s) return NULL;
@@ -1430,9 +1451,20 @@ pk_split *pk_split_new(pk_arena *a, const unsigned char *buf, size_t len, pk_res
   s->buf = buf; s->len = len; s->arena = a; s->res = res; s->err = err;
   vm_init(&s->a, a, buf, len, res, err, 0);
   atomic_init(&s->a_pos, 0);
-  atomic_init(&s->at, SIZE_MAX);
+  atomic_init(&s->at, at);
   atomic_init(&s->a_end, 0);
+  s->fixed_at = at;
+  s->prefix = prefix;
   return s;
+}
+
+pk_split *pk_split_new(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err) {
+  return len < BIG_PICKLE ? NULL : split_make(a, buf, len, res, err, SIZE_MAX, SPLIT_START);
+}
+
+pk_split *pk_split_at(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err) {
+  size_t at = len < 16 ? SIZE_MAX : split_place(buf, len, len / 2);
+  return at == SIZE_MAX ? NULL : split_make(a, buf, len, res, err, at, 0);
 }
 
 /* A at B's place: what B took for its stack is there */
@@ -1463,30 +1495,15 @@ void pk_split_first(pk_split *s) {
   atomic_store_explicit(&s->a_end, 1, memory_order_relaxed);
 }
 
-/* the first entry's key at or after from: SIZE_MAX when none is near */
-static size_t split_place(const unsigned char *b, size_t len, size_t from) {
-  size_t end = len - from > SPLIT_SCAN ? from + SPLIT_SCAN : len;
-  for (size_t p = from < 8 ? 8 : from; p + 16 < end; p++) {
-    if (b[p] != 'X' && b[p] != 0x8C) continue;
-    if (!((b[p - 2] == 'q' && b[p - 3] == 'R') || (b[p - 5] == 'r' && b[p - 6] == 'R'))) continue;
-    size_t n = b[p] == 'X' ? (size_t)le(b + p + 1, 4) : b[p + 1];
-    size_t q = p + (b[p] == 'X' ? 5 : 2);
-    if (n > len - q || len - q - n < 8) continue;
-    q += n;
-    if (b[q] == 'q') q += 2;
-    else if (b[q] == 'r') q += 5;
-    else continue;
-    if (b[q] == 'h' || b[q] == 'j') return p;
-  }
-  return SIZE_MAX;
-}
-
 void pk_split_second(pk_split *s) {
-  if (atomic_load_explicit(&s->a_end, memory_order_relaxed)) return;
-  size_t ap = atomic_load_explicit(&s->a_pos, memory_order_relaxed);
-  if (s->len - ap < SPLIT_REST) return;
-  size_t at = split_place(s->buf, s->len, ap + (s->len - ap) / 2);
-  if (at == SIZE_MAX) return;
+  size_t at = s->fixed_at;
+  if (at == SIZE_MAX) {
+    if (atomic_load_explicit(&s->a_end, memory_order_relaxed)) return;
+    size_t ap = atomic_load_explicit(&s->a_pos, memory_order_relaxed);
+    if (s->len - ap < SPLIT_REST) return;
+    at = split_place(s->buf, s->len, ap + (s->len - ap) / 2);
+    if (at == SIZE_MAX) return;
+  }
   vm *v = &s->b;
   vm_init(v, s->b_arena, s->buf, s->len, &s->b_res, s->b_err, 0);
   v->second = 1;
@@ -1499,7 +1516,7 @@ void pk_split_second(pk_split *s) {
   while (rc == 0 && !stop) {
     if (v->pos >= at) return;
     if (v->nmarks == 1 && v->marks[0] == 1 && v->sp >= 3 && (v->sp - 1) % 2 == 0 &&
-        (v->pos >= SPLIT_START || v->sp >= 513) && v->stack[v->sp - 1]->kind == PK_TENSOR &&
+        (v->pos >= s->prefix || v->sp >= 513) && v->stack[v->sp - 1]->kind == PK_TENSOR &&
         v->buf[v->pos] != 'q' && v->buf[v->pos] != 'r' &&
         (v->stack[0]->kind == PK_DICT || v->stack[0]->kind == PK_ODICT)) break;
     rc = step(v, &stop);

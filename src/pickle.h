@@ -123,6 +123,10 @@ pk_split *pk_split_new(pk_arena *a, const unsigned char *buf, size_t len, pk_res
 void pk_split_first(pk_split *s);
 void pk_split_second(pk_split *s);
 int pk_split_finish(pk_split *s);      /* pk_load's return; s freed */
+/* a split of any size at the first entry from the middle (split_place), or
+   NULL where there is none: for the fuzzer, which runs the parts one after
+   the other and compares the result with pk_load's */
+pk_split *pk_split_at(pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err);
 /* splits of this process joined, and those whose first part ran on (specs) */
 void pk_split_counts(unsigned *joined, unsigned *ran_on);
 
