@@ -463,6 +463,8 @@ static pk_obj *storage_by_key(vm *v, const char *key, size_t klen, int *created)
   return o;
 }
 
+static int is_dict(const pk_obj *o) { return o->kind == PK_DICT || o->kind == PK_ODICT; }
+
 static int get_int(vm *v, pk_obj *o, const char *what, int64_t *out) {
   if (!o || (o->kind != PK_INT && o->kind != PK_BOOL)) VFAIL("%s: expected an int, found %s", what, o ? kind_name(o) : "nothing");
   *out = o->i;
@@ -1045,7 +1047,7 @@ static int setitems(vm *v, pk_obj *d, size_t start) {
   if ((v->sp - start) % 2) VFAIL("SETITEMS with an odd number of items");
   if (d->kind == PK_INERT) d = inert_dict(v, d);
   if (!d) return -1;
-  if (d->kind != PK_DICT && d->kind != PK_ODICT) VFAIL("SETITEM on a %s", kind_name(d));
+  if (!is_dict(d)) VFAIL("SETITEM on a %s", kind_name(d));
   for (size_t i = start; i < v->sp; i++) if (push_item(v->a, d, v->stack[i])) VFAIL("out of memory");
   v->sp = start;
   return 0;
@@ -1327,8 +1329,6 @@ static void vm_init(vm *v, pk_arena *a, const unsigned char *buf, size_t len, pk
 static void vm_release(vm *v) {
   if (v->memo_bytes) lt_free_bytes(v->memo, v->memo_bytes); else free(v->memo);
   free(v->stack); free(v->marks); free(v->hash); free(v->bynum);
-  v->memo = NULL; v->stack = NULL; v->marks = NULL; v->hash = NULL; v->bynum = NULL;
-  v->memo_bytes = v->memocap = v->scap = v->mcap = v->hcap = v->bncap = 0;
 }
 
 /* STOP reached: the result */
@@ -1472,9 +1472,7 @@ static int a_joinable(const vm *v) {
   if (v->restart || !v->nmarks) return 0;
   size_t m = v->marks[v->nmarks - 1];
   size_t below = v->nmarks > 1 ? v->marks[v->nmarks - 2] : 0;
-  if (m <= below || m > v->sp || (v->sp - m) % 2) return 0;
-  int k = v->stack[m - 1]->kind;
-  return k == PK_DICT || k == PK_ODICT;
+  return m > below && m <= v->sp && (v->sp - m) % 2 == 0 && is_dict(v->stack[m - 1]);
 }
 
 void pk_split_first(pk_split *s) {
@@ -1517,8 +1515,7 @@ void pk_split_second(pk_split *s) {
     if (v->pos >= at) return;
     if (v->nmarks == 1 && v->marks[0] == 1 && v->sp >= 3 && (v->sp - 1) % 2 == 0 &&
         (v->pos >= s->prefix || v->sp >= 513) && v->stack[v->sp - 1]->kind == PK_TENSOR &&
-        v->buf[v->pos] != 'q' && v->buf[v->pos] != 'r' &&
-        (v->stack[0]->kind == PK_DICT || v->stack[0]->kind == PK_ODICT)) break;
+        v->buf[v->pos] != 'q' && v->buf[v->pos] != 'r' && is_dict(v->stack[0])) break;
     rc = step(v, &stop);
   }
   if (rc || stop) return;
@@ -1585,6 +1582,9 @@ static int split_join(pk_split *s) {
     uint64_t h;
     if (find_storage(a, rb->storages[i]->st->key, rb->storages[i]->st->key_len, &num, &slot, &h)) return 1;
   }
+  /* the unknown globals first: on a failure no node of B's is referenced */
+  for (int i = 0; i < rb->nunknown; i++) if (note_unknown(a, rb->unknown[i])) return -1;
+  if (rb->more_unknown) ra->more_unknown = 1;
   size_t ns = ra->nstorages + rb->nstorages;
   if (ns > ra->capstorages) {
     pk_obj **n = realloc(ra->storages, ns * sizeof *n);
@@ -1593,22 +1593,11 @@ static int split_join(pk_split *s) {
   }
   if (rb->nstorages) memcpy(ra->storages + ra->nstorages, rb->storages, rb->nstorages * sizeof *rb->storages);
   ra->nstorages = ns;
-  for (int i = 0; i < rb->nunknown; i++) {
-    int seen = 0;
-    for (int j = 0; j < ra->nunknown && !seen; j++) seen = !strcmp(ra->unknown[j], rb->unknown[i]);
-    if (seen) continue;
-    if (ra->nunknown == PK_MAX_GLOBALS) { ra->more_unknown = 1; continue; }
-    ra->unknown[ra->nunknown++] = rb->unknown[i];
-    rb->unknown[i] = NULL;
-  }
-  if (rb->more_unknown) ra->more_unknown = 1;
   arena_absorb(s->arena, s->b_arena);
   s->b_arena = NULL;
   for (size_t i = m; i < a->sp; i++) if (push_item(s->arena, d, a->stack[i])) { verr(a, "out of memory"); return -1; }
   for (uint32_t i = s->b_n0; i < s->b_dict->n; i++) if (push_item(s->arena, d, s->b_dict->items[i])) { verr(a, "out of memory"); return -1; }
-  a->sp = m;
-  a->nmarks--;
-  ra->value = d;
+  ra->value = d;   /* what STOP would take: A's VM is released unused */
   ra->consumed = b->pos;
   return 0;
 }
