@@ -7,6 +7,9 @@ local core = require("ltorch.core")
 local sh = require("sh_helper")
 
 local dir = sh.mkdir()
+-- a fresh lua5.4 with this checkout's modules and core
+local LUA = "LUA_PATH=" .. sh.quote("lua/?.lua;lua/?/init.lua;;")
+  .. " LUA_CPATH=" .. sh.quote((os.getenv("LTORCH_BUILD") or "build") .. "/?.so;;") .. " lua5.4"
 
 local function read(p)
   local f = assert(io.open(p, "rb"))
@@ -160,8 +163,6 @@ describe("the safetensors writer", function()
   end)
 
   it("fails a save of small tensors from a mapping cut short, the old file intact", function()
-    local LUA = "LUA_PATH=" .. sh.quote("lua/?.lua;lua/?/init.lua;;")
-      .. " LUA_CPATH=" .. sh.quote((os.getenv("LTORCH_BUILD") or "build") .. "/?.so;;") .. " lua5.4"
     local script = dir .. "/cut_small.lua"
     sh.spit(script, [[
 local torch = require("ltorch")
@@ -189,6 +190,41 @@ end
       assert.are.equal("old", line:match("(%S+)$"), line)
     end
     assert.are.equal("", sh.run("ls -A " .. sh.quote(dir) .. " | grep tmp- || true"))
+  end)
+end)
+
+describe("a fresh process", function()
+  -- what a save or load of a .pt file costs includes the Lua it loads: no
+  -- other format's code, nor the module-file code while no module exists
+  it("loads no other format's code, nor modsave.lua, for a save and load of .pt", function()
+    local script = dir .. "/loaded.lua"
+    sh.spit(script, [[
+local torch = require("ltorch")
+local p = arg[1]
+torch.save({a = torch.ones(3), b = {torch.zeros(2)}}, p)
+assert(torch.load(p, {mmap = true}).a:sum():item() == 3)
+assert(torch.load(p).b[1]:numel() == 2)
+local names = {}
+for k in pairs(package.loaded) do if k:find("^ltorch") then names[#names + 1] = k end end
+table.sort(names)
+print(table.concat(names, " "))
+]])
+    local out = sh.run(LUA .. " " .. sh.quote(script) .. " " .. sh.quote(dir .. "/loaded.pt") .. " 2>&1")
+    assert.is_truthy(out:find("ltorch.formats.pt", 1, true), out)
+    for _, m in ipairs({"safetensors", "npy", "npz", "gguf", "t7", "torchsharp", "index"}) do
+      assert.is_falsy(out:find("ltorch.formats." .. m, 1, true), out)
+    end
+    for _, m in ipairs({"ltorch.modsave", "ltorch.nn.module", "ltorch.remote"}) do
+      assert.is_falsy(out:find(m .. "[%s]") or out:find(m .. "$"), out)
+    end
+    -- and a module made in the process is still saved whole
+    sh.spit(script, [[
+local torch = require("ltorch")
+local nn = require("ltorch.nn")
+torch.save(nn.Linear(2, 3), arg[1])
+print(require("ltorch.nn.module").is_module(torch.load(arg[1])))
+]])
+    assert.are.equal("true\n", sh.run(LUA .. " " .. sh.quote(script) .. " " .. sh.quote(dir .. "/lin.pt") .. " 2>&1"))
   end)
 end)
 

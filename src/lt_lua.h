@@ -26,6 +26,8 @@ lt_tensor *lt_check(lua_State *L, int idx);
    identity, views): a deferred storage stays in its file. The data pointer
    may be NULL. */
 lt_tensor *lt_check_meta(lua_State *L, int idx);
+/* lt_check_meta's checks of a tensor userdata t already known to be one */
+lt_tensor *lt_usable_meta(lua_State *L, lt_tensor *t);
 /* raise "path: the file changed under its mapping ..." (mapguard.c): every
    binding after a call during which its thread faulted in a mapping, and
    lt_check_meta on a tensor of a changed mapping */

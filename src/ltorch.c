@@ -37,7 +37,10 @@ lt_tensor *lt_test(lua_State *L, int idx) {
 }
 
 lt_tensor *lt_check_meta(lua_State *L, int idx) {
-  lt_tensor *t = luaL_checkudata(L, idx, LT_TENSOR_MT);
+  return lt_usable_meta(L, luaL_checkudata(L, idx, LT_TENSOR_MT));
+}
+
+lt_tensor *lt_usable_meta(lua_State *L, lt_tensor *t) {
   if (!t->storage) luaL_error(L, "attempt to use a freed tensor");
   if (t->storage->mapped) {
     const lt_mapping *m = t->storage->ctx;

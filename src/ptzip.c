@@ -311,8 +311,9 @@ static void wr64(unsigned char *p, uint64_t v) { wr32(p, (uint32_t)v); wr32(p + 
 void pz_writer_init(pz_writer *w, int fd) { memset(w, 0, sizeof *w); w->fd = fd; }
 
 void pz_writer_free(pz_writer *w) {
-  for (size_t i = 0; i < w->n; i++) free(w->entries[i].name);
   free(w->entries);
+  free(w->names);
+  w->names = NULL; w->names_n = w->names_cap = 0;
   free(w->buf);
   w->entries = NULL; w->n = w->cap = 0;
   w->buf = NULL; w->bn = 0;
@@ -366,9 +367,18 @@ int pz_record_begin(pz_writer *w, const char *name, uint64_t size, char *err) {
     if (!ne) { snprintf(err, LT_MSG, "out of memory"); return -1; }
     w->entries = ne; w->cap = nc;
   }
+  if (nl + 1 > w->names_cap - w->names_n) {
+    size_t nc = w->names_cap ? w->names_cap * 2 : 4096;
+    while (nc - w->names_n < nl + 1) nc *= 2;
+    char *nn = realloc(w->names, nc);
+    if (!nn) { snprintf(err, LT_MSG, "out of memory"); return -1; }
+    w->names = nn; w->names_cap = nc;
+  }
   pz_wentry *e = &w->entries[w->n];
-  e->name = strdup(name);
-  if (!e->name) { snprintf(err, LT_MSG, "out of memory"); return -1; }
+  e->name = w->names_n;
+  e->name_len = (uint16_t)nl;
+  memcpy(w->names + w->names_n, name, nl + 1);
+  w->names_n += nl + 1;
   w->n++;
   e->hdr_off = w->pos;
   e->size = size;
@@ -419,7 +429,7 @@ static void crc_write_item(void *ctx, int64_t i) {
 int pz_record_data(pz_writer *w, const void *p, size_t n, char *err) {
   pz_wentry *e = &w->entries[w->n - 1];
   if (n > w->left) {
-    snprintf(err, LT_MSG, "entry '%s': more data than the %llu bytes declared", e->name,
+    snprintf(err, LT_MSG, "entry '%s': more data than the %llu bytes declared", pz_wentry_name(w, e),
              (unsigned long long)e->size);
     return -1;
   }
@@ -440,7 +450,7 @@ int pz_record_end(pz_writer *w, char *err) {
   pz_wentry *e = &w->entries[w->n - 1];
   uint64_t size = e->size;
   if (w->left) {
-    snprintf(err, LT_MSG, "entry '%s': %llu of its %llu bytes were written", e->name,
+    snprintf(err, LT_MSG, "entry '%s': %llu of its %llu bytes were written", pz_wentry_name(w, e),
              (unsigned long long)(size - w->left), (unsigned long long)size);
     return -1;
   }
@@ -476,7 +486,7 @@ int pz_write_finish(pz_writer *w, char *err) {
   uint64_t cd_off = w->pos;
   for (size_t i = 0; i < w->n; i++) {
     pz_wentry *e = &w->entries[i];
-    size_t nl = strlen(e->name);
+    size_t nl = e->name_len;
     unsigned char c[46 + PZ_MAX_NAME + 28];
     int bigs = e->size >= 0xFFFFFFFF, bigo = e->hdr_off >= 0xFFFFFFFF;
     size_t xl = 0;
@@ -491,7 +501,7 @@ int pz_write_finish(pz_writer *w, char *err) {
     wr16(c + 32, 0); wr16(c + 34, 0); wr16(c + 36, 0);
     wr32(c + 38, 0);
     wr32(c + 42, bigo ? 0xFFFFFFFF : (uint32_t)e->hdr_off);
-    memcpy(c + 46, e->name, nl);
+    memcpy(c + 46, pz_wentry_name(w, e), nl);
     if (bigs || bigo) {
       unsigned char *x = c + 46 + nl;
       size_t zl = (bigs ? 16 : 0) + (bigo ? 8 : 0), q = 4;

@@ -79,9 +79,10 @@ int pz_read_range(int fd, const pz_entry *e, uint64_t skip, void *dst, uint64_t 
 /* ---- writer ---------------------------------------------------------- */
 
 typedef struct pz_wentry {
-  char *name;
+  size_t name;             /* where the name starts in the writer's names */
   uint64_t hdr_off, size;
   uint32_t crc;
+  uint16_t name_len;
 } pz_wentry;
 
 typedef struct pz_writer {
@@ -89,6 +90,8 @@ typedef struct pz_writer {
   uint64_t pos;
   pz_wentry *entries;
   size_t n, cap;
+  char *names;             /* every record's name, NUL-terminated, one buffer */
+  size_t names_n, names_cap;
   uint64_t left;           /* bytes the open record still expects */
   int failed;
   /* headers, descriptors, the central directory and small records gather
@@ -103,6 +106,8 @@ typedef struct pz_writer {
 } pz_writer;
 
 void pz_writer_init(pz_writer *w, int fd);
+/* the name of a record written (NUL-terminated, in w) */
+static inline const char *pz_wentry_name(const pz_writer *w, const pz_wentry *e) { return w->names + e->name; }
 /* One stored record, as PyTorch's writer makes it, written in pieces:
    pz_record_begin writes the local header (with "FB" padding so the data
    starts at a multiple of 64) of a record of size bytes; pz_record_data

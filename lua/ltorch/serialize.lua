@@ -56,6 +56,14 @@ end
 M.all_formats = all_formats
 M.format = format
 
+-- remote.lua for a URL, nil for a local path (whose load or save then
+-- does not load remote.lua: every URL it takes has a "://")
+local function remote_for(path)
+  if type(path) ~= "string" or not path:find("://", 1, true) then return nil end
+  local remote = require("ltorch.remote")
+  return remote.is_url(path) and remote or nil
+end
+
 local function lower_ext(path)
   local base = path:match("[^/]*$")
   return base:lower()
@@ -69,8 +77,11 @@ function M.format_for_save(path, opts)
     return f
   end
   local base = lower_ext(path)
-  for _, f in ipairs(all_formats()) do
-    for _, e in ipairs(f.extensions or {}) do
+  -- each format's code loads only when the formats before it in FORMATS
+  -- do not take the name: a save to .pt loads no other format
+  for _, n in ipairs(FORMATS) do
+    local f = format(n)
+    for _, e in ipairs(f and f.extensions or {}) do
       if base:sub(-#e) == e then return f end
     end
   end
@@ -92,8 +103,8 @@ end
 -- of a file that cannot be read ("path: no such file", "path: is a
 -- directory"), made by core._head as every binding makes them
 function M.detect(path)
-  local remote = require("ltorch.remote")
-  if remote.is_url(path) then
+  local remote = remote_for(path)
+  if remote then
     -- the first bytes of the object (a HEAD and one range); formats that
     -- need the whole file to tell (a sharded index) are found by read
     local h = remote.open(path)
@@ -291,8 +302,8 @@ end
 -- read's caller
 function M.read(path, opts, internal, fname, level)
   level = (level or 1) + 1
-  local remote = require("ltorch.remote")
-  if remote.is_url(path) then
+  local remote = remote_for(path)
+  if remote then
     -- the object's local mirror is read as a file (remote.lua): lazily for
     -- mmap = true and GPU loads, whole first otherwise
     local ropts = remote.check_opts(opts.remote, level)
@@ -344,8 +355,8 @@ end
 -- follows it)
 function M.write(value, path, opts, extras, f, level, on_temp)
   level = (level or 1) + 1
-  local remote = require("ltorch.remote")
-  if remote.is_url(path) then
+  local remote = remote_for(path)
+  if remote then
     -- written to a local file and uploaded (remote.lua), as it is written
     -- where the format writes front to back: atomic on S3
     f = f or M.format_for_save(path, opts)
@@ -460,6 +471,11 @@ function M.install(torch)
     modsave = modsave or require("ltorch.modsave")
     return modsave
   end
+  -- modules are tables nn/module.lua made: none exist before it loads, and
+  -- a save of tensors then loads neither it nor modsave.lua
+  local function holds_modules(obj)
+    return type(obj) == "table" and package.loaded["ltorch.nn.module"] ~= nil and ms().holds_modules(obj)
+  end
 
   function torch.save(obj, path, opts)
     check_path(path, "save")
@@ -467,11 +483,12 @@ function M.install(torch)
     local f = M.format_for_save(path, opts)
     check_options(opts, f, "save", 2)
     local extras
-    if type(obj) == "table" and f.modules == false and ms().holds_modules(obj) then
+    local modules = holds_modules(obj)
+    if modules and f.modules == false then
       error(string.format("%s: a %s file cannot hold ltorch modules: save model:state_dict(), or use .pt",
         path, f.title or f.name), 2)
     end
-    if type(obj) == "table" and ms().holds_modules(obj) then
+    if modules then
       obj, extras = ms().pack(obj, f, opts)
       -- a format without extra records keeps the state dict only
       if not f.extras then extras = nil end
