@@ -94,7 +94,7 @@ function B.save_all(dir, variant)
   local extra = {}
   for i = 1, 20 do extra[#extra + 1] = {"rec" .. i, string.rep("x", i)} end
   require("ltorch.core")._pt_save(B.flat_value(variant), dir .. "/pack.pt", "pack", {null = torch.null,
-    odict_is = odict.is, ordered_keys = odict.ordered_keys, extra = fill({}, extra, variant)})
+    odict_parts = odict.parts, ordered_keys = odict.ordered_keys, extra = fill({}, extra, variant)})
 end
 
 return B

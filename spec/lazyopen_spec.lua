@@ -319,6 +319,96 @@ with zipfile.ZipFile("]] .. dir .. [[/reuse.pt", "w") as z:
     assert.are.same({1, 2, 3, 4, 5, 6}, sd.t_shared:contiguous():view(-1):tolist())
     assert.are.same({17, 18, 19, 20}, sd.t17:contiguous():view(-1):tolist())
   end)
+
+  -- a save of a loaded dict writes its tensors not made yet from the load's
+  -- entries (lpt.c, save_lazy): the bytes of the same dict with every tensor made
+  local function saved(sd, name)
+    os.execute("mkdir -p " .. dir .. "/" .. name)
+    local p = dir .. "/" .. name .. "/out.pt"   -- one archive folder name for every case
+    torch.save(sd, p)
+    return sh.slurp(p), p
+  end
+  local function touch(sd) for _ in pairs(sd) do end return sd end
+
+  it("saves a dict whose tensors are not made yet as the same dict made", function()
+    for _, mmap in ipairs({true, false}) do
+      local lazy, p = saved(torch.load(dir .. "/many.pt", {mmap = mmap}), "lazy")
+      assert.are.equal(saved(touch(torch.load(dir .. "/many.pt", {mmap = mmap})), "made"), lazy)
+      -- PyTorch reads it as the file it came from: values, views, the storage shared
+      local out = py(dir, [[
+import torch
+a = torch.load("]] .. dir .. [[/many.pt")
+b = torch.load("]] .. p .. [[")
+assert list(a) == list(b), (list(a), list(b))
+for k in a:
+    x, y = a[k], b[k]
+    assert x.dtype == y.dtype and x.shape == y.shape and x.stride() == y.stride(), k
+    assert x.storage_offset() == y.storage_offset() and x.requires_grad == y.requires_grad, k
+    assert torch.equal(x.detach(), y.detach()), k
+print(b["view_tail"].storage().data_ptr() == b["big"].storage().data_ptr(), b["tied_a"] is b["tied_b"])
+]])
+      assert.are.equal("True True\n", out)
+    end
+  end)
+
+  it("saves a lazy dict read, changed, or walked in part as the same dict made", function()
+    py(dir, [[
+import torch
+g = torch.Generator().manual_seed(5)
+base = torch.randn(64, generator=g)
+sd = {"k%d" % i: torch.randn(3, generator=g) for i in range(30)}
+sd["view_a"] = base[:8]
+sd["view_b"] = base[8:].view(7, 8)
+torch.save(sd, "]] .. dir .. [[/lazy30.pt")
+]])
+    local changes = {
+      function(sd) return sd end,
+      function(sd) local _ = sd.k3 + sd.view_b[1][1]; return sd end,   -- read: keys still lazy
+      function(sd) sd.k4 = torch.zeros(2); return sd end,                -- replaced: keys still lazy
+      function(sd) sd.k5 = nil; sd.new = torch.ones(1); return sd end,   -- the key list made
+      function(sd) local n = 0; for _ in pairs(sd) do n = n + 1; if n == 10 then break end end; return sd end,
+    }
+    for i, change in ipairs(changes) do
+      for _, mmap in ipairs({true, false}) do
+        local lazy = saved(change(torch.load(dir .. "/lazy30.pt", {mmap = mmap})), "lazy")
+        local made = saved(touch(change(torch.load(dir .. "/lazy30.pt", {mmap = mmap}))), "made")
+        assert.are.equal(#made, #lazy, "change " .. i)
+        assert.is_true(made == lazy, "change " .. i)
+      end
+    end
+    local back = torch.load(dir .. "/made/out.pt")
+    assert.are.same({7, 8}, back.view_b:size())
+    assert.are.equal(back.view_a:_storage_info(), back.view_b:_storage_info())
+  end)
+
+  it("makes no tensor objects to save a loaded dict", function()
+    py(dir, [[
+import torch
+torch.save({"p%d" % i: torch.full((4,), float(i)) for i in range(2000)}, "]] .. dir .. [[/p2000.pt")
+]])
+    -- KB of Lua memory f(sd) adds, the collector stopped
+    local function growth(sd, f)
+      collectgarbage()
+      collectgarbage("stop")
+      local before = collectgarbage("count")
+      f(sd)
+      local kb = collectgarbage("count") - before
+      collectgarbage("restart")
+      return kb
+    end
+    local function save(sd) torch.save(sd, dir .. "/p2000_out.pt") end
+    local walk_fresh = growth(torch.load(dir .. "/p2000.pt"), touch)
+    local sd = torch.load(dir .. "/p2000.pt")
+    local saving = growth(sd, save)
+    local walk_after = growth(sd, touch)
+    -- the walk makes 2,000 tensors and key strings: hundreds of KB, after
+    -- the save as before it; the save itself next to nothing
+    assert.is_true(walk_fresh > 400, walk_fresh)
+    assert.is_true(walk_after > 0.9 * walk_fresh, walk_after .. " " .. walk_fresh)
+    assert.is_true(saving < 64, saving)
+    sd = torch.load(dir .. "/p2000_out.pt")
+    assert.are.equal(1999.0, sd.p1999[4]:item())
+  end)
 end)
 
 -- an archive of 1,024 entries or more has its directory and its pickle read

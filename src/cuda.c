@@ -54,6 +54,7 @@ static pthread_mutex_t dev_mu = PTHREAD_MUTEX_INITIALIZER;   /* devs[] setup */
 static pthread_mutex_t xfer_mu = PTHREAD_MUTEX_INITIALIZER;  /* the staging buffers */
 static void *stage[2];
 static atomic_size_t live_bytes;
+static atomic_size_t live_storages;   /* zero: no tensor of this process is on a device */
 
 static const char *errname(CUresult r) {
   const char *s = NULL;
@@ -145,6 +146,7 @@ int lt_cuda_device_name(int dev, char *name, size_t len, char *err) {
 }
 
 size_t lt_cuda_live_bytes(void) { return atomic_load(&live_bytes); }
+size_t lt_cuda_live_storages(void) { return atomic_load(&live_storages); }
 
 static CUdeviceptr dptr(const lt_storage *s) { return (CUdeviceptr)(uintptr_t)s->data; }
 
@@ -152,6 +154,7 @@ static void device_release(lt_storage *s) {
   char err[LT_MSG];
   if (s->nbytes && use_device(s->device_index, err) == 0) drv.cuMemFree_v2(dptr(s));
   atomic_fetch_sub(&live_bytes, s->nbytes);
+  atomic_fetch_sub(&live_storages, 1);
 }
 
 lt_storage *lt_cuda_alloc(int dev, size_t nbytes, int zero, char *err) {
@@ -179,6 +182,7 @@ lt_storage *lt_cuda_alloc(int dev, size_t nbytes, int zero, char *err) {
   s->device = LT_CUDA;
   s->device_index = dev;
   atomic_fetch_add(&live_bytes, nbytes);
+  atomic_fetch_add(&live_storages, 1);
   return s;
 }
 

@@ -244,6 +244,13 @@ static int l_cuda_live(lua_State *L) {
   return 1;
 }
 
+/* core._cuda_live_storages() -> device storages alive (0: every tensor is
+   on the CPU, and a save walks none of them to look) */
+static int l_cuda_live_storages(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lt_cuda_live_storages());
+  return 1;
+}
+
 /* with a tensor at -2 and a holder (a tensor over the storage to use) at
    -1, push the tensor's view over the holder's storage */
 static void view_over_holder(lua_State *L) {
@@ -377,6 +384,7 @@ static int l_cuda_pinned_h2d(lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"_cuda_pinned_h2d", l_cuda_pinned_h2d},
   {"_cuda_count", l_cuda_count}, {"_cuda_name", l_cuda_name}, {"_cuda_live_bytes", l_cuda_live},
+  {"_cuda_live_storages", l_cuda_live_storages},
   {"_cuda_upload_all", l_cuda_upload_all}, {"_cuda_shadow", l_cuda_shadow},
   {NULL, NULL}
 };

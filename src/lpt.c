@@ -12,9 +12,10 @@
 **     relative to "<folder>/code/"). extras: {name = bytes} of the
 **     archive's ".ltorch/" records, or nil.
 **   core._pt_save(obj, path, folder, opts) -> nil
-**     opts: null, odict_is (function(t) -> is t an ordered dict),
-**     ordered_keys (function(t) -> list of t's keys in the order they are
-**     written: odict.ordered_keys), cast (a dtype name: floating storages
+**     opts: null, odict_parts (function(t) -> an ordered dict's key list
+**     (or the function that makes it) and data table, nil for any other
+**     value: odict.parts), ordered_keys (function(t) -> list of t's keys in
+**     the order they are written: odict.ordered_keys), cast (a dtype name: floating storages
 **     are written as it, cast chunk by chunk), release (drop the pages of
 **     file-mapped storages once written, free deferred ones), progress
 **     (function(done, total)), extra ({name = bytes}, written as the
@@ -1335,15 +1336,16 @@ static int sv_gc(lua_State *L) { sv_free(lua_touserdata(L, 1)); return 0; }
 typedef struct saver {
   lua_State *L;
   svctx *c;
-  int null, odict_is, ordered_keys, refs;
+  int null, odict_parts, ordered_keys, refs;
   lua_Integer nrefs;      /* the memoized objects, kept alive in the list at refs */
   const void *tensor_mt;  /* the tensors' metatable */
   int cast;               /* opts.cast: dtype floating tensors are written as, or -1 */
   uint32_t gmemo[64];     /* memo index + 1 of repeated globals and strings */
   /* where the value being written lies, for errors (built only then):
-     per level the key's stack index, or 0 and a list index */
+     per level the key's stack index, or 0 and a list index, or 0 and the
+     bytes of a lazy dict's key (ks, kl) */
   int nlev;
-  struct { int kidx; lua_Integer li; } lev[PK_MAX_DEPTH + 2];
+  struct { int kidx; lua_Integer li; const char *ks; size_t kl; } lev[PK_MAX_DEPTH + 2];
 } saver;
 
 enum { M_V2, M_V3, M_PARAM, M_ODICT, M_UNTYPED, M_STORAGE_STR, M_CPU, M_CLASS = 8, M_DTYPE = 8 + LT_NDTYPES };
@@ -1387,7 +1389,10 @@ static int serr(saver *s, const char *fmt, ...) {
   char path[256] = "";
   for (int i = 0; i < s->nlev; i++) {
     if (s->lev[i].kidx) path_push(path, s->L, s->lev[i].kidx);
-    else {
+    else if (s->lev[i].ks) {
+      size_t n = strlen(path);
+      if (n <= 200) snprintf(path + n, sizeof path - n, "%s%.*s", n ? "." : "", (int)(s->lev[i].kl > 100 ? 100 : s->lev[i].kl), s->lev[i].ks);
+    } else {
       size_t n = strlen(path);
       snprintf(path + n, sizeof path - n, "[%lld]", (long long)s->lev[i].li);
     }
@@ -1412,13 +1417,9 @@ static void w_tuple(pk_buf *b, int n, const int64_t *v) {
   pk_w_op(b, n == 1 ? 0x85 : n == 2 ? 0x86 : n == 3 ? 0x87 : 't');
 }
 
-static void save_tensor(saver *s, int idx, lt_tensor *t) {
+/* the pickle of tensor t (usable, on the CPU), up to its memo PUT */
+static void write_tensor(saver *s, const lt_tensor *t) {
   pk_buf *b = &s->c->b;
-  t = lt_usable_meta(s->L, t);
-  if (t->storage->device != LT_CPU) serr(s, "cannot save a %s tensor: move it to the CPU first", "cuda");
-  /* memo: the same tensor twice is one Python object */
-  int64_t m = pm_get(&s->c->memo, t);
-  if (m >= 0) { pk_w_get(b, (uint32_t)m); return; }
   /* the storage key: one per storage, in first-encounter order */
   int64_t sk = pm_get(&s->c->stmap, t->storage);
   size_t key;
@@ -1487,7 +1488,60 @@ static void save_tensor(saver *s, int idx, lt_tensor *t) {
     pk_w_op(b, 0x87);
     pk_w_op(b, 'R');
   }
+}
+
+static void save_tensor(saver *s, int idx, lt_tensor *t) {
+  pk_buf *b = &s->c->b;
+  t = lt_usable_meta(s->L, t);
+  if (t->storage->device != LT_CPU) serr(s, "cannot save a %s tensor: move it to the CPU first", "cuda");
+  /* memo: the same tensor twice is one Python object */
+  int64_t m = pm_get(&s->c->memo, t);
+  if (m >= 0) { pk_w_get(b, (uint32_t)m); return; }
+  write_tensor(s, t);
   memo_put(s, idx, pk_w_put(b));
+}
+
+/* A dict of a load whose tensors are still lazy entries (lazy_index has
+   not made them: "A dict's tensors are made on first access" above) is
+   written from the entries: a save of a loaded state dict makes no tensor
+   objects nor key strings (a load then save of 20,000 tensors made 20,000
+   of each, most of the save's time). The bytes are those of the same dict
+   with every tensor made. */
+
+/* the lazy block behind an odict's data table at idx, or NULL */
+static lazy_blk *lazy_of(lua_State *L, int idx) {
+  lazy_blk *b = NULL;
+  if (!lua_getmetatable(L, idx)) return NULL;
+  if (lua_getfield(L, -1, "__index") == LUA_TFUNCTION && lua_tocfunction(L, -1) == lazy_index &&
+      lua_getupvalue(L, -1, 1)) {
+    b = luaL_testudata(L, -1, "ltorch.lazy_tensors");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  return b && b->mem ? b : NULL;
+}
+
+/* the key's string (valid UTF-8) or bytes, as save_value writes a Lua string */
+static void write_key_bytes(pk_buf *b, const char *p, size_t n) {
+  if (lt_utf8_valid(p, n)) pk_w_str(b, p, n); else pk_w_bytes(b, p, n);
+}
+
+/* entry e of block lb (not yet made) as the tensor lazy_index would make */
+static void save_lazy(saver *s, lazy_blk *lb, const lazy_ent *e) {
+  lt_storage *st = e->s;
+  if (!st && (!e->slot || !(st = maptab_get(lb->mt, e->slot)))) serr(s, "out of memory");
+  lt_tensor t;
+  t.storage = st;
+  t.dtype = (lt_dtype)e->dtype;
+  t.ndim = e->ndim;
+  t.requires_grad = e->requires_grad;
+  t.offset = e->offset;
+  const int64_t *d = lb->dims + e->dims;
+  memcpy(t.shape, d, (size_t)e->ndim * sizeof *d);
+  memcpy(t.stride, d + e->ndim, (size_t)e->ndim * sizeof *d);
+  lt_usable_meta(s->L, &t);
+  write_tensor(s, &t);
+  pk_w_put(&s->c->b);   /* the memo slot a made tensor takes: the same bytes */
 }
 
 static void save_key(saver *s, int idx) {
@@ -1524,22 +1578,54 @@ static int ordered_keys(saver *s, int idx) {
   return lua_gettop(L);
 }
 
+/* the entries of lazy block lb in order, as the dict's items (its key
+   list not made yet: it is the block's entries, each made one in data) */
+static void save_lazy_items(saver *s, lazy_blk *lb, int data, int depth) {
+  lua_State *L = s->L;
+  pk_buf *b = &s->c->b;
+  int lv = s->nlev;
+  size_t n = lb->n;
+  for (size_t i = 0; i < n; i++) {
+    if (i % 1000 == 0) pk_w_op(b, '(');
+    const lazy_ent *e = &lb->e[i];
+    const char *k = lb->names + e->key;
+    s->lev[lv].kidx = 0;
+    s->lev[lv].ks = k;
+    s->lev[lv].kl = e->klen;
+    s->nlev = lv + 1;
+    write_key_bytes(b, k, e->klen);
+    if (!e->done) save_lazy(s, lb, e);
+    else {
+      lua_pushlstring(L, k, e->klen);
+      lua_gettable(L, data);
+      save_value(s, lua_gettop(L), depth + 1);
+      lua_pop(L, 1);
+    }
+    s->lev[lv].ks = NULL;
+    s->nlev = lv;
+    if ((i + 1) % 1000 == 0 || i + 1 == n) pk_w_op(b, 'u');
+  }
+}
+
 static void save_table(saver *s, int idx, int depth) {
   lua_State *L = s->L;
   pk_buf *b = &s->c->b;
   int64_t m = pm_get(&s->c->memo, lua_topointer(L, idx));
   if (m >= 0) { pk_w_get(b, (uint32_t)m); return; }
-  lua_pushvalue(L, s->odict_is);
+  /* an odict: its key list (or the function making it) and data table */
+  int top = lua_gettop(L);
+  lua_pushvalue(L, s->odict_parts);
   lua_pushvalue(L, idx);
-  lua_call(L, 1, 1);
-  int od = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  lua_call(L, 1, 2);
+  int keys = top + 1, data = top + 2;
+  int od = lua_istable(L, data);
   int lv = s->nlev;
   if (od) {
     w_memo_global(s, M_ODICT, "collections", "OrderedDict");
     pk_w_op(b, ')');
     pk_w_op(b, 'R');
   } else if (is_list(L, idx)) {
+    lua_settop(L, top);
     pk_w_op(b, ']');
     memo_put(s, idx, pk_w_put(b));
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
@@ -1559,10 +1645,21 @@ static void save_table(saver *s, int idx, int depth) {
     pk_w_op(b, '}');
   }
   memo_put(s, idx, pk_w_put(b));
+  lazy_blk *lb = od ? lazy_of(L, data) : NULL;
+  if (lb && lua_tocfunction(L, keys) == lazy_keys && lua_getupvalue(L, keys, 1)) {
+    int same = lua_touserdata(L, -1) == (void *)lb;
+    lua_pop(L, 1);
+    if (same) {
+      save_lazy_items(s, lb, data, depth);
+      lua_settop(L, top);
+      return;
+    }
+  }
   /* the keys in order (odict.ordered_keys: an odict's insertion order; a
      plain table's 1..#t, then the other keys by type name, then value), not
      next()'s order, which differs between equal tables and processes */
-  int keys = ordered_keys(s, idx);
+  if (!od) data = idx;
+  if (!od || !lua_istable(L, keys)) keys = ordered_keys(s, idx);
   lua_Integer nk = (lua_Integer)lua_rawlen(L, keys);
   for (lua_Integer i = 1; i <= nk; i++) {
     if ((i - 1) % 1000 == 0) pk_w_op(b, '(');
@@ -1571,14 +1668,30 @@ static void save_table(saver *s, int idx, int depth) {
     s->lev[lv].kidx = k;
     s->nlev = lv + 1;
     save_key(s, k);
-    if (od) { lua_pushvalue(L, k); lua_gettable(L, idx); }
-    else { lua_pushvalue(L, k); lua_rawget(L, idx); }
-    save_value(s, lua_gettop(L), depth + 1);
+    lua_pushvalue(L, k);
+    if (lua_rawget(L, data) == LUA_TNIL && od) {
+      /* an odict's value not in its data table: a lazy entry, or what the
+         data table's __index gives */
+      const lazy_ent *e = NULL;
+      if (lb && lua_type(L, k) == LUA_TSTRING) {
+        size_t kl;
+        const char *ks = lua_tolstring(L, k, &kl);
+        uint32_t x = *lazy_slot(lb, ks, kl);
+        if (x && !lb->e[x - 1].done) e = &lb->e[x - 1];
+      }
+      lua_pop(L, 1);
+      if (e) save_lazy(s, lb, e);
+      else {
+        lua_pushvalue(L, k);
+        lua_gettable(L, data);
+      }
+    }
+    if (lua_gettop(L) > k) save_value(s, lua_gettop(L), depth + 1);
     s->nlev = lv;
-    lua_pop(L, 2);
+    lua_settop(L, k - 1);
     if (i % 1000 == 0 || i == nk) pk_w_op(b, 'u');
   }
-  lua_pop(L, 1);
+  lua_settop(L, top);
 }
 
 static void save_value(saver *s, int idx, int depth) {
@@ -1749,7 +1862,7 @@ static int l_pt_save(lua_State *L) {
   int opts = 4;
   lua_settop(L, 4);
   int f_null = opt_field(L, opts, "null", LUA_TNONE);
-  int f_is = opt_field(L, opts, "odict_is", LUA_TFUNCTION);
+  int f_parts = opt_field(L, opts, "odict_parts", LUA_TFUNCTION);
   int f_keys = opt_field(L, opts, "ordered_keys", LUA_TFUNCTION);
   int f_progress = opt_field(L, opts, "progress", LUA_TFUNCTION);
   int f_extra = opt_field(L, opts, "extra", LUA_TTABLE);
@@ -1764,7 +1877,7 @@ static int l_pt_save(lua_State *L) {
   lua_getfield(L, opts, "release");
   int release = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  if (!f_null || !f_is || !f_keys) luaL_error(L, "_pt_save: options 'null', 'odict_is', 'ordered_keys' are required");
+  if (!f_null || !f_parts || !f_keys) luaL_error(L, "_pt_save: options 'null', 'odict_parts', 'ordered_keys' are required");
   svctx *c = lua_newuserdatauv(L, sizeof *c, 0);
   memset(c, 0, sizeof *c);
   c->fd = -1;
@@ -1777,7 +1890,7 @@ static int l_pt_save(lua_State *L) {
   luaL_getmetatable(L, LT_TENSOR_MT);
   const void *tensor_mt = lua_topointer(L, -1);
   lua_pop(L, 1);
-  saver s = {L, c, f_null, f_is, f_keys, refs, 0, tensor_mt, cast, {0}, 0, {{0, 0}}};
+  saver s = {L, c, f_null, f_parts, f_keys, refs, 0, tensor_mt, cast, {0}, 0, {{0, 0, NULL, 0}}};
   /* 1. the pickle, before the file is touched */
   pk_w_op(&c->b, 0x80); pk_w_op(&c->b, 2);
   save_value(&s, 1, 0);

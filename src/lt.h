@@ -155,6 +155,7 @@ int lt_cuda_device_name(int dev, char *name, size_t len, char *err);
 /* a device storage of nbytes on cuda:dev (zeroed when zero); NULL with err */
 lt_storage *lt_cuda_alloc(int dev, size_t nbytes, int zero, char *err);
 size_t lt_cuda_live_bytes(void);   /* device bytes alive, for GC pacing */
+size_t lt_cuda_live_storages(void);   /* device storages alive */
 /* device to device, on one device or between two */
 int lt_cuda_d2d(lt_storage *dst, size_t doff, const lt_storage *src, size_t soff, size_t n, char *err);
 

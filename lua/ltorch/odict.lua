@@ -6,7 +6,7 @@
 
 local M = {}
 
-local KEYS, DATA = {}, {}   -- private fields of the metatable
+local KEYS, DATA, PARTS = {}, {}, {}   -- private fields of the metatable
 local meta_of = setmetatable({}, {__mode = "k"})
 
 -- keys: the list, or a function that makes it when first needed (a lazy
@@ -20,6 +20,7 @@ local function make(keys, data)
   local mt
   mt = {
     [KEYS] = K, [DATA] = data,
+    [PARTS] = function() return keys, data end,
     __name = "ltorch.odict",
     __index = data,
     __newindex = function(_, k, v)
@@ -77,6 +78,14 @@ function M.new() return make({}, {}) end
 function M.from(keys, data) return make(keys, data) end
 
 function M.is(t) return meta_of[t] ~= nil end
+
+-- for a writer that walks an odict (the .pt writer, src/lpt.c): its key
+-- list, or the function that makes it while it is not made yet, and its
+-- data table; nothing for any other value. The writer changes neither.
+function M.parts(t)
+  local mt = meta_of[t]
+  if mt then return mt[PARTS]() end
+end
 
 -- the keys in order (a fresh list)
 function M.keys(t)

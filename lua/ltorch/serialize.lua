@@ -245,6 +245,9 @@ M.to_device = to_device
 -- they are. nil when the value holds no CUDA tensor.
 local function host_view(value)
   local core, odict = require("ltorch.core"), require("ltorch.odict")
+  -- no device storage alive: nothing to copy, and a loaded dict's lazy
+  -- tensors are not made by a walk
+  if core._cuda_live_storages() == 0 then return nil end
   -- the device tensors, each once; shadows of one device storage share one
   -- host storage, so they are made in one call
   local list, where = {}, {}

@@ -85,7 +85,7 @@ function M.save(obj, tmp_path, opts, final_path, extras)
   local o = {
     -- every dict is written in odict.ordered_keys' order (not next()'s), so
     -- that saving one value twice gives the same bytes (docs/pt-format.md)
-    null = null(), odict_is = odict.is, ordered_keys = odict.ordered_keys, progress = opts.progress,
+    null = null(), odict_parts = odict.parts, ordered_keys = odict.ordered_keys, progress = opts.progress,
     cast = opts.dtype, release = opts.release_mapped,
   }
   if opts.dtype ~= nil and type(opts.dtype) ~= "string" then
