@@ -3,7 +3,9 @@
 -- process with the file in the page cache (as a second run of a program meets
 -- it) and no writeback pending (`sync` before each run, untimed); the median
 -- of REPS runs is reported, with peak resident memory above the process's
--- baseline. `cp` of the same file is the physical reference. Then forward
+-- baseline. The commands a row compares take turns, run after run, so the
+-- VM's slow spells fall on each alike. `cp` of the same file, taking turns
+-- with the saves, is the physical reference. Then forward
 -- passes of four models, PyTorch and ltorch on the same weights and input.
 
 local REPS = tonumber(os.getenv("BENCH_REPS") or "5")
@@ -28,17 +30,31 @@ local function median(xs)
   return xs[(#xs + 1) // 2]
 end
 
-local function measure(cmd, pre)
+-- run each of cmds ({cmd, pre} pairs) once per turn, REPS turns, so the
+-- machine's slow moments (this VM's host backing freed memory again) fall on
+-- all of them alike; the median seconds and peak memory of each, in order
+local function measure_turns(cmds)
   local ts, ms = {}, {}
+  for k = 1, #cmds do ts[k], ms[k] = {}, {} end
   for _ = 1, REPS do
-    if pre then os.execute(pre) end   -- untimed: e.g. removing a save's target
-    -- the file system's writeback of earlier saves would otherwise run
-    -- during this measurement; flush it first, outside the timing
-    os.execute("sync")
-    local t, m = sh(cmd):match("([%d%.e%-]+)%s+([%d%.e%-]+)")
-    ts[#ts + 1], ms[#ms + 1] = tonumber(t), tonumber(m)
+    for k, c in ipairs(cmds) do
+      if c[2] then os.execute(c[2]) end   -- untimed: e.g. removing a save's target
+      -- the file system's writeback of earlier saves would otherwise run
+      -- during this measurement; flush it first, outside the timing
+      os.execute("sync")
+      local t, m
+      if type(c[1]) == "function" then t, m = c[1](), 0
+      else t, m = sh(c[1]):match("([%d%.e%-]+)%s+([%d%.e%-]+)") end
+      ts[k][#ts[k] + 1], ms[k][#ms[k] + 1] = tonumber(t), tonumber(m)
+    end
   end
-  return median(ts), median(ms)
+  local out = {}
+  for k = 1, #cmds do out[2 * k - 1], out[2 * k] = median(ts[k]), median(ms[k]) end
+  return table.unpack(out)
+end
+
+local function measure(cmd, pre)
+  return measure_turns({{cmd, pre}})
 end
 
 local function size(path)
@@ -66,6 +82,15 @@ local function cp_rate(path)
   return size(path) / median(ct)
 end
 
+-- one timed cp of path to dir/copy.bin (over it when it is there)
+local function cp_once(path)
+  return function()
+    local t0 = clock()
+    os.execute("cp " .. path .. " " .. dir .. "/copy.bin")
+    return clock() - t0
+  end
+end
+
 local files = {
   {"256 MiB state dict, 64 tensors", "big.pt"},
   {"20,000 small tensors", "small.pt"},
@@ -81,24 +106,28 @@ for _, f in ipairs(files) do
   local name, path = f[1], dir .. "/" .. f[2]
   -- warm the page cache
   sh("cat " .. path .. " > /dev/null")
-  local tl, ml = measure(py .. " bench/torch_side.py load " .. path)
-  local el, eml = measure(lua .. " bench/ltorch_side.lua load " .. path)
-  local mm, mml = measure(lua .. " bench/ltorch_side.lua load " .. path .. " mmap")
+  local tl, ml, el, eml, mm, mml = measure_turns({
+    {py .. " bench/torch_side.py load " .. path},
+    {lua .. " bench/ltorch_side.lua load " .. path},
+    {lua .. " bench/ltorch_side.lua load " .. path .. " mmap"}})
   row(name, "load (eager)", tl, el, ml, eml)
   row(name, "open (mmap)", tl, mm, ml, mml)
   -- saves to a new path (the target removed before each run) and over the
-  -- file the run before saved; cp to a new path is the write-bandwidth reference
-  local out_t, out_l = dir .. "/out_torch.pt", dir .. "/out_ltorch.pt"
-  local tn, mtn = measure(py .. " bench/torch_side.py save " .. path .. " " .. out_t, "rm -f " .. out_t)
-  local ln, mln = measure(lua .. " bench/ltorch_side.lua save " .. path .. " " .. out_l, "rm -f " .. out_l)
+  -- file the run before saved, taking turns with cp of the same file to a
+  -- new path and over the copy before (cp truncates it and writes in place)
+  local out_t, out_l, copy = dir .. "/out_torch.pt", dir .. "/out_ltorch.pt", dir .. "/copy.bin"
+  local tn, mtn, ln, mln, cn = measure_turns({
+    {py .. " bench/torch_side.py save " .. path .. " " .. out_t, "rm -f " .. out_t},
+    {lua .. " bench/ltorch_side.lua save " .. path .. " " .. out_l, "rm -f " .. out_l},
+    {cp_once(path), "rm -f " .. copy}})
   row(name, "save (new)", tn, ln, mtn, mln)
-  local ts, ms = measure(py .. " bench/torch_side.py save " .. path .. " " .. out_t)
-  local ls, lms = measure(lua .. " bench/ltorch_side.lua save " .. path .. " " .. out_l)
+  local ts, ms, ls, lms, co = measure_turns({
+    {py .. " bench/torch_side.py save " .. path .. " " .. out_t},
+    {lua .. " bench/ltorch_side.lua save " .. path .. " " .. out_l},
+    {cp_once(path)}})
   row(name, "save (over)", ts, ls, ms, lms)
-  local rate = cp_rate(path)
-  local cpt = size(path) / rate
-  rows[#rows + 1] = {name, string.format("cp: %.0f MB/s (%.1f MB, %.1f ms); ltorch save new %.2fx, over %.2fx the time of cp",
-    rate / 1e6, size(path) / 1e6, cpt * 1000, ln / cpt, ls / cpt)}
+  rows[#rows + 1] = {name, string.format("cp: new %.1f ms, over %.1f ms (%.0f MB/s new); ltorch save new %.2fx, " ..
+    "over %.2fx the time of cp", cn * 1000, co * 1000, size(path) / cn / 1e6, ln / cn, ls / co)}
 end
 
 -- math on what was loaded: load + sum of every tensor (eager; ltorch mmap
@@ -106,16 +135,15 @@ end
 do
   local path = dir .. "/big.pt"
   local name = "256 MiB state dict, 64 tensors"
-  local tl, ml = measure(py .. " bench/torch_side.py loadsum " .. path)
-  local el, eml = measure(lua .. " bench/ltorch_side.lua loadsum " .. path)
-  local mm, mml = measure(lua .. " bench/ltorch_side.lua loadsum " .. path .. " mmap")
+  local tl, ml, el, eml, mm, mml = measure_turns({
+    {py .. " bench/torch_side.py loadsum " .. path},
+    {lua .. " bench/ltorch_side.lua loadsum " .. path},
+    {lua .. " bench/ltorch_side.lua loadsum " .. path .. " mmap"}})
   row(name, "load+sum", tl, el, ml, eml)
   row(name, "mmap+sum", tl, mm, ml, mml)
-  local ts = measure(py .. " bench/torch_side.py sum")
-  local ls = measure(lua .. " bench/ltorch_side.lua sum")
+  local ts, _, ls = measure_turns({{py .. " bench/torch_side.py sum"}, {lua .. " bench/ltorch_side.lua sum"}})
   row("256 MiB float32 tensor", "sum", ts, ls)
-  local tc = measure(py .. " bench/torch_side.py cast")
-  local lc = measure(lua .. " bench/ltorch_side.lua cast")
+  local tc, _, lc = measure_turns({{py .. " bench/torch_side.py cast"}, {lua .. " bench/ltorch_side.lua cast"}})
   row("256 MiB float32 tensor", "to bfloat16", tc, lc)
 end
 

@@ -317,6 +317,13 @@ static uint32_t *lazy_slot(lazy_blk *b, const char *k, size_t kl) {
   }
 }
 
+/* the storage of entry e not yet made: its own, or its mapped record's
+   (made on first use); NULL when out of memory */
+static lt_storage *lazy_storage(lazy_blk *b, const lazy_ent *e) {
+  if (e->s) return e->s;
+  return e->slot ? maptab_get(b->mt, e->slot) : NULL;
+}
+
 /* __index(data, key), upvalue: the block */
 static int lazy_index(lua_State *L) {
   if (lua_type(L, 2) != LUA_TSTRING) return 0;
@@ -329,7 +336,7 @@ static int lazy_index(lua_State *L) {
   lazy_ent *e = &b->e[x - 1];
   const int64_t *d = b->dims + e->dims;
   if (!e->s) {
-    if (!e->slot || !(e->s = maptab_get(b->mt, e->slot))) return luaL_error(L, "out of memory");
+    if (!(e->s = lazy_storage(b, e))) return luaL_error(L, "out of memory");
     lt_storage_retain(e->s);
   }
   lua_settop(L, 2);
@@ -1528,10 +1535,8 @@ static void write_key_bytes(pk_buf *b, const char *p, size_t n) {
 
 /* entry e of block lb (not yet made) as the tensor lazy_index would make */
 static void save_lazy(saver *s, lazy_blk *lb, const lazy_ent *e) {
-  lt_storage *st = e->s;
-  if (!st && (!e->slot || !(st = maptab_get(lb->mt, e->slot)))) serr(s, "out of memory");
   lt_tensor t;
-  t.storage = st;
+  if (!(t.storage = lazy_storage(lb, e))) serr(s, "out of memory");
   t.dtype = (lt_dtype)e->dtype;
   t.ndim = e->ndim;
   t.requires_grad = e->requires_grad;
@@ -1597,7 +1602,7 @@ static void save_lazy_items(saver *s, lazy_blk *lb, int data, int depth) {
     if (!e->done) save_lazy(s, lb, e);
     else {
       lua_pushlstring(L, k, e->klen);
-      lua_gettable(L, data);
+      lua_rawget(L, data);    /* a made entry's value was stored by rawset */
       save_value(s, lua_gettop(L), depth + 1);
       lua_pop(L, 1);
     }
