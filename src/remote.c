@@ -24,6 +24,11 @@
 ** fetched by up to `connections` transfers at once (curl's multi
 ** interface), adjacent missing ranges coalesced.
 **
+** An open is one ranged GET of the object's first FIRST bytes (64 KiB):
+** its size (Content-Range), its version and the bytes that tell its layout
+** and hold most formats' headers, in one round trip (a HEAD then a range
+** were two). A server answering 200 serves an object of up to FIRST bytes
+** whole; a bigger one means it ignores Range, an error.
 ** Consistency: the object's ETag (or Last-Modified) is pinned when it is
 ** opened and every range request carries If-Match (If-Unmodified-Since), so
 ** an object replaced under a load gives 412 and an error naming it, never a
@@ -56,6 +61,8 @@
 #define BLOCK ((uint64_t)4 << 10)     /* ranges are widened to pages */
 #define CHUNK ((uint64_t)4 << 20)     /* one request fetches at most this */
 #define MAX_CONNS 64
+#define FIRST ((uint64_t)64 << 10)    /* an open fetches the object's first bytes, up to this */
+#define FIRST_LAST "65535"            /* FIRST - 1, for the Range header */
 
 typedef struct ival { uint64_t lo, hi; } ival;
 
@@ -191,7 +198,7 @@ typedef struct xfer {
   double not_before;
   int overflow, werr;
   char crange[128], etag[256];
-  /* HEAD */
+  /* the open's answer */
   uint64_t length;
   int has_length;
   char lastmod[128];
@@ -232,6 +239,17 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   return len;
 }
 
+/* n bytes at off of the mirror: 0, or the errno */
+static int mirror_write(lt_remote *r, const char *p, size_t n, uint64_t off) {
+  for (size_t done = 0; done < n;) {
+    ssize_t w = pwrite(r->fd, p + done, n - done, (off_t)(off + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return w < 0 && errno ? errno : EIO;
+    done += (size_t)w;
+  }
+  return 0;
+}
+
 /* bytes of a range response go to their place in the local file; no more
    than were asked for */
 static size_t on_body(char *p, size_t size, size_t n, void *ud) {
@@ -243,13 +261,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
     x->got += len;
     return len;
   }
-  size_t done = 0;
-  while (done < len) {
-    ssize_t w = pwrite(x->r->fd, p + done, len - done, (off_t)(x->lo + x->got + done));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) { x->werr = errno ? errno : EIO; return 0; }
-    done += (size_t)w;
-  }
+  if ((x->werr = mirror_write(x->r, p, len, x->lo + x->got))) return 0;
   x->got += len;
   return len;
 }
@@ -517,8 +529,12 @@ static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, char *dst, lt_pr
 
 /* ---- opening --------------------------------------------------------------------- */
 
+static int add_have(lt_remote *r, const ival *add, size_t n);
+
 lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
   pthread_once(&curl_once, curl_init);
+  char *first = NULL;
+  uint64_t nfirst = 0;
   lt_remote *r = calloc(1, sizeof *r);
   if (!r) { rerr(err, "%s: out of memory", url); return NULL; }
   atomic_init(&r->refs, 1);
@@ -532,15 +548,22 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
   if (r->o.retries < 0 || !o) r->o.retries = 3;
   if (r->o.timeout_ms <= 0) r->o.timeout_ms = 30000;
   if (!r->url || copied) goto oom;
-  /* the size and version: a HEAD, retried as the ranges are */
+  /* the size, the version and the first FIRST bytes: one ranged GET (not a
+     HEAD and then a range: a round trip less on every open), retried as
+     the ranges are */
+  first = malloc(FIRST);
+  if (!first) goto oom;
   for (int attempt = 1;; attempt++) {
     xfer x;
     memset(&x, 0, sizeof x);
     x.r = r;
+    x.lo = 0;
+    x.hi = FIRST;
+    x.dst = first;
     CURL *h = handle_for(r, 0);
     if (!h) goto oom;
     setup(r, &x, h);
-    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(h, CURLOPT_RANGE, "0-" FIRST_LAST);
     struct curl_slist *hl = add_headers(NULL, r->o.headers);
     if (hl) curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
     memset(x.lastmod, 0, sizeof x.lastmod);
@@ -549,23 +572,60 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     r->requests++;
-    if ((c != CURLE_OK && transient(c)) || (code >= 500 && code <= 599)) {
+    r->bytes += x.got;
+    if (x.werr) { rerr(err, "%s: out of memory", url); goto fail; }
+    /* a 200 is the whole object: a server that ignores Range, which serves
+       an object of up to FIRST bytes whole and nothing bigger */
+    if (code == 200 && x.overflow) {
+      rerr(err, "%s: the server ignores Range requests (HTTP 200 with the whole object to a "
+               "request for bytes 0-" FIRST_LAST ")", url);
+      goto fail;
+    }
+    if (x.overflow) {
+      rerr(err, "%s: the server sent more than the %llu bytes asked for", url, (unsigned long long)FIRST);
+      goto fail;
+    }
+    if ((c != CURLE_OK && transient(c)) || (code >= 500 && code <= 599) ||
+        (c == CURLE_OK && code == 200 && x.has_length && x.got != x.length)) {
       if (attempt <= r->o.retries) {
         backoff(attempt);
         continue;
       }
       if (c != CURLE_OK) rerr(err, "%s: %s (after %d attempts)", url, curl_easy_strerror(c), attempt);
+      else if (code == 200) rerr(err, "%s: the answer ended after %llu of %llu bytes (after %d attempts)", url,
+                                (unsigned long long)x.got, (unsigned long long)x.length, attempt);
       else rerr(err, "%s: HTTP %ld (after %d attempts)", url, code, attempt);
       goto fail;
     }
     if (c != CURLE_OK) { rerr(err, "%s: %s", url, curl_easy_strerror(c)); goto fail; }
-    if (code != 200) { status_error(r, code, err); goto fail; }
-    if (!x.has_length) { rerr(err, "%s: the server gives no Content-Length", url); goto fail; }
-    r->size = x.length;
+    unsigned long long a, b, total;
+    if (code == 206) {
+      /* bytes 0-(min(FIRST, size) - 1)/size, and exactly those */
+      if (sscanf(x.crange, "bytes %llu-%llu/%llu", &a, &b, &total) != 3 || a != 0 || b >= total ||
+          b + 1 != (total < FIRST ? total : FIRST)) {
+        rerr(err, "%s: the answer's Content-Range '%s' is not the bytes 0-" FIRST_LAST " (or the whole "
+                 "object) asked for", url, x.crange);
+        goto fail;
+      }
+      if (x.got != b + 1) {
+        rerr(err, "%s: the answer for bytes 0-%llu ended after %llu bytes", url, b, (unsigned long long)x.got);
+        goto fail;
+      }
+      r->size = total;
+    } else if (code == 200) {
+      if (!x.has_length) { rerr(err, "%s: the server gives no Content-Length", url); goto fail; }
+      r->size = x.got;
+    } else if (code == 416 && sscanf(x.crange, "bytes */%llu", &total) == 1 && total == 0) {
+      r->size = 0;      /* an empty object: no byte to ask for */
+    } else {
+      status_error(r, code, err);
+      goto fail;
+    }
     snprintf(r->etag, sizeof r->etag, "%s", x.etag);
     snprintf(r->lastmod, sizeof r->lastmod, "%s", x.lastmod);
     /* weak validators cannot be matched with If-Match: fall back to the date */
     if (!strncmp(r->etag, "W/", 2)) r->etag[0] = 0;
+    nfirst = x.got;
     break;
   }
   /* memory (memfd); where memfd is missing, a file. Once complete it is
@@ -586,11 +646,19 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
   if (fstat(r->fd, &sb)) { rerr(err, "%s: %s", url, strerror(errno)); goto fail; }
   r->dev = sb.st_dev;
   r->ino = sb.st_ino;
+  if (nfirst) {
+    int we = mirror_write(r, first, (size_t)nfirst, 0);
+    if (we) { rerr(err, "%s: cannot write the local copy: %s", url, strerror(we)); goto fail; }
+    ival got = {0, nfirst};
+    if (add_have(r, &got, 1)) goto oom;
+  }
+  free(first);
   reg_add(r);
   return r;
 oom:
   rerr(err, "%s: out of memory", url);
 fail:
+  free(first);
   lt_remote_release(r);
   return NULL;
 }

@@ -72,7 +72,8 @@ function M.check_opts(o, level)
   return o
 end
 
--- open(url [, ropts]) -> handle (a HEAD request: the size and version)
+-- open(url [, ropts]) -> handle (one ranged GET: the size, the version and
+-- the first 64 KiB)
 local function curl_opts(ropts, base)
   local o = base or {}
   o.connections = ropts.connections and math.max(1, math.floor(ropts.connections)) or nil

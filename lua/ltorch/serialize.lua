@@ -105,7 +105,7 @@ end
 function M.detect(path)
   local remote = remote_for(path)
   if remote then
-    -- the first bytes of the object (a HEAD and one range); formats that
+    -- the first bytes of the object (the open's one request); formats that
     -- need the whole file to tell (a sharded index) are found by read
     local h = remote.open(path)
     local head = h:read(0, 64)
