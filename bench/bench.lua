@@ -4,8 +4,13 @@
 -- it) and no writeback pending (`sync` before each run, untimed); the median
 -- of REPS runs is reported, with peak resident memory above the process's
 -- baseline. The commands a row compares take turns, run after run, so the
--- VM's slow spells fall on each alike. `cp` of the same file, taking turns
--- with the saves, is the physical reference. Then forward
+-- VM's slow spells fall on each alike; and each side touches and frees the
+-- memory its case needs before its timer (bench/torch_side.py, warm: this
+-- VM hands freed pages back to its host after ~2 s, and memory the host
+-- must back again costs several times the kernel's zeroing, so a process
+-- right after another met warmer memory than one after a pause or after
+-- PyTorch's second of imports). `cp` of the same file, taking turns with
+-- the saves, is the physical reference. Then forward
 -- passes of four models, PyTorch and ltorch on the same weights and input.
 
 local REPS = tonumber(os.getenv("BENCH_REPS") or "5")
@@ -178,8 +183,9 @@ for _, g in ipairs({{"f16.gguf", "GGUF F16, 256 MiB"}, {"q8_0.gguf", "GGUF Q8_0,
                     {"q4_0.gguf", "GGUF Q4_0, 128 Mi weights"}}) do
   local path = dir .. "/" .. g[1]
   sh("cat " .. path .. " > /dev/null")
-  local el, eml = measure(lua .. " bench/ltorch_side.lua load " .. path)
   local out_bytes = g[1] == "f16.gguf" and size(path) or 8 * 4096 * 4096 * 4   -- float32 out
+  local el, eml = measure("BENCH_WARM=" .. string.format("%d", 2 * out_bytes + 64 * 2^20) .. " "
+    .. lua .. " bench/ltorch_side.lua load " .. path)
   rows[#rows + 1] = {g[2], string.format("load (eager)  ltorch %.1f ms, %.0f MB/s of tensors out, %.1f MiB peak; " ..
     "cp %.0f MB/s", el * 1000, out_bytes / el / 1e6, eml / 1048576, cp_rate(path) / 1e6)}
   if g[1] == "f16.gguf" then

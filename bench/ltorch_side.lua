@@ -18,8 +18,34 @@ end
 
 local cmd, file, extra = ...
 
+-- Before its timer each case touches and frees memory (twice the file and
+-- 64 MiB, or 512 MiB), then resets the peak: this VM gives freed pages back
+-- to its host after ~2 s, and pages the host must back again cost several
+-- times what the kernel's zeroing does, so a fresh process after a pause
+-- met colder memory than one right after another. The memory is a tensor
+-- (huge pages, unmapped when freed: it is bigger than the allocator's cache
+-- holds), so that what it frees serves huge-page and 4 KiB allocations
+-- alike. The same in bench/torch_side.py.
+local function warm(nbytes)
+  do local t <close> = torch.empty({nbytes}, {dtype = "uint8"}):fill(1) end
+  collectgarbage()
+  local f = io.open("/proc/self/clear_refs", "w")
+  f:write("5")
+  f:close()
+end
+
+-- BENCH_WARM (bytes) where the case makes more than it reads (GGUF
+-- dequantized to float32: bench.lua sets it)
+local function warm_for(path)
+  local f = assert(io.open(path, "rb"))
+  local n = f:seek("end")
+  f:close()
+  warm(tonumber(os.getenv("BENCH_WARM") or "") or 2 * n + (64 << 20))
+end
+
 -- time torch.load(file, opts), printing seconds and peak memory above the start
 local function timed_load(opts)
+  if file:match("^%a+://") then warm(512 << 20) else warm_for(file) end
   local base = status("VmRSS")
   local t0 = now()
   local sd = torch.load(file, opts)
@@ -38,6 +64,7 @@ elseif cmd == "gpuload" then
   timed_load({device = "cuda"})
 elseif cmd == "save" then
   local sd = torch.load(file)
+  warm_for(file)
   local base = status("VmRSS")
   local t0 = now()
   torch.save(sd, extra)
@@ -45,6 +72,7 @@ elseif cmd == "save" then
   print(t1 - t0, math.max(0, status("VmHWM") - base))
 elseif cmd == "loadsum" then
   -- the realistic script: load, then touch every tensor
+  warm_for(file)
   local base = status("VmRSS")
   local t0 = now()
   local sd = torch.load(file, {mmap = extra == "mmap"})
@@ -57,7 +85,8 @@ elseif cmd == "sum" or cmd == "cast" then
   local x = torch.randn({64 * 1024 * 1024})
   local op = cmd == "sum" and function() return x:sum() end or function() return x:to("bfloat16") end
   -- the untimed run's result released at once, as CPython's refcount does
-  do local warm <close> = op() end
+  do local first <close> = op() end
+  warm(512 << 20)
   local base = status("VmRSS")
   local t0 = now()
   local r = op()

@@ -19,6 +19,28 @@ def rss():
                 return int(line.split()[1]) * 1024
     return 0
 
+# Before its timer each case touches and frees memory (twice the file and
+# 64 MiB, or 512 MiB), then resets the peak: this VM gives freed pages back
+# to its host after ~2 s, and pages the host must back again cost several
+# times what the kernel's zeroing does, so a fresh process after a pause
+# (or after PyTorch's second of imports) met colder memory than one right
+# after another. The memory is advised for huge pages, so that what it frees
+# serves huge-page and 4 KiB allocations alike. The same in
+# bench/ltorch_side.lua.
+def warm(nbytes):
+    import mmap
+    m = mmap.mmap(-1, nbytes)
+    if hasattr(mmap, 'MADV_HUGEPAGE'):
+        m.madvise(mmap.MADV_HUGEPAGE)
+    for off in range(0, nbytes, 4096):
+        m[off] = 1
+    m.close()
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')
+
+def warm_for(path):
+    warm(2 * os.path.getsize(path) + (64 << 20))
+
 import torch
 
 cmd = sys.argv[1]
@@ -34,6 +56,7 @@ if cmd == 'make':
     torch.manual_seed(0)
     torch.save(torchvision.models.resnet18().state_dict(), os.path.join(d, 'resnet18.pt'))
 elif cmd == 'load':
+    warm_for(sys.argv[2])
     base = rss()
     t0 = time.perf_counter()
     sd = torch.load(sys.argv[2])
@@ -41,12 +64,14 @@ elif cmd == 'load':
     print(t1 - t0, peak() - base)
 elif cmd == 'save':
     sd = torch.load(sys.argv[2])
+    warm_for(sys.argv[2])
     base = rss()
     t0 = time.perf_counter()
     torch.save(sd, sys.argv[3])
     t1 = time.perf_counter()
     print(t1 - t0, max(0, peak() - base))
 elif cmd == 'loadsum':
+    warm_for(sys.argv[2])
     base = rss()
     t0 = time.perf_counter()
     sd = torch.load(sys.argv[2])
@@ -59,6 +84,7 @@ elif cmd in ('sum', 'cast'):
     x = torch.randn(64 * 1024 * 1024)
     op = (lambda: x.sum()) if cmd == 'sum' else (lambda: x.to(torch.bfloat16))
     op()
+    warm(512 << 20)
     base = rss()
     t0 = time.perf_counter()
     r = op()
