@@ -110,6 +110,22 @@ describe("stale temporary files", function()
     os.execute("rm -rf " .. sh.quote(d))
   end)
 
+  it("are looked for once per target and process: what a later look finds is newer", function()
+    local d = mkdir()
+    torch.save(value("pt", 1), d .. "/m.pt")
+    spit(d .. "/.m.pt.tmp-dead-1", "old")
+    assert(os.execute("touch -d '2 hours ago' " .. sh.quote(d .. "/.m.pt.tmp-dead-1")))
+    torch.save(value("pt", 2), d .. "/m.pt")            -- this process looked already
+    assert.same({".m.pt.tmp-dead-1", "m.pt"}, names(d))
+    torch.save(value("pt", 2), d .. "/n.pt")            -- another target's look
+    assert.same({".m.pt.tmp-dead-1", "m.pt", "n.pt"}, names(d))
+    local out, code, err = sh.run(LUA .. " -e " .. sh.quote("require('ltorch').save({w = require('ltorch').zeros(2)}, '"
+      .. d .. "/m.pt')"))
+    assert.are.equal(0, code, out .. err)
+    assert.same({"m.pt", "n.pt"}, names(d))            -- a new process's first save
+    os.execute("rm -rf " .. sh.quote(d))
+  end)
+
   it("start at this process's start", function()
     local s = core._start_time()
     assert.is_true(s <= os.time() + 1)

@@ -414,10 +414,15 @@ end
 -- clean_temps(path) -> count: removes what killed saves to path left, the
 -- regular files ".NAME.tmp-*" beside it last modified before this process
 -- started (a save still running writes on, so its file is newer); nothing
--- else. Never fails a save.
+-- else. Never fails a save. Once per target and process: a later look
+-- could only find files made since, which are newer than the process (a
+-- save to a folder of 10,000 files read the folder each time)
+local cleaned, ncleaned = {}, 0
 function M.clean_temps(path)
   local dir, base = split(path)
-  if base == "" then return 0 end
+  if base == "" or cleaned[path] then return 0 end
+  if ncleaned >= 4096 then cleaned, ncleaned = {}, 0 end   -- bounded: looking again is only slower
+  cleaned[path], ncleaned = true, ncleaned + 1
   local ok, n = pcall(require("ltorch.core")._clean_temps, dir, "." .. base .. ".tmp-")
   return ok and n or 0
 end
