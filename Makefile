@@ -22,7 +22,7 @@ HDRS := $(wildcard src/*.h)
 
 DEB_PKGS = gcc make pkg-config lua5.4 liblua5.4-dev libzip-dev zlib1g-dev libcjson-dev \
   lua-busted libopenblas-dev python3-torch python3-torchvision python3-numpy tmux \
-  libcurl4-openssl-dev nginx-light \
+  libcurl4-openssl-dev nginx-light openssl \
   lua-readline luarocks
 # test peers from the npm registry, pinned (run by node: spec/fixtures/gguf/peer.mjs);
 # `make deps` installs them into $(NPM_DIR) once, then only checks their versions.

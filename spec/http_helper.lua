@@ -1,9 +1,10 @@
 -- http_helper.lua: real HTTP servers for the remote specs, on loopback
 -- ports, started by a spec and stopped after it.
---   nginx(root) -> server: Debian's nginx serving the folder root, its
---     access log holding each request's method, path, status, bytes sent
---     and Range header (server:log() parses it once nginx has written it;
---     server:bytes() sums it)
+--   nginx(root [, {tls = true}]) -> server: Debian's nginx serving the
+--     folder root, its access log holding each request's method, path,
+--     status, bytes sent and Range header (server:log() parses it once
+--     nginx has written it; server:bytes() sums it); with tls, over HTTPS
+--     with a self-signed certificate made by openssl (server.ca, its file)
 --   s3rver() -> server: an S3 server with the bucket bkt
 --   proxy(upstream_port) -> server: spec/fault_proxy.py in front of a
 --     server; the faults it injects are read per request from its mode file
@@ -32,11 +33,20 @@ local function wait_up(port)
   return false
 end
 
-function M.nginx(root)
+function M.nginx(root, opts)
   local dir = sh.mkdir()
   for _, d in ipairs({"tmp", "logs"}) do os.execute("mkdir -p " .. sh.quote(dir .. "/" .. d)) end
+  -- HTTPS: a self-signed certificate for 127.0.0.1, made now (server.ca)
+  local tls, ca = opts and opts.tls, dir .. "/cert.pem"
+  if tls then
+    local out, code, err = sh.run(CLEAN .. "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
+      .. " -addext subjectAltName=IP:127.0.0.1 -keyout " .. sh.quote(dir .. "/key.pem") .. " -out " .. sh.quote(ca))
+    if code ~= 0 then error("openssl could not make a certificate: " .. out .. err) end
+  end
   for _ = 1, 5 do
     local port = free_port()
+    local listen = "listen 127.0.0.1:" .. port .. (tls and (" ssl; ssl_certificate " .. ca .. "; ssl_certificate_key "
+      .. dir .. "/key.pem") or "")
     sh.spit(dir .. "/nginx.conf", table.concat({
       "daemon on;", "user root;", "worker_processes 1;",
       "pid " .. dir .. "/nginx.pid;", "error_log " .. dir .. "/logs/error.log;",
@@ -47,12 +57,13 @@ function M.nginx(root)
       "  client_body_temp_path " .. dir .. "/tmp; proxy_temp_path " .. dir .. "/tmp;",
       "  fastcgi_temp_path " .. dir .. "/tmp; uwsgi_temp_path " .. dir .. "/tmp; scgi_temp_path " .. dir .. "/tmp;",
       "  sendfile on; keepalive_requests 100000;",
-      "  server { listen 127.0.0.1:" .. port .. "; root " .. root .. "; location / { }",
+      "  server { " .. listen .. "; root " .. root .. "; location / { }",
       "    location /forbidden/ { return 403; } }",
       "}", ""}, "\n"))
     local _, code = sh.run(CLEAN .. "/usr/sbin/nginx -p " .. sh.quote(dir) .. " -c " .. sh.quote(dir .. "/nginx.conf"))
     if code == 0 and wait_up(port) then
-      local s = {url = "http://127.0.0.1:" .. port, port = port, dir = dir}
+      local s = {url = (tls and "https" or "http") .. "://127.0.0.1:" .. port, port = port, dir = dir,
+                 ca = tls and ca or nil}
       function s.stop()
         sh.run(CLEAN .. "/usr/sbin/nginx -p " .. sh.quote(dir) .. " -c " .. sh.quote(dir .. "/nginx.conf") .. " -s stop")
         os.execute("rm -rf " .. sh.quote(dir))

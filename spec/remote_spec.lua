@@ -76,7 +76,7 @@ describe("remote loads over HTTP", function()
     assert.is_true(server.bytes() > opened + 150000, "after the first use: " .. server.bytes() .. " bytes, " .. opened .. " at the open")
     -- a mirror read errors name the URL; bad options are errors
     assert.has_error(function() torch.load(server.url .. "/m.pt", {remote = {conections = 2}}) end,
-      "bad option 'remote.conections' (valid: connections, retries, timeout)")
+      "bad option 'remote.conections' (valid: ca, connections, retries, timeout)")
   end)
 
   it("fetches an eager load once, into plain memory its tensors own", function()
@@ -156,6 +156,35 @@ describe("remote loads over HTTP", function()
     end
     os.remove(root .. "/big.safetensors")
     os.remove(root .. "/big.pt")
+  end)
+
+  it("reads over HTTPS, verifying the server's certificate", function()
+    local tls = H.nginx(root, {tls = true})
+    local ok, e = pcall(function()
+      local here = torch.load(root .. "/m.pt")
+      for _, opts in ipairs({{}, {mmap = true}}) do
+        opts.remote = {ca = tls.ca}
+        same(here, torch.load(tls.url .. "/m.pt", opts))
+      end
+      local f = torch.safe_open(tls.url .. "/m.safetensors", {remote = {ca = tls.ca}})
+      assert.is_true(bytes_of(here.w) == bytes_of(f:get_tensor("w")))
+      f:close()
+      -- the command line, the certificates from $CURL_CA_BUNDLE
+      local out, code, err = sh.run("CURL_CA_BUNDLE=" .. sh.quote(tls.ca) .. " bin/ltorch inspect "
+        .. sh.quote(tls.url .. "/m.safetensors"))
+      assert.are.equal(0, code, err)
+      assert.is_truthy(out:find("w", 1, true), out)
+      -- a certificate nothing vouches for is refused, naming the URL, not retried
+      local t0 = require("ltorch.core")._clock()
+      local bad, msg = pcall(torch.load, tls.url .. "/m.pt", {remote = {ca = "/etc/ssl/certs/ca-certificates.crt"}})
+      assert.is_false(bad)
+      assert.is_truthy(tostring(msg):find("^" .. tls.url:gsub("%p", "%%%0") .. "/m.pt: .*[Cc]ertificate"), msg)
+      assert.is_true(require("ltorch.core")._clock() - t0 < 0.5, "retried")
+      assert.has_error(function() torch.load(tls.url .. "/m.pt", {remote = {ca = 3}}) end,
+        "bad option 'remote.ca' (a file name expected)")
+    end)
+    tls.stop()
+    if not ok then error(e, 0) end
   end)
 
   it("reports the download's progress, and stops when the callback fails", function()

@@ -2,8 +2,8 @@
 ** lremote.c: the Lua binding of remote objects (remote.c). remote.lua
 ** opens an object, fetches what a format's header needs, and hands the
 ** loaders the object's local mirror by its /proc/self/fd path.
-**   core._remote_open(url, {connections =, retries =, timeout =, aws_sigv4 =,
-**     userpwd =, headers =}) -> handle
+**   core._remote_open(url, {connections =, retries =, timeout_ms =, aws_sigv4 =,
+**     userpwd =, headers =, ca_file =}) -> handle
 **   h:path()  the local mirror, for the loaders
 **   h:size()  the object's size
 **   h:fetch(off, len [, progress]), h:fetch({off, len, off2, len2, ...}
@@ -61,18 +61,24 @@ static lua_Integer opt_int(lua_State *L, int t, const char *k, lua_Integer def) 
   return v;
 }
 
+/* the options of the table at idx (its strings are the table's, kept by it) */
+static void read_opts(lua_State *L, int idx, lt_remote_opts *o) {
+  o->connections = (int)opt_int(L, idx, "connections", 0);
+  o->retries = (int)opt_int(L, idx, "retries", -1);
+  o->timeout_ms = (long)opt_int(L, idx, "timeout_ms", 0);
+  o->aws_sigv4 = opt_string(L, idx, "aws_sigv4");
+  o->userpwd = opt_string(L, idx, "userpwd");
+  o->headers = opt_string(L, idx, "headers");
+  o->ca_file = opt_string(L, idx, "ca_file");
+}
+
 static int l_remote_open(lua_State *L) {
   const char *url = luaL_checkstring(L, 1);
   lt_remote_opts o = {0};
   o.retries = -1;
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
-    o.connections = (int)opt_int(L, 2, "connections", 0);
-    o.retries = (int)opt_int(L, 2, "retries", -1);
-    o.timeout_ms = (long)opt_int(L, 2, "timeout_ms", 0);
-    o.aws_sigv4 = opt_string(L, 2, "aws_sigv4");
-    o.userpwd = opt_string(L, 2, "userpwd");
-    o.headers = opt_string(L, 2, "headers");
+    read_opts(L, 2, &o);
   }
   rbox *b = lt_newbox(L, sizeof *b, REMOTE_MT, r_close);
   char err[LT_MSG];
@@ -241,12 +247,7 @@ static int l_s3_begin(lua_State *L) {
   const char *url = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   lt_remote_opts o = {0};
-  o.retries = (int)opt_int(L, 2, "retries", -1);
-  o.timeout_ms = (long)opt_int(L, 2, "timeout_ms", 0);
-  o.aws_sigv4 = opt_string(L, 2, "aws_sigv4");
-  o.userpwd = opt_string(L, 2, "userpwd");
-  o.headers = opt_string(L, 2, "headers");
-  o.connections = (int)opt_int(L, 2, "connections", 0);
+  read_opts(L, 2, &o);
   lua_Integer part = opt_int(L, 2, "part_size", (lua_Integer)8 << 20);
   upbox *b = lt_newbox(L, sizeof *b, S3UP_MT, up_gc);
   char err[LT_MSG];

@@ -267,8 +267,11 @@ typedef struct lt_remote_opts {
   const char *aws_sigv4;  /* CURLOPT_AWS_SIGV4, e.g. "aws:amz:us-east-1:s3"; NULL: no signing */
   const char *userpwd;    /* "KEY_ID:SECRET" for the signature */
   const char *headers;    /* header lines sent with every request ("Name: value\n..."), or NULL */
+  const char *ca_file;    /* CURLOPT_CAINFO: the PEM certificates HTTPS servers are verified
+                             against; NULL: libcurl's (the system's) */
 } lt_remote_opts;
-lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err);   /* HEAD */
+/* one ranged GET of the first 64 KiB: size, version, first bytes */
+lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err);
 void lt_remote_release(lt_remote *r);
 lt_remote *lt_remote_find(int fd);   /* the object fd's file mirrors (retained), or NULL */
 int lt_fd_is_remote(int fd);   /* fd mirrors an object not all fetched yet */

@@ -104,14 +104,16 @@ static int opts_copy(lt_remote_opts *dst, const lt_remote_opts *src) {
   dst->aws_sigv4 = src->aws_sigv4 ? strdup(src->aws_sigv4) : NULL;
   dst->userpwd = src->userpwd ? strdup(src->userpwd) : NULL;
   dst->headers = src->headers ? strdup(src->headers) : NULL;
+  dst->ca_file = src->ca_file ? strdup(src->ca_file) : NULL;
   return (src->aws_sigv4 && !dst->aws_sigv4) || (src->userpwd && !dst->userpwd) ||
-         (src->headers && !dst->headers) ? -1 : 0;
+         (src->headers && !dst->headers) || (src->ca_file && !dst->ca_file) ? -1 : 0;
 }
 
 static void opts_free(lt_remote_opts *o) {
   free((char *)o->aws_sigv4);
   free((char *)o->userpwd);
   free((char *)o->headers);
+  free((char *)o->ca_file);
 }
 
 static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
@@ -198,6 +200,7 @@ typedef struct xfer {
   double not_before;
   int overflow, werr;
   char crange[128], etag[256];
+  char ebuf[CURL_ERROR_SIZE];  /* curl's detail of a failure */
   /* the open's answer */
   uint64_t length;
   int has_length;
@@ -216,6 +219,18 @@ static void copy_value(char *dst, size_t cap, const char *v, size_t n) {
   if (n >= cap) n = cap - 1;
   memcpy(dst, v, n);
   dst[n] = 0;
+}
+
+/* curl's words for c, with the transfer's own detail when it has one
+   ("SSL peer certificate ... was not OK (SSL certificate problem:
+   self-signed certificate)"), in buf */
+static const char *curl_words(CURLcode c, const char *detail, char *buf, size_t n) {
+  const char *w = curl_easy_strerror(c);
+  size_t dl = strlen(detail);
+  while (dl && (detail[dl - 1] == '\n' || detail[dl - 1] == '\r')) dl--;
+  if (!dl || (strlen(w) == dl && !strncmp(w, detail, dl))) return w;
+  snprintf(buf, n, "%s (%.*s)", w, (int)dl, detail);
+  return buf;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
@@ -273,7 +288,8 @@ static CURL *handle_for(lt_remote *r, int i) {
 
 /* what every request sets: the URL, no signals (threads), the connect
    timeout, a transfer slower than 1 KiB/s for the timeout dropped (and
-   retried), the agent and, for S3, the signature */
+   retried), the agent, the certificates to verify HTTPS servers against
+   when not the system's and, for S3, the signature */
 static void base_opts(CURL *h, const char *url, const lt_remote_opts *o) {
   long timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000L;
   curl_easy_setopt(h, CURLOPT_URL, url);
@@ -282,6 +298,7 @@ static void base_opts(CURL *h, const char *url, const lt_remote_opts *o) {
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (timeout_ms + 999) / 1000);
   curl_easy_setopt(h, CURLOPT_USERAGENT, "ltorch");
+  if (o->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
   if (o->aws_sigv4) {
     curl_easy_setopt(h, CURLOPT_AWS_SIGV4, o->aws_sigv4);
     curl_easy_setopt(h, CURLOPT_USERPWD, o->userpwd ? o->userpwd : "");
@@ -308,6 +325,8 @@ static void setup(lt_remote *r, xfer *x, CURL *h) {
   curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(h, CURLOPT_PRIVATE, x);
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L << 10);   /* fewer, bigger writes into the mirror */
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->ebuf);
+  x->ebuf[0] = 0;
   x->h = h;
   memset(x->crange, 0, sizeof x->crange);
   memset(x->etag, 0, sizeof x->etag);
@@ -374,6 +393,7 @@ static int status_error(lt_remote *r, long code, char *err) {
 
 /* what one finished range request means */
 static int judge(lt_remote *r, xfer *x, CURLcode c, char *err) {
+  char wb[LT_MSG];
   long code = 0;
   curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
   if (x->werr) {
@@ -392,11 +412,11 @@ static int judge(lt_remote *r, xfer *x, CURLcode c, char *err) {
   }
   if (c != CURLE_OK) {
     if (transient(c) || (code >= 500 && code <= 599)) {
-      rerr(err, "%s: %s", r->url, curl_easy_strerror(c));
+      rerr(err, "%s: %s", r->url, curl_words(c, x->ebuf, wb, sizeof wb));
       return RETRY;
     }
     if (code >= 400) return status_error(r, code, err);
-    rerr(err, "%s: %s", r->url, curl_easy_strerror(c));
+    rerr(err, "%s: %s", r->url, curl_words(c, x->ebuf, wb, sizeof wb));
     return FAIL;
   }
   if (code >= 500 && code <= 599) { rerr(err, "%s: HTTP %ld", r->url, code); return RETRY; }
@@ -518,8 +538,10 @@ static int fetch_ranges(lt_remote *r, const ival *rs, size_t n, char *dst, lt_pr
     /* a free slot starts its next range at once; otherwise wait for the sockets */
     if (rc == 0 && done < njobs && !(freed && (next < njobs || npending))) curl_multi_poll(m, NULL, 0, 20, NULL);
   }
-  for (int slot = 0; slot < conns; slot++)
+  for (int slot = 0; slot < conns; slot++) {
     if (busy[slot]) curl_multi_remove_handle(m, r->easy[slot]);
+    if (r->easy[slot]) curl_easy_setopt(r->easy[slot], CURLOPT_ERRORBUFFER, NULL);   /* the jobs' go */
+  }
   for (size_t i = 0; i < njobs; i++) curl_slist_free_all(jobs[i].hdrs);
   curl_multi_cleanup(m);
   free(pending);
@@ -533,7 +555,7 @@ static int add_have(lt_remote *r, const ival *add, size_t n);
 
 lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
   pthread_once(&curl_once, curl_init);
-  char *first = NULL;
+  char *first = NULL, wb[LT_MSG];
   uint64_t nfirst = 0;
   lt_remote *r = calloc(1, sizeof *r);
   if (!r) { rerr(err, "%s: out of memory", url); return NULL; }
@@ -569,6 +591,7 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
     memset(x.lastmod, 0, sizeof x.lastmod);
     CURLcode c = curl_easy_perform(h);
     curl_slist_free_all(hl);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);   /* x's goes with this pass */
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     r->requests++;
@@ -591,13 +614,13 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
         backoff(attempt);
         continue;
       }
-      if (c != CURLE_OK) rerr(err, "%s: %s (after %d attempts)", url, curl_easy_strerror(c), attempt);
+      if (c != CURLE_OK) rerr(err, "%s: %s (after %d attempts)", url, curl_words(c, x.ebuf, wb, sizeof wb), attempt);
       else if (code == 200) rerr(err, "%s: the answer ended after %llu of %llu bytes (after %d attempts)", url,
                                 (unsigned long long)x.got, (unsigned long long)x.length, attempt);
       else rerr(err, "%s: HTTP %ld (after %d attempts)", url, code, attempt);
       goto fail;
     }
-    if (c != CURLE_OK) { rerr(err, "%s: %s", url, curl_easy_strerror(c)); goto fail; }
+    if (c != CURLE_OK) { rerr(err, "%s: %s", url, curl_words(c, x.ebuf, wb, sizeof wb)); goto fail; }
     unsigned long long a, b, total;
     if (code == 206) {
       /* bytes 0-(min(FIRST, size) - 1)/size, and exactly those */
@@ -838,6 +861,7 @@ typedef struct upctx {
   const char *body;          /* or a body in memory */
   size_t nbody;
   char etag[256];
+  char ebuf[CURL_ERROR_SIZE];  /* curl's detail of a failure */
 } upctx;
 
 static size_t up_read(char *p, size_t size, size_t n, void *ud) {
@@ -888,7 +912,9 @@ static struct curl_slist *up_setup(CURL *h, const lt_remote_opts *o, const char 
                                    uint64_t body_len) {
   u->nresp = 0;
   u->etag[0] = 0;
+  u->ebuf[0] = 0;
   base_opts(h, url, o);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, u->ebuf);
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, up_write);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, u);
@@ -918,7 +944,11 @@ static long up_request(const lt_remote_opts *o, const char *url, const char *met
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
   curl_slist_free_all(hl);
   curl_easy_cleanup(h);
-  if (c != CURLE_OK) { rerr(err, "%s: %s", url, curl_easy_strerror(c)); return 0; }
+  if (c != CURLE_OK) {
+    char wb[LT_MSG];
+    rerr(err, "%s: %s", url, curl_words(c, u->ebuf, wb, sizeof wb));
+    return 0;
+  }
   return code;
 }
 
@@ -1034,7 +1064,8 @@ static int part_done(lt_s3_up *up, upjob *j, CURLcode c) {
   } else if ((c != CURLE_OK || code >= 500) && j->attempt <= retries) {
     j->not_before = now_s() + backoff_s(j->attempt);
   } else {
-    if (c != CURLE_OK) rerr(up->err, "%s: %s", up->url, curl_easy_strerror(c));
+    char wb[LT_MSG];
+    if (c != CURLE_OK) rerr(up->err, "%s: %s", up->url, curl_words(c, j->u.ebuf, wb, sizeof wb));
     else if (code != 200) s3_fail(up->err, up->url, "uploading a part", code, &j->u);
     else rerr(up->err, "%s: uploading part %zu: no ETag in the answer", up->url, j->num);
     rc = -1;

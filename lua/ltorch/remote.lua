@@ -10,7 +10,10 @@
 -- Formats whose layout has no index to range on (Torch7, TorchSharp,
 -- legacy .pt, a sharded index's JSON) are fetched whole.
 -- Options (a load's or save's `remote` table): connections (8 ranges, or 4
--- parts of a save, at once), retries (3), timeout (seconds, 30).
+-- parts of a save, at once), retries (3), timeout (seconds, 30), ca (a PEM
+-- file of the certificates HTTPS servers are verified against, in place of
+-- the system's; else $AWS_CA_BUNDLE for s3://, else $CURL_CA_BUNDLE, as the
+-- AWS tools and curl read them).
 
 local core = require("ltorch.core")
 
@@ -28,7 +31,12 @@ end
 -- s3://bucket/key -> the HTTP URL (path-style on AWS_ENDPOINT_URL[_S3],
 -- else AWS's virtual-hosted name) and the signing options from the usual
 -- environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
--- AWS_REGION (or AWS_DEFAULT_REGION; us-east-1)
+-- AWS_REGION (or AWS_DEFAULT_REGION; us-east-1), AWS_CA_BUNDLE
+local function env(name)
+  local v = os.getenv(name)
+  return v ~= "" and v or nil
+end
+
 function M.s3_target(url)
   local bucket, key = url:match("^s3://([^/]+)/(.+)$")
   if not bucket then error(url .. ": an S3 URL is s3://bucket/key", 0) end
@@ -44,10 +52,11 @@ function M.s3_target(url)
   end
   local token = os.getenv("AWS_SESSION_TOKEN")
   if token then o.headers = o.headers .. "\nx-amz-security-token: " .. token end
+  o.ca_file = env("AWS_CA_BUNDLE")
   return target, o
 end
 
-local OPTS = {connections = "number", retries = "number", timeout = "number"}
+local OPTS = {connections = "number", retries = "number", timeout = "number", ca = "string"}
 
 -- msg with every occurrence of the plain text from replaced by to: the
 -- mirror's path or the signed HTTP URL become the name the user gave
@@ -63,9 +72,13 @@ function M.check_opts(o, level)
   end
   for k, v in pairs(o) do
     if not OPTS[k] then
-      error("bad option 'remote." .. tostring(k) .. "' (valid: connections, retries, timeout)", level + 1)
+      error("bad option 'remote." .. tostring(k) .. "' (valid: ca, connections, retries, timeout)", level + 1)
     end
-    if type(v) ~= OPTS[k] or v < 0 then
+    if OPTS[k] == "string" then
+      if type(v) ~= "string" or v == "" then
+        error("bad option 'remote." .. k .. "' (a file name expected)", level + 1)
+      end
+    elseif type(v) ~= "number" or v < 0 then
       error("bad option 'remote." .. k .. "' (a number of at least 0 expected)", level + 1)
     end
   end
@@ -79,6 +92,7 @@ local function curl_opts(ropts, base)
   o.connections = ropts.connections and math.max(1, math.floor(ropts.connections)) or nil
   o.retries = ropts.retries and math.floor(ropts.retries) or nil
   o.timeout_ms = ropts.timeout and math.max(1, math.floor(ropts.timeout * 1000)) or nil
+  o.ca_file = ropts.ca or o.ca_file or env("CURL_CA_BUNDLE")
   return o
 end
 
