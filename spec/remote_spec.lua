@@ -60,6 +60,12 @@ describe("remote loads over HTTP", function()
         if f == "m.gguf" then here = torch.load(root .. "/" .. f) end
       end
     end
+    -- torch.load_state_dict reads URLs as torch.load does
+    for _, f in ipairs({"m.pt", "m.safetensors", "s.safetensors.index.json"}) do
+      for _, opts in ipairs({{}, {mmap = true}}) do
+        same(torch.load_state_dict(root .. "/" .. f), torch.load_state_dict(server.url .. "/" .. f, opts))
+      end
+    end
   end)
 
   it("fetches a lazy tensor's bytes on first use only", function()
