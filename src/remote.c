@@ -636,8 +636,7 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
       }
       r->size = total;
     } else if (code == 200) {
-      if (!x.has_length) { rerr(err, "%s: the server gives no Content-Length", url); goto fail; }
-      r->size = x.got;
+      r->size = x.got;    /* all of it, its length checked above when given (chunked: curl saw its end) */
     } else if (code == 416 && sscanf(x.crange, "bytes */%llu", &total) == 1 && total == 0) {
       r->size = 0;      /* an empty object: no byte to ask for */
     } else {
