@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <stdatomic.h>
+#include <pthread.h>
+#include <sys/types.h>
 
 #define LT_MAX_DIMS 16          /* highest rank a tensor may have */
 #define LT_ALIGN 64             /* alignment of heap storages */
@@ -230,6 +232,22 @@ void lt_mapping_release(lt_mapping *m);
 /* len bytes of fresh anonymous memory (huge pages advised) as a mapping,
    for bytes that come from elsewhere (a remote object); NULL with err */
 lt_mapping *lt_map_memory(size_t len, char *err);
+/* A set of objects looked up by the file an fd names (its device and
+   inode): the files that are memory (below) and the mirrors of remote
+   objects (remote.c). find runs retain on the object under the set's lock
+   (so it cannot go meanwhile: retain returns 0 for one whose last
+   reference is being dropped, and find gives NULL) and costs one atomic
+   load while the set is empty. add: 0, or -1 when out of memory. */
+typedef struct lt_fileset {
+  pthread_mutex_t mu;
+  struct lt_fileset_item *v;
+  size_t n, cap;
+  atomic_size_t count;   /* n, read without the lock */
+} lt_fileset;
+#define LT_FILESET_INIT {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0}
+int lt_fileset_add(lt_fileset *set, dev_t dev, ino_t ino, void *obj);
+int lt_fileset_remove(lt_fileset *set, const void *obj);   /* 1 when it was there */
+void *lt_fileset_find(lt_fileset *set, int fd, int (*retain)(void *obj));
 /* Files whose bytes are memory: while m is registered for fd's file (by
    device and inode), lt_map_file of that file gives m and lt_pread_all
    copies from it (a remote object fetched into memory, remote.c). add

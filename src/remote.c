@@ -120,49 +120,25 @@ static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 /* ---- the registry: which local files mirror remote objects ---------------- */
 
-static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
-static lt_remote **reg;
-static size_t nreg, capreg;
+static lt_fileset remotes = LT_FILESET_INIT;
 
-static void reg_add(lt_remote *r) {
-  pthread_mutex_lock(&reg_mu);
-  if (nreg == capreg) {
-    size_t c = capreg ? capreg * 2 : 8;
-    lt_remote **n = realloc(reg, c * sizeof *n);
-    if (n) { reg = n; capreg = c; }
-  }
-  if (nreg < capreg) reg[nreg++] = r;
-  pthread_mutex_unlock(&reg_mu);
-}
-
-static void reg_remove(lt_remote *r) {
-  pthread_mutex_lock(&reg_mu);
-  for (size_t i = 0; i < nreg; i++)
-    if (reg[i] == r) { reg[i] = reg[--nreg]; break; }
-  pthread_mutex_unlock(&reg_mu);
+/* the set holds no reference: an object is in it until its last release
+   takes it out, so one found at 0 references is going (not retained) */
+static int remote_retain(void *o) {
+  lt_remote *r = o;
+  long n = atomic_load(&r->refs);
+  while (n > 0)
+    if (atomic_compare_exchange_weak(&r->refs, &n, n + 1)) return 1;
+  return 0;
 }
 
 lt_remote *lt_remote_find(int fd) {
-  pthread_mutex_lock(&reg_mu);
-  size_t any = nreg;
-  pthread_mutex_unlock(&reg_mu);
-  struct stat sb;
-  if (any == 0 || fstat(fd, &sb)) return NULL;
-  lt_remote *r = NULL;
-  pthread_mutex_lock(&reg_mu);
-  for (size_t i = 0; i < nreg; i++)
-    if (reg[i]->dev == sb.st_dev && reg[i]->ino == sb.st_ino) {
-      r = reg[i];
-      atomic_fetch_add(&r->refs, 1);
-      break;
-    }
-  pthread_mutex_unlock(&reg_mu);
-  return r;
+  return lt_fileset_find(&remotes, fd, remote_retain);
 }
 
 void lt_remote_release(lt_remote *r) {
   if (!r || atomic_fetch_sub(&r->refs, 1) != 1) return;
-  reg_remove(r);
+  lt_fileset_remove(&remotes, r);
   if (r->mem) {
     lt_memfile_remove(r->mem);
     lt_mapping_release(r->mem);   /* the tensors that point into it keep it */
@@ -675,7 +651,7 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
     if (add_have(r, &got, 1)) goto oom;
   }
   free(first);
-  reg_add(r);
+  if (lt_fileset_add(&remotes, r->dev, r->ino, r)) goto oom;
   return r;
 oom:
   rerr(err, "%s: out of memory", url);

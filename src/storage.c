@@ -246,58 +246,77 @@ lt_mapping *lt_map_memory(size_t len, char *err) {
   return m;
 }
 
+/* ---- sets of objects by file ------------------------------------------------ */
+
+struct lt_fileset_item { dev_t dev; ino_t ino; void *obj; };
+
+int lt_fileset_add(lt_fileset *set, dev_t dev, ino_t ino, void *obj) {
+  int rc = 0;
+  pthread_mutex_lock(&set->mu);
+  if (set->n == set->cap) {
+    size_t c = set->cap ? set->cap * 2 : 4;
+    struct lt_fileset_item *g = realloc(set->v, c * sizeof *g);
+    if (g) { set->v = g; set->cap = c; }
+  }
+  if (set->n < set->cap) {
+    set->v[set->n++] = (struct lt_fileset_item){dev, ino, obj};
+    atomic_store(&set->count, set->n);
+  } else {
+    rc = -1;
+  }
+  pthread_mutex_unlock(&set->mu);
+  return rc;
+}
+
+int lt_fileset_remove(lt_fileset *set, const void *obj) {
+  int found = 0;
+  pthread_mutex_lock(&set->mu);
+  for (size_t i = 0; i < set->n; i++)
+    if (set->v[i].obj == obj) { set->v[i] = set->v[--set->n]; found = 1; break; }
+  atomic_store(&set->count, set->n);
+  pthread_mutex_unlock(&set->mu);
+  return found;
+}
+
+void *lt_fileset_find(lt_fileset *set, int fd, int (*retain)(void *obj)) {
+  struct stat sb;
+  if (atomic_load(&set->count) == 0 || fstat(fd, &sb)) return NULL;
+  void *obj = NULL;
+  pthread_mutex_lock(&set->mu);
+  for (size_t i = 0; i < set->n; i++)
+    if (set->v[i].dev == sb.st_dev && set->v[i].ino == sb.st_ino) {
+      if (retain(set->v[i].obj)) obj = set->v[i].obj;
+      break;
+    }
+  pthread_mutex_unlock(&set->mu);
+  return obj;
+}
+
 /* ---- files whose bytes are memory --------------------------------------- */
 
-typedef struct memfile { dev_t dev; ino_t ino; lt_mapping *m; } memfile;
-static pthread_mutex_t memfiles_mu = PTHREAD_MUTEX_INITIALIZER;
-static memfile *memfiles;
-static size_t nmemfiles, capmemfiles;
-static atomic_int any_memfiles;   /* nmemfiles, read without the lock */
+static lt_fileset memfiles = LT_FILESET_INIT;
+
+/* the set holds a reference of each mapping in it: never at 0 there */
+static int mapping_retain(void *m) {
+  atomic_fetch_add(&((lt_mapping *)m)->refs, 1);
+  return 1;
+}
 
 int lt_memfile_add(int fd, lt_mapping *m) {
   struct stat sb;
   if (fstat(fd, &sb)) return -1;
-  pthread_mutex_lock(&memfiles_mu);
-  int rc = 0;
-  if (nmemfiles == capmemfiles) {
-    size_t c = capmemfiles ? capmemfiles * 2 : 4;
-    memfile *g = realloc(memfiles, c * sizeof *g);
-    if (g) { memfiles = g; capmemfiles = c; }
-  }
-  if (nmemfiles < capmemfiles) {
-    atomic_fetch_add(&m->refs, 1);
-    memfiles[nmemfiles++] = (memfile){sb.st_dev, sb.st_ino, m};
-    atomic_store(&any_memfiles, (int)nmemfiles);
-  } else {
-    rc = -1;
-  }
-  pthread_mutex_unlock(&memfiles_mu);
-  return rc;
+  (void)mapping_retain(m);
+  if (lt_fileset_add(&memfiles, sb.st_dev, sb.st_ino, m) == 0) return 0;
+  lt_mapping_release(m);
+  return -1;
 }
 
 void lt_memfile_remove(lt_mapping *m) {
-  lt_mapping *drop = NULL;
-  pthread_mutex_lock(&memfiles_mu);
-  for (size_t i = 0; i < nmemfiles; i++)
-    if (memfiles[i].m == m) { drop = m; memfiles[i] = memfiles[--nmemfiles]; break; }
-  atomic_store(&any_memfiles, (int)nmemfiles);
-  pthread_mutex_unlock(&memfiles_mu);
-  lt_mapping_release(drop);
+  if (lt_fileset_remove(&memfiles, m)) lt_mapping_release(m);
 }
 
 lt_mapping *lt_memfile_find(int fd) {
-  struct stat sb;
-  if (atomic_load(&any_memfiles) == 0 || fstat(fd, &sb)) return NULL;
-  lt_mapping *m = NULL;
-  pthread_mutex_lock(&memfiles_mu);
-  for (size_t i = 0; i < nmemfiles; i++)
-    if (memfiles[i].dev == sb.st_dev && memfiles[i].ino == sb.st_ino) {
-      m = memfiles[i].m;
-      atomic_fetch_add(&m->refs, 1);
-      break;
-    }
-  pthread_mutex_unlock(&memfiles_mu);
-  return m;
+  return lt_fileset_find(&memfiles, fd, mapping_retain);
 }
 
 void lt_mapping_release(lt_mapping *m) {
