@@ -572,7 +572,6 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     r->requests++;
     r->bytes += x.got;
-    if (x.werr) { rerr(err, "%s: out of memory", url); goto fail; }
     /* a 200 is the whole object: a server that ignores Range, which serves
        an object of up to FIRST bytes whole and nothing bigger */
     if (code == 200 && x.overflow) {
@@ -651,6 +650,7 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
     if (add_have(r, &got, 1)) goto oom;
   }
   free(first);
+  first = NULL;
   if (lt_fileset_add(&remotes, r->dev, r->ino, r)) goto oom;
   return r;
 oom:
