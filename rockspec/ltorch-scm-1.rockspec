@@ -32,6 +32,7 @@ build = {
         "src/gguf.c",
         "src/gguf_quant.c",
         "src/lfmt.c",
+        "src/lnpy.c",
         "src/lgguf.c",
         "src/lio.c",
         "src/ljson.c",

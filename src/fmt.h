@@ -2,8 +2,8 @@
 ** fmt.h: the C core of the non-pickle formats (safetensors, NumPy .npy,
 ** TorchSharp .dat). Parsers work on buffers or file descriptors and return
 ** 0 or -1 with a message in err (LT_MSG bytes); they never raise and never
-** include Lua. Their reads and writes go through rawio.h; the binding is
-** lfmt.c.
+** include Lua. Their reads and writes go through rawio.h; the bindings are
+** lfmt.c and lnpy.c (NumPy).
 */
 #ifndef LT_FMT_H
 #define LT_FMT_H

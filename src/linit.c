@@ -19,6 +19,7 @@ static const lt_binding *const bindings[] = {
   &lt_nn_binding,
   &lt_pt_binding,
   &lt_fmt_binding,
+  &lt_npy_binding,
   &lt_json_binding,
   &lt_io_binding,
   &lt_quant_binding,

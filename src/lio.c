@@ -1,6 +1,6 @@
 /*
 ** lio.c: what the file-format bindings (lpt.c: PyTorch zip, legacy and
-** pickle; lfmt.c: safetensors, NumPy, TorchSharp) share: their file errors
+** pickle; lfmt.c: safetensors, TorchSharp, Torch7; lnpy.c: NumPy) share: their file errors
 ** (lt_file_error), reading the first bytes of a file for format detection,
 ** and the last step of every save: putting the finished temporary file in
 ** place.

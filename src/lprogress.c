@@ -1,5 +1,5 @@
 /*
-** lprogress.c: the one progress policy of the bindings (lpt.c, lfmt.c).
+** lprogress.c: the one progress policy of the bindings (lpt.c, lfmt.c, lnpy.c).
 ** A load or save that reports progress calls the Lua callback between the
 ** chunks of C loops that hold buffers, descriptors and half-written files,
 ** so the callback runs protected (lua_pcall). An error in it is kept in a

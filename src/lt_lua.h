@@ -153,7 +153,8 @@ extern const lt_binding lt_reduce_binding; /* lreduce.c: reductions, scans, sort
 extern const lt_binding lt_shape_binding;  /* lshape.c: indexing and shape ops, bmm */
 extern const lt_binding lt_nn_binding;     /* lnn.c: functional ops that need C */
 extern const lt_binding lt_pt_binding;     /* lpt.c: PyTorch zip, legacy, pickle */
-extern const lt_binding lt_fmt_binding;    /* lfmt.c: safetensors, NumPy, TorchSharp, Torch7 */
+extern const lt_binding lt_fmt_binding;    /* lfmt.c: safetensors, TorchSharp, Torch7, file handles */
+extern const lt_binding lt_npy_binding;    /* lnpy.c: NumPy .npy and .npz */
 extern const lt_binding lt_quant_binding;  /* lquant.c: ggml's quantized block types */
 extern const lt_binding lt_gguf_binding;   /* lgguf.c: GGUF headers */
 extern const lt_binding lt_json_binding;   /* ljson.c: JSON */

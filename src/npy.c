@@ -1,6 +1,6 @@
 /*
 ** npy.c: NumPy .npy headers (parse and write). The I/O is the binding's
-** (lfmt.c): .npy files through rawio.c; .npz archives, zips of .npy
+** (lnpy.c): .npy files through rawio.c; .npz archives, zips of .npy
 ** members, read with ltorch's zip reader (ptzip.c) and written through
 ** libzip.
 **
