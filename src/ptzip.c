@@ -312,8 +312,7 @@ void pz_writer_init(pz_writer *w, int fd) { memset(w, 0, sizeof *w); w->fd = fd;
 
 void pz_writer_free(pz_writer *w) {
   free(w->entries);
-  free(w->names);
-  w->names = NULL; w->names_n = w->names_cap = 0;
+  lt_buf_free(&w->names);
   free(w->buf);
   w->entries = NULL; w->n = w->cap = 0;
   w->buf = NULL; w->bn = 0;
@@ -367,18 +366,12 @@ int pz_record_begin(pz_writer *w, const char *name, uint64_t size, char *err) {
     if (!ne) { snprintf(err, LT_MSG, "out of memory"); return -1; }
     w->entries = ne; w->cap = nc;
   }
-  if (nl + 1 > w->names_cap - w->names_n) {
-    size_t nc = w->names_cap ? w->names_cap * 2 : 4096;
-    while (nc - w->names_n < nl + 1) nc *= 2;
-    char *nn = realloc(w->names, nc);
-    if (!nn) { snprintf(err, LT_MSG, "out of memory"); return -1; }
-    w->names = nn; w->names_cap = nc;
-  }
+  size_t at = w->names.n;
+  lt_buf_put(&w->names, name, nl + 1);
+  if (w->names.oom) { snprintf(err, LT_MSG, "out of memory"); return -1; }
   pz_wentry *e = &w->entries[w->n];
-  e->name = w->names_n;
+  e->name = at;
   e->name_len = (uint16_t)nl;
-  memcpy(w->names + w->names_n, name, nl + 1);
-  w->names_n += nl + 1;
   w->n++;
   e->hdr_off = w->pos;
   e->size = size;

@@ -90,8 +90,7 @@ typedef struct pz_writer {
   uint64_t pos;
   pz_wentry *entries;
   size_t n, cap;
-  char *names;             /* every record's name, NUL-terminated, one buffer */
-  size_t names_n, names_cap;
+  lt_buf names;            /* every record's name, NUL-terminated, one buffer */
   uint64_t left;           /* bytes the open record still expects */
   int failed;
   /* headers, descriptors, the central directory and small records gather
@@ -107,7 +106,7 @@ typedef struct pz_writer {
 
 void pz_writer_init(pz_writer *w, int fd);
 /* the name of a record written (NUL-terminated, in w) */
-static inline const char *pz_wentry_name(const pz_writer *w, const pz_wentry *e) { return w->names + e->name; }
+static inline const char *pz_wentry_name(const pz_writer *w, const pz_wentry *e) { return w->names.p + e->name; }
 /* One stored record, as PyTorch's writer makes it, written in pieces:
    pz_record_begin writes the local header (with "FB" padding so the data
    starts at a multiple of 64) of a record of size bytes; pz_record_data
