@@ -306,15 +306,19 @@ static int lazy_gc(lua_State *L) {
   return 0;
 }
 
-/* the index slot of key k: its entry's, or the empty one it would take */
-static uint32_t *lazy_slot(lazy_blk *b, const char *k, size_t kl) {
-  size_t j = (size_t)lt_hash_bytes(k, kl) & (b->ixcap - 1);
+/* the index slot of key k of hash h: its entry's, or the empty one it would take */
+static uint32_t *lazy_slot_h(lazy_blk *b, const char *k, size_t kl, uint64_t h) {
+  size_t j = (size_t)h & (b->ixcap - 1);
   for (;; j = (j + 1) & (b->ixcap - 1)) {
     uint32_t x = b->ix[j];
     if (!x) return &b->ix[j];
     const lazy_ent *e = &b->e[x - 1];
     if (e->klen == kl && !memcmp(b->names + e->key, k, kl)) return &b->ix[j];
   }
+}
+
+static uint32_t *lazy_slot(lazy_blk *b, const char *k, size_t kl) {
+  return lazy_slot_h(b, k, kl, lt_hash_bytes(k, kl));
 }
 
 /* the storage of entry e not yet made: its own, or its mapped record's
@@ -441,9 +445,24 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
        place is the key's, and takes the last value */
     uint32_t nd = 0;
     size_t kused = 0;
+    /* the index's slots are met in random order: each fetched PF keys
+       ahead (as the zip directory's, ptzip.c) */
+    enum { PF = 16 };
+    uint64_t ring[PF];
+    size_t nk = o->n / 2;
+    for (size_t i = 0; i < PF && i < nk; i++) {
+      ring[i] = lt_hash_bytes(o->items[2 * i]->s, o->items[2 * i]->len);
+      __builtin_prefetch(&lb->ix[ring[i] & (lb->ixcap - 1)], 1);
+    }
     for (size_t i = 0; i + 1 < o->n; i += 2) {
       const pk_obj *k = o->items[i];
-      uint32_t *slot = lazy_slot(lb, k->s, k->len);
+      uint64_t h = ring[(i / 2) % PF];
+      if (i / 2 + PF < nk) {
+        const pk_obj *ahead = o->items[i + 2 * PF];
+        ring[(i / 2) % PF] = lt_hash_bytes(ahead->s, ahead->len);
+        __builtin_prefetch(&lb->ix[ring[(i / 2) % PF] & (lb->ixcap - 1)], 1);
+      }
+      uint32_t *slot = lazy_slot_h(lb, k->s, k->len, h);
       lazy_ent *e;
       if (*slot) {
         e = &lb->e[*slot - 1];
