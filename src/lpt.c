@@ -81,6 +81,8 @@ typedef struct ldctx {
   lt_file *lf;            /* kept open by deferred storages (mmap loads) */
   pk_arena *spec_arena;   /* a big archive's pickle read beside its directory (open_archive) */
   pk_result spec_res;
+  void *scratch;          /* locate_records' tables (scratch_alloc) */
+  size_t scratch_bytes;
 } ldctx;
 
 static int ld_gc(lua_State *L) {
@@ -100,6 +102,7 @@ static int ld_gc(lua_State *L) {
   lt_file_release(c->lf); c->lf = NULL;
   lt_free_bytes(c->pkl, c->pkl_size); c->pkl = NULL;
   if (c->fd >= 0) { close(c->fd); c->fd = -1; }
+  lt_free_bytes(c->scratch, c->scratch_bytes); c->scratch = NULL;
   return 0;
 }
 
@@ -192,8 +195,23 @@ typedef struct maptab_slot { lt_storage *s; uint64_t off, nbytes; } maptab_slot;
 typedef struct maptab {
   lt_mapping *map;
   size_t n;             /* slots filled (read_record adds one per mapped record, at most nneed) */
-  maptab_slot slot[];
+  maptab_slot *slot;    /* scratch_alloc'd, slot_bytes */
+  size_t slot_bytes;
 } maptab;
+
+/* Memory for a load's tables of one entry per tensor: from 256 KiB, whole
+   huge pages. A fresh process pays a fault per 4 KiB page it touches
+   (3-5 us each on this project's VMs): the 20,000 entries of the storages
+   to read, the records by number and the mapped records were 280 of them,
+   a sixth of an mmap open; one 2 MiB page costs its zeroing. */
+#define SCRATCH_HUGE ((size_t)256 << 10)
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static void *scratch_alloc(size_t n, size_t *bytes) {
+  if (n >= SCRATCH_HUGE && n <= SIZE_MAX - HUGE_PAGE) n = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+  *bytes = n;
+  return lt_alloc_bytes(n, 0);
+}
 
 static int maptab_gc(lua_State *L) {
   maptab *t = lua_touserdata(L, 1);
@@ -201,19 +219,24 @@ static int maptab_gc(lua_State *L) {
   t->n = 0;
   lt_mapping_release(t->map);
   t->map = NULL;
+  lt_free_bytes(t->slot, t->slot_bytes);
+  t->slot = NULL;
   return 0;
 }
 
-/* a new table for up to cap records of mapping m, on the stack */
+/* a new table for up to cap records of mapping m, on the stack; NULL when
+   out of memory */
 static maptab *maptab_push(lua_State *L, lt_mapping *m, size_t cap) {
-  maptab *t = lua_newuserdatauv(L, sizeof *t + (cap ? cap : 1) * sizeof(maptab_slot), 0);
+  maptab *t = lua_newuserdatauv(L, sizeof *t, 0);
   t->map = NULL;
   t->n = 0;
+  t->slot = NULL;
   if (luaL_newmetatable(L, "ltorch.mapped_records")) {
     lua_pushcfunction(L, maptab_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
+  if (!(t->slot = scratch_alloc((cap ? cap : 1) * sizeof(maptab_slot), &t->slot_bytes))) return NULL;
   atomic_fetch_add(&m->refs, 1);
   t->map = m;
   return t;
@@ -1060,10 +1083,9 @@ static void mark_selected(loader *ld) {
    0, 1, ...): one pass over the entries in file order instead of a hashed
    lookup per storage, whose misses were a tenth of opening 20,000 small
    tensors. NULL where an entry is missing or the keys are not numbers. */
-static const pz_entry **data_index(loader *ld, size_t lim) {
+static const pz_entry **data_index(loader *ld, const pz_entry **ix, size_t lim) {
   ldctx *c = ld->c;
-  const pz_entry **ix = lua_newuserdatauv(ld->L, (lim ? lim : 1) * sizeof *ix, 0);
-  memset(ix, 0, (lim ? lim : 1) * sizeof *ix);
+  memset(ix, 0, lim * sizeof *ix);
   size_t pl = strlen(ld->prefix);
   for (size_t i = 0; i < c->z.n; i++) {
     const pz_entry *e = &c->z.entries[i];
@@ -1078,9 +1100,13 @@ static void locate_records(loader *ld) {
   lua_State *L = ld->L;
   ldctx *c = ld->c;
   uint64_t total = 0;
-  ld->need = lua_newuserdatauv(L, (c->res.nstorages ? c->res.nstorages : 1) * sizeof *ld->need, 0);
-  size_t lim = 2 * c->res.nstorages + 16;
-  const pz_entry **ix = !ld->legacy && c->res.nstorages >= 64 ? data_index(ld, lim) : NULL;
+  size_t lim = 2 * c->res.nstorages + 16, nb = (c->res.nstorages ? c->res.nstorages : 1) * sizeof *ld->need;
+  int indexed = !ld->legacy && c->res.nstorages >= 64;
+  /* the storages to read, then the index of records by number */
+  if (!(c->scratch = scratch_alloc(nb + (indexed ? lim * sizeof(pz_entry *) : 0), &c->scratch_bytes)))
+    fail(L, c, "out of memory");
+  ld->need = c->scratch;
+  const pz_entry **ix = indexed ? data_index(ld, (const pz_entry **)((char *)c->scratch + nb), lim) : NULL;
   for (size_t i = 0; i < c->res.nstorages; i++) {
     pk_obj *s = c->res.storages[i];
     if (!s->st->needed || s->st->root) continue;
@@ -1191,7 +1217,7 @@ static void read_records(loader *ld) {
   char err[LT_MSG];
   if (ld->use_mmap) {
     if (ld->nneed >= UINT32_MAX) fail(L, c, "too many storages");
-    ld->mt = maptab_push(L, c->map, ld->nneed);
+    if (!(ld->mt = maptab_push(L, c->map, ld->nneed))) fail(L, c, "out of memory");
     ld->mt_idx = lua_gettop(L);
   }
   lt_readjob *jobs = lua_newuserdatauv(L, (ld->nneed ? ld->nneed : 1) * sizeof *jobs, 0);

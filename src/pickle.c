@@ -1326,6 +1326,18 @@ static int step(vm *v, int *stop) {
   }
 }
 
+/* A big pickle's storage list and index by number, reserved whole (a
+   storage per 32 bytes, more than torch.save's ~90 a tensor): memory not
+   yet touched costs nothing, where their doublings copied and cleared
+   ~100 pages of 4 KiB, each a fault in a fresh process */
+static void reserve_storages(vm *v) {
+  if (v->len < BIG_PICKLE) return;
+  size_t guess = v->len / 32;
+  pk_result *r = v->res;
+  if (!r->capstorages && (r->storages = malloc(guess * sizeof *r->storages))) r->capstorages = guess;
+  if (!v->bynum && (v->bynum = calloc(guess, sizeof *v->bynum))) v->bncap = guess;
+}
+
 static void vm_init(vm *v, pk_arena *a, const unsigned char *buf, size_t len, pk_result *res, char *err, int nofast) {
   memset(v, 0, sizeof *v);
   v->a = a; v->res = res; v->buf = buf; v->len = len; v->err = err;
@@ -1342,6 +1354,7 @@ static void vm_init(vm *v, pk_arena *a, const unsigned char *buf, size_t len, pk
     size_t bytes = lt_huge_round((len / 8 < PK_MAX_MEMO ? len / 8 : PK_MAX_MEMO) * sizeof *v->memo);
     if ((v->memo = lt_alloc_bytes(bytes, 1))) { v->memocap = bytes / sizeof *v->memo; v->memo_bytes = bytes; }
   }
+  reserve_storages(v);
 }
 
 static void vm_release(vm *v) {
@@ -1558,9 +1571,15 @@ void pk_split_second(pk_split *s) {
   s->b_dict = v->stack[0];
   s->b_n0 = s->b_dict->n;
   v->sp = 1;
+  /* the index by number cleared where the start's storages are (a new
+     one would be cleared whole: memory the allocator reuses, not fresh) */
+  for (size_t i = 0; i < s->b_res.nstorages; i++) {
+    const pk_storage *st = s->b_res.storages[i]->st;
+    int64_t k = lt_decimal_key(st->key, st->key_len, v->len);
+    if (k >= 0 && (size_t)k < v->bncap) v->bynum[k] = 0;
+  }
   s->b_res.nstorages = 0;
   free(v->hash); v->hash = NULL; v->hcap = 0;
-  free(v->bynum); v->bynum = NULL; v->bncap = 0;
   v->pos = at;
   v->guard = 1;
   while (rc == 0 && !stop) rc = step(v, &stop);
