@@ -531,7 +531,7 @@ static int add_have(lt_remote *r, const ival *add, size_t n);
 
 lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
   pthread_once(&curl_once, curl_init);
-  char *first = NULL, wb[LT_MSG];
+  char wb[LT_MSG];
   uint64_t nfirst = 0;
   lt_remote *r = calloc(1, sizeof *r);
   if (!r) { rerr(err, "%s: out of memory", url); return NULL; }
@@ -546,18 +546,26 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
   if (r->o.retries < 0 || !o) r->o.retries = 3;
   if (r->o.timeout_ms <= 0) r->o.timeout_ms = 30000;
   if (!r->url || copied) goto oom;
+  /* the mirror: memory (memfd); where memfd is missing, a file. Once
+     complete it is mapped like any file (an eager load of a ranged layout
+     skips it: lt_remote_fetch_memory). The open's answer goes straight
+     into it, and it is sized when the object's size is known. */
+  r->fd = memfd_create("ltorch-remote", MFD_CLOEXEC);
+  if (r->fd < 0) {
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir) dir = "/tmp";
+    r->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (r->fd < 0) { rerr(err, "%s: cannot make a local file in %s: %s", url, dir, strerror(errno)); goto fail; }
+  }
   /* the size, the version and the first FIRST bytes: one ranged GET (not a
      HEAD and then a range: a round trip less on every open), retried as
      the ranges are */
-  first = malloc(FIRST);
-  if (!first) goto oom;
   for (int attempt = 1;; attempt++) {
     xfer x;
     memset(&x, 0, sizeof x);
     x.r = r;
     x.lo = 0;
     x.hi = FIRST;
-    x.dst = first;
     CURL *h = handle_for(r, 0);
     if (!h) goto oom;
     setup(r, &x, h);
@@ -583,6 +591,7 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
       rerr(err, "%s: the server sent more than the %llu bytes asked for", url, (unsigned long long)FIRST);
       goto fail;
     }
+    if (x.werr) { rerr(err, "%s: cannot write the local copy: %s", url, strerror(x.werr)); goto fail; }
     if ((c != CURLE_OK && transient(c)) || (code >= 500 && code <= 599) ||
         (c == CURLE_OK && code == 200 && x.has_length && x.got != x.length)) {
       if (attempt <= r->o.retries) {
@@ -625,16 +634,7 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
     nfirst = x.got;
     break;
   }
-  /* memory (memfd); where memfd is missing, a file. Once complete it is
-     mapped like any file (an eager load of a ranged layout skips it:
-     lt_remote_fetch_memory) */
-  r->fd = memfd_create("ltorch-remote", MFD_CLOEXEC);
-  if (r->fd < 0) {
-    const char *dir = getenv("TMPDIR");
-    if (!dir || !*dir) dir = "/tmp";
-    r->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (r->fd < 0) { rerr(err, "%s: cannot make a local file in %s: %s", url, dir, strerror(errno)); goto fail; }
-  }
+  /* what an answer before wrote past the object's end (an error page) goes */
   if (ftruncate(r->fd, (off_t)r->size)) {
     rerr(err, "%s: cannot size a local file of %llu bytes: %s", url, (unsigned long long)r->size, strerror(errno));
     goto fail;
@@ -644,19 +644,14 @@ lt_remote *lt_remote_open(const char *url, const lt_remote_opts *o, char *err) {
   r->dev = sb.st_dev;
   r->ino = sb.st_ino;
   if (nfirst) {
-    int we = mirror_write(r, first, (size_t)nfirst, 0);
-    if (we) { rerr(err, "%s: cannot write the local copy: %s", url, strerror(we)); goto fail; }
     ival got = {0, nfirst};
     if (add_have(r, &got, 1)) goto oom;
   }
-  free(first);
-  first = NULL;
   if (lt_fileset_add(&remotes, r->dev, r->ino, r)) goto oom;
   return r;
 oom:
   rerr(err, "%s: out of memory", url);
 fail:
-  free(first);
   lt_remote_release(r);
   return NULL;
 }
