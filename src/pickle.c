@@ -1329,10 +1329,11 @@ static int step(vm *v, int *stop) {
 /* A big pickle's storage list and index by number, reserved whole (a
    storage per 32 bytes, more than torch.save's ~90 a tensor): memory not
    yet touched costs nothing, where their doublings copied and cleared
-   ~100 pages of 4 KiB, each a fault in a fresh process */
+   ~100 pages of 4 KiB, each a fault in a fresh process. At most 4 Mi of
+   them (48 MiB of address space): past that they grow as they fill. */
 static void reserve_storages(vm *v) {
   if (v->len < BIG_PICKLE) return;
-  size_t guess = v->len / 32;
+  size_t guess = v->len / 32 < ((size_t)1 << 22) ? v->len / 32 : ((size_t)1 << 22);
   pk_result *r = v->res;
   if (!r->capstorages && (r->storages = malloc(guess * sizeof *r->storages))) r->capstorages = guess;
   if (!v->bynum && (v->bynum = calloc(guess, sizeof *v->bynum))) v->bncap = guess;
