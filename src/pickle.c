@@ -1326,7 +1326,8 @@ static int step(vm *v, int *stop) {
   }
 }
 
-/* A big pickle's storage list and index by number, reserved whole (a
+/* A split pickle's storage list and index by number (pk_split_new: buf
+   is the pickle, len its size, not the rest of a file), reserved whole (a
    storage per 32 bytes, more than torch.save's ~90 a tensor): memory not
    yet touched costs nothing, where their doublings copied and cleared
    ~100 pages of 4 KiB, each a fault in a fresh process. At most 4 Mi of
@@ -1355,7 +1356,6 @@ static void vm_init(vm *v, pk_arena *a, const unsigned char *buf, size_t len, pk
     size_t bytes = lt_huge_round((len / 8 < PK_MAX_MEMO ? len / 8 : PK_MAX_MEMO) * sizeof *v->memo);
     if ((v->memo = lt_alloc_bytes(bytes, 1))) { v->memocap = bytes / sizeof *v->memo; v->memo_bytes = bytes; }
   }
-  reserve_storages(v);
 }
 
 static void vm_release(vm *v) {
@@ -1482,6 +1482,7 @@ static pk_split *split_make(pk_arena *a, const unsigned char *buf, size_t len, p
   if (!(s->b_arena = pk_arena_new())) { free(s); return NULL; }
   s->buf = buf; s->len = len; s->arena = a; s->res = res; s->err = err;
   vm_init(&s->a, a, buf, len, res, err, 0);
+  reserve_storages(&s->a);
   atomic_init(&s->a_pos, 0);
   atomic_init(&s->at, at);
   atomic_init(&s->a_end, 0);
@@ -1536,6 +1537,7 @@ void pk_split_second(pk_split *s) {
   }
   vm *v = &s->b;
   vm_init(v, s->b_arena, s->buf, s->len, &s->b_res, s->b_err, 0);
+  reserve_storages(v);
   v->second = 1;
   atomic_store_explicit(&s->at, at, memory_order_relaxed);
   /* the start, to the end of an entry (a tensor and its PUT) from
