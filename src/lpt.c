@@ -468,23 +468,14 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
        place is the key's, and takes the last value */
     uint32_t nd = 0;
     size_t kused = 0;
-    /* the index's slots are met in random order: each fetched PF keys
-       ahead (as the zip directory's, ptzip.c) */
-    enum { PF = 16 };
-    uint64_t ring[PF];
+    /* the index's slots fetched ahead (lt.h); key j is items[2 j] */
+    lt_ahead ah = {.slots = (const char *)lb->ix, .size = sizeof *lb->ix, .mask = lb->ixcap - 1};
     size_t nk = o->n / 2;
-    for (size_t i = 0; i < PF && i < nk; i++) {
-      ring[i] = lt_hash_bytes(o->items[2 * i]->s, o->items[2 * i]->len);
-      __builtin_prefetch(&lb->ix[ring[i] & (lb->ixcap - 1)], 1);
-    }
-    for (size_t i = 0; i + 1 < o->n; i += 2) {
-      const pk_obj *k = o->items[i];
-      uint64_t h = ring[(i / 2) % PF];
-      if (i / 2 + PF < nk) {
-        const pk_obj *ahead = o->items[i + 2 * PF];
-        ring[(i / 2) % PF] = lt_hash_bytes(ahead->s, ahead->len);
-        __builtin_prefetch(&lb->ix[ring[(i / 2) % PF] & (lb->ixcap - 1)], 1);
-      }
+    for (size_t j = 0; j < LT_AHEAD && j < nk; j++) lt_ahead_key(&ah, j, o->items[2 * j]->s, o->items[2 * j]->len);
+    for (size_t j = 0; j < nk; j++) {
+      const pk_obj *k = o->items[2 * j];
+      uint64_t h = lt_ahead_hash(&ah, j);
+      if (j + LT_AHEAD < nk) lt_ahead_key(&ah, j + LT_AHEAD, o->items[2 * (j + LT_AHEAD)]->s, o->items[2 * (j + LT_AHEAD)]->len);
       uint32_t *slot = lazy_slot_h(lb, k->s, k->len, h);
       lazy_ent *e;
       if (*slot) {
@@ -498,7 +489,7 @@ static void push_dict(conv *v, pk_obj *o, int depth, int top) {
         kused += k->len;
         *slot = (uint32_t)++lb->n;
       }
-      lazy_fill(v, lb, e, o->items[i + 1]->t, &nd);
+      lazy_fill(v, lb, e, o->items[2 * j + 1]->t, &nd);
     }
     lua_pushvalue(L, blk);
     lua_pushcclosure(L, lazy_keys, 1);

@@ -248,23 +248,13 @@ int pz_open(pz_reader *z, int fd, uint64_t fsize, const void *map, char *err) {
     if (z->n > 1 && doff < en[-1].data_off) z->in_order = 0;
     p += 46 + nl + xl + cl;
   }
-  /* index by name; a repeated name is an error. The slots of a big
-     directory's table are met in random order: each is fetched PF entries
-     ahead (the waits for them were two thirds of reading 20,000 entries) */
-  enum { PF = 16 };
-  uint64_t ring[PF];
-  for (size_t i = 0; i < PF && i < z->n; i++) {
-    ring[i] = lt_hash_bytes(z->entries[i].name, z->entries[i].name_len);
-    __builtin_prefetch(&z->hash[ring[i] & (z->hcap - 1)], 1);
-  }
+  /* index by name; a repeated name is an error. Slots fetched ahead (lt.h) */
+  lt_ahead ah = {.slots = (const char *)z->hash, .size = sizeof *z->hash, .mask = z->hcap - 1};
+  for (size_t i = 0; i < LT_AHEAD && i < z->n; i++) lt_ahead_key(&ah, i, z->entries[i].name, z->entries[i].name_len);
   for (size_t i = 0; i < z->n; i++) {
     const pz_entry *x = &z->entries[i];
-    uint64_t h = ring[i % PF];
-    if (i + PF < z->n) {
-      const pz_entry *ahead = &z->entries[i + PF];
-      ring[i % PF] = lt_hash_bytes(ahead->name, ahead->name_len);
-      __builtin_prefetch(&z->hash[ring[i % PF] & (z->hcap - 1)], 1);
-    }
+    uint64_t h = lt_ahead_hash(&ah, i);
+    if (i + LT_AHEAD < z->n) lt_ahead_key(&ah, i + LT_AHEAD, x[LT_AHEAD].name, x[LT_AHEAD].name_len);
     uint32_t hh = (uint32_t)(h >> 32);
     size_t j = h & (z->hcap - 1);
     while (z->hash[j].i) {
